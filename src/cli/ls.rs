@@ -1,0 +1,43 @@
+//! `reggie-build ls`: the files a build would receive, one per line.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use reggie_build::context::{FileKind, WalkError};
+
+use super::output::show;
+use super::ContextArgs;
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+}
+
+pub fn run(args: LsArgs) -> anyhow::Result<i32> {
+    let ctx = args.context.spec().resolve()?;
+    let mut paths: Vec<Vec<u8>> = Vec::new();
+    let summary = ctx.walk::<WalkError, _>(|entry| {
+        if entry.kind != FileKind::Dir {
+            paths.push(entry.rel.to_vec());
+        }
+        Ok(())
+    })?;
+    for socket in &summary.skipped_sockets {
+        eprintln!(
+            "warning: {} is a socket; Docker does not send sockets",
+            show(socket)
+        );
+    }
+    paths.sort_unstable();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    for p in &paths {
+        out.write_all(p).context("writing to stdout")?;
+        out.write_all(b"\n").context("writing to stdout")?;
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(0)
+}

@@ -1,0 +1,95 @@
+//! Argument parsing and dispatch. Each command is a thin function over the
+//! library in its own module.
+
+mod context_cmd;
+mod explain;
+mod ls;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use reggie_build::context::{Builder, ContextSpec};
+
+/// Docker build context optimizer and image builder for monorepos.
+#[derive(Debug, Parser)]
+#[command(name = "reggie-build", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List every file Docker would send as the build context.
+    #[command(
+        after_help = "Examples:\n  reggie-build ls .\n  reggie-build ls . -f backend/Dockerfile\n  reggie-build ls backend --builder classic | wc -l"
+    )]
+    Ls(ls::LsArgs),
+    /// Say whether files are sent, and which ignore-file line decided.
+    #[command(
+        after_help = "Examples:\n  reggie-build explain . node_modules/react/index.js\n  reggie-build explain backend app/__pycache__/main.cpython-311.pyc"
+    )]
+    Explain(explain::ExplainArgs),
+    /// Write the build context as a tar stream.
+    #[command(
+        after_help = "Examples:\n  reggie-build context backend -o context.tar\n  reggie-build context . -f backend/Dockerfile -o - --compress gzip | wc -c\n  reggie-build context backend -o /dev/null --digest"
+    )]
+    Context(context_cmd::ContextCmdArgs),
+}
+
+/// The builder whose rules to reproduce.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum BuilderArg {
+    #[default]
+    Buildkit,
+    Classic,
+}
+
+/// Where the context is and how Docker would read it.
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// The build context directory.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+    /// The Dockerfile (default: PATH/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    pub file: Option<PathBuf>,
+    /// Reproduce BuildKit's rules (default) or the classic builder's.
+    #[arg(long, value_enum, default_value_t = BuilderArg::Buildkit)]
+    pub builder: BuilderArg,
+}
+
+impl ContextArgs {
+    pub fn spec(&self) -> ContextSpec {
+        ContextSpec {
+            root: self.path.clone(),
+            dockerfile: self.file.clone(),
+            builder: match self.builder {
+                BuilderArg::Buildkit => Builder::BuildKit,
+                BuilderArg::Classic => Builder::Classic,
+            },
+        }
+    }
+}
+
+/// Parses arguments, runs the command, and returns the exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ls(args) => ls::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Context(args) => context_cmd::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if output::is_broken_pipe(&err) {
+                return 0;
+            }
+            eprintln!("error: {err:#}");
+            2
+        }
+    }
+}

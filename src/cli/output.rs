@@ -1,0 +1,16 @@
+//! Small helpers for writing to the terminal.
+
+/// Whether an error is a closed stdout (`reggie-build ls | head`), which is
+/// not a failure.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Renders raw path bytes for messages (lossy; stdout listings stay raw).
+pub fn show(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,401 @@
+//! The ordered list of patterns of one ignore file, evaluated the way
+//! Docker's walkers do (moby/patternmatcher's `PatternMatcher`).
+
+use std::path::{Path, PathBuf};
+
+use super::file::IgnoreLine;
+use super::gopath::{clean, is_valid_match_pattern};
+use super::pattern::{Pattern, PatternError};
+
+/// One compiled rule: a pattern, whether it is an exception (`!`), and where
+/// it came from.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub pattern: Pattern,
+    pub exception: bool,
+    /// 1-based line in the ignore file; 0 for rules Docker adds itself.
+    pub line: usize,
+    /// The line as written, for messages.
+    pub raw: String,
+}
+
+/// An ignore file that failed to compile.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("{path}:{line}: illegal exclusion pattern \"!\": a `!` must be followed by a pattern. Remove the line or add the path to re-include")]
+    BareExclamation { path: PathBuf, line: usize },
+    #[error("{path}:{line}: syntax error in pattern `{raw}`: {why}. Docker refuses this ignore file; escape the character with `\\` or close the `[...]` class")]
+    BadPattern {
+        path: PathBuf,
+        line: usize,
+        raw: String,
+        why: &'static str,
+    },
+}
+
+/// The result of matching one path, carried down to its children
+/// (patternmatcher's `MatchInfo`).
+#[derive(Debug, Clone, Default)]
+pub struct MatchInfo {
+    /// Per rule: did this path or an ancestor match it? Empty for "no
+    /// information" (the walk root's children).
+    parent_matched: Vec<bool>,
+}
+
+/// Outcome of matching one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whether the path is excluded from the context.
+    pub excluded: bool,
+    /// Index of the last rule that matched and so decided, if any.
+    pub decided_by: Option<usize>,
+}
+
+/// The patterns of one ignore file, ready to match.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    rules: Vec<Rule>,
+    has_exceptions: bool,
+}
+
+impl Matcher {
+    /// Compiles the patterns read from an ignore file at `path` (only used
+    /// in messages) as `PatternMatcher.New` does: trim, `Clean`, `!`
+    /// splitting, and a `filepath.Match` syntax check.
+    pub fn new(path: &Path, lines: &[IgnoreLine]) -> Result<Matcher, CompileError> {
+        let mut m = Matcher::default();
+        for line in lines {
+            let raw = String::from_utf8_lossy(&line.raw).into_owned();
+            m.push(path, line.line, &line.pattern, raw)?;
+        }
+        Ok(m)
+    }
+
+    /// Adds one pattern string (possibly `!`-prefixed), as Docker's CLI
+    /// does for the rules it appends itself.
+    pub fn push(
+        &mut self,
+        path: &Path,
+        line: usize,
+        pattern: &[u8],
+        raw: String,
+    ) -> Result<(), CompileError> {
+        let trimmed = super::file::go_trim_space(pattern);
+        if trimmed.is_empty() {
+            return Ok(());
+        }
+        let mut p = clean(trimmed);
+        let exception = p[0] == b'!';
+        if exception {
+            if p.len() == 1 {
+                return Err(CompileError::BareExclamation {
+                    path: path.to_path_buf(),
+                    line,
+                });
+            }
+            p.remove(0);
+        }
+        if !is_valid_match_pattern(&p) {
+            let why = if p.ends_with(b"\\") && !p.contains(&b'[') {
+                "a trailing `\\` escapes nothing"
+            } else {
+                "malformed character class `[...]` or trailing `\\`"
+            };
+            return Err(CompileError::BadPattern {
+                path: path.to_path_buf(),
+                line,
+                raw,
+                why,
+            });
+        }
+        self.has_exceptions |= exception;
+        self.rules.push(Rule {
+            pattern: Pattern::new(&p),
+            exception,
+            line,
+            raw,
+        });
+        Ok(())
+    }
+
+    /// The rules, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Whether any rule is an exception (`!pattern`).
+    pub fn has_exceptions(&self) -> bool {
+        self.has_exceptions
+    }
+
+    /// Whether there are no rules at all.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Matches `path` given its parent directory's result, as the walkers
+    /// of BuildKit (fsutil) and the classic builder do
+    /// (`MatchesUsingParentResults`).
+    ///
+    /// Each rule remembers whether the parent matched it; a rule the parent
+    /// matched matches the child without being evaluated. So with `*/bar`
+    /// and `!foo`, `foo/bar` stays excluded: `*/bar` matched nothing above
+    /// it, but it matches `foo/bar` itself, after `!foo` was considered.
+    pub fn matches_with_parent(
+        &self,
+        path: &[u8],
+        parent: &MatchInfo,
+    ) -> Result<(Verdict, MatchInfo), PatternError> {
+        let parent_matched = &parent.parent_matched;
+        let mut info = MatchInfo {
+            parent_matched: vec![false; self.rules.len()],
+        };
+        let mut excluded = false;
+        let mut decided_by = None;
+        for (i, rule) in self.rules.iter().enumerate() {
+            let mut matched = parent_matched.get(i).copied().unwrap_or(false);
+            if !matched {
+                // Inclusions are skipped once excluded, exceptions until then.
+                if rule.exception != excluded {
+                    continue;
+                }
+                matched = rule.pattern.matches(path)?;
+                if !matched && parent_matched.is_empty() {
+                    matched = self.any_ancestor_matches(rule, path);
+                }
+            }
+            info.parent_matched[i] = matched;
+            if matched {
+                excluded = !rule.exception;
+                decided_by = Some(i);
+            }
+        }
+        Ok((
+            Verdict {
+                excluded,
+                decided_by,
+            },
+            info,
+        ))
+    }
+
+    /// For a path matched without parent information: does the rule match
+    /// one of its ancestor directories? (Errors are ignored, as upstream.)
+    fn any_ancestor_matches(&self, rule: &Rule, path: &[u8]) -> bool {
+        let mut end = 0;
+        while let Some(pos) = path[end..].iter().position(|&b| b == b'/') {
+            let ancestor = &path[..end + pos];
+            if rule.pattern.matches(ancestor).unwrap_or(false) {
+                return true;
+            }
+            end += pos + 1;
+        }
+        false
+    }
+
+    /// Matches a path from scratch, checking every ancestor against every
+    /// rule (`MatchesOrParentMatches`). Used by `explain` and by BuildKit
+    /// when it opens a single file.
+    pub fn matches_or_parent_matches(&self, path: &[u8]) -> Result<Verdict, PatternError> {
+        self.matches_with_parent(path, &MatchInfo::default())
+            .map(|(v, _)| v)
+    }
+
+    /// The legacy `patternmatcher.Matches` that docker/cli still uses to
+    /// decide whether the Dockerfile and `.dockerignore` need re-including:
+    /// a rule is also tried against the ancestor at the rule's own depth
+    /// only.
+    pub fn legacy_matches(&self, path: &[u8]) -> bool {
+        let parent_dirs: Vec<&[u8]> = match path.iter().rposition(|&b| b == b'/') {
+            Some(pos) => path[..pos].split(|&b| b == b'/').collect(),
+            None => Vec::new(),
+        };
+        let mut excluded = false;
+        for rule in &self.rules {
+            if rule.exception != excluded {
+                continue;
+            }
+            let mut matched = rule.pattern.matches(path).unwrap_or(false);
+            let depth = rule.pattern.as_bytes().split(|&b| b == b'/').count();
+            if !matched && !parent_dirs.is_empty() && depth <= parent_dirs.len() {
+                let ancestor = parent_dirs[..depth].join(&b'/');
+                matched = rule.pattern.matches(&ancestor).unwrap_or(false);
+            }
+            if matched {
+                excluded = !rule.exception;
+            }
+        }
+        excluded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::file::read_patterns;
+    use super::*;
+
+    fn matcher(text: &str) -> Matcher {
+        let lines = read_patterns(Path::new(".dockerignore"), text.as_bytes()).unwrap();
+        Matcher::new(Path::new(".dockerignore"), &lines).unwrap()
+    }
+
+    /// Walks `paths` (parents before children) with parent results carried,
+    /// like the BuildKit walker, and returns the excluded ones.
+    fn walk_excluded(m: &Matcher, paths: &[&str]) -> Vec<String> {
+        let mut infos: Vec<(String, MatchInfo)> = Vec::new();
+        let mut out = Vec::new();
+        for path in paths {
+            let parent = path.rsplit_once('/').map(|(p, _)| p.to_string());
+            let info = parent
+                .and_then(|p| infos.iter().find(|(q, _)| *q == p).map(|(_, i)| i.clone()))
+                .unwrap_or_default();
+            let (v, child) = m.matches_with_parent(path.as_bytes(), &info).unwrap();
+            infos.push((path.to_string(), child));
+            if v.excluded {
+                out.push(path.to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn parent_results_are_carried() {
+        // With `*/bar` then `!foo`, fsutil excludes foo/bar.
+        let m = matcher("*/bar\n!foo\n");
+        assert_eq!(walk_excluded(&m, &["foo", "foo/bar"]), ["foo/bar"]);
+        // One-shot matching (MatchesOrParentMatches) disagrees: `!foo`
+        // re-includes it through its ancestor.
+        assert!(!m.matches_or_parent_matches(b"foo/bar").unwrap().excluded);
+    }
+
+    /// Every vector of moby/patternmatcher's own tests, kept as data in
+    /// `testdata/patternmatcher.jsonl`.
+    #[test]
+    fn upstream_vectors() {
+        let data = include_str!("testdata/patternmatcher.jsonl");
+        let mut checked = 0;
+        for line in data.lines().filter(|l| !l.starts_with('#')) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let kind = v["kind"].as_str().unwrap();
+            let patterns: Vec<&str> = v["patterns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            let path = v["path"].as_str().unwrap().as_bytes();
+            let mut m = Matcher::default();
+            let compiled = patterns
+                .iter()
+                .try_for_each(|p| m.push(Path::new("t"), 1, p.as_bytes(), p.to_string()));
+            match kind {
+                "bad" => {
+                    // Either New refuses it or matching fails.
+                    let failed = compiled.is_err() || m.matches_or_parent_matches(path).is_err();
+                    assert!(failed, "{line}");
+                }
+                "parent" => {
+                    compiled.unwrap();
+                    let got = m.matches_or_parent_matches(path).unwrap().excluded;
+                    assert_eq!(got, v["expected"].as_bool().unwrap(), "{line}");
+                }
+                "legacy" => {
+                    compiled.unwrap();
+                    let cleaned = clean(path);
+                    let got = cleaned != b"." && m.legacy_matches(&cleaned);
+                    assert_eq!(got, v["expected"].as_bool().unwrap(), "{line}");
+                }
+                "kind" => {
+                    let p = Pattern::new(&clean(patterns[0].as_bytes()));
+                    let want = match v["expected"].as_str().unwrap() {
+                        "exactMatch" => super::super::MatchKind::Exact,
+                        "prefixMatch" => super::super::MatchKind::Prefix,
+                        "suffixMatch" => super::super::MatchKind::Suffix,
+                        _ => super::super::MatchKind::Regex,
+                    };
+                    assert_eq!(p.kind(), want, "{line}");
+                }
+                other => panic!("unknown vector kind {other}"),
+            }
+            checked += 1;
+        }
+        assert!(checked > 140, "only {checked} vectors");
+    }
+
+    #[test]
+    fn matched_directory_excludes_everything_below() {
+        let m = matcher("node_modules\n");
+        assert_eq!(
+            walk_excluded(
+                &m,
+                &[
+                    "node_modules",
+                    "node_modules/a",
+                    "node_modules/a/b.js",
+                    "src"
+                ]
+            ),
+            ["node_modules", "node_modules/a", "node_modules/a/b.js"]
+        );
+    }
+
+    #[test]
+    fn last_match_wins() {
+        let m = matcher("*.md\n!README.md\nREADME.md\n");
+        assert!(m.matches_or_parent_matches(b"README.md").unwrap().excluded);
+        let m = matcher("*.md\n!README.md\n");
+        let v = m.matches_or_parent_matches(b"README.md").unwrap();
+        assert!(!v.excluded);
+        assert_eq!(v.decided_by, Some(1));
+    }
+
+    /// Vectors from moby/patternmatcher's TestMatchesWithMalformedPatterns
+    /// and New tests.
+    #[test]
+    fn compile_errors() {
+        let bad = ["[", "a[", "[]", "a\\", "[\\]", "[^", "!"];
+        for p in bad {
+            let lines = read_patterns(Path::new("ig"), format!("ok\n{p}\n").as_bytes()).unwrap();
+            let err = Matcher::new(Path::new("ig"), &lines).unwrap_err();
+            assert!(err.to_string().starts_with("ig:2:"), "{p}: {err}");
+        }
+    }
+
+    #[test]
+    fn exceptions_reopen_excluded_parents() {
+        // Vectors from patternmatcher's TestPatternMatchesFolderExclusions.
+        let m = matcher("docs\n!docs/README.md\n");
+        assert!(
+            !m.matches_or_parent_matches(b"docs/README.md")
+                .unwrap()
+                .excluded
+        );
+        let m = matcher("docs/*\n!docs/README.md\n");
+        assert!(
+            !m.matches_or_parent_matches(b"docs/README.md")
+                .unwrap()
+                .excluded
+        );
+        let m = matcher("docs/\n!docs/README.md\n");
+        assert!(
+            !m.matches_or_parent_matches(b"docs/README.md")
+                .unwrap()
+                .excluded
+        );
+        let m = matcher("a\n!a/b\n");
+        assert!(m.matches_or_parent_matches(b"a/c").unwrap().excluded);
+    }
+
+    #[test]
+    fn legacy_matches_checks_one_ancestor() {
+        // `Matches` only compares the ancestor at the pattern's own depth.
+        let m = matcher("backend\n");
+        assert!(m.legacy_matches(b"backend/Dockerfile"));
+        // `**/b` is tried against `b/c` (its own depth), never against `b`.
+        let m = matcher("**/b\n");
+        assert!(!m.legacy_matches(b"b/c/d"));
+        assert!(m.matches_or_parent_matches(b"b/c/d").unwrap().excluded);
+        let m = matcher("a\n");
+        assert!(!m.legacy_matches(b"b/a"));
+    }
+}

@@ -1,0 +1,18 @@
+//! Docker's `.dockerignore` semantics, exactly.
+//!
+//! * [`file`] reads an ignore file into normalised patterns with line
+//!   numbers (`ignorefile.ReadAll`).
+//! * [`pattern`] compiles one pattern (`patternmatcher.Pattern`).
+//! * [`matcher`] evaluates the ordered list with parent results carried
+//!   down the walk (`PatternMatcher.MatchesUsingParentResults`).
+//! * [`gopath`] holds the Go library behaviour both depend on
+//!   (`path.Clean`, `filepath.Match` syntax).
+
+pub mod file;
+pub mod gopath;
+pub mod matcher;
+pub mod pattern;
+
+pub use file::{read_patterns, IgnoreLine};
+pub use matcher::{CompileError, MatchInfo, Matcher, Rule, Verdict};
+pub use pattern::{MatchKind, Pattern, PatternError};

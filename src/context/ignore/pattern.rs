@@ -1,0 +1,589 @@
+//! One `.dockerignore` pattern, compiled exactly like moby/patternmatcher.
+//!
+//! Docker turns a pattern into one of four match kinds:
+//!
+//! * **exact**: no wildcard at all; the path must equal the pattern.
+//! * **prefix**: ends in `**` with no other wildcard (`dir/**`); the path
+//!   must start with the pattern minus `**` (so `dir/**` does *not* match
+//!   `dir` itself).
+//! * **suffix**: starts with `**` with no other wildcard (`**/foo`); the
+//!   path must end with the pattern minus `**`, or equal it minus `**/`.
+//! * **regexp**: anything else. `**` (with its following `/`) becomes
+//!   `(.*/)?`, a trailing `**` becomes `.*`, `*` is `[^/]*`, `?` is `[^/]`,
+//!   `.+()|{}$` are escaped, `\c` passes `\c` to the regex, and `[`/`]` pass
+//!   through verbatim. The result is anchored at both ends, so patterns are
+//!   anchored at the context root: `*.pyc` does not match `a/b.pyc`.
+//!
+//! The regex dialect is Go's RE2, which [`regex`] follows closely; the few
+//! places where the dialects differ (ASCII-only `\d \w \s \b`, how invalid
+//! UTF-8 in names is matched, `[` inside classes) are translated here.
+
+use std::borrow::Cow;
+
+use regex::{Regex, RegexBuilder};
+
+/// How a pattern is matched; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind {
+    Exact,
+    Prefix,
+    Suffix,
+    Regex,
+}
+
+/// A compiled pattern (without its `!`).
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    cleaned: Vec<u8>,
+    kind: MatchKind,
+    /// `Err` holds Go's compile error: Docker reports it only when the
+    /// pattern is first evaluated, so we keep it until then.
+    regex: Option<Result<Regex, String>>,
+}
+
+impl Pattern {
+    /// Compiles a cleaned pattern (as `PatternMatcher.New` stores it).
+    pub fn new(cleaned: &[u8]) -> Pattern {
+        let (kind, regex_src) = translate(cleaned);
+        let regex = (kind == MatchKind::Regex).then(|| {
+            regex_src.and_then(|src| {
+                RegexBuilder::new(&src)
+                    .size_limit(64 << 20)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+        });
+        Pattern {
+            cleaned: cleaned.to_vec(),
+            kind,
+            regex,
+        }
+    }
+
+    /// The pattern text as Docker stores it (`Pattern.String()`).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.cleaned
+    }
+
+    /// The match kind Docker chose.
+    pub fn kind(&self) -> MatchKind {
+        self.kind
+    }
+
+    /// Whether `path` (context-relative, `/`-separated) matches.
+    ///
+    /// Fails only for a pattern whose regex does not compile, as Docker
+    /// does on first use.
+    pub fn matches(&self, path: &[u8]) -> Result<bool, PatternError> {
+        let p = &self.cleaned;
+        Ok(match self.kind {
+            MatchKind::Exact => path == p.as_slice(),
+            MatchKind::Prefix => path.starts_with(&p[..p.len() - 2]),
+            MatchKind::Suffix => {
+                let suffix = &p[2..];
+                path.ends_with(suffix) || (suffix.first() == Some(&b'/') && path == &suffix[1..])
+            }
+            MatchKind::Regex => match &self.regex {
+                Some(Ok(re)) => re.is_match(&go_string(path)),
+                Some(Err(msg)) => {
+                    return Err(PatternError {
+                        message: msg.clone(),
+                    })
+                }
+                None => false,
+            },
+        })
+    }
+}
+
+/// A pattern Docker accepts at parse time but whose regex fails to compile.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("syntax error in pattern: {message}")]
+pub struct PatternError {
+    pub message: String,
+}
+
+/// Decodes one UTF-8 character like Go's `text/scanner`/`utf8`: an invalid
+/// byte decodes as U+FFFD with width 1.
+fn next_char(s: &[u8]) -> (char, usize) {
+    let Some(&first) = s.first() else {
+        return ('\u{FFFD}', 1);
+    };
+    let width = match first {
+        0x00..=0x7F => return (first as char, 1),
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return ('\u{FFFD}', 1),
+    };
+    match s.get(..width).and_then(|c| std::str::from_utf8(c).ok()) {
+        Some(text) => (text.chars().next().unwrap_or('\u{FFFD}'), width),
+        None => ('\u{FFFD}', 1),
+    }
+}
+
+/// Builds the Go regex text patternmatcher builds for `pattern`, and the
+/// match kind it settles on. This is a line-by-line port of the rules, not
+/// of the code: `text/scanner` skips a leading BOM and turns invalid bytes
+/// into U+FFFD, and every wildcard is emitted as regex text even inside a
+/// user's `[...]`, where Go's regex parser then reads it as class members.
+fn go_regex(pattern: &[u8]) -> (MatchKind, String) {
+    let mut chars: Vec<char> = Vec::with_capacity(pattern.len());
+    let mut i = 0;
+    while i < pattern.len() {
+        let (c, w) = next_char(&pattern[i..]);
+        chars.push(c);
+        i += w;
+    }
+    if chars.first() == Some(&'\u{FEFF}') {
+        chars.remove(0);
+    }
+    let mut re = String::from("^");
+    let mut kind = MatchKind::Exact;
+    let mut pos = 0;
+    let mut index = 0;
+    while pos < chars.len() {
+        let ch = chars[pos];
+        pos += 1;
+        match ch {
+            '*' if chars.get(pos) == Some(&'*') => {
+                pos += 1;
+                if chars.get(pos) == Some(&'/') {
+                    pos += 1;
+                }
+                if pos >= chars.len() {
+                    if kind == MatchKind::Exact {
+                        kind = MatchKind::Prefix;
+                    } else {
+                        re.push_str(".*");
+                        kind = MatchKind::Regex;
+                    }
+                } else {
+                    re.push_str("(.*/)?");
+                    kind = MatchKind::Regex;
+                }
+                if index == 0 {
+                    kind = MatchKind::Suffix;
+                }
+            }
+            '*' => {
+                re.push_str("[^/]*");
+                kind = MatchKind::Regex;
+            }
+            '?' => {
+                re.push_str("[^/]");
+                kind = MatchKind::Regex;
+            }
+            '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
+                re.push('\\');
+                re.push(ch);
+            }
+            '\\' => {
+                if let Some(&next) = chars.get(pos) {
+                    pos += 1;
+                    re.push('\\');
+                    re.push(next);
+                    kind = MatchKind::Regex;
+                } else {
+                    re.push('\\');
+                }
+            }
+            '[' | ']' => {
+                re.push(ch);
+                kind = MatchKind::Regex;
+            }
+            _ => re.push(ch),
+        }
+        index += 1;
+    }
+    re.push('$');
+    (kind, re)
+}
+
+/// Translates a Go regex (RE2 syntax, as patternmatcher generates it) into
+/// an equivalent Rust regex for `regex::bytes`. `Err` carries the message of
+/// a regex Go would refuse to compile.
+fn go_regex_to_rust(go: &str) -> Result<String, String> {
+    let chars: Vec<char> = go.chars().collect();
+    let mut out = String::with_capacity(go.len() * 2);
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '^' => out.push_str("(?-m:^)"),
+            '$' => out.push_str("(?-m:$)"),
+            '(' => out.push_str("(?:"),
+            ')' | '*' | '?' | '|' | '+' => out.push(c),
+            '.' => out.push_str(ANY_BUT_NEWLINE),
+            '[' => i = translate_class(&chars, i, &mut out)?,
+            '\\' => i = translate_escape(&chars, i, &mut out)?,
+            // Go reads `]`, `{` and `}` outside a class as literals here.
+            _ => push_literal(&mut out, c),
+        }
+    }
+    Ok(out)
+}
+
+/// Go's `.`: any character but a newline.
+const ANY_BUT_NEWLINE: &str = "[^\\n]";
+
+/// A path as Go's regexp reads it: each byte that is not part of valid
+/// UTF-8 is one U+FFFD (unlike Rust's lossy conversion, which merges a
+/// broken sequence into one).
+fn go_string(path: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(path) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(path.len() + 8);
+    let mut i = 0;
+    while i < path.len() {
+        let (c, w) = next_char(&path[i..]);
+        out.push(c);
+        i += w;
+    }
+    Cow::Owned(out)
+}
+
+fn push_literal(out: &mut String, c: char) {
+    let mut buf = [0u8; 4];
+    out.push_str(&regex::escape(c.encode_utf8(&mut buf)));
+}
+
+/// Pushes `c` as a class member in Rust syntax.
+fn push_class_char(out: &mut String, c: char) {
+    if c.is_ascii_alphanumeric() {
+        out.push(c);
+    } else {
+        out.push_str(&format!("\\x{{{:X}}}", c as u32));
+    }
+}
+
+/// Translates the escape after a `\` at `i` outside a class.
+fn translate_escape(chars: &[char], i: usize, out: &mut String) -> Result<usize, String> {
+    let Some(&c) = chars.get(i) else {
+        return Err("trailing backslash at end of expression".into());
+    };
+    match c {
+        'A' => out.push_str("(?-m:^)"),
+        'z' => out.push_str("(?-m:$)"),
+        'b' | 'B' => {
+            out.push_str("(?-u:\\");
+            out.push(c);
+            out.push(')');
+        }
+        'd' | 'D' | 's' | 'S' | 'w' | 'W' | 'p' | 'P' => {
+            let mut class = ClassBuilder::default();
+            let next = class.add_escape_class(chars, i)?;
+            let negated = c.is_ascii_uppercase();
+            class.emit(out, negated);
+            return Ok(next);
+        }
+        'Q' => {
+            // Literal text up to `\E` (or the end).
+            let mut j = i + 1;
+            while j < chars.len() {
+                if chars[j] == '\\' && chars.get(j + 1) == Some(&'E') {
+                    return Ok(j + 2);
+                }
+                push_literal(out, chars[j]);
+                j += 1;
+            }
+            return Ok(j);
+        }
+        _ => {
+            let (ch, next) = parse_char_escape(chars, i)?;
+            push_literal(out, ch);
+            return Ok(next);
+        }
+    }
+    Ok(i + 1)
+}
+
+/// Go's `parseEscape` for escapes that denote one character; `i` points
+/// after the backslash.
+fn parse_char_escape(chars: &[char], i: usize) -> Result<(char, usize), String> {
+    let bad = |s: String| Err(format!("invalid escape sequence: `\\{s}`"));
+    let Some(&c) = chars.get(i) else {
+        return Err("trailing backslash at end of expression".into());
+    };
+    let octal = |c: char| ('0'..='7').contains(&c);
+    match c {
+        '1'..='7' if !chars.get(i + 1).is_some_and(|&n| octal(n)) => bad(c.to_string()),
+        '0'..='7' => {
+            let mut value = c as u32 - '0' as u32;
+            let mut j = i + 1;
+            while j < i + 3 && chars.get(j).is_some_and(|&n| octal(n)) {
+                value = value * 8 + (chars[j] as u32 - '0' as u32);
+                j += 1;
+            }
+            Ok((char::from_u32(value).unwrap_or('\u{FFFD}'), j))
+        }
+        'x' => {
+            if chars.get(i + 1) == Some(&'{') {
+                let mut j = i + 2;
+                let mut value: u32 = 0;
+                let mut digits = 0;
+                while let Some(d) = chars.get(j).and_then(|c| c.to_digit(16)) {
+                    value = value.saturating_mul(16).saturating_add(d);
+                    digits += 1;
+                    j += 1;
+                }
+                if digits == 0 || chars.get(j) != Some(&'}') || value > 0x10FFFF {
+                    return bad("x{".into());
+                }
+                return char::from_u32(value)
+                    .map(|ch| (ch, j + 1))
+                    .ok_or_else(|| "invalid escape sequence: `\\x{`".to_string());
+            }
+            let hi = chars.get(i + 1).and_then(|c| c.to_digit(16));
+            let lo = chars.get(i + 2).and_then(|c| c.to_digit(16));
+            match (hi, lo) {
+                (Some(h), Some(l)) => Ok((char::from_u32(h * 16 + l).unwrap_or('\u{FFFD}'), i + 3)),
+                _ => bad("x".into()),
+            }
+        }
+        'a' => Ok(('\u{07}', i + 1)),
+        'f' => Ok(('\u{0C}', i + 1)),
+        'n' => Ok(('\n', i + 1)),
+        'r' => Ok(('\r', i + 1)),
+        't' => Ok(('\t', i + 1)),
+        'v' => Ok(('\u{0B}', i + 1)),
+        c if c.is_ascii() && !c.is_ascii_alphanumeric() => Ok((c, i + 1)),
+        c => bad(c.to_string()),
+    }
+}
+
+/// A character class being collected in Go semantics and emitted in Rust.
+#[derive(Default)]
+struct ClassBuilder {
+    /// Rust class items (ranges, nested classes), already escaped.
+    items: String,
+}
+
+impl ClassBuilder {
+    fn add_range(&mut self, lo: char, hi: char) {
+        push_class_char(&mut self.items, lo);
+        if hi != lo {
+            self.items.push('-');
+            push_class_char(&mut self.items, hi);
+        }
+    }
+
+    /// A nested Rust class with the same meaning as Go's.
+    fn add_nested(&mut self, rust: &str) {
+        self.items.push_str(rust);
+    }
+
+    /// `\d \D \s \S \w \W \pX \p{X} \PX \P{X}` at `i` (the letter).
+    fn add_escape_class(&mut self, chars: &[char], i: usize) -> Result<usize, String> {
+        let c = chars[i];
+        let ascii = match c {
+            'd' => Some("[0-9]"),
+            'D' => Some("[^0-9]"),
+            's' => Some("[\\t\\n\\x0C\\r ]"),
+            'S' => Some("[^\\t\\n\\x0C\\r ]"),
+            'w' => Some("[0-9A-Za-z_]"),
+            'W' => Some("[^0-9A-Za-z_]"),
+            _ => None,
+        };
+        if let Some(rust) = ascii {
+            self.add_nested(rust);
+            return Ok(i + 1);
+        }
+        // \p / \P with a one-letter name or a braced name.
+        let (name, next) = match chars.get(i + 1) {
+            Some('{') => {
+                let end = chars[i + 2..]
+                    .iter()
+                    .position(|&c| c == '}')
+                    .map(|p| p + i + 2)
+                    .ok_or("invalid character class range: missing `}`")?;
+                (chars[i + 2..end].iter().collect::<String>(), end + 1)
+            }
+            Some(&n) => (n.to_string(), i + 2),
+            None => return Err("invalid character class range: `\\p`".into()),
+        };
+        let (negated, name) = match name.strip_prefix('^') {
+            Some(rest) => (c == 'p', rest.to_string()),
+            None => (c == 'P', name),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("invalid character class range: `\\p{{{name}}}`"));
+        }
+        let rust = format!("\\{}{{{}}}", if negated { 'P' } else { 'p' }, name);
+        self.add_nested(&rust);
+        Ok(next)
+    }
+
+    fn emit(&self, out: &mut String, negated: bool) {
+        out.push('[');
+        if negated {
+            out.push('^');
+        }
+        if self.items.is_empty() {
+            // Cannot happen for classes Go accepts; keep Rust's syntax valid.
+            out.push_str("\\x{0}&&\\x{1}");
+        }
+        out.push_str(&self.items);
+        out.push(']');
+    }
+}
+
+/// Go's POSIX class names, which Rust spells the same way.
+const POSIX_CLASSES: &[&str] = &[
+    "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct",
+    "space", "upper", "word", "xdigit",
+];
+
+/// Translates a Go class whose `[` was just consumed (`i` points after it);
+/// returns the index after its `]`.
+fn translate_class(chars: &[char], mut i: usize, out: &mut String) -> Result<usize, String> {
+    let mut class = ClassBuilder::default();
+    let negated = chars.get(i) == Some(&'^');
+    if negated {
+        i += 1;
+    }
+    let mut first = true;
+    loop {
+        let Some(&c) = chars.get(i) else {
+            return Err("missing closing ]".into());
+        };
+        if c == ']' && !first {
+            i += 1;
+            break;
+        }
+        first = false;
+        // POSIX class `[:name:]` / `[:^name:]`.
+        if c == '[' && chars.get(i + 1) == Some(&':') {
+            let rest: String = chars[i + 2..].iter().collect();
+            if let Some(end) = rest.find(":]") {
+                let name = &rest[..end];
+                let bare = name.strip_prefix('^').unwrap_or(name);
+                if !POSIX_CLASSES.contains(&bare) {
+                    return Err(format!("invalid character class range: `[:{name}:]`"));
+                }
+                class.add_nested(&format!("[[:{name}:]]"));
+                i += 2 + name.chars().count() + 2;
+                continue;
+            }
+        }
+        if c == '\\' {
+            if let Some(&e) = chars.get(i + 1) {
+                if matches!(e, 'd' | 'D' | 's' | 'S' | 'w' | 'W' | 'p' | 'P') {
+                    i = class.add_escape_class(chars, i + 1)?;
+                    continue;
+                }
+            }
+        }
+        let (lo, next) = class_char(chars, i)?;
+        i = next;
+        let mut hi = lo;
+        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|&n| n != ']') {
+            let (h, next) = class_char(chars, i + 1)?;
+            if h < lo {
+                return Err("invalid character class range".into());
+            }
+            hi = h;
+            i = next;
+        }
+        class.add_range(lo, hi);
+    }
+    class.emit(out, negated);
+    Ok(i)
+}
+
+/// One character of a class: literal or escape.
+fn class_char(chars: &[char], i: usize) -> Result<(char, usize), String> {
+    match chars.get(i) {
+        None => Err("missing closing ]".into()),
+        Some('\\') => parse_char_escape(chars, i + 1),
+        Some(&c) => Ok((c, i + 1)),
+    }
+}
+
+/// Translates a cleaned pattern into its match kind and, for
+/// [`MatchKind::Regex`], a Rust regex equivalent to the Go regex Docker
+/// builds (or the reason Go would refuse it).
+fn translate(pattern: &[u8]) -> (MatchKind, Result<String, String>) {
+    let (kind, go) = go_regex(pattern);
+    (kind, go_regex_to_rust(&go))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pattern: &str, path: &str) -> bool {
+        Pattern::new(pattern.as_bytes())
+            .matches(path.as_bytes())
+            .unwrap()
+    }
+
+    #[test]
+    fn match_kinds() {
+        let cases = [
+            ("foo", MatchKind::Exact),
+            ("foo.txt", MatchKind::Exact),
+            ("dir/**", MatchKind::Prefix),
+            ("a**", MatchKind::Prefix),
+            ("**/foo", MatchKind::Suffix),
+            ("**", MatchKind::Suffix),
+            ("**/foo.txt", MatchKind::Suffix),
+            ("**/*.pyc", MatchKind::Regex),
+            ("*", MatchKind::Regex),
+            ("a\\b", MatchKind::Regex),
+            ("a/**/b", MatchKind::Regex),
+            ("[ab]", MatchKind::Regex),
+        ];
+        for (p, kind) in cases {
+            assert_eq!(Pattern::new(p.as_bytes()).kind(), kind, "{p}");
+        }
+    }
+
+    #[test]
+    fn anchored_at_root() {
+        assert!(!m("*.pyc", "a/b/c.pyc"));
+        assert!(m("*.pyc", "c.pyc"));
+        assert!(!m("foo", "a/foo"));
+        assert!(!m("__pycache__", "app/__pycache__"));
+        assert!(m("**/__pycache__", "app/__pycache__"));
+    }
+
+    #[test]
+    fn go_regex_dialect() {
+        // `\d` is ASCII-only in Go.
+        assert!(m("a\\d", "a1"));
+        assert!(!m("a\\d", "a\u{0663}"));
+        assert!(m("[[:alpha:]]", "x"));
+        assert!(!m("[[:alpha:]]", "1"));
+        assert!(m("[[]", "["));
+        assert!(m("[]a]", "]"));
+        assert!(m("x[\\d]", "x7"));
+        assert!(m("a]", "a]"));
+        assert!(m("?", "é"));
+        assert!(m("?", "\u{FFFD}"));
+        assert!(Pattern::new(b"?").matches(b"\xff").unwrap());
+        assert!(!Pattern::new(b"?").matches(b"\xff\xfe").unwrap());
+        assert!(Pattern::new(b"*").matches(b"\xff\xfe").unwrap());
+        assert!(m("a&&b*", "a&&bc"));
+        assert!(m("[a&&b]", "&"));
+        assert!(m("[a-c--]x", "-x"));
+        // `^` does not make a pattern a regex: this is an exact match...
+        assert!(m("a^b", "a^b"));
+        // ... but inside a regex it is Go's start-of-text anchor.
+        assert!(!m("a^b*", "a^b"));
+        // Wildcards inside a user class become class members in Go's regex.
+        assert!(!m("[*]", "[*]") && m("[*]", "/]") && m("[*]", "]"));
+        assert!(m("[?]", "^]"));
+        // `.` in Go's regex does not match a newline; `[^/]` does.
+        assert!(!m("**/x*", "a\nb/x"));
+        assert!(m("*", "a\nb"));
+    }
+
+    #[test]
+    fn bad_regex_errors_on_use() {
+        let p = Pattern::new(b"[z-a]");
+        assert!(p.matches(b"x").is_err());
+    }
+}

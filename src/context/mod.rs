@@ -1,0 +1,260 @@
+//! The context engine: which files Docker would send for a build, and the
+//! tar stream that carries them.
+//!
+//! ```text
+//! ContextSpec ──resolve──▶ Context ──walk──▶ entries ──tarball──▶ tar stream
+//!  (dir, -f, builder)      (ignore rules)     (lexical order)
+//! ```
+//!
+//! * [`ContextSpec::resolve`] finds the Dockerfile and the ignore file that
+//!   applies (BuildKit's `<Dockerfile>.dockerignore` first, or the classic
+//!   builder's root `.dockerignore` only) and compiles it.
+//! * [`Context::walk`] visits what would be sent, in Docker's order.
+//! * [`tarball`] writes that as a tar stream; [`digest`] hashes it.
+
+pub mod digest;
+pub mod ignore;
+pub mod tarball;
+pub mod walk;
+
+use std::path::{Path, PathBuf};
+
+pub use ignore::{Matcher, Verdict};
+pub use walk::{Entry, FileKind, WalkError};
+
+/// Which Docker builder's rules to reproduce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Builder {
+    /// BuildKit (the default of `docker build` since Docker 23):
+    /// `<Dockerfile>.dockerignore` beside the Dockerfile replaces the root
+    /// `.dockerignore`; the Dockerfile and ignore file are excluded like any
+    /// other file; wildcard exceptions reopen excluded directories.
+    #[default]
+    BuildKit,
+    /// The classic builder (`DOCKER_BUILDKIT=0`): root `.dockerignore`
+    /// only; the Dockerfile and `.dockerignore` are always sent; only plain
+    /// prefix exceptions reopen an excluded directory.
+    Classic,
+}
+
+/// What the user asked for: a context directory, a Dockerfile and a builder.
+#[derive(Debug, Clone)]
+pub struct ContextSpec {
+    /// The context directory (`PATH`).
+    pub root: PathBuf,
+    /// The Dockerfile (`-f`); `None` means `PATH/Dockerfile`.
+    pub dockerfile: Option<PathBuf>,
+    pub builder: Builder,
+}
+
+/// Errors while setting a context up.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("context directory {path} does not exist or is not a directory: pass an existing directory as PATH")]
+    MissingRoot { path: PathBuf },
+    #[error("cannot read context directory {path}: {source}")]
+    UnreadableRoot {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("Dockerfile {path} not found: pass its path with -f/--file")]
+    MissingDockerfile { path: PathBuf },
+    #[error("cannot read ignore file {path}: {source}")]
+    UnreadableIgnore {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    IgnoreRead(#[from] ignore::file::ReadError),
+    #[error(transparent)]
+    IgnoreCompile(#[from] ignore::CompileError),
+}
+
+/// The ignore file that applies to a build, if any.
+#[derive(Debug, Clone)]
+pub struct IgnoreSource {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its lines as Docker normalises them.
+    pub lines: Vec<ignore::IgnoreLine>,
+}
+
+/// A resolved build context, ready to walk.
+#[derive(Debug, Clone)]
+pub struct Context {
+    root: PathBuf,
+    dockerfile: PathBuf,
+    /// The Dockerfile's path relative to the root, when inside it.
+    dockerfile_rel: Option<Vec<u8>>,
+    builder: Builder,
+    ignore: Option<IgnoreSource>,
+    matcher: Matcher,
+    descend: walk::DescendRule,
+}
+
+impl ContextSpec {
+    /// A spec for `root` with the default Dockerfile and BuildKit rules.
+    pub fn new(root: impl Into<PathBuf>) -> ContextSpec {
+        ContextSpec {
+            root: root.into(),
+            dockerfile: None,
+            builder: Builder::BuildKit,
+        }
+    }
+
+    /// Finds the Dockerfile and ignore file and compiles the rules.
+    pub fn resolve(&self) -> Result<Context, ContextError> {
+        let root = self.root.clone();
+        match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(ContextError::MissingRoot { path: root }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ContextError::MissingRoot { path: root })
+            }
+            Err(source) => return Err(ContextError::UnreadableRoot { path: root, source }),
+        }
+        let dockerfile = match &self.dockerfile {
+            Some(path) => path.clone(),
+            None => {
+                // docker/cli falls back to a lowercase `dockerfile`.
+                let upper = root.join("Dockerfile");
+                let lower = root.join("dockerfile");
+                if !upper.exists() && lower.exists() {
+                    lower
+                } else {
+                    upper
+                }
+            }
+        };
+        if !dockerfile.is_file() {
+            return Err(ContextError::MissingDockerfile { path: dockerfile });
+        }
+        let dockerfile_rel = relative_to(&root, &dockerfile);
+
+        let ignore = self.find_ignore_file(&root, &dockerfile)?;
+        let mut matcher = match &ignore {
+            Some(src) => Matcher::new(&src.path, &src.lines)?,
+            None => Matcher::default(),
+        };
+        if self.builder == Builder::Classic {
+            // docker/cli's TrimBuildFilesFromExcludes: the classic builder
+            // needs both files, so it re-includes them when excluded.
+            let label = ignore
+                .as_ref()
+                .map(|i| i.path.clone())
+                .unwrap_or_else(|| root.join(".dockerignore"));
+            if matcher.legacy_matches(b".dockerignore") {
+                matcher.push(&label, 0, b"!.dockerignore", "!.dockerignore".into())?;
+            }
+            if let Some(rel) = &dockerfile_rel {
+                if matcher.legacy_matches(rel) {
+                    let mut p = b"!".to_vec();
+                    p.extend_from_slice(rel);
+                    let raw = String::from_utf8_lossy(&p).into_owned();
+                    matcher.push(&label, 0, &p, raw)?;
+                }
+            }
+        }
+        let descend = walk::DescendRule::new(&matcher, self.builder);
+        Ok(Context {
+            root,
+            dockerfile,
+            dockerfile_rel,
+            builder: self.builder,
+            ignore,
+            matcher,
+            descend,
+        })
+    }
+
+    fn find_ignore_file(
+        &self,
+        root: &Path,
+        dockerfile: &Path,
+    ) -> Result<Option<IgnoreSource>, ContextError> {
+        let mut candidates = Vec::new();
+        if self.builder == Builder::BuildKit {
+            let mut name = dockerfile.as_os_str().to_os_string();
+            name.push(".dockerignore");
+            candidates.push(PathBuf::from(name));
+        }
+        candidates.push(root.join(".dockerignore"));
+        for path in candidates {
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let lines = ignore::read_patterns(&path, &bytes)?;
+                    return Ok(Some(IgnoreSource { path, lines }));
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        || e.kind() == std::io::ErrorKind::IsADirectory => {}
+                Err(source) => return Err(ContextError::UnreadableIgnore { path, source }),
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Context {
+    /// The context directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The Dockerfile.
+    pub fn dockerfile(&self) -> &Path {
+        &self.dockerfile
+    }
+
+    /// The Dockerfile relative to the context root, if it lies inside it.
+    pub fn dockerfile_rel(&self) -> Option<&[u8]> {
+        self.dockerfile_rel.as_deref()
+    }
+
+    /// The builder whose rules apply.
+    pub fn builder(&self) -> Builder {
+        self.builder
+    }
+
+    /// The ignore file that applies, if any.
+    pub fn ignore_file(&self) -> Option<&IgnoreSource> {
+        self.ignore.as_ref()
+    }
+
+    /// The compiled rules (including those the classic CLI appends).
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    /// Why a path is in or out of the context; see [`Explanation`].
+    pub fn explain(&self, rel: &[u8]) -> Result<Explanation, ignore::PatternError> {
+        walk::explain(self, rel)
+    }
+}
+
+/// The decision for one path, as `explain` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// Whether the path is sent.
+    pub included: bool,
+    /// The rule that decided (index into [`Matcher::rules`]), if any.
+    pub rule: Option<usize>,
+    /// When an excluded ancestor directory is never entered, its path.
+    pub via_directory: Option<Vec<u8>>,
+}
+
+/// `path` relative to `root` as `/`-separated bytes, when it lies inside.
+fn relative_to(root: &Path, path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = std::fs::canonicalize(root).ok()?;
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = std::fs::canonicalize(parent.unwrap_or(Path::new("."))).ok()?;
+    let rel_dir = dir.strip_prefix(&root).ok()?;
+    let name = path.file_name()?;
+    let mut rel = rel_dir.as_os_str().as_bytes().to_vec();
+    if !rel.is_empty() {
+        rel.push(b'/');
+    }
+    rel.extend_from_slice(name.as_bytes());
+    Some(rel)
+}

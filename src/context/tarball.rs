@@ -1,0 +1,471 @@
+//! Streaming a context as a tar archive, the way `docker build` uploads it.
+//!
+//! Headers follow moby/go-archive: ustar with PAX extended records where a
+//! field does not fit (long or non-ASCII names and link targets, files of
+//! 8 GiB and more), uid/gid 0, empty user and group names, mtime truncated
+//! to seconds, hard links stored as links to the first name sent. Contents
+//! are copied through a fixed buffer, so memory stays flat whatever the
+//! context size; a file that changes size while being read is an error,
+//! never a corrupt archive.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::walk::{Entry, FileKind, WalkError};
+use super::Context;
+
+const BLOCK: usize = 512;
+/// Largest size the 11-digit octal ustar field holds.
+const MAX_OCTAL_SIZE: u64 = 0o77777777777;
+
+/// Options for [`write_context`].
+#[derive(Debug, Clone, Default)]
+pub struct TarOptions {
+    /// Clamp every mtime to at most this (Unix seconds), for reproducible
+    /// archives (`--reproducible`, `SOURCE_DATE_EPOCH`).
+    pub clamp_mtime: Option<i64>,
+}
+
+/// Errors while writing a context archive.
+#[derive(Debug, thiserror::Error)]
+pub enum TarError {
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+    #[error("cannot read {path}: {source}. Docker would fail on it too: make it readable or exclude it in the ignore file")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path} changed size while it was being archived (expected {expected} bytes, {found}); stop whatever is writing it and run again")]
+    Changed {
+        path: PathBuf,
+        expected: u64,
+        found: String,
+    },
+    #[error("writing the archive failed: {0}")]
+    Write(#[source] io::Error),
+}
+
+/// Totals of a written archive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TarStats {
+    /// Entries written (directories included).
+    pub entries: u64,
+    /// Bytes of file contents.
+    pub content_bytes: u64,
+    /// Bytes of the archive (before compression).
+    pub archive_bytes: u64,
+}
+
+/// Receives every entry as it is archived, with its content; used to hash
+/// the context in the same pass.
+pub trait EntrySink {
+    /// Called once per entry before its content.
+    fn entry(&mut self, entry: &ArchivedEntry<'_>);
+    /// Called with each chunk of a regular file's content, in order.
+    fn content(&mut self, chunk: &[u8]);
+}
+
+/// What a sink sees of an entry.
+#[derive(Debug)]
+pub struct ArchivedEntry<'a> {
+    pub rel: &'a [u8],
+    pub kind: FileKind,
+    /// Permission bits with setuid/setgid/sticky.
+    pub mode: u32,
+    /// Symlink target, or the first name of a hard link.
+    pub link: Option<&'a [u8]>,
+    /// Whether this is a hard link to an earlier entry.
+    pub hard_link: bool,
+    pub size: u64,
+}
+
+impl EntrySink for () {
+    fn entry(&mut self, _: &ArchivedEntry<'_>) {}
+    fn content(&mut self, _: &[u8]) {}
+}
+
+/// Writes the context as a tar stream to `out` and returns totals.
+pub fn write_context<W: Write>(
+    ctx: &Context,
+    out: W,
+    options: &TarOptions,
+    sink: &mut dyn EntrySink,
+) -> Result<TarStats, TarError> {
+    let mut writer = TarWriter::new(out);
+    let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    ctx.walk::<TarError, _>(|entry| writer.append(entry, options, &mut links, &mut buf, sink))?;
+    writer.finish()
+}
+
+struct TarWriter<W: Write> {
+    out: W,
+    stats: TarStats,
+}
+
+impl<W: Write> TarWriter<W> {
+    fn new(out: W) -> Self {
+        TarWriter {
+            out,
+            stats: TarStats::default(),
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), TarError> {
+        self.out.write_all(data).map_err(TarError::Write)?;
+        self.stats.archive_bytes += data.len() as u64;
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        entry: &Entry<'_>,
+        options: &TarOptions,
+        links: &mut HashMap<(u64, u64), Vec<u8>>,
+        buf: &mut [u8],
+        sink: &mut dyn EntrySink,
+    ) -> Result<(), TarError> {
+        let read_err = |source| TarError::Read {
+            path: entry.path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::symlink_metadata(entry.path).map_err(read_err)?;
+        let mut header = HeaderFields {
+            name: entry.rel.to_vec(),
+            mode: meta.mode() & 0o7777,
+            size: 0,
+            mtime: meta.mtime(),
+            typeflag: b'0',
+            link: Vec::new(),
+            dev: None,
+        };
+        if let Some(clamp) = options.clamp_mtime {
+            header.mtime = header.mtime.min(clamp);
+        }
+        let mut hard_link = false;
+        match entry.kind {
+            FileKind::Dir => {
+                header.typeflag = b'5';
+                header.name.push(b'/');
+            }
+            FileKind::Symlink => {
+                header.typeflag = b'2';
+                header.link = std::fs::read_link(entry.path)
+                    .map_err(read_err)?
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec();
+            }
+            FileKind::Fifo => header.typeflag = b'6',
+            FileKind::CharDevice | FileKind::BlockDevice => {
+                header.typeflag = if entry.kind == FileKind::CharDevice {
+                    b'3'
+                } else {
+                    b'4'
+                };
+                let rdev = meta.rdev();
+                header.dev = Some((libc::major(rdev) as u64, libc::minor(rdev) as u64));
+            }
+            FileKind::Socket => return Ok(()),
+            FileKind::File => {
+                let key = (meta.dev(), meta.ino());
+                match links.get(&key) {
+                    Some(first) if meta.nlink() > 1 => {
+                        header.typeflag = b'1';
+                        header.link = first.clone();
+                        hard_link = true;
+                    }
+                    _ => {
+                        if meta.nlink() > 1 {
+                            links.insert(key, entry.rel.to_vec());
+                        }
+                        header.size = meta.len();
+                    }
+                }
+            }
+        }
+        sink.entry(&ArchivedEntry {
+            rel: entry.rel,
+            kind: entry.kind,
+            mode: header.mode,
+            link: (!header.link.is_empty()).then_some(header.link.as_slice()),
+            hard_link,
+            size: header.size,
+        });
+        if header.typeflag == b'0' {
+            // Open before writing the header so an unreadable file fails
+            // cleanly without leaving a half entry.
+            let file = File::open(entry.path).map_err(read_err)?;
+            self.write_header(&header)?;
+            self.copy_contents(file, entry.path, header.size, buf, sink)?;
+        } else {
+            self.write_header(&header)?;
+        }
+        self.stats.entries += 1;
+        Ok(())
+    }
+
+    fn copy_contents(
+        &mut self,
+        mut file: File,
+        path: &Path,
+        size: u64,
+        buf: &mut [u8],
+        sink: &mut dyn EntrySink,
+    ) -> Result<(), TarError> {
+        let mut remaining = size;
+        while remaining > 0 {
+            let want = buf
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            let n = match file.read(&mut buf[..want]) {
+                Ok(0) => {
+                    return Err(TarError::Changed {
+                        path: path.to_path_buf(),
+                        expected: size,
+                        found: format!("only {} could be read", size - remaining),
+                    })
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(TarError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                }
+            };
+            sink.content(&buf[..n]);
+            self.write(&buf[..n])?;
+            remaining -= n as u64;
+        }
+        // A file that grew would silently lose its tail: refuse it.
+        let mut probe = [0u8; 1];
+        loop {
+            match file.read(&mut probe) {
+                Ok(0) => break,
+                Ok(_) => {
+                    return Err(TarError::Changed {
+                        path: path.to_path_buf(),
+                        expected: size,
+                        found: "it grew".into(),
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(TarError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                }
+            }
+        }
+        self.stats.content_bytes += size;
+        let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
+        self.write(&[0u8; BLOCK][..pad])
+    }
+
+    fn write_header(&mut self, h: &HeaderFields) -> Result<(), TarError> {
+        let mut pax: Vec<(&str, Vec<u8>)> = Vec::new();
+        let (prefix, name) = match split_ustar_name(&h.name) {
+            Some(split) => split,
+            None => {
+                pax.push(("path", h.name.clone()));
+                (&[][..], truncated(&h.name, 100))
+            }
+        };
+        let link: &[u8] = if h.link.len() > 100 || !h.link.is_ascii() {
+            pax.push(("linkpath", h.link.clone()));
+            truncated(&h.link, 100)
+        } else {
+            &h.link
+        };
+        if h.size > MAX_OCTAL_SIZE {
+            pax.push(("size", h.size.to_string().into_bytes()));
+        }
+        if h.mtime < 0 || h.mtime > MAX_OCTAL_SIZE as i64 {
+            pax.push(("mtime", h.mtime.to_string().into_bytes()));
+        }
+        if !pax.is_empty() {
+            let records = pax_records(&pax);
+            let mut pax_name = b"PaxHeaders.0/".to_vec();
+            pax_name.extend_from_slice(truncated(name, 80));
+            let block = ustar_block(
+                &[],
+                &pax_name,
+                0o644,
+                records.len() as u64,
+                h.mtime.clamp(0, MAX_OCTAL_SIZE as i64),
+                b'x',
+                &[],
+                None,
+            );
+            self.write(&block)?;
+            self.write(&records)?;
+            let pad = (BLOCK - records.len() % BLOCK) % BLOCK;
+            self.write(&[0u8; BLOCK][..pad])?;
+        }
+        let block = ustar_block(
+            prefix,
+            name,
+            h.mode,
+            h.size,
+            h.mtime.clamp(0, MAX_OCTAL_SIZE as i64),
+            h.typeflag,
+            link,
+            h.dev,
+        );
+        self.write(&block)
+    }
+
+    fn finish(mut self) -> Result<TarStats, TarError> {
+        self.write(&[0u8; BLOCK * 2])?;
+        self.out.flush().map_err(TarError::Write)?;
+        Ok(self.stats)
+    }
+}
+
+struct HeaderFields {
+    name: Vec<u8>,
+    mode: u32,
+    size: u64,
+    mtime: i64,
+    typeflag: u8,
+    link: Vec<u8>,
+    dev: Option<(u64, u64)>,
+}
+
+fn truncated(s: &[u8], max: usize) -> &[u8] {
+    &s[..s.len().min(max)]
+}
+
+/// Splits an ASCII name into ustar's prefix (≤155) and name (≤100) fields,
+/// or `None` when it needs a PAX `path` record.
+fn split_ustar_name(name: &[u8]) -> Option<(&[u8], &[u8])> {
+    if !name.is_ascii() || name.contains(&0) {
+        return None;
+    }
+    if name.len() <= 100 {
+        return Some((&[], name));
+    }
+    // The prefix ends at a `/` that is not the last byte of the name.
+    let limit = name.len().min(156);
+    let pos = name[..limit].iter().rposition(|&b| b == b'/')?;
+    let (prefix, rest) = (&name[..pos], &name[pos + 1..]);
+    (prefix.len() <= 155 && !rest.is_empty() && rest.len() <= 100).then_some((prefix, rest))
+}
+
+/// PAX records: `"%d %s=%s\n"` where the length counts itself.
+fn pax_records(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in records {
+        let body = key.len() + value.len() + 3; // space, '=', '\n'
+        let mut len = body + 1;
+        while len != body + len.to_string().len() {
+            len = body + len.to_string().len();
+        }
+        out.extend_from_slice(len.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(value);
+        out.push(b'\n');
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ustar_block(
+    prefix: &[u8],
+    name: &[u8],
+    mode: u32,
+    size: u64,
+    mtime: i64,
+    typeflag: u8,
+    link: &[u8],
+    dev: Option<(u64, u64)>,
+) -> [u8; BLOCK] {
+    let mut b = [0u8; BLOCK];
+    b[..name.len()].copy_from_slice(name);
+    octal(&mut b[100..108], u64::from(mode));
+    octal(&mut b[108..116], 0); // uid
+    octal(&mut b[116..124], 0); // gid
+    if size > MAX_OCTAL_SIZE {
+        // GNU base-256 for readers that ignore the PAX size record.
+        let field = &mut b[124..136];
+        field[0] = 0x80;
+        for (i, byte) in size.to_be_bytes().iter().enumerate() {
+            field[4 + i] = *byte;
+        }
+    } else {
+        octal(&mut b[124..136], size);
+    }
+    octal(&mut b[136..148], mtime as u64);
+    b[156] = typeflag;
+    b[157..157 + link.len()].copy_from_slice(link);
+    b[257..263].copy_from_slice(b"ustar\0");
+    b[263..265].copy_from_slice(b"00");
+    if let Some((major, minor)) = dev {
+        octal(&mut b[329..337], major);
+        octal(&mut b[337..345], minor);
+    }
+    b[345..345 + prefix.len()].copy_from_slice(prefix);
+    // Checksum: sum of all bytes with the checksum field as spaces.
+    b[148..156].copy_from_slice(b"        ");
+    let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
+    let text = format!("{sum:06o}\0 ");
+    b[148..156].copy_from_slice(text.as_bytes());
+    b
+}
+
+/// Writes `value` as zero-padded octal with a trailing NUL.
+fn octal(field: &mut [u8], value: u64) {
+    let digits = field.len() - 1;
+    let text = format!("{value:0digits$o}");
+    let text = text.as_bytes();
+    let start = text.len().saturating_sub(digits);
+    field[..digits].copy_from_slice(&text[start..]);
+    field[digits] = 0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        let r = pax_records(&[("path", b"a".to_vec())]);
+        assert_eq!(r, b"9 path=a\n");
+        let long = vec![b'x'; 95];
+        let r = pax_records(&[("path", long)]);
+        assert_eq!(&r[..4], b"105 ");
+        assert_eq!(r.len(), 105);
+    }
+
+    #[test]
+    fn ustar_split() {
+        assert_eq!(split_ustar_name(b"short"), Some((&b""[..], &b"short"[..])));
+        let mut long = vec![b'd'; 120];
+        long.extend_from_slice(b"/file");
+        let (p, n) = split_ustar_name(&long).unwrap();
+        assert_eq!((p.len(), n), (120, &b"file"[..]));
+        assert_eq!(split_ustar_name(&[b'a'; 101]), None);
+        assert_eq!(split_ustar_name("é".as_bytes()), None);
+    }
+
+    #[test]
+    fn header_checksum_is_valid() {
+        let b = ustar_block(b"", b"a.txt", 0o644, 5, 1_700_000_000, b'0', b"", None);
+        let header = tar::Header::from_byte_slice(&b);
+        assert_eq!(header.cksum().unwrap(), {
+            let mut copy = b;
+            copy[148..156].copy_from_slice(b"        ");
+            copy.iter().map(|&x| u32::from(x)).sum::<u32>()
+        });
+        assert_eq!(header.size().unwrap(), 5);
+        assert_eq!(header.mode().unwrap(), 0o644);
+        assert_eq!(header.mtime().unwrap(), 1_700_000_000);
+    }
+}

@@ -1,0 +1,533 @@
+//! Walking a context the way Docker's senders do.
+//!
+//! Both BuildKit (tonistiigi/fsutil's filtered walk) and the classic CLI
+//! (moby/go-archive's `TarWithOptions`) visit a directory's entries in
+//! byte order of their names, depth first, match each path with its parent
+//! directory's results carried down, and never follow symlinks. They differ
+//! in one place, what happens at an excluded directory:
+//!
+//! * no exception patterns at all: the directory is skipped;
+//! * only plain exceptions (`!dir/keep.txt`): it is entered when an
+//!   exception, as text, lies below it (BuildKit first trims a trailing
+//!   `/**` or `/*` from the exception);
+//! * BuildKit with a wildcard exception (`!**/*.md`): every excluded
+//!   directory is entered, since anything inside might be re-included.
+//!
+//! An excluded directory that is entered is not sent itself; BuildKit sends
+//! it lazily, just before the first entry inside it that is sent.
+
+use std::ffi::OsString;
+use std::fs::FileType;
+use std::os::unix::ffi::OsStrExt;
+#[cfg(test)]
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use super::ignore::{MatchInfo, Matcher, PatternError};
+use super::{Builder, Context, Explanation};
+
+/// The kind of a directory entry, from `readdir` (no `stat` needed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    CharDevice,
+    BlockDevice,
+    Socket,
+}
+
+impl FileKind {
+    fn from_file_type(t: FileType) -> FileKind {
+        if t.is_dir() {
+            FileKind::Dir
+        } else if t.is_symlink() {
+            FileKind::Symlink
+        } else if t.is_fifo() {
+            FileKind::Fifo
+        } else if t.is_char_device() {
+            FileKind::CharDevice
+        } else if t.is_block_device() {
+            FileKind::BlockDevice
+        } else if t.is_socket() {
+            FileKind::Socket
+        } else {
+            FileKind::File
+        }
+    }
+}
+
+/// One entry the build would receive.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// Context-relative, `/`-separated path (raw bytes).
+    pub rel: &'a [u8],
+    /// The path on disk.
+    pub path: &'a Path,
+    pub kind: FileKind,
+}
+
+/// Errors while walking.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    #[error("cannot read directory {path}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file")]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("ignore file {ignore}, line {line}: {source}")]
+    Pattern {
+        ignore: PathBuf,
+        line: usize,
+        source: PatternError,
+    },
+}
+
+/// What the walk noticed but did not send.
+#[derive(Debug, Clone, Default)]
+pub struct WalkSummary {
+    /// Sockets are never sent (Docker skips them too).
+    pub skipped_sockets: Vec<Vec<u8>>,
+}
+
+/// Whether an excluded directory is entered; see the module docs.
+#[derive(Debug, Clone)]
+pub(crate) enum DescendRule {
+    Never,
+    /// Enter when one of these (each ending in `/`) starts with `dir/`.
+    Prefixes(Vec<Vec<u8>>),
+    Always,
+}
+
+impl DescendRule {
+    pub(crate) fn new(matcher: &Matcher, builder: Builder) -> DescendRule {
+        if !matcher.has_exceptions() {
+            return DescendRule::Never;
+        }
+        let mut prefixes = Vec::new();
+        for rule in matcher.rules().iter().filter(|r| r.exception) {
+            let text = rule.pattern.as_bytes();
+            let mut prefix = match builder {
+                Builder::BuildKit => {
+                    let trimmed = without_trailing_glob(text);
+                    if trimmed
+                        .iter()
+                        .any(|b| matches!(b, b'*' | b'[' | b']' | b'?' | b'^' | b'\\'))
+                    {
+                        return DescendRule::Always;
+                    }
+                    trimmed.to_vec()
+                }
+                Builder::Classic => text.to_vec(),
+            };
+            prefix.push(b'/');
+            prefixes.push(prefix);
+        }
+        DescendRule::Prefixes(prefixes)
+    }
+
+    /// Whether the excluded directory `dir` must be entered.
+    pub(crate) fn enters(&self, dir: &[u8]) -> bool {
+        match self {
+            DescendRule::Never => false,
+            DescendRule::Always => true,
+            DescendRule::Prefixes(prefixes) => prefixes
+                .iter()
+                .any(|p| p.len() > dir.len() && p.starts_with(dir) && p[dir.len()] == b'/'),
+        }
+    }
+}
+
+/// fsutil's `patternWithoutTrailingGlob`.
+fn without_trailing_glob(p: &[u8]) -> &[u8] {
+    let p = p.strip_suffix(b"/**").unwrap_or(p);
+    p.strip_suffix(b"/*").unwrap_or(p)
+}
+
+struct Frame {
+    /// Entries of the directory, sorted by name bytes.
+    entries: std::vec::IntoIter<(OsString, FileKind)>,
+    /// Length of the directory's relative path in the shared buffer.
+    rel_len: usize,
+    /// The directory's match results, for its children.
+    info: MatchInfo,
+    /// Not yet sent (an excluded directory entered for its exceptions).
+    pending: bool,
+}
+
+impl Context {
+    /// Visits every entry the build would receive, in Docker's order:
+    /// directories before their contents, names in byte order. `visit`
+    /// errors stop the walk and are returned.
+    pub fn walk<E, F>(&self, mut visit: F) -> Result<WalkSummary, E>
+    where
+        F: FnMut(&Entry<'_>) -> Result<(), E>,
+        E: From<WalkError>,
+    {
+        let mut summary = WalkSummary::default();
+        let mut rel: Vec<u8> = Vec::with_capacity(256);
+        let mut path = self.root.clone();
+        let root_entries = read_sorted(&self.root).map_err(|source| WalkError::ReadDir {
+            path: self.root.clone(),
+            source,
+        })?;
+        let mut stack = vec![Frame {
+            entries: root_entries.into_iter(),
+            rel_len: 0,
+            info: MatchInfo::default(),
+            pending: false,
+        }];
+        let lazy_parents = self.builder == Builder::BuildKit;
+
+        while let Some(frame) = stack.last_mut() {
+            let Some((name, kind)) = frame.entries.next() else {
+                stack.pop();
+                path.pop();
+                continue;
+            };
+            let parent_len = frame.rel_len;
+            rel.truncate(parent_len);
+            if parent_len > 0 {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(name.as_bytes());
+            let (verdict, info) = self
+                .matcher
+                .matches_with_parent(&rel, &frame.info)
+                .map_err(|source| self.pattern_error(&rel, source))?;
+
+            path.push(&name);
+            let is_dir = kind == FileKind::Dir;
+            if verdict.excluded && !(is_dir && self.descend.enters(&rel)) {
+                path.pop();
+                continue;
+            }
+            if kind == FileKind::Socket {
+                summary.skipped_sockets.push(rel.clone());
+                path.pop();
+                continue;
+            }
+            if !verdict.excluded {
+                // Send the excluded parents this entry lives in first.
+                if lazy_parents && stack.iter().any(|f| f.pending) {
+                    let saved = rel.clone();
+                    let mut parent_path = path.clone();
+                    let pending: Vec<usize> = stack
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| f.pending)
+                        .map(|(i, _)| i)
+                        .collect();
+                    let depth_up = stack.len();
+                    for &i in &pending {
+                        let len = stack[i].rel_len;
+                        parent_path.clone_from(&path);
+                        for _ in 0..(depth_up - i) {
+                            parent_path.pop();
+                        }
+                        visit(&Entry {
+                            rel: &saved[..len],
+                            path: &parent_path,
+                            kind: FileKind::Dir,
+                        })?;
+                        stack[i].pending = false;
+                    }
+                }
+                visit(&Entry {
+                    rel: &rel,
+                    path: &path,
+                    kind,
+                })?;
+            }
+            if is_dir {
+                match read_sorted(&path) {
+                    Ok(entries) => stack.push(Frame {
+                        entries: entries.into_iter(),
+                        rel_len: rel.len(),
+                        info,
+                        pending: verdict.excluded && lazy_parents,
+                    }),
+                    Err(e)
+                        if verdict.excluded && e.kind() == std::io::ErrorKind::PermissionDenied =>
+                    {
+                        path.pop();
+                    }
+                    Err(source) => {
+                        return Err(WalkError::ReadDir {
+                            path: path.clone(),
+                            source,
+                        }
+                        .into())
+                    }
+                }
+            } else {
+                path.pop();
+            }
+        }
+        Ok(summary)
+    }
+
+    fn pattern_error(&self, _rel: &[u8], source: PatternError) -> WalkError {
+        let (ignore, line) = match &self.ignore {
+            Some(src) => {
+                // Report the first rule whose regex failed.
+                let line = self
+                    .matcher
+                    .rules()
+                    .iter()
+                    .find(|r| r.pattern.matches(b"").is_err())
+                    .map(|r| r.line)
+                    .unwrap_or(0);
+                (src.path.clone(), line)
+            }
+            None => (self.root.join(".dockerignore"), 0),
+        };
+        WalkError::Pattern {
+            ignore,
+            line,
+            source,
+        }
+    }
+}
+
+/// Reads a directory's entries sorted by name bytes, with their kinds from
+/// `readdir` (falling back to `lstat` where the filesystem gives none).
+fn read_sorted(dir: &Path) -> std::io::Result<Vec<(OsString, FileKind)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = FileKind::from_file_type(entry.file_type()?);
+        out.push((entry.file_name(), kind));
+    }
+    out.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(out)
+}
+
+/// Decides one path the way the walk would reach it: each ancestor is
+/// matched with its parent's results, and an excluded ancestor that the
+/// walk would not enter decides for everything below it.
+pub(crate) fn explain(ctx: &Context, rel: &[u8]) -> Result<Explanation, PatternError> {
+    let rel = normalize_rel(rel);
+    if rel.is_empty() {
+        // The root is never excluded.
+        return Ok(Explanation {
+            included: true,
+            rule: None,
+            via_directory: None,
+        });
+    }
+    let mut info = MatchInfo::default();
+    let components: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
+    let mut prefix: Vec<u8> = Vec::with_capacity(rel.len());
+    for (i, component) in components.iter().enumerate() {
+        if i > 0 {
+            prefix.push(b'/');
+        }
+        prefix.extend_from_slice(component);
+        let (verdict, child) = ctx.matcher.matches_with_parent(&prefix, &info)?;
+        let last = i + 1 == components.len();
+        if last {
+            return Ok(Explanation {
+                included: !verdict.excluded,
+                rule: verdict.decided_by,
+                via_directory: None,
+            });
+        }
+        if verdict.excluded && !ctx.descend.enters(&prefix) {
+            return Ok(Explanation {
+                included: false,
+                rule: verdict.decided_by,
+                via_directory: Some(prefix),
+            });
+        }
+        info = child;
+    }
+    unreachable!("the loop returns at the last component")
+}
+
+/// A user-given path as a clean context-relative path: `./a//b/` → `a/b`.
+pub(crate) fn normalize_rel(rel: &[u8]) -> Vec<u8> {
+    let cleaned = super::ignore::gopath::clean(rel);
+    let trimmed: &[u8] = cleaned.strip_prefix(b"/").unwrap_or(&cleaned);
+    if trimmed == b"." {
+        Vec::new()
+    } else {
+        trimmed.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ContextSpec;
+    use super::*;
+    use std::fs;
+
+    fn os_string(bytes: &[u8]) -> OsString {
+        OsString::from_vec(bytes.to_vec())
+    }
+
+    /// Builds a tree from `(path, kind)` where kind is "f", "d" or "l:TARGET".
+    fn tree(spec: &[(&str, &str)], ignore: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (p, kind) in spec {
+            let path = dir.path().join(p);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            match *kind {
+                "d" => fs::create_dir_all(&path).unwrap(),
+                "f" => fs::write(&path, p.as_bytes()).unwrap(),
+                l => std::os::unix::fs::symlink(l.trim_start_matches("l:"), &path).unwrap(),
+            }
+        }
+        fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        fs::write(dir.path().join(".dockerignore"), ignore).unwrap();
+        dir
+    }
+
+    fn listing(dir: &Path, builder: Builder) -> Vec<String> {
+        let ctx = ContextSpec {
+            root: dir.to_path_buf(),
+            dockerfile: None,
+            builder,
+        }
+        .resolve()
+        .unwrap();
+        let mut out = Vec::new();
+        ctx.walk::<WalkError, _>(|e| {
+            let mut s = String::from_utf8_lossy(e.rel).into_owned();
+            if e.kind == FileKind::Dir {
+                s.push('/');
+            }
+            out.push(s);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn walk_order_is_per_directory_byte_order() {
+        let d = tree(&[("a/b", "f"), ("a.txt", "f"), ("B", "f"), ("a-", "d")], "");
+        assert_eq!(
+            listing(d.path(), Builder::BuildKit),
+            [
+                ".dockerignore",
+                "B",
+                "Dockerfile",
+                "a/",
+                "a/b",
+                "a-/",
+                "a.txt"
+            ]
+        );
+    }
+
+    #[test]
+    fn excluded_directory_is_skipped_or_entered() {
+        let spec = [
+            ("node_modules/x/keep.md", "f"),
+            ("node_modules/y.js", "f"),
+            ("src/a.md", "f"),
+        ];
+        // No exceptions: skipped.
+        let d = tree(&spec, "node_modules\n");
+        assert_eq!(
+            listing(d.path(), Builder::BuildKit),
+            [".dockerignore", "Dockerfile", "src/", "src/a.md"]
+        );
+        // A wildcard exception reopens it in BuildKit, lazily.
+        let d = tree(&spec, "node_modules\n!**/*.md\n");
+        assert_eq!(
+            listing(d.path(), Builder::BuildKit),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "node_modules/",
+                "node_modules/x/",
+                "node_modules/x/keep.md",
+                "src/",
+                "src/a.md"
+            ]
+        );
+        // ... but never in the classic builder.
+        assert_eq!(
+            listing(d.path(), Builder::Classic),
+            [".dockerignore", "Dockerfile", "src/", "src/a.md"]
+        );
+        // A plain prefix exception reopens it in both; classic never sends
+        // the excluded directory entries themselves.
+        let d = tree(&spec, "node_modules\n!node_modules/x/keep.md\n");
+        assert_eq!(
+            listing(d.path(), Builder::Classic),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "node_modules/x/keep.md",
+                "src/",
+                "src/a.md"
+            ]
+        );
+        assert_eq!(
+            listing(d.path(), Builder::BuildKit),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "node_modules/",
+                "node_modules/x/",
+                "node_modules/x/keep.md",
+                "src/",
+                "src/a.md"
+            ]
+        );
+    }
+
+    #[test]
+    fn classic_always_sends_dockerfile_and_ignore_file() {
+        let d = tree(&[("a", "f")], "*\n");
+        assert_eq!(listing(d.path(), Builder::BuildKit), Vec::<String>::new());
+        assert_eq!(
+            listing(d.path(), Builder::Classic),
+            [".dockerignore", "Dockerfile"]
+        );
+    }
+
+    #[test]
+    fn symlinks_are_entries_not_followed() {
+        let d = tree(&[("real/f", "f"), ("link", "l:real")], "real\n");
+        assert_eq!(
+            listing(d.path(), Builder::BuildKit),
+            [".dockerignore", "Dockerfile", "link"]
+        );
+    }
+
+    #[test]
+    fn explain_names_the_deciding_rule() {
+        let d = tree(&[("app/__pycache__/x.pyc", "f")], "__pycache__\n*.pyc\n");
+        let ctx = ContextSpec::new(d.path()).resolve().unwrap();
+        let e = ctx.explain(b"app/__pycache__/x.pyc").unwrap();
+        assert!(e.included, "root-anchored patterns miss nested files");
+        assert_eq!(e.rule, None);
+        let d = tree(&[("node_modules/a/b.js", "f")], "# deps\nnode_modules\n");
+        let ctx = ContextSpec::new(d.path()).resolve().unwrap();
+        let e = ctx.explain(b"./node_modules/a/b.js").unwrap();
+        assert!(!e.included);
+        assert_eq!(ctx.matcher().rules()[e.rule.unwrap()].line, 2);
+        assert_eq!(e.via_directory.as_deref(), Some(&b"node_modules"[..]));
+    }
+
+    #[test]
+    fn non_utf8_names_are_kept_byte_exact() {
+        let d = tree(&[], "");
+        let name = os_string(b"caf\xe9");
+        fs::write(d.path().join(&name), b"x").unwrap();
+        let ctx = ContextSpec::new(d.path()).resolve().unwrap();
+        let mut names = Vec::new();
+        ctx.walk::<WalkError, _>(|e| {
+            names.push(e.rel.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        assert!(names.contains(&b"caf\xe9".to_vec()));
+    }
+}
