@@ -7,5 +7,15 @@
 //! 1. [`context`]: which files Docker would send for a build (its exact
 //!    `.dockerignore` semantics, BuildKit's or the classic builder's), and
 //!    the tar stream that carries them.
+//! 2. [`plan`]: which of those files the Dockerfile can reach.
+//! 3. [`analyze`]: measure and report: what is sent, what is needed, what
+//!    is wasted and why, and how to fix it.
+//! 4. [`ship`]: build the image through the Docker daemon, the context
+//!    streamed as the request body.
+//! 5. [`publish`]: push it (ECR tokens, docker config credentials).
 
+pub mod analyze;
 pub mod context;
+pub mod plan;
+pub mod publish;
+pub mod ship;

@@ -173,6 +173,16 @@ fn collect_paths(nodes: &[Node], prefix: &[u8], out: &mut Vec<Vec<u8>>) {
     }
 }
 
+fn collect_dirs(nodes: &[Node], prefix: &[u8], out: &mut Vec<Vec<u8>>) {
+    for n in nodes {
+        if let Kind::Dir(children) = &n.kind {
+            let p = join(prefix, &n.name);
+            out.push(p.clone());
+            collect_dirs(children, &p, out);
+        }
+    }
+}
+
 /// One pattern component.
 fn gen_segment(rng: &mut Rng, names: &[Vec<u8>]) -> Vec<u8> {
     const GLOBS: &[&[u8]] = &[
@@ -241,11 +251,69 @@ fn gen_pattern(rng: &mut Rng, names: &[Vec<u8>], paths: &[Vec<u8>]) -> Vec<u8> {
     p
 }
 
-fn gen_ignore(rng: &mut Rng, names: &[Vec<u8>], paths: &[Vec<u8>]) -> Vec<Vec<u8>> {
+/// An "exclude a directory, then re-include something inside it" pair, the
+/// shape where the builders' directory-pruning rules differ.
+fn gen_pair(
+    rng: &mut Rng,
+    dirs: &[Vec<u8>],
+    names: &[Vec<u8>],
+    paths: &[Vec<u8>],
+) -> (Vec<u8>, Vec<u8>) {
+    // Prefer an existing nested path `dir/name` so the exception hits.
+    let nested: Vec<&Vec<u8>> = paths.iter().filter(|p| p.contains(&b'/')).collect();
+    let (dir, name) = if !nested.is_empty() && rng.chance(75) {
+        let p = *rng.pick(&nested);
+        let cut = p.iter().rposition(|&c| c == b'/').unwrap();
+        (p[..cut].to_vec(), p[cut + 1..].to_vec())
+    } else {
+        let dir = if dirs.is_empty() {
+            b"foo".to_vec()
+        } else {
+            rng.pick(dirs).clone()
+        };
+        (dir, rng.pick(names).clone())
+    };
+    let name = &name;
+    let exclude = match rng.below(4) {
+        0 => dir.clone(),
+        1 => join(&dir, b"**"),
+        2 => b"*".to_vec(),
+        _ => join(&dir, b"*"),
+    };
+    let inner = match rng.below(7) {
+        0 => join(&join(&dir, b"*"), name),
+        1 => join(b"*", name),
+        2 => join(b"**", name),
+        3 => join(&dir, name),
+        4 => join(&dir, &[&name[..], b"*"].concat()),
+        5 => join(&join(&dir, b"**"), name),
+        _ => join(&dir, &join(name, b"**")),
+    };
+    (exclude, [&b"!"[..], &inner].concat())
+}
+
+fn gen_ignore(
+    rng: &mut Rng,
+    names: &[Vec<u8>],
+    paths: &[Vec<u8>],
+    dirs: &[Vec<u8>],
+) -> Vec<Vec<u8>> {
     let n = 1 + rng.below(8);
     let crlf = rng.chance(20);
     let mut lines = Vec::new();
+    let pair_at = if rng.chance(35) {
+        Some(rng.below(n))
+    } else {
+        None
+    };
     for i in 0..n {
+        if pair_at == Some(i) {
+            let (exclude, exception) = gen_pair(rng, dirs, names, paths);
+            let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+            lines.push([&exclude[..], nl].concat());
+            lines.push([&exception[..], nl].concat());
+            continue;
+        }
         let mut line = match rng.below(100) {
             0..=7 => b"# comment *".to_vec(),
             8..=9 => b" # not a comment".to_vec(),
@@ -305,6 +373,8 @@ fn gen_case(seed: u64) -> Case {
     };
     let mut paths = Vec::new();
     collect_paths(&tree, b"", &mut paths);
+    let mut dirs = Vec::new();
+    collect_dirs(&tree, b"", &mut dirs);
     let mut names: Vec<Vec<u8>> = NAMES.iter().map(|n| n.to_vec()).collect();
     for p in &paths {
         if let Some(last) = p.rsplit(|&c| c == b'/').next() {
@@ -315,12 +385,12 @@ fn gen_case(seed: u64) -> Case {
     paths.push(df_path);
     paths.push(b".dockerignore".to_vec());
     let ignore = if rng.chance(95) {
-        Some(gen_ignore(&mut rng, &names, &paths))
+        Some(gen_ignore(&mut rng, &names, &paths, &dirs))
     } else {
         None
     };
     let specific = if rng.chance(25) {
-        Some(gen_ignore(&mut rng, &names, &paths))
+        Some(gen_ignore(&mut rng, &names, &paths, &dirs))
     } else {
         None
     };
@@ -672,13 +742,16 @@ fn missing_prerequisite(msg: &str) {
              Install them with: apt-get install golang-go golang-github-moby-patternmatcher-dev"
         );
     }
-    eprintln!();
-    eprintln!("==================================================================");
-    eprintln!("!!! SKIPPING the differential test: {msg}.");
-    eprintln!("!!! Install: apt-get install golang-go golang-github-moby-patternmatcher-dev");
-    eprintln!("!!! (set CI=1 to turn this skip into a failure)");
-    eprintln!("==================================================================");
-    eprintln!();
+    // Written straight to the stderr handle (not eprintln!) so that the
+    // test harness' output capture does not swallow the notice.
+    let notice = format!(
+        "\n==================================================================\n\
+         !!! SKIPPING the differential test: {msg}.\n\
+         !!! Install: apt-get install golang-go golang-github-moby-patternmatcher-dev\n\
+         !!! (set CI=1 to turn this skip into a failure)\n\
+         ==================================================================\n\n"
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
 }
 
 /// Builds the Go reference into `dir`; None (after reporting) if impossible.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::show;
+use super::output::{print_stdout, show};
 use super::{BuilderArg, ContextArgs};
 
 #[derive(Debug, Args)]
@@ -37,6 +37,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
         .ignore_file()
         .map(|i| i.path.display().to_string())
         .unwrap_or_else(|| "(no ignore file)".into());
+    let mut out = String::new();
     for file in &files {
         let rel = file.as_os_str().as_bytes();
         let e = ctx.explain(rel)?;
@@ -57,19 +58,22 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
                     .map(|d| format!(", through directory {}/", show(d)))
                     .unwrap_or_default();
                 if rule.line == 0 {
-                    println!(
-                        "{shown}: {verdict}{missing}: the classic docker CLI always sends `{}`{via}",
+                    out.push_str(&format!(
+                        "{shown}: {verdict}{missing}: the classic docker CLI always sends `{}`{via}\n",
                         rule.raw.trim_start_matches('!')
-                    );
+                    ));
                 } else {
-                    println!(
-                        "{shown}: {verdict}{missing} by {ignore_label}:{}: {}{via}",
+                    out.push_str(&format!(
+                        "{shown}: {verdict}{missing} by {ignore_label}:{}: {}{via}\n",
                         rule.line, rule.raw
-                    );
+                    ));
                 }
             }
-            None => println!("{shown}: {verdict}{missing}: no pattern in {ignore_label} matches"),
+            None => out.push_str(&format!(
+                "{shown}: {verdict}{missing}: no pattern in {ignore_label} matches\n"
+            )),
         }
     }
+    print_stdout(&out)?;
     Ok(0)
 }

@@ -7,17 +7,32 @@ use clap::Args;
 
 use reggie_build::context::{FileKind, WalkError};
 
+use reggie_build::plan::Plan;
+
 use super::output::show;
+use super::plan_args::PlanArgs;
 use super::ContextArgs;
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
     #[command(flatten)]
     pub context: ContextArgs,
+    /// Only what the Dockerfile can read (the minimal context).
+    #[arg(long)]
+    pub minimal: bool,
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 pub fn run(args: LsArgs) -> anyhow::Result<i32> {
-    let ctx = args.context.spec().resolve()?;
+    let mut ctx = args.context.spec().resolve()?;
+    if args.minimal {
+        let plan = Plan::new(&ctx, &args.plan.options()?)?;
+        for reason in &plan.whole {
+            eprintln!("note: the whole context is used: {reason}");
+        }
+        ctx = plan.apply(&ctx, true)?;
+    }
     let mut paths: Vec<Vec<u8>> = Vec::new();
     let summary = ctx.walk::<WalkError, _>(|entry| {
         if entry.kind != FileKind::Dir {

@@ -1,10 +1,13 @@
 //! Argument parsing and dispatch. Each command is a thin function over the
 //! library in its own module.
 
+mod analyze;
 mod context_cmd;
 mod explain;
+mod image;
 mod ls;
 mod output;
+mod plan_args;
 
 use std::path::PathBuf;
 
@@ -32,11 +35,23 @@ enum Command {
         after_help = "Examples:\n  reggie-build explain . node_modules/react/index.js\n  reggie-build explain backend app/__pycache__/main.cpython-311.pyc"
     )]
     Explain(explain::ExplainArgs),
+    /// Before and after: what the build sends, what it needs, what is
+    /// wasted and why, and how to fix it.
+    #[command(
+        after_help = "Examples:\n  reggie-build analyze . -f backend/Dockerfile\n  reggie-build analyze backend --json | jq .minimal\n  reggie-build analyze . -f backend/Dockerfile --write-ignore"
+    )]
+    Analyze(analyze::AnalyzeArgs),
     /// Write the build context as a tar stream.
     #[command(
         after_help = "Examples:\n  reggie-build context backend -o context.tar\n  reggie-build context . -f backend/Dockerfile -o - --compress gzip | wc -c\n  reggie-build context backend -o /dev/null --digest"
     )]
     Context(context_cmd::ContextCmdArgs),
+    /// Build the image through the Docker daemon from the minimal context,
+    /// and optionally push it.
+    #[command(
+        after_help = "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'"
+    )]
+    Image(image::ImageArgs),
 }
 
 /// The builder whose rules to reproduce.
@@ -81,6 +96,8 @@ pub fn run() -> i32 {
         Command::Ls(args) => ls::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Context(args) => context_cmd::run(args),
+        Command::Image(args) => image::run(args),
+        Command::Analyze(args) => analyze::run(args),
     };
     match result {
         Ok(code) => code,

@@ -14,3 +14,13 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Writes `text` to stdout, returning an error (not panicking) when stdout
+/// is closed.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

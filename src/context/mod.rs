@@ -90,6 +90,7 @@ pub struct Context {
     ignore: Option<IgnoreSource>,
     matcher: Matcher,
     descend: walk::DescendRule,
+    include: Option<walk::Include>,
 }
 
 impl ContextSpec {
@@ -132,30 +133,12 @@ impl ContextSpec {
         let dockerfile_rel = relative_to(&root, &dockerfile);
 
         let ignore = self.find_ignore_file(&root, &dockerfile)?;
-        let mut matcher = match &ignore {
-            Some(src) => Matcher::new(&src.path, &src.lines)?,
-            None => Matcher::default(),
-        };
-        if self.builder == Builder::Classic {
-            // docker/cli's TrimBuildFilesFromExcludes: the classic builder
-            // needs both files, so it re-includes them when excluded.
-            let label = ignore
-                .as_ref()
-                .map(|i| i.path.clone())
-                .unwrap_or_else(|| root.join(".dockerignore"));
-            if matcher.legacy_matches(b".dockerignore") {
-                matcher.push(&label, 0, b"!.dockerignore", "!.dockerignore".into())?;
-            }
-            if let Some(rel) = &dockerfile_rel {
-                if matcher.legacy_matches(rel) {
-                    let mut p = b"!".to_vec();
-                    p.extend_from_slice(rel);
-                    let raw = String::from_utf8_lossy(&p).into_owned();
-                    matcher.push(&label, 0, &p, raw)?;
-                }
-            }
-        }
-        let descend = walk::DescendRule::new(&matcher, self.builder);
+        let (matcher, descend) = compile_rules(
+            &root,
+            ignore.as_ref(),
+            dockerfile_rel.as_deref(),
+            self.builder,
+        )?;
         Ok(Context {
             root,
             dockerfile,
@@ -164,6 +147,7 @@ impl ContextSpec {
             ignore,
             matcher,
             descend,
+            include: None,
         })
     }
 
@@ -226,10 +210,84 @@ impl Context {
         &self.matcher
     }
 
+    /// The same context restricted to what `patterns` reach (context-root
+    /// relative, Docker pattern syntax; a directory covers everything
+    /// below it), as BuildKit restricts it to the paths a Dockerfile reads.
+    /// With `filter` false, every sent entry is still visited and
+    /// [`Entry::needed`] marks the reached ones.
+    pub fn with_includes(
+        &self,
+        patterns: &[Vec<u8>],
+        filter: bool,
+    ) -> Result<Context, ignore::CompileError> {
+        let mut matcher = Matcher::default();
+        let label = Path::new("(Dockerfile paths)");
+        for p in patterns {
+            matcher.push_include(label, p)?;
+        }
+        let mut ctx = self.clone();
+        ctx.include = Some(walk::Include::new(matcher, filter));
+        Ok(ctx)
+    }
+
+    /// The same context with another ignore file's contents (`label` names
+    /// it in messages), e.g. to check a suggested ignore file.
+    pub fn with_ignore_text(&self, label: &Path, text: &[u8]) -> Result<Context, ContextError> {
+        let lines = ignore::read_patterns(label, text)?;
+        let source = IgnoreSource {
+            path: label.to_path_buf(),
+            lines,
+        };
+        let (matcher, descend) = compile_rules(
+            &self.root,
+            Some(&source),
+            self.dockerfile_rel.as_deref(),
+            self.builder,
+        )?;
+        let mut ctx = self.clone();
+        ctx.ignore = Some(source);
+        ctx.matcher = matcher;
+        ctx.descend = descend;
+        Ok(ctx)
+    }
+
     /// Why a path is in or out of the context; see [`Explanation`].
     pub fn explain(&self, rel: &[u8]) -> Result<Explanation, ignore::PatternError> {
         walk::explain(self, rel)
     }
+}
+
+/// Compiles the ignore rules; the classic CLI re-includes the Dockerfile and
+/// `.dockerignore` when they are excluded (docker/cli's
+/// `TrimBuildFilesFromExcludes`).
+fn compile_rules(
+    root: &Path,
+    ignore: Option<&IgnoreSource>,
+    dockerfile_rel: Option<&[u8]>,
+    builder: Builder,
+) -> Result<(Matcher, walk::DescendRule), ContextError> {
+    let mut matcher = match ignore {
+        Some(src) => Matcher::new(&src.path, &src.lines)?,
+        None => Matcher::default(),
+    };
+    if builder == Builder::Classic {
+        let label = ignore
+            .map(|i| i.path.clone())
+            .unwrap_or_else(|| root.join(".dockerignore"));
+        if matcher.legacy_matches(b".dockerignore") {
+            matcher.push(&label, 0, b"!.dockerignore", "!.dockerignore".into())?;
+        }
+        if let Some(rel) = dockerfile_rel {
+            if matcher.legacy_matches(rel) {
+                let mut p = b"!".to_vec();
+                p.extend_from_slice(rel);
+                let raw = String::from_utf8_lossy(&p).into_owned();
+                matcher.push(&label, 0, &p, raw)?;
+            }
+        }
+    }
+    let descend = walk::DescendRule::new(&matcher, builder);
+    Ok((matcher, descend))
 }
 
 /// The decision for one path, as `explain` prints it.

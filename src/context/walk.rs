@@ -67,6 +67,10 @@ pub struct Entry<'a> {
     /// The path on disk.
     pub path: &'a Path,
     pub kind: FileKind,
+    /// Whether the include patterns reach it (always `true` without
+    /// include patterns; `false` for a directory sent only as the parent of
+    /// something needed).
+    pub needed: bool,
 }
 
 /// Errors while walking.
@@ -90,6 +94,12 @@ pub enum WalkError {
 pub struct WalkSummary {
     /// Sockets are never sent (Docker skips them too).
     pub skipped_sockets: Vec<Vec<u8>>,
+    /// Per ignore rule: entries it matched itself (not through a parent).
+    pub rule_hits: Vec<u64>,
+    /// Per ignore rule: entries it decided to keep (exceptions only).
+    pub rule_reincluded: Vec<u64>,
+    /// Per include pattern: entries it reached, itself or through a parent.
+    pub include_hits: Vec<u64>,
 }
 
 /// Whether an excluded directory is entered; see the module docs.
@@ -151,22 +161,75 @@ struct Frame {
     entries: std::vec::IntoIter<(OsString, FileKind)>,
     /// Length of the directory's relative path in the shared buffer.
     rel_len: usize,
-    /// The directory's match results, for its children.
+    /// The directory's exclude-pattern results, for its children.
     info: MatchInfo,
-    /// Not yet sent (an excluded directory entered for its exceptions).
+    /// The directory's include-pattern results, for its children.
+    include_info: MatchInfo,
+    /// Not yet sent (entered only because something inside may be sent).
     pending: bool,
+}
+
+/// Include patterns: the paths a Dockerfile reads (BuildKit's
+/// followpaths), matched like fsutil's `IncludePatterns`.
+#[derive(Debug, Clone)]
+pub(crate) struct Include {
+    pub(crate) matcher: Matcher,
+    /// When no include pattern has a wildcard, a directory no pattern lies
+    /// under is skipped outright.
+    pub(crate) descend: DescendRule,
+    /// Whether includes filter the walk (`true`) or only mark entries as
+    /// needed (`false`, for analysis).
+    pub(crate) filter: bool,
+}
+
+impl Include {
+    pub(crate) fn new(matcher: Matcher, filter: bool) -> Include {
+        let mut prefixes = Vec::new();
+        let mut wildcard = false;
+        for rule in matcher.rules().iter().filter(|r| !r.exception) {
+            let trimmed = without_trailing_glob(rule.pattern.as_bytes());
+            if trimmed
+                .iter()
+                .any(|b| matches!(b, b'*' | b'[' | b']' | b'?' | b'^' | b'\\'))
+            {
+                wildcard = true;
+            }
+            let mut p = trimmed.to_vec();
+            p.push(b'/');
+            prefixes.push(p);
+        }
+        let descend = if wildcard {
+            DescendRule::Always
+        } else {
+            DescendRule::Prefixes(prefixes)
+        };
+        Include {
+            matcher,
+            descend,
+            filter,
+        }
+    }
 }
 
 impl Context {
     /// Visits every entry the build would receive, in Docker's order:
     /// directories before their contents, names in byte order. `visit`
     /// errors stop the walk and are returned.
+    ///
+    /// With include patterns set ([`Context::with_includes`]), only what
+    /// they reach is visited (or, in annotate mode, everything is visited
+    /// and [`Entry::needed`] tells what they reach).
     pub fn walk<E, F>(&self, mut visit: F) -> Result<WalkSummary, E>
     where
         F: FnMut(&Entry<'_>) -> Result<(), E>,
         E: From<WalkError>,
     {
-        let mut summary = WalkSummary::default();
+        let mut summary = WalkSummary {
+            rule_hits: vec![0; self.matcher.rules().len()],
+            rule_reincluded: vec![0; self.matcher.rules().len()],
+            include_hits: vec![0; self.include.as_ref().map_or(0, |i| i.matcher.rules().len())],
+            ..WalkSummary::default()
+        };
         let mut rel: Vec<u8> = Vec::with_capacity(256);
         let mut path = self.root.clone();
         let root_entries = read_sorted(&self.root).map_err(|source| WalkError::ReadDir {
@@ -177,9 +240,10 @@ impl Context {
             entries: root_entries.into_iter(),
             rel_len: 0,
             info: MatchInfo::default(),
+            include_info: MatchInfo::default(),
             pending: false,
         }];
-        let lazy_parents = self.builder == Builder::BuildKit;
+        let lazy_parents = self.builder == Builder::BuildKit || self.include.is_some();
 
         while let Some(frame) = stack.last_mut() {
             let Some((name, kind)) = frame.entries.next() else {
@@ -193,44 +257,75 @@ impl Context {
                 rel.push(b'/');
             }
             rel.extend_from_slice(name.as_bytes());
+            let is_dir = kind == FileKind::Dir;
+
+            // Include patterns first, as fsutil does.
+            let mut hidden = false;
+            let mut needed = true;
+            let mut include_info = MatchInfo::default();
+            if let Some(include) = &self.include {
+                let (verdict, info) = include
+                    .matcher
+                    .matches_with_parent(&rel, &frame.include_info)
+                    .map_err(|source| self.pattern_error(&rel, source))?;
+                include_info = info;
+                needed = verdict.excluded;
+                if let Some(i) = verdict.decided_by {
+                    summary.include_hits[i] += 1;
+                }
+                if !needed && include.filter {
+                    if is_dir && !include.descend.enters(&rel) {
+                        continue;
+                    }
+                    hidden = true;
+                }
+            }
+
             let (verdict, info) = self
                 .matcher
                 .matches_with_parent(&rel, &frame.info)
                 .map_err(|source| self.pattern_error(&rel, source))?;
+            for (i, hits) in summary.rule_hits.iter_mut().enumerate() {
+                if info.matched(i) && !frame.info.matched(i) {
+                    *hits += 1;
+                }
+            }
+            if let (false, Some(i)) = (verdict.excluded, verdict.decided_by) {
+                summary.rule_reincluded[i] += 1;
+            }
+            if verdict.excluded {
+                if !(is_dir && self.descend.enters(&rel)) {
+                    continue;
+                }
+                hidden = true;
+            }
 
             path.push(&name);
-            let is_dir = kind == FileKind::Dir;
-            if verdict.excluded && !(is_dir && self.descend.enters(&rel)) {
-                path.pop();
-                continue;
-            }
             if kind == FileKind::Socket {
-                summary.skipped_sockets.push(rel.clone());
+                if !hidden {
+                    summary.skipped_sockets.push(rel.clone());
+                }
                 path.pop();
                 continue;
             }
-            if !verdict.excluded {
-                // Send the excluded parents this entry lives in first.
+            if !hidden {
+                // Send the directories this entry lives in first.
                 if lazy_parents && stack.iter().any(|f| f.pending) {
-                    let saved = rel.clone();
                     let mut parent_path = path.clone();
-                    let pending: Vec<usize> = stack
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, f)| f.pending)
-                        .map(|(i, _)| i)
-                        .collect();
-                    let depth_up = stack.len();
-                    for &i in &pending {
-                        let len = stack[i].rel_len;
+                    let depth = stack.len();
+                    for i in 0..depth {
+                        if !stack[i].pending {
+                            continue;
+                        }
                         parent_path.clone_from(&path);
-                        for _ in 0..(depth_up - i) {
+                        for _ in 0..(depth - i) {
                             parent_path.pop();
                         }
                         visit(&Entry {
-                            rel: &saved[..len],
+                            rel: &rel[..stack[i].rel_len],
                             path: &parent_path,
                             kind: FileKind::Dir,
+                            needed: false,
                         })?;
                         stack[i].pending = false;
                     }
@@ -239,6 +334,7 @@ impl Context {
                     rel: &rel,
                     path: &path,
                     kind,
+                    needed,
                 })?;
             }
             if is_dir {
@@ -247,11 +343,10 @@ impl Context {
                         entries: entries.into_iter(),
                         rel_len: rel.len(),
                         info,
-                        pending: verdict.excluded && lazy_parents,
+                        include_info,
+                        pending: hidden && lazy_parents,
                     }),
-                    Err(e)
-                        if verdict.excluded && e.kind() == std::io::ErrorKind::PermissionDenied =>
-                    {
+                    Err(e) if hidden && e.kind() == std::io::ErrorKind::PermissionDenied => {
                         path.pop();
                     }
                     Err(source) => {

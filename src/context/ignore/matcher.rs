@@ -42,6 +42,13 @@ pub struct MatchInfo {
     parent_matched: Vec<bool>,
 }
 
+impl MatchInfo {
+    /// Whether rule `i` matched this path or one of its ancestors.
+    pub fn matched(&self, i: usize) -> bool {
+        self.parent_matched.get(i).copied().unwrap_or(false)
+    }
+}
+
 /// Outcome of matching one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
@@ -113,6 +120,30 @@ impl Matcher {
             pattern: Pattern::new(&p),
             exception,
             line,
+            raw,
+        });
+        Ok(())
+    }
+
+    /// Adds an include pattern (a path a Dockerfile reads): cleaned, made
+    /// root-relative, and never an exception even if it starts with `!`.
+    pub fn push_include(&mut self, label: &Path, pattern: &[u8]) -> Result<(), CompileError> {
+        let cleaned = clean(pattern);
+        let p = cleaned.strip_prefix(b"/").unwrap_or(&cleaned);
+        let p = if p.is_empty() { &b"."[..] } else { p };
+        let raw = String::from_utf8_lossy(p).into_owned();
+        if !is_valid_match_pattern(p) {
+            return Err(CompileError::BadPattern {
+                path: label.to_path_buf(),
+                line: 0,
+                raw,
+                why: "malformed character class `[...]` or trailing `\\`",
+            });
+        }
+        self.rules.push(Rule {
+            pattern: Pattern::new(p),
+            exception: false,
+            line: 0,
             raw,
         });
         Ok(())

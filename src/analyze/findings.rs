@@ -1,0 +1,364 @@
+//! Findings: what is wrong with an ignore file or a context, judged by
+//! Docker's exact semantics. Each has a rule id, a severity, a file and a
+//! line, and says what to do.
+
+use std::collections::HashSet;
+
+use crate::context::walk::WalkSummary;
+use crate::context::{Builder, Context, ContextSpec, FileKind, WalkError};
+use crate::plan::Plan;
+
+use super::{humanize, is_root_anchored_name_pattern, show, AnalyzeError, Totals};
+
+/// How bad a finding is. Errors make a build fail or leak secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        })
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// Stable id, e.g. `ignore/root-anchored`.
+    pub rule: String,
+    pub severity: Severity,
+    /// The file it is about (ignore file, Dockerfile or context file).
+    pub file: String,
+    /// 1-based line in `file`, when it has one.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// What [`collect`] looks at.
+pub(crate) struct Inputs<'a> {
+    pub ctx: &'a Context,
+    pub plan: &'a Plan,
+    pub summary: &'a WalkSummary,
+    /// Indexes of root-anchored name patterns, and what `**/` versions of
+    /// them would have matched deeper down.
+    pub anchored: &'a [usize],
+    pub anchored_hits: &'a [Totals],
+    /// Secret files sent: (path, rule id, description).
+    pub secrets: &'a [(String, String, String)],
+    /// Files sent by this builder, when the other builder may differ.
+    pub sent_files: Option<&'a Vec<Vec<u8>>>,
+}
+
+/// Ignore rules that only match at the root but whose name could appear
+/// deeper (`*.pyc`, `__pycache__`, `node_modules`).
+pub(crate) fn anchored_candidates(ctx: &Context) -> Vec<usize> {
+    ctx.matcher()
+        .rules()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.exception && r.line > 0 && is_root_anchored_name_pattern(&r.pattern))
+        .map(|(i, _)| i)
+        .take(64)
+        .collect()
+}
+
+/// Whether BuildKit and the classic builder can send different files for
+/// this context (only then is the second walk worth it).
+pub(crate) fn builders_may_differ(ctx: &Context) -> bool {
+    let Some(ignore) = ctx.ignore_file() else {
+        return false;
+    };
+    let own_file = ignore
+        .path
+        .file_name()
+        .is_some_and(|n| n != ".dockerignore");
+    own_file || ctx.matcher().has_exceptions() || {
+        let excludes = |p: &[u8]| {
+            ctx.matcher()
+                .matches_or_parent_matches(p)
+                .map(|v| v.excluded)
+                .unwrap_or(false)
+        };
+        excludes(b".dockerignore") || ctx.dockerfile_rel().is_some_and(excludes)
+    }
+}
+
+pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
+    let mut out = Vec::new();
+    let ctx = inp.ctx;
+    let ignore_label = ctx
+        .ignore_file()
+        .map(|i| i.path.display().to_string())
+        .unwrap_or_default();
+    let dockerfile_label = ctx.dockerfile().display().to_string();
+    let rules = ctx.matcher().rules();
+
+    // Root-anchored patterns that leave matching files deeper.
+    for (k, &i) in inp.anchored.iter().enumerate() {
+        let hits = inp.anchored_hits[k];
+        if hits.files == 0 {
+            continue;
+        }
+        let rule = &rules[i];
+        let text = show(rule.pattern.as_bytes());
+        out.push(Finding {
+            rule: "ignore/root-anchored".into(),
+            severity: Severity::Warning,
+            file: ignore_label.clone(),
+            line: Some(rule.line),
+            message: format!(
+                "`{text}` only matches at the context root: {} files ({}) in deeper `{text}` paths are still sent. Write `**/{text}` to exclude them at any depth",
+                hits.files,
+                humanize(hits.bytes)
+            ),
+        });
+    }
+
+    // Lines that look like they carry a comment.
+    for rule in rules.iter().filter(|r| r.line > 0) {
+        if let Some(pos) = rule.raw.find(" #").or_else(|| rule.raw.find("\t#")) {
+            let meant = rule.raw[..pos].trim();
+            out.push(Finding {
+                rule: "ignore/inline-comment".into(),
+                severity: Severity::Warning,
+                file: ignore_label.clone(),
+                line: Some(rule.line),
+                message: format!(
+                    "`{}` is one literal pattern: Docker has no inline comments, only lines starting with `#`. Move the comment to its own line so `{meant}` works",
+                    rule.raw.trim()
+                ),
+            });
+        }
+    }
+
+    // Patterns that match nothing; exceptions that re-include nothing.
+    // Lines already explained above are not reported twice.
+    let explained: Vec<usize> = out.iter().filter_map(|f| f.line).collect();
+    for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.line > 0) {
+        let raw = rule.raw.trim();
+        if explained.contains(&rule.line) {
+            continue;
+        }
+        if !rule.exception && inp.summary.rule_hits.get(i) == Some(&0) {
+            out.push(Finding {
+                rule: "ignore/matches-nothing".into(),
+                severity: Severity::Info,
+                file: ignore_label.clone(),
+                line: Some(rule.line),
+                message: format!(
+                    "`{raw}` matches nothing in this context (patterns are relative to the context root {}); remove it or fix the path",
+                    ctx.root().display()
+                ),
+            });
+        }
+        if rule.exception && inp.summary.rule_reincluded.get(i) == Some(&0) {
+            out.push(Finding {
+                rule: "ignore/exception-unused".into(),
+                severity: Severity::Info,
+                file: ignore_label.clone(),
+                line: Some(rule.line),
+                message: format!(
+                    "exception `{raw}` re-includes nothing: no earlier pattern excludes what it matches, or its directory is never entered. Remove it, or exclude the parent's contents with `dir/*` instead of `dir`"
+                ),
+            });
+        }
+    }
+
+    // COPY/ADD sources that are missing or excluded: the build would fail.
+    if !inp.plan.uses_whole_context() {
+        for used in &inp.plan.used {
+            let pattern = used.pattern.trim_start_matches('/');
+            let hit = inp
+                .plan
+                .includes
+                .iter()
+                .position(|p| p.as_slice() == pattern.as_bytes())
+                .and_then(|i| inp.summary.include_hits.get(i))
+                .copied()
+                .unwrap_or(1);
+            if hit > 0 {
+                continue;
+            }
+            let on_disk = !used.has_wildcard
+                && ctx
+                    .root()
+                    .join(super::os(pattern.as_bytes()))
+                    .symlink_metadata()
+                    .is_ok();
+            let message = if on_disk {
+                let why = ctx
+                    .explain(pattern.as_bytes())
+                    .ok()
+                    .and_then(|e| e.rule)
+                    .map(|r| {
+                        format!(
+                            " by {ignore_label}:{} `{}`",
+                            rules[r].line,
+                            rules[r].raw.trim()
+                        )
+                    })
+                    .unwrap_or_default();
+                (
+                    "copy/source-excluded",
+                    format!(
+                        "{} source `{pattern}` is excluded{why}; the build fails with \"not found\". Add `!{pattern}` after that line or remove the pattern",
+                        used.instruction
+                    ),
+                )
+            } else {
+                (
+                    "copy/source-missing",
+                    format!(
+                        "{} source `{pattern}` matches nothing in the context {}; the build fails with \"not found\". Check the path is relative to the context, not to the Dockerfile",
+                        used.instruction,
+                        ctx.root().display()
+                    ),
+                )
+            };
+            out.push(Finding {
+                rule: message.0.into(),
+                severity: Severity::Error,
+                file: dockerfile_label.clone(),
+                line: Some(used.line),
+                message: message.1,
+            });
+        }
+    }
+    for reason in &inp.plan.whole {
+        out.push(Finding {
+            rule: "plan/whole-context".into(),
+            severity: Severity::Info,
+            file: dockerfile_label.clone(),
+            line: reason.line,
+            message: format!("the build may read the whole context: {reason}"),
+        });
+    }
+
+    // The Dockerfile or the ignore file excluded.
+    if ctx.builder() == Builder::BuildKit {
+        let excluded = |p: &[u8]| {
+            ctx.explain(p)
+                .ok()
+                .filter(|e| !e.included)
+                .and_then(|e| e.rule)
+        };
+        if let Some(rel) = ctx.dockerfile_rel() {
+            if let Some(r) = excluded(rel) {
+                out.push(Finding {
+                    rule: "context/dockerfile-excluded".into(),
+                    severity: Severity::Info,
+                    file: ignore_label.clone(),
+                    line: Some(rules[r].line),
+                    message: format!(
+                        "the Dockerfile `{}` is excluded from the context: BuildKit still builds (it reads the Dockerfile separately), but `COPY . .` will not include it and the classic builder sends it anyway",
+                        show(rel)
+                    ),
+                });
+            }
+        }
+        if let Some(ignore) = ctx.ignore_file() {
+            if ignore
+                .path
+                .file_name()
+                .is_some_and(|n| n == ".dockerignore")
+            {
+                if let Some(r) = excluded(b".dockerignore") {
+                    out.push(Finding {
+                        rule: "context/ignore-file-excluded".into(),
+                        severity: Severity::Info,
+                        file: ignore_label.clone(),
+                        line: Some(rules[r].line),
+                        message: "`.dockerignore` excludes itself: fine for BuildKit; the classic builder sends it anyway".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    // Secrets.
+    for (path, rule, description) in inp.secrets {
+        out.push(Finding {
+            rule: rule.clone(),
+            severity: Severity::Error,
+            file: path.clone(),
+            line: None,
+            message: format!(
+                "{description} is sent to the Docker daemon (and into the image by any `COPY .`); add `{path}` to the ignore file and pass secrets with `--secret` or at run time"
+            ),
+        });
+    }
+
+    // BuildKit and classic differ.
+    if let Some(sent) = inp.sent_files {
+        if let Some(diff) = builder_difference(ctx, sent)? {
+            out.push(Finding {
+                rule: "ignore/builder-difference".into(),
+                severity: Severity::Warning,
+                file: ignore_label.clone(),
+                line: None,
+                message: diff,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Walks the context with the other builder's rules and describes the
+/// difference, if any.
+fn builder_difference(ctx: &Context, sent: &[Vec<u8>]) -> Result<Option<String>, AnalyzeError> {
+    let other_builder = match ctx.builder() {
+        Builder::BuildKit => Builder::Classic,
+        Builder::Classic => Builder::BuildKit,
+    };
+    let other = ContextSpec {
+        root: ctx.root().to_path_buf(),
+        dockerfile: Some(ctx.dockerfile().to_path_buf()),
+        builder: other_builder,
+    }
+    .resolve()?;
+    let mine: HashSet<&[u8]> = sent.iter().map(Vec::as_slice).collect();
+    let mut only_other: Vec<Vec<u8>> = Vec::new();
+    let mut theirs_count = 0usize;
+    let mut common = 0usize;
+    other.walk::<WalkError, _>(|e| {
+        if e.kind != FileKind::Dir {
+            theirs_count += 1;
+            if mine.contains(e.rel) {
+                common += 1;
+            } else if only_other.len() < 3 {
+                only_other.push(e.rel.to_vec());
+            }
+        }
+        Ok(())
+    })?;
+    let only_mine = mine.len() - common;
+    let only_theirs = theirs_count - common;
+    if only_mine == 0 && only_theirs == 0 {
+        return Ok(None);
+    }
+    let (me, them) = match ctx.builder() {
+        Builder::BuildKit => ("BuildKit", "the classic builder"),
+        Builder::Classic => ("the classic builder", "BuildKit"),
+    };
+    let examples = only_other
+        .iter()
+        .map(|p| format!("`{}`", show(p)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut msg = format!(
+        "{me} and {them} send different files for this ignore file: {only_mine} only with {me}, {only_theirs} only with {them}"
+    );
+    if !examples.is_empty() {
+        msg.push_str(&format!(" (e.g. {examples})"));
+    }
+    msg.push_str(". Wildcard exceptions (`!**/x`) reopen excluded directories only in BuildKit, and the classic builder always sends the Dockerfile and .dockerignore; prefer plain exceptions under a `dir/*` pattern");
+    Ok(Some(msg))
+}

@@ -1,0 +1,247 @@
+//! Rendering an [`Analysis`]: a human report and a versioned JSON object.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{humanize, Analysis, Finding, Group, Totals, Unused, UsedPath};
+use crate::context::Builder;
+
+/// The JSON schema version of `analyze --json`.
+pub const SCHEMA: u32 = 1;
+
+/// Styling for the human report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn bold(&self, t: &str) -> String {
+        self.paint("1", t)
+    }
+    fn dim(&self, t: &str) -> String {
+        self.paint("2", t)
+    }
+    fn severity(&self, f: &Finding) -> String {
+        let text = format!("{:<7}", f.severity.to_string());
+        match f.severity {
+            super::Severity::Error => self.paint("1;31", &text),
+            super::Severity::Warning => self.paint("33", &text),
+            super::Severity::Info => self.paint("36", &text),
+        }
+    }
+}
+
+/// The savings factor, `before / minimal`.
+pub fn factor(before: Totals, minimal: Totals) -> Option<f64> {
+    (minimal.bytes > 0).then(|| before.bytes as f64 / minimal.bytes as f64)
+}
+
+/// The human report.
+pub fn human(a: &Analysis, style: Style) -> String {
+    let mut o = String::new();
+    let builder = match a.builder {
+        Builder::BuildKit => "BuildKit",
+        Builder::Classic => "classic builder",
+    };
+    let _ = writeln!(
+        o,
+        "{} {}  (Dockerfile {}, {builder})",
+        style.bold("Context"),
+        a.context.display(),
+        a.dockerfile.display()
+    );
+    match &a.ignore_file {
+        Some(p) => {
+            let _ = writeln!(o, "Ignore file {}", p.display());
+        }
+        None => {
+            let _ = writeln!(o, "Ignore file {}", style.dim("none"));
+        }
+    }
+    let _ = writeln!(o);
+    let line = |label: &str, t: Totals| {
+        format!(
+            "  {label:<10} {:>9} files  {:>10}",
+            t.files,
+            humanize(t.bytes)
+        )
+    };
+    let _ = writeln!(o, "{}", line("Sent today", a.before));
+    let _ = writeln!(o, "{}", line("Needed", a.minimal));
+    let saved = Totals {
+        files: a.before.files - a.minimal.files.min(a.before.files),
+        bytes: a.before.bytes - a.minimal.bytes.min(a.before.bytes),
+    };
+    let factor_text = match factor(a.before, a.minimal) {
+        Some(f) => format!("{f:.1}x smaller"),
+        None if a.before.bytes > 0 => "nothing is needed".to_string(),
+        None => "empty context".to_string(),
+    };
+    let _ = writeln!(o, "{}  ({factor_text})", line("Saving", saved));
+    if let Some(ig) = a.suggested_ignore.as_ref().filter(|ig| ig.verified) {
+        let t = Totals {
+            files: ig.files,
+            bytes: ig.bytes,
+        };
+        let _ = writeln!(
+            o,
+            "{}  (with the suggested context and ignore file)",
+            line("Best", t)
+        );
+    }
+    if !a.whole_context_reasons.is_empty() {
+        let _ = writeln!(o, "\n  The build may read the whole context:");
+        for r in &a.whole_context_reasons {
+            let _ = writeln!(o, "    - {r}");
+        }
+    } else if !a.used.is_empty() {
+        let _ = writeln!(o, "\n{}", style.bold("Paths the Dockerfile reads"));
+        for u in &a.used {
+            let _ = writeln!(o, "  line {:<4} {:<8} {}", u.line, u.instruction, u.path);
+        }
+    }
+
+    if !a.top_unused.is_empty() {
+        let _ = writeln!(o, "\n{}", style.bold("Sent but never used"));
+        for u in &a.top_unused {
+            let _ = writeln!(
+                o,
+                "  {:>10}  {:>7} files  {:<40}  {}",
+                humanize(u.bytes),
+                u.files,
+                u.path,
+                style.dim(&u.kind)
+            );
+        }
+    }
+    groups(&mut o, style, "Unused by kind", &a.unused_by_kind);
+    groups(&mut o, style, "Unused by extension", &a.unused_by_extension);
+
+    if let Some(s) = &a.suggestion {
+        let _ = writeln!(o, "\n{} {}", style.bold("Narrowest context:"), s.dir);
+        if !s.rewrites.is_empty() {
+            let _ = writeln!(o, "  Dockerfile lines for context {}:", s.dir);
+            for r in &s.rewrites {
+                let _ = writeln!(o, "    line {}: {}", r.line, first_line(&r.before));
+                let _ = writeln!(o, "         → {}", first_line(&r.after));
+            }
+        }
+        let _ = writeln!(o, "  docker build:  {}", s.docker_build.0);
+        let _ = writeln!(o, "              →  {}", s.docker_build.1);
+        let _ = writeln!(o, "  compose:       {}", s.compose);
+        let _ = writeln!(o, "  SST:           {}", s.sst);
+    }
+    if let Some(ig) = &a.suggested_ignore {
+        let status = if ig.verified {
+            format!("verified: keeps every used path, sends {} files", ig.files)
+        } else {
+            "NOT verified: a used path would be lost; review before use".to_string()
+        };
+        let _ = writeln!(
+            o,
+            "\n{} {}  ({status})",
+            style.bold("Suggested ignore file"),
+            ig.path.display()
+        );
+        for l in ig.text.lines() {
+            let _ = writeln!(o, "  | {l}");
+        }
+    }
+    if !a.findings.is_empty() {
+        let _ = writeln!(o, "\n{}", style.bold("Findings"));
+        for f in &a.findings {
+            let loc = match f.line {
+                Some(l) => format!("{}:{l}", f.file),
+                None => f.file.clone(),
+            };
+            let _ = writeln!(
+                o,
+                "  {} {}  {}\n          {}",
+                style.severity(f),
+                f.rule,
+                loc,
+                f.message
+            );
+        }
+    }
+    o
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+fn groups(o: &mut String, style: Style, title: &str, groups: &[Group]) {
+    if groups.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n{}", style.bold(title));
+    for g in groups {
+        let _ = writeln!(
+            o,
+            "  {:>10}  {:>7} files  {}",
+            humanize(g.bytes),
+            g.files,
+            g.name
+        );
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema: u32,
+    context: String,
+    dockerfile: String,
+    builder: &'static str,
+    ignore_file: Option<String>,
+    before: Totals,
+    minimal: Totals,
+    saving_factor: Option<f64>,
+    whole_context_reasons: &'a [String],
+    used_paths: &'a [UsedPath],
+    suggested_context: Option<String>,
+    suggestion: Option<&'a super::suggest::ContextSuggestion>,
+    suggested_ignore: Option<&'a super::suggest::IgnoreSuggestion>,
+    top_unused: &'a [Unused],
+    unused_by_kind: &'a [Group],
+    unused_by_extension: &'a [Group],
+    largest_unused_files: &'a [Unused],
+    findings: &'a [Finding],
+}
+
+/// The JSON report (`"schema": 1`), pretty-printed.
+pub fn json(a: &Analysis) -> String {
+    let report = JsonReport {
+        schema: SCHEMA,
+        context: a.context.display().to_string(),
+        dockerfile: a.dockerfile.display().to_string(),
+        builder: match a.builder {
+            Builder::BuildKit => "buildkit",
+            Builder::Classic => "classic",
+        },
+        ignore_file: a.ignore_file.as_ref().map(|p| p.display().to_string()),
+        before: a.before,
+        minimal: a.minimal,
+        saving_factor: factor(a.before, a.minimal).map(|f| (f * 100.0).round() / 100.0),
+        whole_context_reasons: &a.whole_context_reasons,
+        used_paths: &a.used,
+        suggested_context: a.suggestion.as_ref().map(|s| s.dir.clone()),
+        suggestion: a.suggestion.as_ref(),
+        suggested_ignore: a.suggested_ignore.as_ref(),
+        top_unused: &a.top_unused,
+        unused_by_kind: &a.unused_by_kind,
+        unused_by_extension: &a.unused_by_extension,
+        largest_unused_files: &a.largest_unused_files,
+        findings: &a.findings,
+    };
+    serde_json::to_string_pretty(&report).unwrap_or_else(|_| "null".to_string())
+}

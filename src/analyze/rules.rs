@@ -1,0 +1,330 @@
+//! What a file in a context *is*: `node_modules`, a `.next` cache, a Python
+//! venv, a secret. The rule set is data (`rules/*.toml`, one file per
+//! ecosystem), embedded in the binary and extendable with the user's own
+//! files.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The rule files shipped with reggie-build.
+const BUILTIN: &[(&str, &str)] = &[
+    ("node.toml", include_str!("../../rules/node.toml")),
+    ("python.toml", include_str!("../../rules/python.toml")),
+    ("ml.toml", include_str!("../../rules/ml.toml")),
+    ("vcs.toml", include_str!("../../rules/vcs.toml")),
+    ("tests.toml", include_str!("../../rules/tests.toml")),
+    ("secrets.toml", include_str!("../../rules/secrets.toml")),
+];
+
+/// One ecosystem's rule file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ecosystem {
+    /// Short id, e.g. `node`.
+    pub ecosystem: String,
+    /// Display name.
+    pub name: String,
+    /// Files whose presence in a directory shows the ecosystem is used.
+    #[serde(default)]
+    pub markers: Vec<String>,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Rule>,
+}
+
+/// Which entries a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryType {
+    Dir,
+    File,
+    Any,
+}
+
+/// One recognisable kind of file or directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable id, e.g. `node/node_modules`.
+    pub id: String,
+    /// What it is, in a few words (shown in reports).
+    pub kind: String,
+    /// Why it does not belong in a build context.
+    pub description: String,
+    #[serde(rename = "type")]
+    pub entry_type: EntryType,
+    /// Exact base names.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Base-name globs (`*` and `?`).
+    #[serde(default)]
+    pub globs: Vec<String>,
+    /// Path suffixes (`.aws/credentials`).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Base names that never match, even if a glob does.
+    #[serde(default)]
+    pub except: Vec<String>,
+    /// For directories: a file that must exist inside.
+    #[serde(default)]
+    pub contains: Vec<String>,
+    /// For files: one of these strings must occur in the content.
+    #[serde(default)]
+    pub content: Vec<String>,
+    /// Whether a match is a secret that must not be sent.
+    #[serde(default)]
+    pub secret: bool,
+    /// The ignore pattern that excludes it anywhere; `{name}` is the
+    /// matched base name, `{ext}` its extension with the dot.
+    pub ignore: String,
+}
+
+/// Errors loading rule files.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("rule file {file}: {message}. Fix the TOML (see rules/*.toml in reggie-build for the format)")]
+    Parse { file: String, message: String },
+    #[error("cannot read rule file {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+}
+
+/// All rules in force.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub ecosystems: Vec<Ecosystem>,
+}
+
+/// A rule that matched, with the ignore pattern for that entry.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleMatch<'a> {
+    pub ecosystem: &'a Ecosystem,
+    pub rule: &'a Rule,
+}
+
+impl RuleSet {
+    /// The built-in rules.
+    pub fn builtin() -> RuleSet {
+        let ecosystems = BUILTIN
+            .iter()
+            .map(|(file, text)| parse(file, text).expect("built-in rules are valid"))
+            .collect();
+        RuleSet { ecosystems }
+    }
+
+    /// The built-in rules plus every `*.toml` in `dir` (a user's rules come
+    /// first, so they can override a kind).
+    pub fn with_user_dir(dir: &Path) -> Result<RuleSet, RulesError> {
+        let mut set = RuleSet::builtin();
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|source| RulesError::Read {
+                file: dir.display().to_string(),
+                source,
+            })?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        let mut user = Vec::new();
+        for path in files {
+            let label = path.display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|source| RulesError::Read {
+                file: label.clone(),
+                source,
+            })?;
+            user.push(parse(&label, &text)?);
+        }
+        user.append(&mut set.ecosystems);
+        set.ecosystems = user;
+        Ok(set)
+    }
+
+    /// The first rule recognising `rel` (a context-relative path whose last
+    /// component is `name`). `read` gives file contents for rules that need
+    /// them, and `has_child` tells whether a directory holds a file.
+    pub fn classify<'a>(
+        &'a self,
+        rel: &[u8],
+        is_dir: bool,
+        has_child: &dyn Fn(&str) -> bool,
+        read: &dyn Fn() -> Option<Vec<u8>>,
+    ) -> Option<RuleMatch<'a>> {
+        let name = match rel.iter().rposition(|&b| b == b'/') {
+            Some(p) => &rel[p + 1..],
+            None => rel,
+        };
+        let name = std::str::from_utf8(name).ok()?;
+        for eco in &self.ecosystems {
+            for rule in &eco.rules {
+                let type_ok = match rule.entry_type {
+                    EntryType::Dir => is_dir,
+                    EntryType::File => !is_dir,
+                    EntryType::Any => true,
+                };
+                if !type_ok || rule.except.iter().any(|e| e == name) {
+                    continue;
+                }
+                let by_name = rule.names.iter().any(|n| n == name)
+                    || rule
+                        .globs
+                        .iter()
+                        .any(|g| glob_match(g.as_bytes(), name.as_bytes()))
+                    || rule.paths.iter().any(|p| {
+                        rel.ends_with(p.as_bytes())
+                            && (rel.len() == p.len() || rel[rel.len() - p.len() - 1] == b'/')
+                    });
+                if !by_name {
+                    continue;
+                }
+                if !rule.contains.is_empty() && !rule.contains.iter().any(|c| has_child(c)) {
+                    continue;
+                }
+                if !rule.content.is_empty() {
+                    let Some(data) = read() else { continue };
+                    if !rule
+                        .content
+                        .iter()
+                        .any(|needle| contains(&data, needle.as_bytes()))
+                    {
+                        continue;
+                    }
+                }
+                return Some(RuleMatch {
+                    ecosystem: eco,
+                    rule,
+                });
+            }
+        }
+        None
+    }
+}
+
+impl RuleMatch<'_> {
+    /// The ignore pattern for the entry named `name`.
+    pub fn ignore_pattern(&self, name: &str) -> String {
+        let ext = name.rfind('.').map(|i| &name[i..]).unwrap_or("");
+        self.rule
+            .ignore
+            .replace("{name}", name)
+            .replace("{ext}", ext)
+    }
+}
+
+fn parse(file: &str, text: &str) -> Result<Ecosystem, RulesError> {
+    toml::from_str(text).map_err(|e| RulesError::Parse {
+        file: file.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A base-name glob with `*` (any run) and `?` (one byte).
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while n < name.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == name[n]) {
+            p += 1;
+            n += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            mark = n;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            n = mark;
+        } else {
+            return false;
+        }
+    }
+    while p < pattern.len() && pattern[p] == b'*' {
+        p += 1;
+    }
+    p == pattern.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(set: &RuleSet, rel: &str, is_dir: bool) -> Option<String> {
+        set.classify(rel.as_bytes(), is_dir, &|c| c == "pyvenv.cfg", &|| {
+            Some(b"//registry.npmjs.org/:_authToken=x".to_vec())
+        })
+        .map(|m| m.rule.id.clone())
+    }
+
+    #[test]
+    fn builtin_rules_load_and_classify() {
+        let set = RuleSet::builtin();
+        let cases = [
+            ("apps/web/node_modules", true, Some("node/node_modules")),
+            ("apps/web/.next", true, Some("node/next-cache")),
+            ("backend/venv", true, Some("python/venv")),
+            ("backend/app/__pycache__", true, Some("python/pycache")),
+            ("x.pyc", false, Some("python/bytecode")),
+            ("backend/models/v1.joblib", false, Some("ml/model-files")),
+            (".git", true, Some("vcs/git")),
+            ("backend/tests", true, Some("dev/tests")),
+            ("backend/.env", false, Some("secrets/dotenv")),
+            (".env.production", false, Some("secrets/dotenv")),
+            (".env.example", false, None),
+            (
+                "home/.aws/credentials",
+                false,
+                Some("secrets/cloud-credentials"),
+            ),
+            (".npmrc", false, Some("secrets/npmrc")),
+            ("backend/app/main.py", false, None),
+            ("node_modules", false, None),
+        ];
+        for (rel, dir, want) in cases {
+            assert_eq!(kind(&set, rel, dir).as_deref(), want, "{rel}");
+        }
+    }
+
+    #[test]
+    fn ignore_patterns_substitute_names() {
+        let set = RuleSet::builtin();
+        let m = set
+            .classify(b"a/m.joblib", false, &|_| false, &|| None)
+            .unwrap();
+        assert_eq!(m.ignore_pattern("m.joblib"), "**/*.joblib");
+        let m = set.classify(b".turbo", true, &|_| false, &|| None).unwrap();
+        assert_eq!(m.ignore_pattern(".turbo"), "**/.turbo");
+    }
+
+    #[test]
+    fn user_rules_extend_and_bad_rules_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rust.toml"),
+            "ecosystem = \"rust\"\nname = \"Rust\"\nmarkers = [\"Cargo.toml\"]\n[[rule]]\nid = \"rust/target\"\nkind = \"cargo target\"\ndescription = \"build output\"\ntype = \"dir\"\nnames = [\"target\"]\nignore = \"**/target\"\n",
+        )
+        .unwrap();
+        let set = RuleSet::with_user_dir(dir.path()).unwrap();
+        assert_eq!(
+            kind(&set, "crate/target", true).as_deref(),
+            Some("rust/target")
+        );
+        std::fs::write(dir.path().join("bad.toml"), "ecosystem = 1\n").unwrap();
+        let err = RuleSet::with_user_dir(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("bad.toml"), "{err}");
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"*.pyc", b"a.pyc"));
+        assert!(!glob_match(b"*.pyc", b"a.pyco"));
+        assert!(glob_match(b".env.*", b".env.local"));
+        assert!(glob_match(b"npm-debug.log*", b"npm-debug.log"));
+        assert!(glob_match(b"a?c", b"abc"));
+    }
+}

@@ -1,0 +1,330 @@
+//! `reggie-build image`: build the image through the Docker daemon from the
+//! minimal context (or the whole one), then optionally push it.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, ValueEnum};
+
+use reggie_build::context::tarball::TarOptions;
+use reggie_build::plan::{Plan, PlanOptions};
+use reggie_build::publish::{self, Credentials, PushOptions};
+use reggie_build::ship::{self, BuildSpec, Compression, Event};
+
+use super::ContextArgs;
+
+/// Compression of the upload.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CompressArg {
+    /// None for a local socket, gzip for a remote daemon.
+    Auto,
+    None,
+    Gzip,
+}
+
+/// Arguments of `reggie-build image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+    /// Name and tag the image (repeatable).
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// A build argument; `KEY` alone takes the value of the environment
+    /// variable KEY.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// The stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Target platform, e.g. linux/amd64.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// An image label (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Do not use the build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always pull newer base images.
+    #[arg(long)]
+    pub pull: bool,
+    /// Upload the whole context as `docker build` does, not the minimal one.
+    #[arg(long)]
+    pub full: bool,
+    /// Compression of the upload.
+    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
+    pub compress: CompressArg,
+    /// One JSON event per line on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Push every tag after the build.
+    #[arg(long)]
+    pub push: bool,
+    /// Push to this HOST:PORT instead of the tag's registry, keeping its
+    /// identity for credentials (env REGGIE_REGISTRY_ENDPOINT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub registry_endpoint: Option<String>,
+    /// Create missing ECR repositories before pushing.
+    #[arg(long)]
+    pub create_repo: bool,
+    /// Registry user (with --password-stdin).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the registry password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+pub fn run(args: ImageArgs) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+/// Prints events as plain lines (stderr) or JSON (stdout).
+struct Printer {
+    json: bool,
+    tty: bool,
+}
+
+impl Printer {
+    fn print(&self, event: &Event) {
+        if self.json {
+            if let Ok(line) = serde_json::to_string(event) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            return;
+        }
+        let line = match event {
+            Event::Context {
+                digest,
+                entries,
+                content_bytes,
+                dockerfile,
+            } => format!(
+                "context: {entries} entries, {} ({digest}), dockerfile {dockerfile}",
+                size(*content_bytes)
+            ),
+            Event::Upload { bytes, done } => {
+                if *done {
+                    format!("upload: {} sent", size(*bytes))
+                } else if self.tty {
+                    format!("upload: {} ...", size(*bytes))
+                } else {
+                    return;
+                }
+            }
+            Event::Step {
+                number,
+                total,
+                instruction,
+            } => format!("step {number}/{total}: {instruction}"),
+            Event::Log { line } => format!("  | {line}"),
+            Event::Warning { message } => format!("warning: {message}"),
+            Event::ImageId { id } => format!("image: {id}"),
+            Event::Tag { tag } => format!("tagged: {tag}"),
+            Event::Push {
+                tag,
+                status,
+                digest,
+            } => match digest {
+                Some(d) => format!("pushed: {tag}@{d}"),
+                None => format!("push {tag}: {status}"),
+            },
+            Event::Result { .. } => return,
+        };
+        eprintln!("{line}");
+    }
+}
+
+fn size(bytes: u64) -> String {
+    humansize::format_size(bytes, humansize::BINARY)
+}
+
+async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
+    let printer = Printer {
+        json: args.json,
+        tty: std::io::stderr().is_terminal(),
+    };
+    let mut on_event = |e: Event| printer.print(&e);
+    let result = build_and_push(&args, &mut on_event).await;
+    match result {
+        Ok((image_id, pushed)) => {
+            if args.json {
+                printer.print(&Event::Result {
+                    ok: true,
+                    image_id: Some(image_id),
+                    error: None,
+                });
+            } else {
+                println!("{image_id}");
+                for p in pushed {
+                    if let Some(d) = p.digest {
+                        println!("{}@{d}", p.tag);
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            if args.json {
+                printer.print(&Event::Result {
+                    ok: false,
+                    image_id: None,
+                    error: Some(format!("{e:#}")),
+                });
+            }
+            eprintln!("error: {e:#}");
+            Ok(1)
+        }
+    }
+}
+
+fn parse_build_args(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for a in raw {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                // `docker build --build-arg KEY` takes it from the
+                // environment, and drops it when unset.
+                if let Ok(v) = std::env::var(a) {
+                    out.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_labels(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for l in raw {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        if k.is_empty() {
+            bail!("--label {l:?}: the key is empty");
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+async fn build_and_push(
+    args: &ImageArgs,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> anyhow::Result<(String, Vec<publish::Pushed>)> {
+    if args.push && args.tags.is_empty() {
+        bail!("--push needs at least one --tag");
+    }
+    if args.password_stdin && args.username.is_none() {
+        bail!("--password-stdin needs --username");
+    }
+    let credentials = match (&args.username, args.password_stdin) {
+        (Some(user), true) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_string();
+            if password.is_empty() {
+                bail!("--password-stdin: stdin was empty");
+            }
+            Some(Credentials {
+                username: user.clone(),
+                secret: password,
+                source: "--password-stdin".into(),
+            })
+        }
+        (Some(_), false) => bail!("--username needs --password-stdin"),
+        _ => None,
+    };
+
+    let build_args = parse_build_args(&args.build_args)?;
+    let ctx = args.context.spec().resolve()?;
+    let uploaded = if args.full {
+        ctx.clone()
+    } else {
+        let plan = Plan::new(
+            &ctx,
+            &PlanOptions {
+                target: args.target.clone(),
+                build_args: build_args.clone(),
+                platform: args.platform.clone(),
+            },
+        )?;
+        plan.apply(&ctx, true)?
+    };
+
+    let daemon = ship::connect().await?;
+    let compression = match args.compress {
+        CompressArg::None => Compression::None,
+        CompressArg::Gzip => Compression::Gzip,
+        CompressArg::Auto if daemon.local => Compression::None,
+        CompressArg::Auto => Compression::Gzip,
+    };
+    let mut tar = TarOptions::default();
+    if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+    {
+        tar.clamp_mtime = Some(epoch);
+    }
+    let spec = BuildSpec {
+        context: uploaded,
+        tags: args.tags.clone(),
+        build_args,
+        target: args.target.clone(),
+        platform: args.platform.clone(),
+        labels: parse_labels(&args.labels)?,
+        no_cache: args.no_cache,
+        pull: args.pull,
+        compression,
+        tar,
+    };
+    let built = ship::build(&daemon, &spec, on_event).await?;
+    let mut pushed = Vec::new();
+    if args.push {
+        let endpoint = args.registry_endpoint.clone().or_else(|| {
+            std::env::var("REGGIE_REGISTRY_ENDPOINT")
+                .ok()
+                .filter(|s| !s.is_empty())
+        });
+        let options = PushOptions {
+            registry_endpoint: endpoint,
+            create_repo: args.create_repo,
+            credentials,
+        };
+        pushed = publish::push(&daemon, &args.tags, &options, on_event).await?;
+    }
+    Ok((built.image_id, pushed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_args_from_env() {
+        std::env::set_var("REGGIE_TEST_BUILD_ARG_X", "from-env");
+        let a = parse_build_args(&[
+            "A=1".into(),
+            "REGGIE_TEST_BUILD_ARG_X".into(),
+            "REGGIE_TEST_UNSET_Y".into(),
+        ])
+        .unwrap();
+        assert_eq!(a.get("A").map(String::as_str), Some("1"));
+        assert_eq!(
+            a.get("REGGIE_TEST_BUILD_ARG_X").map(String::as_str),
+            Some("from-env")
+        );
+        assert!(!a.contains_key("REGGIE_TEST_UNSET_Y"));
+    }
+}

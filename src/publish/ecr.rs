@@ -1,0 +1,184 @@
+//! Amazon ECR: recognising its registry hosts and getting a push token.
+//!
+//! Uses aws-config's standard chain (env keys, profiles, web identity,
+//! container and instance roles), so `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_PROFILE`,
+//! `AWS_ENDPOINT_URL_ECR` and `AWS_ENDPOINT_URL` all apply.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::auth::Credentials;
+
+/// An ECR registry host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrHost {
+    pub account: String,
+    pub region: String,
+}
+
+/// Parses `<acct>.dkr.ecr.<region>.amazonaws.com` (and `.com.cn`),
+/// `<acct>.dkr.ecr-fips.<region>.amazonaws.com` and
+/// `<acct>.dkr-ecr.<region>.on.aws`.
+pub fn parse_host(host: &str) -> Option<EcrHost> {
+    let host = host.to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let account = *labels.first()?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let region = match labels.as_slice() {
+        [_, "dkr", "ecr" | "ecr-fips", region, "amazonaws", "com"] => region,
+        [_, "dkr", "ecr" | "ecr-fips", region, "amazonaws", "com", "cn"] => region,
+        [_, "dkr-ecr" | "dkr-ecr-fips", region, "on", "aws"] => region,
+        _ => return None,
+    };
+    if region.is_empty() {
+        return None;
+    }
+    Some(EcrHost {
+        account: account.to_string(),
+        region: region.to_string(),
+    })
+}
+
+/// Errors talking to ECR.
+#[derive(Debug, thiserror::Error)]
+pub enum EcrError {
+    #[error("ECR {call} in {region} failed: {message}\n  Check AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the region")]
+    Call {
+        call: &'static str,
+        region: String,
+        message: String,
+    },
+    #[error("ECR returned no authorization data for account {0}")]
+    NoToken(String),
+    #[error("ECR's authorization token is not base64 of AWS:<password>")]
+    BadToken,
+}
+
+async fn client(host: &EcrHost) -> aws_sdk_ecr::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(host.region.clone()))
+        .load()
+        .await;
+    aws_sdk_ecr::Client::new(&config)
+}
+
+fn describe_sdk_error<E: std::error::Error + 'static>(e: &E) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// The registry credentials (user `AWS` and a 12-hour password) from
+/// `GetAuthorizationToken`.
+pub async fn credentials(host: &EcrHost) -> Result<Credentials, EcrError> {
+    let client = client(host).await;
+    #[allow(deprecated)]
+    let out = client
+        .get_authorization_token()
+        .registry_ids(host.account.clone())
+        .send()
+        .await
+        .map_err(|e| EcrError::Call {
+            call: "GetAuthorizationToken",
+            region: host.region.clone(),
+            message: describe_sdk_error(&aws_sdk_ecr::Error::from(e)),
+        })?;
+    let token = out
+        .authorization_data()
+        .first()
+        .and_then(|d| d.authorization_token())
+        .ok_or_else(|| EcrError::NoToken(host.account.clone()))?;
+    let decoded = STANDARD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(EcrError::BadToken)?;
+    let (user, password) = decoded.split_once(':').ok_or(EcrError::BadToken)?;
+    Ok(Credentials {
+        username: user.to_string(),
+        secret: password.to_string(),
+        source: "ECR GetAuthorizationToken".into(),
+    })
+}
+
+/// Creates `repository` unless it exists. Returns whether it was created.
+pub async fn ensure_repository(host: &EcrHost, repository: &str) -> Result<bool, EcrError> {
+    let client = client(host).await;
+    let described = client
+        .describe_repositories()
+        .registry_id(host.account.clone())
+        .repository_names(repository)
+        .send()
+        .await;
+    match described {
+        Ok(_) => Ok(false),
+        Err(e) => {
+            let e = aws_sdk_ecr::Error::from(e);
+            if !matches!(e, aws_sdk_ecr::Error::RepositoryNotFoundException(_)) {
+                return Err(EcrError::Call {
+                    call: "DescribeRepositories",
+                    region: host.region.clone(),
+                    message: describe_sdk_error(&e),
+                });
+            }
+            client
+                .create_repository()
+                .registry_id(host.account.clone())
+                .repository_name(repository)
+                .send()
+                .await
+                .map_err(|e| EcrError::Call {
+                    call: "CreateRepository",
+                    region: host.region.clone(),
+                    message: describe_sdk_error(&aws_sdk_ecr::Error::from(e)),
+                })?;
+            Ok(true)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let h = parse_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com").unwrap();
+        assert_eq!(
+            (h.account.as_str(), h.region.as_str()),
+            ("123456789012", "eu-west-1")
+        );
+        assert_eq!(
+            parse_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn")
+                .unwrap()
+                .region,
+            "cn-north-1"
+        );
+        assert_eq!(
+            parse_host("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com")
+                .unwrap()
+                .region,
+            "us-east-1"
+        );
+        assert_eq!(
+            parse_host("123456789012.dkr-ecr.us-west-2.on.aws")
+                .unwrap()
+                .region,
+            "us-west-2"
+        );
+        assert!(parse_host("ghcr.io").is_none());
+        assert!(parse_host("12345.dkr.ecr.us-east-1.amazonaws.com").is_none());
+        assert!(parse_host("123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.io").is_none());
+    }
+}

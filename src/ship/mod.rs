@@ -1,0 +1,520 @@
+//! Building an image through the Docker daemon.
+//!
+//! The context (minimal or whole) is streamed as the body of the Engine
+//! API's `/build` call (the classic builder, `version=1`: BuildKit over the
+//! API needs a gRPC session the daemon dials back into, which is far more
+//! machinery than an upload). Progress arrives as events; an error inside
+//! the 200 response stream ends the build with the failing step.
+
+pub mod daemon;
+pub mod upload;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::context::tarball::TarOptions;
+use crate::context::Context;
+
+pub use daemon::{connect, Daemon, DaemonError};
+pub use upload::Compression;
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    /// The context to upload (already restricted, or whole).
+    pub context: Context,
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+    /// Labels, on top of [`default_labels`].
+    pub labels: BTreeMap<String, String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub compression: Compression,
+    pub tar: TarOptions,
+}
+
+/// Something that happened, for progress output (`--json` prints these).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The context as surveyed before the upload.
+    Context {
+        digest: String,
+        entries: u64,
+        content_bytes: u64,
+        dockerfile: String,
+    },
+    /// Bytes of the request body sent so far.
+    Upload {
+        bytes: u64,
+        done: bool,
+    },
+    /// A Dockerfile step began (`Step 2/5 : COPY ...`).
+    Step {
+        number: u32,
+        total: u32,
+        instruction: String,
+    },
+    /// A line of build output.
+    Log {
+        line: String,
+    },
+    Warning {
+        message: String,
+    },
+    ImageId {
+        id: String,
+    },
+    Tag {
+        tag: String,
+    },
+    Push {
+        tag: String,
+        status: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+    },
+    Result {
+        ok: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        image_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// A finished build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub image_id: String,
+    pub context_digest: String,
+    pub uploaded_bytes: u64,
+    pub steps: u32,
+}
+
+/// Errors of a build.
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error("cannot read the build context: {0}")]
+    Context(#[from] crate::context::tarball::TarError),
+    #[error("cannot read the Dockerfile: {0}")]
+    Dockerfile(std::io::Error),
+    #[error("uploading the build context failed: {0}")]
+    Upload(#[from] upload::UploadError),
+    #[error("{}", step_failure(.step, .message, .log_tail))]
+    Step {
+        step: Option<String>,
+        message: String,
+        log_tail: Vec<String>,
+    },
+    #[error("the build context changed while it was uploaded (digest {before} before, {after} during); run again")]
+    Changed { before: String, after: String },
+    #[error("the daemon ended the build without an image id")]
+    NoImage,
+    #[error("{what}: {message}")]
+    Api { what: String, message: String },
+}
+
+fn step_failure(step: &Option<String>, message: &str, tail: &[String]) -> String {
+    let mut out = match step {
+        Some(step) => format!("build failed at {step}: {message}"),
+        None => format!("build failed: {message}"),
+    };
+    if !tail.is_empty() {
+        out.push_str("\n  last output:");
+        for l in tail {
+            out.push_str("\n    ");
+            out.push_str(l);
+        }
+    }
+    out
+}
+
+/// The labels every image gets: OCI source, revision and creation time,
+/// and the context digest.
+pub fn default_labels(ctx: &Context, context_digest: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(ctx.root())
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (out.status.success() && !s.is_empty()).then_some(s)
+    };
+    if let Some(url) = git(&["config", "--get", "remote.origin.url"]) {
+        labels.insert(
+            "org.opencontainers.image.source".into(),
+            strip_credentials(&url),
+        );
+    }
+    if let Some(rev) = git(&["rev-parse", "HEAD"]) {
+        labels.insert("org.opencontainers.image.revision".into(), rev);
+    }
+    let now = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        });
+    labels.insert("org.opencontainers.image.created".into(), rfc3339(now));
+    labels.insert(
+        "dev.reggie-build.context-digest".into(),
+        context_digest.to_string(),
+    );
+    labels
+}
+
+/// `https://user:token@host/x` → `https://host/x`.
+fn strip_credentials(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((auth, host)) = rest.split_once('@') {
+            if !auth.contains('/') {
+                return format!("{scheme}://{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The architecture part of a platform (`linux/arm64/v8` → `arm64`).
+pub fn platform_arch(platform: &str) -> Option<&str> {
+    platform.split('/').nth(1).filter(|a| !a.is_empty())
+}
+
+/// Splits `name[:tag]` into repository and tag (a `:` before the last `/`
+/// is a registry port).
+pub fn split_tag(reference: &str) -> (&str, &str) {
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => (
+            &reference[..last_slash + i],
+            &reference[last_slash + i + 1..],
+        ),
+        None => (reference, "latest"),
+    }
+}
+
+/// Uploads the context and runs the build; returns the image id.
+pub async fn build(
+    daemon: &Daemon,
+    spec: &BuildSpec,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Built, ShipError> {
+    let ctx = spec.context.clone();
+    let tar = spec.tar.clone();
+    let survey = tokio::task::spawn_blocking({
+        let ctx = ctx.clone();
+        let tar = tar.clone();
+        move || upload::survey(&ctx, &tar)
+    })
+    .await
+    .map_err(|e| ShipError::Api {
+        what: "surveying the context".into(),
+        message: e.to_string(),
+    })??;
+    let placement = upload::place_dockerfile(&ctx, &survey).map_err(ShipError::Dockerfile)?;
+    on_event(Event::Context {
+        digest: survey.digest.clone(),
+        entries: survey.entries,
+        content_bytes: survey.content_bytes,
+        dockerfile: placement.dockerfile_param.clone(),
+    });
+
+    if let (Some(platform), Some(arch)) = (&spec.platform, &daemon.arch) {
+        if let Some(want) = platform_arch(platform) {
+            if want != arch {
+                on_event(Event::Warning {
+                    message: format!(
+                        "building for {platform} on a {arch} daemon: RUN steps need binfmt/QEMU emulation there and run slowly, or fail with 'exec format error'"
+                    ),
+                });
+            }
+        }
+    }
+
+    let mut labels = default_labels(&ctx, &survey.digest);
+    labels.extend(spec.labels.clone());
+    let options = bollard::query_parameters::BuildImageOptions {
+        dockerfile: placement.dockerfile_param.clone(),
+        t: spec.tags.first().cloned(),
+        nocache: spec.no_cache,
+        pull: spec.pull.then(|| "1".to_string()),
+        rm: true,
+        forcerm: true,
+        buildargs: Some(
+            spec.build_args
+                .clone()
+                .into_iter()
+                .collect::<HashMap<_, _>>(),
+        ),
+        labels: Some(labels.into_iter().collect::<HashMap<_, _>>()),
+        platform: spec.platform.clone().unwrap_or_default(),
+        target: spec.target.clone().unwrap_or_default(),
+        version: bollard::query_parameters::BuilderVersion::BuilderV1,
+        ..Default::default()
+    };
+
+    let up = upload::start(ctx.clone(), tar, placement.extra, spec.compression);
+    let sent = up.sent.clone();
+    let mut stream =
+        daemon
+            .long
+            .build_image(options, None, Some(bollard::body_try_stream(up.body)));
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_reported = 0u64;
+    let mut upload_done = false;
+    let mut state = StreamState::default();
+    let mut failure: Option<ShipError> = None;
+
+    loop {
+        tokio::select! {
+            item = stream.next() => {
+                let Some(item) = item else { break };
+                if !upload_done {
+                    upload_done = true;
+                    let bytes = sent.load(Ordering::Relaxed);
+                    on_event(Event::Upload { bytes, done: true });
+                    last_reported = bytes;
+                }
+                match item {
+                    Ok(info) => state.handle(info, on_event),
+                    Err(bollard::errors::Error::DockerStreamError { error }) => {
+                        failure = Some(ShipError::Step {
+                            step: state.current_step.clone(),
+                            message: error.trim().to_string(),
+                            log_tail: state.tail.iter().cloned().collect(),
+                        });
+                        break;
+                    }
+                    Err(e) => {
+                        failure = Some(ShipError::Api {
+                            what: format!("the build request to {} failed", daemon.host),
+                            message: daemon::describe(&e),
+                        });
+                        break;
+                    }
+                }
+            }
+            _ = ticker.tick(), if !upload_done => {
+                let bytes = sent.load(Ordering::Relaxed);
+                if bytes != last_reported {
+                    last_reported = bytes;
+                    on_event(Event::Upload { bytes, done: false });
+                }
+            }
+        }
+    }
+    drop(stream);
+    let upload_result = up.writer.await;
+    // An upload error explains a failed request better than the request.
+    let stats = match upload_result {
+        Ok(Ok(stats)) => Some(stats),
+        Ok(Err(upload::UploadError::Closed)) => None,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => {
+            return Err(ShipError::Api {
+                what: "the upload thread".into(),
+                message: e.to_string(),
+            })
+        }
+    };
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if let Some(stats) = &stats {
+        if stats.digest != survey.digest {
+            return Err(ShipError::Changed {
+                before: survey.digest,
+                after: stats.digest.clone(),
+            });
+        }
+    }
+    let image_id = match state.image_id {
+        Some(id) => id,
+        None => return Err(ShipError::NoImage),
+    };
+    for tag in spec.tags.iter().skip(1) {
+        let (repo, t) = split_tag(tag);
+        daemon
+            .quick
+            .tag_image(
+                &image_id,
+                Some(bollard::query_parameters::TagImageOptions {
+                    repo: Some(repo.to_string()),
+                    tag: Some(t.to_string()),
+                }),
+            )
+            .await
+            .map_err(|e| ShipError::Api {
+                what: format!("tagging {image_id} as {tag}"),
+                message: daemon::describe(&e),
+            })?;
+    }
+    for tag in &spec.tags {
+        on_event(Event::Tag { tag: tag.clone() });
+    }
+    Ok(Built {
+        image_id,
+        context_digest: survey.digest,
+        uploaded_bytes: sent.load(Ordering::Relaxed),
+        steps: state.steps,
+    })
+}
+
+#[derive(Default)]
+struct StreamState {
+    current_step: Option<String>,
+    steps: u32,
+    tail: std::collections::VecDeque<String>,
+    partial: String,
+    image_id: Option<String>,
+}
+
+const TAIL: usize = 10;
+
+impl StreamState {
+    fn handle(
+        &mut self,
+        info: bollard::models::BuildInfo,
+        on_event: &mut (dyn FnMut(Event) + Send),
+    ) {
+        if let Some(aux) = info.aux.and_then(|a| a.id) {
+            self.image_id = Some(aux.clone());
+            on_event(Event::ImageId { id: aux });
+        }
+        if let Some(text) = info.stream {
+            self.partial.push_str(&text);
+            while let Some(pos) = self.partial.find('\n') {
+                let line: String = self.partial.drain(..=pos).collect();
+                self.line(line.trim_end_matches(['\n', '\r']), on_event);
+            }
+        }
+        if let Some(status) = info.status {
+            // Pull progress of FROM images.
+            let line = match info.id {
+                Some(id) => format!("{id}: {status}"),
+                None => status,
+            };
+            if info.progress_detail.is_none_or(|p| p.total.is_none()) {
+                self.line(&line, on_event);
+            }
+        }
+    }
+
+    fn line(&mut self, line: &str, on_event: &mut (dyn FnMut(Event) + Send)) {
+        if line.trim().is_empty() {
+            return;
+        }
+        if let Some(step) = parse_step(line) {
+            self.current_step = Some(line.trim().to_string());
+            self.steps += 1;
+            self.tail.clear();
+            on_event(step);
+            return;
+        }
+        if self.tail.len() == TAIL {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line.to_string());
+        on_event(Event::Log {
+            line: line.to_string(),
+        });
+    }
+}
+
+/// `Step 2/5 : COPY a b` → a step event.
+fn parse_step(line: &str) -> Option<Event> {
+    let rest = line.strip_prefix("Step ")?;
+    let (nums, instruction) = rest.split_once(" : ")?;
+    let (n, total) = nums.split_once('/')?;
+    Some(Event::Step {
+        number: n.trim().parse().ok()?,
+        total: total.trim().parse().ok()?,
+        instruction: instruction.trim().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_parse() {
+        match parse_step("Step 2/5 : COPY a /b") {
+            Some(Event::Step {
+                number,
+                total,
+                instruction,
+            }) => assert_eq!((number, total, instruction.as_str()), (2, 5, "COPY a /b")),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_step(" ---> Running in abc").is_none());
+    }
+
+    #[test]
+    fn tags_split() {
+        assert_eq!(split_tag("a/b:1"), ("a/b", "1"));
+        assert_eq!(
+            split_tag("localhost:5000/a"),
+            ("localhost:5000/a", "latest")
+        );
+        assert_eq!(split_tag("localhost:5000/a:v2"), ("localhost:5000/a", "v2"));
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn credentials_stripped_from_source() {
+        assert_eq!(
+            strip_credentials("https://x:tok@github.com/a/b.git"),
+            "https://github.com/a/b.git"
+        );
+        assert_eq!(
+            strip_credentials("git@github.com:a/b.git"),
+            "git@github.com:a/b.git"
+        );
+    }
+}

@@ -1,0 +1,451 @@
+//! The build context as a streamed request body.
+//!
+//! The tar writer runs on a blocking thread and writes into a bounded
+//! channel of 256 KiB chunks (8 in flight at most), which is the body of
+//! the `/build` request: memory stays flat whatever the context size, and
+//! the writer waits whenever the daemon reads slower than disks produce.
+//!
+//! The Dockerfile always travels in the upload. When the context sent does
+//! not already hold it (excluded by the ignore file, left out of the
+//! minimal context, or outside the context), it is appended:
+//!
+//! * under its own name, when it lies inside the context and the context
+//!   sends a root `.dockerignore`: the classic builder deletes it again
+//!   when that file excludes it, exactly as for `docker build`;
+//! * otherwise under a unique `.dockerfile.<random>` name, as the docker
+//!   CLI does, with a `.dockerignore` entry naming it so that the daemon
+//!   deletes it before any `COPY` runs. When the context sends no
+//!   `.dockerignore`, the appended one also names itself and disappears
+//!   too; when it does, the appended one is the original plus that line
+//!   (what the docker CLI sends for a Dockerfile outside the context).
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use crate::context::digest::DigestSink;
+use crate::context::tarball::{write_context, ArchivedEntry, EntrySink, TarError, TarOptions};
+use crate::context::Context;
+
+/// Size of one body chunk.
+pub const CHUNK: usize = 256 * 1024;
+/// Chunks buffered between the tar writer and the HTTP body.
+pub const CHUNKS_IN_FLIGHT: usize = 8;
+
+const BLOCK: usize = 512;
+const TRAILER: usize = 2 * BLOCK;
+
+/// Compression of the uploaded context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+/// What a first pass over the context found: its digest and whether the
+/// Dockerfile and a root `.dockerignore` are among the entries sent.
+#[derive(Debug, Clone)]
+pub struct Survey {
+    pub digest: String,
+    pub entries: u64,
+    pub content_bytes: u64,
+    pub has_dockerfile: bool,
+    pub has_dockerignore: bool,
+}
+
+/// Walks the context without sending anything, to know its digest (a
+/// label of the image, so needed before the upload starts) and which of
+/// the build files it sends.
+pub fn survey(ctx: &Context, options: &TarOptions) -> Result<Survey, TarError> {
+    let mut sink = Observe {
+        digest: DigestSink::new(),
+        dockerfile: ctx.dockerfile_rel().map(<[u8]>::to_vec),
+        has_dockerfile: false,
+        has_dockerignore: false,
+    };
+    let stats = write_context(ctx, io::sink(), options, &mut sink)?;
+    Ok(Survey {
+        digest: sink.digest.finish(),
+        entries: stats.entries,
+        content_bytes: stats.content_bytes,
+        has_dockerfile: sink.has_dockerfile,
+        has_dockerignore: sink.has_dockerignore,
+    })
+}
+
+struct Observe {
+    digest: DigestSink,
+    dockerfile: Option<Vec<u8>>,
+    has_dockerfile: bool,
+    has_dockerignore: bool,
+}
+
+impl EntrySink for Observe {
+    fn entry(&mut self, e: &ArchivedEntry<'_>) {
+        if self.dockerfile.as_deref() == Some(e.rel) {
+            self.has_dockerfile = true;
+        }
+        if e.rel == b".dockerignore" {
+            self.has_dockerignore = true;
+        }
+        self.digest.entry(e);
+    }
+    fn content(&mut self, chunk: &[u8]) {
+        self.digest.content(chunk);
+    }
+}
+
+/// An entry added after the context's own.
+#[derive(Debug, Clone)]
+pub struct ExtraEntry {
+    pub name: String,
+    pub mode: u32,
+    pub content: Vec<u8>,
+}
+
+/// How the Dockerfile travels: the `dockerfile` parameter of the request
+/// and the entries to append.
+#[derive(Debug, Clone)]
+pub struct DockerfilePlacement {
+    pub dockerfile_param: String,
+    pub extra: Vec<ExtraEntry>,
+}
+
+/// Decides how the Dockerfile travels (see the module docs).
+pub fn place_dockerfile(ctx: &Context, survey: &Survey) -> io::Result<DockerfilePlacement> {
+    let rel = ctx
+        .dockerfile_rel()
+        .and_then(|r| std::str::from_utf8(r).ok())
+        .map(str::to_owned);
+    if let (Some(rel), true) = (&rel, survey.has_dockerfile) {
+        return Ok(DockerfilePlacement {
+            dockerfile_param: rel.clone(),
+            extra: Vec::new(),
+        });
+    }
+    let content = std::fs::read(ctx.dockerfile())?;
+    let root_ignore = ctx.root().join(".dockerignore");
+    let ignore_is_root = ctx.ignore_file().is_some_and(|i| i.path == root_ignore);
+    if let Some(rel) = rel.filter(|r| r.is_ascii() && r.len() < 100) {
+        if survey.has_dockerignore && ignore_is_root {
+            return Ok(DockerfilePlacement {
+                dockerfile_param: rel.clone(),
+                extra: vec![ExtraEntry {
+                    name: rel,
+                    mode: 0o600,
+                    content,
+                }],
+            });
+        }
+    }
+    let name = format!(".dockerfile.{}", random_hex(20));
+    let ignore_content = if survey.has_dockerignore {
+        let mut original = std::fs::read(&root_ignore)?;
+        original.extend_from_slice(format!("\n{name}\n").as_bytes());
+        original
+    } else {
+        format!(".dockerignore\n{name}\n").into_bytes()
+    };
+    Ok(DockerfilePlacement {
+        dockerfile_param: name.clone(),
+        extra: vec![
+            ExtraEntry {
+                name,
+                mode: 0o600,
+                content,
+            },
+            ExtraEntry {
+                name: ".dockerignore".into(),
+                mode: 0o600,
+                content: ignore_content,
+            },
+        ],
+    })
+}
+
+fn random_hex(len: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(now.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    let local = 0u8;
+    h.update((&local as *const u8 as usize).to_le_bytes());
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    hex[..len].to_string()
+}
+
+/// Chunks of the archive, as the request body.
+pub type BodyStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, io::Error>> + Send>>;
+
+/// The body stream and the handle of the thread writing it.
+pub struct Upload {
+    /// The request body: pass to `bollard::body_try_stream`.
+    pub body: BodyStream,
+    pub sent: Arc<AtomicU64>,
+    pub writer: tokio::task::JoinHandle<Result<UploadStats, UploadError>>,
+}
+
+/// Totals of an upload.
+#[derive(Debug, Clone)]
+pub struct UploadStats {
+    pub digest: String,
+    pub entries: u64,
+    pub archive_bytes: u64,
+}
+
+/// Errors while producing the upload.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Tar(#[from] TarError),
+    #[error("the daemon stopped reading the build context")]
+    Closed,
+    #[error("writing the build context failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Starts streaming `ctx` plus `extra` (tar, optionally gzipped).
+pub fn start(
+    ctx: Context,
+    options: TarOptions,
+    extra: Vec<ExtraEntry>,
+    compression: Compression,
+) -> Upload {
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, io::Error>>(CHUNKS_IN_FLIGHT);
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let body_stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|item| {
+            if let Some(Ok(bytes)) = &item {
+                counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            item
+        })
+    });
+    let body: BodyStream = Box::pin(body_stream);
+    let writer = tokio::task::spawn_blocking(move || {
+        let err_tx = tx.clone();
+        let result = write_all(&ctx, &options, &extra, compression, ChannelWriter::new(tx));
+        if let Err(e) = &result {
+            // Make the request fail rather than end as a truncated archive.
+            let _ = err_tx.blocking_send(Err(io::Error::other(e.to_string())));
+        }
+        result
+    });
+    Upload { body, sent, writer }
+}
+
+fn write_all(
+    ctx: &Context,
+    options: &TarOptions,
+    extra: &[ExtraEntry],
+    compression: Compression,
+    out: ChannelWriter,
+) -> Result<UploadStats, UploadError> {
+    match compression {
+        Compression::None => {
+            let mut out = out;
+            let stats = write_body(ctx, options, extra, &mut out)?;
+            out.flush().map_err(map_closed)?;
+            Ok(stats)
+        }
+        Compression::Gzip => {
+            let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+            let stats = write_body(ctx, options, extra, &mut gz)?;
+            let mut out = gz.finish().map_err(map_closed)?;
+            out.flush().map_err(map_closed)?;
+            Ok(stats)
+        }
+    }
+}
+
+fn map_closed(e: io::Error) -> UploadError {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        UploadError::Closed
+    } else {
+        UploadError::Io(e)
+    }
+}
+
+fn write_body<W: Write>(
+    ctx: &Context,
+    options: &TarOptions,
+    extra: &[ExtraEntry],
+    out: &mut W,
+) -> Result<UploadStats, UploadError> {
+    let mut digest = DigestSink::new();
+    let mut hold = HoldBack {
+        inner: &mut *out,
+        tail: Vec::with_capacity(CHUNK + TRAILER),
+    };
+    let stats = write_context(ctx, &mut hold, options, &mut digest).map_err(|e| match e {
+        TarError::Write(io) if io.kind() == io::ErrorKind::BrokenPipe => UploadError::Closed,
+        other => UploadError::Tar(other),
+    })?;
+    // `hold.tail` now holds the end-of-archive blocks: drop them, append.
+    debug_assert!(hold.tail.len() == TRAILER && hold.tail.iter().all(|&b| b == 0));
+    let mut archive_bytes = stats.archive_bytes - TRAILER as u64;
+    let mtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mtime = options
+        .clamp_mtime
+        .map_or(mtime, |c| mtime.min(c.max(0) as u64));
+    for e in extra {
+        let header = ustar_header(&e.name, e.mode, e.content.len() as u64, mtime);
+        out.write_all(&header).map_err(map_closed)?;
+        out.write_all(&e.content).map_err(map_closed)?;
+        let pad = (BLOCK - e.content.len() % BLOCK) % BLOCK;
+        out.write_all(&[0u8; BLOCK][..pad]).map_err(map_closed)?;
+        archive_bytes += (BLOCK + e.content.len() + pad) as u64;
+    }
+    out.write_all(&[0u8; TRAILER]).map_err(map_closed)?;
+    archive_bytes += TRAILER as u64;
+    Ok(UploadStats {
+        digest: digest.finish(),
+        entries: stats.entries + extra.len() as u64,
+        archive_bytes,
+    })
+}
+
+/// Forwards everything but the last 1024 bytes written, so the archive's
+/// end-of-archive blocks can be replaced by more entries.
+struct HoldBack<'a, W: Write> {
+    inner: &'a mut W,
+    tail: Vec<u8>,
+}
+
+impl<W: Write> Write for HoldBack<'_, W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.tail.extend_from_slice(data);
+        if self.tail.len() > TRAILER {
+            let n = self.tail.len() - TRAILER;
+            self.inner.write_all(&self.tail[..n])?;
+            self.tail.drain(..n);
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A plain ustar header for a short ASCII name, owned by root.
+fn ustar_header(name: &str, mode: u32, size: u64, mtime: u64) -> [u8; BLOCK] {
+    fn octal(field: &mut [u8], value: u64) {
+        let digits = field.len() - 1;
+        let text = format!("{value:0digits$o}");
+        field[..digits].copy_from_slice(&text.as_bytes()[text.len() - digits..]);
+        field[digits] = 0;
+    }
+    let mut b = [0u8; BLOCK];
+    let name = name.as_bytes();
+    b[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
+    octal(&mut b[100..108], u64::from(mode));
+    octal(&mut b[108..116], 0);
+    octal(&mut b[116..124], 0);
+    octal(&mut b[124..136], size);
+    octal(&mut b[136..148], mtime);
+    b[156] = b'0';
+    b[257..263].copy_from_slice(b"ustar\0");
+    b[263..265].copy_from_slice(b"00");
+    b[148..156].copy_from_slice(b"        ");
+    let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
+    b[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    b
+}
+
+/// Cuts the stream into chunks and sends them down the bounded channel,
+/// blocking while it is full.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: BytesMut,
+}
+
+impl ChannelWriter {
+    fn new(tx: mpsc::Sender<Result<Bytes, io::Error>>) -> Self {
+        ChannelWriter {
+            tx,
+            buf: BytesMut::with_capacity(CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.buf.reserve(CHUNK);
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the daemon stopped reading the build context",
+            )
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holdback_keeps_the_trailer() {
+        let mut out = Vec::new();
+        {
+            let mut h = HoldBack {
+                inner: &mut out,
+                tail: Vec::new(),
+            };
+            h.write_all(&[1u8; 3000]).unwrap();
+            h.write_all(&[0u8; TRAILER]).unwrap();
+        }
+        assert_eq!(out, vec![1u8; 3000]);
+    }
+
+    #[test]
+    fn extra_header_is_valid_tar() {
+        let h = ustar_header(".dockerfile.abc", 0o600, 12, 1_700_000_000);
+        let header = tar::Header::from_byte_slice(&h);
+        assert_eq!(header.path().unwrap().to_str(), Some(".dockerfile.abc"));
+        assert_eq!(header.size().unwrap(), 12);
+        assert_eq!(header.mode().unwrap(), 0o600);
+        let mut copy = h;
+        copy[148..156].copy_from_slice(b"        ");
+        assert_eq!(
+            header.cksum().unwrap(),
+            copy.iter().map(|&x| u32::from(x)).sum::<u32>()
+        );
+    }
+
+    #[test]
+    fn random_names_differ() {
+        let a = random_hex(20);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        assert_ne!(a, random_hex(20));
+        assert_eq!(a.len(), 20);
+    }
+}

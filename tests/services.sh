@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Starts the services the end-to-end image tests need, each private to
+# this machine's loopback and to one folder, and writes the file the tests
+# source:
+#
+#   * a dockerd of its own (own socket, data root, exec root, pid file;
+#     no bridge and no iptables rules, so it touches nothing of the host's
+#     network),
+#   * a registry (Debian's docker-registry) on 127.0.0.1 with htpasswd
+#     bcrypt auth,
+#   * moto_server (a local ECR API) on 127.0.0.1,
+#   * a busybox base image, reggie-busybox:latest, imported from
+#     busybox-static (nothing is pulled from the network).
+#
+# Idempotent: a second run reuses whatever is still running. Usage:
+#
+#   bash tests/services.sh            # install if missing, start, write env
+#   bash tests/services.sh stop       # stop what it started
+#   . "${REGGIE_SERVICES_DIR:-/tmp/reggie-services}/env"
+set -euo pipefail
+
+DIR="${REGGIE_SERVICES_DIR:-/tmp/reggie-services}"
+mkdir -p "$DIR"
+DIR="$(cd "$DIR" && pwd)"
+SOCK="$DIR/docker.sock"
+
+# Credentials of the local registry. moto's GetAuthorizationToken returns
+# base64("AWS:<account>-auth-token"), so the ECR flow logs in as AWS with
+# that password. The second user's password encodes, inside Docker's
+# X-Registry-Auth JSON, to base64 with '+' and '/' (a regression test).
+ECR_USER=AWS
+ECR_PASSWORD=123456789012-auth-token
+PLAIN_USER=reggie
+PLAIN_PASSWORD='s3cr?t>>~~??ÿÿ-reggie'
+
+log() { echo "services: $*" >&2; }
+die() {
+    echo "services: error: $*" >&2
+    exit 1
+}
+
+alive() { # pidfile
+    [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for() { # what, seconds, command...
+    local what=$1 secs=$2
+    shift 2
+    local i
+    for ((i = 0; i < secs * 4; i++)); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.25
+    done
+    return 1
+}
+
+stop_pidfile() {
+    if alive "$1"; then
+        local pid
+        pid=$(cat "$1")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    fi
+    rm -f "$1"
+}
+
+if [ "${1:-}" = stop ]; then
+    stop_pidfile "$DIR/moto.pid"
+    stop_pidfile "$DIR/registry.pid"
+    stop_pidfile "$DIR/docker.pid"
+    rm -f "$DIR/env"
+    log "stopped"
+    exit 0
+fi
+
+# ---- install what is missing -------------------------------------------
+if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+need_apt=()
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
+dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    log "installing ${need_apt[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! command -v moto_server >/dev/null 2>&1; then
+    log "installing moto[server]"
+    python3 -m pip install -q "moto[server]"
+    hash -r
+fi
+command -v moto_server >/dev/null 2>&1 || die "moto_server is not on PATH after pip install"
+
+# ---- dockerd -------------------------------------------------------------
+docker_ok() { DOCKER_HOST="unix://$SOCK" docker version --format '{{.Server.Version}}'; }
+
+start_dockerd() { # storage driver
+    rm -f "$SOCK"
+    mkdir -p "$DIR/docker-data" "$DIR/docker-exec"
+    # setsid: the daemon outlives this script and is not in its process
+    # group; it is stopped by `services.sh stop` or at the end of the session.
+    setsid dockerd \
+        --host "unix://$SOCK" \
+        --data-root "$DIR/docker-data" \
+        --exec-root "$DIR/docker-exec" \
+        --pidfile "$DIR/docker.pid" \
+        --storage-driver="$1" \
+        --iptables=false --ip6tables=false --bridge=none \
+        >"$DIR/dockerd.log" 2>&1 </dev/null &
+    wait_for dockerd 60 docker_ok
+}
+
+if alive "$DIR/docker.pid" && docker_ok >/dev/null 2>&1; then
+    log "dockerd already running ($SOCK)"
+else
+    stop_pidfile "$DIR/docker.pid"
+    started=
+    for driver in overlay2 vfs; do
+        log "starting dockerd (storage driver $driver)"
+        if start_dockerd "$driver"; then
+            started=$driver
+            break
+        fi
+        log "dockerd did not start with $driver:"
+        tail -5 "$DIR/dockerd.log" >&2 || true
+        stop_pidfile "$DIR/docker.pid"
+    done
+    [ -n "$started" ] || die "dockerd cannot run on this machine; see $DIR/dockerd.log"
+fi
+export DOCKER_HOST="unix://$SOCK"
+
+# ---- busybox base image ---------------------------------------------------
+if ! docker image inspect reggie-busybox:latest >/dev/null 2>&1; then
+    log "importing reggie-busybox:latest from busybox-static"
+    rootfs="$DIR/busybox-rootfs"
+    rm -rf "$rootfs"
+    mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/etc" "$rootfs/root"
+    chmod 1777 "$rootfs/tmp"
+    cp /bin/busybox "$rootfs/bin/busybox"
+    for applet in $(/bin/busybox --list); do
+        [ "$applet" = busybox ] || ln -sf busybox "$rootfs/bin/$applet"
+    done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs/etc/passwd"
+    echo 'root:x:0:' >"$rootfs/etc/group"
+    tar -C "$rootfs" --numeric-owner --owner=0 --group=0 -cf "$DIR/busybox-rootfs.tar" .
+    docker import --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' \
+        "$DIR/busybox-rootfs.tar" reggie-busybox:latest >/dev/null
+    rm -rf "$rootfs" "$DIR/busybox-rootfs.tar"
+fi
+
+# ---- registry ---------------------------------------------------------------
+registry_port=
+[ -s "$DIR/registry.port" ] && registry_port=$(cat "$DIR/registry.port")
+registry_ok() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$registry_port/v2/" | grep -q 401; }
+if [ -n "$registry_port" ] && alive "$DIR/registry.pid" && registry_ok; then
+    log "registry already running on 127.0.0.1:$registry_port"
+else
+    stop_pidfile "$DIR/registry.pid"
+    registry_port=$(free_port)
+    echo "$registry_port" >"$DIR/registry.port"
+    mkdir -p "$DIR/registry-data"
+    : >"$DIR/htpasswd"
+    htpasswd -bB "$DIR/htpasswd" "$ECR_USER" "$ECR_PASSWORD" 2>/dev/null
+    htpasswd -bB "$DIR/htpasswd" "$PLAIN_USER" "$PLAIN_PASSWORD" 2>/dev/null
+    cat >"$DIR/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $DIR/registry-data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$registry_port
+auth:
+  htpasswd:
+    realm: reggie-test
+    path: $DIR/htpasswd
+EOF
+    log "starting registry on 127.0.0.1:$registry_port"
+    setsid docker-registry serve "$DIR/registry.yml" >"$DIR/registry.log" 2>&1 </dev/null &
+    echo $! >"$DIR/registry.pid"
+    wait_for registry 30 registry_ok || {
+        tail -5 "$DIR/registry.log" >&2
+        die "the registry did not start; see $DIR/registry.log"
+    }
+fi
+
+# ---- moto ---------------------------------------------------------------------
+moto_port=
+[ -s "$DIR/moto.port" ] && moto_port=$(cat "$DIR/moto.port")
+moto_ok() { curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/"; }
+if [ -n "$moto_port" ] && alive "$DIR/moto.pid" && moto_ok; then
+    log "moto already running on 127.0.0.1:$moto_port"
+else
+    stop_pidfile "$DIR/moto.pid"
+    moto_port=$(free_port)
+    echo "$moto_port" >"$DIR/moto.port"
+    log "starting moto_server on 127.0.0.1:$moto_port"
+    setsid moto_server -H 127.0.0.1 -p "$moto_port" >"$DIR/moto.log" 2>&1 </dev/null &
+    echo $! >"$DIR/moto.pid"
+    wait_for moto 60 moto_ok || {
+        tail -5 "$DIR/moto.log" >&2
+        die "moto_server did not start; see $DIR/moto.log"
+    }
+fi
+
+cat >"$DIR/env" <<EOF
+export DOCKER_HOST=unix://$SOCK
+export REGGIE_TEST_REGISTRY=127.0.0.1:$registry_port
+export REGGIE_TEST_MOTO=http://127.0.0.1:$moto_port
+export REGGIE_TEST_REGISTRY_USER=$PLAIN_USER
+export REGGIE_TEST_REGISTRY_PASSWORD='$PLAIN_PASSWORD'
+EOF
+log "ready: . $DIR/env"
