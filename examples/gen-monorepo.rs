@@ -23,7 +23,7 @@
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const KB: u64 = 1024;
@@ -372,7 +372,7 @@ impl Gen {
             };
             // A few bundles are large, as in real packages.
             let len = if self.rng.chance(1) {
-                self.rng.log_size(50 * KB, 600 * KB)
+                self.rng.log_size(50 * KB, 300 * KB)
             } else {
                 self.rng.log_size(500, 20 * KB)
             };
@@ -432,7 +432,7 @@ impl Gen {
             "edge-server-production",
         ] {
             for i in 0..4 {
-                let len = self.rng.range(8 * MB, 20 * MB);
+                let len = self.rng.range(6 * MB, 14 * MB);
                 let len = self.big(len);
                 self.binary(
                     format_args!("{dir}/.next/cache/webpack/{kind}/{i}.pack"),
@@ -816,6 +816,23 @@ fn main() {
         usage(&format!("{} exists and is not empty", dest.display()));
     }
     let started = Instant::now();
+    match generate(&dest, scale) {
+        Ok((files, bytes)) => println!(
+            "gen-monorepo: {files} files, {bytes} bytes ({:.1} MiB) at scale {scale} in {:.1}s -> {}",
+            bytes as f64 / MB as f64,
+            started.elapsed().as_secs_f64(),
+            dest.display()
+        ),
+        Err(e) => {
+            eprintln!("gen-monorepo: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Writes the monorepo under `dest` and returns (files, bytes). Public so
+/// `benches/engine.rs` can build the same tree (it includes this file).
+pub fn generate(dest: &Path, scale: f64) -> io::Result<(u64, u64)> {
     let mut g = Gen::new(dest.to_string_lossy().into_owned(), scale);
     let result = (|| -> io::Result<()> {
         g.root_files()?;
@@ -825,18 +842,8 @@ fn main() {
         g.backend()?;
         g.git()
     })();
-    if let Err(e) = result {
-        eprintln!("gen-monorepo: writing {}: {e}", g.path);
-        std::process::exit(1);
-    }
-    println!(
-        "gen-monorepo: {} files, {} bytes ({:.1} MiB) at scale {scale} in {:.1}s -> {}",
-        g.files,
-        g.bytes,
-        g.bytes as f64 / MB as f64,
-        started.elapsed().as_secs_f64(),
-        dest.display()
-    );
+    result.map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", g.path)))?;
+    Ok((g.files, g.bytes))
 }
 
 fn usage(msg: &str) -> ! {

@@ -15,7 +15,10 @@
 //! 5. [`publish`]: push it (ECR tokens, docker config credentials).
 
 pub mod analyze;
+pub mod check;
+pub mod config;
 pub mod context;
+pub mod formats;
 pub mod plan;
 pub mod publish;
 pub mod ship;

@@ -14,5 +14,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# SARIF 2.1.0 schema (shipped in npm's @microsoft/jest-sarif) and Python's
+# jsonschema, to validate `--format sarif` output.
+deps="$PWD/target/test-deps"
+mkdir -p "$deps"
+schema="$deps/package/lib/schemas/sarif-2.1.0-rtm.5.json"
+if [ ! -f "$schema" ]; then
+    echo "==> fetching the SARIF 2.1.0 schema"
+    (cd "$deps" && npm pack --silent @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null && tar -xzf microsoft-jest-sarif-1.0.0-beta.0.tgz)
+fi
+export REGGIE_SARIF_SCHEMA="$schema"
+python3 -c "import jsonschema" 2>/dev/null || pip install -q jsonschema
+
 echo "==> cargo test"
 cargo test --all-targets --no-fail-fast -j2 "$@"

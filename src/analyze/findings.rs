@@ -173,65 +173,11 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
     }
 
     // COPY/ADD sources that are missing or excluded: the build would fail.
-    if !inp.plan.uses_whole_context() {
-        for used in &inp.plan.used {
-            let pattern = used.pattern.trim_start_matches('/');
-            let hit = inp
-                .plan
-                .includes
-                .iter()
-                .position(|p| p.as_slice() == pattern.as_bytes())
-                .and_then(|i| inp.summary.include_hits.get(i))
-                .copied()
-                .unwrap_or(1);
-            if hit > 0 {
-                continue;
-            }
-            let on_disk = !used.has_wildcard
-                && ctx
-                    .root()
-                    .join(super::os(pattern.as_bytes()))
-                    .symlink_metadata()
-                    .is_ok();
-            let message = if on_disk {
-                let why = ctx
-                    .explain(pattern.as_bytes())
-                    .ok()
-                    .and_then(|e| e.rule)
-                    .map(|r| {
-                        format!(
-                            " by {ignore_label}:{} `{}`",
-                            rules[r].line,
-                            rules[r].raw.trim()
-                        )
-                    })
-                    .unwrap_or_default();
-                (
-                    "copy/source-excluded",
-                    format!(
-                        "{} source `{pattern}` is excluded{why}; the build fails with \"not found\". Add `!{pattern}` after that line or remove the pattern",
-                        used.instruction
-                    ),
-                )
-            } else {
-                (
-                    "copy/source-missing",
-                    format!(
-                        "{} source `{pattern}` matches nothing in the context {}; the build fails with \"not found\". Check the path is relative to the context, not to the Dockerfile",
-                        used.instruction,
-                        ctx.root().display()
-                    ),
-                )
-            };
-            out.push(Finding {
-                rule: message.0.into(),
-                severity: Severity::Error,
-                file: dockerfile_label.clone(),
-                line: Some(used.line),
-                message: message.1,
-            });
-        }
-    }
+    out.extend(copy_source_findings(
+        ctx,
+        inp.plan,
+        &inp.summary.include_hits,
+    ));
     for reason in &inp.plan.whole {
         out.push(Finding {
             rule: "plan/whole-context".into(),
@@ -285,15 +231,7 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
 
     // Secrets.
     for (path, rule, description) in inp.secrets {
-        out.push(Finding {
-            rule: rule.clone(),
-            severity: Severity::Error,
-            file: path.clone(),
-            line: None,
-            message: format!(
-                "{description} is sent to the Docker daemon (and into the image by any `COPY .`); add `{path}` to the ignore file and pass secrets with `--secret` or at run time"
-            ),
-        });
+        out.push(secret_finding(path, rule, description));
     }
 
     // BuildKit and classic differ.
@@ -309,6 +247,95 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
         }
     }
     Ok(out)
+}
+
+/// A secret file that is sent.
+pub(crate) fn secret_finding(path: &str, rule: &str, description: &str) -> Finding {
+    Finding {
+        rule: rule.to_string(),
+        severity: Severity::Error,
+        file: path.to_string(),
+        line: None,
+        message: format!(
+            "{description} is sent to the Docker daemon (and into the image by any `COPY .`); add `{path}` to the ignore file and pass secrets with `--secret` or at run time"
+        ),
+    }
+}
+
+/// COPY/ADD sources that reach no sent file: the build fails. `include_hits`
+/// comes from a walk with the plan's include patterns.
+pub(crate) fn copy_source_findings(
+    ctx: &Context,
+    plan: &Plan,
+    include_hits: &[u64],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if plan.uses_whole_context() {
+        return out;
+    }
+    let rules = ctx.matcher().rules();
+    let ignore_label = ctx
+        .ignore_file()
+        .map(|i| i.path.display().to_string())
+        .unwrap_or_default();
+    let dockerfile_label = ctx.dockerfile().display().to_string();
+    for used in &plan.used {
+        let pattern = used.pattern.trim_start_matches('/');
+        let hit = plan
+            .includes
+            .iter()
+            .position(|p| p.as_slice() == pattern.as_bytes())
+            .and_then(|i| include_hits.get(i))
+            .copied()
+            .unwrap_or(1);
+        if hit > 0 {
+            continue;
+        }
+        let on_disk = !used.has_wildcard
+            && ctx
+                .root()
+                .join(super::os(pattern.as_bytes()))
+                .symlink_metadata()
+                .is_ok();
+        let (rule, message) = if on_disk {
+            let why = ctx
+                .explain(pattern.as_bytes())
+                .ok()
+                .and_then(|e| e.rule)
+                .map(|r| {
+                    format!(
+                        " by {ignore_label}:{} `{}`",
+                        rules[r].line,
+                        rules[r].raw.trim()
+                    )
+                })
+                .unwrap_or_default();
+            (
+                "copy/source-excluded",
+                format!(
+                    "{} source `{pattern}` is excluded{why}; the build fails with \"not found\". Add `!{pattern}` after that line or remove the pattern",
+                    used.instruction
+                ),
+            )
+        } else {
+            (
+                "copy/source-missing",
+                format!(
+                    "{} source `{pattern}` matches nothing in the context {}; the build fails with \"not found\". Check the path is relative to the context, not to the Dockerfile",
+                    used.instruction,
+                    ctx.root().display()
+                ),
+            )
+        };
+        out.push(Finding {
+            rule: rule.into(),
+            severity: Severity::Error,
+            file: dockerfile_label.clone(),
+            line: Some(used.line),
+            message,
+        });
+    }
+    out
 }
 
 /// Walks the context with the other builder's rules and describes the

@@ -126,6 +126,8 @@ pub struct Analysis {
     pub unused_by_kind: Vec<Group>,
     pub unused_by_extension: Vec<Group>,
     pub largest_unused_files: Vec<Unused>,
+    /// Directories (up to three levels deep) holding the most needed bytes.
+    pub contributors: Vec<Group>,
     pub suggestion: Option<suggest::ContextSuggestion>,
     pub suggested_ignore: Option<suggest::IgnoreSuggestion>,
     pub findings: Vec<Finding>,
@@ -380,6 +382,12 @@ pub fn analyze(
     let mut largest_unused_files = unused_files.clone();
     largest_unused_files.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.path.cmp(&b.path)));
     largest_unused_files.truncate(opts.top);
+    let contributors = contributors(
+        closed
+            .iter()
+            .map(|d| (d.rel.as_slice(), d.needed))
+            .filter(|(_, t)| t.files > 0),
+    );
     let unused_by_kind = sorted_groups(by_kind.into_iter().collect(), opts.top);
     let unused_by_extension = sorted_groups(by_ext.into_iter().collect(), opts.top);
     let _ = root;
@@ -426,10 +434,27 @@ pub fn analyze(
         unused_by_kind,
         unused_by_extension,
         largest_unused_files,
+        contributors,
         suggestion,
         suggested_ignore,
         findings,
     })
+}
+
+/// The directories (at most three levels deep) with the most bytes, for
+/// budget reports and baseline comparisons.
+pub fn contributors<'a>(dirs: impl Iterator<Item = (&'a [u8], Totals)>) -> Vec<Group> {
+    let mut list: Vec<Group> = dirs
+        .filter(|(rel, _)| rel.iter().filter(|&&b| b == b'/').count() < 3)
+        .map(|(rel, t)| Group {
+            name: format!("{}/", show(rel)),
+            bytes: t.bytes,
+            files: t.files,
+        })
+        .collect();
+    list.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.name.cmp(&b.name)));
+    list.truncate(20);
+    list
 }
 
 fn rule_index(rules: &RuleSet, m: rules::RuleMatch<'_>) -> (usize, usize) {
@@ -590,7 +615,7 @@ pub(crate) fn os(p: &[u8]) -> &std::ffi::OsStr {
     std::ffi::OsStr::from_bytes(p)
 }
 
-/// Bytes for people: `1.4 GiB`.
+/// Bytes for people, in decimal units as Docker prints them: `1.4 GB`.
 pub fn humanize(bytes: u64) -> String {
-    humansize::format_size(bytes, humansize::BINARY)
+    humansize::format_size(bytes, humansize::DECIMAL)
 }

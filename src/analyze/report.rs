@@ -215,6 +215,7 @@ struct JsonReport<'a> {
     unused_by_kind: &'a [Group],
     unused_by_extension: &'a [Group],
     largest_unused_files: &'a [Unused],
+    contributors: &'a [Group],
     findings: &'a [Finding],
 }
 
@@ -241,6 +242,7 @@ pub fn json(a: &Analysis) -> String {
         unused_by_kind: &a.unused_by_kind,
         unused_by_extension: &a.unused_by_extension,
         largest_unused_files: &a.largest_unused_files,
+        contributors: &a.contributors,
         findings: &a.findings,
     };
     serde_json::to_string_pretty(&report).unwrap_or_else(|_| "null".to_string())

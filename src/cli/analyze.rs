@@ -11,9 +11,11 @@ use clap::{Args, ValueEnum};
 
 use reggie_build::analyze::{self, report, AnalyzeOptions, RuleSet};
 
+use reggie_build::formats;
+
 use super::output::print_stdout;
-use super::plan_args::PlanArgs;
-use super::ContextArgs;
+use super::targets::TargetArgs;
+use super::FormatArg;
 
 /// When to use colour.
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]
@@ -41,14 +43,15 @@ impl ColorChoice {
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     #[command(flatten)]
-    pub context: ContextArgs,
-    #[command(flatten)]
-    pub plan: PlanArgs,
+    pub targets: TargetArgs,
     /// How many entries each "top" list shows.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
-    /// Print one JSON object (`"schema": 1`) instead of the report.
-    #[arg(long)]
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+    pub format: FormatArg,
+    /// Same as `--format json`: one JSON object (`"schema": 1`).
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
     /// Write the suggested ignore file (`<Dockerfile>.dockerignore`, or
     /// `.dockerignore` with `--builder classic`).
@@ -66,50 +69,106 @@ pub struct AnalyzeArgs {
 }
 
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
-    let ctx = args.context.spec().resolve()?;
+    let format = if args.json {
+        FormatArg::Json
+    } else {
+        args.format
+    };
     let rules = match &args.rules {
         Some(dir) => RuleSet::with_user_dir(dir)?,
         None => RuleSet::builtin(),
     };
-    let opts = AnalyzeOptions {
-        plan: args.plan.options()?,
-        top: args.top,
-    };
-    let spinner = Spinner::start(!args.json);
-    let result = analyze::analyze(&ctx, &rules, &opts);
-    spinner.stop();
-    let analysis = result?;
-    if args.json {
-        let mut text = report::json(&analysis);
-        text.push('\n');
-        print_stdout(&text)?;
-    } else {
-        let style = report::Style {
-            color: args.color.enabled(),
+    let targets = args.targets.targets()?;
+    let mut analyses = Vec::new();
+    for target in &targets {
+        let ctx = target.spec.resolve()?;
+        let opts = AnalyzeOptions {
+            plan: target.plan.clone(),
+            top: args.top,
         };
-        print_stdout(&report::human(&analysis, style))?;
+        let spinner = Spinner::start(format == FormatArg::Human);
+        let result = analyze::analyze(&ctx, &rules, &opts);
+        spinner.stop();
+        analyses.push(result.with_context(|| format!("analyzing image `{}`", target.name))?);
     }
+    let text = match format {
+        FormatArg::Human => {
+            let style = report::Style {
+                color: args.color.enabled(),
+            };
+            analyses
+                .iter()
+                .map(|a| report::human(a, style))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        FormatArg::Json => {
+            if analyses.len() == 1 {
+                format!("{}\n", report::json(&analyses[0]))
+            } else {
+                let images: Vec<serde_json::Value> = analyses
+                    .iter()
+                    .map(|a| serde_json::from_str(&report::json(a)).unwrap_or_default())
+                    .collect();
+                format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "schema": report::SCHEMA,
+                        "images": images,
+                    }))?
+                )
+            }
+        }
+        FormatArg::Markdown => analyses
+            .iter()
+            .map(formats::analysis_markdown)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        FormatArg::Github => {
+            let summary: String = analyses.iter().map(formats::analysis_markdown).collect();
+            super::check::append_step_summary(&summary)?;
+            analyses
+                .iter()
+                .map(|a| formats::github_annotations(&a.findings))
+                .collect()
+        }
+        FormatArg::Sarif => {
+            let all: Vec<_> = analyses.iter().flat_map(|a| a.findings.clone()).collect();
+            format!("{}\n", formats::sarif(&all))
+        }
+    };
+    print_stdout(&text)?;
     if args.write_ignore {
-        let Some(ig) = &analysis.suggested_ignore else {
-            bail!("no ignore file can be suggested: the build reads the whole context");
-        };
-        if !ig.verified {
-            bail!(
-                "the suggested ignore file would lose a path the Dockerfile reads; not writing {}",
-                ig.path.display()
-            );
+        for analysis in &analyses {
+            write_ignore(analysis, args.force)?;
         }
-        if ig.path.exists() && !args.force {
-            bail!(
-                "{} already exists; pass --force to overwrite it",
-                ig.path.display()
-            );
-        }
-        std::fs::write(&ig.path, &ig.text)
-            .with_context(|| format!("cannot write {}", ig.path.display()))?;
-        eprintln!("wrote {}", ig.path.display());
     }
     Ok(0)
+}
+
+fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()> {
+    let Some(ig) = &analysis.suggested_ignore else {
+        bail!(
+            "no ignore file can be suggested for {}: the build reads the whole context",
+            analysis.dockerfile.display()
+        );
+    };
+    if !ig.verified {
+        bail!(
+            "the suggested ignore file would lose a path the Dockerfile reads; not writing {}",
+            ig.path.display()
+        );
+    }
+    if ig.path.exists() && !force {
+        bail!(
+            "{} already exists; pass --force to overwrite it",
+            ig.path.display()
+        );
+    }
+    std::fs::write(&ig.path, &ig.text)
+        .with_context(|| format!("cannot write {}", ig.path.display()))?;
+    eprintln!("wrote {}", ig.path.display());
+    Ok(())
 }
 
 /// A spinner on stderr that appears only when the walk takes over a second

@@ -2,12 +2,14 @@
 //! library in its own module.
 
 mod analyze;
+mod check;
 mod context_cmd;
 mod explain;
 mod image;
 mod ls;
 mod output;
 mod plan_args;
+mod targets;
 
 use std::path::PathBuf;
 
@@ -41,6 +43,12 @@ enum Command {
         after_help = "Examples:\n  reggie-build analyze . -f backend/Dockerfile\n  reggie-build analyze backend --json | jq .minimal\n  reggie-build analyze . -f backend/Dockerfile --write-ignore"
     )]
     Analyze(analyze::AnalyzeArgs),
+    /// Fail when an image's context is over budget or would break the build
+    /// (exit 0 all fit, 1 one does not, 2 usage or analysis error).
+    #[command(
+        after_help = "Examples:\n  reggie-build check                        # every image in reggie-build.toml\n  reggie-build check . -f backend/Dockerfile --max-size 20MB\n  reggie-build check --format github --baseline main-report.json\n\nExit codes: 0 every image fits, 1 one does not, 2 usage or analysis error."
+    )]
+    Check(check::CheckArgs),
     /// Write the build context as a tar stream.
     #[command(
         after_help = "Examples:\n  reggie-build context backend -o context.tar\n  reggie-build context . -f backend/Dockerfile -o - --compress gzip | wc -c\n  reggie-build context backend -o /dev/null --digest"
@@ -52,6 +60,17 @@ enum Command {
         after_help = "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'"
     )]
     Image(image::ImageArgs),
+}
+
+/// Report formats of `analyze` and `check`.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum FormatArg {
+    #[default]
+    Human,
+    Json,
+    Markdown,
+    Github,
+    Sarif,
 }
 
 /// The builder whose rules to reproduce.
@@ -98,6 +117,7 @@ pub fn run() -> i32 {
         Command::Context(args) => context_cmd::run(args),
         Command::Image(args) => image::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,

@@ -98,7 +98,8 @@ pub struct WalkSummary {
     pub rule_hits: Vec<u64>,
     /// Per ignore rule: entries it decided to keep (exceptions only).
     pub rule_reincluded: Vec<u64>,
-    /// Per include pattern: entries it reached, itself or through a parent.
+    /// Per include pattern: sent entries it reached, itself or through a
+    /// parent.
     pub include_hits: Vec<u64>,
 }
 
@@ -263,6 +264,7 @@ impl Context {
             let mut hidden = false;
             let mut needed = true;
             let mut include_info = MatchInfo::default();
+            let mut include_rule = None;
             if let Some(include) = &self.include {
                 let (verdict, info) = include
                     .matcher
@@ -270,9 +272,7 @@ impl Context {
                     .map_err(|source| self.pattern_error(&rel, source))?;
                 include_info = info;
                 needed = verdict.excluded;
-                if let Some(i) = verdict.decided_by {
-                    summary.include_hits[i] += 1;
-                }
+                include_rule = verdict.decided_by;
                 if !needed && include.filter {
                     if is_dir && !include.descend.enters(&rel) {
                         continue;
@@ -329,6 +329,9 @@ impl Context {
                         })?;
                         stack[i].pending = false;
                     }
+                }
+                if let (true, Some(i)) = (needed, include_rule) {
+                    summary.include_hits[i] += 1;
                 }
                 visit(&Entry {
                     rel: &rel,

@@ -56,9 +56,15 @@ pub async fn connect() -> Result<Daemon, DaemonError> {
         });
     }
     let base = Docker::connect_with_defaults()
-        .map_err(|e| DaemonError::Unsupported {
-            host: host.clone(),
-            reason: e.to_string(),
+        .map_err(|e| match e {
+            bollard::errors::Error::SocketNotFoundError(path) => DaemonError::Unreachable {
+                host: host.clone(),
+                reason: format!("no socket at {path}"),
+            },
+            other => DaemonError::Unsupported {
+                host: host.clone(),
+                reason: other.to_string(),
+            },
         })?
         .with_request_modifier(urlsafe_registry_headers)
         .with_timeout(QUICK);

@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# Side-by-side wall times of reggie-build and the standard tools it replaces,
+# on the generated Reggie-shaped monorepo (examples/gen-monorepo.rs).
+#
+#   benches/compare.sh [--scale S] [--runs N] [--out FILE] [--smoke]
+#
+#   --scale S   fixture scale (default 1.0: ~1.3 GB, ~120,000 files)
+#   --runs N    timed runs per side (default 5); the median is reported
+#   --out FILE  also write the report (machine + table) to FILE
+#   --smoke     scale 0.02, 1 run: checks every command works; exits
+#               non-zero only when a command fails, never on timings
+#
+# Environment: BENCH_DIR=DIR generates into DIR/monorepo and keeps it, and
+# reuses it on the next run when scale and generator are unchanged
+# (default: a temporary directory, removed at exit). CARGO_BUILD_JOBS is
+# honoured by the build. CHECK_ARGS overrides the arguments given to
+# `reggie-build check` (default: ". -f backend/Dockerfile").
+#
+# Needs GNU time at /usr/bin/time for peak memory (Debian: apt-get install
+# time); without it the memory rows say so and everything else still runs.
+#
+# The exit status is non-zero when a command fails; timings that miss a
+# target are reported in the table, not as failures.
+set -euo pipefail
+
+SCALE=1.0
+RUNS=5
+OUT=""
+SMOKE=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --scale) SCALE=${2:?--scale needs a value}; shift 2 ;;
+    --runs) RUNS=${2:?--runs needs a value}; shift 2 ;;
+    --out) OUT=${2:?--out needs a file}; shift 2 ;;
+    --smoke) SMOKE=1; shift ;;
+    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+if [ "$SMOKE" = 1 ]; then
+    SCALE=0.02
+    RUNS=1
+fi
+case "$RUNS" in '' | *[!0-9]* | 0) echo "compare.sh: --runs needs a positive integer" >&2; exit 2 ;; esac
+if [ -n "$OUT" ]; then
+    # Resolve now: the script changes directory later.
+    OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
+fi
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+log() { echo "compare.sh: $*" >&2; }
+
+log "building (cargo build --release)"
+cargo build --release --quiet --bin reggie-build --example gen-monorepo
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
+RB=$TARGET_DIR/release/reggie-build
+GEN=$TARGET_DIR/release/examples/gen-monorepo
+
+# Scratch files (file lists, timings, stderr) live apart from the fixture so
+# they are never part of a measured context.
+WORK=$(mktemp -d)
+cleanup() {
+    rm -rf "$WORK"
+    if [ -n "${TMP_BENCH:-}" ]; then rm -rf "$TMP_BENCH"; fi
+}
+trap cleanup EXIT
+
+if [ -n "${BENCH_DIR:-}" ]; then
+    mkdir -p "$BENCH_DIR"
+    BENCH=$(cd "$BENCH_DIR" && pwd)
+else
+    TMP_BENCH=$(mktemp -d "${TMPDIR:-/tmp}/reggie-bench.XXXXXX")
+    BENCH=$TMP_BENCH
+fi
+FIXTURE=$BENCH/monorepo
+# Regenerate when the scale or the generator changed; otherwise reuse (a
+# full-scale tree takes a while to write).
+STAMP="scale=$SCALE gen=$(sha256sum examples/gen-monorepo.rs | cut -c1-16)"
+if [ "$(cat "$BENCH/.stamp" 2>/dev/null)" != "$STAMP" ]; then
+    rm -rf "$FIXTURE" "$BENCH/.stamp"
+    log "generating the monorepo at scale $SCALE into $FIXTURE"
+    gen_start=$(date +%s%N)
+    "$GEN" "$FIXTURE" --scale "$SCALE" >&2
+    gen_end=$(date +%s%N)
+    GEN_NOTE="generated in $(((gen_end - gen_start) / 1000000)) ms"
+    echo "$STAMP" >"$BENCH/.stamp"
+else
+    log "reusing $FIXTURE ($STAMP)"
+    GEN_NOTE="reused from an earlier run"
+fi
+cd "$FIXTURE"
+
+# Warm the page cache: every side then reads from memory, so the figures
+# compare the programs, not the disk, and the first run is not penalised.
+log "warming the cache"
+du -sb . >/dev/null
+tar -cf - . >/dev/zero
+
+# GNU tar notices when its archive is /dev/null and then skips reading file
+# contents, which would make `tar -cf - ... > /dev/null` a stat-only
+# baseline. /dev/zero discards writes at the same cost and is not detected,
+# so the tar baselines write there.
+SINK=/dev/zero
+
+FAILED=0
+ROWS=()
+MEM_ROWS=()
+
+# run_ms CMD: runs CMD (a shell string) once in the fixture, stdout
+# discarded, and prints its wall time in microseconds; exit 1 on failure.
+# eval in this shell (not bash -c) keeps a fork+exec of bash out of the
+# figure, which matters for the 50 ms target.
+run_us() {
+    local start end
+    start=$(date +%s%N)
+    if ! eval "$1" >/dev/null 2>"$WORK/stderr"; then
+        return 1
+    fi
+    end=$(date +%s%N)
+    echo $(((end - start) / 1000))
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ms() { awk -v us="$1" 'BEGIN { printf "%.1f", us / 1000 }'; }
+
+fail() {
+    log "FAILED: $1"
+    sed 's/^/    /' "$WORK/stderr" >&2 || true
+    FAILED=1
+}
+
+# verdict KIND LIMIT VALUE: "met" or "missed" for VALUE <= LIMIT.
+verdict() { awk -v v="$3" -v l="$2" 'BEGIN { print (v <= l) ? "met" : "missed" }'; }
+
+# pair NAME REGGIE_CMD BASELINE_CMD TARGET_TEXT RATIO_LIMIT
+# Alternates the sides over RUNS runs (swapping which goes first each run,
+# so neither always follows the other's cache effects) and adds a row.
+pair() {
+    local name=$1 a=$2 b=$3 target=$4 limit=$5 i ta tb
+    log "$name"
+    : >"$WORK/a"
+    : >"$WORK/b"
+    for ((i = 0; i < RUNS; i++)); do
+        if ((i % 2 == 0)); then
+            ta=$(run_us "$a") || { fail "$a"; ROWS+=("| $name | FAILED | \`$b\` | | | $target | failed |"); return; }
+            tb=$(run_us "$b") || { fail "$b"; ROWS+=("| $name | | \`$b\` | FAILED | | $target | failed |"); return; }
+        else
+            tb=$(run_us "$b") || { fail "$b"; ROWS+=("| $name | | \`$b\` | FAILED | | $target | failed |"); return; }
+            ta=$(run_us "$a") || { fail "$a"; ROWS+=("| $name | FAILED | \`$b\` | | | $target | failed |"); return; }
+        fi
+        echo "$ta" >>"$WORK/a"
+        echo "$tb" >>"$WORK/b"
+    done
+    local ma mb ratio
+    ma=$(median <"$WORK/a")
+    mb=$(median <"$WORK/b")
+    ratio=$(awk -v a="$ma" -v b="$mb" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }')
+    ROWS+=("| $name | $(ms "$ma") | \`$b\` | $(ms "$mb") | ${ratio}x | $target | $(verdict ratio "$limit" "$ratio") |")
+}
+
+# alone NAME CMD TARGET_TEXT LIMIT_MS: one side only, against a time limit.
+alone() {
+    local name=$1 a=$2 target=$3 limit=$4 i t
+    log "$name"
+    : >"$WORK/a"
+    for ((i = 0; i < RUNS; i++)); do
+        t=$(run_us "$a") || { fail "$a"; ROWS+=("| $name | FAILED | — | | | $target | failed |"); return; }
+        echo "$t" >>"$WORK/a"
+    done
+    local m
+    m=$(median <"$WORK/a")
+    ROWS+=("| $name | $(ms "$m") | — | | | $target | $(verdict ms "$limit" "$(ms "$m")") |")
+}
+
+skip() {
+    log "$1: $2"
+    ROWS+=("| $1 | $2 | | | | | skipped |")
+}
+
+# Peak RSS of each reggie-build command, one run each. GNU time reports
+# the child's ru_maxrss, in KiB.
+TIME_BIN=/usr/bin/time
+MEM_CMDS=()
+peak_mem() {
+    local cmd
+    if ! [ -x "$TIME_BIN" ] || ! "$TIME_BIN" -f %M true 2>/dev/null; then
+        MEM_ROWS+=("| (all) | not measured: GNU time missing (apt-get install time) | | |")
+        return
+    fi
+    for cmd in "${MEM_CMDS[@]}"; do
+        log "peak memory: $cmd"
+        if ! eval "\"$TIME_BIN\" -f %M -o \"$WORK/rss\" $cmd" >/dev/null 2>"$WORK/stderr"; then
+            fail "$cmd"
+            MEM_ROWS+=("| \`$cmd\` | FAILED | < 64 MiB | failed |")
+            continue
+        fi
+        local kib mib
+        kib=$(tail -n 1 "$WORK/rss")
+        mib=$(awk -v k="$kib" 'BEGIN { printf "%.1f", k / 1024 }')
+        MEM_ROWS+=("| \`$cmd\` | $mib | < 64 MiB | $(verdict mem 64 "$mib") |")
+    done
+}
+
+# The commands, as strings run in the fixture root. "$RB" stays literal in
+# the strings so the table can show it as `reggie-build`.
+LS_ROOT='"$RB" ls . -f backend/Dockerfile'
+LS_BACKEND='"$RB" ls backend'
+CTX_BACKEND='"$RB" context backend -o /dev/null'
+CTX_BACKEND_GZ='"$RB" context backend -o /dev/null --compress gzip'
+CTX_ROOT='"$RB" context . -f backend/Dockerfile -o /dev/null'
+ANALYZE='"$RB" analyze . -f backend/Dockerfile'
+CHECK="\"\$RB\" check ${CHECK_ARGS:-. -f backend/Dockerfile}"
+
+# tar gets exactly the files reggie-build sends, from inside backend, and
+# no directory recursion, so both archive the same set.
+LIST=$WORK/backend.list
+if ! "$RB" ls backend >"$LIST" 2>"$WORK/stderr"; then
+    fail "reggie-build ls backend"
+fi
+TAR_LIST="tar -C backend --no-recursion --verbatim-files-from -T $LIST"
+
+pair '`ls .` (whole monorepo)' "$LS_ROOT" 'du -sb .' 'no slower than `du -sb` (goal 0.6x)' 1.0
+alone '`ls backend`' "$LS_BACKEND" '< 50 ms' 50
+pair '`context backend -o /dev/null`' "$CTX_BACKEND" "$TAR_LIST -cf - >$SINK" 'no slower than `tar -cf`' 1.0
+pair '`context backend --compress gzip`' "$CTX_BACKEND_GZ" "$TAR_LIST -czf - >$SINK" '<= 1/4 of `tar -cz`' 0.25
+pair '`context . -f backend/Dockerfile`' "$CTX_ROOT" "tar -cf - . >$SINK" 'no slower than `tar -cf`' 1.0
+MEM_CMDS+=("$LS_ROOT" "$LS_BACKEND" "$CTX_BACKEND" "$CTX_BACKEND_GZ" "$CTX_ROOT")
+
+# Commands still being written: benchmark them only once they exist.
+if "$RB" analyze --help >/dev/null 2>&1; then
+    pair '`analyze . -f backend/Dockerfile`' "$ANALYZE" 'du -sb .' 'no slower than `du -sb`' 1.0
+    MEM_CMDS+=("$ANALYZE")
+else
+    skip '`analyze`' 'skipped: not implemented'
+fi
+if "$RB" check --help >/dev/null 2>&1; then
+    # A linter exits 1 on findings; only 2 (the CLI's error code) fails.
+    CHECK="$CHECK || [ \$? = 1 ]"
+    alone '`check`' "$CHECK" '< 100 ms' 100
+else
+    skip '`check`' 'skipped: not implemented'
+fi
+
+# `image` vs `docker build`, only with a reachable daemon. FROM scratch so
+# neither side pulls a base image and the figure is the context transfer
+# and layer writing.
+if [ -z "${DOCKER_HOST:-}" ] || ! docker info >/dev/null 2>&1; then
+    skip '`image` vs `docker build`' 'skipped: no docker daemon'
+elif ! "$RB" image --help >/dev/null 2>&1; then
+    skip '`image` vs `docker build`' 'skipped: not implemented'
+else
+    pair '`image . -f backend/Dockerfile.scratch`' \
+        '"$RB" image . -f backend/Dockerfile.scratch -t bench:reggie' \
+        'docker build -q -f backend/Dockerfile.scratch -t bench:docker .' \
+        '<= 1/20 of `docker build`' 0.05
+fi
+
+peak_mem
+
+machine() {
+    echo '```'
+    echo "nproc: $(nproc)"
+    if command -v lscpu >/dev/null; then lscpu | grep -m1 'Model name' || true; fi
+    free -g
+    df -h "$BENCH" | tail -n 1 | awk '{ print "disk: " $1 " " $2 " size, " $4 " free, mounted on " $6 }'
+    echo "kernel: $(uname -r)"
+    echo "tools: $(tar --version | head -n 1); $(du --version | head -n 1)"
+    echo '```'
+}
+
+# Show commands as a reader would type them.
+tidy() { sed -e 's/"\$RB"/reggie-build/g' -e "s|$WORK/||g"; }
+
+report() {
+    echo "## reggie-build vs standard tools"
+    echo
+    echo "Scale $SCALE, median of $RUNS run(s) per side, warm cache, fixture $GEN_NOTE."
+    echo "Reproduce: \`benches/compare.sh --scale $SCALE --runs $RUNS\`"
+    echo
+    machine
+    echo
+    echo "| Benchmark | reggie-build (ms) | Baseline | Baseline (ms) | Ratio | Target | Met |"
+    echo "|---|---:|---|---:|---:|---|---|"
+    printf '%s\n' "${ROWS[@]}" | tidy
+    echo
+    echo "Peak memory (max RSS, GNU time \`%M\`):"
+    echo
+    echo "| Command | Peak RSS (MiB) | Target | Met |"
+    echo "|---|---:|---|---|"
+    printf '%s\n' "${MEM_ROWS[@]}" | tidy
+}
+
+report >"$WORK/report.md"
+cat "$WORK/report.md"
+if [ -n "$OUT" ]; then
+    cp "$WORK/report.md" "$OUT"
+fi
+if [ "$FAILED" != 0 ]; then
+    log "some commands failed (see above)"
+    exit 1
+fi

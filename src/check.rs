@@ -1,0 +1,275 @@
+//! The context-size guard behind `reggie-build check`: for each image, the
+//! context that would be uploaded against its budget, plus the findings
+//! that make a build fail (a COPY source excluded or missing, secrets).
+//!
+//! The common case, nothing wrong, is one walk of the minimal context with
+//! the Dockerfile's paths as filters, so it stays fast enough for a
+//! pre-commit hook. Only a failing image gets the full analysis, for the
+//! fix to print.
+
+use std::collections::HashMap;
+
+use crate::analyze::findings::{copy_source_findings, secret_finding};
+use crate::analyze::{
+    self, AnalyzeError, AnalyzeOptions, Finding, Group, RuleSet, Severity, Totals,
+};
+use crate::config::Budget;
+use crate::context::{ContextSpec, FileKind};
+use crate::plan::{Plan, PlanOptions};
+
+/// One image to check.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub spec: ContextSpec,
+    pub plan: PlanOptions,
+    pub budget: Budget,
+}
+
+/// Options of a check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Measure the whole context as Docker sends it, not the minimal one.
+    pub full: bool,
+    /// Warnings fail the check too.
+    pub strict: bool,
+}
+
+/// The verdict for one image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verdict {
+    pub name: String,
+    pub context: String,
+    pub dockerfile: String,
+    /// `minimal` or `full`.
+    pub measured: &'static str,
+    pub uploaded: Totals,
+    pub max_bytes: Option<u64>,
+    pub max_files: Option<u64>,
+    /// Bytes and files over the budget (0 when within).
+    pub over_bytes: u64,
+    pub over_files: u64,
+    pub findings: Vec<Finding>,
+    /// Largest directories of what is uploaded.
+    pub contributors: Vec<Group>,
+    /// How to get back under budget (from a full analysis), when failing.
+    pub fixes: Vec<String>,
+    pub passed: bool,
+}
+
+/// Checks one image.
+pub fn check(
+    target: &Target,
+    rules: &RuleSet,
+    opts: CheckOptions,
+) -> Result<Verdict, AnalyzeError> {
+    let ctx = target.spec.resolve()?;
+    let plan = Plan::new(&ctx, &target.plan)?;
+    let measured_ctx = if opts.full {
+        plan.apply(&ctx, false)?
+    } else {
+        plan.apply(&ctx, true)?
+    };
+    let mut uploaded = Totals::default();
+    let mut dirs: HashMap<Vec<u8>, Totals> = HashMap::new();
+    let mut secrets = Vec::new();
+    let summary = measured_ctx.walk::<AnalyzeError, _>(|e| {
+        if e.kind == FileKind::Dir {
+            return Ok(());
+        }
+        let size = if e.kind == FileKind::File {
+            std::fs::symlink_metadata(e.path)
+                .map_err(|source| AnalyzeError::Stat {
+                    path: e.path.to_path_buf(),
+                    source,
+                })?
+                .len()
+        } else {
+            0
+        };
+        uploaded.files += 1;
+        uploaded.bytes += size;
+        // Tally the file into its ancestors up to three levels deep.
+        let mut end = 0;
+        for _ in 0..3 {
+            match e.rel[end..].iter().position(|&b| b == b'/') {
+                Some(p) => {
+                    end += p;
+                    let t = dirs.entry(e.rel[..end].to_vec()).or_default();
+                    t.files += 1;
+                    t.bytes += size;
+                    end += 1;
+                }
+                None => break,
+            }
+        }
+        let path = e.path;
+        if let Some(m) = rules.classify(e.rel, false, &|_| false, &|| std::fs::read(path).ok()) {
+            if m.rule.secret {
+                secrets.push(secret_finding(
+                    &String::from_utf8_lossy(e.rel),
+                    &m.rule.id,
+                    &m.rule.description,
+                ));
+            }
+        }
+        Ok(())
+    })?;
+
+    let mut findings = copy_source_findings(&ctx, &plan, &summary.include_hits);
+    findings.extend(secrets);
+    let contributors = analyze::contributors(dirs.iter().map(|(k, v)| (k.as_slice(), *v)));
+
+    let max_bytes = target.budget.max_bytes;
+    let max_files = target.budget.max_files;
+    let over_bytes = max_bytes.map_or(0, |m| uploaded.bytes.saturating_sub(m));
+    let over_files = max_files.map_or(0, |m| uploaded.files.saturating_sub(m));
+    let mut fixes = Vec::new();
+    let mut failed_findings = findings.iter().any(|f| f.severity == Severity::Error);
+
+    if opts.strict || over_bytes > 0 || over_files > 0 || failed_findings {
+        let analysis = analyze::analyze(
+            &ctx,
+            rules,
+            &AnalyzeOptions {
+                plan: target.plan.clone(),
+                top: 5,
+            },
+        )?;
+        for f in analysis.findings {
+            // Secrets count only when they are in what is measured, which
+            // the walk above already judged.
+            if f.rule.starts_with("secrets/") {
+                continue;
+            }
+            let relevant = match f.severity {
+                Severity::Error => true,
+                Severity::Warning => opts.strict,
+                Severity::Info => false,
+            };
+            if relevant && !findings.contains(&f) {
+                findings.push(f);
+            }
+        }
+        if let Some(s) = &analysis.suggestion {
+            if opts.full {
+                fixes.push(format!(
+                    "narrow the context to `{}` ({}): {}",
+                    s.dir, s.sst, s.docker_build.1
+                ));
+            }
+        }
+        if let Some(ig) = analysis.suggested_ignore.as_ref().filter(|i| i.verified) {
+            fixes.push(format!(
+                "use the ignore file `reggie-build analyze --write-ignore` suggests ({}): it sends {} files, {}",
+                ig.path.display(),
+                ig.files,
+                analyze::humanize(ig.bytes)
+            ));
+        }
+        if opts.full {
+            for u in analysis.top_unused.iter().take(3) {
+                fixes.push(format!(
+                    "exclude `{}` ({}, {})",
+                    u.path.trim_end_matches('/'),
+                    u.kind,
+                    analyze::humanize(u.bytes)
+                ));
+            }
+        }
+        failed_findings = findings.iter().any(|f| match f.severity {
+            Severity::Error => true,
+            Severity::Warning => opts.strict,
+            Severity::Info => false,
+        });
+    }
+    findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.file.cmp(&b.file)));
+    let passed = over_bytes == 0 && over_files == 0 && !failed_findings;
+    Ok(Verdict {
+        name: target.name.clone(),
+        context: ctx.root().display().to_string(),
+        dockerfile: ctx.dockerfile().display().to_string(),
+        measured: if opts.full { "full" } else { "minimal" },
+        uploaded,
+        max_bytes,
+        max_files,
+        over_bytes,
+        over_files,
+        findings,
+        contributors,
+        fixes,
+        passed,
+    })
+}
+
+/// What grew against a baseline report (`analyze --json` or
+/// `check --format json` output).
+pub fn growth_against(baseline: &serde_json::Value, v: &Verdict) -> Vec<String> {
+    // A check report holds several images; pick the one with this name or
+    // Dockerfile. An analyze report is the image itself.
+    let image = match baseline.get("images").and_then(|i| i.as_array()) {
+        Some(images) => images
+            .iter()
+            .find(|i| i["name"] == v.name.as_str())
+            .or_else(|| {
+                images
+                    .iter()
+                    .find(|i| i["dockerfile"] == v.dockerfile.as_str())
+            }),
+        None => Some(baseline),
+    };
+    let Some(image) = image else {
+        return vec![format!("no image `{}` in the baseline", v.name)];
+    };
+    let base_total = image.get("uploaded").or_else(|| {
+        image.get(if v.measured == "full" {
+            "before"
+        } else {
+            "minimal"
+        })
+    });
+    let mut out = Vec::new();
+    if let Some(bytes) = base_total.and_then(|t| t["bytes"].as_u64()) {
+        let delta = v.uploaded.bytes as i128 - bytes as i128;
+        if delta != 0 {
+            out.push(format!(
+                "{} total ({} → {})",
+                signed(delta),
+                analyze::humanize(bytes),
+                analyze::humanize(v.uploaded.bytes)
+            ));
+        }
+    }
+    let base_dirs: HashMap<&str, u64> = image
+        .get("contributors")
+        .and_then(|c| c.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|g| Some((g["name"].as_str()?, g["bytes"].as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut grew: Vec<(i128, &str)> = v
+        .contributors
+        .iter()
+        .map(|g| {
+            let before = base_dirs.get(g.name.as_str()).copied().unwrap_or(0);
+            (g.bytes as i128 - before as i128, g.name.as_str())
+        })
+        .filter(|(d, _)| *d > 0)
+        .collect();
+    grew.sort_by_key(|g| std::cmp::Reverse(g.0));
+    for (delta, name) in grew.into_iter().take(5) {
+        out.push(format!("{} {}", signed(delta), name.trim_end_matches('/')));
+    }
+    out
+}
+
+fn signed(delta: i128) -> String {
+    let size = analyze::humanize(delta.unsigned_abs() as u64);
+    if delta >= 0 {
+        format!("+{size}")
+    } else {
+        format!("-{size}")
+    }
+}

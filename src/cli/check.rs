@@ -1,0 +1,199 @@
+//! `reggie-build check`: the context-size guard for CI and pre-commit.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use reggie_build::analyze::{humanize, RuleSet, Severity};
+use reggie_build::check::{self, CheckOptions, Verdict};
+use reggie_build::config::parse_size;
+use reggie_build::formats;
+
+use super::output::print_stdout;
+use super::targets::TargetArgs;
+use super::FormatArg;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Measure the whole context as Docker sends it, not the minimal one.
+    #[arg(long)]
+    pub full: bool,
+    /// Fail when the uploaded context is larger (e.g. "50 MB").
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub max_size: Option<u64>,
+    /// Fail when the uploaded context has more files.
+    #[arg(long, value_name = "N")]
+    pub max_files: Option<u64>,
+    /// Warnings fail the check too.
+    #[arg(long)]
+    pub strict: bool,
+    /// A saved report (`analyze --json` or `check --format json`) to
+    /// compare with: names what grew.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+    pub format: FormatArg,
+    /// Extra rule files (`*.toml`).
+    #[arg(long, value_name = "DIR", env = "REGGIE_BUILD_RULES")]
+    pub rules: Option<PathBuf>,
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    parse_size(s)
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
+    let rules = match &args.rules {
+        Some(dir) => RuleSet::with_user_dir(dir)?,
+        None => RuleSet::builtin(),
+    };
+    let baseline: Option<serde_json::Value> = match &args.baseline {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read baseline {}", p.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("baseline {} is not JSON", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let opts = CheckOptions {
+        full: args.full,
+        strict: args.strict,
+    };
+    let mut verdicts: Vec<Verdict> = Vec::new();
+    for mut target in args.targets.targets()? {
+        if args.max_size.is_some() {
+            target.budget.max_bytes = args.max_size;
+        }
+        if args.max_files.is_some() {
+            target.budget.max_files = args.max_files;
+        }
+        verdicts.push(
+            check::check(&target, &rules, opts)
+                .with_context(|| format!("checking image `{}`", target.name))?,
+        );
+    }
+    let growth: Vec<(String, Vec<String>)> = match &baseline {
+        Some(b) => verdicts
+            .iter()
+            .map(|v| (v.name.clone(), check::growth_against(b, v)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let passed = verdicts.iter().all(|v| v.passed);
+    let text = match args.format {
+        FormatArg::Human => human(&verdicts, &growth),
+        FormatArg::Json => {
+            let mut images = serde_json::to_value(&verdicts)?;
+            if let Some(list) = images.as_array_mut() {
+                for (v, (_, g)) in list.iter_mut().zip(
+                    growth
+                        .iter()
+                        .chain(std::iter::repeat(&(String::new(), Vec::new()))),
+                ) {
+                    v["grew"] = serde_json::json!(g);
+                }
+            }
+            let report = serde_json::json!({
+                "schema": reggie_build::analyze::report::SCHEMA,
+                "result": if passed { "pass" } else { "fail" },
+                "images": images,
+            });
+            format!("{}\n", serde_json::to_string_pretty(&report)?)
+        }
+        FormatArg::Markdown => formats::check_markdown(&verdicts, &growth),
+        FormatArg::Github => {
+            let mut out = String::new();
+            for v in &verdicts {
+                out.push_str(&formats::github_annotations(&v.findings));
+                if v.over_bytes > 0 || v.over_files > 0 {
+                    out.push_str(&formats::github_error(
+                        &format!("reggie-build: {} over budget", v.name),
+                        &formats::failure_summary(v),
+                    ));
+                }
+            }
+            append_step_summary(&formats::check_markdown(&verdicts, &growth))?;
+            out
+        }
+        FormatArg::Sarif => {
+            let all: Vec<_> = verdicts.iter().flat_map(|v| v.findings.clone()).collect();
+            format!("{}\n", formats::sarif(&all))
+        }
+    };
+    print_stdout(&text)?;
+    Ok(if passed { 0 } else { 1 })
+}
+
+/// Appends markdown to `$GITHUB_STEP_SUMMARY` when it is set.
+pub fn append_step_summary(markdown: &str) -> anyhow::Result<()> {
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot append to GITHUB_STEP_SUMMARY {path:?}"))?;
+        f.write_all(markdown.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn human(verdicts: &[Verdict], growth: &[(String, Vec<String>)]) -> String {
+    let mut o = String::new();
+    for v in verdicts {
+        let budget = match (v.max_bytes, v.max_files) {
+            (Some(b), Some(f)) => format!("budget {} / {f} files", humanize(b)),
+            (Some(b), None) => format!("budget {}", humanize(b)),
+            (None, Some(f)) => format!("budget {f} files"),
+            (None, None) => "no budget".into(),
+        };
+        let mark = if v.passed { "ok  " } else { "FAIL" };
+        o.push_str(&format!(
+            "{mark} {}: {} in {} files uploaded ({} context), {budget}\n",
+            v.name,
+            humanize(v.uploaded.bytes),
+            v.uploaded.files,
+            v.measured
+        ));
+        if !v.passed {
+            o.push_str(&format!("     {}\n", formats::failure_summary(v)));
+            if v.over_bytes > 0 || v.over_files > 0 {
+                o.push_str("     largest contributors:\n");
+                for c in v.contributors.iter().take(5) {
+                    o.push_str(&format!(
+                        "       {:>10}  {:>6} files  {}\n",
+                        humanize(c.bytes),
+                        c.files,
+                        c.name
+                    ));
+                }
+            }
+            for fix in &v.fixes {
+                o.push_str(&format!("     fix: {fix}\n"));
+            }
+        }
+        for f in v.findings.iter().filter(|f| f.severity != Severity::Info) {
+            let loc = match f.line {
+                Some(l) => format!("{}:{l}", f.file),
+                None => f.file.clone(),
+            };
+            o.push_str(&format!(
+                "     {} {} {loc}: {}\n",
+                f.severity, f.rule, f.message
+            ));
+        }
+        if let Some((_, lines)) = growth.iter().find(|(n, _)| *n == v.name) {
+            for l in lines {
+                o.push_str(&format!("     grew: {l}\n"));
+            }
+        }
+    }
+    o
+}

@@ -1,0 +1,119 @@
+//! Which images a command covers: `PATH`/`-f`, `--image NAME` from
+//! `reggie-build.toml`, or every configured image.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use reggie_build::check::Target;
+use reggie_build::config::{self, Budget, Config};
+use reggie_build::context::{Builder, ContextSpec};
+
+use super::plan_args::PlanArgs;
+use super::BuilderArg;
+
+/// Image selection shared by `analyze` and `check`.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The build context directory (default `.`, or every image of
+    /// reggie-build.toml when neither PATH nor -f is given).
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// The Dockerfile (default: PATH/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    pub file: Option<PathBuf>,
+    /// An image from reggie-build.toml (repeatable).
+    #[arg(long = "image", value_name = "NAME")]
+    pub images: Vec<String>,
+    /// The config file (default: reggie-build.toml here or above).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Reproduce BuildKit's rules (default) or the classic builder's.
+    #[arg(long, value_enum, default_value_t = BuilderArg::Buildkit)]
+    pub builder: BuilderArg,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+impl TargetArgs {
+    fn builder(&self) -> Builder {
+        match self.builder {
+            BuilderArg::Buildkit => Builder::BuildKit,
+            BuilderArg::Classic => Builder::Classic,
+        }
+    }
+
+    /// The images to cover.
+    pub fn targets(&self) -> anyhow::Result<Vec<Target>> {
+        let explicit = self.path.is_some() || self.file.is_some();
+        let config = match &self.config {
+            Some(p) => Some(Config::load(p)?),
+            None if explicit && self.images.is_empty() => None,
+            None => match config::find(std::path::Path::new(".")) {
+                Some(p) => Some(Config::load(&p)?),
+                None => None,
+            },
+        };
+        if explicit || config.is_none() {
+            if !self.images.is_empty() && config.is_none() {
+                anyhow::bail!(
+                    "--image needs a {} (none found here or above); run `reggie-build discover --write` to create one",
+                    config::FILE_NAME
+                );
+            }
+            let root = self.path.clone().unwrap_or_else(|| PathBuf::from("."));
+            let name = root
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| root.display().to_string());
+            return Ok(vec![Target {
+                name,
+                spec: ContextSpec {
+                    root,
+                    dockerfile: self.file.clone(),
+                    builder: self.builder(),
+                },
+                plan: self.plan.options()?,
+                budget: Budget::default(),
+            }]);
+        }
+        let config = config.context("no config")?;
+        let selected: Vec<&config::Image> = if self.images.is_empty() {
+            config.images.iter().collect()
+        } else {
+            self.images
+                .iter()
+                .map(|n| config.image(n))
+                .collect::<Result<_, _>>()?
+        };
+        if selected.is_empty() {
+            anyhow::bail!("{} configures no images", config.path.display());
+        }
+        let cli = self.plan.options()?;
+        Ok(selected
+            .into_iter()
+            .map(|img| {
+                let mut plan = cli.clone();
+                for (k, v) in &img.build_args {
+                    plan.build_args
+                        .entry(k.clone())
+                        .or_insert_with(|| v.clone());
+                }
+                plan.target = plan.target.or_else(|| img.target.clone());
+                plan.platform = plan.platform.or_else(|| img.platform.clone());
+                Target {
+                    name: img.name.clone(),
+                    spec: ContextSpec {
+                        root: img.context.clone(),
+                        dockerfile: Some(img.dockerfile.clone()),
+                        builder: self.builder(),
+                    },
+                    plan,
+                    budget: img.budget,
+                }
+            })
+            .collect())
+    }
+}

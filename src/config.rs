@@ -1,0 +1,397 @@
+//! `reggie-build.toml`: the images of a monorepo, their contexts and size
+//! budgets.
+//!
+//! ```toml
+//! [[image]]
+//! name = "reggie-api"
+//! dockerfile = "backend/Dockerfile"
+//! context = "."
+//! target = "runtime"                  # optional
+//! platform = "linux/amd64"            # optional
+//! build_args = { PYTHON = "3.11" }     # optional
+//! repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/reggie-api"
+//! tags = ["{git_sha}", "{branch}", "latest"]
+//! budget = { max_size = "50 MB", max_files = 2000 }
+//! ```
+//!
+//! Paths are relative to the file's directory. Unknown keys and bad values
+//! are errors that name the key and line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The file name looked for, walking up from the current directory.
+pub const FILE_NAME: &str = "reggie-build.toml";
+
+/// Errors reading a config file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: no image named `{name}`; configured images: {known}")]
+    UnknownImage {
+        path: PathBuf,
+        name: String,
+        known: String,
+    },
+}
+
+/// A loaded config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file.
+    pub path: PathBuf,
+    /// Its directory: paths in it are relative to this.
+    pub root: PathBuf,
+    pub images: Vec<Image>,
+}
+
+/// One image.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub name: String,
+    /// Resolved against the config's directory.
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub repository: Option<String>,
+    pub tags: Vec<String>,
+    pub budget: Budget,
+    /// Line of its `[[image]]` header.
+    pub line: usize,
+}
+
+/// Size limits of an image's context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Budget {
+    pub max_bytes: Option<u64>,
+    pub max_files: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    image: Vec<toml::Spanned<RawImage>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    name: String,
+    dockerfile: Option<String>,
+    context: Option<String>,
+    target: Option<String>,
+    platform: Option<String>,
+    #[serde(default)]
+    build_args: BTreeMap<String, String>,
+    repository: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    budget: Option<toml::Spanned<RawBudget>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    max_size: Option<toml::Spanned<String>>,
+    max_files: Option<u64>,
+}
+
+/// Finds `reggie-build.toml` in `start` or the nearest ancestor.
+pub fn find(start: &Path) -> Option<PathBuf> {
+    let start = std::fs::canonicalize(start).ok()?;
+    start
+        .ancestors()
+        .map(|dir| dir.join(FILE_NAME))
+        .find(|p| p.is_file())
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses config text; `path` is used for messages and to resolve paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let invalid = |offset: usize, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of(offset),
+            message,
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            invalid(offset, e.message().to_string())
+        })?;
+        let root = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        // Line of each `[[image]]` header, in order (spans of array-of-table
+        // values start before their header).
+        let headers: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| {
+                let l = l.trim_start();
+                l.starts_with("[[") && l[2..].trim_start().starts_with("image")
+            })
+            .map(|(i, _)| i + 1)
+            .collect();
+        let offset_of_line = |line: usize| -> usize {
+            text.split_inclusive('\n')
+                .take(line.saturating_sub(1))
+                .map(str::len)
+                .sum()
+        };
+        let mut images: Vec<Image> = Vec::new();
+        for (n, spanned) in raw.image.into_iter().enumerate() {
+            let offset = headers
+                .get(n)
+                .map_or(spanned.span().start, |&l| offset_of_line(l));
+            let raw = spanned.into_inner();
+            if raw.name.trim().is_empty() {
+                return Err(invalid(offset, "`name` must not be empty".into()));
+            }
+            if images.iter().any(|i| i.name == raw.name) {
+                return Err(invalid(
+                    offset,
+                    format!(
+                        "image `{}` is defined twice; names must be unique",
+                        raw.name
+                    ),
+                ));
+            }
+            let context = root.join(raw.context.as_deref().unwrap_or("."));
+            let dockerfile = match &raw.dockerfile {
+                Some(d) => root.join(d),
+                None => context.join("Dockerfile"),
+            };
+            let mut budget = Budget::default();
+            if let Some(b) = raw.budget {
+                let b = b.into_inner();
+                if let Some(size) = b.max_size {
+                    let at = size.span().start;
+                    let size = size.into_inner();
+                    budget.max_bytes = Some(parse_size(&size).map_err(|why| {
+                        invalid(at, format!("budget.max_size = {size:?}: {why}"))
+                    })?);
+                }
+                budget.max_files = b.max_files;
+            }
+            for tag in &raw.tags {
+                check_tag_template(tag)
+                    .map_err(|why| invalid(offset, format!("tags: {tag:?}: {why}")))?;
+            }
+            images.push(Image {
+                name: raw.name,
+                dockerfile,
+                context,
+                target: raw.target,
+                platform: raw.platform,
+                build_args: raw.build_args,
+                repository: raw.repository,
+                tags: raw.tags,
+                budget,
+                line: line_of(offset),
+            });
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            root,
+            images,
+        })
+    }
+
+    /// The image called `name`.
+    pub fn image(&self, name: &str) -> Result<&Image, ConfigError> {
+        self.images
+            .iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| ConfigError::UnknownImage {
+                path: self.path.clone(),
+                name: name.to_string(),
+                known: self
+                    .images
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// The placeholders a tag template may use.
+pub const TAG_PLACEHOLDERS: &[&str] = &["git_sha", "git_short_sha", "branch", "context_digest"];
+
+fn check_tag_template(tag: &str) -> Result<(), String> {
+    let mut rest = tag;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return Err("unclosed `{`".into());
+        };
+        let name = &rest[open + 1..open + close];
+        if !TAG_PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "unknown placeholder {{{name}}}; use one of {}",
+                TAG_PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+/// Parses a size such as `50 MB`, `1.5GiB`, `800kB` or `1234` (bytes).
+/// Decimal units are powers of 1000, binary ones (`KiB`) of 1024.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| "expected a number followed by a unit, like \"50 MB\"".to_string())?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024f64.powi(4),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}; use B, kB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
+    };
+    let bytes = value * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err("size out of range".into());
+    }
+    Ok(bytes.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        let cases = [
+            ("50 MB", Ok(50_000_000)),
+            ("1.5GiB", Ok(1_610_612_736)),
+            ("800kB", Ok(800_000)),
+            ("1234", Ok(1234)),
+            ("12 mb", Ok(12_000_000)),
+            ("ten MB", Err(())),
+            ("5 parsecs", Err(())),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_size(text).map_err(|_| ()), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn loads_images_with_resolved_paths() {
+        let text = r#"
+[[image]]
+name = "api"
+dockerfile = "backend/Dockerfile"
+context = "."
+tags = ["{git_sha}", "latest"]
+budget = { max_size = "12 MB", max_files = 500 }
+
+[[image]]
+name = "web"
+context = "apps/web"
+"#;
+        let c = Config::parse(Path::new("/repo/reggie-build.toml"), text).unwrap();
+        assert_eq!(c.images.len(), 2);
+        let api = c.image("api").unwrap();
+        assert_eq!(api.dockerfile, Path::new("/repo/backend/Dockerfile"));
+        assert_eq!(api.context, Path::new("/repo/."));
+        assert_eq!(api.budget.max_bytes, Some(12_000_000));
+        assert_eq!(api.budget.max_files, Some(500));
+        assert_eq!(api.line, 2);
+        let web = c.image("web").unwrap();
+        assert_eq!(web.dockerfile, Path::new("/repo/apps/web/Dockerfile"));
+        assert_eq!(web.line, 9);
+        let err = c.image("nope").unwrap_err().to_string();
+        assert!(err.contains("api, web"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let cases = [
+            ("[[image]]\nname = \"a\"\ncontxt = \".\"\n", 3, "contxt"),
+            (
+                "[[image]]\nname = \"a\"\nbudget = { max_size = \"lots\" }\n",
+                3,
+                "max_size",
+            ),
+            (
+                "[[image]]\nname = \"a\"\n[[image]]\nname = \"a\"\n",
+                3,
+                "twice",
+            ),
+            (
+                "[[image]]\nname = \"a\"\ntags = [\"{sha}\"]\n",
+                1,
+                "placeholder",
+            ),
+            ("[[image]]\ndockerfile = \"x\"\n", 1, "name"),
+            ("[[imag]]\nname = \"a\"\n", 1, "imag"),
+        ];
+        for (text, line, needle) in cases {
+            let err = Config::parse(Path::new("r.toml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("r.toml:{line}:")),
+                "{text:?}: {err}"
+            );
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn find_walks_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "").unwrap();
+        let found = find(&dir.path().join("a/b")).unwrap();
+        assert_eq!(
+            found,
+            std::fs::canonicalize(dir.path()).unwrap().join(FILE_NAME)
+        );
+    }
+}

@@ -1,0 +1,516 @@
+//! Find the images a repository builds: its Dockerfiles, the `build:`
+//! entries of its docker compose files, and the `sst.aws.Service` /
+//! `sst.aws.Task` images of its SST configs.
+//!
+//! Every build comes with its Dockerfile and context as paths relative to
+//! the scanned root, where it was declared, and warnings about it (the
+//! Reggie mistake first: a repository-root context for a Dockerfile that
+//! lives in a subdirectory).
+//!
+//! Nothing is executed: compose files are read as YAML and SST configs are
+//! parsed as TypeScript; values that are not literals are reported, not
+//! guessed.
+
+mod compose;
+mod sst;
+mod walk;
+pub mod write;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Serialize, Serializer};
+
+pub use walk::{is_compose_file, is_dockerfile_name, Found};
+
+/// Where a build was declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A Dockerfile that no compose file or SST config refers to.
+    Dockerfile,
+    /// A service of a docker compose file (file relative to the root).
+    Compose { file: PathBuf, line: Option<usize> },
+    /// An `sst.aws.Service` or `sst.aws.Task` (file relative to the root).
+    Sst { file: PathBuf, line: usize },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Dockerfile => f.write_str("dockerfile"),
+            Source::Compose { file, line: Some(line) } => {
+                write!(f, "compose:{}:{line}", slash(file))
+            }
+            Source::Compose { file, line: None } => write!(f, "compose:{}", slash(file)),
+            Source::Sst { file, line } => write!(f, "sst:{}:{line}", slash(file)),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One image the repository builds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoveredBuild {
+    /// The SST component name, the compose service name, or the
+    /// Dockerfile's directory. Unique within one discovery.
+    pub name: String,
+    /// The Dockerfile, relative to the root (`/`-separated).
+    #[serde(serialize_with = "ser_path")]
+    pub dockerfile: PathBuf,
+    /// The build context, relative to the root (`.` for the root itself).
+    #[serde(serialize_with = "ser_path")]
+    pub context: PathBuf,
+    pub source: Source,
+    /// The stage to build, if the declaration names one.
+    pub target: Option<String>,
+    pub warnings: Vec<String>,
+    /// `false` when the context or Dockerfile could not be read statically
+    /// (the paths shown are then the tool's defaults, see the warnings).
+    pub resolved: bool,
+}
+
+fn ser_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&slash(p))
+}
+
+/// Everything a discovery found: the builds, and warnings about files that
+/// gave no build (a compose file that does not parse, a remote context…).
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    pub builds: Vec<DiscoveredBuild>,
+    pub warnings: Vec<String>,
+}
+
+/// Errors that stop a discovery.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("cannot read directory {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A build as a compose file or SST config declares it, before naming,
+/// de-duplication and checks. Paths are relative to the root, normalized.
+#[derive(Debug, Clone)]
+pub(crate) struct Declared {
+    pub name: String,
+    pub context: PathBuf,
+    pub dockerfile: PathBuf,
+    pub target: Option<String>,
+    pub source: Source,
+    pub warnings: Vec<String>,
+    pub resolved: bool,
+}
+
+/// The builds under `root`.
+pub fn discover(root: &Path) -> Result<Vec<DiscoveredBuild>, DiscoverError> {
+    Ok(discover_all(root)?.builds)
+}
+
+/// The builds under `root`, and warnings about files that gave none.
+pub fn discover_all(root: &Path) -> Result<Discovery, DiscoverError> {
+    if !root.is_dir() {
+        return Err(DiscoverError::NotADirectory(root.to_path_buf()));
+    }
+    let found = walk::walk(root)?;
+    let mut out = Discovery::default();
+    let mut declared: Vec<Declared> = Vec::new();
+
+    for file in &found.sst_configs {
+        let (builds, warnings) = sst::read(root, file);
+        declared.extend(builds);
+        out.warnings.extend(warnings);
+    }
+    let (builds, warnings) = compose::read_all(root, &found.compose_files);
+    declared.extend(builds);
+    out.warnings.extend(warnings);
+
+    // Dockerfiles that a declaration refers to are not listed again.
+    let referenced: BTreeSet<PathBuf> = declared
+        .iter()
+        .filter(|d| d.resolved)
+        .map(|d| d.dockerfile.clone())
+        .collect();
+    for dockerfile in &found.dockerfiles {
+        if referenced.contains(dockerfile) {
+            continue;
+        }
+        let dir = parent_of(dockerfile);
+        declared.push(Declared {
+            name: dockerfile_name(root, dockerfile),
+            context: dir,
+            dockerfile: dockerfile.clone(),
+            target: None,
+            source: Source::Dockerfile,
+            warnings: Vec::new(),
+            resolved: true,
+        });
+    }
+
+    for mut d in declared {
+        check(root, &mut d);
+        out.builds.push(DiscoveredBuild {
+            name: d.name,
+            dockerfile: d.dockerfile,
+            context: d.context,
+            source: d.source,
+            target: d.target,
+            warnings: d.warnings,
+            resolved: d.resolved,
+        });
+    }
+    unique_names(&mut out.builds);
+    Ok(out)
+}
+
+/// Warnings that hold whatever declared the build.
+fn check(root: &Path, d: &mut Declared) {
+    if !d.resolved {
+        return;
+    }
+    let escapes = |p: &Path| p.is_absolute() || p.components().next() == Some(Component::ParentDir);
+    if escapes(&d.context) {
+        d.warnings.push(format!(
+            "context {} is outside the scanned directory",
+            slash(&d.context)
+        ));
+    } else if !root.join(&d.context).is_dir() {
+        d.warnings.push(format!(
+            "context {} does not exist",
+            show_dir(&d.context)
+        ));
+    }
+    if !escapes(&d.dockerfile) && !root.join(&d.dockerfile).is_file() {
+        d.warnings.push(format!(
+            "Dockerfile {} does not exist",
+            slash(&d.dockerfile)
+        ));
+    }
+    // The Reggie mistake: a context far above the Dockerfile sends the whole
+    // monorepo (node_modules, venvs, models…) for a build that reads one
+    // directory.
+    let dir = parent_of(&d.dockerfile);
+    if dir != d.context && !escapes(&dir) && is_strict_ancestor(&d.context, &dir) {
+        let msg = if d.context == Path::new(".") {
+            format!(
+                "context is the repository root for a Dockerfile in {}/: narrow it to ./{}",
+                slash(&dir),
+                slash(&dir)
+            )
+        } else {
+            format!(
+                "context {}/ is above the Dockerfile's directory {}/: narrow it to ./{}",
+                slash(&d.context),
+                slash(&dir),
+                slash(&dir)
+            )
+        };
+        d.warnings.push(msg);
+    }
+}
+
+/// Whether `a` (normalized, relative) is a proper ancestor of `b`.
+fn is_strict_ancestor(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return false;
+    }
+    a == Path::new(".") || b.starts_with(a)
+}
+
+/// The name of a build from a bare Dockerfile: its directory, and the
+/// variant of `Dockerfile.<v>` / `<v>.Dockerfile`.
+fn dockerfile_name(root: &Path, dockerfile: &Path) -> String {
+    let dir = parent_of(dockerfile);
+    let base = if dir == Path::new(".") {
+        None
+    } else {
+        Some(slash(&dir))
+    };
+    let file = dockerfile
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let variant = if let Some(v) = file
+        .strip_prefix("Dockerfile.")
+        .or_else(|| file.strip_prefix("dockerfile."))
+    {
+        Some(v.to_string())
+    } else {
+        file.strip_suffix(".Dockerfile")
+            .or_else(|| file.strip_suffix(".dockerfile"))
+            .map(str::to_string)
+    };
+    match (base, variant) {
+        (Some(b), Some(v)) => format!("{b}-{v}"),
+        (Some(b), None) => b,
+        (None, Some(v)) => v,
+        (None, None) => root_name(root),
+    }
+}
+
+/// The scanned directory's own name, for a Dockerfile at the root.
+fn root_name(root: &Path) -> String {
+    root.canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "app".to_string())
+}
+
+/// Makes names unique, in order: the second `api` becomes `api-2`.
+fn unique_names(builds: &mut [DiscoveredBuild]) {
+    let taken: BTreeSet<String> = builds.iter().map(|b| b.name.clone()).collect();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    for b in builds.iter_mut() {
+        if used.contains(&b.name) {
+            let mut i = 2;
+            loop {
+                let candidate = format!("{}-{i}", b.name);
+                if !taken.contains(&candidate) && !used.contains(&candidate) {
+                    b.name = candidate;
+                    break;
+                }
+                i += 1;
+            }
+        }
+        used.insert(b.name.clone());
+    }
+}
+
+/// The directory of a root-relative path (`.` for the root).
+pub(crate) fn parent_of(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `base.join(rel)`, with `.` and `..` folded away lexically; the root is
+/// `.`. Leading `..` that climb above the root are kept.
+pub(crate) fn join_normal(base: &Path, rel: &Path) -> PathBuf {
+    if rel.is_absolute() {
+        return normalize(rel);
+    }
+    normalize(&base.join(rel))
+}
+
+pub(crate) fn normalize(p: &Path) -> PathBuf {
+    let mut parts: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match parts.last() {
+                Some(Component::Normal(_)) => {
+                    parts.pop();
+                }
+                Some(Component::RootDir) | Some(Component::Prefix(_)) => {}
+                _ => parts.push(c),
+            },
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        return PathBuf::from(".");
+    }
+    parts.iter().collect()
+}
+
+/// An absolute path inside `root` made root-relative; others unchanged.
+pub(crate) fn relative_to_root(root: &Path, p: PathBuf) -> PathBuf {
+    if !p.is_absolute() {
+        return p;
+    }
+    let canon_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    match p.strip_prefix(&canon_root).or_else(|_| p.strip_prefix(root)) {
+        Ok(rest) if rest.as_os_str().is_empty() => PathBuf::from("."),
+        Ok(rest) => rest.to_path_buf(),
+        Err(_) => p,
+    }
+}
+
+/// A path with `/` separators.
+pub(crate) fn slash(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    if std::path::MAIN_SEPARATOR == '/' {
+        s.into_owned()
+    } else {
+        s.replace(std::path::MAIN_SEPARATOR, "/")
+    }
+}
+
+/// A directory for messages: `./backend`, or `.` for the root.
+pub(crate) fn show_dir(p: &Path) -> String {
+    if p == Path::new(".") || p.is_absolute() || p.starts_with("..") {
+        slash(p)
+    } else {
+        format!("./{}", slash(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn normalizes_paths() {
+        let cases = [
+            (".", ".", "."),
+            (".", "./backend", "backend"),
+            ("services", "..", "."),
+            ("services/api", "../shared/./x", "services/shared/x"),
+            (".", "../outside", "../outside"),
+            ("a", "b/../c", "a/c"),
+        ];
+        for (base, rel, want) in cases {
+            assert_eq!(
+                join_normal(Path::new(base), Path::new(rel)),
+                PathBuf::from(want),
+                "{base} + {rel}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_bare_dockerfiles() {
+        let root = Path::new("/nonexistent/shop");
+        let cases = [
+            ("backend/Dockerfile", "backend"),
+            ("apps/web/Dockerfile", "apps/web"),
+            ("backend/Dockerfile.worker", "backend-worker"),
+            ("backend/worker.Dockerfile", "backend-worker"),
+            ("Dockerfile.dev", "dev"),
+            ("Dockerfile", "app"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(dockerfile_name(root, Path::new(path)), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn bare_dockerfiles_use_their_own_directory() {
+        let t = tree(&[
+            ("backend/Dockerfile", "FROM scratch\n"),
+            ("apps/web/Dockerfile.prod", "FROM scratch\n"),
+        ]);
+        let builds = discover(t.path()).unwrap();
+        let got: Vec<(String, String, String, String)> = builds
+            .iter()
+            .map(|b| {
+                (
+                    b.name.clone(),
+                    slash(&b.context),
+                    slash(&b.dockerfile),
+                    b.source.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "apps/web-prod".into(),
+                    "apps/web".into(),
+                    "apps/web/Dockerfile.prod".into(),
+                    "dockerfile".into()
+                ),
+                (
+                    "backend".into(),
+                    "backend".into(),
+                    "backend/Dockerfile".into(),
+                    "dockerfile".into()
+                ),
+            ]
+        );
+        assert!(builds.iter().all(|b| b.warnings.is_empty()));
+    }
+
+    #[test]
+    fn referenced_dockerfiles_are_not_listed_twice() {
+        let t = tree(&[
+            ("backend/Dockerfile", "FROM scratch\n"),
+            ("worker/Dockerfile", "FROM scratch\n"),
+            (
+                "compose.yaml",
+                "services:\n  api:\n    build:\n      context: .\n      dockerfile: backend/Dockerfile\n",
+            ),
+        ]);
+        let builds = discover(t.path()).unwrap();
+        let names: Vec<&str> = builds.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["api", "worker"]);
+        assert_eq!(
+            builds[0].warnings,
+            ["context is the repository root for a Dockerfile in backend/: narrow it to ./backend"]
+        );
+    }
+
+    #[test]
+    fn warns_about_missing_paths_and_parent_contexts() {
+        let t = tree(&[
+            ("apps/web/Dockerfile", "FROM scratch\n"),
+            (
+                "compose.yaml",
+                "services:\n  web:\n    build:\n      context: apps\n      dockerfile: web/Dockerfile\n  gone:\n    build: ./gone\n",
+            ),
+        ]);
+        let builds = discover(t.path()).unwrap();
+        assert_eq!(builds.len(), 2);
+        assert_eq!(
+            builds[0].warnings,
+            ["context apps/ is above the Dockerfile's directory apps/web/: narrow it to ./apps/web"]
+        );
+        assert_eq!(
+            builds[1].warnings,
+            [
+                "context ./gone does not exist",
+                "Dockerfile gone/Dockerfile does not exist"
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_get_a_suffix() {
+        let mk = |name: &str| DiscoveredBuild {
+            name: name.into(),
+            dockerfile: "Dockerfile".into(),
+            context: ".".into(),
+            source: Source::Dockerfile,
+            target: None,
+            warnings: vec![],
+            resolved: true,
+        };
+        let mut builds = vec![mk("api"), mk("api"), mk("api-2"), mk("web")];
+        unique_names(&mut builds);
+        let names: Vec<&str> = builds.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["api", "api-3", "api-2", "web"]);
+    }
+
+    #[test]
+    fn not_a_directory_is_an_error() {
+        let t = tree(&[("file", "x")]);
+        assert!(matches!(
+            discover(&t.path().join("file")),
+            Err(DiscoverError::NotADirectory(_))
+        ));
+    }
+}

@@ -1,0 +1,253 @@
+//! `check`: budgets, exit codes, config images, baselines and CI formats.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn bin(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("reggie-build").unwrap();
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_STEP_SUMMARY");
+    cmd
+}
+
+/// A copy of the Reggie fixture with a config file.
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/reggie"),
+        dir.path(),
+    );
+    fs::write(
+        dir.path().join("reggie-build.toml"),
+        r#"[[image]]
+name = "api"
+dockerfile = "backend/Dockerfile"
+context = "."
+budget = { max_size = "20 kB", max_files = 100 }
+
+[[image]]
+name = "web"
+dockerfile = "apps/web/Dockerfile"
+context = "apps/web"
+budget = { max_size = "1 MB" }
+"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("apps/web/Dockerfile"),
+        "FROM node:20\nCOPY package.json .\nCOPY src/ ./src/\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn every_configured_image_within_budget_exits_0() {
+    let r = repo();
+    bin(r.path())
+        .arg("check")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("ok   api").and(predicate::str::contains("ok   web")));
+}
+
+#[test]
+fn over_budget_exits_1_naming_image_amount_contributors_and_fix() {
+    let r = repo();
+    bin(r.path())
+        .args(["check", "--image", "api", "--max-size", "5kB"])
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("FAIL api")
+                .and(predicate::str::contains("over the 5 kB budget"))
+                .and(predicate::str::contains("backend/app/"))
+                .and(predicate::str::contains("fix: use the ignore file")),
+        );
+    // --full measures what docker build sends: node_modules and all.
+    bin(r.path())
+        .args(["check", "--image", "api", "--full", "--max-size", "100kB"])
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("full context")
+                .and(predicate::str::contains("narrow the context to `backend`")),
+        );
+}
+
+#[test]
+fn build_breaking_findings_fail_and_usage_errors_exit_2() {
+    let r = repo();
+    // Exclude a COPY source: the build would fail, so check fails.
+    fs::write(r.path().join(".dockerignore"), "backend/scripts\n").unwrap();
+    bin(r.path())
+        .args(["check", "--image", "api"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("copy/source-excluded"));
+    bin(r.path())
+        .args(["check", "--image", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("api, web"));
+    fs::write(
+        r.path().join("reggie-build.toml"),
+        "[[image]]\nname = \"a\"\nbudgt = 1\n",
+    )
+    .unwrap();
+    bin(r.path()).arg("check").assert().code(2).stderr(
+        predicate::str::contains("reggie-build.toml:3").and(predicate::str::contains("budgt")),
+    );
+}
+
+#[test]
+fn secrets_in_the_uploaded_context_fail() {
+    let r = repo();
+    // COPY . . makes the .env part of what is uploaded.
+    fs::write(
+        r.path().join("backend/Dockerfile"),
+        "FROM python:3.11\nCOPY backend/ /app/\n",
+    )
+    .unwrap();
+    fs::remove_file(r.path().join("backend/.dockerignore")).unwrap();
+    bin(r.path())
+        .args(["check", "--image", "api", "--max-size", "10MB"])
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("secrets/dotenv")
+                .and(predicate::str::contains("backend/.env")),
+        )
+        .stdout(predicate::str::contains("fixture-password-not-real").not());
+}
+
+#[test]
+fn baseline_names_what_grew() {
+    let r = repo();
+    let report = bin(r.path())
+        .args(["analyze", "--image", "api", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    fs::write(r.path().join("baseline.json"), report).unwrap();
+    fs::write(r.path().join("backend/app/big.py"), "x = 1\n".repeat(5000)).unwrap();
+    bin(r.path())
+        .args(["check", "--image", "api", "--baseline", "baseline.json"])
+        .assert()
+        .stdout(
+            predicate::str::contains("grew: +30 kB backend/app")
+                .or(predicate::str::contains("grew: +30.00 kB backend/app")),
+        );
+}
+
+#[test]
+fn github_format_writes_annotations_and_step_summary() {
+    let r = repo();
+    let summary = r.path().join("summary.md");
+    bin(r.path())
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args([
+            "check",
+            "--image",
+            "api",
+            "--max-size",
+            "1kB",
+            "--format",
+            "github",
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(
+            "::error title=reggie-build%3A api over budget::",
+        ));
+    let md = fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("| api |") && md.contains("fail"), "{md}");
+}
+
+#[test]
+fn json_format_has_schema_and_verdicts() {
+    let r = repo();
+    let out = bin(r.path())
+        .args(["check", "--format", "json", "--max-files", "15"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["result"], "fail");
+    let api = &v["images"][0];
+    assert_eq!(api["name"], "api");
+    assert_eq!(api["passed"], false);
+    assert_eq!(api["over_files"], 4);
+    assert_eq!(v["images"][1]["passed"], true);
+}
+
+/// The SARIF output validates against the SARIF 2.1.0 schema. The test
+/// command fetches the schema (npm `@microsoft/jest-sarif`) and Python's
+/// `jsonschema`, and sets REGGIE_SARIF_SCHEMA.
+#[test]
+fn sarif_validates_against_the_schema() {
+    let Some(schema) = std::env::var_os("REGGIE_SARIF_SCHEMA") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "REGGIE_SARIF_SCHEMA is not set: run the suite with `bash tests/run.sh`"
+        );
+        eprintln!(
+            "SKIPPING sarif schema validation: REGGIE_SARIF_SCHEMA not set (run tests/run.sh)"
+        );
+        return;
+    };
+    let r = repo();
+    fs::write(
+        r.path().join(".dockerignore"),
+        "__pycache__\n*.pyc # bytecode\n",
+    )
+    .unwrap();
+    for cmd in [
+        vec!["analyze", "--image", "api", "--format", "sarif"],
+        vec!["check", "--image", "api", "--strict", "--format", "sarif"],
+    ] {
+        let out = bin(r.path())
+            .args(&cmd)
+            .assert()
+            .get_output()
+            .stdout
+            .clone();
+        let log = r.path().join("out.sarif");
+        fs::write(&log, &out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(
+            !v["runs"][0]["results"].as_array().unwrap().is_empty(),
+            "{cmd:?} produced no results"
+        );
+        let status = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))")
+            .arg(&schema)
+            .arg(&log)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{cmd:?}: SARIF output does not validate");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}

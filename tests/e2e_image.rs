@@ -1,0 +1,623 @@
+//! End-to-end tests of `reggie-build image` against a real Docker daemon,
+//! registry and moto (a local ECR API), started by `tests/services.sh`.
+//!
+//! They read `$REGGIE_SERVICES_DIR/env` (default /tmp/reggie-services/env).
+//! Without it they are skipped with a loud message, except under CI, where
+//! a missing service is a failure.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const ECR_PASSWORD: &str = "123456789012-auth-token";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The services' environment, or `None` (skip) outside CI.
+fn services() -> Option<BTreeMap<String, String>> {
+    let dir =
+        std::env::var("REGGIE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/reggie-services".into());
+    let path = Path::new(&dir).join("env");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(_) => {
+            let msg = format!(
+                "{} is missing: start the services with `bash tests/services.sh` (dockerd, registry, moto)",
+                path.display()
+            );
+            if std::env::var_os("CI").is_some() {
+                panic!("{msg}");
+            }
+            eprintln!("\n!!! SKIPPED: {msg}\n");
+            return None;
+        }
+    };
+    let mut env = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("export ") else {
+            continue;
+        };
+        let Some((k, v)) = rest.split_once('=') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('\'').trim_matches('"');
+        env.insert(k.to_string(), v.to_string());
+    }
+    Some(env)
+}
+
+fn reggie(
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
+    cmd.current_dir(cwd).arg("image").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // No ambient credentials or config of the machine's user.
+    let home = tempfile::tempdir().unwrap();
+    cmd.env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env_remove("AWS_PROFILE")
+        .env_remove("REGGIE_REGISTRY_ENDPOINT");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run reggie-build");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn docker(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("docker");
+    cmd.current_dir(cwd).args(args).env("DOCKER_BUILDKIT", "0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let home = tempfile::tempdir().unwrap();
+    cmd.env("DOCKER_CONFIG", home.path());
+    let out = cmd.output().expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed:\n{}",
+        text(&out)
+    );
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: &Output) {
+    assert!(out.status.success(), "reggie-build failed:\n{}", text(out));
+}
+
+/// Path → (type, mode, uid, gid, link target, content) of an image's
+/// filesystem, read from `docker create` + `docker export`.
+type Fs = BTreeMap<String, (u8, u32, u64, u64, String, Vec<u8>)>;
+
+fn image_fs(env: &BTreeMap<String, String>, image: &str) -> Fs {
+    let id = docker(env, Path::new("/"), &["create", image, "/nonexistent"]);
+    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let tar_path = dir.path().join("fs.tar");
+    docker(
+        env,
+        Path::new("/"),
+        &["export", "-o", tar_path.to_str().unwrap(), &id],
+    );
+    docker(env, Path::new("/"), &["rm", &id]);
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
+    let mut fs = Fs::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let h = entry.header().clone();
+        let link = entry
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        fs.insert(
+            path.trim_end_matches('/').to_string(),
+            (
+                h.entry_type().as_byte(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                link,
+                content,
+            ),
+        );
+    }
+    fs
+}
+
+fn assert_same_fs(ours: &Fs, theirs: &Fs) {
+    let a: Vec<&String> = ours.keys().collect();
+    let b: Vec<&String> = theirs.keys().collect();
+    assert_eq!(a, b, "the images hold different paths");
+    for (path, meta) in ours {
+        let other = &theirs[path];
+        assert_eq!(
+            (meta.0, meta.1, meta.2, meta.3, &meta.4),
+            (other.0, other.1, other.2, other.3, &other.4),
+            "{path}: type/mode/owner/link differ"
+        );
+        assert!(meta.5 == other.5, "{path}: contents differ");
+    }
+}
+
+fn inspect(env: &BTreeMap<String, String>, image: &str) -> serde_json::Value {
+    let out = docker(env, Path::new("/"), &["image", "inspect", image]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn scratch_build_matches_docker_build() {
+    let Some(env) = services() else { return };
+    let ctx = repo_root().join("fixtures/reggie");
+    let df = "../image/scratch.Dockerfile";
+    let out = reggie(
+        &env,
+        &ctx,
+        &["-f", df, "-t", "reggie-e2e-scratch:ours", "--no-cache", "."],
+        &[],
+        None,
+    );
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("upload: "), "{stderr}");
+    assert!(stderr.contains("step 2/"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.trim().starts_with("sha256:"), "{stdout}");
+
+    docker(
+        &env,
+        &ctx,
+        &[
+            "build",
+            "-q",
+            "--no-cache",
+            "-f",
+            df,
+            "-t",
+            "reggie-e2e-scratch:docker",
+            ".",
+        ],
+    );
+    let ours = image_fs(&env, "reggie-e2e-scratch:ours");
+    let theirs = image_fs(&env, "reggie-e2e-scratch:docker");
+    assert!(ours.contains_key("app/app/main.py"), "{:?}", ours.keys());
+    assert!(ours.contains_key("app/requirements.txt"));
+    assert_same_fs(&ours, &theirs);
+
+    let labels = &inspect(&env, "reggie-e2e-scratch:ours")["Config"]["Labels"];
+    for key in [
+        "org.opencontainers.image.created",
+        "dev.reggie-build.context-digest",
+    ] {
+        assert!(labels[key].is_string(), "label {key} missing: {labels}");
+    }
+    assert!(labels["dev.reggie-build.context-digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    if Command::new("git")
+        .arg("-C")
+        .arg(&ctx)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(labels["org.opencontainers.image.revision"].is_string());
+    }
+}
+
+/// `COPY .` must see exactly what `docker build` shows: neither the
+/// Dockerfile added to the upload nor an ignore file that excludes itself.
+#[test]
+fn dockerfile_travels_but_stays_invisible() {
+    let Some(env) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("sub")).unwrap();
+    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    std::fs::write(ctx.join("sub/b.txt"), "b\n").unwrap();
+    std::fs::write(ctx.join("secret.txt"), "no\n").unwrap();
+    let body = "FROM scratch\nCOPY . /ctx/\n";
+    // 1. Dockerfile outside the context, no ignore file.
+    let outside = dir.path().join("outside.Dockerfile");
+    std::fs::write(&outside, body).unwrap();
+    // 2. Dockerfile inside, excluded along with the ignore file itself.
+    std::fs::write(ctx.join("Dockerfile"), body).unwrap();
+    std::fs::write(
+        dir.path().join("ignore-self"),
+        "Dockerfile\n.dockerignore\nsecret.txt\n",
+    )
+    .unwrap();
+    // 3. Dockerfile inside, excluded; the ignore file is sent.
+    std::fs::write(dir.path().join("ignore-df"), "Dockerfile\nsecret.txt\n").unwrap();
+
+    let cases: [(&str, Option<&str>, &Path); 3] = [
+        ("outside", None, outside.as_path()),
+        ("ignoreself", Some("ignore-self"), &ctx.join("Dockerfile")),
+        ("ignoredf", Some("ignore-df"), &ctx.join("Dockerfile")),
+    ];
+    for (name, ignore, df) in cases {
+        let _ = std::fs::remove_file(ctx.join(".dockerignore"));
+        if let Some(src) = ignore {
+            std::fs::copy(dir.path().join(src), ctx.join(".dockerignore")).unwrap();
+        }
+        let df = df.to_str().unwrap();
+        let ours = format!("reggie-e2e-visible:{name}-ours");
+        let theirs = format!("reggie-e2e-visible:{name}-docker");
+        let out = reggie(&env, &ctx, &["-f", df, "-t", &ours, "."], &[], None);
+        ok(&out);
+        docker(
+            &env,
+            &ctx,
+            &["build", "-q", "--no-cache", "-f", df, "-t", &theirs, "."],
+        );
+        let a = image_fs(&env, &ours);
+        let b = image_fs(&env, &theirs);
+        let listing: Vec<&String> = a.keys().filter(|k| k.starts_with("ctx")).collect();
+        assert!(
+            !listing.iter().any(|k| k.contains(".dockerfile.")),
+            "{name}: {listing:?}"
+        );
+        assert_same_fs(&a, &b);
+    }
+}
+
+#[test]
+fn failing_run_step_names_the_step() {
+    let Some(env) = services() else { return };
+    let fixtures = repo_root().join("fixtures/image");
+    let out = reggie(
+        &env,
+        &fixtures,
+        &["-f", "fails.Dockerfile", "-t", "reggie-e2e-fails:x", "."],
+        &[],
+        None,
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("build failed at Step 3/")
+            && stderr.contains("exit 3")
+            && stderr.contains("returned a non-zero code: 3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("about to fail"),
+        "log tail missing: {stderr}"
+    );
+    assert!(!stderr.contains("never reached"), "{stderr}");
+}
+
+#[test]
+fn busybox_build_with_target_args_labels_tags_and_json() {
+    let Some(env) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM reggie-busybox:latest AS base\nARG GREETING\nARG FIXED\nRUN echo \"$GREETING $FIXED\" > /greeting\n\
+         FROM base AS final\nRUN touch /final\n",
+    )
+    .unwrap();
+    let out = reggie(
+        &env,
+        dir.path(),
+        &[
+            "--target",
+            "base",
+            "--build-arg",
+            "GREETING",
+            "--build-arg",
+            "FIXED=there",
+            "--label",
+            "team=platform",
+            "-t",
+            "reggie-e2e-bb:one",
+            "-t",
+            "reggie-e2e-bb:two",
+            "--compress",
+            "gzip",
+            "--json",
+            ".",
+        ],
+        &[("GREETING", "hello")],
+        None,
+    );
+    ok(&out);
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    for k in ["context", "upload", "step", "image_id", "tag", "result"] {
+        assert!(kinds.contains(&k), "no {k} event in {kinds:?}");
+    }
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "result");
+    assert_eq!(last["ok"], true);
+    let run = docker(
+        &env,
+        Path::new("/"),
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "reggie-e2e-bb:two",
+            "cat",
+            "/greeting",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "hello there\n");
+    let img = inspect(&env, "reggie-e2e-bb:one");
+    assert_eq!(img["Config"]["Labels"]["team"], "platform");
+    let fs = image_fs(&env, "reggie-e2e-bb:one");
+    assert!(
+        !fs.contains_key("final"),
+        "--target base built the final stage"
+    );
+}
+
+#[test]
+fn daemon_down_says_how_to_start_it() {
+    // Needs no services: the daemon is one that does not exist.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let env = BTreeMap::from([(
+        "DOCKER_HOST".to_string(),
+        format!("unix://{}/nothing.sock", dir.path().display()),
+    )]);
+    let out = reggie(&env, dir.path(), &["-t", "x:y", "."], &[], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach the Docker daemon at unix://")
+            && stderr.contains("DOCKER_HOST")
+            && stderr.contains("dockerd"),
+        "{stderr}"
+    );
+}
+
+fn scratch_context() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY hello.txt /\n",
+    )
+    .unwrap();
+    let stamp = format!(
+        "{:?}\n",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    );
+    std::fs::write(dir.path().join("hello.txt"), stamp).unwrap();
+    dir
+}
+
+/// Every way a secret could leak into output.
+fn assert_no_secret(out: &Output, secret: &str) {
+    use base64::Engine;
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut forms = vec![secret.to_string()];
+    for user in ["AWS", "reggie"] {
+        let pair = format!("{user}:{secret}");
+        forms.push(base64::engine::general_purpose::STANDARD.encode(&pair));
+        forms.push(base64::engine::general_purpose::URL_SAFE.encode(&pair));
+    }
+    for f in forms {
+        assert!(
+            !all.contains(&f),
+            "output contains a secret ({f:?}):\n{all}"
+        );
+    }
+    let lower = all.to_ascii_lowercase();
+    assert!(!lower.contains("x-registry-auth"), "{all}");
+}
+
+fn registry_has(
+    env: &BTreeMap<String, String>,
+    user: &str,
+    password: &str,
+    repo: &str,
+    tag: &str,
+) -> bool {
+    let url = format!(
+        "http://{}/v2/{repo}/manifests/{tag}",
+        env["REGGIE_TEST_REGISTRY"]
+    );
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u"])
+        .arg(format!("{user}:{password}"))
+        .args([
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout) == "200"
+}
+
+fn moto_env(env: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL_ECR", env["REGGIE_TEST_MOTO"].clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_SESSION_TOKEN", "testing-session".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
+
+#[test]
+fn push_through_ecr_with_moto_to_local_registry() {
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    // moto keeps its repositories across runs: a fresh name each time.
+    let repo = format!(
+        "reggie-e2e/ecr-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let tag = format!("{ECR_HOST}/{repo}:v1");
+    let registry = env["REGGIE_TEST_REGISTRY"].clone();
+    let aws = moto_env(&env);
+    let mut extra: Vec<(&str, &str)> = aws.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("REGGIE_REGISTRY_ENDPOINT", &registry));
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &["-t", &tag, "--push", "--create-repo", "."],
+        &extra,
+        None,
+    );
+    ok(&out);
+    assert_no_secret(&out, ECR_PASSWORD);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{tag}@sha256:")),
+        "no pushed digest: {}",
+        text(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("created ECR repository {repo}")),
+        "{stderr}"
+    );
+    assert!(registry_has(&env, "AWS", ECR_PASSWORD, &repo, "v1"));
+
+    // The repository exists now: a second push describes, creates nothing.
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &[
+            "-t",
+            &tag,
+            "--push",
+            "--create-repo",
+            "--registry-endpoint",
+            &registry,
+            "--json",
+            ".",
+        ],
+        &extra[..extra.len() - 1],
+        None,
+    );
+    ok(&out);
+    assert_no_secret(&out, ECR_PASSWORD);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("created ECR repository"), "{stdout}");
+    assert!(stdout.contains("\"event\":\"push\""), "{stdout}");
+}
+
+/// bollard 0.21 sends X-Registry-Auth in standard base64; dockerd reads
+/// base64url. This password's header has both `+` and `/`.
+#[test]
+fn push_with_password_whose_header_needs_urlsafe_base64() {
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    let registry = &env["REGGIE_TEST_REGISTRY"];
+    let user = &env["REGGIE_TEST_REGISTRY_USER"];
+    let password = &env["REGGIE_TEST_REGISTRY_PASSWORD"];
+    let tag = format!("{registry}/reggie-e2e/plain:v1");
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &[
+            "-t",
+            &tag,
+            "--push",
+            "--username",
+            user,
+            "--password-stdin",
+            ".",
+        ],
+        &[],
+        Some(&format!("{password}\n")),
+    );
+    ok(&out);
+    assert_no_secret(&out, password);
+    assert!(registry_has(&env, user, password, "reggie-e2e/plain", "v1"));
+}
+
+#[test]
+fn wrong_credentials_fail_clearly() {
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    let registry = &env["REGGIE_TEST_REGISTRY"];
+    let tag = format!("{registry}/reggie-e2e/denied:v1");
+    let wrong = "not-the-password-4711";
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &[
+            "-t",
+            &tag,
+            "--push",
+            "--username",
+            "reggie",
+            "--password-stdin",
+            ".",
+        ],
+        &[],
+        Some(wrong),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_no_secret(&out, wrong);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("pushing {tag} to {registry} failed"))
+            && stderr.contains("refused the credentials from --password-stdin"),
+        "{stderr}"
+    );
+
+    // No credentials at all for the local registry.
+    let out = reggie(&env, ctx.path(), &["-t", &tag, "--push", "."], &[], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("No credentials were found"), "{stderr}");
+}
