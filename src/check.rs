@@ -273,3 +273,65 @@ fn signed(delta: i128) -> String {
         format!("-{size}")
     }
 }
+
+/// Whether a change to `changed` (paths relative to the current
+/// directory, as a pre-commit hook receives them) can change `target`'s
+/// context: its Dockerfile, an ignore file, the config, or a file the
+/// Dockerfile reads.
+pub fn affected_by(
+    target: &Target,
+    config: Option<&std::path::Path>,
+    changed: &[std::path::PathBuf],
+) -> Result<bool, AnalyzeError> {
+    use crate::context::ignore::gopath::clean;
+    use crate::context::ignore::Matcher;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let absolute = |p: &Path| -> Vec<u8> {
+        let joined = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+        clean(joined.as_os_str().as_bytes())
+    };
+    let ctx = target.spec.resolve()?;
+    let root = std::fs::canonicalize(ctx.root())
+        .map(|p| clean(p.as_os_str().as_bytes()))
+        .unwrap_or_else(|_| absolute(ctx.root()));
+    let dockerfile = absolute(ctx.dockerfile());
+    let mut special: Vec<Vec<u8>> = vec![dockerfile.clone()];
+    let mut dockerignore = dockerfile.clone();
+    dockerignore.extend_from_slice(b".dockerignore");
+    special.push(dockerignore);
+    let mut root_ignore = root.clone();
+    root_ignore.extend_from_slice(b"/.dockerignore");
+    special.push(root_ignore);
+    if let Some(c) = config {
+        special.push(absolute(c));
+    }
+    let plan = Plan::new(&ctx, &target.plan)?;
+    let mut includes = Matcher::default();
+    for p in &plan.includes {
+        includes.push_include(Path::new("(Dockerfile paths)"), p)?;
+    }
+    for file in changed {
+        let abs = absolute(file);
+        if special.contains(&abs) {
+            return Ok(true);
+        }
+        let Some(rel) = abs
+            .strip_prefix(root.as_slice())
+            .and_then(|r| r.strip_prefix(b"/"))
+        else {
+            continue;
+        };
+        if plan.uses_whole_context()
+            || includes
+                .matches_or_parent_matches(rel)
+                .map(|v| v.excluded)
+                .unwrap_or(true)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -25,6 +25,8 @@ if [ ! -f "$schema" ]; then
 fi
 export REGGIE_SARIF_SCHEMA="$schema"
 python3 -c "import jsonschema" 2>/dev/null || pip install -q jsonschema
+# The pre-commit framework, to run the hook for real.
+command -v pre-commit >/dev/null 2>&1 || pip install -q pre-commit
 
 echo "==> cargo test"
 cargo test --all-targets --no-fail-fast -j2 "$@"

@@ -27,15 +27,22 @@ pub enum ColorChoice {
 }
 
 impl ColorChoice {
-    /// Colour on a TTY unless `NO_COLOR` is set, or as forced.
+    /// Colour on stdout when it is a terminal, unless `NO_COLOR` is set,
+    /// or as forced.
     pub fn enabled(self) -> bool {
+        self.enabled_for(std::io::stdout().is_terminal())
+    }
+
+    /// The same for stderr (logs, progress).
+    pub fn enabled_for_stderr(self) -> bool {
+        self.enabled_for(std::io::stderr().is_terminal())
+    }
+
+    fn enabled_for(self, terminal: bool) -> bool {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::stdout().is_terminal()
-            }
+            ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal,
         }
     }
 }
@@ -63,9 +70,6 @@ pub struct AnalyzeArgs {
     /// Extra rule files (`*.toml`, same format as reggie-build's `rules/`).
     #[arg(long, value_name = "DIR", env = "REGGIE_BUILD_RULES")]
     pub rules: Option<PathBuf>,
-    /// Colour: auto (on a terminal, unless NO_COLOR), always, never.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
 }
 
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
@@ -94,7 +98,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
     let text = match format {
         FormatArg::Human => {
             let style = report::Style {
-                color: args.color.enabled(),
+                color: super::output::color_enabled(),
             };
             analyses
                 .iter()
@@ -167,7 +171,9 @@ fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()>
     }
     std::fs::write(&ig.path, &ig.text)
         .with_context(|| format!("cannot write {}", ig.path.display()))?;
-    eprintln!("wrote {}", ig.path.display());
+    if !super::output::quiet() {
+        eprintln!("wrote {}", ig.path.display());
+    }
     Ok(())
 }
 

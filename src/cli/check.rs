@@ -38,6 +38,10 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Human)]
     pub format: FormatArg,
+    /// Only check images these changed files can affect (for pre-commit,
+    /// which passes the staged files); exit 0 at once when none.
+    #[arg(long, value_name = "FILE", num_args = 0..)]
+    pub changed: Option<Vec<PathBuf>>,
     /// Extra rule files (`*.toml`).
     #[arg(long, value_name = "DIR", env = "REGGIE_BUILD_RULES")]
     pub rules: Option<PathBuf>,
@@ -68,7 +72,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         strict: args.strict,
     };
     let mut verdicts: Vec<Verdict> = Vec::new();
+    let config_path = args
+        .targets
+        .config
+        .clone()
+        .or_else(|| reggie_build::config::find(std::path::Path::new(".")));
     for mut target in args.targets.targets()? {
+        if let Some(changed) = &args.changed {
+            if !check::affected_by(&target, config_path.as_deref(), changed)? {
+                tracing::info!("{}: no staged file can change its context", target.name);
+                continue;
+            }
+        }
         if args.max_size.is_some() {
             target.budget.max_bytes = args.max_size;
         }

@@ -29,7 +29,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<i32> {
     if args.minimal {
         let plan = Plan::new(&ctx, &args.plan.options()?)?;
         for reason in &plan.whole {
-            eprintln!("note: the whole context is used: {reason}");
+            tracing::warn!("the whole context is used: {reason}");
         }
         ctx = plan.apply(&ctx, true)?;
     }
@@ -41,10 +41,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<i32> {
         Ok(())
     })?;
     for socket in &summary.skipped_sockets {
-        eprintln!(
-            "warning: {} is a socket; Docker does not send sockets",
-            show(socket)
-        );
+        tracing::warn!("{} is a socket; Docker does not send sockets", show(socket));
     }
     paths.sort_unstable();
     let stdout = std::io::stdout();

@@ -4,6 +4,7 @@
 mod analyze;
 mod check;
 mod context_cmd;
+mod discover;
 mod explain;
 mod image;
 mod ls;
@@ -23,6 +24,15 @@ use reggie_build::context::{Builder, ContextSpec};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, global = true, default_value_t = analyze::ColorChoice::Auto)]
+    color: analyze::ColorChoice,
+    /// Less output: errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +70,18 @@ enum Command {
         after_help = "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'"
     )]
     Image(image::ImageArgs),
+    /// Find the images the repository builds (Dockerfiles, docker compose
+    /// files, SST configs) and optionally write them to reggie-build.toml.
+    #[command(
+        after_help = "Examples:\n  reggie-build discover\n  reggie-build discover path/to/repo --json | jq '.[].context'\n  reggie-build discover . --write"
+    )]
+    Discover(discover::DiscoverArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  reggie-build completions bash > /etc/bash_completion.d/reggie-build\n  reggie-build completions zsh > \"${fpath[1]}/_reggie-build\"\n  reggie-build completions fish > ~/.config/fish/completions/reggie-build.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Report formats of `analyze` and `check`.
@@ -111,13 +133,22 @@ impl ContextArgs {
 /// Parses arguments, runs the command, and returns the exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
+    init_logging(cli.quiet, cli.verbose, cli.color.enabled_for_stderr());
+    output::set_color(cli.color);
+    output::set_quiet(cli.quiet);
     let result = match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "reggie-build", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Ls(args) => ls::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Context(args) => context_cmd::run(args),
         Command::Image(args) => image::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Check(args) => check::run(args),
+        Command::Discover(args) => discover::run(args),
     };
     match result {
         Ok(code) => code,
@@ -125,8 +156,29 @@ pub fn run() -> i32 {
             if output::is_broken_pipe(&err) {
                 return 0;
             }
+            tracing::debug!(error = ?err, "command failed");
             eprintln!("error: {err:#}");
             2
         }
     }
+}
+
+/// Logs go to stderr through `tracing`: warnings by default, `-v` for
+/// more, `-q` for errors only, and `RUST_LOG` overrides all of it.
+fn init_logging(quiet: bool, verbose: u8, color: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .with_target(false)
+        .try_init();
 }
