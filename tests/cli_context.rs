@@ -345,3 +345,47 @@ fn ls_skips_sockets_with_a_warning() {
         .stdout("Dockerfile\n")
         .stderr(predicate::str::contains("agent.sock"));
 }
+
+#[test]
+fn symlink_loops_fifos_and_devices_are_entries_like_docker() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
+    // Never followed, so a loop is just an entry.
+    std::os::unix::fs::symlink("loop", d.join("loop")).unwrap();
+    std::os::unix::fs::symlink("b", d.join("a")).unwrap();
+    std::os::unix::fs::symlink("a", d.join("b")).unwrap();
+    let fifo = std::ffi::CString::new(d.join("pipe").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    bin()
+        .arg("ls")
+        .arg(d)
+        .assert()
+        .success()
+        .stdout("Dockerfile\na\nb\nloop\npipe\n");
+    // The archive holds the FIFO as a FIFO (never opened, never blocks).
+    let tarball = bin()
+        .arg("context")
+        .arg(d)
+        .args(["-o", "-"])
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let mut archive = tar::Archive::new(&tarball[..]);
+    let kinds: Vec<(String, tar::EntryType)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().entry_type(),
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&("pipe".into(), tar::EntryType::Fifo)), "{kinds:?}");
+    assert!(kinds.contains(&("loop".into(), tar::EntryType::Symlink)), "{kinds:?}");
+}

@@ -209,7 +209,7 @@ impl<W: Write> TarWriter<W> {
 
     fn copy_contents(
         &mut self,
-        mut file: File,
+        mut file: impl Read,
         path: &Path,
         size: u64,
         buf: &mut [u8],
@@ -453,6 +453,35 @@ mod tests {
         assert_eq!((p.len(), n), (120, &b"file"[..]));
         assert_eq!(split_ustar_name(&[b'a'; 101]), None);
         assert_eq!(split_ustar_name("é".as_bytes()), None);
+    }
+
+    /// A reader that yields `n` bytes of `b'x'` regardless of what the
+    /// header said: a file that changed size after it was stat'ed.
+    struct Sized(usize);
+    impl Read for Sized {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0);
+            buf[..n].fill(b'x');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_file_that_changes_size_is_an_error_not_a_corrupt_archive() {
+        let mut buf = vec![0u8; 16];
+        for (actual, expected, word) in [(10, 20, "only 10"), (30, 20, "grew")] {
+            let mut w = TarWriter::new(Vec::new());
+            let err = w
+                .copy_contents(Sized(actual), Path::new("f"), expected, &mut buf, &mut ())
+                .unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("changed size") && msg.contains(word), "{msg}");
+        }
+        let mut w = TarWriter::new(Vec::new());
+        w.copy_contents(Sized(20), Path::new("f"), 20, &mut buf, &mut ())
+            .unwrap();
+        assert_eq!(w.out.len(), 512, "content padded to a block");
     }
 
     #[test]

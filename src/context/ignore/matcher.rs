@@ -353,6 +353,54 @@ mod tests {
         assert!(checked > 140, "only {checked} vectors");
     }
 
+    /// No input may panic: random ignore files (bytes from an alphabet of
+    /// pattern syntax, plus arbitrary bytes) against random paths.
+    #[test]
+    fn never_panics_on_any_input() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet: &[&[u8]] = &[
+            b"*", b"**", b"?", b"/", b"!", b"[", b"]", b"^", b"-", b"\\", b"a", b"b", b".",
+            b"..", b"#", b" ", b"\n", b"\r", b"{", b"(", b"$", b"\xff", b"\xc3\xa9", b"[:alpha:]",
+            b"\\d", b"\\p{L}", b"\\x{41}", b"\\Q", b"\xef\xbb\xbf",
+        ];
+        let mut parsed = 0;
+        for _ in 0..3000 {
+            let mut text = Vec::new();
+            for _ in 0..(next() % 40) {
+                if next() % 10 == 0 {
+                    text.push(next() as u8);
+                } else {
+                    text.extend_from_slice(alphabet[(next() % alphabet.len() as u64) as usize]);
+                }
+            }
+            let Ok(lines) = read_patterns(Path::new("f"), &text) else { continue };
+            let Ok(m) = Matcher::new(Path::new("f"), &lines) else { continue };
+            parsed += 1;
+            let mut info = MatchInfo::default();
+            let mut path = Vec::new();
+            for depth in 0..4 {
+                if depth > 0 {
+                    path.push(b'/');
+                }
+                for _ in 0..(1 + next() % 4) {
+                    path.extend_from_slice(alphabet[(next() % alphabet.len() as u64) as usize]);
+                }
+                if let Ok((_, child)) = m.matches_with_parent(&path, &info) {
+                    info = child;
+                }
+                let _ = m.matches_or_parent_matches(&path);
+                let _ = m.legacy_matches(&path);
+            }
+        }
+        assert!(parsed > 300, "only {parsed} inputs compiled");
+    }
+
     #[test]
     fn matched_directory_excludes_everything_below() {
         let m = matcher("node_modules\n");
