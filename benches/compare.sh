@@ -13,7 +13,9 @@
 # Environment: BENCH_DIR=DIR generates into DIR/monorepo and keeps it, and
 # reuses it on the next run when scale and generator are unchanged
 # (default: a temporary directory, removed at exit). CARGO_BUILD_JOBS is
-# honoured by the build. CHECK_ARGS overrides the arguments given to
+# honoured by the build. REGGIE_BIN=PATH benchmarks that binary instead of
+# building one; with GEN_BIN=PATH as well (the gen-monorepo example), nothing
+# is built. CHECK_ARGS overrides the arguments given to
 # `reggie-build check` (default: ". -f backend/Dockerfile").
 #
 # Needs GNU time at /usr/bin/time for peak memory (Debian: apt-get install
@@ -33,7 +35,7 @@ while [ $# -gt 0 ]; do
     --runs) RUNS=${2:?--runs needs a value}; shift 2 ;;
     --out) OUT=${2:?--out needs a file}; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
-    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -51,12 +53,25 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 log() { echo "compare.sh: $*" >&2; }
 
-log "building (cargo build --release)"
-cargo build --release --quiet --bin reggie-build --example gen-monorepo
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
-RB=$TARGET_DIR/release/reggie-build
 GEN=$TARGET_DIR/release/examples/gen-monorepo
+RB=$TARGET_DIR/release/reggie-build
+abspath() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
+if [ -n "${REGGIE_BIN:-}" ] && [ -n "${GEN_BIN:-}" ]; then
+    # Both prebuilt (e.g. two commits on one fixture, or a tree that does
+    # not build right now): no cargo at all.
+    RB=$(abspath "$REGGIE_BIN")
+    GEN=$(abspath "$GEN_BIN")
+    log "using prebuilt $RB and $GEN"
+elif [ -n "${REGGIE_BIN:-}" ]; then
+    RB=$(abspath "$REGGIE_BIN")
+    log "building the generator (cargo build --release --example gen-monorepo); reggie-build is $RB"
+    cargo build --release --quiet --example gen-monorepo
+else
+    log "building (cargo build --release)"
+    cargo build --release --quiet --bin reggie-build --example gen-monorepo
+fi
 
 # Scratch files (file lists, timings, stderr) live apart from the fixture so
 # they are never part of a measured context.

@@ -290,7 +290,11 @@ pub fn affected_by(
 
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let absolute = |p: &Path| -> Vec<u8> {
-        let joined = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+        let joined = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        };
         clean(joined.as_os_str().as_bytes())
     };
     let ctx = target.spec.resolve()?;

@@ -13,11 +13,14 @@
 //! 4. [`ship`]: build the image through the Docker daemon, the context
 //!    streamed as the request body.
 //! 5. [`publish`]: push it (ECR tokens, docker config credentials).
+//!
+//! [`discover`] finds the images a repo builds (Dockerfiles, compose, SST).
 
 pub mod analyze;
 pub mod check;
 pub mod config;
 pub mod context;
+pub mod discover;
 pub mod formats;
 pub mod plan;
 pub mod publish;

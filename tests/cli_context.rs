@@ -386,6 +386,12 @@ fn symlink_loops_fifos_and_devices_are_entries_like_docker() {
             )
         })
         .collect();
-    assert!(kinds.contains(&("pipe".into(), tar::EntryType::Fifo)), "{kinds:?}");
-    assert!(kinds.contains(&("loop".into(), tar::EntryType::Symlink)), "{kinds:?}");
+    assert!(
+        kinds.contains(&("pipe".into(), tar::EntryType::Fifo)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("loop".into(), tar::EntryType::Symlink)),
+        "{kinds:?}"
+    );
 }

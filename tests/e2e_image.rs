@@ -507,6 +507,8 @@ fn push_through_ecr_with_moto_to_local_registry() {
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let aws = moto_env(&env);
     let mut extra: Vec<(&str, &str)> = aws.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Secrets must stay out of the log at every level.
+    extra.push(("RUST_LOG", "trace"));
     extra.push(("REGGIE_REGISTRY_ENDPOINT", &registry));
     let out = reggie(
         &env,
@@ -576,7 +578,7 @@ fn push_with_password_whose_header_needs_urlsafe_base64() {
             "--password-stdin",
             ".",
         ],
-        &[],
+        &[("RUST_LOG", "trace")],
         Some(&format!("{password}\n")),
     );
     ok(&out);
@@ -620,4 +622,85 @@ fn wrong_credentials_fail_clearly() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("No credentials were found"), "{stderr}");
+}
+
+/// Credentials from docker's config: `auths` (base64 user:password), then
+/// a `credHelpers` entry answered by a `docker-credential-*` program.
+#[test]
+fn push_with_docker_config_auths_and_cred_helper() {
+    use base64::Engine;
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    let registry = env["REGGIE_TEST_REGISTRY"].clone();
+    let user = env["REGGIE_TEST_REGISTRY_USER"].clone();
+    let password = env["REGGIE_TEST_REGISTRY_PASSWORD"].clone();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path().to_str().unwrap().to_string();
+
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        config.path().join("config.json"),
+        serde_json::json!({ "auths": { registry.clone(): { "auth": auth } } }).to_string(),
+    )
+    .unwrap();
+    let tag = format!("{registry}/reggie-e2e/config-auths:v1");
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &["-t", &tag, "--push", "."],
+        &[("DOCKER_CONFIG", &cfg)],
+        None,
+    );
+    ok(&out);
+    assert_no_secret(&out, &password);
+    assert!(registry_has(
+        &env,
+        &user,
+        &password,
+        "reggie-e2e/config-auths",
+        "v1"
+    ));
+
+    // A credential helper on PATH.
+    let bin = config.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-reggietest");
+    let answer =
+        serde_json::json!({ "ServerURL": registry.clone(), "Username": user, "Secret": password });
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread host\n[ \"$host\" = '{registry}' ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\ncat <<'JSON'\n{answer}\nJSON\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        config.path().join("config.json"),
+        serde_json::json!({ "credHelpers": { registry.clone(): "reggietest" } }).to_string(),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let tag = format!("{registry}/reggie-e2e/cred-helper:v1");
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &["-t", &tag, "--push", "."],
+        &[("DOCKER_CONFIG", &cfg), ("PATH", &path)],
+        None,
+    );
+    ok(&out);
+    assert_no_secret(&out, &password);
+    assert!(registry_has(
+        &env,
+        &user,
+        &password,
+        "reggie-e2e/cred-helper",
+        "v1"
+    ));
 }

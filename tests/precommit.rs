@@ -93,7 +93,12 @@ fn hook_refuses_a_commit_over_budget_and_accepts_one_within() {
     let ok = |o: &Output| assert!(o.status.success(), "{}", text(o));
     ok(&run(&repo, &path, "git", &["init", "-q", "-b", "main"]));
     ok(&run(&repo, &path, "git", &["add", "-A"]));
-    ok(&run(&repo, &path, "git", &["commit", "-q", "--no-verify", "-m", "init"]));
+    ok(&run(
+        &repo,
+        &path,
+        "git",
+        &["commit", "-q", "--no-verify", "-m", "init"],
+    ));
     ok(&run(&repo, &path, "pre-commit", &["install"]));
 
     // A 40 kB module in backend/app puts the api image over 20 kB.
@@ -101,12 +106,20 @@ fn hook_refuses_a_commit_over_budget_and_accepts_one_within() {
     ok(&run(&repo, &path, "git", &["add", "backend/app/big.py"]));
     let refused = run(&repo, &path, "git", &["commit", "-m", "big"]);
     let out = text(&refused);
-    assert!(!refused.status.success(), "the commit must be refused:\n{out}");
+    assert!(
+        !refused.status.success(),
+        "the commit must be refused:\n{out}"
+    );
     assert!(out.contains("FAIL api"), "{out}");
     assert!(out.contains("over the 20 kB budget"), "{out}");
 
     // Within budget: a small module commits.
-    ok(&run(&repo, &path, "git", &["rm", "-q", "--cached", "backend/app/big.py"]));
+    ok(&run(
+        &repo,
+        &path,
+        "git",
+        &["rm", "-q", "--cached", "backend/app/big.py"],
+    ));
     fs::remove_file(repo.join("backend/app/big.py")).unwrap();
     fs::write(repo.join("backend/app/small.py"), "y = 2\n").unwrap();
     ok(&run(&repo, &path, "git", &["add", "backend/app/small.py"]));

@@ -28,5 +28,11 @@ python3 -c "import jsonschema" 2>/dev/null || pip install -q jsonschema
 # The pre-commit framework, to run the hook for real.
 command -v pre-commit >/dev/null 2>&1 || pip install -q pre-commit
 
+echo "==> services for tests/e2e_image.rs (dockerd, registry, moto)"
+bash tests/services.sh
+if [ -n "${CI:-}" ]; then
+    trap 'bash tests/services.sh stop >/dev/null 2>&1 || true' EXIT
+fi
+
 echo "==> cargo test"
 cargo test --all-targets --no-fail-fast -j2 "$@"

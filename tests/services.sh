@@ -91,12 +91,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-if ! command -v moto_server >/dev/null 2>&1; then
+moto_usable() { python3 -c 'import moto.server, flask, werkzeug' >/dev/null 2>&1; }
+if ! moto_usable; then
     log "installing moto[server]"
     python3 -m pip install -q "moto[server]"
-    hash -r
 fi
-command -v moto_server >/dev/null 2>&1 || die "moto_server is not on PATH after pip install"
+moto_usable || die "moto[server] is not importable after pip install"
 
 # ---- dockerd -------------------------------------------------------------
 docker_ok() { DOCKER_HOST="unix://$SOCK" docker version --format '{{.Server.Version}}'; }
@@ -205,7 +205,9 @@ else
     moto_port=$(free_port)
     echo "$moto_port" >"$DIR/moto.port"
     log "starting moto_server on 127.0.0.1:$moto_port"
-    setsid moto_server -H 127.0.0.1 -p "$moto_port" >"$DIR/moto.log" 2>&1 </dev/null &
+    # `python3 -m` rather than the moto_server script: a pyenv shim for a
+    # script pip just installed may not exist yet.
+    setsid python3 -m moto.server -H 127.0.0.1 -p "$moto_port" >"$DIR/moto.log" 2>&1 </dev/null &
     echo $! >"$DIR/moto.pid"
     wait_for moto 60 moto_ok || {
         tail -5 "$DIR/moto.log" >&2

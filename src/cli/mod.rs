@@ -77,7 +77,9 @@ enum Command {
     )]
     Discover(discover::DiscoverArgs),
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  reggie-build completions bash > /etc/bash_completion.d/reggie-build\n  reggie-build completions zsh > \"${fpath[1]}/_reggie-build\"\n  reggie-build completions fish > ~/.config/fish/completions/reggie-build.fish")]
+    #[command(
+        after_help = "Examples:\n  reggie-build completions bash > /etc/bash_completion.d/reggie-build\n  reggie-build completions zsh > \"${fpath[1]}/_reggie-build\"\n  reggie-build completions fish > ~/.config/fish/completions/reggie-build.fish"
+    )]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,

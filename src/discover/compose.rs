@@ -132,9 +132,16 @@ fn variant(file: &Path) -> String {
 
 /// Whether a compose `context` is a remote one (Git or an HTTP tarball).
 fn is_remote(context: &str) -> bool {
-    ["http://", "https://", "git://", "ssh://", "git@", "github.com/"]
-        .iter()
-        .any(|p| context.starts_with(p))
+    [
+        "http://",
+        "https://",
+        "git://",
+        "ssh://",
+        "git@",
+        "github.com/",
+    ]
+    .iter()
+    .any(|p| context.starts_with(p))
 }
 
 fn interpolated(s: &str) -> bool {
@@ -168,7 +175,10 @@ fn declare(
         .unwrap_or_else(|| "Dockerfile".to_string());
     let mut warnings = Vec::new();
     let mut resolved = true;
-    for (field, value) in [("build.context", &context), ("build.dockerfile", &dockerfile)] {
+    for (field, value) in [
+        ("build.context", &context),
+        ("build.dockerfile", &dockerfile),
+    ] {
         if interpolated(value) {
             warnings.push(format!(
                 "cannot read {field} statically: {value:?} uses variable interpolation"
@@ -330,7 +340,8 @@ mod tests {
 
     #[test]
     fn reads_build_entries() {
-        let cases: &[(&str, &[(&str, &str)], Vec<Row>)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Vec<Row>);
+        let cases: &[Case<'_>] = &[
             (
                 "string build",
                 &[("compose.yaml", "services:\n  web:\n    build: ./web\n")],
@@ -440,8 +451,12 @@ mod tests {
             ["cannot read build.context statically: \"${APP_DIR}\" uses variable interpolation"]
         );
         assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings[0].starts_with("bad/compose.yaml: not valid YAML"));
-        assert!(warnings[1].contains("remote context"), "{}", warnings[1]);
-        assert!(warnings[2].contains("dockerfile_inline"), "{}", warnings[2]);
+        assert!(warnings[0].contains("remote context"), "{}", warnings[0]);
+        assert!(warnings[1].contains("dockerfile_inline"), "{}", warnings[1]);
+        assert!(
+            warnings[2].starts_with("bad/compose.yaml: not valid YAML"),
+            "{}",
+            warnings[2]
+        );
     }
 }

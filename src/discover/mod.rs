@@ -39,7 +39,10 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Dockerfile => f.write_str("dockerfile"),
-            Source::Compose { file, line: Some(line) } => {
+            Source::Compose {
+                file,
+                line: Some(line),
+            } => {
                 write!(f, "compose:{}:{line}", slash(file))
             }
             Source::Compose { file, line: None } => write!(f, "compose:{}", slash(file)),
@@ -185,10 +188,8 @@ fn check(root: &Path, d: &mut Declared) {
             slash(&d.context)
         ));
     } else if !root.join(&d.context).is_dir() {
-        d.warnings.push(format!(
-            "context {} does not exist",
-            show_dir(&d.context)
-        ));
+        d.warnings
+            .push(format!("context {} does not exist", show_dir(&d.context)));
     }
     if !escapes(&d.dockerfile) && !root.join(&d.dockerfile).is_file() {
         d.warnings.push(format!(
@@ -240,16 +241,10 @@ fn dockerfile_name(root: &Path, dockerfile: &Path) -> String {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let variant = if let Some(v) = file
+    let variant = file
         .strip_prefix("Dockerfile.")
-        .or_else(|| file.strip_prefix("dockerfile."))
-    {
-        Some(v.to_string())
-    } else {
-        file.strip_suffix(".Dockerfile")
-            .or_else(|| file.strip_suffix(".dockerfile"))
-            .map(str::to_string)
-    };
+        .or_else(|| file.strip_suffix(".Dockerfile"))
+        .map(str::to_string);
     match (base, variant) {
         (Some(b), Some(v)) => format!("{b}-{v}"),
         (Some(b), None) => b,
@@ -331,7 +326,10 @@ pub(crate) fn relative_to_root(root: &Path, p: PathBuf) -> PathBuf {
         return p;
     }
     let canon_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    match p.strip_prefix(&canon_root).or_else(|_| p.strip_prefix(root)) {
+    match p
+        .strip_prefix(&canon_root)
+        .or_else(|_| p.strip_prefix(root))
+    {
         Ok(rest) if rest.as_os_str().is_empty() => PathBuf::from("."),
         Ok(rest) => rest.to_path_buf(),
         Err(_) => p,

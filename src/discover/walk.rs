@@ -24,18 +24,27 @@ const SKIPPED_DIRS: &[&str] = &[
     "venv",
 ];
 
-/// `Dockerfile`, `dockerfile`, `*.Dockerfile`, `Dockerfile.*` (and the
-/// lower-case spellings), but not their `*.dockerignore` files.
+/// Suffixes of `Dockerfile.*` files that are not Dockerfiles: sources,
+/// docs, templates and editor leftovers.
+const NOT_DOCKERFILE_EXT: &[&str] = &[
+    "md", "txt", "rs", "go", "py", "js", "ts", "sh", "json", "yaml", "yml", "toml", "j2", "jinja",
+    "tmpl", "tpl", "template", "bak", "orig", "swp", "rej",
+];
+
+/// `Dockerfile`, `dockerfile`, `*.Dockerfile` and `Dockerfile.*`, but not
+/// their `*.dockerignore` files, nor `Dockerfile.md`-like non-Dockerfiles.
 pub fn is_dockerfile_name(name: &str) -> bool {
     if name.ends_with(".dockerignore") {
         return false;
     }
-    name == "Dockerfile"
-        || name == "dockerfile"
-        || (name.len() > "Dockerfile.".len()
-            && (name.starts_with("Dockerfile.") || name.starts_with("dockerfile.")))
-        || (name.len() > ".Dockerfile".len()
-            && (name.ends_with(".Dockerfile") || name.ends_with(".dockerfile")))
+    if name == "Dockerfile" || name == "dockerfile" {
+        return true;
+    }
+    if let Some(rest) = name.strip_prefix("Dockerfile.") {
+        let ext = rest.rsplit('.').next().unwrap_or(rest);
+        return !rest.is_empty() && !NOT_DOCKERFILE_EXT.contains(&ext);
+    }
+    name.len() > ".Dockerfile".len() && name.ends_with(".Dockerfile")
 }
 
 /// `compose.yaml`, `compose.yml`, `docker-compose.yaml`,
@@ -84,7 +93,7 @@ pub fn walk(root: &Path) -> Result<Found, DiscoverError> {
                 Some((e.file_name().to_string_lossy().into_owned(), t))
             })
             .collect();
-        items.sort();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
         let mut subdirs = Vec::new();
         for (name, t) in items {
             let child = rel.join(&name);
@@ -122,8 +131,10 @@ mod tests {
             ("dockerfile", true),
             ("api.Dockerfile", true),
             ("Dockerfile.prod", true),
-            ("dockerfile.dev", true),
-            ("api.dockerfile", true),
+            ("Dockerfile.prod.arm64", true),
+            ("dockerfile.rs", false),
+            ("Dockerfile.md", false),
+            ("Dockerfile.j2", false),
             ("Dockerfile.dockerignore", false),
             ("api.Dockerfile.dockerignore", false),
             (".dockerignore", false),
@@ -149,7 +160,7 @@ mod tests {
             ("compose.override.yml", true),
             ("docker-compose.json", false),
             ("mycompose.yml", false),
-            ("docker-compose..yml", true),
+            ("docker-compose..yml", false),
             ("values.yaml", false),
         ];
         for (name, want) in cases {
@@ -194,9 +205,16 @@ mod tests {
         };
         assert_eq!(
             strs(&found.dockerfiles),
-            [".github/docker/Dockerfile", "Dockerfile", "backend/Dockerfile"]
+            [
+                ".github/docker/Dockerfile",
+                "Dockerfile",
+                "backend/Dockerfile"
+            ]
         );
         assert_eq!(strs(&found.compose_files), ["apps/web/docker-compose.yml"]);
-        assert_eq!(strs(&found.sst_configs), ["infra/sst.config.ts", "sst.config.ts"]);
+        assert_eq!(
+            strs(&found.sst_configs),
+            ["infra/sst.config.ts", "sst.config.ts"]
+        );
     }
 }

@@ -57,11 +57,22 @@ pub enum EcrError {
     BadToken,
 }
 
+/// Runs AWS SDK work with tracing silenced. At trace level the SDK logs
+/// whole responses, GetAuthorizationToken's token among them; secrets must
+/// not reach the log at any level (`RUST_LOG=trace` included).
+async fn quietly<F: std::future::Future>(work: F) -> F::Output {
+    use tracing::instrument::WithSubscriber;
+    work.with_subscriber(tracing::subscriber::NoSubscriber::default())
+        .await
+}
+
 async fn client(host: &EcrHost) -> aws_sdk_ecr::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(host.region.clone()))
-        .load()
-        .await;
+    let config = quietly(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(host.region.clone()))
+            .load(),
+    )
+    .await;
     aws_sdk_ecr::Client::new(&config)
 }
 
@@ -82,18 +93,21 @@ fn describe_sdk_error<E: std::error::Error + 'static>(e: &E) -> String {
 /// The registry credentials (user `AWS` and a 12-hour password) from
 /// `GetAuthorizationToken`.
 pub async fn credentials(host: &EcrHost) -> Result<Credentials, EcrError> {
+    tracing::debug!(account = %host.account, region = %host.region, "ECR GetAuthorizationToken");
     let client = client(host).await;
     #[allow(deprecated)]
-    let out = client
-        .get_authorization_token()
-        .registry_ids(host.account.clone())
-        .send()
-        .await
-        .map_err(|e| EcrError::Call {
-            call: "GetAuthorizationToken",
-            region: host.region.clone(),
-            message: describe_sdk_error(&aws_sdk_ecr::Error::from(e)),
-        })?;
+    let out = quietly(
+        client
+            .get_authorization_token()
+            .registry_ids(host.account.clone())
+            .send(),
+    )
+    .await
+    .map_err(|e| EcrError::Call {
+        call: "GetAuthorizationToken",
+        region: host.region.clone(),
+        message: describe_sdk_error(&aws_sdk_ecr::Error::from(e)),
+    })?;
     let token = out
         .authorization_data()
         .first()
@@ -115,12 +129,15 @@ pub async fn credentials(host: &EcrHost) -> Result<Credentials, EcrError> {
 /// Creates `repository` unless it exists. Returns whether it was created.
 pub async fn ensure_repository(host: &EcrHost, repository: &str) -> Result<bool, EcrError> {
     let client = client(host).await;
-    let described = client
-        .describe_repositories()
-        .registry_id(host.account.clone())
-        .repository_names(repository)
-        .send()
-        .await;
+    tracing::debug!(repository, "ECR DescribeRepositories");
+    let described = quietly(
+        client
+            .describe_repositories()
+            .registry_id(host.account.clone())
+            .repository_names(repository)
+            .send(),
+    )
+    .await;
     match described {
         Ok(_) => Ok(false),
         Err(e) => {
@@ -132,17 +149,20 @@ pub async fn ensure_repository(host: &EcrHost, repository: &str) -> Result<bool,
                     message: describe_sdk_error(&e),
                 });
             }
-            client
-                .create_repository()
-                .registry_id(host.account.clone())
-                .repository_name(repository)
-                .send()
-                .await
-                .map_err(|e| EcrError::Call {
-                    call: "CreateRepository",
-                    region: host.region.clone(),
-                    message: describe_sdk_error(&aws_sdk_ecr::Error::from(e)),
-                })?;
+            tracing::info!(repository, "creating the ECR repository");
+            quietly(
+                client
+                    .create_repository()
+                    .registry_id(host.account.clone())
+                    .repository_name(repository)
+                    .send(),
+            )
+            .await
+            .map_err(|e| EcrError::Call {
+                call: "CreateRepository",
+                region: host.region.clone(),
+                message: describe_sdk_error(&aws_sdk_ecr::Error::from(e)),
+            })?;
             Ok(true)
         }
     }

@@ -262,7 +262,7 @@ pub async fn build(
             if want != arch {
                 on_event(Event::Warning {
                     message: format!(
-                        "building for {platform} on a {arch} daemon: RUN steps need binfmt/QEMU emulation there and run slowly, or fail with 'exec format error'"
+                        "building for {platform} on a daemon whose architecture is {arch}: RUN steps need binfmt/QEMU emulation there and run slowly, or fail with 'exec format error'"
                     ),
                 });
             }

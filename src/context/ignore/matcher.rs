@@ -365,9 +365,35 @@ mod tests {
             state
         };
         let alphabet: &[&[u8]] = &[
-            b"*", b"**", b"?", b"/", b"!", b"[", b"]", b"^", b"-", b"\\", b"a", b"b", b".",
-            b"..", b"#", b" ", b"\n", b"\r", b"{", b"(", b"$", b"\xff", b"\xc3\xa9", b"[:alpha:]",
-            b"\\d", b"\\p{L}", b"\\x{41}", b"\\Q", b"\xef\xbb\xbf",
+            b"*",
+            b"**",
+            b"?",
+            b"/",
+            b"!",
+            b"[",
+            b"]",
+            b"^",
+            b"-",
+            b"\\",
+            b"a",
+            b"b",
+            b".",
+            b"..",
+            b"#",
+            b" ",
+            b"\n",
+            b"\r",
+            b"{",
+            b"(",
+            b"$",
+            b"\xff",
+            b"\xc3\xa9",
+            b"[:alpha:]",
+            b"\\d",
+            b"\\p{L}",
+            b"\\x{41}",
+            b"\\Q",
+            b"\xef\xbb\xbf",
         ];
         let mut parsed = 0;
         for _ in 0..3000 {
@@ -379,8 +405,12 @@ mod tests {
                     text.extend_from_slice(alphabet[(next() % alphabet.len() as u64) as usize]);
                 }
             }
-            let Ok(lines) = read_patterns(Path::new("f"), &text) else { continue };
-            let Ok(m) = Matcher::new(Path::new("f"), &lines) else { continue };
+            let Ok(lines) = read_patterns(Path::new("f"), &text) else {
+                continue;
+            };
+            let Ok(m) = Matcher::new(Path::new("f"), &lines) else {
+                continue;
+            };
             parsed += 1;
             let mut info = MatchInfo::default();
             let mut path = Vec::new();
