@@ -1,5 +1,8 @@
 //! `analyze` and `ls --minimal` on the fixtures, as users run them.
 
+mod common;
+use common::copy_dir;
+
 use std::fs;
 use std::path::Path;
 
@@ -223,17 +226,4 @@ fn analyze_errors_carry_file_and_line() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("nope"));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }

@@ -1,5 +1,8 @@
 //! `check`: budgets, exit codes, config images, baselines and CI formats.
 
+mod common;
+use common::copy_dir;
+
 use std::fs;
 use std::path::Path;
 
@@ -236,18 +239,5 @@ fn sarif_validates_against_the_schema() {
             .status()
             .unwrap();
         assert!(status.success(), "{cmd:?}: SARIF output does not validate");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), dest).unwrap();
-        }
     }
 }

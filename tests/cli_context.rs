@@ -395,3 +395,53 @@ fn symlink_loops_fifos_and_devices_are_entries_like_docker() {
         "{kinds:?}"
     );
 }
+
+/// A writer that keeps the first bytes and then refuses, so a test can
+/// look at the headers of a huge entry without streaming it.
+struct Head(Vec<u8>);
+
+impl std::io::Write for Head {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() >= 8192 {
+            return Err(std::io::Error::other("enough"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn files_over_8_gib_get_a_pax_size_record() {
+    use reggie_build::context::tarball::{write_context, TarOptions};
+    use reggie_build::context::ContextSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
+    // Sparse: no disk space is used.
+    let size = 8 * 1024 * 1024 * 1024 + 1;
+    fs::File::create(d.join("huge.bin"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let ctx = ContextSpec::new(d).resolve().unwrap();
+    let mut head = Head(Vec::new());
+    let err = write_context(&ctx, &mut head, &TarOptions::default(), &mut ()).unwrap_err();
+    assert!(err.to_string().contains("enough"), "{err}");
+    let text = String::from_utf8_lossy(&head.0);
+    assert!(
+        text.contains(&format!("size={size}\n")),
+        "no PAX size record"
+    );
+    // The tar crate reads the size back from the PAX record.
+    let mut archive = tar::Archive::new(&head.0[..]);
+    let mut entries = archive.entries().unwrap();
+    let first = entries.next().unwrap().unwrap();
+    assert_eq!(first.path().unwrap().to_str(), Some("Dockerfile"));
+    drop(first);
+    let huge = entries.next().unwrap().unwrap();
+    assert_eq!(huge.path().unwrap().to_str(), Some("huge.bin"));
+    assert_eq!(huge.size(), size);
+}

@@ -2,6 +2,9 @@
 //! the test command) runs this repository's `.pre-commit-hooks.yaml` in a
 //! git repository made from the Reggie fixture.
 
+mod common;
+use common::copy_dir;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -131,17 +134,4 @@ fn hook_refuses_a_commit_over_budget_and_accepts_one_within() {
     ok(&run(&repo, &path, "git", &["add", "apps/web/notes.md"]));
     let unrelated = run(&repo, &path, "git", &["commit", "-m", "notes"]);
     assert!(unrelated.status.success(), "{}", text(&unrelated));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
