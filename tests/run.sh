@@ -35,4 +35,12 @@ if [ -n "${CI:-}" ]; then
 fi
 
 echo "==> cargo test"
-cargo test --all-targets --no-fail-fast -j2 "$@"
+log="$deps/cargo-test.log"
+set +e
+cargo test --all-targets --no-fail-fast -j2 "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
