@@ -59,6 +59,15 @@ fn reggie(
 ) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
     cmd.current_dir(cwd).arg("image").args(args);
+    // Only the daemon settings the test passes apply, never the shell's.
+    for var in [
+        "DOCKER_HOST",
+        "DOCKER_CONTEXT",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+    ] {
+        cmd.env_remove(var);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -703,4 +712,396 @@ fn push_with_docker_config_auths_and_cred_helper() {
         "reggie-e2e/cred-helper",
         "v1"
     ));
+}
+
+/// The services' environment without DOCKER_HOST plus `extra`, for tests
+/// that choose the daemon another way.
+fn env_with(
+    env: &BTreeMap<String, String>,
+    extra: &[(&str, &str)],
+    drop_host: bool,
+) -> BTreeMap<String, String> {
+    let mut out = env.clone();
+    if drop_host {
+        out.remove("DOCKER_HOST");
+    }
+    for (k, v) in extra {
+        out.insert(k.to_string(), v.to_string());
+    }
+    out
+}
+
+fn json_events(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn compression_of(out: &Output) -> String {
+    json_events(out)
+        .iter()
+        .find(|e| e["event"] == "context")
+        .map(|e| e["compression"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+/// SIGINT during a RUN step: exit 130 at once, and the daemon kills and
+/// removes the step's container (the classic builder does so when the
+/// build request's connection closes).
+#[test]
+fn ctrl_c_cancels_the_build() {
+    use std::io::BufRead;
+    let Some(env) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = format!(
+        "reggie-ctrlc-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM reggie-busybox:latest\nRUN sleep 30 # {nonce}\n"),
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reggie-build"))
+        .current_dir(dir.path())
+        .args(["image", "-t", "reggie-e2e-ctrlc:x", "."])
+        .envs(&env)
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Wait until the RUN step's container is running.
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_else(|_| panic!("the RUN step never started: {seen:?}"));
+        seen.push(line.clone());
+        if line.contains("Running in") && seen.iter().any(|l| l.contains("step 2/")) {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "still running 5 s after SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    while let Ok(l) = rx.recv_timeout(std::time::Duration::from_secs(1)) {
+        seen.push(l);
+    }
+    assert_eq!(status.code(), Some(130), "{seen:?}");
+    assert!(seen.iter().any(|l| l.contains("interrupted")), "{seen:?}");
+    // The step's container is killed and removed by the daemon.
+    let mut leftover = String::new();
+    for _ in 0..40 {
+        let ps = docker(
+            &env,
+            Path::new("/"),
+            &["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"],
+        );
+        leftover = String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter(|l| l.contains(&nonce))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if leftover.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(leftover.is_empty(), "build container left: {leftover}");
+}
+
+/// DOCKER_HOST=tcp://… (plain) and with DOCKER_TLS_VERIFY: both build,
+/// with gzip chosen automatically; a wrong CA is a clear TLS error.
+#[test]
+fn builds_over_tcp_and_tls_and_rejects_a_wrong_ca() {
+    let Some(env) = services() else { return };
+    let (Some(tcp), Some(tls)) = (
+        env.get("REGGIE_TEST_DOCKER_TCP"),
+        env.get("REGGIE_TEST_DOCKER_TLS"),
+    ) else {
+        panic!("the services' env has no tcp endpoints: run `bash tests/services.sh` again");
+    };
+    let certs = &env["REGGIE_TEST_DOCKER_CERTS"];
+    let wrong = &env["REGGIE_TEST_DOCKER_WRONG_CERTS"];
+    let ctx = scratch_context();
+
+    let plain = env_with(&env, &[("DOCKER_HOST", tcp)], false);
+    let out = reggie(
+        &plain,
+        ctx.path(),
+        &["-t", "reggie-e2e-tcp:plain", "--json", "."],
+        &[],
+        None,
+    );
+    ok(&out);
+    assert_eq!(compression_of(&out), "gzip", "{}", text(&out));
+    // --compress none is honoured over tcp too.
+    let out = reggie(
+        &plain,
+        ctx.path(),
+        &[
+            "-t",
+            "reggie-e2e-tcp:plain",
+            "--compress",
+            "none",
+            "--json",
+            ".",
+        ],
+        &[],
+        None,
+    );
+    ok(&out);
+    assert_eq!(compression_of(&out), "none");
+    // The unix socket: no compression.
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &["-t", "reggie-e2e-tcp:unix", "--json", "."],
+        &[],
+        None,
+    );
+    ok(&out);
+    assert_eq!(compression_of(&out), "none");
+
+    let secure = env_with(
+        &env,
+        &[
+            ("DOCKER_HOST", tls),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", certs),
+        ],
+        false,
+    );
+    for _ in 0..2 {
+        let out = reggie(
+            &secure,
+            ctx.path(),
+            &["-t", "reggie-e2e-tcp:tls", "--json", "."],
+            &[],
+            None,
+        );
+        ok(&out);
+        assert_eq!(compression_of(&out), "gzip");
+    }
+    inspect(&env, "reggie-e2e-tcp:tls");
+
+    let bad = env_with(&secure, &[("DOCKER_CERT_PATH", wrong)], false);
+    let out = reggie(
+        &bad,
+        ctx.path(),
+        &["-t", "reggie-e2e-tcp:bad", "."],
+        &[],
+        None,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the TLS connection to the Docker daemon at {tls} failed"
+        )) && stderr.contains("UnknownIssuer")
+            && stderr.contains(&format!("{wrong}/ca.pem")),
+        "{stderr}"
+    );
+    // TLS on but no certificates where DOCKER_CERT_PATH points.
+    let empty = tempfile::tempdir().unwrap();
+    let none = env_with(
+        &secure,
+        &[("DOCKER_CERT_PATH", empty.path().to_str().unwrap())],
+        false,
+    );
+    let out = reggie(
+        &none,
+        ctx.path(),
+        &["-t", "reggie-e2e-tcp:bad", "."],
+        &[],
+        None,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DOCKER_CERT_PATH") && stderr.contains("ca.pem"),
+        "{stderr}"
+    );
+}
+
+/// A Docker context (currentContext in config.json) pointing at the TLS
+/// endpoint, with its TLS files in the context store; DOCKER_HOST wins.
+#[test]
+fn docker_context_selects_the_daemon() {
+    let Some(env) = services() else { return };
+    let Some(tls) = env.get("REGGIE_TEST_DOCKER_TLS") else {
+        panic!("the services' env has no tcp endpoints: run `bash tests/services.sh` again");
+    };
+    let certs = Path::new(&env["REGGIE_TEST_DOCKER_CERTS"]);
+    let config = tempfile::tempdir().unwrap();
+    let id = reggie_build::ship::endpoint::context_dir_name("reggie-remote");
+    let meta = config.path().join("contexts/meta").join(&id);
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::write(
+        meta.join("meta.json"),
+        serde_json::json!({
+            "Name": "reggie-remote",
+            "Metadata": {},
+            "Endpoints": { "docker": { "Host": tls, "SkipTLSVerify": false } }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let tls_dir = config.path().join("contexts/tls").join(&id).join("docker");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::copy(certs.join(f), tls_dir.join(f)).unwrap();
+    }
+    std::fs::write(
+        config.path().join("config.json"),
+        r#"{"currentContext":"reggie-remote"}"#,
+    )
+    .unwrap();
+    let cfg = config.path().to_str().unwrap();
+    let ctx = scratch_context();
+    let no_host = env_with(&env, &[], true);
+    let out = reggie(
+        &no_host,
+        ctx.path(),
+        &["-t", "reggie-e2e-context:x", "--json", "-v", "."],
+        &[("DOCKER_CONFIG", cfg)],
+        None,
+    );
+    ok(&out);
+    assert_eq!(compression_of(&out), "gzip", "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("context reggie-remote"), "{stderr}");
+
+    // DOCKER_CONTEXT naming a missing context.
+    let out = reggie(
+        &no_host,
+        ctx.path(),
+        &["-t", "reggie-e2e-context:x", "."],
+        &[("DOCKER_CONFIG", cfg), ("DOCKER_CONTEXT", "nope")],
+        None,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Docker context \"nope\"") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+
+    // DOCKER_HOST wins over the context: the unix socket, no gzip.
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &["-t", "reggie-e2e-context:x", "--json", "."],
+        &[("DOCKER_CONFIG", cfg)],
+        None,
+    );
+    ok(&out);
+    assert_eq!(compression_of(&out), "none");
+}
+
+/// A registry that is down: the push is retried with backoff (visible at
+/// -v), then fails naming the registry.
+#[test]
+fn registry_down_is_retried_then_named() {
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let endpoint = format!("127.0.0.1:{closed}");
+    let tag = format!("{endpoint}/reggie-e2e/down:v1");
+    let started = std::time::Instant::now();
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &[
+            "-v",
+            "-t",
+            &tag,
+            "--push",
+            "--registry-endpoint",
+            &endpoint,
+            "--username",
+            "reggie",
+            "--password-stdin",
+            ".",
+        ],
+        &[],
+        Some("not-a-real-password-0815"),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_no_secret(&out, "not-a-real-password-0815");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("retry 1/3") && stderr.contains("retry 3/3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pushing {tag} to {endpoint} failed"))
+            && stderr.contains(&format!(
+                "The registry {endpoint} cannot be reached (tried 4 times)"
+            )),
+        "{stderr}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(3500));
+}
+
+/// Pushing to an ECR repository that does not exist, without
+/// --create-repo: a message that says so and how to fix it.
+#[test]
+fn ecr_repository_missing_without_create_repo() {
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    let repo = format!(
+        "reggie-e2e/missing-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let tag = format!("{ECR_HOST}/{repo}:v1");
+    let registry = env["REGGIE_TEST_REGISTRY"].clone();
+    let aws = moto_env(&env);
+    let mut extra: Vec<(&str, &str)> = aws.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("REGGIE_REGISTRY_ENDPOINT", &registry));
+    let out = reggie(&env, ctx.path(), &["-t", &tag, "--push", "."], &extra, None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_no_secret(&out, ECR_PASSWORD);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the ECR repository {repo} does not exist"))
+            && stderr.contains("--create-repo"),
+        "{stderr}"
+    );
+    assert!(!registry_has(&env, "AWS", ECR_PASSWORD, &repo, "v1"));
 }

@@ -9,6 +9,9 @@
 #   * a registry (Debian's docker-registry) on 127.0.0.1 with htpasswd
 #     bcrypt auth,
 #   * moto_server (a local ECR API) on 127.0.0.1,
+#   * the daemon's socket on plain tcp (socat) and on tcp+TLS with client
+#     certificates checked (tests/tls-relay.py), relays to the unix socket; the CA,
+#     server and client certificates are made here with openssl,
 #   * a busybox base image, reggie-busybox:latest, imported from
 #     busybox-static (nothing is pulled from the network).
 #
@@ -69,6 +72,8 @@ stop_pidfile() {
 }
 
 if [ "${1:-}" = stop ]; then
+    stop_pidfile "$DIR/docker-tcp.pid"
+    stop_pidfile "$DIR/docker-tls.pid"
     stop_pidfile "$DIR/moto.pid"
     stop_pidfile "$DIR/registry.pid"
     stop_pidfile "$DIR/docker.pid"
@@ -86,6 +91,7 @@ command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing ${need_apt[*]}"
     $SUDO apt-get update -qq
@@ -215,11 +221,97 @@ else
     }
 fi
 
+# ---- the daemon over tcp and tcp+TLS ------------------------------------------
+# Relays to the unix socket rather than more dockerd --host flags: dockerd
+# applies one TLS setting to all its tcp hosts, and adding hosts would mean
+# restarting a daemon that may be in use. Plain tcp is socat; TLS is
+# tests/tls-relay.py (socat's OpenSSL listener breaks session resumption
+# with client certificates).
+TLS="$DIR/tls"
+make_certs() {
+    rm -rf "$TLS"
+    mkdir -p "$TLS/server" "$TLS/client" "$TLS/wrong"
+    local ssl="openssl"
+    # The CA, and a second one that signed nothing of ours.
+    for ca in ca wrong-ca; do
+        $ssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+            -subj "/CN=reggie test $ca" -keyout "$TLS/$ca-key.pem" -out "$TLS/$ca.pem" \
+            -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+    done
+    leaf() { # name, extensions
+        $ssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=reggie test $1" \
+            -keyout "$TLS/$1-key.pem" -out "$TLS/$1.csr" 2>/dev/null
+        printf '%s\n' "$2" >"$TLS/$1.ext"
+        $ssl x509 -req -in "$TLS/$1.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca-key.pem" -CAcreateserial \
+            -days 3650 -extfile "$TLS/$1.ext" -out "$TLS/$1-cert.pem" 2>/dev/null
+    }
+    leaf server "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost"
+    leaf client "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth"
+    cp "$TLS/ca.pem" "$TLS/server/ca.pem"
+    cp "$TLS/server-cert.pem" "$TLS/server/cert.pem"
+    cp "$TLS/server-key.pem" "$TLS/server/key.pem"
+    # DOCKER_CERT_PATH layouts: the right CA, and a wrong one.
+    for d in client wrong; do
+        cp "$TLS/client-cert.pem" "$TLS/$d/cert.pem"
+        cp "$TLS/client-key.pem" "$TLS/$d/key.pem"
+    done
+    cp "$TLS/ca.pem" "$TLS/client/ca.pem"
+    cp "$TLS/wrong-ca.pem" "$TLS/wrong/ca.pem"
+    chmod 600 "$TLS"/*key.pem "$TLS"/*/key.pem
+}
+[ -s "$TLS/client/key.pem" ] && [ -s "$TLS/server/cert.pem" ] || make_certs
+
+tcp_port=
+[ -s "$DIR/docker-tcp.port" ] && tcp_port=$(cat "$DIR/docker-tcp.port")
+tcp_ok() { curl -s "http://127.0.0.1:$tcp_port/_ping" | grep -q OK; }
+if [ -n "$tcp_port" ] && alive "$DIR/docker-tcp.pid" && tcp_ok; then
+    log "daemon relay already on tcp://127.0.0.1:$tcp_port"
+else
+    stop_pidfile "$DIR/docker-tcp.pid"
+    tcp_port=$(free_port)
+    echo "$tcp_port" >"$DIR/docker-tcp.port"
+    log "relaying the daemon on tcp://127.0.0.1:$tcp_port"
+    setsid socat "TCP-LISTEN:$tcp_port,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$SOCK" \
+        >"$DIR/docker-tcp.log" 2>&1 </dev/null &
+    echo $! >"$DIR/docker-tcp.pid"
+    wait_for docker-tcp 20 tcp_ok || die "the tcp relay did not start; see $DIR/docker-tcp.log"
+fi
+
+tls_port=
+[ -s "$DIR/docker-tls.port" ] && tls_port=$(cat "$DIR/docker-tls.port")
+tls_ok() {
+    curl -s --cacert "$TLS/client/ca.pem" --cert "$TLS/client/cert.pem" --key "$TLS/client/key.pem" \
+        "https://127.0.0.1:$tls_port/_ping" | grep -q OK
+}
+is_tls_relay() { grep -q tls-relay "/proc/$(cat "$DIR/docker-tls.pid")/cmdline" 2>/dev/null; }
+if [ -n "$tls_port" ] && alive "$DIR/docker-tls.pid" && is_tls_relay && tls_ok; then
+    log "daemon relay already on tcp+TLS 127.0.0.1:$tls_port"
+else
+    stop_pidfile "$DIR/docker-tls.pid"
+    tls_port=$(free_port)
+    echo "$tls_port" >"$DIR/docker-tls.port"
+    log "relaying the daemon on tcp+TLS 127.0.0.1:$tls_port"
+    setsid python3 "$(dirname "${BASH_SOURCE[0]}")/tls-relay.py" "$tls_port" \
+        "$TLS/server/cert.pem" "$TLS/server/key.pem" "$TLS/server/ca.pem" "$SOCK" \
+        >"$DIR/docker-tls.log" 2>&1 </dev/null &
+    echo $! >"$DIR/docker-tls.pid"
+    wait_for docker-tls 20 tls_ok || die "the TLS relay did not start; see $DIR/docker-tls.log"
+fi
+
 cat >"$DIR/env" <<EOF
 export DOCKER_HOST=unix://$SOCK
 export REGGIE_TEST_REGISTRY=127.0.0.1:$registry_port
 export REGGIE_TEST_MOTO=http://127.0.0.1:$moto_port
 export REGGIE_TEST_REGISTRY_USER=$PLAIN_USER
 export REGGIE_TEST_REGISTRY_PASSWORD='$PLAIN_PASSWORD'
+export REGGIE_TEST_DOCKER_TCP=tcp://127.0.0.1:$tcp_port
+export REGGIE_TEST_DOCKER_TLS=tcp://127.0.0.1:$tls_port
+export REGGIE_TEST_DOCKER_CERTS=$TLS/client
+export REGGIE_TEST_DOCKER_WRONG_CERTS=$TLS/wrong
 EOF
 log "ready: . $DIR/env"

@@ -82,8 +82,15 @@ pub fn run(args: ImageArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run_async(args))
+    let code = runtime.block_on(run_async(args));
+    // The upload thread of a cancelled build ends as soon as it sees the
+    // body dropped; do not wait for anything else.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }
+
+/// The exit code after SIGINT, as shells report it.
+const INTERRUPTED: i32 = 130;
 
 /// Prints events as plain lines (stderr) or JSON (stdout).
 struct Printer {
@@ -107,8 +114,9 @@ impl Printer {
                 entries,
                 content_bytes,
                 dockerfile,
+                compression,
             } => format!(
-                "context: {entries} entries, {} ({digest}), dockerfile {dockerfile}",
+                "context: {entries} entries, {} ({digest}), dockerfile {dockerfile}, compression {compression}",
                 size(*content_bytes)
             ),
             Event::Upload { bytes, done } => {
@@ -153,7 +161,29 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
         tty: std::io::stderr().is_terminal(),
     };
     let mut on_event = |e: Event| printer.print(&e);
-    let result = build_and_push(&args, &mut on_event).await;
+    // Ctrl-C drops the build (or push) request: the daemon sees the
+    // connection close, cancels the build, and kills and removes the
+    // container of the running step. Nothing else is removed.
+    let interrupt = tokio::signal::ctrl_c();
+    let outcome = {
+        let work = build_and_push(&args, &mut on_event);
+        tokio::pin!(work);
+        tokio::select! {
+            r = &mut work => Some(r),
+            _ = interrupt => None,
+        }
+    };
+    let Some(result) = outcome else {
+        if args.json {
+            printer.print(&Event::Result {
+                ok: false,
+                image_id: None,
+                error: Some("interrupted".into()),
+            });
+        }
+        eprintln!("interrupted: build cancelled");
+        return Ok(INTERRUPTED);
+    };
     match result {
         Ok((image_id, pushed)) => {
             if args.json {

@@ -55,6 +55,12 @@ pub enum EcrError {
     NoToken(String),
     #[error("ECR's authorization token is not base64 of AWS:<password>")]
     BadToken,
+    #[error("the ECR repository {repository} does not exist in account {account} ({region})\n  Create it (`aws ecr create-repository --repository-name {repository}`), or pass --create-repo")]
+    NoRepository {
+        repository: String,
+        account: String,
+        region: String,
+    },
 }
 
 /// Runs AWS SDK work with tracing silenced. At trace level the SDK logs
@@ -126,8 +132,8 @@ pub async fn credentials(host: &EcrHost) -> Result<Credentials, EcrError> {
     })
 }
 
-/// Creates `repository` unless it exists. Returns whether it was created.
-pub async fn ensure_repository(host: &EcrHost, repository: &str) -> Result<bool, EcrError> {
+/// Whether `repository` exists in the registry.
+pub async fn repository_exists(host: &EcrHost, repository: &str) -> Result<bool, EcrError> {
     let client = client(host).await;
     tracing::debug!(repository, "ECR DescribeRepositories");
     let described = quietly(
@@ -139,33 +145,42 @@ pub async fn ensure_repository(host: &EcrHost, repository: &str) -> Result<bool,
     )
     .await;
     match described {
-        Ok(_) => Ok(false),
+        Ok(_) => Ok(true),
         Err(e) => {
             let e = aws_sdk_ecr::Error::from(e);
-            if !matches!(e, aws_sdk_ecr::Error::RepositoryNotFoundException(_)) {
-                return Err(EcrError::Call {
-                    call: "DescribeRepositories",
-                    region: host.region.clone(),
-                    message: describe_sdk_error(&e),
-                });
+            if matches!(e, aws_sdk_ecr::Error::RepositoryNotFoundException(_)) {
+                return Ok(false);
             }
-            tracing::info!(repository, "creating the ECR repository");
-            quietly(
-                client
-                    .create_repository()
-                    .registry_id(host.account.clone())
-                    .repository_name(repository)
-                    .send(),
-            )
-            .await
-            .map_err(|e| EcrError::Call {
-                call: "CreateRepository",
+            Err(EcrError::Call {
+                call: "DescribeRepositories",
                 region: host.region.clone(),
-                message: describe_sdk_error(&aws_sdk_ecr::Error::from(e)),
-            })?;
-            Ok(true)
+                message: describe_sdk_error(&e),
+            })
         }
     }
+}
+
+/// Creates `repository` unless it exists. Returns whether it was created.
+pub async fn ensure_repository(host: &EcrHost, repository: &str) -> Result<bool, EcrError> {
+    if repository_exists(host, repository).await? {
+        return Ok(false);
+    }
+    let client = client(host).await;
+    tracing::info!(repository, "creating the ECR repository");
+    quietly(
+        client
+            .create_repository()
+            .registry_id(host.account.clone())
+            .repository_name(repository)
+            .send(),
+    )
+    .await
+    .map_err(|e| EcrError::Call {
+        call: "CreateRepository",
+        region: host.region.clone(),
+        message: describe_sdk_error(&aws_sdk_ecr::Error::from(e)),
+    })?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod ecr;
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 
 use crate::ship::{daemon, split_tag, Daemon, Event};
@@ -107,15 +109,23 @@ pub async fn push(
     let mut pushed = Vec::new();
     for tag in tags {
         let reference = parse_reference(tag);
-        if options.create_repo {
-            if let Some(host) = ecr::parse_host(&reference.registry) {
-                if ecr::ensure_repository(&host, &reference.repository).await? {
+        let ecr_host = ecr::parse_host(&reference.registry);
+        if let Some(host) = &ecr_host {
+            if options.create_repo {
+                if ecr::ensure_repository(host, &reference.repository).await? {
                     on_event(Event::Push {
                         tag: tag.clone(),
                         status: format!("created ECR repository {}", reference.repository),
                         digest: None,
                     });
                 }
+            } else if !ecr::repository_exists(host, &reference.repository).await? {
+                return Err(ecr::EcrError::NoRepository {
+                    repository: reference.repository.clone(),
+                    account: host.account.clone(),
+                    region: host.region.clone(),
+                }
+                .into());
             }
         }
         let creds = credentials_for(&reference, options).await?;
@@ -141,7 +151,16 @@ pub async fn push(
             }
             None => (tag.clone(), reference.registry.clone(), false),
         };
-        let result = push_one(daemon, &push_name, &server, creds.as_ref(), tag, on_event).await;
+        let result = push_with_retries(
+            daemon,
+            &push_name,
+            &server,
+            creds,
+            tag,
+            ecr_host.as_ref().filter(|_| options.credentials.is_none()),
+            on_event,
+        )
+        .await;
         if temporary {
             let _ = daemon
                 .quick
@@ -176,7 +195,7 @@ async fn push_one(
     creds: Option<&Credentials>,
     shown_tag: &str,
     on_event: &mut (dyn FnMut(Event) + Send),
-) -> Result<Option<String>, PublishError> {
+) -> Result<Option<String>, String> {
     let (repo, tag) = split_tag(name);
     let docker_creds = creds.map(|c| c.docker(server));
     let mut stream = daemon.long.push_image(
@@ -214,32 +233,149 @@ async fn push_one(
                     bollard::errors::Error::DockerStreamError { error } => error,
                     other => daemon::describe(&other),
                 };
-                let lower = message.to_ascii_lowercase();
-                let hint = if lower.contains("unauthorized")
-                    || lower.contains("no basic auth")
-                    || lower.contains("authentication required")
-                    || lower.contains("denied")
-                {
-                    match creds {
-                        Some(c) => format!(
-                            "\n  The registry refused the credentials from {} for user {:?}.",
-                            c.source, c.username
-                        ),
-                        None => "\n  No credentials were found for this registry: `docker login` it, or pass --username and --password-stdin.".to_string(),
-                    }
-                } else {
-                    String::new()
-                };
-                return Err(PublishError::Push {
-                    tag: shown_tag.to_string(),
-                    registry: server.to_string(),
-                    message: message.trim().to_string(),
-                    hint,
-                });
+                return Err(message.trim().to_string());
             }
         }
     }
     Ok(digest)
+}
+
+/// Waits before the retries of a push that failed on the network.
+const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// What a failed push's message says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    /// Connection refused/reset, timeouts: worth another try.
+    Transient,
+    Unauthorized,
+    NoRepository,
+    ImmutableTag,
+    Other,
+}
+
+fn classify(message: &str) -> FailureKind {
+    let m = message.to_ascii_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
+    if any(&[
+        "connection refused",
+        "connection reset",
+        "i/o timeout",
+        "no route to host",
+        "broken pipe",
+        "unexpected eof",
+        "tls handshake timeout",
+        "503 service unavailable",
+        "502 bad gateway",
+    ]) {
+        FailureKind::Transient
+    } else if any(&[
+        "immutable",
+        "imagetagalreadyexists",
+        "cannot be overwritten",
+        "tag_invalid",
+    ]) {
+        FailureKind::ImmutableTag
+    } else if any(&["name unknown", "name_unknown", "repositorynotfound"])
+        || (m.contains("repository") && m.contains("does not exist"))
+    {
+        FailureKind::NoRepository
+    } else if any(&[
+        "unauthorized",
+        "no basic auth",
+        "authentication required",
+        "denied",
+        "403 forbidden",
+    ]) {
+        FailureKind::Unauthorized
+    } else {
+        FailureKind::Other
+    }
+}
+
+/// Pushes, retrying network failures with backoff, and an ECR push
+/// refused for its credentials once with a fresh token.
+async fn push_with_retries(
+    daemon: &Daemon,
+    name: &str,
+    server: &str,
+    mut creds: Option<Credentials>,
+    shown_tag: &str,
+    ecr_host: Option<&ecr::EcrHost>,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Option<String>, PublishError> {
+    let mut retries = 0usize;
+    let mut refreshed = false;
+    loop {
+        let message =
+            match push_one(daemon, name, server, creds.as_ref(), shown_tag, on_event).await {
+                Ok(digest) => return Ok(digest),
+                Err(message) => message,
+            };
+        let kind = classify(&message);
+        if kind == FailureKind::Transient && retries < RETRY_DELAYS.len() {
+            let delay = RETRY_DELAYS[retries];
+            retries += 1;
+            tracing::info!(
+                "push of {shown_tag} to {server} failed ({message}); retry {retries}/{} in {delay:?}",
+                RETRY_DELAYS.len()
+            );
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        if let (FailureKind::Unauthorized, Some(host), false) = (kind, ecr_host, refreshed) {
+            refreshed = true;
+            tracing::info!(
+                "{server} refused the ECR token; fetching a fresh one and retrying once"
+            );
+            creds = Some(ecr::credentials(host).await?);
+            continue;
+        }
+        return Err(push_error(
+            shown_tag,
+            server,
+            &message,
+            kind,
+            creds.as_ref(),
+            retries,
+        ));
+    }
+}
+
+fn push_error(
+    tag: &str,
+    server: &str,
+    message: &str,
+    kind: FailureKind,
+    creds: Option<&Credentials>,
+    retries: usize,
+) -> PublishError {
+    let hint = match kind {
+        FailureKind::Transient => format!(
+            "\n  The registry {server} cannot be reached (tried {} times): check that it is up and that the host and port are right",
+            retries + 1,
+        ),
+        FailureKind::Unauthorized => match creds {
+            Some(c) => format!(
+                "\n  The registry refused the credentials from {} for user {:?}: check them (`docker login {server}`, --username/--password-stdin, or the AWS credentials for ECR).",
+                c.source, c.username
+            ),
+            None => "\n  No credentials were found for this registry: `docker login` it, or pass --username and --password-stdin.".to_string(),
+        },
+        FailureKind::NoRepository => "\n  The repository does not exist in the registry: create it, or pass --create-repo for ECR.".to_string(),
+        FailureKind::ImmutableTag => "\n  The tag already exists and the repository's tags are immutable: push a new tag, or make the tags mutable (`aws ecr put-image-tag-mutability --image-tag-mutability MUTABLE`).".to_string(),
+        FailureKind::Other => String::new(),
+    };
+    PublishError::Push {
+        tag: tag.to_string(),
+        registry: server.to_string(),
+        message: message.to_string(),
+        hint,
+    }
 }
 
 /// `latest: digest: sha256:ab.. size: 527` → `sha256:ab..`.
@@ -269,6 +405,28 @@ mod tests {
             (r.registry.as_str(), r.repository.as_str()),
             ("docker.io", "library/app")
         );
+    }
+
+    #[test]
+    fn failures_classify() {
+        use FailureKind::*;
+        for (m, k) in [
+            ("Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused", Transient),
+            ("read tcp 1.2.3.4:5->6.7.8.9:443: read: connection reset by peer", Transient),
+            ("unauthorized: authentication required", Unauthorized),
+            ("denied: Your authorization token has expired. Reauthenticate and try again.", Unauthorized),
+            ("name unknown: The repository with name 'x' does not exist in the registry with id '123456789012'", NoRepository),
+            ("tag invalid: The image tag 'v1' already exists in the 'x' repository and cannot be overwritten because the repository is immutable.", ImmutableTag),
+            ("something else", Other),
+        ] {
+            assert_eq!(classify(m), k, "{m}");
+        }
+        let e = push_error("a:1", "r:5000", "connection refused", Transient, None, 3).to_string();
+        assert!(e.contains("r:5000") && e.contains("tried 4 times"), "{e}");
+        let e = push_error("a:1", "r", "name unknown", NoRepository, None, 0).to_string();
+        assert!(e.contains("--create-repo"), "{e}");
+        let e = push_error("a:1", "r", "tag invalid", ImmutableTag, None, 0).to_string();
+        assert!(e.contains("new tag") && e.contains("MUTABLE"), "{e}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Connecting to the Docker daemon.
 
+use std::path::Path;
 use std::time::Duration;
 
 use bollard::Docker;
 
+use super::endpoint::{self, Endpoint};
 use crate::publish::auth::urlsafe_registry_headers;
 
 /// How long a quick call (ping, version, tag, inspect) may take.
@@ -18,7 +20,8 @@ const LONG: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 pub struct Daemon {
     pub quick: Docker,
     pub long: Docker,
-    /// What DOCKER_HOST said (or the default socket).
+    /// The daemon's address (DOCKER_HOST, the context's, or the default
+    /// socket), with the context it came from.
     pub host: String,
     /// Whether the daemon is reached over a local socket.
     pub local: bool,
@@ -34,43 +37,118 @@ pub enum DaemonError {
     Unreachable { host: String, reason: String },
     #[error("DOCKER_HOST={host} is not supported: {reason}")]
     Unsupported { host: String, reason: String },
+    #[error("the TLS connection to the Docker daemon at {host} failed: {reason}\n  Check that {ca} is the CA that signed the daemon's certificate, that the certificate names the host you connect to, and that {cert} and {key} are a client certificate the daemon trusts (DOCKER_CERT_PATH, or the context's TLS files)")]
+    Tls {
+        host: String,
+        reason: String,
+        ca: String,
+        cert: String,
+        key: String,
+    },
+    #[error("Docker context {name:?}: {reason}")]
+    Context { name: String, reason: String },
 }
 
-/// The DOCKER_HOST in effect.
+/// The DOCKER_HOST in effect (DOCKER_HOST, the context, or the default
+/// socket).
 pub fn docker_host() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+    endpoint::resolve()
+        .map(|e| e.host)
+        .unwrap_or_else(|_| endpoint::DEFAULT_HOST.to_string())
 }
 
-/// Connects (DOCKER_HOST or the default socket), negotiates the API
-/// version and reads the daemon's architecture.
-pub async fn connect() -> Result<Daemon, DaemonError> {
-    let host = docker_host();
-    let local = host.starts_with("unix://") || host.starts_with('/');
-    if host.starts_with("ssh://") {
+/// Installs aws-lc-rs as rustls' process-wide provider (the one the AWS
+/// SDK uses too); bollard signs with the process default.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}
+
+fn client_for(ep: &Endpoint) -> Result<Docker, DaemonError> {
+    let host = ep.display();
+    let other = |e: bollard::errors::Error| DaemonError::Unsupported {
+        host: host.clone(),
+        reason: describe(&e),
+    };
+    let timeout = QUICK.as_secs();
+    let version = bollard::API_DEFAULT_VERSION;
+    if ep.host.starts_with("ssh://") {
         return Err(DaemonError::Unsupported {
             host,
             reason: "ssh:// hosts are not supported yet; forward the socket (`ssh -L /tmp/d.sock:/var/run/docker.sock host`) and use DOCKER_HOST=unix:///tmp/d.sock".into(),
         });
     }
-    let base = Docker::connect_with_defaults()
-        .map_err(|e| match e {
-            bollard::errors::Error::SocketNotFoundError(path) => DaemonError::Unreachable {
-                host: host.clone(),
+    if ep.host.starts_with("unix://") {
+        let path = ep.host.trim_start_matches("unix://");
+        if !Path::new(path).exists() {
+            return Err(DaemonError::Unreachable {
+                host,
                 reason: format!("no socket at {path}"),
-            },
-            other => DaemonError::Unsupported {
-                host: host.clone(),
-                reason: other.to_string(),
-            },
-        })?
+            });
+        }
+        return Docker::connect_with_unix(&ep.host, timeout, version).map_err(other);
+    }
+    let is_tcp = ep.host.starts_with("tcp://")
+        || ep.host.starts_with("http://")
+        || ep.host.starts_with("https://");
+    if !is_tcp {
+        return Err(DaemonError::Unsupported {
+            host,
+            reason: "use unix://PATH, tcp://HOST:PORT or https://HOST:PORT".into(),
+        });
+    }
+    match &ep.tls {
+        None => Docker::connect_with_http(&ep.host, timeout, version).map_err(other),
+        Some(tls) => {
+            for (what, path) in [
+                ("CA", &tls.ca),
+                ("client certificate", &tls.cert),
+                ("client key", &tls.key),
+            ] {
+                if !path.is_file() {
+                    return Err(DaemonError::Unsupported {
+                        host,
+                        reason: format!(
+                            "TLS is on (DOCKER_TLS_VERIFY or the context) but the {what} {} does not exist; set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem",
+                            path.display()
+                        ),
+                    });
+                }
+            }
+            install_crypto_provider();
+            let host_url = ep.host.replacen("http://", "tcp://", 1);
+            Docker::connect_with_ssl(&host_url, &tls.key, &tls.cert, &tls.ca, timeout, version)
+                .map_err(other)
+        }
+    }
+}
+
+/// Connects (DOCKER_HOST, the Docker context, or the default socket),
+/// negotiates the API version and reads the daemon's architecture.
+pub async fn connect() -> Result<Daemon, DaemonError> {
+    let ep = endpoint::resolve()?;
+    let host = ep.display();
+    let local = ep.is_local();
+    tracing::info!(host = %host, tls = ep.tls.is_some(), "connecting to the Docker daemon");
+    let base = client_for(&ep)?
         .with_request_modifier(urlsafe_registry_headers)
         .with_timeout(QUICK);
-    let unreachable = |e: bollard::errors::Error| DaemonError::Unreachable {
-        host: host.clone(),
-        reason: describe(&e),
+    let unreachable = |e: bollard::errors::Error| {
+        let reason = describe(&e);
+        match &ep.tls {
+            Some(tls) if is_tls_failure(&reason) => DaemonError::Tls {
+                host: host.clone(),
+                reason,
+                ca: tls.ca.display().to_string(),
+                cert: tls.cert.display().to_string(),
+                key: tls.key.display().to_string(),
+            },
+            _ => DaemonError::Unreachable {
+                host: host.clone(),
+                reason,
+            },
+        }
     };
     base.ping().await.map_err(unreachable)?;
     let quick = base.negotiate_version().await.map_err(unreachable)?;
@@ -84,6 +162,13 @@ pub async fn connect() -> Result<Daemon, DaemonError> {
         arch: version.arch,
         version: version.version,
     })
+}
+
+fn is_tls_failure(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    ["certificate", "tls", "handshake", "alert", "unknownissuer"]
+        .iter()
+        .any(|w| r.contains(w))
 }
 
 /// A bollard error in a sentence, with its causes.

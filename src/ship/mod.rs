@@ -7,6 +7,7 @@
 //! the 200 response stream ends the build with the failing step.
 
 pub mod daemon;
+pub mod endpoint;
 pub mod upload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +50,8 @@ pub enum Event {
         entries: u64,
         content_bytes: u64,
         dockerfile: String,
+        /// `none` or `gzip`.
+        compression: &'static str,
     },
     /// Bytes of the request body sent so far.
     Upload {
@@ -255,6 +258,10 @@ pub async fn build(
         entries: survey.entries,
         content_bytes: survey.content_bytes,
         dockerfile: placement.dockerfile_param.clone(),
+        compression: match spec.compression {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+        },
     });
 
     if let (Some(platform), Some(arch)) = (&spec.platform, &daemon.arch) {
