@@ -1105,3 +1105,232 @@ fn ecr_repository_missing_without_create_repo() {
     );
     assert!(!registry_has(&env, "AWS", ECR_PASSWORD, &repo, "v1"));
 }
+
+fn skip_events(out: &Output, name: &str) -> Vec<serde_json::Value> {
+    json_events(out)
+        .into_iter()
+        .filter(|e| e["event"] == name)
+        .collect()
+}
+
+fn skip_result_image_id(out: &Output) -> String {
+    let events = skip_events(out, "result");
+    let id = events
+        .last()
+        .and_then(|e| e["image_id"].as_str())
+        .unwrap_or_else(|| panic!("no image id: {}", text(out)));
+    id.to_string()
+}
+
+fn skip_unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// `--skip-if-exists` with the image in the daemon: the second run builds
+/// nothing and tags the same image; a changed file builds again.
+#[test]
+fn skip_if_exists_reuses_the_local_image() {
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    let first_tag = format!("{}:v1", skip_unique_name("reggie-e2e-skip-local"));
+    let second_tag = format!("{}:v2", skip_unique_name("reggie-e2e-skip-local"));
+    let args = |tag: &str, json: bool| {
+        let mut a = vec!["-t".to_string(), tag.to_string(), "--skip-if-exists".into()];
+        if json {
+            a.push("--json".into());
+        }
+        a.push(".".into());
+        a
+    };
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        reggie(&env, ctx.path(), &a, &[], None)
+    };
+
+    let out = run(args(&first_tag, true));
+    ok(&out);
+    assert!(!skip_events(&out, "step").is_empty(), "{}", text(&out));
+    assert!(skip_events(&out, "skip").is_empty(), "{}", text(&out));
+    let id = skip_result_image_id(&out);
+    let key = inspect(&env, &first_tag)["Config"]["Labels"]["dev.reggie-build.build-key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(key.starts_with("sha256:"), "no build key label");
+
+    let out = run(args(&second_tag, true));
+    ok(&out);
+    assert!(skip_events(&out, "step").is_empty(), "{}", text(&out));
+    assert!(skip_events(&out, "context").is_empty(), "{}", text(&out));
+    let skips = skip_events(&out, "skip");
+    assert_eq!(skips.len(), 1, "{}", text(&out));
+    assert_eq!(skips[0]["image"], id.as_str());
+    assert!(skips[0]["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(skip_result_image_id(&out), id);
+    assert_eq!(inspect(&env, &second_tag)["Id"], id.as_str());
+
+    // Plain output says so in a line.
+    let out = run(args(&first_tag, false));
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "skipped build: image {id} already built from this context"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("step 1/"), "{stderr}");
+
+    // A changed file: another build key, another build.
+    std::fs::write(
+        ctx.path().join("hello.txt"),
+        format!("{}\n", skip_unique_name("changed")),
+    )
+    .unwrap();
+    let out = run(args(&first_tag, true));
+    ok(&out);
+    assert!(!skip_events(&out, "step").is_empty(), "{}", text(&out));
+    assert!(skip_events(&out, "skip").is_empty(), "{}", text(&out));
+    assert_ne!(skip_result_image_id(&out), id);
+}
+
+/// `--skip-if-exists --push` with the image only in the registry (ECR
+/// flow with moto, pushed to the local registry): the labels are read
+/// from the registry, the image is pulled and tagged, the missing tag is
+/// pushed, nothing is built, and no secret reaches the output.
+#[test]
+fn skip_if_exists_reuses_the_registry_image() {
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    let repo = format!("reggie-e2e/{}", skip_unique_name("skip-registry"));
+    let tag = format!("{ECR_HOST}/{repo}:v1");
+    let fresh = format!("{ECR_HOST}/{repo}:v2");
+    let registry = env["REGGIE_TEST_REGISTRY"].clone();
+    let aws = moto_env(&env);
+    let mut extra: Vec<(&str, &str)> = aws.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("RUST_LOG", "trace"));
+    extra.push(("REGGIE_REGISTRY_ENDPOINT", &registry));
+
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &[
+            "-t",
+            &tag,
+            "--push",
+            "--create-repo",
+            "--skip-if-exists",
+            "--json",
+            ".",
+        ],
+        &extra,
+        None,
+    );
+    ok(&out);
+    assert_no_secret(&out, ECR_PASSWORD);
+    assert!(!skip_events(&out, "step").is_empty(), "{}", text(&out));
+    assert!(skip_events(&out, "skip").is_empty(), "{}", text(&out));
+    let id = skip_result_image_id(&out);
+    assert!(registry_has(&env, "AWS", ECR_PASSWORD, &repo, "v1"));
+
+    // Only the registry has it now.
+    docker(&env, Path::new("/"), &["rmi", &tag]);
+
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &[
+            "-t",
+            &tag,
+            "-t",
+            &fresh,
+            "--push",
+            "--skip-if-exists",
+            "--json",
+            ".",
+        ],
+        &extra,
+        None,
+    );
+    ok(&out);
+    assert_no_secret(&out, ECR_PASSWORD);
+    assert!(skip_events(&out, "step").is_empty(), "{}", text(&out));
+    let skips = skip_events(&out, "skip");
+    assert_eq!(skips.len(), 1, "{}", text(&out));
+    assert_eq!(skips[0]["image"], id.as_str());
+    // Found in the registry, not in the daemon.
+    assert!(
+        skips[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&registry)),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(skip_result_image_id(&out), id);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"event\":\"push\""), "{stdout}");
+    assert!(registry_has(&env, "AWS", ECR_PASSWORD, &repo, "v2"));
+    assert_eq!(inspect(&env, &tag)["Id"], id.as_str());
+    assert_eq!(inspect(&env, &fresh)["Id"], id.as_str());
+}
+
+/// `--skip-if-exists --push` when the registry's tag was built from other
+/// inputs: the lookup (Basic auth with --password-stdin) says why at -v,
+/// and the image is built and pushed as without the flag.
+#[test]
+fn skip_if_exists_builds_when_the_registry_image_differs() {
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    let registry = env["REGGIE_TEST_REGISTRY"].clone();
+    let user = env["REGGIE_TEST_REGISTRY_USER"].clone();
+    let password = env["REGGIE_TEST_REGISTRY_PASSWORD"].clone();
+    let repo = format!("reggie-e2e/{}", skip_unique_name("skip-differs"));
+    let tag = format!("{registry}/{repo}:v1");
+    let run = || {
+        reggie(
+            &env,
+            ctx.path(),
+            &[
+                "-v",
+                "-t",
+                &tag,
+                "--push",
+                "--skip-if-exists",
+                "--username",
+                &user,
+                "--password-stdin",
+                "--json",
+                ".",
+            ],
+            &[],
+            Some(&format!("{password}\n")),
+        )
+    };
+    let out = run();
+    ok(&out);
+    assert_no_secret(&out, &password);
+    assert!(!skip_events(&out, "step").is_empty(), "{}", text(&out));
+    let first = skip_result_image_id(&out);
+    docker(&env, Path::new("/"), &["rmi", &tag]);
+
+    std::fs::write(
+        ctx.path().join("hello.txt"),
+        format!("{}\n", skip_unique_name("changed")),
+    )
+    .unwrap();
+    let out = run();
+    ok(&out);
+    assert_no_secret(&out, &password);
+    assert!(!skip_events(&out, "step").is_empty(), "{}", text(&out));
+    assert!(skip_events(&out, "skip").is_empty(), "{}", text(&out));
+    assert_ne!(skip_result_image_id(&out), first);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("built from other inputs"), "{stderr}");
+    assert!(registry_has(&env, &user, &password, &repo, "v1"));
+}

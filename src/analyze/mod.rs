@@ -13,7 +13,7 @@ pub mod report;
 pub mod rules;
 pub mod suggest;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -168,7 +168,7 @@ pub fn analyze(
     opts: &AnalyzeOptions,
 ) -> Result<Analysis, AnalyzeError> {
     let plan = Plan::new(ctx, &opts.plan)?;
-    let annotated = plan.apply(ctx, false)?;
+    let annotated = plan.apply(ctx, false)?.with_sizes();
 
     // Ignore rules written without `**/` that could match deeper down.
     let anchored = findings::anchored_candidates(ctx);
@@ -193,8 +193,8 @@ pub fn analyze(
     // closes; children record their parent by position in `open` instead,
     // resolved when the parent closes.
     let mut pending_children: Vec<Vec<usize>> = vec![Vec::new()];
-    let mut unused_files: Vec<Unused> = Vec::new();
-    let mut by_ext: HashMap<String, Totals> = HashMap::new();
+    let mut unused_files: Vec<UnusedFile> = Vec::new();
+    let mut by_ext: HashMap<Vec<u8>, Totals> = HashMap::new();
     let mut by_kind: BTreeMap<String, Totals> = BTreeMap::new();
     let mut secrets: Vec<(String, String, String)> = Vec::new();
     let mut sent_files: Vec<Vec<u8>> = Vec::new();
@@ -295,16 +295,7 @@ pub fn analyze(
             pending_children.push(Vec::new());
             return Ok(());
         }
-        let size = if entry.kind == FileKind::File {
-            std::fs::symlink_metadata(path)
-                .map_err(|source| AnalyzeError::Stat {
-                    path: path.to_path_buf(),
-                    source,
-                })?
-                .len()
-        } else {
-            0
-        };
+        let size = entry.size;
         before.add(size);
         if collect_sent {
             sent_files.push(entry.rel.to_vec());
@@ -335,14 +326,18 @@ pub fn analyze(
             add_rule_bytes(&mut dir.rule_bytes, rule_index(rules, m), size);
         }
         let ext = extension(name);
-        by_ext.entry(ext).or_default().add(size);
-        unused_files.push(Unused {
-            path: String::from_utf8_lossy(entry.rel).into_owned(),
+        match by_ext.get_mut(ext) {
+            Some(t) => t.add(size),
+            None => {
+                let mut t = Totals::default();
+                t.add(size);
+                by_ext.insert(ext.to_vec(), t);
+            }
+        }
+        unused_files.push(UnusedFile {
+            rel: entry.rel.into(),
             bytes: size,
-            files: 1,
-            kind: file_rule.map_or_else(|| "file".to_string(), |m| m.rule.kind.clone()),
-            rule: file_rule.map(|m| m.rule.id.clone()),
-            why: file_rule.map(|m| m.rule.description.clone()),
+            rule: file_rule.map(|m| rule_index(rules, m)),
         });
         Ok(())
     })?;
@@ -365,23 +360,42 @@ pub fn analyze(
             }
         }
     }
+    let recognized: HashSet<&[u8]> = closed
+        .iter()
+        .filter(|d| d.rule.is_some() && d.needed.files == 0)
+        .map(|d| d.rel.as_slice())
+        .collect();
     for f in &unused_files {
-        if let Some(rule_id) = &f.rule {
-            let inside_recognized = closed
+        if let Some((e, r)) = f.rule {
+            let inside_recognized = f
+                .rel
                 .iter()
-                .filter(|d| d.rule.is_some() && d.needed.files == 0)
-                .any(|d| is_under(f.path.as_bytes(), &d.rel));
+                .enumerate()
+                .filter(|(_, &b)| b == b'/')
+                .any(|(i, _)| recognized.contains(&f.rel[..i]));
             if !inside_recognized {
-                let _ = rule_id;
-                by_kind.entry(f.kind.clone()).or_default().add(f.bytes);
+                let kind = &rules.ecosystems[e].rules[r].kind;
+                by_kind.entry(kind.clone()).or_default().add(f.bytes);
             }
         }
     }
 
     let top_unused = top_unused(rules, &closed, &root_children, &unused_files, opts.top);
-    let mut largest_unused_files = unused_files.clone();
-    largest_unused_files.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.path.cmp(&b.path)));
-    largest_unused_files.truncate(opts.top);
+    // The largest few, without sorting (or copying) them all.
+    let mut order: Vec<usize> = (0..unused_files.len()).collect();
+    let by_size = |a: &usize, b: &usize| {
+        let (x, y) = (&unused_files[*a], &unused_files[*b]);
+        y.bytes.cmp(&x.bytes).then_with(|| x.rel.cmp(&y.rel))
+    };
+    if order.len() > opts.top && opts.top > 0 {
+        order.select_nth_unstable_by(opts.top - 1, by_size);
+    }
+    order.truncate(opts.top);
+    order.sort_by(by_size);
+    let largest_unused_files: Vec<Unused> = order
+        .iter()
+        .map(|&i| unused_files[i].describe(rules))
+        .collect();
     let contributors = contributors(
         closed
             .iter()
@@ -389,7 +403,13 @@ pub fn analyze(
             .filter(|(_, t)| t.files > 0),
     );
     let unused_by_kind = sorted_groups(by_kind.into_iter().collect(), opts.top);
-    let unused_by_extension = sorted_groups(by_ext.into_iter().collect(), opts.top);
+    let unused_by_extension = sorted_groups(
+        by_ext
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+            .collect(),
+        opts.top,
+    );
     let _ = root;
 
     let used: Vec<UsedPath> = plan
@@ -485,15 +505,38 @@ fn ancestors<'a>(closed: &'a [ClosedDir], d: &ClosedDir) -> impl Iterator<Item =
     })
 }
 
-fn is_under(path: &[u8], dir: &[u8]) -> bool {
-    path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
+fn extension(name: &[u8]) -> &[u8] {
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(0) | None => b"(none)",
+        Some(i) => &name[i..],
+    }
 }
 
-fn extension(name: &[u8]) -> String {
-    let name = String::from_utf8_lossy(name);
-    match name.rfind('.') {
-        Some(0) | None => "(none)".to_string(),
-        Some(i) => name[i..].to_string(),
+/// An unused file, kept small: the walk may find hundreds of thousands.
+struct UnusedFile {
+    rel: Box<[u8]>,
+    bytes: u64,
+    rule: Option<(usize, usize)>,
+}
+
+impl UnusedFile {
+    fn describe(&self, rules: &RuleSet) -> Unused {
+        let rule = self.rule.map(|(e, r)| &rules.ecosystems[e].rules[r]);
+        Unused {
+            path: show(&self.rel),
+            bytes: self.bytes,
+            files: 1,
+            kind: rule.map_or_else(|| "file".to_string(), |r| r.kind.clone()),
+            rule: rule.map(|r| r.id.clone()),
+            why: rule.map(|r| r.description.clone()),
+        }
+    }
+
+    fn parent(&self) -> &[u8] {
+        match self.rel.iter().rposition(|&b| b == b'/') {
+            Some(p) => &self.rel[..p],
+            None => b"",
+        }
     }
 }
 
@@ -518,9 +561,14 @@ fn top_unused(
     rules: &RuleSet,
     closed: &[ClosedDir],
     root_children: &[usize],
-    unused_files: &[Unused],
+    unused_files: &[UnusedFile],
     top: usize,
 ) -> Vec<Unused> {
+    let mut files_in: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (i, f) in unused_files.iter().enumerate() {
+        files_in.entry(f.parent()).or_default().push(i);
+    }
+    let mut reported: HashSet<usize> = HashSet::new();
     let mut out = Vec::new();
     let describe = |d: &ClosedDir| -> Unused {
         let (kind, rule, why) = match d.rule.or(d.dominant.map(|(r, _)| r)) {
@@ -565,14 +613,9 @@ fn top_unused(
         if d.rule.is_none() && d.recognized_bytes * 2 >= d.unused.bytes && d.recognized_bytes > 0 {
             // Mostly recognisable parts: report those instead.
             stack.extend(children_of.get(&i).into_iter().flatten());
-            for f in unused_files {
-                let parent_is_d = f
-                    .path
-                    .as_bytes()
-                    .strip_prefix(&d.rel[..])
-                    .is_some_and(|rest| rest.first() == Some(&b'/') && !rest[1..].contains(&b'/'));
-                if parent_is_d {
-                    out.push(f.clone());
+            for &f in files_in.get(d.rel.as_slice()).into_iter().flatten() {
+                if reported.insert(f) {
+                    out.push(unused_files[f].describe(rules));
                 }
             }
             continue;
@@ -580,19 +623,20 @@ fn top_unused(
         out.push(describe(d));
     }
     // Unused files directly in directories the build reads from.
-    let fully_unused_dirs: Vec<&[u8]> = closed
+    let fully_unused_dirs: HashSet<&[u8]> = closed
         .iter()
         .filter(|d| d.needed.files == 0)
         .map(|d| d.rel.as_slice())
         .collect();
-    for f in unused_files {
-        let parent = match f.path.rfind('/') {
-            Some(p) => &f.path.as_bytes()[..p],
-            None => &b""[..],
-        };
-        if !fully_unused_dirs.contains(&parent) && !out.iter().any(|o| o.path == f.path) {
-            out.push(f.clone());
-        }
+    // Only the largest can make the list: no need to describe the rest.
+    let mut loose: Vec<usize> = (0..unused_files.len())
+        .filter(|&i| {
+            !fully_unused_dirs.contains(unused_files[i].parent()) && !reported.contains(&i)
+        })
+        .collect();
+    loose.sort_by(|a, b| unused_files[*b].bytes.cmp(&unused_files[*a].bytes));
+    for &i in loose.iter().take(top) {
+        out.push(unused_files[i].describe(rules));
     }
     out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.path.cmp(&b.path)));
     out.truncate(top);

@@ -3,6 +3,7 @@
 //! ecosystem), embedded in the binary and extendable with the user's own
 //! files.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -95,6 +96,10 @@ pub enum RulesError {
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     pub ecosystems: Vec<Ecosystem>,
+    /// Rules by exact base name, and the rules that need a glob or path
+    /// check, so classifying a file is a hash lookup, not a scan.
+    by_name: HashMap<String, Vec<(usize, usize)>>,
+    by_pattern: Vec<(usize, usize)>,
 }
 
 /// A rule that matched, with the ignore pattern for that entry.
@@ -111,7 +116,27 @@ impl RuleSet {
             .iter()
             .map(|(file, text)| parse(file, text).expect("built-in rules are valid"))
             .collect();
-        RuleSet { ecosystems }
+        RuleSet::indexed(ecosystems)
+    }
+
+    fn indexed(ecosystems: Vec<Ecosystem>) -> RuleSet {
+        let mut by_name: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+        let mut by_pattern = Vec::new();
+        for (e, eco) in ecosystems.iter().enumerate() {
+            for (r, rule) in eco.rules.iter().enumerate() {
+                for n in &rule.names {
+                    by_name.entry(n.clone()).or_default().push((e, r));
+                }
+                if !rule.globs.is_empty() || !rule.paths.is_empty() {
+                    by_pattern.push((e, r));
+                }
+            }
+        }
+        RuleSet {
+            ecosystems,
+            by_name,
+            by_pattern,
+        }
     }
 
     /// The built-in rules plus every `*.toml` in `dir` (a user's rules come
@@ -138,8 +163,7 @@ impl RuleSet {
             user.push(parse(&label, &text)?);
         }
         user.append(&mut set.ecosystems);
-        set.ecosystems = user;
-        Ok(set)
+        Ok(RuleSet::indexed(user))
     }
 
     /// The first rule recognising `rel` (a context-relative path whose last
@@ -157,8 +181,17 @@ impl RuleSet {
             None => rel,
         };
         let name = std::str::from_utf8(name).ok()?;
-        for eco in &self.ecosystems {
-            for rule in &eco.rules {
+        let mut candidates: Vec<(usize, usize)> = self.by_pattern.clone();
+        if let Some(named) = self.by_name.get(name) {
+            candidates.extend_from_slice(named);
+        }
+        // First match in file order wins, as in a plain scan.
+        candidates.sort_unstable();
+        candidates.dedup();
+        for (e, r) in candidates {
+            let eco = &self.ecosystems[e];
+            let rule = &eco.rules[r];
+            {
                 let type_ok = match rule.entry_type {
                     EntryType::Dir => is_dir,
                     EntryType::File => !is_dir,

@@ -8,8 +8,9 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
 use reggie_build::context::digest::DigestSink;
-use reggie_build::context::tarball::{write_context, TarOptions};
+use reggie_build::context::tarball::{write_context, EntrySink, TarOptions};
 
+use super::output::print_stdout;
 use super::ContextArgs;
 
 /// Compression of the written stream.
@@ -58,22 +59,27 @@ pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
 
     let to_stdout = args.output.as_os_str() == "-";
     let target = Output::open(&args.output)?;
-    let mut digest = DigestSink::new();
+    // Hashing costs as much as archiving: only when asked for.
+    let mut digest = args.digest.then(DigestSink::new);
     let result = (|| -> anyhow::Result<()> {
-        let sink_writer = BufWriter::with_capacity(256 * 1024, target.writer()?);
+        let out = BufWriter::with_capacity(256 * 1024, target.writer()?);
+        let sink: &mut dyn EntrySink = match digest.as_mut() {
+            Some(d) => d,
+            None => &mut (),
+        };
         match args.compress {
             Compress::None => {
-                let mut w = sink_writer;
-                write_context(&ctx, &mut w, &options, &mut digest)?;
+                let mut w = out;
+                write_context(&ctx, &mut w, &options, sink)?;
                 w.flush().context("writing the archive")?;
             }
             Compress::Gzip => {
                 let level = flate2::Compression::new(args.level);
-                let mut gz = flate2::write::GzEncoder::new(sink_writer, level);
-                write_context(&ctx, &mut gz, &options, &mut digest)?;
-                gz.finish()
-                    .and_then(|mut w| w.flush())
-                    .context("writing the archive")?;
+                let mut gz = ParallelGzip::new(out, level);
+                let written = write_context(&ctx, &mut gz, &options, sink);
+                let finished = gz.finish();
+                written?;
+                finished.context("writing the archive")?;
             }
         }
         Ok(())
@@ -85,15 +91,88 @@ pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
             return Err(e);
         }
     }
-    if args.digest {
-        let d = digest.finish();
+    if let Some(d) = digest {
+        let d = d.finish();
         if to_stdout {
             eprintln!("{d}");
         } else {
-            println!("{d}");
+            print_stdout(&format!("{d}\n"))?;
         }
     }
     Ok(0)
+}
+
+/// Gzip on a second thread: the walk and file reads run on this one while
+/// the other compresses, as `tar | gzip` does with two processes.
+struct ParallelGzip {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    worker: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+const GZIP_CHUNK: usize = 256 * 1024;
+
+impl ParallelGzip {
+    fn new<W: Write + Send + 'static>(out: W, level: flate2::Compression) -> ParallelGzip {
+        // A few chunks in flight keep both threads busy; memory stays flat.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let worker = std::thread::spawn(move || -> std::io::Result<()> {
+            let mut gz = flate2::write::GzEncoder::new(out, level);
+            for chunk in rx {
+                gz.write_all(&chunk)?;
+            }
+            gz.finish()?.flush()
+        });
+        ParallelGzip {
+            tx: Some(tx),
+            buf: Vec::with_capacity(GZIP_CHUNK),
+            worker: Some(worker),
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(GZIP_CHUNK));
+        let sent = self.tx.as_ref().map(|tx| tx.send(chunk));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The compressor stopped: its own error is reported by finish.
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the compressor stopped",
+            )),
+        }
+    }
+
+    /// Flushes, waits for the compressor and returns its error, if any.
+    fn finish(mut self) -> std::io::Result<()> {
+        let sent = self.send();
+        self.tx = None;
+        let worker = self.worker.take();
+        let joined = match worker {
+            Some(w) => w
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the compressor panicked"))),
+            None => Ok(()),
+        };
+        joined.and(sent)
+    }
+}
+
+impl Write for ParallelGzip {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= GZIP_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Where the archive goes. A regular file is written under a temporary
@@ -130,9 +209,9 @@ impl Output {
         })
     }
 
-    fn writer(&self) -> anyhow::Result<Box<dyn Write>> {
+    fn writer(&self) -> anyhow::Result<Box<dyn Write + Send>> {
         Ok(match self {
-            Output::Stdout => Box::new(std::io::stdout().lock()),
+            Output::Stdout => Box::new(std::io::stdout()),
             Output::Special(p) => Box::new(
                 std::fs::OpenOptions::new()
                     .write(true)

@@ -75,6 +75,11 @@ pub struct ImageArgs {
     /// Read the registry password from stdin.
     #[arg(long)]
     pub password_stdin: bool,
+    /// Skip the build when an image built from the same context,
+    /// Dockerfile, target, build args and platform exists: in the daemon,
+    /// or (with --push) under the first tag in the registry.
+    #[arg(long)]
+    pub skip_if_exists: bool,
 }
 
 pub fn run(args: ImageArgs) -> anyhow::Result<i32> {
@@ -137,6 +142,9 @@ impl Printer {
             Event::Warning { message } => format!("warning: {message}"),
             Event::ImageId { id } => format!("image: {id}"),
             Event::Tag { tag } => format!("tagged: {tag}"),
+            Event::Skip { reason, image } => {
+                format!("skipped build: image {image} already built from this context ({reason})")
+            }
             Event::Push {
                 tag,
                 status,
@@ -319,22 +327,88 @@ async fn build_and_push(
         compression,
         tar,
     };
-    let built = ship::build(&daemon, &spec, on_event).await?;
+    let endpoint = args.registry_endpoint.clone().or_else(|| {
+        std::env::var("REGGIE_REGISTRY_ENDPOINT")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    let options = PushOptions {
+        registry_endpoint: endpoint,
+        create_repo: args.create_repo,
+        credentials,
+    };
+    let prepared = ship::prepare(&daemon, &spec).await?;
+    if args.skip_if_exists {
+        if let Some(done) = skip_existing(args, &daemon, &prepared, &options, on_event).await? {
+            return Ok(done);
+        }
+    }
+    let built = ship::build_prepared(&daemon, &spec, prepared, on_event).await?;
     let mut pushed = Vec::new();
     if args.push {
-        let endpoint = args.registry_endpoint.clone().or_else(|| {
-            std::env::var("REGGIE_REGISTRY_ENDPOINT")
-                .ok()
-                .filter(|s| !s.is_empty())
-        });
-        let options = PushOptions {
-            registry_endpoint: endpoint,
-            create_repo: args.create_repo,
-            credentials,
-        };
         pushed = publish::push(&daemon, &args.tags, &options, on_event).await?;
     }
     Ok((built.image_id, pushed))
+}
+
+/// `--skip-if-exists`: an image with the build key in the daemon, else
+/// (with --push) under the first tag in the registry. `None`: build.
+async fn skip_existing(
+    args: &ImageArgs,
+    daemon: &ship::Daemon,
+    prepared: &ship::Prepared,
+    options: &PushOptions,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> anyhow::Result<Option<(String, Vec<publish::Pushed>)>> {
+    let key = &prepared.build_key;
+    match ship::skip::find_local(daemon, key).await {
+        Ok(Some(id)) => {
+            for tag in &args.tags {
+                ship::skip::tag(daemon, &id, tag).await?;
+            }
+            on_event(Event::Skip {
+                reason: "an image with this build key is in the daemon".into(),
+                image: id.clone(),
+            });
+            for tag in &args.tags {
+                on_event(Event::Tag { tag: tag.clone() });
+            }
+            let mut pushed = Vec::new();
+            if args.push {
+                pushed = publish::push(daemon, &args.tags, options, on_event).await?;
+            }
+            return Ok(Some((id, pushed)));
+        }
+        Ok(None) => tracing::info!("--skip-if-exists: no image with build key {key} in the daemon"),
+        Err(e) => {
+            tracing::info!("--skip-if-exists: cannot search the daemon's images ({e}); building")
+        }
+    }
+    if !args.push {
+        return Ok(None);
+    }
+    let reused = publish::reuse::from_registry(
+        daemon,
+        &args.tags,
+        options,
+        key,
+        &prepared.platform,
+        on_event,
+    )
+    .await;
+    let reused = match reused {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::info!("--skip-if-exists: registry lookup failed ({e}); building");
+            return Ok(None);
+        }
+    };
+    let mut pushed = reused.present;
+    if !reused.missing.is_empty() {
+        pushed.extend(publish::push(daemon, &reused.missing, options, on_event).await?);
+    }
+    Ok(Some((reused.image_id, pushed)))
 }
 
 #[cfg(test)]

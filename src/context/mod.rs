@@ -91,6 +91,8 @@ pub struct Context {
     matcher: Matcher,
     descend: walk::DescendRule,
     include: Option<walk::Include>,
+    /// Whether the walk reads file sizes ([`Entry::size`]).
+    sizes: bool,
 }
 
 impl ContextSpec {
@@ -148,6 +150,7 @@ impl ContextSpec {
             matcher,
             descend,
             include: None,
+            sizes: false,
         })
     }
 
@@ -228,6 +231,13 @@ impl Context {
         let mut ctx = self.clone();
         ctx.include = Some(walk::Include::new(matcher, filter));
         Ok(ctx)
+    }
+
+    /// The same context, with the walk reading each regular file's size
+    /// into [`Entry::size`].
+    pub fn with_sizes(mut self) -> Context {
+        self.sizes = true;
+        self
     }
 
     /// The same context with another ignore file's contents (`label` names

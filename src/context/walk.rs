@@ -71,6 +71,9 @@ pub struct Entry<'a> {
     /// include patterns; `false` for a directory sent only as the parent of
     /// something needed).
     pub needed: bool,
+    /// A regular file's size, when the context was set to read sizes
+    /// ([`Context::with_sizes`]); 0 otherwise and for other kinds.
+    pub size: u64,
 }
 
 /// Errors while walking.
@@ -159,7 +162,7 @@ fn without_trailing_glob(p: &[u8]) -> &[u8] {
 
 struct Frame {
     /// Entries of the directory, sorted by name bytes.
-    entries: std::vec::IntoIter<(OsString, FileKind)>,
+    entries: std::vec::IntoIter<(OsString, FileKind, u64)>,
     /// Length of the directory's relative path in the shared buffer.
     rel_len: usize,
     /// The directory's exclude-pattern results, for its children.
@@ -233,10 +236,11 @@ impl Context {
         };
         let mut rel: Vec<u8> = Vec::with_capacity(256);
         let mut path = self.root.clone();
-        let root_entries = read_sorted(&self.root).map_err(|source| WalkError::ReadDir {
-            path: self.root.clone(),
-            source,
-        })?;
+        let root_entries =
+            read_sorted(&self.root, self.sizes).map_err(|source| WalkError::ReadDir {
+                path: self.root.clone(),
+                source,
+            })?;
         let mut stack = vec![Frame {
             entries: root_entries.into_iter(),
             rel_len: 0,
@@ -247,7 +251,7 @@ impl Context {
         let lazy_parents = self.builder == Builder::BuildKit || self.include.is_some();
 
         while let Some(frame) = stack.last_mut() {
-            let Some((name, kind)) = frame.entries.next() else {
+            let Some((name, kind, size)) = frame.entries.next() else {
                 stack.pop();
                 path.pop();
                 continue;
@@ -326,6 +330,7 @@ impl Context {
                             path: &parent_path,
                             kind: FileKind::Dir,
                             needed: false,
+                            size: 0,
                         })?;
                         stack[i].pending = false;
                     }
@@ -338,10 +343,11 @@ impl Context {
                     path: &path,
                     kind,
                     needed,
+                    size,
                 })?;
             }
             if is_dir {
-                match read_sorted(&path) {
+                match read_sorted(&path, self.sizes) {
                     Ok(entries) => stack.push(Frame {
                         entries: entries.into_iter(),
                         rel_len: rel.len(),
@@ -392,12 +398,25 @@ impl Context {
 
 /// Reads a directory's entries sorted by name bytes, with their kinds from
 /// `readdir` (falling back to `lstat` where the filesystem gives none).
-fn read_sorted(dir: &Path) -> std::io::Result<Vec<(OsString, FileKind)>> {
+///
+/// With `sizes`, regular files are also `stat`ed, relative to the open
+/// directory (cheaper than resolving each full path again).
+fn read_sorted(dir: &Path, sizes: bool) -> std::io::Result<Vec<(OsString, FileKind, u64)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let kind = FileKind::from_file_type(entry.file_type()?);
-        out.push((entry.file_name(), kind));
+        let size = if sizes && kind == FileKind::File {
+            match entry.metadata() {
+                Ok(m) => m.len(),
+                // Deleted since readdir: Docker skips vanished files too.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        } else {
+            0
+        };
+        out.push((entry.file_name(), kind, size));
     }
     out.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     Ok(out)

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod ecr;
+pub mod registry;
+pub mod reuse;
 
 use std::time::Duration;
 

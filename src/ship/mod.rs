@@ -8,6 +8,7 @@
 
 pub mod daemon;
 pub mod endpoint;
+pub mod skip;
 pub mod upload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -76,6 +77,11 @@ pub enum Event {
     },
     Tag {
         tag: String,
+    },
+    /// The build was skipped: an image built from the same inputs exists.
+    Skip {
+        reason: String,
+        image: String,
     },
     Push {
         tag: String,
@@ -175,10 +181,7 @@ pub fn default_labels(ctx: &Context, context_digest: &str) -> BTreeMap<String, S
                 .unwrap_or(0)
         });
     labels.insert("org.opencontainers.image.created".into(), rfc3339(now));
-    labels.insert(
-        "dev.reggie-build.context-digest".into(),
-        context_digest.to_string(),
-    );
+    labels.insert(CONTEXT_DIGEST_LABEL.into(), context_digest.to_string());
     labels
 }
 
@@ -234,17 +237,59 @@ pub fn split_tag(reference: &str) -> (&str, &str) {
     }
 }
 
-/// Uploads the context and runs the build; returns the image id.
-pub async fn build(
-    daemon: &Daemon,
-    spec: &BuildSpec,
-    on_event: &mut (dyn FnMut(Event) + Send),
-) -> Result<Built, ShipError> {
+/// The label holding the context digest.
+pub const CONTEXT_DIGEST_LABEL: &str = "dev.reggie-build.context-digest";
+/// The label holding the build key (see [`build_key`]).
+pub const BUILD_KEY_LABEL: &str = "dev.reggie-build.build-key";
+
+/// What the survey before an upload found: the context digest, the build
+/// key, and how the Dockerfile travels.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub survey: upload::Survey,
+    pub placement: upload::DockerfilePlacement,
+    /// The platform the build is for (`--platform`, or the daemon's).
+    pub platform: String,
+    pub build_key: String,
+}
+
+/// sha256 over everything that decides the image: the context digest,
+/// the Dockerfile's bytes, the target, the build args (sorted) and the
+/// platform. Each field is length-prefixed, so no two inputs collide.
+pub fn build_key(
+    context_digest: &str,
+    dockerfile: &[u8],
+    target: Option<&str>,
+    build_args: &BTreeMap<String, String>,
+    platform: &str,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |tag: &[u8], bytes: &[u8]| {
+        h.update(tag);
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(b"reggie-build-key-v1", b"");
+    field(b"context", context_digest.as_bytes());
+    field(b"dockerfile", dockerfile);
+    field(b"target", target.unwrap_or_default().as_bytes());
+    for (k, v) in build_args {
+        field(b"arg-key", k.as_bytes());
+        field(b"arg-value", v.as_bytes());
+    }
+    field(b"platform", platform.as_bytes());
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Surveys the context (its digest, which build files it sends) and
+/// computes the build key, without sending anything.
+pub async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, ShipError> {
     let ctx = spec.context.clone();
     let tar = spec.tar.clone();
     let survey = tokio::task::spawn_blocking({
         let ctx = ctx.clone();
-        let tar = tar.clone();
         move || upload::survey(&ctx, &tar)
     })
     .await
@@ -253,6 +298,52 @@ pub async fn build(
         message: e.to_string(),
     })??;
     let placement = upload::place_dockerfile(&ctx, &survey).map_err(ShipError::Dockerfile)?;
+    let dockerfile = std::fs::read(ctx.dockerfile()).map_err(ShipError::Dockerfile)?;
+    let platform = spec
+        .platform
+        .clone()
+        .unwrap_or_else(|| format!("linux/{}", daemon.arch.as_deref().unwrap_or("unknown")));
+    let build_key = build_key(
+        &survey.digest,
+        &dockerfile,
+        spec.target.as_deref(),
+        &spec.build_args,
+        &platform,
+    );
+    Ok(Prepared {
+        survey,
+        placement,
+        platform,
+        build_key,
+    })
+}
+
+/// Surveys the context, uploads it and runs the build; returns the image
+/// id.
+pub async fn build(
+    daemon: &Daemon,
+    spec: &BuildSpec,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Built, ShipError> {
+    let prepared = prepare(daemon, spec).await?;
+    build_prepared(daemon, spec, prepared, on_event).await
+}
+
+/// Uploads the context [`prepare`] surveyed and runs the build.
+pub async fn build_prepared(
+    daemon: &Daemon,
+    spec: &BuildSpec,
+    prepared: Prepared,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Built, ShipError> {
+    let ctx = spec.context.clone();
+    let tar = spec.tar.clone();
+    let Prepared {
+        survey,
+        placement,
+        build_key,
+        ..
+    } = prepared;
     on_event(Event::Context {
         digest: survey.digest.clone(),
         entries: survey.entries,
@@ -277,6 +368,7 @@ pub async fn build(
     }
 
     let mut labels = default_labels(&ctx, &survey.digest);
+    labels.insert(BUILD_KEY_LABEL.into(), build_key);
     labels.extend(spec.labels.clone());
     let options = bollard::query_parameters::BuildImageOptions {
         dockerfile: placement.dockerfile_param.clone(),
@@ -504,6 +596,34 @@ mod tests {
             ("localhost:5000/a", "latest")
         );
         assert_eq!(split_tag("localhost:5000/a:v2"), ("localhost:5000/a", "v2"));
+    }
+
+    #[test]
+    fn ship_build_key_covers_every_input() {
+        let args: BTreeMap<String, String> = [("A".to_string(), "1".to_string())].into();
+        let base = build_key("sha256:c", b"FROM x", Some("t"), &args, "linux/amd64");
+        assert!(base.starts_with("sha256:") && base.len() == 71, "{base}");
+        assert_eq!(
+            base,
+            build_key("sha256:c", b"FROM x", Some("t"), &args, "linux/amd64")
+        );
+        let other_args: BTreeMap<String, String> = [("A".to_string(), "2".to_string())].into();
+        for other in [
+            build_key("sha256:d", b"FROM x", Some("t"), &args, "linux/amd64"),
+            build_key("sha256:c", b"FROM y", Some("t"), &args, "linux/amd64"),
+            build_key("sha256:c", b"FROM x", None, &args, "linux/amd64"),
+            build_key("sha256:c", b"FROM x", Some("t"), &other_args, "linux/amd64"),
+            build_key(
+                "sha256:c",
+                b"FROM x",
+                Some("t"),
+                &BTreeMap::new(),
+                "linux/amd64",
+            ),
+            build_key("sha256:c", b"FROM x", Some("t"), &args, "linux/arm64"),
+        ] {
+            assert_ne!(base, other);
+        }
     }
 
     #[test]
