@@ -131,7 +131,14 @@ impl<W: Write> TarWriter<W> {
             path: entry.path.to_path_buf(),
             source,
         };
-        let meta = std::fs::symlink_metadata(entry.path).map_err(read_err)?;
+        let stat;
+        let meta = match entry.metadata {
+            Some(m) => m,
+            None => {
+                stat = std::fs::symlink_metadata(entry.path).map_err(read_err)?;
+                &stat
+            }
+        };
         let mut header = HeaderFields {
             name: entry.rel.to_vec(),
             mode: meta.mode() & 0o7777,
@@ -415,18 +422,19 @@ fn ustar_block(
     // Checksum: sum of all bytes with the checksum field as spaces.
     b[148..156].copy_from_slice(b"        ");
     let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
-    let text = format!("{sum:06o}\0 ");
-    b[148..156].copy_from_slice(text.as_bytes());
+    octal(&mut b[148..155], u64::from(sum));
+    b[155] = b' ';
     b
 }
 
-/// Writes `value` as zero-padded octal with a trailing NUL.
-fn octal(field: &mut [u8], value: u64) {
+/// Writes `value` as zero-padded octal with a trailing NUL (keeping the
+/// low digits if it does not fit, as callers check the range first).
+fn octal(field: &mut [u8], mut value: u64) {
     let digits = field.len() - 1;
-    let text = format!("{value:0digits$o}");
-    let text = text.as_bytes();
-    let start = text.len().saturating_sub(digits);
-    field[..digits].copy_from_slice(&text[start..]);
+    for slot in field[..digits].iter_mut().rev() {
+        *slot = b'0' + (value & 7) as u8;
+        value >>= 3;
+    }
     field[digits] = 0;
 }
 

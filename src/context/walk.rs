@@ -74,7 +74,13 @@ pub struct Entry<'a> {
     /// A regular file's size, when the context was set to read sizes
     /// ([`Context::with_sizes`]); 0 otherwise and for other kinds.
     pub size: u64,
+    /// The entry's `lstat`, read relative to its open directory, when the
+    /// context was set to read sizes (not for lazily sent parents).
+    pub metadata: Option<&'a std::fs::Metadata>,
 }
+
+/// Metadata read with the directory listing, when asked for.
+type Meta = Option<std::fs::Metadata>;
 
 /// Errors while walking.
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +168,7 @@ fn without_trailing_glob(p: &[u8]) -> &[u8] {
 
 struct Frame {
     /// Entries of the directory, sorted by name bytes.
-    entries: std::vec::IntoIter<(OsString, FileKind, u64)>,
+    entries: std::vec::IntoIter<(OsString, FileKind, Meta)>,
     /// Length of the directory's relative path in the shared buffer.
     rel_len: usize,
     /// The directory's exclude-pattern results, for its children.
@@ -251,7 +257,7 @@ impl Context {
         let lazy_parents = self.builder == Builder::BuildKit || self.include.is_some();
 
         while let Some(frame) = stack.last_mut() {
-            let Some((name, kind, size)) = frame.entries.next() else {
+            let Some((name, kind, meta)) = frame.entries.next() else {
                 stack.pop();
                 path.pop();
                 continue;
@@ -331,6 +337,7 @@ impl Context {
                             kind: FileKind::Dir,
                             needed: false,
                             size: 0,
+                            metadata: None,
                         })?;
                         stack[i].pending = false;
                     }
@@ -338,12 +345,17 @@ impl Context {
                 if let (true, Some(i)) = (needed, include_rule) {
                     summary.include_hits[i] += 1;
                 }
+                let size = match (&meta, kind) {
+                    (Some(m), FileKind::File) => m.len(),
+                    _ => 0,
+                };
                 visit(&Entry {
                     rel: &rel,
                     path: &path,
                     kind,
                     needed,
                     size,
+                    metadata: meta.as_ref(),
                 })?;
             }
             if is_dir {
@@ -401,22 +413,22 @@ impl Context {
 ///
 /// With `sizes`, regular files are also `stat`ed, relative to the open
 /// directory (cheaper than resolving each full path again).
-fn read_sorted(dir: &Path, sizes: bool) -> std::io::Result<Vec<(OsString, FileKind, u64)>> {
+fn read_sorted(dir: &Path, sizes: bool) -> std::io::Result<Vec<(OsString, FileKind, Meta)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let kind = FileKind::from_file_type(entry.file_type()?);
-        let size = if sizes && kind == FileKind::File {
+        let meta = if sizes {
             match entry.metadata() {
-                Ok(m) => m.len(),
+                Ok(m) => Some(m),
                 // Deleted since readdir: Docker skips vanished files too.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
         } else {
-            0
+            None
         };
-        out.push((entry.file_name(), kind, size));
+        out.push((entry.file_name(), kind, meta));
     }
     out.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     Ok(out)
