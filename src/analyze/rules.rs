@@ -181,14 +181,31 @@ impl RuleSet {
             None => rel,
         };
         let name = std::str::from_utf8(name).ok()?;
-        let mut candidates: Vec<(usize, usize)> = self.by_pattern.clone();
-        if let Some(named) = self.by_name.get(name) {
-            candidates.extend_from_slice(named);
-        }
-        // First match in file order wins, as in a plain scan.
-        candidates.sort_unstable();
-        candidates.dedup();
-        for (e, r) in candidates {
+        let named: &[(usize, usize)] = self.by_name.get(name).map_or(&[], Vec::as_slice);
+        // Both lists are in file order; merge them so the first match in
+        // file order wins, as in a plain scan, without allocating.
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let (e, r) = match (self.by_pattern.get(i), named.get(j)) {
+                (Some(&a), Some(&b)) if a == b => {
+                    i += 1;
+                    j += 1;
+                    a
+                }
+                (Some(&a), Some(&b)) if a < b => {
+                    i += 1;
+                    a
+                }
+                (_, Some(&b)) => {
+                    j += 1;
+                    b
+                }
+                (Some(&a), None) => {
+                    i += 1;
+                    a
+                }
+                (None, None) => break,
+            };
             let eco = &self.ecosystems[e];
             let rule = &eco.rules[r];
             {
