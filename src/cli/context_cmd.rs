@@ -62,7 +62,7 @@ pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
     // Hashing costs as much as archiving: only when asked for.
     let mut digest = args.digest.then(DigestSink::new);
     let result = (|| -> anyhow::Result<()> {
-        let out = BufWriter::with_capacity(256 * 1024, target.writer()?);
+        let out = BufWriter::with_capacity(64 * 1024, target.writer()?);
         let sink: &mut dyn EntrySink = match digest.as_mut() {
             Some(d) => d,
             None => &mut (),

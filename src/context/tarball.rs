@@ -95,7 +95,9 @@ pub fn write_context<W: Write>(
 ) -> Result<TarStats, TarError> {
     let mut writer = TarWriter::new(out);
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    // Small enough to stay in cache: with 256 KiB the kernel's copy into
+    // it was half the time of a whole-monorepo archive; 32 KiB matches tar.
+    let mut buf = vec![0u8; 32 * 1024];
     ctx.walk::<TarError, _>(|entry| writer.append(entry, options, &mut links, &mut buf, sink))?;
     writer.finish()
 }
