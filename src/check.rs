@@ -65,11 +65,8 @@ pub fn check(
 ) -> Result<Verdict, AnalyzeError> {
     let ctx = target.spec.resolve()?;
     let plan = Plan::new(&ctx, &target.plan)?;
-    let measured_ctx = if opts.full {
-        plan.apply(&ctx, false)?
-    } else {
-        plan.apply(&ctx, true)?
-    };
+    // Sizes come from the walk's directory-relative stat.
+    let measured_ctx = plan.apply(&ctx, !opts.full)?.with_sizes();
     let mut uploaded = Totals::default();
     let mut dirs: HashMap<Vec<u8>, Totals> = HashMap::new();
     let mut secrets = Vec::new();
@@ -77,16 +74,7 @@ pub fn check(
         if e.kind == FileKind::Dir {
             return Ok(());
         }
-        let size = if e.kind == FileKind::File {
-            std::fs::symlink_metadata(e.path)
-                .map_err(|source| AnalyzeError::Stat {
-                    path: e.path.to_path_buf(),
-                    source,
-                })?
-                .len()
-        } else {
-            0
-        };
+        let size = e.size;
         uploaded.files += 1;
         uploaded.bytes += size;
         // Tally the file into its ancestors up to three levels deep.

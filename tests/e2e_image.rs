@@ -505,13 +505,7 @@ fn push_through_ecr_with_moto_to_local_registry() {
     let Some(env) = services() else { return };
     let ctx = scratch_context();
     // moto keeps its repositories across runs: a fresh name each time.
-    let repo = format!(
-        "reggie-e2e/ecr-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
+    let repo = skip_unique_name("reggie-e2e/ecr");
     let tag = format!("{ECR_HOST}/{repo}:v1");
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let aws = moto_env(&env);
@@ -1082,13 +1076,7 @@ fn registry_down_is_retried_then_named() {
 fn ecr_repository_missing_without_create_repo() {
     let Some(env) = services() else { return };
     let ctx = scratch_context();
-    let repo = format!(
-        "reggie-e2e/missing-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
+    let repo = skip_unique_name("reggie-e2e/missing");
     let tag = format!("{ECR_HOST}/{repo}:v1");
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let aws = moto_env(&env);

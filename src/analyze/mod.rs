@@ -35,11 +35,6 @@ pub enum AnalyzeError {
     Context(#[from] ContextError),
     #[error(transparent)]
     Include(#[from] crate::context::ignore::CompileError),
-    #[error("cannot read {path}: {source}")]
-    Stat {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 /// Options of an analysis.
@@ -172,9 +167,9 @@ pub fn analyze(
 
     // Ignore rules written without `**/` that could match deeper down.
     let anchored = findings::anchored_candidates(ctx);
-    let anchored_patterns: Vec<Pattern> = anchored
+    let anchored_patterns: Vec<&Pattern> = anchored
         .iter()
-        .map(|&i| Pattern::new(ctx.matcher().rules()[i].pattern.as_bytes()))
+        .map(|&i| &ctx.matcher().rules()[i].pattern)
         .collect();
     let mut anchored_hits: Vec<Totals> = vec![Totals::default(); anchored.len()];
 
@@ -283,7 +278,7 @@ pub fn analyze(
         if entry.kind == FileKind::Dir {
             let rule = rules
                 .classify(entry.rel, true, &has_child, &|| None)
-                .map(|m| rule_index(rules, m));
+                .map(|m| m.index);
             open.push(OpenDir {
                 rel: entry.rel.to_vec(),
                 needed: Totals::default(),
@@ -323,7 +318,7 @@ pub fn analyze(
         }
         dir.unused.add(size);
         if let Some(m) = file_rule {
-            add_rule_bytes(&mut dir.rule_bytes, rule_index(rules, m), size);
+            add_rule_bytes(&mut dir.rule_bytes, m.index, size);
         }
         let ext = extension(name);
         match by_ext.get_mut(ext) {
@@ -337,7 +332,7 @@ pub fn analyze(
         unused_files.push(UnusedFile {
             rel: entry.rel.into(),
             bytes: size,
-            rule: file_rule.map(|m| rule_index(rules, m)),
+            rule: file_rule.map(|m| m.index),
         });
         Ok(())
     })?;
@@ -475,17 +470,6 @@ pub fn contributors<'a>(dirs: impl Iterator<Item = (&'a [u8], Totals)>) -> Vec<G
     list.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.name.cmp(&b.name)));
     list.truncate(20);
     list
-}
-
-fn rule_index(rules: &RuleSet, m: rules::RuleMatch<'_>) -> (usize, usize) {
-    for (e, eco) in rules.ecosystems.iter().enumerate() {
-        for (r, rule) in eco.rules.iter().enumerate() {
-            if std::ptr::eq(rule, m.rule) {
-                return (e, r);
-            }
-        }
-    }
-    (0, 0)
 }
 
 fn add_rule_bytes(list: &mut Vec<((usize, usize), u64)>, rule: (usize, usize), bytes: u64) {

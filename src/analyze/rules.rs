@@ -107,6 +107,8 @@ pub struct RuleSet {
 pub struct RuleMatch<'a> {
     pub ecosystem: &'a Ecosystem,
     pub rule: &'a Rule,
+    /// `(ecosystem, rule)` indexes into [`RuleSet::ecosystems`].
+    pub index: (usize, usize),
 }
 
 impl RuleSet {
@@ -245,6 +247,7 @@ impl RuleSet {
                 return Some(RuleMatch {
                     ecosystem: eco,
                     rule,
+                    index: (e, r),
                 });
             }
         }

@@ -360,7 +360,8 @@ mod tests {
     use super::*;
     use std::fs;
 
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    /// A temporary tree of `(path, contents)` files, for the discover tests.
+    pub(crate) fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for (path, text) in files {
             let p = dir.path().join(path);

@@ -652,17 +652,8 @@ fn sst_component(callee: &Expr) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
 
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let p = dir.path().join(path);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(p, text).unwrap();
-        }
-        dir
-    }
+    use crate::discover::tests::tree;
 
     /// name, context, dockerfile, target, source, resolved, warnings
     type Row = (
