@@ -197,19 +197,58 @@ fn scratch_build_matches_docker_build() {
     let Some(env) = services() else { return };
     let ctx = repo_root().join("fixtures/reggie");
     let df = "../image/scratch.Dockerfile";
-    let out = reggie(
-        &env,
-        &ctx,
-        &["-f", df, "-t", "reggie-e2e-scratch:ours", "--no-cache", "."],
-        &[],
-        None,
+    // Both of the daemon's builders, from the minimal context, against
+    // the classic `docker build` of the whole one.
+    for builder in ["classic", "buildkit"] {
+        let tag = format!("reggie-e2e-scratch:ours-{builder}");
+        let out = reggie(
+            &env,
+            &ctx,
+            &[
+                "-f",
+                df,
+                "-t",
+                &tag,
+                "--no-cache",
+                "--builder",
+                builder,
+                ".",
+            ],
+            &[],
+            None,
+        );
+        ok(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("upload: "), "{stderr}");
+        assert!(stderr.contains("step 2/"), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.trim().starts_with("sha256:"), "{stdout}");
+    }
+    let stderr_of_buildkit = {
+        let out = reggie(
+            &env,
+            &ctx,
+            &["-f", df, "-t", "reggie-e2e-scratch:again", "."],
+            &[],
+            None,
+        );
+        ok(&out);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // BuildKit's progress is decoded, never dumped: numbered operations
+    // with their state, and no base64 trace items.
+    assert!(
+        stderr_of_buildkit.contains(" CACHED"),
+        "{stderr_of_buildkit}"
     );
-    ok(&out);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("upload: "), "{stderr}");
-    assert!(stderr.contains("step 2/"), "{stderr}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.trim().starts_with("sha256:"), "{stdout}");
+    assert!(
+        stderr_of_buildkit.contains("#1 [internal] load remote build context"),
+        "{stderr_of_buildkit}"
+    );
+    assert!(
+        !stderr_of_buildkit.contains("moby.buildkit.trace"),
+        "{stderr_of_buildkit}"
+    );
 
     docker(
         &env,
@@ -225,13 +264,15 @@ fn scratch_build_matches_docker_build() {
             ".",
         ],
     );
-    let ours = image_fs(&env, "reggie-e2e-scratch:ours");
     let theirs = image_fs(&env, "reggie-e2e-scratch:docker");
-    assert!(ours.contains_key("app/app/main.py"), "{:?}", ours.keys());
-    assert!(ours.contains_key("app/requirements.txt"));
-    assert_same_fs(&ours, &theirs);
+    for builder in ["classic", "buildkit"] {
+        let ours = image_fs(&env, &format!("reggie-e2e-scratch:ours-{builder}"));
+        assert!(ours.contains_key("app/app/main.py"), "{:?}", ours.keys());
+        assert!(ours.contains_key("app/requirements.txt"));
+        assert_same_fs(&ours, &theirs);
+    }
 
-    let labels = &inspect(&env, "reggie-e2e-scratch:ours")["Config"]["Labels"];
+    let labels = &inspect(&env, "reggie-e2e-scratch:ours-buildkit")["Config"]["Labels"];
     for key in [
         "org.opencontainers.image.created",
         "dev.reggie-build.context-digest",
@@ -291,7 +332,13 @@ fn dockerfile_travels_but_stays_invisible() {
         let df = df.to_str().unwrap();
         let ours = format!("reggie-e2e-visible:{name}-ours");
         let theirs = format!("reggie-e2e-visible:{name}-docker");
-        let out = reggie(&env, &ctx, &["-f", df, "-t", &ours, "."], &[], None);
+        let out = reggie(
+            &env,
+            &ctx,
+            &["-f", df, "-t", &ours, "--builder", "classic", "."],
+            &[],
+            None,
+        );
         ok(&out);
         docker(
             &env,
@@ -316,7 +363,15 @@ fn failing_run_step_names_the_step() {
     let out = reggie(
         &env,
         &fixtures,
-        &["-f", "fails.Dockerfile", "-t", "reggie-e2e-fails:x", "."],
+        &[
+            "-f",
+            "fails.Dockerfile",
+            "-t",
+            "reggie-e2e-fails:x",
+            "--builder",
+            "classic",
+            ".",
+        ],
         &[],
         None,
     );
@@ -333,6 +388,81 @@ fn failing_run_step_names_the_step() {
         "log tail missing: {stderr}"
     );
     assert!(!stderr.contains("never reached"), "{stderr}");
+}
+
+#[test]
+fn failing_run_step_names_the_step_with_buildkit() {
+    let Some(env) = services() else { return };
+    let fixtures = repo_root().join("fixtures/image");
+    let out = reggie(
+        &env,
+        &fixtures,
+        // The test daemon runs without a bridge network (--bridge=none).
+        &[
+            "-f",
+            "fails.Dockerfile",
+            "-t",
+            "reggie-e2e-fails:bk",
+            "--network",
+            "none",
+            ".",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("build failed at [3/4] RUN echo \"about to fail\" && exit 3")
+            && stderr.contains("exit code: 3"),
+        "{stderr}"
+    );
+    let tail = stderr
+        .split_once("last output:")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    assert!(tail.contains("about to fail"), "log tail missing: {stderr}");
+    assert!(!stderr.contains("never reached"), "{stderr}");
+}
+
+/// BuildKit builds from the archive as sent, so a Dockerfile the ignore
+/// file excludes can only travel visibly: the build warns when a COPY of
+/// the root would pick it up, and otherwise the image is what the
+/// classic `docker build` makes.
+#[test]
+fn buildkit_upload_with_an_excluded_dockerfile() {
+    let Some(env) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path();
+    std::fs::create_dir_all(ctx.join("sub")).unwrap();
+    std::fs::write(ctx.join("sub/b.txt"), "b\n").unwrap();
+    std::fs::write(ctx.join("secret.txt"), "no\n").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "Dockerfile\nsecret.txt\n").unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY sub /sub\n").unwrap();
+    let out = reggie(&env, ctx, &["-t", "reggie-e2e-bkdf:sub", "."], &[], None);
+    ok(&out);
+    assert!(!text(&out).contains("travels as"), "{}", text(&out));
+    docker(
+        &env,
+        ctx,
+        &["build", "-q", "-t", "reggie-e2e-bkdf:docker", "."],
+    );
+    assert_same_fs(
+        &image_fs(&env, "reggie-e2e-bkdf:sub"),
+        &image_fs(&env, "reggie-e2e-bkdf:docker"),
+    );
+
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /ctx/\n").unwrap();
+    let out = reggie(&env, ctx, &["-t", "reggie-e2e-bkdf:root", "."], &[], None);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: the Dockerfile is not part of the context sent, so it travels as .dockerfile."),
+        "{stderr}"
+    );
+    let fs = image_fs(&env, "reggie-e2e-bkdf:root");
+    assert!(fs.contains_key("ctx/sub/b.txt"), "{:?}", fs.keys());
+    assert!(!fs.contains_key("ctx/secret.txt"), "{:?}", fs.keys());
 }
 
 #[test]
@@ -363,6 +493,8 @@ fn busybox_build_with_target_args_labels_tags_and_json() {
             "reggie-e2e-bb:two",
             "--compress",
             "gzip",
+            "--network",
+            "none",
             "--json",
             ".",
         ],
@@ -745,6 +877,33 @@ fn compression_of(out: &Output) -> String {
 /// build request's connection closes).
 #[test]
 fn ctrl_c_cancels_the_build() {
+    ctrl_c_cancels(DaemonBuilder::Classic);
+}
+
+#[test]
+fn ctrl_c_cancels_the_buildkit_build() {
+    ctrl_c_cancels(DaemonBuilder::BuildKit);
+}
+
+#[derive(PartialEq)]
+enum DaemonBuilder {
+    Classic,
+    BuildKit,
+}
+
+/// Whether a process on this machine has `needle` in its command line
+/// (BuildKit runs RUN steps with runc, not as daemon containers).
+fn process_running(needle: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|p| {
+        std::fs::read(p.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+    })
+}
+
+fn ctrl_c_cancels(builder: DaemonBuilder) {
     use std::io::BufRead;
     let Some(env) = services() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -757,13 +916,18 @@ fn ctrl_c_cancels_the_build() {
     );
     std::fs::write(
         dir.path().join("Dockerfile"),
-        format!("FROM reggie-busybox:latest\nRUN sleep 30 # {nonce}\n"),
+        format!("FROM reggie-busybox:latest\nRUN sleep 30; echo {nonce}\n"),
     )
     .unwrap();
     let home = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_reggie-build"))
         .current_dir(dir.path())
         .args(["image", "-t", "reggie-e2e-ctrlc:x", "."])
+        .args(match builder {
+            DaemonBuilder::Classic => ["--builder", "classic"],
+            DaemonBuilder::BuildKit => ["--builder", "buildkit"],
+        })
+        .args(["--network", "none"])
         .envs(&env)
         .env("HOME", home.path())
         .env("DOCKER_CONFIG", home.path().join(".docker"))
@@ -788,7 +952,23 @@ fn ctrl_c_cancels_the_build() {
             .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
             .unwrap_or_else(|_| panic!("the RUN step never started: {seen:?}"));
         seen.push(line.clone());
-        if line.contains("Running in") && seen.iter().any(|l| l.contains("step 2/")) {
+        let step_started = seen.iter().any(|l| l.contains("step 2/"));
+        let running = match builder {
+            DaemonBuilder::Classic => line.contains("Running in"),
+            DaemonBuilder::BuildKit => process_running(&nonce),
+        };
+        if step_started && running {
+            break;
+        }
+        if builder == DaemonBuilder::BuildKit && step_started {
+            // BuildKit prints nothing until the step writes output.
+            for _ in 0..100 {
+                if process_running(&nonce) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            assert!(process_running(&nonce), "the RUN step never ran: {seen:?}");
             break;
         }
     }
@@ -831,6 +1011,17 @@ fn ctrl_c_cancels_the_build() {
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
     assert!(leftover.is_empty(), "build container left: {leftover}");
+    // And the step's process is gone (BuildKit kills it with the build).
+    for _ in 0..40 {
+        if !process_running(&nonce) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        !process_running(&nonce),
+        "the RUN step still runs after SIGINT"
+    );
 }
 
 /// DOCKER_HOST=tcp://… (plain) and with DOCKER_TLS_VERIFY: both build,

@@ -44,6 +44,10 @@ pub struct ImageArgs {
     /// An image label (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// The network of RUN steps: default, host, none (or, for the classic
+    /// builder, a network name), as `docker build --network`.
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
     /// Do not use the build cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -137,7 +141,22 @@ impl Printer {
                 number,
                 total,
                 instruction,
-            } => format!("step {number}/{total}: {instruction}"),
+                stage,
+            } => match stage {
+                Some(stage) => format!("step {number}/{total} ({stage}): {instruction}"),
+                None => format!("step {number}/{total}: {instruction}"),
+            },
+            Event::Vertex {
+                index,
+                name,
+                status,
+                seconds,
+            } => match (*status, seconds) {
+                ("started", _) => format!("#{index} {name}"),
+                ("cached", _) => format!("#{index} CACHED"),
+                (status, Some(s)) => format!("#{index} {} {s:.1}s", status.to_uppercase()),
+                (status, None) => format!("#{index} {}", status.to_uppercase()),
+            },
             Event::Log { line } => format!("  | {line}"),
             Event::Warning { message } => format!("warning: {message}"),
             Event::ImageId { id } => format!("image: {id}"),
@@ -326,6 +345,11 @@ async fn build_and_push(
         pull: args.pull,
         compression,
         tar,
+        network: args.network.clone(),
+        builder: match args.context.builder {
+            super::BuilderArg::Buildkit => ship::DaemonBuilder::BuildKit,
+            super::BuilderArg::Classic => ship::DaemonBuilder::Classic,
+        },
     };
     let endpoint = args.registry_endpoint.clone().or_else(|| {
         std::env::var("REGGIE_REGISTRY_ENDPOINT")

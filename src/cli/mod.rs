@@ -114,7 +114,8 @@ pub struct ContextArgs {
     /// The Dockerfile (default: PATH/Dockerfile).
     #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
     pub file: Option<PathBuf>,
-    /// Reproduce BuildKit's rules (default) or the classic builder's.
+    /// Reproduce BuildKit's rules (default) or the classic builder's; for
+    /// `image`, also the daemon's builder that runs the build.
     #[arg(long, value_enum, default_value_t = BuilderArg::Buildkit)]
     pub builder: BuilderArg,
 }

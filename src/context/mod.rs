@@ -233,6 +233,19 @@ impl Context {
         Ok(ctx)
     }
 
+    /// Whether the include patterns (if any) reach `rel`, a context-root
+    /// relative path: what a build restricted by [`Context::with_includes`]
+    /// can read there. Without includes, everything is reachable.
+    pub fn reaches(&self, rel: &[u8]) -> bool {
+        match &self.include {
+            None => true,
+            Some(inc) => inc
+                .matcher
+                .matches_or_parent_matches(rel)
+                .is_ok_and(|v| v.excluded),
+        }
+    }
+
     /// The same context, with the walk reading each regular file's size
     /// into [`Entry::size`].
     pub fn with_sizes(mut self) -> Context {

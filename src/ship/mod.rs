@@ -1,11 +1,18 @@
 //! Building an image through the Docker daemon.
 //!
 //! The context (minimal or whole) is streamed as the body of the Engine
-//! API's `/build` call (the classic builder, `version=1`: BuildKit over the
-//! API needs a gRPC session the daemon dials back into, which is far more
-//! machinery than an upload). Progress arrives as events; an error inside
-//! the 200 response stream ends the build with the failing step.
+//! API's `/build` call, for the classic builder (`version=1`) or BuildKit
+//! (`version=2`, with the session bollard opens for registry credentials).
+//! Progress arrives as events (BuildKit's decoded by [`buildkit`]); an
+//! error inside the 200 response stream ends the build with the failing
+//! step.
+//!
+//! The two builders read the upload differently: the classic one applies
+//! the root `.dockerignore` it finds in it again, BuildKit builds from the
+//! archive exactly as sent (it applies ignore files only to contexts it
+//! syncs itself). [`upload::place_dockerfile`] accounts for both.
 
+pub mod buildkit;
 pub mod daemon;
 pub mod endpoint;
 pub mod skip;
@@ -24,6 +31,15 @@ use crate::context::Context;
 pub use daemon::{connect, Daemon, DaemonError};
 pub use upload::Compression;
 
+/// The daemon's builder to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonBuilder {
+    /// The classic builder (`DOCKER_BUILDKIT=0`).
+    Classic,
+    /// BuildKit, as `docker build` runs it by default since Docker 23.
+    BuildKit,
+}
+
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct BuildSpec {
@@ -39,6 +55,10 @@ pub struct BuildSpec {
     pub pull: bool,
     pub compression: Compression,
     pub tar: TarOptions,
+    pub builder: DaemonBuilder,
+    /// The network of RUN steps (`default`, `host`, `none`, or a network
+    /// name for the classic builder).
+    pub network: Option<String>,
 }
 
 /// Something that happened, for progress output (`--json` prints these).
@@ -59,11 +79,25 @@ pub enum Event {
         bytes: u64,
         done: bool,
     },
-    /// A Dockerfile step began (`Step 2/5 : COPY ...`).
+    /// A Dockerfile step began (`Step 2/5 : COPY ...`, BuildKit's
+    /// `[stage 2/5] COPY ...`).
     Step {
         number: u32,
         total: u32,
         instruction: String,
+        /// The stage, when BuildKit names it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
+    },
+    /// A BuildKit operation changed state (`started` for those that are
+    /// not Dockerfile steps, then `done`, `cached` or `error`), numbered
+    /// as `docker buildx build --progress=plain` numbers them.
+    Vertex {
+        index: u32,
+        name: String,
+        status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seconds: Option<f64>,
     },
     /// A line of build output.
     Log {
@@ -130,6 +164,16 @@ pub enum ShipError {
     NoImage,
     #[error("{what}: {message}")]
     Api { what: String, message: String },
+}
+
+/// Adds what to do to daemon messages whose cause is known.
+fn with_hint(message: &str) -> String {
+    if message.contains("network bridge not found") {
+        return format!(
+            "{message} (the daemon has no bridge network, e.g. dockerd --bridge=none: pass --network host or --network none)"
+        );
+    }
+    message.to_string()
 }
 
 fn step_failure(step: &Option<String>, message: &str, tail: &[String]) -> String {
@@ -297,7 +341,8 @@ pub async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, Ship
         what: "surveying the context".into(),
         message: e.to_string(),
     })??;
-    let placement = upload::place_dockerfile(&ctx, &survey).map_err(ShipError::Dockerfile)?;
+    let placement =
+        upload::place_dockerfile(&ctx, &survey, spec.builder).map_err(ShipError::Dockerfile)?;
     let dockerfile = std::fs::read(ctx.dockerfile()).map_err(ShipError::Dockerfile)?;
     let platform = spec
         .platform
@@ -367,6 +412,19 @@ pub async fn build_prepared(
         }
     }
 
+    if spec.builder == DaemonBuilder::BuildKit {
+        if let Some(extra) = placement.extra.first() {
+            if ctx.reaches(extra.name.as_bytes()) {
+                on_event(Event::Warning {
+                    message: format!(
+                        "the Dockerfile is not part of the context sent, so it travels as {}; BuildKit removes nothing from an uploaded context, so a COPY of the context root will copy it too (--builder classic removes it before any COPY)",
+                        extra.name
+                    ),
+                });
+            }
+        }
+    }
+
     let mut labels = default_labels(&ctx, &survey.digest);
     labels.insert(BUILD_KEY_LABEL.into(), build_key);
     labels.extend(spec.labels.clone());
@@ -386,7 +444,15 @@ pub async fn build_prepared(
         labels: Some(labels.into_iter().collect::<HashMap<_, _>>()),
         platform: spec.platform.clone().unwrap_or_default(),
         target: spec.target.clone().unwrap_or_default(),
-        version: bollard::query_parameters::BuilderVersion::BuilderV1,
+        networkmode: spec.network.clone(),
+        version: match spec.builder {
+            DaemonBuilder::Classic => bollard::query_parameters::BuilderVersion::BuilderV1,
+            DaemonBuilder::BuildKit => bollard::query_parameters::BuilderVersion::BuilderBuildKit,
+        },
+        // bollard serves the session BuildKit dials back into (registry
+        // credentials); the context itself is the request body.
+        session: (spec.builder == DaemonBuilder::BuildKit)
+            .then(|| format!("reggie-build-{}", upload::random_hex(20))),
         ..Default::default()
     };
 
@@ -416,10 +482,11 @@ pub async fn build_prepared(
                 match item {
                     Ok(info) => state.handle(info, on_event),
                     Err(bollard::errors::Error::DockerStreamError { error }) => {
+                        let (step, log_tail) = state.failure();
                         failure = Some(ShipError::Step {
-                            step: state.current_step.clone(),
-                            message: error.trim().to_string(),
-                            log_tail: state.tail.iter().cloned().collect(),
+                            step,
+                            message: with_hint(error.trim()),
+                            log_tail,
                         });
                         break;
                     }
@@ -494,7 +561,7 @@ pub async fn build_prepared(
         image_id,
         context_digest: survey.digest,
         uploaded_bytes: sent.load(Ordering::Relaxed),
-        steps: state.steps,
+        steps: state.steps + state.buildkit.steps,
     })
 }
 
@@ -505,6 +572,7 @@ struct StreamState {
     tail: std::collections::VecDeque<String>,
     partial: String,
     image_id: Option<String>,
+    buildkit: buildkit::Progress,
 }
 
 const TAIL: usize = 10;
@@ -515,9 +583,17 @@ impl StreamState {
         info: bollard::models::BuildInfo,
         on_event: &mut (dyn FnMut(Event) + Send),
     ) {
-        if let Some(aux) = info.aux.and_then(|a| a.id) {
-            self.image_id = Some(aux.clone());
-            on_event(Event::ImageId { id: aux });
+        match info.aux {
+            Some(bollard::models::BuildInfoAux::Default(bollard::models::ImageId {
+                id: Some(id),
+            })) => {
+                self.image_id = Some(id.clone());
+                on_event(Event::ImageId { id });
+            }
+            Some(bollard::models::BuildInfoAux::BuildKit(status)) => {
+                self.buildkit.handle(&status, on_event);
+            }
+            _ => {}
         }
         if let Some(text) = info.stream {
             self.partial.push_str(&text);
@@ -536,6 +612,20 @@ impl StreamState {
                 self.line(&line, on_event);
             }
         }
+    }
+
+    /// The step that failed and its last lines of output.
+    fn failure(&self) -> (Option<String>, Vec<String>) {
+        if self.buildkit.steps > 0 || self.steps == 0 {
+            let (step, tail) = self.buildkit.failure();
+            if step.is_some() {
+                return (step, tail);
+            }
+        }
+        (
+            self.current_step.clone(),
+            self.tail.iter().cloned().collect(),
+        )
     }
 
     fn line(&mut self, line: &str, on_event: &mut (dyn FnMut(Event) + Send)) {
@@ -568,6 +658,7 @@ fn parse_step(line: &str) -> Option<Event> {
         number: n.trim().parse().ok()?,
         total: total.trim().parse().ok()?,
         instruction: instruction.trim().to_string(),
+        stage: None,
     })
 }
 
@@ -582,6 +673,7 @@ mod tests {
                 number,
                 total,
                 instruction,
+                stage: None,
             }) => assert_eq!((number, total, instruction.as_str()), (2, 5, "COPY a /b")),
             other => panic!("{other:?}"),
         }

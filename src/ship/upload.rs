@@ -115,7 +115,11 @@ pub struct DockerfilePlacement {
 }
 
 /// Decides how the Dockerfile travels (see the module docs).
-pub fn place_dockerfile(ctx: &Context, survey: &Survey) -> io::Result<DockerfilePlacement> {
+pub fn place_dockerfile(
+    ctx: &Context,
+    survey: &Survey,
+    builder: super::DaemonBuilder,
+) -> io::Result<DockerfilePlacement> {
     let rel = ctx
         .dockerfile_rel()
         .and_then(|r| std::str::from_utf8(r).ok())
@@ -127,6 +131,19 @@ pub fn place_dockerfile(ctx: &Context, survey: &Survey) -> io::Result<Dockerfile
         });
     }
     let content = std::fs::read(ctx.dockerfile())?;
+    if builder == super::DaemonBuilder::BuildKit {
+        // BuildKit deletes nothing from an uploaded archive: the Dockerfile
+        // goes under a name no COPY source but the context root reaches.
+        let name = format!(".dockerfile.{}", random_hex(20));
+        return Ok(DockerfilePlacement {
+            dockerfile_param: name.clone(),
+            extra: vec![ExtraEntry {
+                name,
+                mode: 0o600,
+                content,
+            }],
+        });
+    }
     let root_ignore = ctx.root().join(".dockerignore");
     let ignore_is_root = ctx.ignore_file().is_some_and(|i| i.path == root_ignore);
     if let Some(rel) = rel.filter(|r| r.is_ascii() && r.len() < 100) {
@@ -166,7 +183,7 @@ pub fn place_dockerfile(ctx: &Context, survey: &Survey) -> io::Result<Dockerfile
     })
 }
 
-fn random_hex(len: usize) -> String {
+pub(crate) fn random_hex(len: usize) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     let now = std::time::SystemTime::now()
