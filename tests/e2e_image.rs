@@ -100,6 +100,17 @@ fn reggie(
 }
 
 fn docker(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
+    let out = docker_may_fail(env, cwd, args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed:\n{}",
+        text(&out)
+    );
+    out
+}
+
+/// Runs the docker CLI (classic builder, no user config) on the test daemon.
+fn docker_may_fail(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new("docker");
     cmd.current_dir(cwd).args(args).env("DOCKER_BUILDKIT", "0");
     for (k, v) in env {
@@ -107,13 +118,7 @@ fn docker(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
     }
     let home = tempfile::tempdir().unwrap();
     cmd.env("DOCKER_CONFIG", home.path());
-    let out = cmd.output().expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed:\n{}",
-        text(&out)
-    );
-    out
+    cmd.output().expect("run docker")
 }
 
 fn text(out: &Output) -> String {
@@ -463,6 +468,90 @@ fn buildkit_upload_with_an_excluded_dockerfile() {
     let fs = image_fs(&env, "reggie-e2e-bkdf:root");
     assert!(fs.contains_key("ctx/sub/b.txt"), "{:?}", fs.keys());
     assert!(!fs.contains_key("ctx/secret.txt"), "{:?}", fs.keys());
+}
+
+/// A base image in a registry that needs credentials: each builder pulls
+/// it with the ones docker's config holds for that registry, and fails
+/// clearly without them.
+#[test]
+fn private_base_image_pulled_with_docker_config_credentials() {
+    use base64::Engine;
+    let Some(env) = services() else { return };
+    let registry = env["REGGIE_TEST_REGISTRY"].clone();
+    let user = env["REGGIE_TEST_REGISTRY_USER"].clone();
+    let password = env["REGGIE_TEST_REGISTRY_PASSWORD"].clone();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path().to_str().unwrap().to_string();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        config.path().join("config.json"),
+        serde_json::json!({ "auths": { registry.clone(): { "auth": auth } } }).to_string(),
+    )
+    .unwrap();
+
+    // Publish a base, then forget it locally so that builds must pull.
+    let base = format!(
+        "{registry}/reggie-e2e/private-base:{}",
+        skip_unique_name("v")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM reggie-busybox:latest\nCOPY marker /marker\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("marker"), "base\n").unwrap();
+    let out = reggie(
+        &env,
+        dir.path(),
+        &["-t", &base, "--push", "."],
+        &[("DOCKER_CONFIG", &cfg)],
+        None,
+    );
+    ok(&out);
+    docker(&env, Path::new("/"), &["rmi", &base]);
+
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN cat /marker > /copied\n"),
+    )
+    .unwrap();
+    for builder in ["buildkit", "classic"] {
+        let tag = format!("reggie-e2e-private:{builder}");
+        let args = [
+            "-t",
+            &tag,
+            "--builder",
+            builder,
+            "--network",
+            "none",
+            "--no-cache",
+            ".",
+        ];
+        let denied = reggie(&env, dir.path(), &args, &[], None);
+        assert_eq!(
+            denied.status.code(),
+            Some(1),
+            "{builder}: {}",
+            text(&denied)
+        );
+        assert!(
+            text(&denied).contains("a base image needs credentials: `docker login`"),
+            "{builder}: {}",
+            text(&denied)
+        );
+        let out = reggie(&env, dir.path(), &args, &[("DOCKER_CONFIG", &cfg)], None);
+        ok(&out);
+        assert_no_secret(&out, &password);
+        let fs = image_fs(&env, &tag);
+        assert_eq!(
+            fs.get("copied").map(|f| f.5.as_slice()),
+            Some(&b"base\n"[..]),
+            "{builder}"
+        );
+        // The classic builder keeps the pulled base under its name.
+        let _ = docker_may_fail(&env, Path::new("/"), &["rmi", &base]);
+    }
 }
 
 #[test]

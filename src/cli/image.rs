@@ -306,19 +306,32 @@ async fn build_and_push(
 
     let build_args = parse_build_args(&args.build_args)?;
     let ctx = args.context.spec().resolve()?;
-    let uploaded = if args.full {
-        ctx.clone()
-    } else {
-        let plan = Plan::new(
-            &ctx,
-            &PlanOptions {
-                target: args.target.clone(),
-                build_args: build_args.clone(),
-                platform: args.platform.clone(),
-            },
-        )?;
-        plan.apply(&ctx, true)?
+    let plan = Plan::new(
+        &ctx,
+        &PlanOptions {
+            target: args.target.clone(),
+            build_args: build_args.clone(),
+            platform: args.platform.clone(),
+        },
+    );
+    // `--full` builds whatever the Dockerfile says, as docker does: a
+    // Dockerfile the planner cannot read only costs the base images'
+    // credentials there.
+    let (uploaded, bases) = match (args.full, plan) {
+        (true, plan) => (
+            ctx.clone(),
+            plan.map(|p| p.external_bases).unwrap_or_default(),
+        ),
+        (false, plan) => {
+            let plan = plan?;
+            (plan.apply(&ctx, true)?, plan.external_bases)
+        }
     };
+    let base_images: Vec<String> = bases.into_iter().map(|b| b.image).collect();
+    let (pull_credentials, problems) = publish::pull_credentials(&base_images).await;
+    for message in problems {
+        on_event(Event::Warning { message });
+    }
 
     let daemon = ship::connect().await?;
     let compression = match args.compress {
@@ -346,6 +359,7 @@ async fn build_and_push(
         compression,
         tar,
         network: args.network.clone(),
+        pull_credentials,
         builder: match args.context.builder {
             super::BuilderArg::Buildkit => ship::DaemonBuilder::BuildKit,
             super::BuilderArg::Classic => ship::DaemonBuilder::Classic,

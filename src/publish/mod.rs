@@ -101,6 +101,41 @@ pub async fn credentials_for(
     Ok(auth::from_docker_config(&reference.registry)?)
 }
 
+/// Credentials for pulling a build's base images, keyed by registry (as
+/// [`parse_reference`] names it: `docker.io`, `host:port`, ...), found the
+/// way a push finds them (ECR tokens, docker config). Registries with none
+/// configured are left out: public images need none, and the daemon names
+/// a pull it is refused. Lookups that fail are returned as messages, to
+/// warn about, not to stop the build.
+pub async fn pull_credentials(
+    images: &[String],
+) -> (std::collections::BTreeMap<String, Credentials>, Vec<String>) {
+    let mut found = std::collections::BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut registries: Vec<String> = images.iter().map(|i| parse_reference(i).registry).collect();
+    registries.sort();
+    registries.dedup();
+    for registry in registries {
+        let looked_up = match ecr::parse_host(&registry) {
+            Some(host) => ecr::credentials(&host)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            None => auth::from_docker_config(&registry).map_err(|e| e.to_string()),
+        };
+        match looked_up {
+            Ok(Some(c)) => {
+                found.insert(registry, c);
+            }
+            Ok(None) => {}
+            Err(e) => problems.push(format!(
+                "no credentials for the base images on {registry}: {e}"
+            )),
+        }
+    }
+    (found, problems)
+}
+
 /// Pushes every tag of the image; returns the digests.
 pub async fn push(
     daemon: &Daemon,

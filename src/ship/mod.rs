@@ -59,6 +59,34 @@ pub struct BuildSpec {
     /// The network of RUN steps (`default`, `host`, `none`, or a network
     /// name for the classic builder).
     pub network: Option<String>,
+    /// Credentials the daemon may use to pull base images, by registry
+    /// (`docker.io`, `host:port`).
+    pub pull_credentials: BTreeMap<String, crate::publish::Credentials>,
+}
+
+/// The credentials map in the form each builder looks registries up:
+/// BuildKit asks its session for a host (Docker Hub's is
+/// `registry-1.docker.io`), the classic builder reads `X-Registry-Config`
+/// keyed like docker's config (Docker Hub's is its v1 index URL).
+fn registry_config(
+    creds: &BTreeMap<String, crate::publish::Credentials>,
+    builder: DaemonBuilder,
+) -> Option<HashMap<String, bollard::auth::DockerCredentials>> {
+    if creds.is_empty() {
+        return None;
+    }
+    let map = creds
+        .iter()
+        .map(|(registry, c)| {
+            let key = match (registry.as_str(), builder) {
+                ("docker.io", DaemonBuilder::BuildKit) => "registry-1.docker.io",
+                ("docker.io", DaemonBuilder::Classic) => "https://index.docker.io/v1/",
+                (other, _) => other,
+            };
+            (key.to_string(), c.docker(key))
+        })
+        .collect();
+    Some(map)
 }
 
 /// Something that happened, for progress output (`--json` prints these).
@@ -171,6 +199,11 @@ fn with_hint(message: &str) -> String {
     if message.contains("network bridge not found") {
         return format!(
             "{message} (the daemon has no bridge network, e.g. dockerd --bridge=none: pass --network host or --network none)"
+        );
+    }
+    if message.contains("no basic auth credentials") || message.contains("401 Unauthorized") {
+        return format!(
+            "{message} (a base image needs credentials: `docker login` its registry, or configure a credential helper in docker's config; ECR registries use your AWS credentials)"
         );
     }
     message.to_string()
@@ -458,10 +491,11 @@ pub async fn build_prepared(
 
     let up = upload::start(ctx.clone(), tar, placement.extra, spec.compression);
     let sent = up.sent.clone();
-    let mut stream =
-        daemon
-            .long
-            .build_image(options, None, Some(bollard::body_try_stream(up.body)));
+    let mut stream = daemon.long.build_image(
+        options,
+        registry_config(&spec.pull_credentials, spec.builder),
+        Some(bollard::body_try_stream(up.body)),
+    );
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_reported = 0u64;
@@ -716,6 +750,44 @@ mod tests {
         ] {
             assert_ne!(base, other);
         }
+    }
+
+    #[test]
+    fn registry_config_keys_per_builder() {
+        let creds: BTreeMap<String, crate::publish::Credentials> = ["docker.io", "127.0.0.1:5000"]
+            .into_iter()
+            .map(|r| {
+                (
+                    r.to_string(),
+                    crate::publish::Credentials {
+                        username: "u".into(),
+                        secret: "p".into(),
+                        source: "test".into(),
+                    },
+                )
+            })
+            .collect();
+        assert!(registry_config(&BTreeMap::new(), DaemonBuilder::BuildKit).is_none());
+        for (builder, hub) in [
+            (DaemonBuilder::BuildKit, "registry-1.docker.io"),
+            (DaemonBuilder::Classic, "https://index.docker.io/v1/"),
+        ] {
+            let map = registry_config(&creds, builder).unwrap_or_default();
+            let mut keys: Vec<&str> = map.keys().map(String::as_str).collect();
+            keys.sort();
+            let mut want = vec![hub, "127.0.0.1:5000"];
+            want.sort();
+            assert_eq!(keys, want);
+            assert_eq!(map[hub].serveraddress.as_deref(), Some(hub));
+            assert_eq!(map[hub].password.as_deref(), Some("p"));
+        }
+    }
+
+    #[test]
+    fn known_failures_say_what_to_do() {
+        assert!(with_hint("network bridge not found").contains("--network host"));
+        assert!(with_hint("x: no basic auth credentials").contains("docker login"));
+        assert_eq!(with_hint("exit code: 3"), "exit code: 3");
     }
 
     #[test]
