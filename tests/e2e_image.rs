@@ -554,6 +554,70 @@ fn private_base_image_pulled_with_docker_config_credentials() {
     }
 }
 
+/// `ssh://` daemons through `ssh HOST docker system dial-stdio`, with
+/// both builders (BuildKit's session travels over the same connection),
+/// and a refused login named with what ssh said.
+#[test]
+fn builds_over_ssh() {
+    let Some(env) = services() else { return };
+    let config = env["REGGIE_TEST_SSH_CONFIG"].clone();
+    let ctx = scratch_context();
+    let ssh = format!("ssh -F {config}");
+    let mut over_ssh = env.clone();
+    over_ssh.insert("DOCKER_HOST".into(), "ssh://reggie-test".into());
+    for builder in ["buildkit", "classic"] {
+        let tag = format!("reggie-e2e-ssh:{builder}");
+        let out = reggie(
+            &over_ssh,
+            ctx.path(),
+            &["-t", &tag, "--builder", builder, "--json", "."],
+            &[("REGGIE_SSH_COMMAND", &ssh)],
+            None,
+        );
+        ok(&out);
+        // A remote daemon: the upload is compressed.
+        assert_eq!(compression_of(&out), "gzip", "{}", text(&out));
+        assert!(image_fs(&env, &tag).contains_key("hello.txt"));
+    }
+
+    let nobody = tempfile::tempdir().unwrap();
+    let bad_config = nobody.path().join("ssh_config");
+    let refused = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("IdentityFile") {
+                format!(
+                    "    IdentityFile {}",
+                    nobody.path().join("no-such-key").display()
+                )
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&bad_config, refused).unwrap();
+    let out = reggie(
+        &over_ssh,
+        ctx.path(),
+        &["-t", "reggie-e2e-ssh:refused", "."],
+        &[(
+            "REGGIE_SSH_COMMAND",
+            &format!("ssh -F {}", bad_config.display()),
+        )],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ssh://reggie-test")
+            && stderr.contains("Permission denied")
+            && stderr.contains("REGGIE_SSH_COMMAND"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn busybox_build_with_target_args_labels_tags_and_json() {
     let Some(env) = services() else { return };

@@ -74,6 +74,7 @@ stop_pidfile() {
 if [ "${1:-}" = stop ]; then
     stop_pidfile "$DIR/docker-tcp.pid"
     stop_pidfile "$DIR/docker-tls.pid"
+    stop_pidfile "$DIR/sshd.pid"
     stop_pidfile "$DIR/moto.pid"
     stop_pidfile "$DIR/registry.pid"
     stop_pidfile "$DIR/docker.pid"
@@ -92,6 +93,8 @@ dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing ${need_apt[*]}"
     $SUDO apt-get update -qq
@@ -303,6 +306,55 @@ else
     wait_for docker-tls 20 tls_ok || die "the TLS relay did not start; see $DIR/docker-tls.log"
 fi
 
+# An sshd on 127.0.0.1 for ssh:// daemons: key login only, and sessions
+# get DOCKER_HOST so that `docker system dial-stdio` reaches the private
+# daemon. ssh_config holds everything a client needs (key, port, no
+# known-hosts prompt); tests pass it with REGGIE_SSH_COMMAND="ssh -F ...".
+SSHD="$DIR/sshd"
+ssh_ok() { ssh -F "$SSHD/ssh_config" reggie-test true; }
+ssh_port=
+[ -s "$DIR/sshd.port" ] && ssh_port=$(cat "$DIR/sshd.port")
+if [ -n "$ssh_port" ] && alive "$DIR/sshd.pid" && ssh_ok; then
+    log "sshd already on 127.0.0.1:$ssh_port"
+else
+    stop_pidfile "$DIR/sshd.pid"
+    rm -rf "$SSHD"
+    mkdir -p "$SSHD" /run/sshd
+    chmod 700 "$SSHD"
+    ssh-keygen -q -t ed25519 -N '' -f "$SSHD/host_key"
+    ssh-keygen -q -t ed25519 -N '' -f "$SSHD/client_key"
+    cp "$SSHD/client_key.pub" "$SSHD/authorized_keys"
+    ssh_port=$(free_port)
+    echo "$ssh_port" >"$DIR/sshd.port"
+    cat >"$SSHD/sshd_config" <<CONF
+ListenAddress 127.0.0.1
+Port $ssh_port
+HostKey $SSHD/host_key
+PidFile $DIR/sshd.pid
+AuthorizedKeysFile $SSHD/authorized_keys
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+SetEnv DOCKER_HOST=unix://$SOCK
+CONF
+    cat >"$SSHD/ssh_config" <<CONF
+Host reggie-test
+    HostName 127.0.0.1
+    Port $ssh_port
+    User $(id -un)
+    IdentityFile $SSHD/client_key
+    IdentitiesOnly yes
+    StrictHostKeyChecking no
+    UserKnownHostsFile /dev/null
+    LogLevel ERROR
+CONF
+    log "starting sshd on 127.0.0.1:$ssh_port"
+    /usr/sbin/sshd -f "$SSHD/sshd_config" -E "$DIR/sshd.log"
+    wait_for sshd 20 ssh_ok || die "sshd did not start; see $DIR/sshd.log"
+fi
+
 cat >"$DIR/env" <<EOF
 export DOCKER_HOST=unix://$SOCK
 export REGGIE_TEST_REGISTRY=127.0.0.1:$registry_port
@@ -313,5 +365,6 @@ export REGGIE_TEST_DOCKER_TCP=tcp://127.0.0.1:$tcp_port
 export REGGIE_TEST_DOCKER_TLS=tcp://127.0.0.1:$tls_port
 export REGGIE_TEST_DOCKER_CERTS=$TLS/client
 export REGGIE_TEST_DOCKER_WRONG_CERTS=$TLS/wrong
+export REGGIE_TEST_SSH_CONFIG=$SSHD/ssh_config
 EOF
 log "ready: . $DIR/env"

@@ -30,10 +30,18 @@ pub struct Daemon {
     pub version: Option<String>,
 }
 
+fn unreachable_hint(host: &str) -> &'static str {
+    if host.starts_with("ssh://") {
+        "Check that `ssh HOST docker system dial-stdio` works from this shell (key, agent, ~/.ssh/config, docker installed there); REGGIE_SSH_COMMAND=\"ssh -F FILE\" passes ssh options"
+    } else {
+        "Start it (`sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST at a running one, e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock or DOCKER_HOST=tcp://127.0.0.1:2375"
+    }
+}
+
 /// Errors reaching the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot reach the Docker daemon at {host}: {reason}\n  Start it (`sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST at a running one, e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock or DOCKER_HOST=tcp://127.0.0.1:2375")]
+    #[error("cannot reach the Docker daemon at {host}: {reason}\n  {}", unreachable_hint(.host))]
     Unreachable { host: String, reason: String },
     #[error("DOCKER_HOST={host} is not supported: {reason}")]
     Unsupported { host: String, reason: String },
@@ -74,10 +82,19 @@ fn client_for(ep: &Endpoint) -> Result<Docker, DaemonError> {
     let timeout = QUICK.as_secs();
     let version = bollard::API_DEFAULT_VERSION;
     if ep.host.starts_with("ssh://") {
-        return Err(DaemonError::Unsupported {
-            host,
-            reason: "ssh:// hosts are not supported yet; forward the socket (`ssh -L /tmp/d.sock:/var/run/docker.sock host`) and use DOCKER_HOST=unix:///tmp/d.sock".into(),
-        });
+        let target = super::ssh::parse(&ep.host).map_err(|reason| DaemonError::Unsupported {
+            host: host.clone(),
+            reason,
+        })?;
+        let transport =
+            move |req: bollard::BollardRequest| super::ssh::request(target.clone(), req);
+        return Docker::connect_with_custom_transport(
+            transport,
+            Some("http://docker"),
+            timeout,
+            version,
+        )
+        .map_err(other);
     }
     if ep.host.starts_with("unix://") {
         let path = ep.host.trim_start_matches("unix://");

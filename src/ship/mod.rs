@@ -16,6 +16,7 @@ pub mod buildkit;
 pub mod daemon;
 pub mod endpoint;
 pub mod skip;
+pub mod ssh;
 pub mod upload;
 
 use std::collections::{BTreeMap, HashMap};

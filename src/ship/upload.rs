@@ -18,6 +18,11 @@
 //!   `.dockerignore`, the appended one also names itself and disappears
 //!   too; when it does, the appended one is the original plus that line
 //!   (what the docker CLI sends for a Dockerfile outside the context).
+//!
+//! BuildKit builds from an uploaded archive exactly as sent (it applies
+//! ignore files only to contexts it syncs itself), so for it the Dockerfile
+//! is appended under a `.dockerfile.<random>` name alone: only a COPY of
+//! the context root can see it, and the build warns when one can.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
