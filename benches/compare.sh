@@ -270,6 +270,14 @@ else
         '"$RB" image . -f backend/Dockerfile.scratch -t bench:reggie' \
         'docker build -q -f backend/Dockerfile.scratch -t bench:docker .' \
         '<= 1/20 of `docker build`' 0.05
+    # A context with nothing to trim (`COPY . /app/` of backend): both sides
+    # send the same files, so this measures reggie-build's own overhead.
+    printf 'FROM scratch\nCOPY . /app/\n' >"$WORK/minimal.Dockerfile"
+    pair '`image backend` (already minimal: `COPY . /app/`)' \
+        "\"\$RB\" image backend -f $WORK/minimal.Dockerfile -t bench:reggie-min" \
+        "docker build -q -f $WORK/minimal.Dockerfile -t bench:docker-min backend" \
+        'no slower than `docker build`' 1.0
+    MEM_CMDS+=("\"\$RB\" image . -f backend/Dockerfile.scratch -t bench:reggie")
 fi
 
 peak_mem
