@@ -618,6 +618,41 @@ fn builds_over_ssh() {
     );
 }
 
+/// On a terminal the build shows a live region (redrawn with ANSI
+/// escapes) under the lines that stay; the image id still ends stdout.
+#[test]
+fn live_view_on_a_terminal() {
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    let home = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_reggie-build");
+    // `script` gives the command a pseudo-terminal and copies its output.
+    let out = Command::new("script")
+        .args(["-qefc"])
+        .arg(format!(
+            "{bin} image -t reggie-e2e-tty:x --no-cache --network none ."
+        ))
+        .arg("/dev/null")
+        .current_dir(ctx.path())
+        .envs(&env)
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script(1)");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("\x1b[J"), "no redraw: {shown:?}");
+    assert!(shown.contains("> step 1/1: COPY hello.txt /"), "{shown:?}");
+    assert!(shown.contains("tagged: reggie-e2e-tty:x"), "{shown:?}");
+    let last = shown.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.trim_start_matches(|c: char| c != 's')
+            .starts_with("sha256:"),
+        "{last:?}"
+    );
+}
+
 #[test]
 fn busybox_build_with_target_args_labels_tags_and_json() {
     let Some(env) = services() else { return };

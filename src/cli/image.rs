@@ -12,6 +12,7 @@ use reggie_build::plan::{Plan, PlanOptions};
 use reggie_build::publish::{self, Credentials, PushOptions};
 use reggie_build::ship::{self, BuildSpec, Compression, Event};
 
+use super::live::{terminal_width, LiveView};
 use super::ContextArgs;
 
 /// Compression of the upload.
@@ -101,10 +102,11 @@ pub fn run(args: ImageArgs) -> anyhow::Result<i32> {
 /// The exit code after SIGINT, as shells report it.
 const INTERRUPTED: i32 = 130;
 
-/// Prints events as plain lines (stderr) or JSON (stdout).
+/// Prints events as JSON (stdout), plain lines (stderr), or on a terminal
+/// plain lines above a live region ([`LiveView`]).
 struct Printer {
     json: bool,
-    tty: bool,
+    live: Option<std::sync::Mutex<LiveView>>,
 }
 
 impl Printer {
@@ -117,6 +119,62 @@ impl Printer {
             }
             return;
         }
+        let line = Self::line(event);
+        let Some(live) = &self.live else {
+            if let Some(line) = line {
+                eprintln!("{line}");
+            }
+            return;
+        };
+        let mut view = live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut permanent = Vec::new();
+        let mut force = true;
+        match event {
+            Event::Context { content_bytes, .. } => {
+                view.expect_upload(*content_bytes);
+                permanent.extend(line);
+            }
+            Event::Upload { bytes, done } => {
+                view.uploaded(*bytes, *done);
+                permanent.extend(line);
+            }
+            Event::Step { .. }
+            | Event::Vertex {
+                status: "started", ..
+            } => {
+                if let Some(l) = &line {
+                    view.step(l.clone());
+                }
+                permanent.extend(line);
+            }
+            Event::Log { line } => {
+                view.log(line);
+                force = false;
+            }
+            Event::Push { digest: None, .. } => {
+                if let Some(l) = line {
+                    view.step(l);
+                }
+            }
+            _ => permanent.extend(line),
+        }
+        if let Some(text) = view.render(&permanent, force) {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(text.as_bytes());
+            let _ = err.flush();
+        }
+    }
+
+    /// Clears the live region, so that final messages follow the log.
+    fn finish(&self) {
+        if let Some(live) = &self.live {
+            let text = live.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            eprint!("{text}");
+        }
+    }
+
+    /// The event as one plain line, if it makes one.
+    fn line(event: &Event) -> Option<String> {
         let line = match event {
             Event::Context {
                 digest,
@@ -131,10 +189,8 @@ impl Printer {
             Event::Upload { bytes, done } => {
                 if *done {
                     format!("upload: {} sent", size(*bytes))
-                } else if self.tty {
-                    format!("upload: {} ...", size(*bytes))
                 } else {
-                    return;
+                    return None;
                 }
             }
             Event::Step {
@@ -172,9 +228,9 @@ impl Printer {
                 Some(d) => format!("pushed: {tag}@{d}"),
                 None => format!("push {tag}: {status}"),
             },
-            Event::Result { .. } => return,
+            Event::Result { .. } => return None,
         };
-        eprintln!("{line}");
+        Some(line)
     }
 }
 
@@ -185,7 +241,8 @@ fn size(bytes: u64) -> String {
 async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
     let printer = Printer {
         json: args.json,
-        tty: std::io::stderr().is_terminal(),
+        live: (!args.json && std::io::stderr().is_terminal())
+            .then(|| std::sync::Mutex::new(LiveView::new(terminal_width()))),
     };
     let mut on_event = |e: Event| printer.print(&e);
     // Ctrl-C drops the build (or push) request: the daemon sees the
@@ -200,6 +257,7 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
             _ = interrupt => None,
         }
     };
+    printer.finish();
     let Some(result) = outcome else {
         if args.json {
             printer.print(&Event::Result {

@@ -7,6 +7,7 @@ mod context_cmd;
 mod discover;
 mod explain;
 mod image;
+mod live;
 mod ls;
 mod output;
 mod plan_args;
