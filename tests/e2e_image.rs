@@ -653,6 +653,109 @@ fn live_view_on_a_terminal() {
     );
 }
 
+/// A stand-in for the AWS SSO portal (moto has none): it writes the token
+/// cache an `aws sso login` leaves, then answers GetRoleCredentials for
+/// that token only, and logs what it was asked.
+const SSO_PORTAL: &str = r#"
+import hashlib, http.server, json, os, sys, urllib.parse
+home, start_url, token, log = sys.argv[1:5]
+cache = os.path.join(home, ".aws", "sso", "cache")
+os.makedirs(cache, exist_ok=True)
+with open(os.path.join(cache, hashlib.sha1(start_url.encode()).hexdigest() + ".json"), "w") as f:
+    json.dump({"accessToken": token, "expiresAt": "2099-01-01T00:00:00Z",
+               "region": "us-east-1", "startUrl": start_url}, f)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        u = urllib.parse.urlparse(self.path)
+        q = urllib.parse.parse_qs(u.query)
+        ok = (u.path == "/federation/credentials"
+              and self.headers.get("x-amz-sso_bearer_token") == token)
+        with open(log, "a") as f:
+            f.write(json.dumps({"path": u.path, "query": q, "ok": ok}) + "\n")
+        if not ok:
+            self.send_response(401); self.end_headers(); return
+        body = json.dumps({"roleCredentials": {
+            "accessKeyId": "ASIASSOTEST", "secretAccessKey": "sso-secret-key-do-not-print",
+            "sessionToken": "sso-session-token", "expiration": 4070908800000}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// ECR credentials from an SSO profile (`aws sso login` done): the token
+/// cache, the portal's GetRoleCredentials, then ECR's token, then a push.
+#[test]
+fn push_with_an_sso_profile() {
+    use std::io::BufRead;
+    let Some(env) = services() else { return };
+    let ctx = scratch_context();
+    let home = tempfile::tempdir().unwrap();
+    let start_url = "https://reggie-test.awsapps.com/start";
+    let sso_token = "sso-access-token-do-not-print";
+    let log = home.path().join("portal.log");
+    let mut portal = Command::new("python3")
+        .args(["-c", SSO_PORTAL])
+        .arg(home.path())
+        .args([start_url, sso_token])
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the SSO portal stand-in");
+    let mut port = String::new();
+    std::io::BufReader::new(portal.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let config = home.path().join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile reggie-sso]\nsso_start_url = {start_url}\nsso_region = us-east-1\n\
+             sso_account_id = 123456789012\nsso_role_name = Deployer\nregion = us-east-1\n"
+        ),
+    )
+    .unwrap();
+
+    let repo = skip_unique_name("reggie-e2e/sso");
+    let tag = format!("{ECR_HOST}/{repo}:v1");
+    let registry = env["REGGIE_TEST_REGISTRY"].clone();
+    let portal_url = format!("http://127.0.0.1:{}", port.trim());
+    let home_s = home.path().to_str().unwrap().to_string();
+    let config_s = config.to_str().unwrap().to_string();
+    let out = reggie(
+        &env,
+        ctx.path(),
+        &["-t", &tag, "--push", "--create-repo", "."],
+        &[
+            ("HOME", &home_s),
+            ("AWS_CONFIG_FILE", &config_s),
+            ("AWS_PROFILE", "reggie-sso"),
+            ("AWS_ENDPOINT_URL_SSO", &portal_url),
+            ("AWS_ENDPOINT_URL_ECR", &env["REGGIE_TEST_MOTO"]),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("REGGIE_REGISTRY_ENDPOINT", &registry),
+            ("RUST_LOG", "trace"),
+        ],
+        None,
+    );
+    let _ = portal.kill();
+    let asked = std::fs::read_to_string(&log).unwrap_or_default();
+    ok(&out);
+    assert!(
+        asked.contains(r#""ok": true"#) && asked.contains("Deployer"),
+        "the portal was not asked for the role: {asked}"
+    );
+    for secret in [sso_token, "sso-secret-key-do-not-print", ECR_PASSWORD] {
+        assert_no_secret(&out, secret);
+    }
+    assert!(registry_has(&env, "AWS", ECR_PASSWORD, &repo, "v1"));
+}
+
 #[test]
 fn busybox_build_with_target_args_labels_tags_and_json() {
     let Some(env) = services() else { return };
