@@ -744,6 +744,7 @@ fn push_with_an_sso_profile() {
         None,
     );
     let _ = portal.kill();
+    let _ = portal.wait();
     let asked = std::fs::read_to_string(&log).unwrap_or_default();
     ok(&out);
     assert!(
