@@ -246,7 +246,7 @@ pub fn analyze(
         });
     };
 
-    let summary = annotated.walk::<AnalyzeError, _>(|entry| {
+    let summary = annotated.walk_pipelined::<AnalyzeError, _>(|entry| {
         // Leave the directories this entry is not inside.
         while open.len() > 1 {
             let top = &open[open.len() - 1].rel;

@@ -14,6 +14,7 @@
 
 pub mod digest;
 pub mod ignore;
+mod pipeline;
 pub mod tarball;
 pub mod walk;
 
