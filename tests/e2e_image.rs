@@ -361,25 +361,19 @@ fn dockerfile_travels_but_stays_invisible() {
     }
 }
 
+/// Builds `fixtures/image/fails.Dockerfile` (its third step fails) with
+/// `args` added.
+fn build_failing_fixture(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
+    let mut all = vec!["-f", "fails.Dockerfile"];
+    all.extend_from_slice(args);
+    all.push(".");
+    reggie(env, &repo_root().join("fixtures/image"), &all, &[], None)
+}
+
 #[test]
 fn failing_run_step_names_the_step() {
     let Some(env) = services() else { return };
-    let fixtures = repo_root().join("fixtures/image");
-    let out = reggie(
-        &env,
-        &fixtures,
-        &[
-            "-f",
-            "fails.Dockerfile",
-            "-t",
-            "reggie-e2e-fails:x",
-            "--builder",
-            "classic",
-            ".",
-        ],
-        &[],
-        None,
-    );
+    let out = build_failing_fixture(&env, &["-t", "reggie-e2e-fails:x", "--builder", "classic"]);
     assert!(!out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -398,23 +392,8 @@ fn failing_run_step_names_the_step() {
 #[test]
 fn failing_run_step_names_the_step_with_buildkit() {
     let Some(env) = services() else { return };
-    let fixtures = repo_root().join("fixtures/image");
-    let out = reggie(
-        &env,
-        &fixtures,
-        // The test daemon runs without a bridge network (--bridge=none).
-        &[
-            "-f",
-            "fails.Dockerfile",
-            "-t",
-            "reggie-e2e-fails:bk",
-            "--network",
-            "none",
-            ".",
-        ],
-        &[],
-        None,
-    );
+    // The test daemon runs without a bridge network (--bridge=none).
+    let out = build_failing_fixture(&env, &["-t", "reggie-e2e-fails:bk", "--network", "none"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

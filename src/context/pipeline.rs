@@ -150,6 +150,7 @@ impl From<WalkError> for WalkErrorOrGone {
 
 #[cfg(test)]
 mod tests {
+    use crate::context::walk::{Entry, FileKind};
     use crate::context::{Builder, ContextSpec};
 
     fn tree() -> tempfile::TempDir {
@@ -167,6 +168,18 @@ mod tests {
         dir
     }
 
+    type Record = (Vec<u8>, std::path::PathBuf, FileKind, bool, u64);
+
+    fn record(e: &Entry<'_>) -> Record {
+        (
+            e.rel.to_vec(),
+            e.path.to_path_buf(),
+            e.kind,
+            e.needed,
+            e.size,
+        )
+    }
+
     #[test]
     fn same_entries_and_summary_as_the_walk() {
         let dir = tree();
@@ -181,29 +194,17 @@ mod tests {
         let mut plain = Vec::new();
         let s1 = ctx
             .walk::<crate::context::walk::WalkError, _>(|e| {
-                plain.push((
-                    e.rel.to_vec(),
-                    e.path.to_path_buf(),
-                    e.kind,
-                    e.needed,
-                    e.size,
-                ));
+                plain.push(record(e));
                 Ok(())
             })
             .unwrap();
         let mut piped = Vec::new();
         let s2 = ctx
             .walk_pipelined::<crate::context::walk::WalkError, _>(|e| {
-                if e.kind == crate::context::walk::FileKind::File {
+                if e.kind == FileKind::File {
                     assert_eq!(e.metadata.map(|m| m.len()), Some(e.size));
                 }
-                piped.push((
-                    e.rel.to_vec(),
-                    e.path.to_path_buf(),
-                    e.kind,
-                    e.needed,
-                    e.size,
-                ));
+                piped.push(record(e));
                 Ok(())
             })
             .unwrap();

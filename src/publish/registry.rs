@@ -192,7 +192,7 @@ impl Registry {
                 .client
                 .request(req)
                 .await
-                .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+                .map_err(|e| format!("GET {url}: {}", crate::ship::daemon::describe(&e)))?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, MAX_BODY)
                 .collect()
@@ -391,20 +391,6 @@ fn resolve(url: &str, location: &str) -> String {
         ),
         Err(_) => location.to_string(),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

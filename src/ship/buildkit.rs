@@ -27,7 +27,7 @@ pub struct Progress {
     pub steps: u32,
     /// The last vertex that failed, for the error message.
     failed: Option<String>,
-    /// The step that started last, when none failed.
+    /// The step that started last (its digest), when none failed.
     current: Option<String>,
 }
 
@@ -40,6 +40,19 @@ struct VertexState {
     /// Bytes of a log line not yet ended by `\n`.
     partial: Vec<u8>,
     tail: VecDeque<String>,
+}
+
+impl VertexState {
+    /// One line of the vertex's output: kept for the tail, and reported.
+    fn output(&mut self, line: String, on_event: &mut (dyn FnMut(Event) + Send)) {
+        on_event(Event::Log {
+            line: format!("#{} {line}", self.index),
+        });
+        if self.tail.len() == TAIL {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line);
+    }
 }
 
 /// `[stage-1 2/5] RUN make` → (`Some("stage-1")`, 2, 5, `RUN make`).
@@ -82,13 +95,7 @@ impl Progress {
                 let line = String::from_utf8_lossy(&line)
                     .trim_end_matches(['\n', '\r'])
                     .to_string();
-                if state.tail.len() == TAIL {
-                    state.tail.pop_front();
-                }
-                state.tail.push_back(line.clone());
-                on_event(Event::Log {
-                    line: format!("#{} {line}", state.index),
-                });
+                state.output(line, on_event);
             }
         }
         for w in &status.warnings {
@@ -114,7 +121,7 @@ impl Progress {
             match parse_step_name(&v.name) {
                 Some((stage, number, total, instruction)) => {
                     self.steps += 1;
-                    self.current = Some(v.name.clone());
+                    self.current = Some(v.digest.clone());
                     on_event(Event::Step {
                         number,
                         total,
@@ -133,16 +140,11 @@ impl Progress {
         let done = v.completed.is_some() || v.cached || !v.error.is_empty();
         if done && !state.finished {
             state.finished = true;
-            if let Some(rest) = std::str::from_utf8(&state.partial).ok().map(str::trim) {
-                if !rest.is_empty() {
-                    let line = rest.to_string();
-                    state.tail.push_back(line.clone());
-                    on_event(Event::Log {
-                        line: format!("#{index} {line}"),
-                    });
-                }
+            let rest = std::mem::take(&mut state.partial);
+            let rest = String::from_utf8_lossy(&rest).trim().to_string();
+            if !rest.is_empty() {
+                state.output(rest, on_event);
             }
-            state.partial.clear();
             let status = if !v.error.is_empty() {
                 self.failed = Some(v.digest.clone());
                 "error"
@@ -166,11 +168,8 @@ impl Progress {
         let vertex = self
             .failed
             .as_ref()
-            .and_then(|d| self.vertices.get(d))
-            .or_else(|| {
-                let name = self.current.as_ref()?;
-                self.vertices.values().find(|s| &s.name == name)
-            });
+            .or(self.current.as_ref())
+            .and_then(|d| self.vertices.get(d));
         match vertex {
             Some(s) => (Some(s.name.clone()), s.tail.iter().cloned().collect()),
             None => (None, Vec::new()),

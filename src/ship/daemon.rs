@@ -188,10 +188,10 @@ fn is_tls_failure(reason: &str) -> bool {
         .any(|w| r.contains(w))
 }
 
-/// A bollard error in a sentence, with its causes.
-pub fn describe(e: &bollard::errors::Error) -> String {
+/// An error in a sentence, with its causes (each said once).
+pub fn describe(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = e.source();
     while let Some(s) = source {
         let text = s.to_string();
         if !out.contains(&text) {

@@ -375,9 +375,9 @@ pub async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, Ship
         what: "surveying the context".into(),
         message: e.to_string(),
     })??;
-    let placement =
-        upload::place_dockerfile(&ctx, &survey, spec.builder).map_err(ShipError::Dockerfile)?;
     let dockerfile = std::fs::read(ctx.dockerfile()).map_err(ShipError::Dockerfile)?;
+    let placement = upload::place_dockerfile(&ctx, &survey, &dockerfile, spec.builder)
+        .map_err(ShipError::Dockerfile)?;
     let platform = spec
         .platform
         .clone()
@@ -651,16 +651,14 @@ impl StreamState {
 
     /// The step that failed and its last lines of output.
     fn failure(&self) -> (Option<String>, Vec<String>) {
-        if self.buildkit.steps > 0 || self.steps == 0 {
-            let (step, tail) = self.buildkit.failure();
-            if step.is_some() {
-                return (step, tail);
-            }
+        // Only one of the two builders' progress is ever filled in.
+        match self.buildkit.failure() {
+            (Some(step), tail) => (Some(step), tail),
+            (None, _) => (
+                self.current_step.clone(),
+                self.tail.iter().cloned().collect(),
+            ),
         }
-        (
-            self.current_step.clone(),
-            self.tail.iter().cloned().collect(),
-        )
     }
 
     fn line(&mut self, line: &str, on_event: &mut (dyn FnMut(Event) + Send)) {

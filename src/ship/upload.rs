@@ -119,10 +119,12 @@ pub struct DockerfilePlacement {
     pub extra: Vec<ExtraEntry>,
 }
 
-/// Decides how the Dockerfile travels (see the module docs).
+/// Decides how the Dockerfile (whose bytes are `dockerfile`) travels (see
+/// the module docs).
 pub fn place_dockerfile(
     ctx: &Context,
     survey: &Survey,
+    dockerfile: &[u8],
     builder: super::DaemonBuilder,
 ) -> io::Result<DockerfilePlacement> {
     let rel = ctx
@@ -135,7 +137,7 @@ pub fn place_dockerfile(
             extra: Vec::new(),
         });
     }
-    let content = std::fs::read(ctx.dockerfile())?;
+    let content = dockerfile.to_vec();
     if builder == super::DaemonBuilder::BuildKit {
         // BuildKit deletes nothing from an uploaded archive: the Dockerfile
         // goes under a name no COPY source but the context root reaches.
