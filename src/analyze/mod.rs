@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use crate::context::fold::Spread;
 use crate::context::ignore::{MatchKind, Pattern};
 use crate::context::{Builder, Context, ContextError, FileKind, WalkError};
 use crate::plan::{Plan, PlanError, PlanOptions};
@@ -162,6 +163,16 @@ pub fn analyze(
     rules: &RuleSet,
     opts: &AnalyzeOptions,
 ) -> Result<Analysis, AnalyzeError> {
+    analyze_spread(ctx, rules, opts, Spread::from_env())
+}
+
+/// [`analyze`] with the walk spread over the given threads.
+fn analyze_spread(
+    ctx: &Context,
+    rules: &RuleSet,
+    opts: &AnalyzeOptions,
+    spread: Spread,
+) -> Result<Analysis, AnalyzeError> {
     let plan = Plan::new(ctx, &opts.plan)?;
     let annotated = plan.apply(ctx, false)?.with_sizes();
 
@@ -171,176 +182,28 @@ pub fn analyze(
         .iter()
         .map(|&i| &ctx.matcher().rules()[i].pattern)
         .collect();
-    let mut anchored_hits: Vec<Totals> = vec![Totals::default(); anchored.len()];
-
-    let mut before = Totals::default();
-    let mut minimal = Totals::default();
-    let mut open: Vec<OpenDir> = vec![OpenDir {
-        rel: Vec::new(),
-        needed: Totals::default(),
-        unused: Totals::default(),
-        rule: None,
-        rule_bytes: Vec::new(),
-        anchored_mask: 0,
-    }];
-    let mut closed: Vec<ClosedDir> = Vec::new();
-    // Index in `closed` each open directory will get is not known until it
-    // closes; children record their parent by position in `open` instead,
-    // resolved when the parent closes.
-    let mut pending_children: Vec<Vec<usize>> = vec![Vec::new()];
-    let mut unused_files: Vec<UnusedFile> = Vec::new();
-    let mut by_ext: HashMap<Vec<u8>, Totals> = HashMap::new();
-    let mut by_kind: BTreeMap<String, Totals> = BTreeMap::new();
-    let mut secrets: Vec<(String, String, String)> = Vec::new();
-    let mut sent_files: Vec<Vec<u8>> = Vec::new();
-    let collect_sent = findings::builders_may_differ(ctx);
-
-    let close = |open: &mut Vec<OpenDir>,
-                 pending_children: &mut Vec<Vec<usize>>,
-                 closed: &mut Vec<ClosedDir>| {
-        let dir = open.pop().expect("the root frame is never closed here");
-        let children = pending_children.pop().unwrap_or_default();
-        let dominant = dir.rule_bytes.iter().copied().max_by_key(|(_, b)| *b);
-        let fully_unused = dir.needed.files == 0;
-        let recognized_bytes: u64 = children
-            .iter()
-            .filter_map(|&c| closed.get(c))
-            .map(|c| {
-                if c.rule.is_some() && c.needed.files == 0 {
-                    c.unused.bytes
-                } else {
-                    c.recognized_bytes
-                }
-            })
-            .sum();
-        let index = closed.len();
-        for &c in &children {
-            if let Some(child) = closed.get_mut(c) {
-                child.parent = Some(index);
-            }
-        }
-        if let Some(parent) = open.last_mut() {
-            parent.needed.files += dir.needed.files;
-            parent.needed.bytes += dir.needed.bytes;
-            parent.unused.files += dir.unused.files;
-            parent.unused.bytes += dir.unused.bytes;
-            if let (Some(rule), true) = (dir.rule, fully_unused) {
-                add_rule_bytes(&mut parent.rule_bytes, rule, dir.unused.bytes);
-            } else {
-                for (rule, bytes) in &dir.rule_bytes {
-                    add_rule_bytes(&mut parent.rule_bytes, *rule, *bytes);
-                }
-            }
-        }
-        if let Some(siblings) = pending_children.last_mut() {
-            siblings.push(index);
-        }
-        closed.push(ClosedDir {
-            rel: dir.rel,
-            parent: None,
-            needed: dir.needed,
-            unused: dir.unused,
-            rule: dir.rule,
-            dominant,
-            recognized_bytes,
-        });
+    let shared = Shared {
+        rules,
+        anchored_patterns,
+        collect_sent: findings::builders_may_differ(ctx),
     };
-
-    let summary = annotated.walk_pipelined::<AnalyzeError, _>(|entry| {
-        // Leave the directories this entry is not inside.
-        while open.len() > 1 {
-            let top = &open[open.len() - 1].rel;
-            let inside = entry.rel.len() > top.len()
-                && entry.rel.starts_with(top)
-                && entry.rel[top.len()] == b'/';
-            if inside {
-                break;
-            }
-            close(&mut open, &mut pending_children, &mut closed);
-        }
-        let depth = entry.rel.iter().filter(|&&b| b == b'/').count() + 1;
-        let name = match entry.rel.iter().rposition(|&b| b == b'/') {
-            Some(p) => &entry.rel[p + 1..],
-            None => entry.rel,
-        };
-        let parent_mask = open.last().map_or(0, |d| d.anchored_mask);
-        let mut mask = parent_mask;
-        if depth >= 2 {
-            for (bit, p) in anchored_patterns.iter().enumerate().take(64) {
-                if p.matches(name).unwrap_or(false) {
-                    mask |= 1 << bit;
-                }
-            }
-        }
-        let path = entry.path;
-        let has_child = |child: &str| path.join(child).exists();
-        let read = || std::fs::read(path).ok();
-        if entry.kind == FileKind::Dir {
-            let rule = rules
-                .classify(entry.rel, true, &has_child, &|| None)
-                .map(|m| m.index);
-            open.push(OpenDir {
-                rel: entry.rel.to_vec(),
-                needed: Totals::default(),
-                unused: Totals::default(),
-                rule,
-                rule_bytes: Vec::new(),
-                anchored_mask: mask,
-            });
-            pending_children.push(Vec::new());
-            return Ok(());
-        }
-        let size = entry.size;
-        before.add(size);
-        if collect_sent {
-            sent_files.push(entry.rel.to_vec());
-        }
-        for (bit, hits) in anchored_hits.iter_mut().enumerate().take(64) {
-            if mask & (1 << bit) != 0 {
-                hits.add(size);
-            }
-        }
-        let file_rule = rules.classify(entry.rel, false, &has_child, &read);
-        if let Some(m) = file_rule {
-            if m.rule.secret {
-                secrets.push((
-                    String::from_utf8_lossy(entry.rel).into_owned(),
-                    m.rule.id.clone(),
-                    m.rule.description.clone(),
-                ));
-            }
-        }
-        let dir = open.last_mut().expect("root frame");
-        if entry.needed {
-            minimal.add(size);
-            dir.needed.add(size);
-            return Ok(());
-        }
-        dir.unused.add(size);
-        if let Some(m) = file_rule {
-            add_rule_bytes(&mut dir.rule_bytes, m.index, size);
-        }
-        let ext = extension(name);
-        match by_ext.get_mut(ext) {
-            Some(t) => t.add(size),
-            None => {
-                let mut t = Totals::default();
-                t.add(size);
-                by_ext.insert(ext.to_vec(), t);
-            }
-        }
-        unused_files.push(UnusedFile {
-            rel: entry.rel.into(),
-            bytes: size,
-            rule: file_rule.map(|m| m.index),
-        });
-        Ok(())
-    })?;
-    while open.len() > 1 {
-        close(&mut open, &mut pending_children, &mut closed);
-    }
-    let root = open.pop().expect("root frame");
+    let (tally, summary) =
+        annotated.walk_fold_spread(Tally::new(&shared, Vec::new(), 0), spread)?;
+    let Tally {
+        before,
+        minimal,
+        closed,
+        mut pending_children,
+        unused_files,
+        by_ext,
+        secrets,
+        sent_files,
+        anchored_hits,
+        ..
+    } = tally.finish();
+    let collect_sent = shared.collect_sent;
     let root_children = pending_children.pop().unwrap_or_default();
+    let mut by_kind: BTreeMap<String, Totals> = BTreeMap::new();
 
     // Kinds: recognised fully unused directories (outermost) and files.
     for d in &closed {
@@ -405,7 +268,6 @@ pub fn analyze(
             .collect(),
         opts.top,
     );
-    let _ = root;
 
     let used: Vec<UsedPath> = plan
         .used
@@ -454,6 +316,298 @@ pub fn analyze(
         suggested_ignore,
         findings,
     })
+}
+
+/// What [`analyze`] needs from the rules while it walks.
+struct Shared<'a> {
+    rules: &'a RuleSet,
+    /// Root-anchored ignore patterns worth a `**/` (at most 64 count).
+    anchored_patterns: Vec<&'a Pattern>,
+    /// Whether to list every sent file (to compare builders).
+    collect_sent: bool,
+}
+
+/// The analysis of the walk so far: of the whole context, or of one
+/// subtree (then its bottom frame stands for the subtree's parent
+/// directory, which collects what the subtree adds to it).
+struct Tally<'a> {
+    shared: &'a Shared<'a>,
+    before: Totals,
+    minimal: Totals,
+    /// The directories the walk is inside, outermost first.
+    open: Vec<OpenDir>,
+    /// Finished directories, in the order they closed.
+    closed: Vec<ClosedDir>,
+    /// Per open directory: its children's indexes in `closed` (a child's
+    /// parent index is not known until the parent closes).
+    pending_children: Vec<Vec<usize>>,
+    unused_files: Vec<UnusedFile>,
+    by_ext: HashMap<Vec<u8>, Totals>,
+    secrets: Vec<(String, String, String)>,
+    sent_files: Vec<Vec<u8>>,
+    /// Per root-anchored pattern: files sent below a directory it would
+    /// match with `**/`.
+    anchored_hits: Vec<Totals>,
+    /// For a subtree: its directory, which it visits first.
+    subtree: Option<Vec<u8>>,
+}
+
+impl<'a> Tally<'a> {
+    /// A tally whose bottom frame is the directory `rel`, with the
+    /// anchored-pattern mask it has.
+    fn new(shared: &'a Shared<'a>, rel: Vec<u8>, anchored_mask: u64) -> Tally<'a> {
+        Tally {
+            shared,
+            before: Totals::default(),
+            minimal: Totals::default(),
+            open: vec![OpenDir {
+                rel,
+                needed: Totals::default(),
+                unused: Totals::default(),
+                rule: None,
+                rule_bytes: Vec::new(),
+                anchored_mask,
+            }],
+            closed: Vec::new(),
+            pending_children: vec![Vec::new()],
+            unused_files: Vec::new(),
+            by_ext: HashMap::new(),
+            secrets: Vec::new(),
+            sent_files: Vec::new(),
+            anchored_hits: vec![Totals::default(); shared.anchored_patterns.len()],
+            subtree: None,
+        }
+    }
+
+    /// The anchored patterns (as bits) matching `name` at `depth`: a
+    /// pattern with `**/` matches from depth 2 on.
+    fn anchored_bits(&self, name: &[u8], depth: usize) -> u64 {
+        let mut mask = 0;
+        if depth >= 2 {
+            for (bit, p) in self.shared.anchored_patterns.iter().enumerate().take(64) {
+                if p.matches(name).unwrap_or(false) {
+                    mask |= 1 << bit;
+                }
+            }
+        }
+        mask
+    }
+
+    /// Closes the open directories that `rel` does not lie inside.
+    fn leave_to(&mut self, rel: &[u8]) {
+        while self.open.len() > 1 {
+            let top = &self.open[self.open.len() - 1].rel;
+            let inside = rel.len() > top.len() && rel.starts_with(top) && rel[top.len()] == b'/';
+            if inside {
+                break;
+            }
+            self.close_top();
+        }
+    }
+
+    /// Closes the innermost open directory, handing its tallies to its
+    /// parent.
+    fn close_top(&mut self) {
+        let Some(dir) = self.open.pop() else {
+            return;
+        };
+        let children = self.pending_children.pop().unwrap_or_default();
+        let closed = &mut self.closed;
+        let dominant = dir.rule_bytes.iter().copied().max_by_key(|(_, b)| *b);
+        let fully_unused = dir.needed.files == 0;
+        let recognized_bytes: u64 = children
+            .iter()
+            .filter_map(|&c| closed.get(c))
+            .map(|c| {
+                if c.rule.is_some() && c.needed.files == 0 {
+                    c.unused.bytes
+                } else {
+                    c.recognized_bytes
+                }
+            })
+            .sum();
+        let index = closed.len();
+        for &c in &children {
+            if let Some(child) = closed.get_mut(c) {
+                child.parent = Some(index);
+            }
+        }
+        if let Some(parent) = self.open.last_mut() {
+            parent.needed.files += dir.needed.files;
+            parent.needed.bytes += dir.needed.bytes;
+            parent.unused.files += dir.unused.files;
+            parent.unused.bytes += dir.unused.bytes;
+            if let (Some(rule), true) = (dir.rule, fully_unused) {
+                add_rule_bytes(&mut parent.rule_bytes, rule, dir.unused.bytes);
+            } else {
+                for (rule, bytes) in &dir.rule_bytes {
+                    add_rule_bytes(&mut parent.rule_bytes, *rule, *bytes);
+                }
+            }
+        }
+        if let Some(siblings) = self.pending_children.last_mut() {
+            siblings.push(index);
+        }
+        closed.push(ClosedDir {
+            rel: dir.rel,
+            parent: None,
+            needed: dir.needed,
+            unused: dir.unused,
+            rule: dir.rule,
+            dominant,
+            recognized_bytes,
+        });
+    }
+
+    /// Closes every directory but the bottom frame.
+    fn finish(mut self) -> Self {
+        while self.open.len() > 1 {
+            self.close_top();
+        }
+        self
+    }
+}
+
+impl crate::context::fold::Fold for Tally<'_> {
+    type Error = AnalyzeError;
+
+    fn fork(&self, root: &crate::context::Entry<'_>) -> Self {
+        let parent: &[u8] = match root.rel.iter().rposition(|&b| b == b'/') {
+            Some(p) => &root.rel[..p],
+            None => b"",
+        };
+        let mut mask = 0;
+        if !parent.is_empty() {
+            for (i, name) in parent.split(|&b| b == b'/').enumerate() {
+                mask |= self.anchored_bits(name, i + 1);
+            }
+        }
+        let mut tally = Tally::new(self.shared, parent.to_vec(), mask);
+        tally.subtree = Some(root.rel.to_vec());
+        tally
+    }
+
+    fn visit(&mut self, entry: &crate::context::Entry<'_>) -> Result<(), AnalyzeError> {
+        self.leave_to(entry.rel);
+        let rules = self.shared.rules;
+        let depth = entry.rel.iter().filter(|&&b| b == b'/').count() + 1;
+        let name = match entry.rel.iter().rposition(|&b| b == b'/') {
+            Some(p) => &entry.rel[p + 1..],
+            None => entry.rel,
+        };
+        let parent_mask = self.open.last().map_or(0, |d| d.anchored_mask);
+        let mask = parent_mask | self.anchored_bits(name, depth);
+        let path = entry.path;
+        let has_child = |child: &str| path.join(child).exists();
+        let read = || std::fs::read(path).ok();
+        if entry.kind == FileKind::Dir {
+            let rule = rules
+                .classify(entry.rel, true, &has_child, &|| None)
+                .map(|m| m.index);
+            self.open.push(OpenDir {
+                rel: entry.rel.to_vec(),
+                needed: Totals::default(),
+                unused: Totals::default(),
+                rule,
+                rule_bytes: Vec::new(),
+                anchored_mask: mask,
+            });
+            self.pending_children.push(Vec::new());
+            return Ok(());
+        }
+        let size = entry.size;
+        self.before.add(size);
+        if self.shared.collect_sent {
+            self.sent_files.push(entry.rel.to_vec());
+        }
+        for (bit, hits) in self.anchored_hits.iter_mut().enumerate().take(64) {
+            if mask & (1 << bit) != 0 {
+                hits.add(size);
+            }
+        }
+        let file_rule = rules.classify(entry.rel, false, &has_child, &read);
+        if let Some(m) = file_rule {
+            if m.rule.secret {
+                self.secrets.push((
+                    String::from_utf8_lossy(entry.rel).into_owned(),
+                    m.rule.id.clone(),
+                    m.rule.description.clone(),
+                ));
+            }
+        }
+        let Some(dir) = self.open.last_mut() else {
+            return Ok(());
+        };
+        if entry.needed {
+            self.minimal.add(size);
+            dir.needed.add(size);
+            return Ok(());
+        }
+        dir.unused.add(size);
+        if let Some(m) = file_rule {
+            add_rule_bytes(&mut dir.rule_bytes, m.index, size);
+        }
+        let ext = extension(name);
+        match self.by_ext.get_mut(ext) {
+            Some(t) => t.add(size),
+            None => {
+                let mut t = Totals::default();
+                t.add(size);
+                self.by_ext.insert(ext.to_vec(), t);
+            }
+        }
+        self.unused_files.push(UnusedFile {
+            rel: entry.rel.into(),
+            bytes: size,
+            rule: file_rule.map(|m| m.index),
+        });
+        Ok(())
+    }
+
+    /// Equal to visiting the subtree's entries here: its directories
+    /// close as they would have, and its bottom frame's tallies are what
+    /// those directories handed to their parent.
+    fn join(&mut self, sub: Self) -> Result<(), AnalyzeError> {
+        if let Some(rel) = &sub.subtree {
+            self.leave_to(rel);
+        }
+        let mut sub = sub.finish();
+        let offset = self.closed.len();
+        self.closed.extend(sub.closed.into_iter().map(|mut d| {
+            d.parent = d.parent.map(|p| p + offset);
+            d
+        }));
+        let sub_children = sub.pending_children.pop().unwrap_or_default();
+        if let Some(siblings) = self.pending_children.last_mut() {
+            siblings.extend(sub_children.into_iter().map(|c| c + offset));
+        }
+        if let (Some(parent), Some(bottom)) = (self.open.last_mut(), sub.open.pop()) {
+            parent.needed.files += bottom.needed.files;
+            parent.needed.bytes += bottom.needed.bytes;
+            parent.unused.files += bottom.unused.files;
+            parent.unused.bytes += bottom.unused.bytes;
+            for (rule, bytes) in bottom.rule_bytes {
+                add_rule_bytes(&mut parent.rule_bytes, rule, bytes);
+            }
+        }
+        self.before.files += sub.before.files;
+        self.before.bytes += sub.before.bytes;
+        self.minimal.files += sub.minimal.files;
+        self.minimal.bytes += sub.minimal.bytes;
+        self.unused_files.extend(sub.unused_files);
+        for (ext, t) in sub.by_ext {
+            let total = self.by_ext.entry(ext).or_default();
+            total.files += t.files;
+            total.bytes += t.bytes;
+        }
+        self.secrets.extend(sub.secrets);
+        self.sent_files.extend(sub.sent_files);
+        for (total, t) in self.anchored_hits.iter_mut().zip(sub.anchored_hits) {
+            total.files += t.files;
+            total.bytes += t.bytes;
+        }
+        Ok(())
+    }
 }
 
 /// The directories (at most three levels deep) with the most bytes, for
@@ -646,4 +800,88 @@ pub(crate) fn os(p: &[u8]) -> &std::ffi::OsStr {
 /// Bytes for people, in decimal units as Docker prints them: `1.4 GB`.
 pub fn humanize(bytes: u64) -> String {
     humansize::format_size(bytes, humansize::DECIMAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::ContextSpec;
+
+    /// The analysis folded on several threads, cut at any depth, equals
+    /// the one-thread analysis: same totals, lists, kinds and findings.
+    #[test]
+    fn the_split_walk_gives_the_same_analysis() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let cases = [
+            ("reggie", "reggie/backend/Dockerfile"),
+            ("reggie/backend", "reggie/backend/Dockerfile"),
+            ("node-multistage", "node-multistage/Dockerfile"),
+            ("mounts-wildcards", "mounts-wildcards/Dockerfile"),
+            (
+                "compose-monorepo",
+                "compose-monorepo/services/api/Dockerfile",
+            ),
+        ];
+        // And a tree whose ignore file reopens excluded directories.
+        let tmp = tempfile::tempdir().unwrap();
+        for (path, body) in [
+            ("node_modules/a/README.md", "a"),
+            ("node_modules/a/index.js", "index"),
+            ("node_modules/b/c/d/x.pyc", "pyc"),
+            ("app/pkg/__pycache__/m.pyc", "pyc pyc"),
+            ("app/pkg/m.py", "import os"),
+            ("app/.env", "SECRET=1"),
+            ("docs/guide.md", "guide"),
+            ("tools/a/node_modules/p/index.js", "module.exports = 1"),
+            ("tools/a/node_modules/p/lib/util.js", "module.exports = 2"),
+            ("tools/b/__pycache__/x.cpython-311.pyc", "pyc"),
+            ("tools/b/notes.txt", "n"),
+            ("tools/c/big.pyc", &"p".repeat(5000)),
+            ("Dockerfile", "FROM scratch\nCOPY app /app\n"),
+            (
+                ".dockerignore",
+                "node_modules\n!**/*.md\n*.pyc\n__pycache__\ndocs/*\n!docs/g*\n",
+            ),
+        ] {
+            let p = tmp.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+        let tmp_dockerfile = tmp.path().join("Dockerfile");
+        let mut cases: Vec<(std::path::PathBuf, std::path::PathBuf)> = cases
+            .iter()
+            .map(|(d, f)| (fixtures.join(d), fixtures.join(f)))
+            .collect();
+        cases.push((tmp.path().to_path_buf(), tmp_dockerfile));
+        let rules = RuleSet::builtin();
+        for (dir, dockerfile) in cases {
+            for builder in [Builder::BuildKit, Builder::Classic] {
+                let ctx = ContextSpec {
+                    root: dir.clone(),
+                    dockerfile: Some(dockerfile.clone()),
+                    builder,
+                }
+                .resolve()
+                .unwrap();
+                let opts = AnalyzeOptions::default();
+                let one = Spread {
+                    threads: 1,
+                    depth: 1,
+                };
+                let want = format!("{:?}", analyze_spread(&ctx, &rules, &opts, one).unwrap());
+                for threads in [2, 3] {
+                    for depth in [1, 2, 3, 4] {
+                        let spread = Spread { threads, depth };
+                        let got = analyze_spread(&ctx, &rules, &opts, spread).unwrap();
+                        assert_eq!(
+                            format!("{got:?}"),
+                            want,
+                            "{} {builder:?} {spread:?}",
+                            dir.display()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -13,8 +13,8 @@
 //! * [`tarball`] writes that as a tar stream; [`digest`] hashes it.
 
 pub mod digest;
+pub mod fold;
 pub mod ignore;
-mod pipeline;
 pub mod tarball;
 pub mod walk;
 

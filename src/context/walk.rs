@@ -99,7 +99,7 @@ pub enum WalkError {
 }
 
 /// What the walk noticed but did not send.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WalkSummary {
     /// Sockets are never sent (Docker skips them too).
     pub skipped_sockets: Vec<Vec<u8>>,
@@ -110,6 +110,22 @@ pub struct WalkSummary {
     /// Per include pattern: sent entries it reached, itself or through a
     /// parent.
     pub include_hits: Vec<u64>,
+}
+
+impl WalkSummary {
+    /// Adds the counts of a walk of a later part of the tree (its sockets
+    /// after these).
+    pub(crate) fn absorb(&mut self, later: WalkSummary) {
+        self.skipped_sockets.extend(later.skipped_sockets);
+        let add = |a: &mut Vec<u64>, b: Vec<u64>| {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        };
+        add(&mut self.rule_hits, later.rule_hits);
+        add(&mut self.rule_reincluded, later.rule_reincluded);
+        add(&mut self.include_hits, later.include_hits);
+    }
 }
 
 /// Whether an excluded directory is entered; see the module docs.
@@ -164,6 +180,47 @@ impl DescendRule {
 fn without_trailing_glob(p: &[u8]) -> &[u8] {
     let p = p.strip_suffix(b"/**").unwrap_or(p);
     p.strip_suffix(b"/*").unwrap_or(p)
+}
+
+/// What [`Context::walk_split`] hands each split-off directory to.
+pub(crate) type SplitFn<'a, E> = dyn FnMut(Subtree) -> Result<(), E> + 'a;
+
+/// Where a walk starts: the context root, or a split-off directory.
+struct Start {
+    path: PathBuf,
+    rel: Vec<u8>,
+    info: MatchInfo,
+    include_info: MatchInfo,
+}
+
+/// A directory that [`Context::walk_split`] handed off instead of
+/// entering: everything needed to visit it and walk below it later, on
+/// any thread, with [`Context::walk_subtree`].
+#[derive(Debug)]
+pub(crate) struct Subtree {
+    path: PathBuf,
+    rel: Vec<u8>,
+    needed: bool,
+    metadata: Meta,
+    info: MatchInfo,
+    include_info: MatchInfo,
+    /// Sockets the walk had skipped before it (they are reported in walk
+    /// order).
+    pub(crate) sockets_before: usize,
+}
+
+impl Subtree {
+    /// The directory itself, as the walk would have visited it.
+    pub(crate) fn entry(&self) -> Entry<'_> {
+        Entry {
+            rel: &self.rel,
+            path: &self.path,
+            kind: FileKind::Dir,
+            needed: self.needed,
+            size: 0,
+            metadata: self.metadata.as_ref(),
+        }
+    }
 }
 
 struct Frame {
@@ -234,24 +291,89 @@ impl Context {
         F: FnMut(&Entry<'_>) -> Result<(), E>,
         E: From<WalkError>,
     {
+        let start = Start {
+            path: self.root.clone(),
+            rel: Vec::new(),
+            info: MatchInfo::default(),
+            include_info: MatchInfo::default(),
+        };
+        self.walk_from(start, None, &mut visit)
+    }
+
+    /// Walks like [`Context::walk`], but hands each directory at `depth`
+    /// (1: the root's children) that would be sent to `split` as a
+    /// [`Subtree`] instead of visiting and entering it; see
+    /// [`Context::walk_subtree`]. Directories entered only because an
+    /// exception may reach inside them are never split off (whether they
+    /// are sent depends on what follows).
+    pub(crate) fn walk_split<E, F>(
+        &self,
+        depth: usize,
+        split: &mut SplitFn<'_, E>,
+        mut visit: F,
+    ) -> Result<WalkSummary, E>
+    where
+        F: FnMut(&Entry<'_>) -> Result<(), E>,
+        E: From<WalkError>,
+    {
+        let start = Start {
+            path: self.root.clone(),
+            rel: Vec::new(),
+            info: MatchInfo::default(),
+            include_info: MatchInfo::default(),
+        };
+        self.walk_from(start, Some((depth, split)), &mut visit)
+    }
+
+    /// Visits a split-off directory and everything below it that would be
+    /// sent, exactly as [`Context::walk`] would have at that point.
+    pub(crate) fn walk_subtree<E, F>(
+        &self,
+        subtree: Subtree,
+        mut visit: F,
+    ) -> Result<WalkSummary, E>
+    where
+        F: FnMut(&Entry<'_>) -> Result<(), E>,
+        E: From<WalkError>,
+    {
+        visit(&subtree.entry())?;
+        let start = Start {
+            path: subtree.path,
+            rel: subtree.rel,
+            info: subtree.info,
+            include_info: subtree.include_info,
+        };
+        self.walk_from(start, None, &mut visit)
+    }
+
+    fn walk_from<E, F>(
+        &self,
+        start: Start,
+        mut split: Option<(usize, &mut SplitFn<'_, E>)>,
+        visit: &mut F,
+    ) -> Result<WalkSummary, E>
+    where
+        F: FnMut(&Entry<'_>) -> Result<(), E>,
+        E: From<WalkError>,
+    {
         let mut summary = WalkSummary {
             rule_hits: vec![0; self.matcher.rules().len()],
             rule_reincluded: vec![0; self.matcher.rules().len()],
             include_hits: vec![0; self.include.as_ref().map_or(0, |i| i.matcher.rules().len())],
             ..WalkSummary::default()
         };
-        let mut rel: Vec<u8> = Vec::with_capacity(256);
-        let mut path = self.root.clone();
-        let root_entries =
-            read_sorted(&self.root, self.sizes).map_err(|source| WalkError::ReadDir {
-                path: self.root.clone(),
-                source,
-            })?;
+        let mut rel: Vec<u8> = start.rel;
+        rel.reserve(256);
+        let mut path = start.path;
+        let root_entries = read_sorted(&path, self.sizes).map_err(|source| WalkError::ReadDir {
+            path: path.clone(),
+            source,
+        })?;
         let mut stack = vec![Frame {
             entries: root_entries.into_iter(),
-            rel_len: 0,
-            info: MatchInfo::default(),
-            include_info: MatchInfo::default(),
+            rel_len: rel.len(),
+            info: start.info,
+            include_info: start.include_info,
             pending: false,
         }];
         let lazy_parents = self.builder == Builder::BuildKit || self.include.is_some();
@@ -344,6 +466,21 @@ impl Context {
                 }
                 if let (true, Some(i)) = (needed, include_rule) {
                     summary.include_hits[i] += 1;
+                }
+                if let Some((depth, split)) = split.as_mut() {
+                    if is_dir && stack.len() == *depth {
+                        split(Subtree {
+                            path: path.clone(),
+                            rel: rel.clone(),
+                            needed,
+                            metadata: meta,
+                            info,
+                            include_info,
+                            sockets_before: summary.skipped_sockets.len(),
+                        })?;
+                        path.pop();
+                        continue;
+                    }
                 }
                 let size = match (&meta, kind) {
                     (Some(m), FileKind::File) => m.len(),
