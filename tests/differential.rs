@@ -209,6 +209,13 @@ fn gen_segment(rng: &mut Rng, names: &[Vec<u8>]) -> Vec<u8> {
         b"\xffa",
         b"\xff*",
         b"\xef\xbb\xbfa",
+        // ASCII-mode regexes (one UTF-8 sequence per `?`) against their
+        // Unicode-mode fallback.
+        "?\u{e9}".as_bytes(),
+        "[^\u{e9}]".as_bytes(),
+        b"\\d?",
+        b"[\\D]",
+        b"[^a-c]?",
     ];
     match rng.below(100) {
         0..=54 => rng.pick(names).clone(),

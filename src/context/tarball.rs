@@ -224,11 +224,18 @@ impl<W: Write> TarWriter<W> {
         buf: &mut [u8],
         sink: &mut dyn EntrySink,
     ) -> Result<(), TarError> {
+        // Each read asks for one byte more than is left: a file that grew
+        // shows it in the same call, and a short read that ends exactly at
+        // the size is the end of the file (regular files read short only
+        // there), so a small file takes one `read`, not a second one that
+        // returns 0. A tail that arrives later than that is not sent, as
+        // Docker sends exactly the size it stat'ed.
         let mut remaining = size;
+        let mut at_end = false;
         while remaining > 0 {
             let want = buf
                 .len()
-                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                .min(usize::try_from(remaining.saturating_add(1)).unwrap_or(usize::MAX));
             let n = match file.read(&mut buf[..want]) {
                 Ok(0) => {
                     return Err(TarError::Changed {
@@ -246,30 +253,20 @@ impl<W: Write> TarWriter<W> {
                     })
                 }
             };
+            if n as u64 > remaining {
+                return Err(TarError::Changed {
+                    path: path.to_path_buf(),
+                    expected: size,
+                    found: "it grew".into(),
+                });
+            }
             sink.content(&buf[..n]);
             self.write(&buf[..n])?;
             remaining -= n as u64;
+            at_end = remaining == 0 && n < want;
         }
-        // A file that grew would silently lose its tail: refuse it.
-        let mut probe = [0u8; 1];
-        loop {
-            match file.read(&mut probe) {
-                Ok(0) => break,
-                Ok(_) => {
-                    return Err(TarError::Changed {
-                        path: path.to_path_buf(),
-                        expected: size,
-                        found: "it grew".into(),
-                    })
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(TarError::Read {
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                }
-            }
+        if !at_end {
+            expect_end(&mut file, path, size)?;
         }
         self.stats.content_bytes += size;
         let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
@@ -440,6 +437,31 @@ fn octal(field: &mut [u8], mut value: u64) {
     field[digits] = 0;
 }
 
+/// Reads once more after a file's last expected byte: a file that grew
+/// would silently lose its tail, so anything but the end is an error.
+fn expect_end(file: &mut impl Read, path: &Path, size: u64) -> Result<(), TarError> {
+    let mut probe = [0u8; 1];
+    loop {
+        match file.read(&mut probe) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {
+                return Err(TarError::Changed {
+                    path: path.to_path_buf(),
+                    expected: size,
+                    found: "it grew".into(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(TarError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,7 +502,15 @@ mod tests {
     #[test]
     fn a_file_that_changes_size_is_an_error_not_a_corrupt_archive() {
         let mut buf = vec![0u8; 16];
-        for (actual, expected, word) in [(10, 20, "only 10"), (30, 20, "grew")] {
+        for (actual, expected, word) in [
+            (10, 20, "only 10"),
+            (30, 20, "grew"),
+            (21, 20, "grew"),
+            (11, 10, "grew"),
+            (17, 16, "grew"),
+            (33, 32, "grew"),
+            (15, 16, "only 15"),
+        ] {
             let mut w = TarWriter::new(Vec::new());
             let err = w
                 .copy_contents(Sized(actual), Path::new("f"), expected, &mut buf, &mut ())
@@ -488,10 +518,13 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains("changed size") && msg.contains(word), "{msg}");
         }
-        let mut w = TarWriter::new(Vec::new());
-        w.copy_contents(Sized(20), Path::new("f"), 20, &mut buf, &mut ())
-            .unwrap();
-        assert_eq!(w.out.len(), 512, "content padded to a block");
+        for size in [1, 15, 16, 17, 20, 32, 100] {
+            let mut w = TarWriter::new(Vec::new());
+            w.copy_contents(Sized(size), Path::new("f"), size as u64, &mut buf, &mut ())
+                .unwrap();
+            assert_eq!(w.out.len(), 512, "content padded to a block");
+            assert_eq!(w.out.iter().filter(|&&b| b == b'x').count(), size);
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 use std::borrow::Cow;
 
+use regex::bytes::{Regex as BytesRegex, RegexBuilder as BytesRegexBuilder};
 use regex::{Regex, RegexBuilder};
 
 /// How a pattern is matched; see the module docs.
@@ -38,21 +39,28 @@ pub struct Pattern {
     kind: MatchKind,
     /// `Err` holds Go's compile error: Docker reports it only when the
     /// pattern is first evaluated, so we keep it until then.
-    regex: Option<Result<Regex, String>>,
+    regex: Option<Result<Compiled, String>>,
+}
+
+/// A pattern's regex, matched against the path as Go reads it (valid
+/// UTF-8, each invalid byte one U+FFFD).
+#[derive(Debug, Clone)]
+enum Compiled {
+    /// Every class ASCII-only: compiled over bytes without Unicode
+    /// classes, each "any character but" spelled as one ASCII byte or one
+    /// UTF-8 sequence. Equivalent on valid UTF-8, and compiling it skips
+    /// the UTF-8 automaton builder, whose tables cost a few hundred
+    /// kilobytes of fresh memory per pattern (measurable in start-up).
+    Ascii(BytesRegex),
+    /// A class with non-ASCII members or a Unicode property.
+    Unicode(Regex),
 }
 
 impl Pattern {
     /// Compiles a cleaned pattern (as `PatternMatcher.New` stores it).
     pub fn new(cleaned: &[u8]) -> Pattern {
-        let (kind, regex_src) = translate(cleaned);
-        let regex = (kind == MatchKind::Regex).then(|| {
-            regex_src.and_then(|src| {
-                RegexBuilder::new(&src)
-                    .size_limit(64 << 20)
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
-        });
+        let (kind, go) = go_regex(cleaned);
+        let regex = (kind == MatchKind::Regex).then(|| compile(&go));
         Pattern {
             cleaned: cleaned.to_vec(),
             kind,
@@ -84,7 +92,8 @@ impl Pattern {
                 path.ends_with(suffix) || (suffix.first() == Some(&b'/') && path == &suffix[1..])
             }
             MatchKind::Regex => match &self.regex {
-                Some(Ok(re)) => re.is_match(&go_string(path)),
+                Some(Ok(Compiled::Ascii(re))) => re.is_match(go_string(path).as_bytes()),
+                Some(Ok(Compiled::Unicode(re))) => re.is_match(&go_string(path)),
                 Some(Err(msg)) => {
                     return Err(PatternError {
                         message: msg.clone(),
@@ -200,10 +209,64 @@ fn go_regex(pattern: &[u8]) -> (MatchKind, String) {
     (kind, re)
 }
 
+/// Compiles the Go regex text of a pattern: ASCII mode when it allows,
+/// Unicode mode otherwise. `Err` carries the message of a regex Go would
+/// refuse to compile.
+fn compile(go: &str) -> Result<Compiled, String> {
+    const SIZE_LIMIT: usize = 64 << 20;
+    match go_regex_to_rust(go, Mode::Ascii) {
+        Ok(src) => BytesRegexBuilder::new(&src)
+            .unicode(false)
+            .size_limit(SIZE_LIMIT)
+            .build()
+            .map(Compiled::Ascii)
+            .map_err(|e| e.to_string()),
+        Err(Untranslatable::Go(message)) => Err(message),
+        Err(Untranslatable::NeedsUnicode) => {
+            let src = go_regex_to_rust(go, Mode::Unicode).map_err(|e| match e {
+                Untranslatable::Go(message) => message,
+                Untranslatable::NeedsUnicode => "unsupported class".to_string(),
+            })?;
+            RegexBuilder::new(&src)
+                .size_limit(SIZE_LIMIT)
+                .build()
+                .map(Compiled::Unicode)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Which Rust regex dialect a translation targets; see [`Compiled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Ascii,
+    Unicode,
+}
+
+/// Why a Go regex was not translated.
+#[derive(Debug)]
+enum Untranslatable {
+    /// Go refuses it too, with this message.
+    Go(String),
+    /// It has a class that ASCII mode cannot spell.
+    NeedsUnicode,
+}
+
+impl From<String> for Untranslatable {
+    fn from(message: String) -> Untranslatable {
+        Untranslatable::Go(message)
+    }
+}
+
+impl From<&str> for Untranslatable {
+    fn from(message: &str) -> Untranslatable {
+        Untranslatable::Go(message.to_string())
+    }
+}
+
 /// Translates a Go regex (RE2 syntax, as patternmatcher generates it) into
-/// an equivalent Rust regex for `regex::bytes`. `Err` carries the message of
-/// a regex Go would refuse to compile.
-fn go_regex_to_rust(go: &str) -> Result<String, String> {
+/// an equivalent Rust regex in `mode`.
+fn go_regex_to_rust(go: &str, mode: Mode) -> Result<String, Untranslatable> {
     let chars: Vec<char> = go.chars().collect();
     let mut out = String::with_capacity(go.len() * 2);
     let mut i = 0;
@@ -215,11 +278,14 @@ fn go_regex_to_rust(go: &str) -> Result<String, String> {
             '$' => out.push_str("(?-m:$)"),
             '(' => out.push_str("(?:"),
             ')' | '*' | '?' | '|' | '+' => out.push(c),
-            '.' => out.push_str(ANY_BUT_NEWLINE),
-            '[' => i = translate_class(&chars, i, &mut out)?,
-            '\\' => i = translate_escape(&chars, i, &mut out)?,
+            '.' => match mode {
+                Mode::Ascii => out.push_str(ANY_BUT_NEWLINE_ASCII),
+                Mode::Unicode => out.push_str(ANY_BUT_NEWLINE),
+            },
+            '[' => i = translate_class(&chars, i, &mut out, mode)?,
+            '\\' => i = translate_escape(&chars, i, &mut out, mode)?,
             // Go reads `]`, `{` and `}` outside a class as literals here.
-            _ => push_literal(&mut out, c),
+            _ => push_literal(&mut out, c, mode),
         }
     }
     Ok(out)
@@ -227,6 +293,10 @@ fn go_regex_to_rust(go: &str) -> Result<String, String> {
 
 /// Go's `.`: any character but a newline.
 const ANY_BUT_NEWLINE: &str = "[^\\n]";
+
+/// Go's `.` in ASCII mode: an ASCII byte but a newline, or one UTF-8
+/// sequence.
+const ANY_BUT_NEWLINE_ASCII: &str = "(?:[^\\n\\x80-\\xFF]|[\\xC0-\\xFF][\\x80-\\xBF]*)";
 
 /// A path as Go's regexp reads it: each byte that is not part of valid
 /// UTF-8 is one U+FFFD (unlike Rust's lossy conversion, which merges a
@@ -245,8 +315,15 @@ fn go_string(path: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn push_literal(out: &mut String, c: char) {
+fn push_literal(out: &mut String, c: char, mode: Mode) {
     let mut buf = [0u8; 4];
+    if mode == Mode::Ascii && !c.is_ascii() {
+        // ASCII mode takes no non-ASCII literal: spell its UTF-8 bytes.
+        for b in c.encode_utf8(&mut buf).bytes() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+        return;
+    }
     out.push_str(&regex::escape(c.encode_utf8(&mut buf)));
 }
 
@@ -260,7 +337,12 @@ fn push_class_char(out: &mut String, c: char) {
 }
 
 /// Translates the escape after a `\` at `i` outside a class.
-fn translate_escape(chars: &[char], i: usize, out: &mut String) -> Result<usize, String> {
+fn translate_escape(
+    chars: &[char],
+    i: usize,
+    out: &mut String,
+    mode: Mode,
+) -> Result<usize, Untranslatable> {
     let Some(&c) = chars.get(i) else {
         return Err("trailing backslash at end of expression".into());
     };
@@ -276,7 +358,7 @@ fn translate_escape(chars: &[char], i: usize, out: &mut String) -> Result<usize,
             let mut class = ClassBuilder::default();
             let next = class.add_escape_class(chars, i)?;
             let negated = c.is_ascii_uppercase();
-            class.emit(out, negated);
+            class.emit(out, negated, mode)?;
             return Ok(next);
         }
         'Q' => {
@@ -286,14 +368,14 @@ fn translate_escape(chars: &[char], i: usize, out: &mut String) -> Result<usize,
                 if chars[j] == '\\' && chars.get(j + 1) == Some(&'E') {
                     return Ok(j + 2);
                 }
-                push_literal(out, chars[j]);
+                push_literal(out, chars[j], mode);
                 j += 1;
             }
             return Ok(j);
         }
         _ => {
             let (ch, next) = parse_char_escape(chars, i)?;
-            push_literal(out, ch);
+            push_literal(out, ch, mode);
             return Ok(next);
         }
     }
@@ -359,10 +441,14 @@ fn parse_char_escape(chars: &[char], i: usize) -> Result<(char, usize), String> 
 struct ClassBuilder {
     /// Rust class items (ranges, nested classes), already escaped.
     items: String,
+    /// Whether an item may match a non-ASCII character (a non-ASCII range
+    /// end, a negated nested class, a Unicode property).
+    unicode: bool,
 }
 
 impl ClassBuilder {
     fn add_range(&mut self, lo: char, hi: char) {
+        self.unicode |= !hi.is_ascii();
         push_class_char(&mut self.items, lo);
         if hi != lo {
             self.items.push('-');
@@ -372,6 +458,7 @@ impl ClassBuilder {
 
     /// A nested Rust class with the same meaning as Go's.
     fn add_nested(&mut self, rust: &str) {
+        self.unicode |= rust.contains('^') || rust.starts_with("\\p") || rust.starts_with("\\P");
         self.items.push_str(rust);
     }
 
@@ -416,7 +503,20 @@ impl ClassBuilder {
         Ok(next)
     }
 
-    fn emit(&self, out: &mut String, negated: bool) {
+    fn emit(&self, out: &mut String, negated: bool, mode: Mode) -> Result<(), Untranslatable> {
+        if mode == Mode::Ascii {
+            if self.unicode {
+                return Err(Untranslatable::NeedsUnicode);
+            }
+            if negated {
+                // Any character but these: an ASCII byte but these, or
+                // one UTF-8 sequence.
+                out.push_str("(?:[^");
+                out.push_str(&self.items);
+                out.push_str("\\x80-\\xFF]|[\\xC0-\\xFF][\\x80-\\xBF]*)");
+                return Ok(());
+            }
+        }
         out.push('[');
         if negated {
             out.push('^');
@@ -427,6 +527,7 @@ impl ClassBuilder {
         }
         out.push_str(&self.items);
         out.push(']');
+        Ok(())
     }
 }
 
@@ -438,7 +539,12 @@ const POSIX_CLASSES: &[&str] = &[
 
 /// Translates a Go class whose `[` was just consumed (`i` points after it);
 /// returns the index after its `]`.
-fn translate_class(chars: &[char], mut i: usize, out: &mut String) -> Result<usize, String> {
+fn translate_class(
+    chars: &[char],
+    mut i: usize,
+    out: &mut String,
+    mode: Mode,
+) -> Result<usize, Untranslatable> {
     let mut class = ClassBuilder::default();
     let negated = chars.get(i) == Some(&'^');
     if negated {
@@ -461,7 +567,7 @@ fn translate_class(chars: &[char], mut i: usize, out: &mut String) -> Result<usi
                 let name = &rest[..end];
                 let bare = name.strip_prefix('^').unwrap_or(name);
                 if !POSIX_CLASSES.contains(&bare) {
-                    return Err(format!("invalid character class range: `[:{name}:]`"));
+                    return Err(format!("invalid character class range: `[:{name}:]`").into());
                 }
                 class.add_nested(&format!("[[:{name}:]]"));
                 i += 2 + name.chars().count() + 2;
@@ -489,7 +595,7 @@ fn translate_class(chars: &[char], mut i: usize, out: &mut String) -> Result<usi
         }
         class.add_range(lo, hi);
     }
-    class.emit(out, negated);
+    class.emit(out, negated, mode)?;
     Ok(i)
 }
 
@@ -500,14 +606,6 @@ fn class_char(chars: &[char], i: usize) -> Result<(char, usize), String> {
         Some('\\') => parse_char_escape(chars, i + 1),
         Some(&c) => Ok((c, i + 1)),
     }
-}
-
-/// Translates a cleaned pattern into its match kind and, for
-/// [`MatchKind::Regex`], a Rust regex equivalent to the Go regex Docker
-/// builds (or the reason Go would refuse it).
-fn translate(pattern: &[u8]) -> (MatchKind, Result<String, String>) {
-    let (kind, go) = go_regex(pattern);
-    (kind, go_regex_to_rust(&go))
 }
 
 #[cfg(test)]
@@ -538,6 +636,83 @@ mod tests {
         ];
         for (p, kind) in cases {
             assert_eq!(Pattern::new(p.as_bytes()).kind(), kind, "{p}");
+        }
+    }
+
+    /// ASCII mode must agree with Unicode mode wherever it applies, on
+    /// ASCII, multi-byte and invalid UTF-8 paths alike.
+    #[test]
+    fn ascii_mode_matches_like_unicode_mode() {
+        let patterns = [
+            "*",
+            "?",
+            "??",
+            "*.pyc",
+            "a?c",
+            "?é",
+            "é?",
+            "*é*",
+            "[^a]",
+            "[^a]?",
+            "[a-c]*",
+            "x[^/]y",
+            "\\d?",
+            "\\D",
+            "[\\d]",
+            "\\w*",
+            ".?",
+            "[[:alpha:]]?",
+            "a/**/b",
+            "**/?",
+            "\\Qé?\\E*",
+        ];
+        let paths: [&[u8]; 16] = [
+            b"a",
+            b"abc",
+            b"a\xc3\xa9c",
+            "é".as_bytes(),
+            "éé".as_bytes(),
+            "ab\u{1F600}".as_bytes(),
+            b"\xff",
+            b"\xff\xfe",
+            b"a\x80c",
+            b"x/y",
+            b"a1",
+            "aé".as_bytes(),
+            b"a/x/b",
+            "\u{FFFD}".as_bytes(),
+            b"\xe9?",
+            "é?x".as_bytes(),
+        ];
+        let mut ascii = 0;
+        for p in patterns {
+            let (kind, go) = go_regex(p.as_bytes());
+            assert_eq!(kind, MatchKind::Regex, "{p}");
+            let unicode = go_regex_to_rust(&go, Mode::Unicode).unwrap();
+            let unicode = Regex::new(&unicode).unwrap();
+            let Ok(src) = go_regex_to_rust(&go, Mode::Ascii) else {
+                continue;
+            };
+            ascii += 1;
+            let bytes = BytesRegexBuilder::new(&src).unicode(false).build().unwrap();
+            for path in paths {
+                let haystack = go_string(path);
+                assert_eq!(
+                    bytes.is_match(haystack.as_bytes()),
+                    unicode.is_match(&haystack),
+                    "{p} on {path:?} ({src})"
+                );
+            }
+        }
+        assert!(ascii >= patterns.len() - 3, "{ascii} in ASCII mode");
+        // The usual patterns take the cheap path.
+        for p in ["*.pyc", "?", "[^a]", "a/**/b", "\\d"] {
+            let (_, go) = go_regex(p.as_bytes());
+            assert!(matches!(compile(&go), Ok(Compiled::Ascii(_))), "{p}");
+        }
+        for p in ["[é]", "[^é]", "\\pL", "\\D"] {
+            let (_, go) = go_regex(p.as_bytes());
+            assert!(matches!(compile(&go), Ok(Compiled::Unicode(_))), "{p}");
         }
     }
 
