@@ -70,7 +70,7 @@ elif [ -n "${REGGIE_BIN:-}" ]; then
     cargo build --release --quiet --example gen-monorepo
 else
     log "building (cargo build --release)"
-    cargo build --release --quiet --bin reggie-build --example gen-monorepo
+    cargo build --release --quiet --bins --example gen-monorepo
 fi
 
 # Scratch files (file lists, timings, stderr) live apart from the fixture so

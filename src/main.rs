@@ -2,6 +2,28 @@
 
 mod cli;
 
+use std::os::unix::process::CommandExt;
+
+/// The binary that runs `image`, expected beside this one.
+const IMAGE_BINARY: &str = "reggie-build-image";
+
 fn main() {
-    std::process::exit(cli::run());
+    std::process::exit(cli::run(hand_over_image));
+}
+
+/// `reggie-build image`: replaces this process with `reggie-build-image`
+/// and the same arguments, so that signals, the terminal and the exit
+/// code are the build's own.
+fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot locate the reggie-build binary: {e}"))?;
+    let image = exe.with_file_name(IMAGE_BINARY);
+    let err = std::process::Command::new(&image)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    anyhow::bail!(
+        "cannot run {}: {err}. `reggie-build image` runs the {IMAGE_BINARY} binary installed \
+         beside reggie-build: install both (cargo install installs every binary of the package)",
+        image.display()
+    )
 }

@@ -1,15 +1,20 @@
 //! Argument parsing and dispatch. Each command is a thin function over the
 //! library in its own module.
+//!
+//! Two binaries share this module: `reggie-build` runs every command but
+//! `image`, which it hands to `reggie-build-image` beside it (the Docker,
+//! BuildKit and AWS stacks are most of the code and of the start-up's
+//! relocations, and `ls`, `context` and `check` run in a few
+//! milliseconds); `reggie-build-image` runs everything.
 
 mod analyze;
 mod check;
 mod context_cmd;
 mod discover;
 mod explain;
-mod image;
-mod live;
+pub mod image_args;
 mod ls;
-mod output;
+pub mod output;
 mod plan_args;
 mod targets;
 
@@ -70,7 +75,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'\n  DOCKER_HOST=ssh://me@build-host reggie-build image . -f backend/Dockerfile -t app\n\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context."
     )]
-    Image(image::ImageArgs),
+    Image(image_args::ImageArgs),
     /// Find the images the repository builds (Dockerfiles, docker compose
     /// files, SST configs) and optionally write them to reggie-build.toml.
     #[command(
@@ -134,8 +139,12 @@ impl ContextArgs {
     }
 }
 
+/// Runs `reggie-build image`: in-process, or by handing over to the
+/// binary that has the Docker stack.
+pub type ImageCommand = fn(image_args::ImageArgs) -> anyhow::Result<i32>;
+
 /// Parses arguments, runs the command, and returns the exit code.
-pub fn run() -> i32 {
+pub fn run(image: ImageCommand) -> i32 {
     let cli = Cli::parse();
     init_logging(cli.quiet, cli.verbose, cli.color.enabled_for_stderr());
     output::set_color(cli.color);
@@ -149,7 +158,7 @@ pub fn run() -> i32 {
         Command::Ls(args) => ls::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Context(args) => context_cmd::run(args),
-        Command::Image(args) => image::run(args),
+        Command::Image(args) => image(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Check(args) => check::run(args),
         Command::Discover(args) => discover::run(args),

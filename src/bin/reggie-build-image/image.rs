@@ -1,91 +1,20 @@
 //! `reggie-build image`: build the image through the Docker daemon from the
-//! minimal context (or the whole one), then optionally push it.
+//! minimal context (or the whole one), then optionally push it. Compiled
+//! into the `reggie-build-image` binary only; `reggie-build image` hands
+//! over to it.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{bail, Context as _};
-use clap::{Args, ValueEnum};
 
 use reggie_build::context::tarball::TarOptions;
 use reggie_build::plan::{Plan, PlanOptions};
 use reggie_build::publish::{self, Credentials, PushOptions};
 use reggie_build::ship::{self, BuildSpec, Compression, Event};
 
-use super::live::{terminal_width, LiveView};
-use super::ContextArgs;
-
-/// Compression of the upload.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum CompressArg {
-    /// None for a local socket, gzip for a remote daemon.
-    Auto,
-    None,
-    Gzip,
-}
-
-/// Arguments of `reggie-build image`.
-#[derive(Debug, Args)]
-pub struct ImageArgs {
-    #[command(flatten)]
-    pub context: ContextArgs,
-    /// Name and tag the image (repeatable).
-    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
-    pub tags: Vec<String>,
-    /// A build argument; `KEY` alone takes the value of the environment
-    /// variable KEY.
-    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
-    pub build_args: Vec<String>,
-    /// The stage to build.
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Target platform, e.g. linux/amd64.
-    #[arg(long)]
-    pub platform: Option<String>,
-    /// An image label (repeatable).
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
-    /// The network of RUN steps: default, host, none (or, for the classic
-    /// builder, a network name), as `docker build --network`.
-    #[arg(long, value_name = "MODE")]
-    pub network: Option<String>,
-    /// Do not use the build cache.
-    #[arg(long)]
-    pub no_cache: bool,
-    /// Always pull newer base images.
-    #[arg(long)]
-    pub pull: bool,
-    /// Upload the whole context as `docker build` does, not the minimal one.
-    #[arg(long)]
-    pub full: bool,
-    /// Compression of the upload.
-    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
-    pub compress: CompressArg,
-    /// One JSON event per line on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Push every tag after the build.
-    #[arg(long)]
-    pub push: bool,
-    /// Push to this HOST:PORT instead of the tag's registry, keeping its
-    /// identity for credentials (env REGGIE_REGISTRY_ENDPOINT).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub registry_endpoint: Option<String>,
-    /// Create missing ECR repositories before pushing.
-    #[arg(long)]
-    pub create_repo: bool,
-    /// Registry user (with --password-stdin).
-    #[arg(long)]
-    pub username: Option<String>,
-    /// Read the registry password from stdin.
-    #[arg(long)]
-    pub password_stdin: bool,
-    /// Skip the build when an image built from the same context,
-    /// Dockerfile, target, build args and platform exists: in the daemon,
-    /// or (with --push) under the first tag in the registry.
-    #[arg(long)]
-    pub skip_if_exists: bool,
-}
+use crate::cli::image_args::{CompressArg, ImageArgs};
+use crate::live::{terminal_width, LiveView};
 
 pub fn run(args: ImageArgs) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -419,8 +348,8 @@ async fn build_and_push(
         network: args.network.clone(),
         pull_credentials,
         builder: match args.context.builder {
-            super::BuilderArg::Buildkit => ship::DaemonBuilder::BuildKit,
-            super::BuilderArg::Classic => ship::DaemonBuilder::Classic,
+            crate::cli::BuilderArg::Buildkit => ship::DaemonBuilder::BuildKit,
+            crate::cli::BuilderArg::Classic => ship::DaemonBuilder::Classic,
         },
     };
     let endpoint = args.registry_endpoint.clone().or_else(|| {

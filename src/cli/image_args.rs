@@ -1,0 +1,80 @@
+//! The arguments of `reggie-build image`. The command itself runs in the
+//! `reggie-build-image` binary (see `src/bin/reggie-build-image/`), so
+//! that the Docker, BuildKit and AWS stacks are loaded only when an image
+//! is built; `reggie-build` parses these to validate and document them.
+
+use clap::{Args, ValueEnum};
+
+use super::ContextArgs;
+
+/// Compression of the upload.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CompressArg {
+    /// None for a local socket, gzip for a remote daemon.
+    Auto,
+    None,
+    Gzip,
+}
+
+/// Arguments of `reggie-build image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(flatten)]
+    pub context: ContextArgs,
+    /// Name and tag the image (repeatable).
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// A build argument; `KEY` alone takes the value of the environment
+    /// variable KEY.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// The stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Target platform, e.g. linux/amd64.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// An image label (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// The network of RUN steps: default, host, none (or, for the classic
+    /// builder, a network name), as `docker build --network`.
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// Do not use the build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always pull newer base images.
+    #[arg(long)]
+    pub pull: bool,
+    /// Upload the whole context as `docker build` does, not the minimal one.
+    #[arg(long)]
+    pub full: bool,
+    /// Compression of the upload.
+    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
+    pub compress: CompressArg,
+    /// One JSON event per line on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Push every tag after the build.
+    #[arg(long)]
+    pub push: bool,
+    /// Push to this HOST:PORT instead of the tag's registry, keeping its
+    /// identity for credentials (env REGGIE_REGISTRY_ENDPOINT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub registry_endpoint: Option<String>,
+    /// Create missing ECR repositories before pushing.
+    #[arg(long)]
+    pub create_repo: bool,
+    /// Registry user (with --password-stdin).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the registry password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Skip the build when an image built from the same context,
+    /// Dockerfile, target, build args and platform exists: in the daemon,
+    /// or (with --push) under the first tag in the registry.
+    #[arg(long)]
+    pub skip_if_exists: bool,
+}

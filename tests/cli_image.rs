@@ -1,0 +1,72 @@
+//! `reggie-build image` without a daemon: the hand-over from
+//! `reggie-build` to the `reggie-build-image` binary beside it (the builds
+//! themselves are in `e2e_image.rs`, against a real daemon).
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn backend() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/reggie/backend")
+}
+
+#[test]
+fn image_help_comes_from_reggie_build_itself() {
+    Command::cargo_bin("reggie-build")
+        .unwrap()
+        .args(["image", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--push"))
+        .stdout(predicate::str::contains("--skip-if-exists"))
+        .stdout(predicate::str::contains("ssh://"));
+}
+
+#[test]
+fn image_runs_in_the_image_binary_with_the_same_arguments() {
+    // The daemon error and its exit code are the image binary's; bad
+    // arguments are refused before any hand-over.
+    Command::cargo_bin("reggie-build")
+        .unwrap()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .arg("image")
+        .arg(backend())
+        .args(["-t", "reggie-cli:x"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cannot reach the Docker daemon at unix:///nonexistent/docker.sock",
+        ))
+        .stderr(predicate::str::contains("cannot run").not());
+    Command::cargo_bin("reggie-build")
+        .unwrap()
+        .args(["image", "--compress", "zstd"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid value 'zstd'"));
+}
+
+#[test]
+fn image_without_the_image_binary_says_what_to_install() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let alone = dir.path().join("reggie-build");
+    let built = assert_cmd::cargo::cargo_bin("reggie-build");
+    if std::fs::hard_link(&built, &alone).is_err() {
+        std::fs::copy(&built, &alone).unwrap();
+    }
+    Command::new(&alone)
+        .arg("image")
+        .arg(backend())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("reggie-build-image"))
+        .stderr(predicate::str::contains("install both"));
+    // Every other command works without it.
+    Command::new(&alone)
+        .arg("ls")
+        .arg(backend())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("app/main.py"));
+}
