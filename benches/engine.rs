@@ -1,5 +1,5 @@
 //! Criterion benches of the context engine's hot paths: ignore matching,
-//! the walk, tar writing and gzip.
+//! the walk (on one thread and folded on two), tar writing and gzip.
 //!
 //! ```text
 //! cargo bench --bench engine                  # all
@@ -22,6 +22,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+use reggie_build::context::fold::{Fold, Spread, SPLIT_DEPTH};
 use reggie_build::context::ignore::{read_patterns, MatchInfo, Matcher};
 use reggie_build::context::tarball::{write_context, TarOptions};
 use reggie_build::context::{Context, ContextSpec, FileKind, WalkError};
@@ -171,6 +172,53 @@ fn bench_walk(c: &mut Criterion, fx: &Fixture) {
     g.finish();
 }
 
+/// Files and bytes, folded by subtree.
+#[derive(Default)]
+struct Sizes {
+    files: u64,
+    bytes: u64,
+}
+
+impl Fold for Sizes {
+    type Error = WalkError;
+    fn fork(&self, _root: &reggie_build::context::Entry<'_>) -> Sizes {
+        Sizes::default()
+    }
+    fn visit(&mut self, e: &reggie_build::context::Entry<'_>) -> Result<(), WalkError> {
+        self.files += 1;
+        self.bytes += e.size;
+        Ok(())
+    }
+    fn join(&mut self, sub: Sizes) -> Result<(), WalkError> {
+        self.files += sub.files;
+        self.bytes += sub.bytes;
+        Ok(())
+    }
+}
+
+/// The walk with a `statx` per entry (as `analyze` reads sizes), on one
+/// thread and folded on two.
+fn bench_fold(c: &mut Criterion, fx: &Fixture) {
+    let mut g = c.benchmark_group("fold");
+    let ctx = fx.whole.clone().with_sizes();
+    g.throughput(Throughput::Elements(count(&ctx)));
+    for threads in [1, 2] {
+        let spread = Spread {
+            threads,
+            depth: SPLIT_DEPTH,
+        };
+        g.bench_function(BenchmarkId::new("whole", threads), |b| {
+            b.iter(|| {
+                let (sizes, _) = ctx
+                    .walk_fold_spread(Sizes::default(), spread)
+                    .expect("walk");
+                black_box(sizes.bytes)
+            })
+        });
+    }
+    g.finish();
+}
+
 fn tar_into<W: Write>(ctx: &Context, w: W) -> u64 {
     write_context(ctx, w, &TarOptions::default(), &mut ())
         .expect("tar")
@@ -237,6 +285,7 @@ fn main() {
         .configure_from_args();
     bench_matcher(&mut c, &fx);
     bench_walk(&mut c, &fx);
+    bench_fold(&mut c, &fx);
     bench_tar(&mut c, &fx);
     bench_gzip(&mut c, &fx);
     c.final_summary();

@@ -9,7 +9,9 @@
 //! * [`ContextSpec::resolve`] finds the Dockerfile and the ignore file that
 //!   applies (BuildKit's `<Dockerfile>.dockerignore` first, or the classic
 //!   builder's root `.dockerignore` only) and compiles it.
-//! * [`Context::walk`] visits what would be sent, in Docker's order.
+//! * [`Context::walk`] visits what would be sent, in Docker's order;
+//!   [`Context::walk_fold`] does the same on every core for accumulators
+//!   that can be split by subtree ([`fold::Fold`], as `analyze` uses).
 //! * [`tarball`] writes that as a tar stream; [`digest`] hashes it.
 
 pub mod digest;
