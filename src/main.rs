@@ -23,7 +23,8 @@ fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
         .exec();
     anyhow::bail!(
         "cannot run {}: {err}. `reggie-build image` runs the {IMAGE_BINARY} binary installed \
-         beside reggie-build: install both (cargo install installs every binary of the package)",
+         beside reggie-build: install both (cargo install installs every binary of the package; \
+         in a checkout, `cargo build --bins`, or `cargo run --bin {IMAGE_BINARY} -- image ...`)",
         image.display()
     )
 }
