@@ -193,6 +193,17 @@ struct Start {
     include_info: MatchInfo,
 }
 
+impl Start {
+    fn root(ctx: &Context) -> Start {
+        Start {
+            path: ctx.root.clone(),
+            rel: Vec::new(),
+            info: MatchInfo::default(),
+            include_info: MatchInfo::default(),
+        }
+    }
+}
+
 /// A directory that [`Context::walk_split`] handed off instead of
 /// entering: everything needed to visit it and walk below it later, on
 /// any thread, with [`Context::walk_subtree`].
@@ -291,13 +302,7 @@ impl Context {
         F: FnMut(&Entry<'_>) -> Result<(), E>,
         E: From<WalkError>,
     {
-        let start = Start {
-            path: self.root.clone(),
-            rel: Vec::new(),
-            info: MatchInfo::default(),
-            include_info: MatchInfo::default(),
-        };
-        self.walk_from(start, None, &mut visit)
+        self.walk_from(Start::root(self), None, &mut visit)
     }
 
     /// Walks like [`Context::walk`], but hands each directory at `depth`
@@ -316,13 +321,7 @@ impl Context {
         F: FnMut(&Entry<'_>) -> Result<(), E>,
         E: From<WalkError>,
     {
-        let start = Start {
-            path: self.root.clone(),
-            rel: Vec::new(),
-            info: MatchInfo::default(),
-            include_info: MatchInfo::default(),
-        };
-        self.walk_from(start, Some((depth, split)), &mut visit)
+        self.walk_from(Start::root(self), Some((depth, split)), &mut visit)
     }
 
     /// Visits a split-off directory and everything below it that would be

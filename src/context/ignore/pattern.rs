@@ -456,9 +456,11 @@ impl ClassBuilder {
         }
     }
 
-    /// A nested Rust class with the same meaning as Go's.
-    fn add_nested(&mut self, rust: &str) {
-        self.unicode |= rust.contains('^') || rust.starts_with("\\p") || rust.starts_with("\\P");
+    /// A nested Rust class with the same meaning as Go's; `non_ascii`
+    /// when it can match a non-ASCII character (a negation or a Unicode
+    /// property).
+    fn add_nested(&mut self, rust: &str, non_ascii: bool) {
+        self.unicode |= non_ascii;
         self.items.push_str(rust);
     }
 
@@ -475,7 +477,7 @@ impl ClassBuilder {
             _ => None,
         };
         if let Some(rust) = ascii {
-            self.add_nested(rust);
+            self.add_nested(rust, c.is_ascii_uppercase());
             return Ok(i + 1);
         }
         // \p / \P with a one-letter name or a braced name.
@@ -499,7 +501,7 @@ impl ClassBuilder {
             return Err(format!("invalid character class range: `\\p{{{name}}}`"));
         }
         let rust = format!("\\{}{{{}}}", if negated { 'P' } else { 'p' }, name);
-        self.add_nested(&rust);
+        self.add_nested(&rust, true);
         Ok(next)
     }
 
@@ -569,7 +571,7 @@ fn translate_class(
                 if !POSIX_CLASSES.contains(&bare) {
                     return Err(format!("invalid character class range: `[:{name}:]`").into());
                 }
-                class.add_nested(&format!("[[:{name}:]]"));
+                class.add_nested(&format!("[[:{name}:]]"), name.starts_with('^'));
                 i += 2 + name.chars().count() + 2;
                 continue;
             }
