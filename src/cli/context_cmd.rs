@@ -62,19 +62,19 @@ pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
     // Hashing costs as much as archiving: only when asked for.
     let mut digest = args.digest.then(DigestSink::new);
     let result = (|| -> anyhow::Result<()> {
-        let out = BufWriter::with_capacity(64 * 1024, target.writer()?);
+        let out = target.writer()?;
         let sink: &mut dyn EntrySink = match digest.as_mut() {
             Some(d) => d,
             None => &mut (),
         };
         match args.compress {
+            // The archive writer buffers; a second buffer would only copy.
             Compress::None => {
-                let mut w = out;
-                write_context(&ctx, &mut w, &options, sink)?;
-                w.flush().context("writing the archive")?;
+                write_context(&ctx, out, &options, sink)?;
             }
             Compress::Gzip => {
                 let level = flate2::Compression::new(args.level);
+                let out = BufWriter::with_capacity(64 * 1024, out);
                 let mut gz = ParallelGzip::new(out, level);
                 let written = write_context(&ctx, &mut gz, &options, sink);
                 let finished = gz.finish();

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 
-use super::walk::{Entry, FileKind, Subtree, WalkError, WalkSummary};
+use super::walk::{Entry, FileKind, Stat, Subtree, WalkError, WalkSummary};
 use super::Context;
 
 /// How many levels below the root a directory is handed off as a subtree.
@@ -80,7 +80,7 @@ struct OwnedEntry {
     kind: FileKind,
     needed: bool,
     size: u64,
-    metadata: Option<std::fs::Metadata>,
+    metadata: Option<Stat>,
 }
 
 impl OwnedEntry {
@@ -91,7 +91,7 @@ impl OwnedEntry {
             kind: e.kind,
             needed: e.needed,
             size: e.size,
-            metadata: e.metadata.cloned(),
+            metadata: e.metadata.copied(),
         }
     }
 
@@ -103,6 +103,7 @@ impl OwnedEntry {
             needed: self.needed,
             size: self.size,
             metadata: self.metadata.as_ref(),
+            at: None,
         }
     }
 }
@@ -324,7 +325,7 @@ mod tests {
                 e.kind,
                 e.needed,
                 e.size,
-                e.metadata.map(|m| m.len()),
+                e.metadata.map(|m| m.size),
             ));
             Ok(())
         }

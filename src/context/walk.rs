@@ -16,13 +16,17 @@
 //! An excluded directory that is entered is not sent itself; BuildKit sends
 //! it lazily, just before the first entry inside it that is sent.
 
-use std::ffi::OsString;
-use std::fs::FileType;
-use std::os::unix::ffi::OsStrExt;
 #[cfg(test)]
-use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::FileTypeExt;
+use std::ffi::OsString;
+use std::ffi::{CStr, OsStr};
+use std::fs::File;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType as RawFileType, Mode, OFlags, RawDir, CWD};
 
 use super::ignore::{MatchInfo, Matcher, PatternError};
 use super::{Builder, Context, Explanation};
@@ -40,23 +44,66 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    fn from_file_type(t: FileType) -> FileKind {
-        if t.is_dir() {
-            FileKind::Dir
-        } else if t.is_symlink() {
-            FileKind::Symlink
-        } else if t.is_fifo() {
-            FileKind::Fifo
-        } else if t.is_char_device() {
-            FileKind::CharDevice
-        } else if t.is_block_device() {
-            FileKind::BlockDevice
-        } else if t.is_socket() {
-            FileKind::Socket
-        } else {
-            FileKind::File
+    /// `None` for a type `readdir` did not give.
+    fn from_raw(t: RawFileType) -> Option<FileKind> {
+        Some(match t {
+            RawFileType::RegularFile => FileKind::File,
+            RawFileType::Directory => FileKind::Dir,
+            RawFileType::Symlink => FileKind::Symlink,
+            RawFileType::Fifo => FileKind::Fifo,
+            RawFileType::CharacterDevice => FileKind::CharDevice,
+            RawFileType::BlockDevice => FileKind::BlockDevice,
+            RawFileType::Socket => FileKind::Socket,
+            RawFileType::Unknown => return None,
+        })
+    }
+}
+
+/// The `lstat` fields the engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// File type and permission bits (`st_mode`).
+    pub mode: u32,
+    pub size: u64,
+    /// Modification time in whole seconds since the epoch.
+    pub mtime: i64,
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    /// The device a character or block device stands for.
+    pub rdev: u64,
+}
+
+impl Stat {
+    // The field types of `struct stat` differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    fn from_raw(st: &rustix::fs::Stat) -> Stat {
+        Stat {
+            mode: st.st_mode as u32,
+            size: st.st_size as u64,
+            mtime: st.st_mtime as i64,
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            nlink: st.st_nlink as u64,
+            rdev: st.st_rdev as u64,
         }
     }
+
+    fn lstat_at(dir: BorrowedFd<'_>, name: impl rustix::path::Arg) -> io::Result<Stat> {
+        Ok(Stat::from_raw(&rustix::fs::statat(
+            dir,
+            name,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?))
+    }
+}
+
+/// An entry's open directory and its name there: what `openat`-style calls
+/// need to reach it without the kernel resolving the whole path again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a CStr,
 }
 
 /// One entry the build would receive.
@@ -74,19 +121,70 @@ pub struct Entry<'a> {
     /// A regular file's size, when the context was set to read sizes
     /// ([`Context::with_sizes`]); 0 otherwise and for other kinds.
     pub size: u64,
-    /// The entry's `lstat`, read relative to its open directory, when the
-    /// context was set to read sizes (not for lazily sent parents).
-    pub metadata: Option<&'a std::fs::Metadata>,
+    /// The entry's `lstat`, when the context was set to read sizes (not for
+    /// lazily sent parents).
+    pub metadata: Option<&'a Stat>,
+    /// Where the walk has the entry's directory open (`None` for lazily
+    /// sent parents, replayed entries and very deep or long paths).
+    pub(crate) at: Option<At<'a>>,
 }
 
-/// Metadata read with the directory listing, when asked for.
-type Meta = Option<std::fs::Metadata>;
+impl Entry<'_> {
+    /// The entry's `lstat`: the one the walk read, or a fresh one.
+    pub fn lstat(&self) -> io::Result<Stat> {
+        if let Some(stat) = self.metadata {
+            return Ok(*stat);
+        }
+        match self.at {
+            Some(at) => Stat::lstat_at(at.dir, at.name),
+            None => Stat::lstat_at(CWD, self.path),
+        }
+    }
+
+    /// Opens the entry for reading (relative to its open directory when the
+    /// walk has one).
+    pub fn open(&self) -> io::Result<File> {
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+        let fd = match self.at {
+            Some(at) => rustix::fs::openat(at.dir, at.name, flags, Mode::empty())?,
+            None => rustix::fs::open(self.path, flags, Mode::empty())?,
+        };
+        Ok(File::from(fd))
+    }
+
+    /// A symlink's raw target.
+    pub fn read_link(&self) -> io::Result<Vec<u8>> {
+        let target = match self.at {
+            Some(at) => rustix::fs::readlinkat(at.dir, at.name, Vec::new())?,
+            None => rustix::fs::readlinkat(CWD, self.path, Vec::new())?,
+        };
+        Ok(target.into_bytes())
+    }
+}
+
+/// Metadata read during the walk, when asked for.
+type Meta = Option<Stat>;
+
+/// Directories deeper than this are listed and closed at once, and what is
+/// below them is reached by path: the walk keeps one descriptor per level
+/// (per thread) and must not run out of them on absurdly deep trees.
+const MAX_OPEN_DEPTH: usize = 64;
+
+/// Linux's `PATH_MAX`, the terminating NUL included. A path this long
+/// fails with `ENAMETOOLONG` when Docker opens it, so the walk does not
+/// reach it through a directory descriptor either.
+const PATH_MAX: usize = 4096;
 
 /// Errors while walking.
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
     #[error("cannot read directory {path}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file")]
     ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file")]
+    Stat {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -230,15 +328,22 @@ impl Subtree {
             needed: self.needed,
             size: 0,
             metadata: self.metadata.as_ref(),
+            at: None,
         }
     }
 }
 
 struct Frame {
-    /// Entries of the directory, sorted by name bytes.
-    entries: std::vec::IntoIter<(OsString, FileKind, Meta)>,
+    /// The directory, open while its entries are visited (`None` below
+    /// [`MAX_OPEN_DEPTH`]).
+    dir: Option<OwnedFd>,
+    listing: Listing,
+    /// Index of the next entry in `listing`.
+    next: usize,
     /// Length of the directory's relative path in the shared buffer.
     rel_len: usize,
+    /// Length of the directory's path on disk in the shared buffer.
+    path_len: usize,
     /// The directory's exclude-pattern results, for its children.
     info: MatchInfo,
     /// The directory's include-pattern results, for its children.
@@ -363,14 +468,22 @@ impl Context {
         };
         let mut rel: Vec<u8> = start.rel;
         rel.reserve(256);
-        let mut path = start.path;
-        let root_entries = read_sorted(&path, self.sizes).map_err(|source| WalkError::ReadDir {
-            path: path.clone(),
-            source,
-        })?;
+        // The path on disk as bytes: truncating and appending is all the
+        // walk does to it.
+        let mut path: Vec<u8> = start.path.into_os_string().into_vec();
+        path.reserve(256);
+        let mut dirents = vec![MaybeUninit::<u8>::uninit(); 32 * 1024];
+        let (dir, listing) =
+            open_listing(None, &path, true, &mut dirents).map_err(|source| WalkError::ReadDir {
+                path: bytes_path(&path).to_path_buf(),
+                source,
+            })?;
         let mut stack = vec![Frame {
-            entries: root_entries.into_iter(),
+            dir,
+            listing,
+            next: 0,
             rel_len: rel.len(),
+            path_len: path.len(),
             info: start.info,
             include_info: start.include_info,
             pending: false,
@@ -378,18 +491,25 @@ impl Context {
         let lazy_parents = self.builder == Builder::BuildKit || self.include.is_some();
 
         while let Some(frame) = stack.last_mut() {
-            let Some((name, kind, meta)) = frame.entries.next() else {
+            let Some(&item) = frame.listing.items.get(frame.next) else {
                 stack.pop();
-                path.pop();
                 continue;
             };
-            let parent_len = frame.rel_len;
-            rel.truncate(parent_len);
-            if parent_len > 0 {
+            frame.next += 1;
+            let name = frame.listing.name(item);
+            rel.truncate(frame.rel_len);
+            if frame.rel_len > 0 {
                 rel.push(b'/');
             }
-            rel.extend_from_slice(name.as_bytes());
+            rel.extend_from_slice(name);
+            path.truncate(frame.path_len);
+            if !path.is_empty() && !path.ends_with(b"/") {
+                path.push(b'/');
+            }
+            path.extend_from_slice(name);
+            let kind = item.kind;
             let is_dir = kind == FileKind::Dir;
+            let frame = &stack[stack.len() - 1];
 
             // Include patterns first, as fsutil does.
             let mut hidden = false;
@@ -431,45 +551,67 @@ impl Context {
                 hidden = true;
             }
 
-            path.push(&name);
             if kind == FileKind::Socket {
                 if !hidden {
                     summary.skipped_sockets.push(rel.clone());
                 }
-                path.pop();
                 continue;
             }
-            if !hidden {
-                // Send the directories this entry lives in first.
-                if lazy_parents && stack.iter().any(|f| f.pending) {
-                    let mut parent_path = path.clone();
-                    let depth = stack.len();
-                    for i in 0..depth {
-                        if !stack[i].pending {
-                            continue;
-                        }
-                        parent_path.clone_from(&path);
-                        for _ in 0..(depth - i) {
-                            parent_path.pop();
-                        }
+            // Send the directories this entry lives in first.
+            if !hidden && lazy_parents && stack.iter().any(|f| f.pending) {
+                for parent in &stack {
+                    if parent.pending {
                         visit(&Entry {
-                            rel: &rel[..stack[i].rel_len],
-                            path: &parent_path,
+                            rel: &rel[..parent.rel_len],
+                            path: bytes_path(&path[..parent.path_len]),
                             kind: FileKind::Dir,
                             needed: false,
                             size: 0,
                             metadata: None,
+                            at: None,
                         })?;
-                        stack[i].pending = false;
                     }
                 }
+                for parent in &mut stack {
+                    parent.pending = false;
+                }
+            }
+            let frame = &stack[stack.len() - 1];
+            let at = frame.dir.as_ref().and_then(|dir| {
+                Some(At {
+                    dir: dir.as_fd(),
+                    name: frame.listing.c_name(item)?,
+                })
+                .filter(|_| path.len() < PATH_MAX)
+            });
+            if !hidden {
+                let meta = if self.sizes {
+                    let stat = match at {
+                        Some(at) => Stat::lstat_at(at.dir, at.name),
+                        None => Stat::lstat_at(CWD, bytes_path(&path)),
+                    };
+                    match stat {
+                        Ok(stat) => Some(stat),
+                        // Deleted since readdir: Docker skips vanished files too.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(source) => {
+                            return Err(WalkError::Stat {
+                                path: bytes_path(&path).to_path_buf(),
+                                source,
+                            }
+                            .into())
+                        }
+                    }
+                } else {
+                    None
+                };
                 if let (true, Some(i)) = (needed, include_rule) {
                     summary.include_hits[i] += 1;
                 }
                 if let Some((depth, split)) = split.as_mut() {
                     if is_dir && stack.len() == *depth {
                         split(Subtree {
-                            path: path.clone(),
+                            path: bytes_path(&path).to_path_buf(),
                             rel: rel.clone(),
                             needed,
                             metadata: meta,
@@ -477,45 +619,45 @@ impl Context {
                             include_info,
                             sockets_before: summary.skipped_sockets.len(),
                         })?;
-                        path.pop();
                         continue;
                     }
                 }
                 let size = match (&meta, kind) {
-                    (Some(m), FileKind::File) => m.len(),
+                    (Some(m), FileKind::File) => m.size,
                     _ => 0,
                 };
                 visit(&Entry {
                     rel: &rel,
-                    path: &path,
+                    path: bytes_path(&path),
                     kind,
                     needed,
                     size,
                     metadata: meta.as_ref(),
+                    at,
                 })?;
             }
             if is_dir {
-                match read_sorted(&path, self.sizes) {
-                    Ok(entries) => stack.push(Frame {
-                        entries: entries.into_iter(),
+                let keep_open = stack.len() < MAX_OPEN_DEPTH;
+                match open_listing(at, &path, keep_open, &mut dirents) {
+                    Ok((dir, listing)) => stack.push(Frame {
+                        dir,
+                        listing,
+                        next: 0,
                         rel_len: rel.len(),
+                        path_len: path.len(),
                         info,
                         include_info,
                         pending: hidden && lazy_parents,
                     }),
-                    Err(e) if hidden && e.kind() == std::io::ErrorKind::PermissionDenied => {
-                        path.pop();
-                    }
+                    Err(e) if hidden && e.kind() == io::ErrorKind::PermissionDenied => {}
                     Err(source) => {
                         return Err(WalkError::ReadDir {
-                            path: path.clone(),
+                            path: bytes_path(&path).to_path_buf(),
                             source,
                         }
                         .into())
                     }
                 }
-            } else {
-                path.pop();
             }
         }
         Ok(summary)
@@ -544,30 +686,81 @@ impl Context {
     }
 }
 
-/// Reads a directory's entries sorted by name bytes, with their kinds from
-/// `readdir` (falling back to `lstat` where the filesystem gives none).
-///
-/// With `sizes`, regular files are also `stat`ed, relative to the open
-/// directory (cheaper than resolving each full path again).
-fn read_sorted(dir: &Path, sizes: bool) -> std::io::Result<Vec<(OsString, FileKind, Meta)>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = FileKind::from_file_type(entry.file_type()?);
-        let meta = if sizes {
-            match entry.metadata() {
-                Ok(m) => Some(m),
-                // Deleted since readdir: Docker skips vanished files too.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            }
-        } else {
-            None
-        };
-        out.push((entry.file_name(), kind, meta));
+/// The path a byte buffer of the walk names.
+fn bytes_path(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+/// A directory's entries sorted by name bytes. The names sit in one buffer,
+/// each followed by a NUL, so `openat` takes them as they are.
+#[derive(Debug, Default)]
+struct Listing {
+    names: Vec<u8>,
+    items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    start: usize,
+    len: usize,
+    kind: FileKind,
+}
+
+impl Listing {
+    fn name(&self, item: Item) -> &[u8] {
+        &self.names[item.start..item.start + item.len]
     }
-    out.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    Ok(out)
+
+    fn c_name(&self, item: Item) -> Option<&CStr> {
+        CStr::from_bytes_with_nul(&self.names[item.start..=item.start + item.len]).ok()
+    }
+}
+
+/// Opens and lists a directory: through its parent's descriptor when the
+/// walk has it (`at`), by path otherwise. Kinds come from `readdir`, with
+/// an `lstat` where the filesystem gives none; an entry deleted in between
+/// is left out, as Docker does. The directory stays open when `keep_open`.
+fn open_listing(
+    at: Option<At<'_>>,
+    path: &[u8],
+    keep_open: bool,
+    dirents: &mut [MaybeUninit<u8>],
+) -> io::Result<(Option<OwnedFd>, Listing)> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let dir = match at {
+        Some(at) => rustix::fs::openat(at.dir, at.name, flags, Mode::empty())?,
+        None => rustix::fs::open(bytes_path(path), flags, Mode::empty())?,
+    };
+    let mut listing = Listing::default();
+    let mut raw = RawDir::new(dir.as_fd(), dirents);
+    while let Some(entry) = raw.next() {
+        let entry = entry?;
+        let name = entry.file_name();
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        let kind = match FileKind::from_raw(entry.file_type()) {
+            Some(kind) => kind,
+            None => match Stat::lstat_at(dir.as_fd(), name) {
+                Ok(stat) => FileKind::from_raw(RawFileType::from_raw_mode(stat.mode))
+                    .unwrap_or(FileKind::File),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            },
+        };
+        listing.items.push(Item {
+            start: listing.names.len(),
+            len: bytes.len(),
+            kind,
+        });
+        listing.names.extend_from_slice(name.to_bytes_with_nul());
+    }
+    let names = &listing.names;
+    listing.items.sort_unstable_by(|a, b| {
+        names[a.start..a.start + a.len].cmp(&names[b.start..b.start + b.len])
+    });
+    Ok((keep_open.then_some(dir), listing))
 }
 
 /// Decides one path the way the walk would reach it: each ancestor is
