@@ -227,9 +227,12 @@ impl<W: Write> TarWriter<W> {
             hard_link,
             size: header.size,
         });
-        if header.typeflag == b'0' {
-            // Open before writing the header so an unreadable file fails
-            // cleanly without leaving a half entry.
+        if header.typeflag == b'0' && header.size > 0 {
+            // Docker opens a file only when it has contents (moby/go-archive
+            // checks the size; BuildKit's sender sends nothing for a file it
+            // cannot open), so an unreadable empty file is archived, not an
+            // error. The others are opened before the header is written, so
+            // an unreadable file fails cleanly without leaving a half entry.
             let file = entry.open().map_err(read_err)?;
             self.write_header(&header)?;
             self.copy_contents(file, entry.path, header.size, sink)?;
