@@ -17,6 +17,12 @@
 //! The regex dialect is Go's RE2, which [`regex`] follows closely; the few
 //! places where the dialects differ (ASCII-only `\d \w \s \b`, how invalid
 //! UTF-8 in names is matched, `[` inside classes) are translated here.
+//!
+//! Most regexp patterns are only literals, `*` and `?` (`*.log`,
+//! `models/*.joblib`, `*/__pycache__`). Those skip the regex engine: since
+//! neither wildcard crosses a `/`, the path must have as many segments as
+//! the pattern, and each segment is matched by plain wildcard matching
+//! ([`Glob`]), which is what the regex does, without building one.
 
 use std::borrow::Cow;
 
@@ -46,6 +52,8 @@ pub struct Pattern {
 /// UTF-8, each invalid byte one U+FFFD).
 #[derive(Debug, Clone)]
 enum Compiled {
+    /// Literals, `*` and `?` only; see the module docs.
+    Glob(Glob),
     /// Every class ASCII-only: compiled over bytes without Unicode
     /// classes, each "any character but" spelled as one ASCII byte or one
     /// UTF-8 sequence. Equivalent on valid UTF-8, and compiling it skips
@@ -60,7 +68,10 @@ impl Pattern {
     /// Compiles a cleaned pattern (as `PatternMatcher.New` stores it).
     pub fn new(cleaned: &[u8]) -> Pattern {
         let (kind, go) = go_regex(cleaned);
-        let regex = (kind == MatchKind::Regex).then(|| compile(&go));
+        let regex = (kind == MatchKind::Regex).then(|| match Glob::parse(cleaned) {
+            Some(glob) => Ok(Compiled::Glob(glob)),
+            None => compile(&go),
+        });
         Pattern {
             cleaned: cleaned.to_vec(),
             kind,
@@ -92,6 +103,7 @@ impl Pattern {
                 path.ends_with(suffix) || (suffix.first() == Some(&b'/') && path == &suffix[1..])
             }
             MatchKind::Regex => match &self.regex {
+                Some(Ok(Compiled::Glob(glob))) => glob.is_match(&go_string(path)),
                 Some(Ok(Compiled::Ascii(re))) => re.is_match(go_string(path).as_bytes()),
                 Some(Ok(Compiled::Unicode(re))) => re.is_match(&go_string(path)),
                 Some(Err(msg)) => {
@@ -131,12 +143,9 @@ fn next_char(s: &[u8]) -> (char, usize) {
     }
 }
 
-/// Builds the Go regex text patternmatcher builds for `pattern`, and the
-/// match kind it settles on. This is a line-by-line port of the rules, not
-/// of the code: `text/scanner` skips a leading BOM and turns invalid bytes
-/// into U+FFFD, and every wildcard is emitted as regex text even inside a
-/// user's `[...]`, where Go's regex parser then reads it as class members.
-fn go_regex(pattern: &[u8]) -> (MatchKind, String) {
+/// The characters of a pattern as patternmatcher scans them: `text/scanner`
+/// skips a leading BOM and reads each invalid byte as U+FFFD.
+fn go_chars(pattern: &[u8]) -> Vec<char> {
     let mut chars: Vec<char> = Vec::with_capacity(pattern.len());
     let mut i = 0;
     while i < pattern.len() {
@@ -147,6 +156,107 @@ fn go_regex(pattern: &[u8]) -> (MatchKind, String) {
     if chars.first() == Some(&'\u{FEFF}') {
         chars.remove(0);
     }
+    chars
+}
+
+/// A pattern of literals, `*` (`[^/]*`) and `?` (`[^/]`), as `/`-separated
+/// segments; see the module docs.
+#[derive(Debug, Clone)]
+struct Glob {
+    segments: Vec<Vec<GlobToken>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GlobToken {
+    Literal(String),
+    /// `?`: one character other than `/`.
+    One,
+    /// `*`: any run of characters other than `/`.
+    Star,
+}
+
+impl Glob {
+    /// `None` when the pattern needs the regex: `**`, a class, an escape,
+    /// or `^` (which patternmatcher leaves in the regex as an anchor).
+    fn parse(pattern: &[u8]) -> Option<Glob> {
+        let chars = go_chars(pattern);
+        let mut segments = vec![Vec::new()];
+        let mut prev_star = false;
+        for c in chars {
+            let segment = segments.last_mut()?;
+            match c {
+                '*' if prev_star => return None,
+                '*' => segment.push(GlobToken::Star),
+                '?' => segment.push(GlobToken::One),
+                '[' | ']' | '\\' | '^' => return None,
+                '/' => segments.push(Vec::new()),
+                c => match segment.last_mut() {
+                    Some(GlobToken::Literal(text)) => text.push(c),
+                    _ => segment.push(GlobToken::Literal(c.to_string())),
+                },
+            }
+            prev_star = c == '*';
+        }
+        Some(Glob { segments })
+    }
+
+    fn is_match(&self, path: &str) -> bool {
+        let mut parts = path.split('/');
+        self.segments.iter().all(|tokens| {
+            parts
+                .next()
+                .is_some_and(|part| segment_matches(tokens, part))
+        }) && parts.next().is_none()
+    }
+}
+
+/// Wildcard matching within one segment (no `/` on either side): on a
+/// mismatch, the last `*` takes one more character and matching resumes
+/// after it.
+fn segment_matches(tokens: &[GlobToken], text: &str) -> bool {
+    let char_len = |at: usize| text[at..].chars().next().map_or(0, char::len_utf8);
+    let (mut t, mut at) = (0, 0);
+    // Token after the last `*`, and where in the text its match starts.
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        match tokens.get(t) {
+            Some(GlobToken::Star) => {
+                star = Some((t + 1, at));
+                t += 1;
+                continue;
+            }
+            Some(GlobToken::One) if at < text.len() => {
+                at += char_len(at);
+                t += 1;
+                continue;
+            }
+            Some(GlobToken::Literal(lit)) if text[at..].starts_with(lit.as_str()) => {
+                at += lit.len();
+                t += 1;
+                continue;
+            }
+            None if at == text.len() => return true,
+            _ => {}
+        }
+        match star {
+            Some((after, from)) if from < text.len() => {
+                let from = from + char_len(from);
+                star = Some((after, from));
+                t = after;
+                at = from;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Builds the Go regex text patternmatcher builds for `pattern`, and the
+/// match kind it settles on. This is a line-by-line port of the rules, not
+/// of the code: `text/scanner` skips a leading BOM and turns invalid bytes
+/// into U+FFFD, and every wildcard is emitted as regex text even inside a
+/// user's `[...]`, where Go's regex parser then reads it as class members.
+fn go_regex(pattern: &[u8]) -> (MatchKind, String) {
+    let chars = go_chars(pattern);
     let mut re = String::from("^");
     let mut kind = MatchKind::Exact;
     let mut pos = 0;
@@ -643,6 +753,89 @@ mod tests {
 
     /// ASCII mode must agree with Unicode mode wherever it applies, on
     /// ASCII, multi-byte and invalid UTF-8 paths alike.
+    /// The glob path and the regex path agree on every pattern the glob
+    /// path takes, over paths with multi-byte, invalid and `/` bytes.
+    #[test]
+    fn globs_match_like_their_regex() {
+        let pattern_atoms = [
+            "a", "b", "é", ".", "*", "?", "/", "$", "+", "{", "(", "\u{FFFD}",
+        ];
+        let path_atoms: [&[u8]; 9] = [
+            b"a",
+            b"b",
+            "é".as_bytes(),
+            b".",
+            b"/",
+            b"\xff",
+            b"\n",
+            b"$",
+            b"+",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut globs = 0;
+        for _ in 0..3000 {
+            let pattern: String = (0..1 + next(6))
+                .map(|_| pattern_atoms[next(pattern_atoms.len())])
+                .collect();
+            let Some(glob) = Glob::parse(pattern.as_bytes()) else {
+                continue;
+            };
+            let (kind, go) = go_regex(pattern.as_bytes());
+            if kind != MatchKind::Regex {
+                continue;
+            }
+            globs += 1;
+            let regex = compile(&go).unwrap();
+            for _ in 0..20 {
+                let path: Vec<u8> = (0..next(7))
+                    .flat_map(|_| path_atoms[next(path_atoms.len())].to_vec())
+                    .collect();
+                let haystack = go_string(&path);
+                let by_regex = match &regex {
+                    Compiled::Ascii(re) => re.is_match(haystack.as_bytes()),
+                    Compiled::Unicode(re) => re.is_match(&haystack),
+                    Compiled::Glob(_) => unreachable!("compile builds regexes"),
+                };
+                assert_eq!(
+                    glob.is_match(&haystack),
+                    by_regex,
+                    "{pattern:?} on {path:?} ({go})"
+                );
+            }
+        }
+        assert!(globs > 1000, "{globs} glob patterns");
+        // Common patterns take the glob path; the others keep the regex.
+        for p in [
+            "*.pyc",
+            "models/*.joblib",
+            "*/__pycache__",
+            "a?c/*",
+            "a.b$c*",
+        ] {
+            assert!(
+                matches!(
+                    Pattern::new(p.as_bytes()).regex,
+                    Some(Ok(Compiled::Glob(_)))
+                ),
+                "{p}"
+            );
+        }
+        for p in ["**/a*", "a/**/b*", "[ab]*", "a\\*", "^a*", "\u{FEFF}x[y]"] {
+            let pattern = Pattern::new(p.as_bytes());
+            assert!(!matches!(pattern.regex, Some(Ok(Compiled::Glob(_)))), "{p}");
+        }
+        // A leading BOM is skipped, as patternmatcher's scanner does.
+        assert!(Pattern::new("\u{FEFF}*.md".as_bytes())
+            .matches(b"x.md")
+            .unwrap());
+    }
+
     #[test]
     fn ascii_mode_matches_like_unicode_mode() {
         let patterns = [
