@@ -165,7 +165,19 @@ impl<W: Write> TarWriter<W> {
             path: entry.path.to_path_buf(),
             source,
         };
-        let meta = entry.lstat().map_err(read_err)?;
+        // A regular file is opened first and `fstat`ed (one name lookup, not
+        // two); anything else, or a file that will not open, is `lstat`ed.
+        let mut opened = None;
+        let meta = match (entry.kind, entry.metadata) {
+            (FileKind::File, None) => match entry.open_regular() {
+                Some((file, stat)) => {
+                    opened = Some(file);
+                    stat
+                }
+                None => entry.lstat().map_err(read_err)?,
+            },
+            _ => entry.lstat().map_err(read_err)?,
+        };
         let mut name = std::mem::take(&mut self.name);
         name.clear();
         name.extend_from_slice(entry.rel);
@@ -233,7 +245,10 @@ impl<W: Write> TarWriter<W> {
             // cannot open), so an unreadable empty file is archived, not an
             // error. The others are opened before the header is written, so
             // an unreadable file fails cleanly without leaving a half entry.
-            let file = entry.open().map_err(read_err)?;
+            let file = match opened {
+                Some(file) => file,
+                None => entry.open().map_err(read_err)?,
+            };
             self.write_header(&header)?;
             self.copy_contents(file, entry.path, header.size, sink)?;
         } else {

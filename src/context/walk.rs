@@ -152,6 +152,24 @@ impl Entry<'_> {
         Ok(File::from(fd))
     }
 
+    /// Opens a regular file and `fstat`s it: one lookup of its name where
+    /// [`Entry::lstat`] then [`Entry::open`] make two. `None` when it is
+    /// not (or no longer) a regular file or cannot be opened; the caller
+    /// then takes the `lstat` path, which reports what is wrong.
+    pub fn open_regular(&self) -> Option<(File, Stat)> {
+        // Non-blocking and not following links: a FIFO or symlink swapped in
+        // since `readdir` neither blocks the walk nor is followed.
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+        let fd = match self.at {
+            Some(at) => rustix::fs::openat(at.dir, at.name, flags, Mode::empty()),
+            None => rustix::fs::open(self.path, flags, Mode::empty()),
+        }
+        .ok()?;
+        let stat = Stat::from_raw(&rustix::fs::fstat(&fd).ok()?);
+        (RawFileType::from_raw_mode(stat.mode) == RawFileType::RegularFile)
+            .then(|| (File::from(fd), stat))
+    }
+
     /// A symlink's raw target.
     pub fn read_link(&self) -> io::Result<Vec<u8>> {
         let target = match self.at {
@@ -972,6 +990,46 @@ mod tests {
         assert!(!e.included);
         assert_eq!(ctx.matcher().rules()[e.rule.unwrap()].line, 2);
         assert_eq!(e.via_directory.as_deref(), Some(&b"node_modules"[..]));
+    }
+
+    /// `open_regular` opens regular files only, never blocks on a FIFO
+    /// and never follows a symlink, through the directory or by path.
+    #[test]
+    fn open_regular_takes_only_regular_files() {
+        let dir = tree(&[("f", "f"), ("d", "d"), ("l", "l:f")], "");
+        rustix::fs::mknodat(
+            CWD,
+            &dir.path().join("p"),
+            RawFileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let ctx = ContextSpec {
+            root: dir.path().to_path_buf(),
+            dockerfile: None,
+            builder: Builder::BuildKit,
+        }
+        .resolve()
+        .unwrap();
+        let mut seen = Vec::new();
+        ctx.walk::<WalkError, _>(|e| {
+            let name = String::from_utf8_lossy(e.rel).into_owned();
+            let by_dir = e.open_regular().map(|(_, stat)| stat);
+            let by_path = Entry { at: None, ..*e }
+                .open_regular()
+                .map(|(_, stat)| stat);
+            assert_eq!(by_dir, by_path, "{name}");
+            if let Some(stat) = by_dir {
+                assert_eq!(stat, e.lstat().unwrap(), "{name}");
+            }
+            seen.push((name, by_dir.is_some()));
+            Ok(())
+        })
+        .unwrap();
+        let opened: Vec<&str> = seen.iter().filter(|s| s.1).map(|s| s.0.as_str()).collect();
+        assert_eq!(opened, [".dockerignore", "Dockerfile", "f"]);
+        assert_eq!(seen.len(), 6, "{seen:?}");
     }
 
     #[test]
