@@ -999,7 +999,7 @@ mod tests {
         let dir = tree(&[("f", "f"), ("d", "d"), ("l", "l:f")], "");
         rustix::fs::mknodat(
             CWD,
-            &dir.path().join("p"),
+            dir.path().join("p"),
             RawFileType::Fifo,
             Mode::from_raw_mode(0o644),
             0,
