@@ -145,7 +145,7 @@ pub type ImageCommand = fn(image_args::ImageArgs) -> anyhow::Result<i32>;
 
 /// Parses arguments, runs the command, and returns the exit code.
 pub fn run(image: ImageCommand) -> i32 {
-    let cli = Cli::parse();
+    let cli = parse_args();
     init_logging(cli.quiet, cli.verbose, cli.color.enabled_for_stderr());
     output::set_color(cli.color);
     output::set_quiet(cli.quiet);
@@ -173,6 +173,24 @@ pub fn run(image: ImageCommand) -> i32 {
             eprintln!("error: {err:#}");
             2
         }
+    }
+}
+
+/// Parses the command line as `Cli::parse` does, but leaves clap's command
+/// tree allocated: freeing it took as long as reading the ignore file, and
+/// the process ends soon after anyway.
+fn parse_args() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    let parsed = cmd
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
+    match parsed {
+        Ok(cli) => {
+            std::mem::forget(cmd);
+            cli
+        }
+        Err(e) => e.format(&mut cmd).exit(),
     }
 }
 
