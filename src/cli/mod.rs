@@ -30,6 +30,13 @@ use reggie_build::context::{Builder, ContextSpec};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    globals: Globals,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+struct Globals {
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, value_enum, global = true, default_value_t = analyze::ColorChoice::Auto)]
     color: analyze::ColorChoice,
@@ -146,9 +153,14 @@ pub type ImageCommand = fn(image_args::ImageArgs) -> anyhow::Result<i32>;
 /// Parses arguments, runs the command, and returns the exit code.
 pub fn run(image: ImageCommand) -> i32 {
     let cli = parse_args();
-    init_logging(cli.quiet, cli.verbose, cli.color.enabled_for_stderr());
-    output::set_color(cli.color);
-    output::set_quiet(cli.quiet);
+    let Globals {
+        color,
+        quiet,
+        verbose,
+    } = cli.globals;
+    init_logging(quiet, verbose, color.enabled_for_stderr());
+    output::set_color(color);
+    output::set_quiet(quiet);
     let result = match cli.command {
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -176,14 +188,19 @@ pub fn run(image: ImageCommand) -> i32 {
     }
 }
 
-/// Parses the command line as `Cli::parse` does, but leaves clap's command
-/// tree allocated: freeing it took as long as reading the ignore file, and
-/// the process ends soon after anyway.
+/// Parses the command line as `Cli::parse` does.
 fn parse_args() -> Cli {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    parse_quick(&args).unwrap_or_else(|| parse_full(&args))
+}
+
+/// The whole command tree. It stays allocated: freeing it took as long as
+/// reading an ignore file, and the process ends soon after anyway.
+fn parse_full(args: &[std::ffi::OsString]) -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let mut cmd = Cli::command();
     let parsed = cmd
-        .try_get_matches_from_mut(std::env::args_os())
+        .try_get_matches_from_mut(args)
         .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
     match parsed {
         Ok(cli) => {
@@ -191,6 +208,36 @@ fn parse_args() -> Cli {
             cli
         }
         Err(e) => e.format(&mut cmd).exit(),
+    }
+}
+
+/// The millisecond commands named first (`reggie-build ls ...`), parsed
+/// with only their own arguments built: clap builds every subcommand of
+/// the full tree first, a tenth of a small `context` run. `None` (help,
+/// errors, anything else) leaves it to [`parse_full`], so messages are the
+/// full tree's.
+fn parse_quick(args: &[std::ffi::OsString]) -> Option<Cli> {
+    fn one<A: clap::Args + clap::FromArgMatches>(
+        args: &[std::ffi::OsString],
+        name: &'static str,
+        wrap: fn(A) -> Command,
+    ) -> Option<Cli> {
+        use clap::FromArgMatches;
+        let mut cmd = Globals::augment_args(clap::Command::new("reggie-build"))
+            .subcommand(A::augment_args(clap::Command::new(name)));
+        let mut matches = cmd.try_get_matches_from_mut(args).ok()?;
+        let globals = Globals::from_arg_matches_mut(&mut matches).ok()?;
+        let (_, mut sub) = matches.remove_subcommand()?;
+        let command = wrap(A::from_arg_matches_mut(&mut sub).ok()?);
+        std::mem::forget(cmd);
+        Some(Cli { command, globals })
+    }
+    match args.get(1)?.to_str()? {
+        "ls" => one(args, "ls", Command::Ls),
+        "context" => one(args, "context", Command::Context),
+        "explain" => one(args, "explain", Command::Explain),
+        "check" => one(args, "check", Command::Check),
+        _ => None,
     }
 }
 
@@ -224,4 +271,66 @@ fn init_logging(quiet: bool, verbose: u8, color: bool) {
         )
         .with(filter)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick parse gives exactly what the full tree gives, and leaves
+    /// help and errors to the full tree.
+    #[test]
+    fn quick_parse_equals_full_parse() {
+        let argvs: &[&[&str]] = &[
+            &["ls"],
+            &[
+                "ls",
+                "backend",
+                "-f",
+                "backend/Dockerfile",
+                "--builder",
+                "classic",
+            ],
+            &["ls", "-q", "."],
+            &["ls", ".", "-vv", "--color", "never"],
+            &["context", "backend", "-o", "/dev/null"],
+            &[
+                "context",
+                ".",
+                "-o",
+                "-",
+                "--compress",
+                "gzip",
+                "--digest",
+                "--reproducible",
+            ],
+            &["explain", ".", "a/b", "c"],
+            &["check", "--max-size", "20MB", "--format", "github"],
+            &["check", ".", "-f", "backend/Dockerfile", "-q"],
+        ];
+        for argv in argvs {
+            let args: Vec<std::ffi::OsString> = std::iter::once("reggie-build")
+                .chain(argv.iter().copied())
+                .map(Into::into)
+                .collect();
+            let quick = parse_quick(&args).unwrap_or_else(|| panic!("{argv:?} not parsed quickly"));
+            let full = parse_full(&args);
+            assert_eq!(format!("{quick:?}"), format!("{full:?}"), "{argv:?}");
+        }
+        for argv in [
+            &["ls", "--help"][..],
+            &["context", "-o"],
+            &["ls", "-q", "-v"],
+            &["context", "--bogus"],
+            &["analyze", "."],
+            &["-q", "ls"],
+            &["--version"],
+        ] {
+            let args: Vec<std::ffi::OsString> = std::iter::once("reggie-build")
+                .chain(argv.iter().copied())
+                .map(Into::into)
+                .collect();
+            assert!(parse_quick(&args).is_none(), "{argv:?}");
+        }
+    }
 }
