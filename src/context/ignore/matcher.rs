@@ -37,15 +37,54 @@ pub enum CompileError {
 /// (patternmatcher's `MatchInfo`).
 #[derive(Debug, Clone, Default)]
 pub struct MatchInfo {
-    /// Per rule: did this path or an ancestor match it? Empty for "no
+    /// The rules this path or an ancestor matched; `None` for "no
     /// information" (the walk root's children).
-    parent_matched: Vec<bool>,
+    parent_matched: Option<RuleSet>,
 }
 
 impl MatchInfo {
     /// Whether rule `i` matched this path or one of its ancestors.
     pub fn matched(&self, i: usize) -> bool {
-        self.parent_matched.get(i).copied().unwrap_or(false)
+        self.parent_matched
+            .as_ref()
+            .is_some_and(|set| set.contains(i))
+    }
+}
+
+/// A set of rule indexes: inline up to 128 rules (no allocation per walked
+/// entry), on the heap beyond.
+#[derive(Debug, Clone)]
+enum RuleSet {
+    Small(u128),
+    Large(Box<[u64]>),
+}
+
+impl RuleSet {
+    fn new(rules: usize) -> RuleSet {
+        if rules <= 128 {
+            RuleSet::Small(0)
+        } else {
+            RuleSet::Large(vec![0; rules.div_ceil(64)].into_boxed_slice())
+        }
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        match self {
+            RuleSet::Small(bits) => i < 128 && bits >> i & 1 == 1,
+            RuleSet::Large(words) => words.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1),
+        }
+    }
+
+    fn insert(&mut self, i: usize) {
+        match self {
+            RuleSet::Small(bits) if i < 128 => *bits |= 1 << i,
+            RuleSet::Small(_) => {}
+            RuleSet::Large(words) => {
+                if let Some(w) = words.get_mut(i / 64) {
+                    *w |= 1 << (i % 64);
+                }
+            }
+        }
     }
 }
 
@@ -177,26 +216,24 @@ impl Matcher {
         path: &[u8],
         parent: &MatchInfo,
     ) -> Result<(Verdict, MatchInfo), PatternError> {
-        let parent_matched = &parent.parent_matched;
-        let mut info = MatchInfo {
-            parent_matched: vec![false; self.rules.len()],
-        };
+        let parent_matched = parent.parent_matched.as_ref();
+        let mut matched_here = RuleSet::new(self.rules.len());
         let mut excluded = false;
         let mut decided_by = None;
         for (i, rule) in self.rules.iter().enumerate() {
-            let mut matched = parent_matched.get(i).copied().unwrap_or(false);
+            let mut matched = parent_matched.is_some_and(|set| set.contains(i));
             if !matched {
                 // Inclusions are skipped once excluded, exceptions until then.
                 if rule.exception != excluded {
                     continue;
                 }
                 matched = rule.pattern.matches(path)?;
-                if !matched && parent_matched.is_empty() {
+                if !matched && parent_matched.is_none() {
                     matched = self.any_ancestor_matches(rule, path);
                 }
             }
-            info.parent_matched[i] = matched;
             if matched {
+                matched_here.insert(i);
                 excluded = !rule.exception;
                 decided_by = Some(i);
             }
@@ -206,7 +243,9 @@ impl Matcher {
                 excluded,
                 decided_by,
             },
-            info,
+            MatchInfo {
+                parent_matched: Some(matched_here),
+            },
         ))
     }
 
@@ -287,6 +326,28 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Past 128 rules the per-path rule set moves to the heap; results
+    /// must not change wherever the deciding rules sit.
+    #[test]
+    fn many_rules_match_like_few() {
+        let rules = "*/bar\n!foo\nkeep/*\n!keep/x\ndeep/a\n";
+        let paths = [
+            "foo", "foo/bar", "keep", "keep/x", "keep/y", "deep", "deep/a", "deep/a/b", "z/bar",
+        ];
+        let expected = walk_excluded(&matcher(rules), &paths);
+        assert_eq!(
+            expected,
+            ["foo/bar", "keep/y", "deep/a", "deep/a/b", "z/bar"]
+        );
+        for filler in [100, 126, 127, 128, 129, 200, 300] {
+            let padding: String = (0..filler).map(|i| format!("nothing{i}\n")).collect();
+            let m = matcher(&format!("{padding}{rules}"));
+            assert_eq!(walk_excluded(&m, &paths), expected, "{filler} rules first");
+            let m = matcher(&format!("{rules}{padding}"));
+            assert_eq!(walk_excluded(&m, &paths), expected, "{filler} rules after");
+        }
     }
 
     #[test]
