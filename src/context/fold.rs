@@ -1,7 +1,7 @@
 //! A walk folded on every core.
 //!
 //! [`Context::walk`] is one thread of system calls (`getdents64` and, with
-//! sizes, a `statx` per entry) plus whatever its visitor does. A visitor
+//! sizes, an `lstat` per entry) plus whatever its visitor does. A visitor
 //! that only accumulates (totals, per-directory tallies, lists), as
 //! `analyze` does, can be written as a [`Fold`]; [`Context::walk_fold`]
 //! then splits the tree: the calling thread walks the top levels, and each

@@ -15,6 +15,13 @@
 //!
 //! An excluded directory that is entered is not sent itself; BuildKit sends
 //! it lazily, just before the first entry inside it that is sent.
+//!
+//! The walk keeps each directory it is in open and reaches entries through
+//! that descriptor ([`Entry::lstat`], [`Entry::open`], [`Entry::read_link`]):
+//! the kernel resolves one name per call instead of the whole path. Paths
+//! of `PATH_MAX` bytes or more, and directories more than
+//! 64 levels down (`MAX_OPEN_DEPTH`), are reached by path, so the errors are
+//! the ones Docker gets and descriptors do not run out.
 
 #[cfg(test)]
 use std::ffi::OsString;

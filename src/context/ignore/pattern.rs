@@ -22,7 +22,7 @@
 //! `models/*.joblib`, `*/__pycache__`). Those skip the regex engine: since
 //! neither wildcard crosses a `/`, the path must have as many segments as
 //! the pattern, and each segment is matched by plain wildcard matching
-//! ([`Glob`]), which is what the regex does, without building one.
+//! (`Glob`), which is what the regex does, without building one.
 
 use std::borrow::Cow;
 
