@@ -582,6 +582,27 @@ impl Context {
                 }
                 continue;
             }
+            let meta = if !hidden && self.sizes {
+                let stat = match entry_at(&stack, item, &path) {
+                    Some(at) => Stat::lstat_at(at.dir, at.name),
+                    None => Stat::lstat_at(CWD, bytes_path(&path)),
+                };
+                match stat {
+                    Ok(stat) => Some(stat),
+                    // Deleted since readdir: Docker skips vanished files too
+                    // (and its parents stay unsent if nothing else is).
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(source) => {
+                        return Err(WalkError::Stat {
+                            path: bytes_path(&path).to_path_buf(),
+                            source,
+                        }
+                        .into())
+                    }
+                }
+            } else {
+                None
+            };
             // Send the directories this entry lives in first.
             if !hidden && lazy_parents && stack.iter().any(|f| f.pending) {
                 for parent in &stack {
@@ -601,35 +622,8 @@ impl Context {
                     parent.pending = false;
                 }
             }
-            let frame = &stack[stack.len() - 1];
-            let at = frame.dir.as_ref().and_then(|dir| {
-                Some(At {
-                    dir: dir.as_fd(),
-                    name: frame.listing.c_name(item)?,
-                })
-                .filter(|_| path.len() < PATH_MAX)
-            });
+            let at = entry_at(&stack, item, &path);
             if !hidden {
-                let meta = if self.sizes {
-                    let stat = match at {
-                        Some(at) => Stat::lstat_at(at.dir, at.name),
-                        None => Stat::lstat_at(CWD, bytes_path(&path)),
-                    };
-                    match stat {
-                        Ok(stat) => Some(stat),
-                        // Deleted since readdir: Docker skips vanished files too.
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(source) => {
-                            return Err(WalkError::Stat {
-                                path: bytes_path(&path).to_path_buf(),
-                                source,
-                            }
-                            .into())
-                        }
-                    }
-                } else {
-                    None
-                };
                 if let (true, Some(i)) = (needed, include_rule) {
                     summary.include_hits[i] += 1;
                 }
@@ -714,6 +708,18 @@ impl Context {
 /// The path a byte buffer of the walk names.
 fn bytes_path(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
+}
+
+/// Where the entry `item` of the innermost directory can be reached through
+/// that directory's descriptor: not when the directory was closed, nor
+/// when its full `path` is too long for Docker to open.
+fn entry_at<'a>(stack: &'a [Frame], item: Item, path: &[u8]) -> Option<At<'a>> {
+    let frame = stack.last()?;
+    let dir = frame.dir.as_ref()?;
+    (path.len() < PATH_MAX).then_some(At {
+        dir: dir.as_fd(),
+        name: frame.listing.c_name(item)?,
+    })
 }
 
 /// A directory's entries sorted by name bytes. The names sit in one buffer,
