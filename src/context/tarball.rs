@@ -110,8 +110,6 @@ struct TarWriter<W: Write> {
     buf: Box<[u8]>,
     /// Bytes of `buf` filled.
     len: usize,
-    /// The current entry's name, reused between entries.
-    name: Vec<u8>,
     stats: TarStats,
 }
 
@@ -125,7 +123,6 @@ impl<W: Write> TarWriter<W> {
             out,
             buf: vec![0u8; size.max(BLOCK)].into_boxed_slice(),
             len: 0,
-            name: Vec::with_capacity(256),
             stats: TarStats::default(),
         }
     }
@@ -178,11 +175,8 @@ impl<W: Write> TarWriter<W> {
             },
             _ => entry.lstat().map_err(read_err)?,
         };
-        let mut name = std::mem::take(&mut self.name);
-        name.clear();
-        name.extend_from_slice(entry.rel);
         let mut header = HeaderFields {
-            name,
+            name: entry.rel.to_vec(),
             mode: meta.mode & 0o7777,
             size: 0,
             mtime: meta.mtime,
@@ -254,7 +248,6 @@ impl<W: Write> TarWriter<W> {
         } else {
             self.write_header(&header)?;
         }
-        self.name = header.name;
         self.stats.entries += 1;
         Ok(())
     }

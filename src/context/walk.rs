@@ -23,6 +23,7 @@
 //! 64 levels down (`MAX_OPEN_DEPTH`), are reached by path, so the errors are
 //! the ones Docker gets and descriptors do not run out.
 
+use std::cell::Cell;
 #[cfg(test)]
 use std::ffi::OsString;
 use std::ffi::{CStr, OsStr};
@@ -139,12 +140,9 @@ pub struct Entry<'a> {
 impl Entry<'_> {
     /// The entry's `lstat`: the one the walk read, or a fresh one.
     pub fn lstat(&self) -> io::Result<Stat> {
-        if let Some(stat) = self.metadata {
-            return Ok(*stat);
-        }
-        match self.at {
-            Some(at) => Stat::lstat_at(at.dir, at.name),
-            None => Stat::lstat_at(CWD, self.path),
+        match self.metadata {
+            Some(stat) => Ok(*stat),
+            None => lstat_via(self.at, self.path),
         }
     }
 
@@ -374,7 +372,9 @@ struct Frame {
     /// The directory's include-pattern results, for its children.
     include_info: MatchInfo,
     /// Not yet sent (entered only because something inside may be sent).
-    pending: bool,
+    /// A `Cell`, so sending it needs no mutable borrow of the stack while
+    /// an entry of the innermost directory is borrowed from it.
+    pending: Cell<bool>,
 }
 
 /// Include patterns: the paths a Dockerfile reads (BuildKit's
@@ -511,7 +511,7 @@ impl Context {
             path_len: path.len(),
             info: start.info,
             include_info: start.include_info,
-            pending: false,
+            pending: Cell::new(false),
         }];
         let lazy_parents = self.builder == Builder::BuildKit || self.include.is_some();
 
@@ -582,12 +582,9 @@ impl Context {
                 }
                 continue;
             }
+            let at = entry_at(&stack, item, &path);
             let meta = if !hidden && self.sizes {
-                let stat = match entry_at(&stack, item, &path) {
-                    Some(at) => Stat::lstat_at(at.dir, at.name),
-                    None => Stat::lstat_at(CWD, bytes_path(&path)),
-                };
-                match stat {
+                match lstat_via(at, bytes_path(&path)) {
                     Ok(stat) => Some(stat),
                     // Deleted since readdir: Docker skips vanished files too
                     // (and its parents stay unsent if nothing else is).
@@ -604,25 +601,19 @@ impl Context {
                 None
             };
             // Send the directories this entry lives in first.
-            if !hidden && lazy_parents && stack.iter().any(|f| f.pending) {
-                for parent in &stack {
-                    if parent.pending {
-                        visit(&Entry {
-                            rel: &rel[..parent.rel_len],
-                            path: bytes_path(&path[..parent.path_len]),
-                            kind: FileKind::Dir,
-                            needed: false,
-                            size: 0,
-                            metadata: None,
-                            at: None,
-                        })?;
-                    }
-                }
-                for parent in &mut stack {
-                    parent.pending = false;
+            if !hidden && lazy_parents {
+                for parent in stack.iter().filter(|f| f.pending.replace(false)) {
+                    visit(&Entry {
+                        rel: &rel[..parent.rel_len],
+                        path: bytes_path(&path[..parent.path_len]),
+                        kind: FileKind::Dir,
+                        needed: false,
+                        size: 0,
+                        metadata: None,
+                        at: None,
+                    })?;
                 }
             }
-            let at = entry_at(&stack, item, &path);
             if !hidden {
                 if let (true, Some(i)) = (needed, include_rule) {
                     summary.include_hits[i] += 1;
@@ -666,7 +657,7 @@ impl Context {
                         path_len: path.len(),
                         info,
                         include_info,
-                        pending: hidden && lazy_parents,
+                        pending: Cell::new(hidden && lazy_parents),
                     }),
                     Err(e) if hidden && e.kind() == io::ErrorKind::PermissionDenied => {}
                     Err(source) => {
@@ -708,6 +699,15 @@ impl Context {
 /// The path a byte buffer of the walk names.
 fn bytes_path(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
+}
+
+/// `lstat`s an entry through its directory when that is open, by `path`
+/// otherwise.
+fn lstat_via(at: Option<At<'_>>, path: &Path) -> io::Result<Stat> {
+    match at {
+        Some(at) => Stat::lstat_at(at.dir, at.name),
+        None => Stat::lstat_at(CWD, path),
+    }
 }
 
 /// Where the entry `item` of the innermost directory can be reached through

@@ -67,8 +67,9 @@ enum Compiled {
 impl Pattern {
     /// Compiles a cleaned pattern (as `PatternMatcher.New` stores it).
     pub fn new(cleaned: &[u8]) -> Pattern {
-        let (kind, go) = go_regex(cleaned);
-        let regex = (kind == MatchKind::Regex).then(|| match Glob::parse(cleaned) {
+        let chars = go_chars(cleaned);
+        let (kind, go) = go_regex_of(&chars);
+        let regex = (kind == MatchKind::Regex).then(|| match Glob::parse(&chars) {
             Some(glob) => Ok(Compiled::Glob(glob)),
             None => compile(&go),
         });
@@ -178,11 +179,10 @@ enum GlobToken {
 impl Glob {
     /// `None` when the pattern needs the regex: `**`, a class, an escape,
     /// or `^` (which patternmatcher leaves in the regex as an anchor).
-    fn parse(pattern: &[u8]) -> Option<Glob> {
-        let chars = go_chars(pattern);
+    fn parse(chars: &[char]) -> Option<Glob> {
         let mut segments = vec![Vec::new()];
         let mut prev_star = false;
-        for c in chars {
+        for &c in chars {
             let segment = segments.last_mut()?;
             match c {
                 '*' if prev_star => return None,
@@ -250,13 +250,18 @@ fn segment_matches(tokens: &[GlobToken], text: &str) -> bool {
     }
 }
 
-/// Builds the Go regex text patternmatcher builds for `pattern`, and the
-/// match kind it settles on. This is a line-by-line port of the rules, not
-/// of the code: `text/scanner` skips a leading BOM and turns invalid bytes
-/// into U+FFFD, and every wildcard is emitted as regex text even inside a
-/// user's `[...]`, where Go's regex parser then reads it as class members.
+/// [`go_regex_of`] from the pattern's bytes.
+#[cfg(test)]
 fn go_regex(pattern: &[u8]) -> (MatchKind, String) {
-    let chars = go_chars(pattern);
+    go_regex_of(&go_chars(pattern))
+}
+
+/// Builds the Go regex text patternmatcher builds for a pattern (its
+/// characters as [`go_chars`] decodes them), and the match kind it settles
+/// on. This is a line-by-line port of the rules, not of the code: every
+/// wildcard is emitted as regex text even inside a
+/// user's `[...]`, where Go's regex parser then reads it as class members.
+fn go_regex_of(chars: &[char]) -> (MatchKind, String) {
     let mut re = String::from("^");
     let mut kind = MatchKind::Exact;
     let mut pos = 0;
@@ -783,7 +788,7 @@ mod tests {
             let pattern: String = (0..1 + next(6))
                 .map(|_| pattern_atoms[next(pattern_atoms.len())])
                 .collect();
-            let Some(glob) = Glob::parse(pattern.as_bytes()) else {
+            let Some(glob) = Glob::parse(&go_chars(pattern.as_bytes())) else {
                 continue;
             };
             let (kind, go) = go_regex(pattern.as_bytes());
