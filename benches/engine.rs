@@ -1,5 +1,8 @@
 //! Criterion benches of the context engine's hot paths: ignore matching,
-//! the walk (on one thread and folded on two), tar writing and gzip.
+//! the walk (on one thread and folded on two), tar writing and gzip; and
+//! the `crates` group, the same walk and archive done with `walkdir` and
+//! `tar` (the design card's crates, which the engine does not use: see
+//! ARCHITECTURE.md).
 //!
 //! ```text
 //! cargo bench --bench engine                  # all
@@ -15,6 +18,7 @@
 
 use std::hint::black_box;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -274,6 +278,47 @@ fn bench_gzip(c: &mut Criterion, fx: &Fixture) {
     g.finish();
 }
 
+/// The engine's walk and tar writer against `walkdir` and `tar` on the same
+/// tree (context `.` without an ignore file, so all four visit the same
+/// entries): the figures behind ARCHITECTURE.md's choice.
+fn bench_crates(c: &mut Criterion, fx: &Fixture) {
+    let root = fx.whole.root().to_path_buf();
+    let mut g = c.benchmark_group("crates");
+    g.throughput(Throughput::Elements(fx.paths.len() as u64));
+    g.bench_function("walk/engine", |b| b.iter(|| black_box(count(&fx.whole))));
+    // Same order as Docker's walk (byte order of names, depth first); the
+    // file type comes from readdir, as the engine's does.
+    g.bench_function("walk/walkdir", |b| {
+        b.iter(|| {
+            let n = walkdir::WalkDir::new(&root)
+                .min_depth(1)
+                .sort_by(|a, b| a.file_name().cmp(b.file_name()))
+                .into_iter()
+                .filter(|e| e.is_ok())
+                .count();
+            black_box(n)
+        })
+    });
+    g.bench_function("tar/engine", |b| b.iter(|| tar_into(&fx.whole, io::sink())));
+    // The `tar` crate given the same entries in the same order, no
+    // symlinks followed; it stats each path again and builds its own
+    // headers (GNU format by default).
+    g.bench_function("tar/tar-crate", |b| {
+        b.iter(|| {
+            let mut builder = tar::Builder::new(io::sink());
+            builder.follow_symlinks(false);
+            for (rel, _) in &fx.paths {
+                let rel = Path::new(std::ffi::OsStr::from_bytes(rel));
+                builder
+                    .append_path_with_name(root.join(rel), rel)
+                    .expect("tar crate append");
+            }
+            builder.finish().expect("tar crate finish");
+        })
+    });
+    g.finish();
+}
+
 fn main() {
     let fx = Fixture::new();
     // Short runs: the machine is shared and these are regression checks,
@@ -288,5 +333,6 @@ fn main() {
     bench_fold(&mut c, &fx);
     bench_tar(&mut c, &fx);
     bench_gzip(&mut c, &fx);
+    bench_crates(&mut c, &fx);
     c.final_summary();
 }

@@ -2,13 +2,15 @@
 //! registry and moto (a local ECR API), started by `tests/services.sh`.
 //!
 //! They read `$REGGIE_SERVICES_DIR/env` (default /tmp/reggie-services/env).
-//! Without it they are skipped with a loud message, except under CI, where
-//! a missing service is a failure.
+//! Without it they fail, unless `REGGIE_ALLOW_SKIP=1` turns that into a
+//! counted skip.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+mod common;
 
 const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const ECR_PASSWORD: &str = "123456789012-auth-token";
@@ -17,7 +19,8 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The services' environment, or `None` (skip) outside CI.
+/// The services' environment, or `None` when skips are allowed and the
+/// services are missing (see [`common::missing_prerequisite`]).
 fn services() -> Option<BTreeMap<String, String>> {
     let dir =
         std::env::var("REGGIE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/reggie-services".into());
@@ -25,14 +28,11 @@ fn services() -> Option<BTreeMap<String, String>> {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(_) => {
-            let msg = format!(
-                "{} is missing: start the services with `bash tests/services.sh` (dockerd, registry, moto)",
-                path.display()
+            common::missing_prerequisite(
+                std::thread::current().name().unwrap_or("an e2e test"),
+                &format!("{} is missing", path.display()),
+                "Start the services with `bash tests/services.sh` (dockerd, registry, moto), or run `bash tests/run.sh`.",
             );
-            if std::env::var_os("CI").is_some() {
-                panic!("{msg}");
-            }
-            eprintln!("\n!!! SKIPPED: {msg}\n");
             return None;
         }
     };
