@@ -175,6 +175,19 @@ impl Entry<'_> {
             .then(|| (File::from(fd), stat))
     }
 
+    /// The first `limit` bytes of a regular file, for rules that look at
+    /// contents. `None` for anything else (a symlink is not followed, a
+    /// FIFO or device is not read) and when it cannot be read.
+    pub fn read_head(&self, limit: usize) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let (file, stat) = self.open_regular()?;
+        let want = usize::try_from(stat.size).unwrap_or(usize::MAX).min(limit);
+        let mut data = Vec::with_capacity(want);
+        // `take` bounds the read even if the file grows meanwhile.
+        file.take(limit as u64).read_to_end(&mut data).ok()?;
+        Some(data)
+    }
+
     /// A symlink's raw target.
     pub fn read_link(&self) -> io::Result<Vec<u8>> {
         let target = match self.at {
