@@ -140,7 +140,11 @@ impl Config {
         };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
-            invalid(offset, e.message().to_string())
+            // toml's messages quote values: bounded and escaped.
+            invalid(
+                offset,
+                crate::text::bounded(&crate::text::escape(e.message()), 300).into_owned(),
+            )
         })?;
         let root = path
             .parent()
@@ -178,7 +182,7 @@ impl Config {
                     offset,
                     format!(
                         "image `{}` is defined twice; names must be unique",
-                        raw.name
+                        crate::text::excerpt(&raw.name)
                     ),
                 ));
             }
@@ -194,14 +198,24 @@ impl Config {
                     let at = size.span().start;
                     let size = size.into_inner();
                     budget.max_bytes = Some(parse_size(&size).map_err(|why| {
-                        invalid(at, format!("budget.max_size = {size:?}: {why}"))
+                        invalid(
+                            at,
+                            format!(
+                                "budget.max_size = \"{}\": {why}",
+                                crate::text::excerpt(&size)
+                            ),
+                        )
                     })?);
                 }
                 budget.max_files = b.max_files;
             }
             for tag in &raw.tags {
-                check_tag_template(tag)
-                    .map_err(|why| invalid(offset, format!("tags: {tag:?}: {why}")))?;
+                check_tag_template(tag).map_err(|why| {
+                    invalid(
+                        offset,
+                        format!("tags: \"{}\": {why}", crate::text::excerpt(tag)),
+                    )
+                })?;
             }
             images.push(Image {
                 name: raw.name,
@@ -253,7 +267,8 @@ fn check_tag_template(tag: &str) -> Result<(), String> {
         let name = &rest[open + 1..open + close];
         if !TAG_PLACEHOLDERS.contains(&name) {
             return Err(format!(
-                "unknown placeholder {{{name}}}; use one of {}",
+                "unknown placeholder {{{}}}; use one of {}",
+                crate::text::excerpt(name),
                 TAG_PLACEHOLDERS
                     .iter()
                     .map(|p| format!("{{{p}}}"))
@@ -289,7 +304,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "tib" => 1024f64.powi(4),
         other => {
             return Err(format!(
-                "unknown unit {other:?}; use B, kB, MB, GB, KiB, MiB or GiB"
+                "unknown unit \"{}\"; use B, kB, MB, GB, KiB, MiB or GiB",
+                crate::text::excerpt(other)
             ))
         }
     };

@@ -121,3 +121,117 @@ fn content_rules_read_only_regular_files_in_the_context() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("secrets/npmrc"), "{}", text(&out));
 }
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts a failed run's message is short, escaped and quotes none of
+/// `secret`.
+fn short_error(out: &Output, secret: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{err}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(err.len() < 1500, "{} bytes: {err}", err.len());
+    assert!(!err.contains(secret), "{err}");
+    assert!(
+        !err.contains(|c: char| c.is_control() && c != '\n'),
+        "{err:?}"
+    );
+    err
+}
+
+/// Parse errors quote a short escaped excerpt, never a whole line: a
+/// Dockerfile linked to /proc/self/environ does not print the environment.
+#[test]
+fn parse_errors_quote_short_escaped_excerpts() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::remove_file(ctx.join("Dockerfile")).unwrap();
+    symlink("/proc/self/environ", ctx.join("Dockerfile")).unwrap();
+    // The environment is sorted by name: the canary comes after the padding.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
+        .current_dir(dir.path())
+        .args(["analyze", "ctx"])
+        .env("AAAA_PAD", "p".repeat(300))
+        .env("ZZZZ_TOKEN", "environ-canary-1234")
+        .output()
+        .unwrap();
+    let err = short_error(&out, "environ-canary-1234");
+    assert!(err.contains("ctx/Dockerfile:1"), "{err}");
+
+    let secret = "SECRET-CANARY";
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // A long first word, control characters in it.
+        (
+            "Dockerfile",
+            format!("\x1b]0;x\x07\x1b[31m{}{secret}\n", "A".repeat(200_000)).into_bytes(),
+        ),
+        (
+            "Dockerfile",
+            format!("FROM a AS @{}{secret}\n", "b".repeat(100_000)).into_bytes(),
+        ),
+        (
+            "Dockerfile",
+            format!("FROM a\nENV {}{secret}\n", "k".repeat(100_000)).into_bytes(),
+        ),
+        (
+            "Dockerfile",
+            format!("FROM a\nCOPY ${{X:?{}{secret}}} /\n", "m".repeat(100_000)).into_bytes(),
+        ),
+        (
+            "Dockerfile",
+            format!("FROM ${{{}{secret}\n", "v".repeat(100_000)).into_bytes(),
+        ),
+        (
+            ".dockerignore",
+            format!("[{}\x1b[2J{secret}\n", "z".repeat(60_000)).into_bytes(),
+        ),
+    ];
+    for (name, body) in cases {
+        let dir = repo();
+        let ctx = dir.path().join("ctx");
+        fs::write(ctx.join(name), body).unwrap();
+        let out = run(dir.path(), &["analyze", "ctx"]);
+        let err = short_error(&out, secret);
+        assert!(err.contains(&format!("ctx/{name}:")), "{err}");
+    }
+
+    // The config file.
+    for body in [
+        format!(
+            "[[image]]\nname = \"a\"\nbudget = {{ max_size = \"1 {}{secret}\" }}\n",
+            "x".repeat(100_000)
+        ),
+        format!(
+            "[[image]]\nname = \"a\"\ntags = [\"{{{}{secret}}}\"]\n",
+            "t".repeat(100_000)
+        ),
+        format!("[[image]]\nname = 5{}{secret}\n", "n".repeat(100_000)),
+        format!(
+            "[[image]]\nname = \"\x1b[31m{}{secret}\"\n[[image]]\nname = \"\x1b[31m{}{secret}\"\n",
+            "d".repeat(100_000),
+            "d".repeat(100_000)
+        ),
+    ] {
+        let dir = repo();
+        fs::write(dir.path().join("reggie-build.toml"), body).unwrap();
+        let out = run(dir.path(), &["check"]);
+        let err = short_error(&out, secret);
+        assert!(err.contains("reggie-build.toml:"), "{err}");
+    }
+}
+
+/// A cause already in the message is not printed again.
+#[test]
+fn error_causes_are_not_repeated() {
+    let dir = repo();
+    let out = run(dir.path(), &["check", "--config", "missing.toml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}

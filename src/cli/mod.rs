@@ -182,10 +182,27 @@ pub fn run(image: ImageCommand) -> i32 {
                 return 0;
             }
             tracing::debug!(error = ?err, "command failed");
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             2
         }
     }
+}
+
+/// An error and its causes on one line each way `{:#}` prints them, but
+/// a cause already quoted in the message is not repeated, control
+/// characters from file names are escaped (kept: the message's own line
+/// breaks), and the whole stays a few KB.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    let escaped: Vec<_> = out.split('\n').map(reggie_build::text::escape).collect();
+    reggie_build::text::bounded(&escaped.join("\n"), 4096).into_owned()
 }
 
 /// Parses the command line as `Cli::parse` does.
