@@ -235,3 +235,49 @@ fn error_causes_are_not_repeated() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
+
+/// `reggie-build.toml` is looked for up to the repository root only: a
+/// file planted in a shared parent directory is never taken, and a file
+/// from a parent directory is named on stderr.
+#[test]
+fn config_discovery_stops_at_the_repository_root() {
+    let top = tempfile::tempdir().unwrap();
+    fs::write(
+        top.path().join("reggie-build.toml"),
+        "[[image]]\nname = \"planted\"\ncontext = \"/etc\"\ndockerfile = \"/etc/hostname\"\n",
+    )
+    .unwrap();
+    let repo = top.path().join("repo");
+    fs::create_dir_all(repo.join(".git")).unwrap();
+    fs::create_dir_all(repo.join("sub")).unwrap();
+    fs::write(repo.join("sub/Dockerfile"), "FROM scratch\n").unwrap();
+    for dir in [repo.clone(), repo.join("sub")] {
+        let out = run(&dir, &["check"]);
+        let all = text(&out);
+        assert!(!all.contains("planted"), "{all}");
+        assert!(!all.contains("/etc"), "{all}");
+    }
+    // Outside a repository, only the current directory.
+    fs::remove_dir(repo.join(".git")).unwrap();
+    let out = run(&repo.join("sub"), &["check"]);
+    assert!(!text(&out).contains("planted"), "{}", text(&out));
+    // The repository's own file, found from a subdirectory, is named.
+    fs::create_dir(repo.join(".git")).unwrap();
+    fs::write(
+        repo.join("reggie-build.toml"),
+        "[[image]]\nname = \"own\"\ncontext = \"sub\"\n",
+    )
+    .unwrap();
+    let out = run(&repo.join("sub"), &["check"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("own"), "{}", text(&out));
+    let canonical = fs::canonicalize(repo.join("reggie-build.toml")).unwrap();
+    assert!(
+        err.contains(&format!("note: using config {}", canonical.display())),
+        "{err}"
+    );
+    // From the directory holding it: no note.
+    let out = run(&repo, &["check"]);
+    assert!(!stderr(&out).contains("note:"), "{}", stderr(&out));
+}
