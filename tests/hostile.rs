@@ -281,3 +281,82 @@ fn config_discovery_stops_at_the_repository_root() {
     let out = run(&repo, &["check"]);
     assert!(!stderr(&out).contains("note:"), "{}", stderr(&out));
 }
+
+/// Whether `s` holds a character that would act on a terminal or a log.
+fn has_raw_control(s: &str) -> bool {
+    s.contains(|c: char| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// Names with escape sequences and newlines are escaped in every human,
+/// markdown and github output: nothing reaches the terminal as it is, and
+/// no line of a name starts a workflow command.
+#[test]
+fn names_are_escaped_in_reports() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    let evil_dir = ctx.join("d\n::error::pwned-dir");
+    fs::create_dir(&evil_dir).unwrap();
+    fs::write(
+        evil_dir.join("Dockerfile"),
+        "FROM scratch\nCOPY missing\x1b[2J\x1b]0;title\x07 /x\nCOPY nowhere /y\n",
+    )
+    .unwrap();
+    for name in [
+        "evil\x1b[31m.red\x1b[0m",
+        "line\n::error file=x::pwned-name.txt",
+        "bidi\u{202e}txt.exe",
+        "cr\rhidden.txt",
+    ] {
+        fs::write(ctx.join(name), vec![b'x'; 50_000]).unwrap();
+    }
+    fs::write(
+        ctx.join(".npmrc\n::error::pwned-secret"),
+        "//registry/:_authToken=x",
+    )
+    .unwrap();
+    let df = "ctx/d\n::error::pwned-dir/Dockerfile";
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["analyze", "ctx", "-f", df],
+        vec!["analyze", "ctx", "-f", df, "--format", "markdown"],
+        vec!["analyze", "ctx", "-f", df, "--format", "github"],
+        vec!["check", "ctx", "-f", df, "--full"],
+        vec!["check", "ctx", "-f", df, "--full", "--format", "markdown"],
+        vec!["check", "ctx", "-f", df, "--full", "--format", "github"],
+        vec![
+            "explain",
+            "ctx",
+            "evil\x1b[31m.red\x1b[0m",
+            "line\n::error::x",
+        ],
+        vec!["discover", "."],
+    ];
+    for args in runs {
+        let out = run(dir.path(), &args);
+        assert!(
+            matches!(out.status.code(), Some(0..=1)),
+            "{args:?}: {}",
+            text(&out)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let all = text(&out);
+        assert!(!has_raw_control(&all), "{args:?}: {all:?}");
+        for line in all.lines() {
+            let line = line.trim_start();
+            assert!(!line.starts_with("::error::pwned"), "{args:?}: {line:?}");
+            assert!(!line.starts_with("::error file=x"), "{args:?}: {line:?}");
+        }
+        if args.contains(&"github") {
+            for line in stdout.lines() {
+                assert!(
+                    line.starts_with("::error ")
+                        || line.starts_with("::warning ")
+                        || line.starts_with("::notice "),
+                    "{args:?}: {line:?}"
+                );
+            }
+        }
+    }
+}

@@ -10,9 +10,10 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Renders raw path bytes for messages (lossy; stdout listings stay raw).
+/// Renders raw path bytes for messages and reports: control characters
+/// and invalid UTF-8 escaped (`ls` listings stay raw).
 pub fn show(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    reggie_build::text::show_bytes(bytes)
 }
 
 /// Writes `text` to stdout, returning an error (not panicking) when stdout

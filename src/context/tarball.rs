@@ -32,9 +32,9 @@ pub struct TarOptions {
 pub enum TarError {
     #[error(transparent)]
     Walk(#[from] WalkError),
-    #[error("cannot read {path}: {source}. Docker would fail on it too: make it readable or exclude it in the ignore file")]
+    #[error("cannot read {}: {source}. Docker would fail on it too: make it readable or exclude it in the ignore file", crate::text::show_path(.path))]
     Read { path: PathBuf, source: io::Error },
-    #[error("{path} changed size while it was being archived (expected {expected} bytes, {found}); stop whatever is writing it and run again")]
+    #[error("{} changed size while it was being archived (expected {expected} bytes, {found}); stop whatever is writing it and run again", crate::text::show_path(.path))]
     Changed {
         path: PathBuf,
         expected: u64,

@@ -214,12 +214,12 @@ const PATH_MAX: usize = 4096;
 /// Errors while walking.
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
-    #[error("cannot read directory {path}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file")]
+    #[error("cannot read directory {}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file", crate::text::show_path(.path))]
     ReadDir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read {path}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file")]
+    #[error("cannot read {}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file", crate::text::show_path(.path))]
     Stat {
         path: PathBuf,
         source: std::io::Error,
