@@ -360,3 +360,147 @@ fn names_are_escaped_in_reports() {
         }
     }
 }
+
+/// A context of `mb` MB of incompressible bytes.
+fn big_context(mb: usize) -> tempfile::TempDir {
+    let dir = repo();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..mb * 1_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(dir.path().join("ctx/data.bin"), data).unwrap();
+    dir
+}
+
+/// Every write error surfaces with a message and a non-zero exit, gzip's
+/// included (it used to pass for a closed stdout and exit 0).
+#[test]
+fn context_write_errors_fail() {
+    let dir = big_context(5);
+    let full = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for (args, stdout_full) in [
+        (&["context", "ctx", "-o", "/dev/full"][..], false),
+        (
+            &["context", "ctx", "-o", "/dev/full", "--compress", "gzip"],
+            false,
+        ),
+        (&["context", "ctx", "-o", "-"], true),
+        (&["context", "ctx", "-o", "-", "--compress", "gzip"], true),
+    ] {
+        let mut cmd = std::process::Command::new(
+            std::env::var_os("REGGIE_TEST_BIN")
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_reggie-build").into()),
+        );
+        cmd.current_dir(dir.path()).args(args);
+        if stdout_full {
+            cmd.stdout(full());
+        }
+        let out = cmd.output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("No space left on device"), "{args:?}: {err}");
+    }
+    // A closed stdout is not an error.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
+        .current_dir(dir.path())
+        .args(["context", "ctx", "-o", "-", "--compress", "gzip"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// `context -o FILE` inside the context archives neither the output nor
+/// its temporary file: the same digest and listing on every run.
+#[test]
+fn context_output_inside_the_context_is_not_archived() {
+    let dir = big_context(1);
+    let mut digests = Vec::new();
+    for _ in 0..3 {
+        let out = run(
+            dir.path(),
+            &["context", "ctx", "-o", "ctx/out.tar", "--digest"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        digests.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        let mut archive =
+            tar::Archive::new(fs::File::open(dir.path().join("ctx/out.tar")).unwrap());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["Dockerfile", "data.bin"], "{names:?}");
+    }
+    assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+    // Nothing left beside it.
+    let left: Vec<_> = fs::read_dir(dir.path().join("ctx"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 3, "{left:?}");
+}
+
+/// SIGINT or SIGTERM while `context -o FILE` writes removes the temporary
+/// file and exits 130 or 143.
+#[test]
+fn context_interrupted_removes_its_temporary_file() {
+    let dir = repo();
+    // Sparse: gzip of 4 GB of zeros takes a while in a debug build.
+    fs::File::create(dir.path().join("ctx/zeros"))
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+        let child = std::process::Command::new(
+            std::env::var_os("REGGIE_TEST_BIN")
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_reggie-build").into()),
+        )
+        .current_dir(dir.path())
+        .args(["context", "ctx", "-o", "out.tar.gz", "--compress", "gzip"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let temps = || -> Vec<String> {
+            fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".out.tar.gz.tmp"))
+                .collect()
+        };
+        // Wait until it writes.
+        let start = Instant::now();
+        while temps().is_empty()
+            || fs::metadata(dir.path().join(&temps()[0])).map_or(0, |m| m.len()) == 0
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no temporary file"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "signal {sig}: {:?}",
+            out.status
+        );
+        assert_eq!(temps(), Vec::<String>::new(), "signal {sig}");
+        assert!(!dir.path().join("out.tar.gz").exists());
+    }
+}
