@@ -504,3 +504,66 @@ fn context_interrupted_removes_its_temporary_file() {
         assert!(!dir.path().join("out.tar.gz").exists());
     }
 }
+
+/// A context for which analyze suggests an ignore file.
+fn ignore_repo() -> tempfile::TempDir {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY app /app\nCOPY lib /lib\n",
+    )
+    .unwrap();
+    for d in ["app", "lib", "junk"] {
+        fs::create_dir(ctx.join(d)).unwrap();
+        fs::write(ctx.join(d).join("f"), vec![b'x'; 10_000]).unwrap();
+    }
+    dir
+}
+
+/// `--write-ignore --force` never writes through a link (even a dangling
+/// one), keeps the old file's mode, and replaces it whole.
+#[test]
+fn write_ignore_refuses_links_and_keeps_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ignore_repo();
+    let ignore = dir.path().join("ctx/Dockerfile.dockerignore");
+    let outside = dir.path().join("outside.txt");
+    fs::write(&outside, "precious\n").unwrap();
+    for target in [outside.clone(), dir.path().join("dangling")] {
+        let _ = fs::remove_file(&ignore);
+        symlink(&target, &ignore).unwrap();
+        let out = run(dir.path(), &["analyze", "ctx", "--write-ignore", "--force"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("is a symbolic link; not writing through it"),
+            "{err}"
+        );
+        assert!(fs::symlink_metadata(&ignore)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "precious\n");
+    assert!(!dir.path().join("dangling").exists());
+
+    fs::remove_file(&ignore).unwrap();
+    fs::write(&ignore, "old\n").unwrap();
+    fs::set_permissions(&ignore, fs::Permissions::from_mode(0o640)).unwrap();
+    let out = run(dir.path(), &["analyze", "ctx", "--write-ignore"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("pass --force"), "{}", text(&out));
+    let out = run(dir.path(), &["analyze", "ctx", "--write-ignore", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let written = fs::read_to_string(&ignore).unwrap();
+    assert!(written.contains("!app"), "{written}");
+    let mode = fs::metadata(&ignore).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let names: Vec<_> = fs::read_dir(dir.path().join("ctx"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}

@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -202,37 +201,7 @@ impl Output {
                 return Ok(Output::Special(path.to_path_buf()));
             }
         }
-        let name = path
-            .file_name()
-            .with_context(|| format!("{} is not a file name", path.display()))?;
-        // An unpredictable name, created exclusively and not through a
-        // link: nothing planted beside the output is followed or reused.
-        let mut attempt = 0;
-        let (file, tmp) = loop {
-            let mut tmp_name = std::ffi::OsString::from(".");
-            tmp_name.push(name);
-            tmp_name.push(format!(".tmp-{:016x}", random_u64()));
-            let tmp = path.with_file_name(tmp_name);
-            let opened = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp);
-            match opened {
-                Ok(file) => break (file, tmp),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "cannot create a temporary file beside {}",
-                            reggie_build::text::show_path(path)
-                        )
-                    })
-                }
-            }
-        };
+        let (file, tmp) = super::output::create_temp_beside(path)?;
         cleanup::arm(&tmp);
         Ok(Output::File {
             file: std::cell::RefCell::new(Some(file)),
@@ -310,19 +279,6 @@ impl Output {
             cleanup::disarm();
         }
     }
-}
-
-/// 64 random bits for a temporary name (the standard library's hasher keys
-/// come from the OS's random source).
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }
 
 /// Removes the temporary archive when SIGINT or SIGTERM ends the run
