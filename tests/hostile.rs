@@ -567,3 +567,22 @@ fn write_ignore_refuses_links_and_keeps_the_mode() {
         .collect();
     assert!(names.is_empty(), "{names:?}");
 }
+
+/// `ls -0` separates names with NUL bytes, so names with newlines stay
+/// whole; without it each name is one line, raw for pipes.
+#[test]
+fn ls_null_separates_names_with_newlines() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::write(ctx.join("a\nb"), "x").unwrap();
+    fs::write(ctx.join("c"), "x").unwrap();
+    for flag in ["-0", "--null"] {
+        let out = run(dir.path(), &["ls", flag, "ctx"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_eq!(out.stdout, b"Dockerfile\0a\nb\0c\0");
+    }
+    let out = run(dir.path(), &["ls", "ctx"]);
+    assert_eq!(out.stdout, b"Dockerfile\na\nb\nc\n");
+    let out = run(dir.path(), &["ls", "--help"]);
+    assert!(text(&out).contains("-0, --null"), "{}", text(&out));
+}

@@ -52,7 +52,7 @@ struct Globals {
 enum Command {
     /// List every file Docker would send as the build context.
     #[command(
-        after_help = "Examples:\n  reggie-build ls .\n  reggie-build ls . -f backend/Dockerfile\n  reggie-build ls backend --builder classic | wc -l"
+        after_help = "Examples:\n  reggie-build ls .\n  reggie-build ls . -f backend/Dockerfile\n  reggie-build ls backend --builder classic | wc -l\n  reggie-build ls -0 . | xargs -0 du -cb | tail -1"
     )]
     Ls(ls::LsArgs),
     /// Say whether files are sent, and which ignore-file line decided.
@@ -309,6 +309,7 @@ mod tests {
                 "classic",
             ],
             &["ls", "-q", "."],
+            &["ls", "-0", "--minimal", "."],
             &["ls", ".", "-vv", "--color", "never"],
             &["context", "backend", "-o", "/dev/null"],
             &[
