@@ -586,3 +586,51 @@ fn ls_null_separates_names_with_newlines() {
     let out = run(dir.path(), &["ls", "--help"]);
     assert!(text(&out).contains("-0, --null"), "{}", text(&out));
 }
+
+/// A COPY through a symlinked directory is judged where the link leads:
+/// nothing excludes it, so it is no "excluded, add `!path`" error; when
+/// the target is excluded, the finding names it.
+#[test]
+fn copy_through_a_symlinked_directory() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir(ctx.join("real")).unwrap();
+    fs::write(ctx.join("real/f"), "hi").unwrap();
+    symlink("real", ctx.join("link")).unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY link/f /f\n").unwrap();
+    for builder in ["buildkit", "classic"] {
+        let out = run(dir.path(), &["check", "ctx", "--builder", builder]);
+        assert_eq!(out.status.code(), Some(0), "{builder}: {}", text(&out));
+        assert!(!text(&out).contains("source-excluded"), "{}", text(&out));
+    }
+    fs::write(ctx.join(".dockerignore"), "real\n").unwrap();
+    let out = run(dir.path(), &["check", "ctx"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("`link/f` (through the symlink `link`, that is `real/f`) is excluded by ctx/.dockerignore:1 `real`"),
+        "{all}"
+    );
+    assert!(all.contains("Add `!real/f`"), "{all}");
+}
+
+/// `--write-ignore` on `COPY app /app` says the fix is the narrower
+/// context, not that the build reads the whole context.
+#[test]
+fn write_ignore_for_a_whole_subdirectory_names_the_context() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").unwrap();
+    fs::create_dir(ctx.join("app")).unwrap();
+    fs::write(ctx.join("app/f"), "x").unwrap();
+    fs::create_dir(ctx.join("junk")).unwrap();
+    fs::write(ctx.join("junk/f"), vec![b'x'; 10_000]).unwrap();
+    let out = run(dir.path(), &["analyze", "ctx", "--write-ignore"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("reads the whole context"), "{err}");
+    assert!(
+        err.contains("reads all of the narrowest context, `app`; use it as the context instead: docker build -f ctx/Dockerfile ctx/app"),
+        "{err}"
+    );
+}

@@ -154,9 +154,21 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
 
 fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()> {
     let Some(ig) = &analysis.suggested_ignore else {
+        let dockerfile = reggie_build::text::show_path(&analysis.dockerfile);
+        if let (true, Some(s)) = (
+            analysis.whole_context_reasons.is_empty(),
+            &analysis.suggestion,
+        ) {
+            // `COPY app /app`: the narrowest context is read whole, so the
+            // fix is the context, not an ignore file.
+            bail!(
+                "no ignore file is needed for {dockerfile}: the build reads all of the narrowest context, `{}`; use it as the context instead: {}",
+                reggie_build::text::escape(&s.dir),
+                reggie_build::text::escape(&s.docker_build.1)
+            );
+        }
         bail!(
-            "no ignore file can be suggested for {}: the build reads the whole context",
-            analysis.dockerfile.display()
+            "no ignore file can be suggested for {dockerfile}: the build reads the whole context"
         );
     };
     if !ig.verified {
