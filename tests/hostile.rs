@@ -153,16 +153,28 @@ fn parse_errors_quote_short_escaped_excerpts() {
     let ctx = dir.path().join("ctx");
     fs::remove_file(ctx.join("Dockerfile")).unwrap();
     symlink("/proc/self/environ", ctx.join("Dockerfile")).unwrap();
+    symlink("/proc/self/environ", dir.path().join("env-link")).unwrap();
     // The environment is sorted by name: the canary comes after the padding.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
-        .current_dir(dir.path())
-        .args(["analyze", "ctx"])
-        .env("AAAA_PAD", "p".repeat(300))
-        .env("ZZZZ_TOKEN", "environ-canary-1234")
-        .output()
-        .unwrap();
+    let environ_run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("AAAA_PAD", "p".repeat(300))
+            .env("ZZZZ_TOKEN", "environ-canary-1234")
+            .output()
+            .unwrap()
+    };
+    // Inside the context, a link out of it is not followed (Docker
+    // resolves it inside the context)...
+    let err = short_error(&environ_run(&["analyze", "ctx"]), "environ-canary-1234");
+    assert!(
+        err.contains("cannot read Dockerfile ctx/Dockerfile: a symbolic link out of the context"),
+        "{err}"
+    );
+    // ... and one named with -f is read but quoted only in a short excerpt.
+    let out = environ_run(&["analyze", "ctx", "-f", "env-link"]);
     let err = short_error(&out, "environ-canary-1234");
-    assert!(err.contains("ctx/Dockerfile:1"), "{err}");
+    assert!(err.contains("env-link:1"), "{err}");
 
     let secret = "SECRET-CANARY";
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -530,22 +542,28 @@ fn write_ignore_refuses_links_and_keeps_the_mode() {
     let ignore = dir.path().join("ctx/Dockerfile.dockerignore");
     let outside = dir.path().join("outside.txt");
     fs::write(&outside, "precious\n").unwrap();
-    for target in [outside.clone(), dir.path().join("dangling")] {
+    let inside = dir.path().join("ctx/app/f");
+    for (target, why) in [
+        (outside.clone(), "a symbolic link out of the context"),
+        (inside.clone(), "is a symbolic link; not writing through it"),
+        (
+            dir.path().join("dangling"),
+            "is a symbolic link; not writing through it",
+        ),
+    ] {
         let _ = fs::remove_file(&ignore);
         symlink(&target, &ignore).unwrap();
         let out = run(dir.path(), &["analyze", "ctx", "--write-ignore", "--force"]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(
-            err.contains("is a symbolic link; not writing through it"),
-            "{err}"
-        );
+        assert!(err.contains(why), "{err}");
         assert!(fs::symlink_metadata(&ignore)
             .unwrap()
             .file_type()
             .is_symlink());
     }
     assert_eq!(fs::read_to_string(&outside).unwrap(), "precious\n");
+    assert_eq!(fs::read(&inside).unwrap(), vec![b'x'; 10_000]);
     assert!(!dir.path().join("dangling").exists());
 
     fs::remove_file(&ignore).unwrap();
@@ -633,4 +651,236 @@ fn write_ignore_for_a_whole_subdirectory_names_the_context() {
         err.contains("reads all of the narrowest context, `app`; use it as the context instead: docker build -f ctx/Dockerfile ctx/app"),
         "{err}"
     );
+}
+
+/// xorshift64*: a small deterministic generator, seeded per case.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Names a hostile tree uses: plain, dotted, rule-triggering, and odd
+/// (newline, escape sequences, invalid UTF-8, spaces, globs).
+fn random_name(rng: &mut Rng) -> Vec<u8> {
+    let names: &[&[u8]] = &[
+        b"a",
+        b"src",
+        b"node_modules",
+        b".npmrc",
+        b".netrc",
+        b".env",
+        b"app.py",
+        b"x.pyc",
+        b"__pycache__",
+        b".dockerignore",
+        b"line\nbreak",
+        b"\x1b[31mred\x1b[0m",
+        b"caf\xe9",
+        b"sp ace",
+        b"*glob?",
+        b"::error::x",
+        b"%0A",
+        b"-dash",
+    ];
+    let mut name = rng.pick(names).to_vec();
+    if rng.chance(50) {
+        name.extend_from_slice(format!("{}", rng.below(100)).as_bytes());
+    }
+    name
+}
+
+fn os_path(base: &Path, rel: &[u8]) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    base.join(std::ffi::OsStr::from_bytes(rel))
+}
+
+/// Builds a random hostile tree in `ctx`; returns the paths made (for
+/// COPY lines and `explain`).
+fn hostile_tree(rng: &mut Rng, ctx: &Path, outside: &Path) -> Vec<Vec<u8>> {
+    let mut dirs: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut made: Vec<Vec<u8>> = Vec::new();
+    let link_targets: Vec<std::path::PathBuf> = vec![
+        outside.join("fifo"),
+        outside.join("canary.txt"),
+        outside.to_path_buf(),
+        "/dev/zero".into(),
+        "/dev/urandom".into(),
+        "/proc/self/environ".into(),
+        "../../../../../../..".into(),
+        "..".into(),
+        "dangling".into(),
+        "self".into(),
+    ];
+    for _ in 0..rng.below(40) + 5 {
+        let parent = rng.pick(&dirs).clone();
+        let mut rel = parent.clone();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(&random_name(rng));
+        let path = os_path(ctx, &rel);
+        if fs::symlink_metadata(&path).is_ok() {
+            continue;
+        }
+        let made_ok = match rng.below(10) {
+            0..=2 => {
+                let len = rng.below(3000);
+                fs::write(&path, vec![b'x'; len]).is_ok()
+            }
+            3 | 4 => {
+                let ok = fs::create_dir(&path).is_ok();
+                if ok {
+                    dirs.push(rel.clone());
+                }
+                ok
+            }
+            5..=7 => {
+                let target = rng.pick(&link_targets).clone();
+                symlink(&target, &path).is_ok()
+            }
+            8 => {
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+                unsafe { libc::mkfifo(c.as_ptr(), 0o644) == 0 }
+            }
+            _ => std::os::unix::net::UnixListener::bind(&path).is_ok(),
+        };
+        if made_ok {
+            made.push(rel);
+        }
+    }
+    // Sometimes a chain deeper than the walk keeps directories open.
+    if rng.chance(20) {
+        let mut rel = b"deep".to_vec();
+        for i in 0..70 {
+            rel.extend_from_slice(format!("/d{i}").as_bytes());
+        }
+        fs::create_dir_all(os_path(ctx, &rel)).unwrap();
+        symlink(outside.join("fifo"), os_path(ctx, &rel).join(".npmrc")).unwrap();
+        made.push(rel);
+    }
+    made
+}
+
+/// Every command on random hostile trees (links in and out of the
+/// context, to /dev/zero and a FIFO, FIFOs, sockets, odd names, deep
+/// directories): exit 0, 1 or 2 (no panic, no signal), within a time
+/// limit (a read of the FIFO outside, which every outward link can reach,
+/// would hang), and nothing from outside the context in the output.
+#[test]
+fn every_command_on_random_hostile_trees() {
+    let cases = 30;
+    for case in 0..cases {
+        let mut rng = Rng::new(case);
+        let top = tempfile::tempdir().unwrap();
+        let outside = top.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(
+            outside.join("canary.txt"),
+            "//registry/:_authToken=OUTSIDE-CANARY\n",
+        )
+        .unwrap();
+        mkfifo(&outside.join("fifo"));
+        // Planted above the repository: never used.
+        fs::write(
+            top.path().join("reggie-build.toml"),
+            "[[image]]\nname = \"PLANTED-CANARY\"\ncontext = \"outside\"\n",
+        )
+        .unwrap();
+        let repo = top.path().join("repo");
+        fs::create_dir_all(repo.join(".git")).unwrap();
+        let ctx = repo.join("ctx");
+        fs::create_dir(&ctx).unwrap();
+        let made = hostile_tree(&mut rng, &ctx, &outside);
+
+        let mut dockerfile = String::from("FROM scratch\n");
+        for _ in 0..rng.below(5) {
+            let copyable: Vec<&Vec<u8>> = made
+                .iter()
+                .filter(|p| !p.iter().any(|b| b.is_ascii_whitespace() || *b < 0x20))
+                .collect();
+            if copyable.is_empty() || rng.chance(15) {
+                dockerfile.push_str("COPY . /app\n");
+            } else {
+                let p: &Vec<u8> = copyable[rng.below(copyable.len())];
+                let p = String::from_utf8_lossy(p).into_owned();
+                dockerfile.push_str(&format!("COPY {p} /app/\n"));
+            }
+        }
+        let df_path = ctx.join("Dockerfile");
+        let _ = fs::remove_file(&df_path);
+        match rng.below(8) {
+            0 => symlink(outside.join("fifo"), &df_path).unwrap(),
+            1 => symlink(outside.join("canary.txt"), &df_path).unwrap(),
+            _ => fs::write(&df_path, &dockerfile).unwrap(),
+        }
+        let ignore = ctx.join(".dockerignore");
+        if fs::symlink_metadata(&ignore).is_err() && rng.chance(50) {
+            match rng.below(4) {
+                0 => symlink(outside.join("fifo"), &ignore).unwrap(),
+                1 => mkfifo(&ignore),
+                _ => fs::write(&ignore, "node_modules\n**/*.pyc\n!src\n*glob?\n").unwrap(),
+            }
+        }
+
+        let explained: Vec<String> = (0..3)
+            .filter_map(|_| made.get(rng.below(made.len())))
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        let mut explain = vec!["explain", "ctx"];
+        explain.extend(explained.iter().map(String::as_str));
+        if explain.len() == 2 {
+            explain.push("Dockerfile");
+        }
+        let commands: Vec<Vec<&str>> = vec![
+            vec!["ls", "ctx"],
+            vec!["ls", "-0", "ctx", "--minimal"],
+            vec!["ls", "ctx", "--builder", "classic"],
+            vec!["analyze", "ctx"],
+            vec!["analyze", "ctx", "--format", "json"],
+            vec!["analyze", "ctx", "--format", "github"],
+            vec!["check", "ctx"],
+            vec!["check", "ctx", "--full", "--format", "markdown"],
+            vec!["check"],
+            explain,
+            vec!["context", "ctx", "-o", "-"],
+            vec!["context", "ctx", "-o", "/dev/null", "--digest"],
+            vec!["discover", "."],
+        ];
+        for args in &commands {
+            let (out, took) = run_limited(&repo, args, Duration::from_secs(20));
+            let all = text(&out);
+            assert!(
+                matches!(out.status.code(), Some(0..=2)),
+                "case {case} {args:?}: {:?} after {took:?}\n{all}",
+                out.status
+            );
+            assert!(!all.contains("panicked"), "case {case} {args:?}: {all}");
+            assert!(
+                !all.contains("OUTSIDE-CANARY"),
+                "case {case} {args:?}: {all}"
+            );
+            assert!(
+                !all.contains("PLANTED-CANARY"),
+                "case {case} {args:?}: {all}"
+            );
+        }
+    }
 }

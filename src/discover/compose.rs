@@ -70,7 +70,7 @@ pub(crate) fn read_all(root: &Path, files: &[PathBuf]) -> (Vec<Declared>, Vec<St
         let mut emitted: BTreeMap<String, Vec<BuildSpec>> = BTreeMap::new();
         for file in files {
             let is_override = !BASE_NAMES.contains(&file_name(file).as_str());
-            let text = match std::fs::read_to_string(root.join(file)) {
+            let text = match crate::context::walk::read_input_text(&root.join(file)) {
                 Ok(t) => t,
                 Err(e) => {
                     warnings.push(format!("{}: cannot read: {e}", slash(file)));

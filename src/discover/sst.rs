@@ -106,7 +106,7 @@ impl Reader<'_> {
     /// Parses one file and collects its components; returns the relative
     /// import specifiers it uses.
     fn read_file(&mut self, file: &Path) -> Vec<String> {
-        let text = match std::fs::read_to_string(self.root.join(file)) {
+        let text = match crate::context::walk::read_input_text(&self.root.join(file)) {
             Ok(t) => t,
             Err(e) => {
                 self.warnings
