@@ -91,8 +91,8 @@ pub fn check(
                 None => break,
             }
         }
-        let path = e.path;
-        if let Some(m) = rules.classify(e.rel, false, &|_| false, &|| std::fs::read(path).ok()) {
+        let read = || e.read_head(crate::analyze::rules::CONTENT_LIMIT);
+        if let Some(m) = rules.classify(e.rel, false, &|_| false, &read) {
             if m.rule.secret {
                 secrets.push(secret_finding(
                     &String::from_utf8_lossy(e.rel),

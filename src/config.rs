@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// The file name looked for, walking up from the current directory.
+/// The file name looked for, walking up from the current directory to
+/// the repository root.
 pub const FILE_NAME: &str = "reggie-build.toml";
 
 /// Errors reading a config file.
@@ -111,11 +112,20 @@ struct RawBudget {
     max_files: Option<u64>,
 }
 
-/// Finds `reggie-build.toml` in `start` or the nearest ancestor.
+/// Finds `reggie-build.toml` in `start` or the nearest ancestor up to the
+/// repository root (the first directory holding `.git`, a directory or a
+/// file), never above it, as git finds its own files: a file planted in a
+/// shared parent (`/tmp`, a CI workspace) must not decide what is read.
+/// Outside a repository only `start` itself is looked at.
 pub fn find(start: &Path) -> Option<PathBuf> {
     let start = std::fs::canonicalize(start).ok()?;
+    let root = start
+        .ancestors()
+        .find(|dir| dir.join(".git").symlink_metadata().is_ok())
+        .unwrap_or(&start);
     start
         .ancestors()
+        .take_while(|dir| dir.starts_with(root))
         .map(|dir| dir.join(FILE_NAME))
         .find(|p| p.is_file())
 }
@@ -123,10 +133,11 @@ pub fn find(start: &Path) -> Option<PathBuf> {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            crate::context::walk::read_input_text(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Config::parse(path, &text)
     }
 
@@ -140,7 +151,11 @@ impl Config {
         };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
-            invalid(offset, e.message().to_string())
+            // toml's messages quote values: bounded and escaped.
+            invalid(
+                offset,
+                crate::text::bounded(&crate::text::escape(e.message()), 300).into_owned(),
+            )
         })?;
         let root = path
             .parent()
@@ -178,7 +193,7 @@ impl Config {
                     offset,
                     format!(
                         "image `{}` is defined twice; names must be unique",
-                        raw.name
+                        crate::text::excerpt(&raw.name)
                     ),
                 ));
             }
@@ -194,14 +209,24 @@ impl Config {
                     let at = size.span().start;
                     let size = size.into_inner();
                     budget.max_bytes = Some(parse_size(&size).map_err(|why| {
-                        invalid(at, format!("budget.max_size = {size:?}: {why}"))
+                        invalid(
+                            at,
+                            format!(
+                                "budget.max_size = \"{}\": {why}",
+                                crate::text::excerpt(&size)
+                            ),
+                        )
                     })?);
                 }
                 budget.max_files = b.max_files;
             }
             for tag in &raw.tags {
-                check_tag_template(tag)
-                    .map_err(|why| invalid(offset, format!("tags: {tag:?}: {why}")))?;
+                check_tag_template(tag).map_err(|why| {
+                    invalid(
+                        offset,
+                        format!("tags: \"{}\": {why}", crate::text::excerpt(tag)),
+                    )
+                })?;
             }
             images.push(Image {
                 name: raw.name,
@@ -253,7 +278,8 @@ fn check_tag_template(tag: &str) -> Result<(), String> {
         let name = &rest[open + 1..open + close];
         if !TAG_PLACEHOLDERS.contains(&name) {
             return Err(format!(
-                "unknown placeholder {{{name}}}; use one of {}",
+                "unknown placeholder {{{}}}; use one of {}",
+                crate::text::excerpt(name),
                 TAG_PLACEHOLDERS
                     .iter()
                     .map(|p| format!("{{{p}}}"))
@@ -289,7 +315,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "tib" => 1024f64.powi(4),
         other => {
             return Err(format!(
-                "unknown unit {other:?}; use B, kB, MB, GB, KiB, MiB or GiB"
+                "unknown unit \"{}\"; use B, kB, MB, GB, KiB, MiB or GiB",
+                crate::text::excerpt(other)
             ))
         }
     };
@@ -384,14 +411,36 @@ context = "apps/web"
     }
 
     #[test]
-    fn find_walks_up() {
+    fn find_walks_up_to_the_repository_root_only() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
-        std::fs::write(dir.path().join(FILE_NAME), "").unwrap();
-        let found = find(&dir.path().join("a/b")).unwrap();
-        assert_eq!(
-            found,
-            std::fs::canonicalize(dir.path()).unwrap().join(FILE_NAME)
-        );
+        let top = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(top.join("repo/a/b")).unwrap();
+        // Planted above the repository: never taken.
+        std::fs::write(top.join(FILE_NAME), "").unwrap();
+        let start = top.join("repo/a/b");
+        // Outside any repository: only the start directory.
+        assert_eq!(find(&start), None);
+        std::fs::write(top.join("repo/a/b").join(FILE_NAME), "").unwrap();
+        assert_eq!(find(&start), Some(start.join(FILE_NAME)));
+        std::fs::remove_file(start.join(FILE_NAME)).unwrap();
+        // `.git` as a directory or as a file (worktrees, submodules).
+        for git in ["dir", "file"] {
+            let dot_git = top.join("repo/.git");
+            match git {
+                "dir" => std::fs::create_dir(&dot_git).unwrap(),
+                _ => std::fs::write(&dot_git, "gitdir: elsewhere\n").unwrap(),
+            }
+            assert_eq!(find(&start), None, ".git {git}");
+            std::fs::write(top.join("repo").join(FILE_NAME), "").unwrap();
+            assert_eq!(find(&start), Some(top.join("repo").join(FILE_NAME)));
+            std::fs::write(top.join("repo/a").join(FILE_NAME), "").unwrap();
+            assert_eq!(find(&start), Some(top.join("repo/a").join(FILE_NAME)));
+            std::fs::remove_file(top.join("repo/a").join(FILE_NAME)).unwrap();
+            std::fs::remove_file(top.join("repo").join(FILE_NAME)).unwrap();
+            match git {
+                "dir" => std::fs::remove_dir(&dot_git).unwrap(),
+                _ => std::fs::remove_file(&dot_git).unwrap(),
+            }
+        }
     }
 }

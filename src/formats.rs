@@ -45,14 +45,36 @@ pub fn github_error(title: &str, message: &str) -> String {
     )
 }
 
+/// A workflow command's message: GitHub's own escapes (`%`, CR, LF), so
+/// nothing in it ends the command or starts another; other control
+/// characters escaped as text, so they do not reach the log as they are.
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\r' => out.push_str("%0D"),
+            '\n' => out.push_str("%0A"),
+            c => out.push_str(&crate::text::escape(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    out
 }
 
+/// A workflow command's property value: also `:` and `,`, which end it.
 fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// Text for a markdown table cell: control characters escaped, `|` kept
+/// from ending the cell.
+fn md(s: &str) -> String {
+    crate::text::escape(s).replace('|', "\\|")
+}
+
+/// [`md`] for inside a code span: a backtick would end the span.
+fn code(s: &str) -> String {
+    md(s).replace('`', "'")
 }
 
 /// Paths in reports are as given; `./x` reads better as `x`.
@@ -150,8 +172,8 @@ pub fn analysis_markdown(a: &Analysis) -> String {
     let _ = writeln!(
         o,
         "### reggie-build: `{}` (Dockerfile `{}`)\n",
-        a.context.display(),
-        a.dockerfile.display()
+        code(&crate::text::show_path(&a.context)),
+        code(&crate::text::show_path(&a.dockerfile))
     );
     let _ = writeln!(o, "| | files | size |\n|---|---:|---:|");
     let _ = writeln!(
@@ -178,15 +200,20 @@ pub fn analysis_markdown(a: &Analysis) -> String {
             let _ = writeln!(
                 o,
                 "| `{}` | {} | {} | {} |",
-                u.path,
+                code(&u.path),
                 humanize(u.bytes),
                 u.files,
-                u.kind
+                md(&u.kind)
             );
         }
     }
     if let Some(s) = &a.suggestion {
-        let _ = writeln!(o, "\n**Narrowest context:** `{}` — SST: `{}`", s.dir, s.sst);
+        let _ = writeln!(
+            o,
+            "\n**Narrowest context:** `{}` — SST: `{}`",
+            code(&s.dir),
+            code(&s.sst)
+        );
     }
     findings_markdown(&mut o, &a.findings);
     o
@@ -211,21 +238,21 @@ pub fn check_markdown(verdicts: &[Verdict], growth: &[(String, Vec<String>)]) ->
         let _ = writeln!(
             o,
             "| {} | {} | {} | {budget} | {result} |",
-            v.name,
+            md(&v.name),
             humanize(v.uploaded.bytes),
             v.uploaded.files
         );
     }
     for v in verdicts.iter().filter(|v| !v.passed) {
-        let _ = writeln!(o, "\n**{}**: {}", v.name, failure_summary(v));
+        let _ = writeln!(o, "\n**{}**: {}", md(&v.name), md(&failure_summary(v)));
         for fix in &v.fixes {
-            let _ = writeln!(o, "- fix: {fix}");
+            let _ = writeln!(o, "- fix: {}", md(fix));
         }
     }
     for (name, lines) in growth.iter().filter(|(_, l)| !l.is_empty()) {
-        let _ = writeln!(o, "\n**{name}** grew against the baseline:");
+        let _ = writeln!(o, "\n**{}** grew against the baseline:", md(name));
         for l in lines {
-            let _ = writeln!(o, "- {l}");
+            let _ = writeln!(o, "- {}", md(l));
         }
     }
     let all: Vec<Finding> = verdicts.iter().flat_map(|v| v.findings.clone()).collect();
@@ -250,9 +277,9 @@ fn findings_markdown(o: &mut String, findings: &[Finding]) {
             o,
             "| {} | `{}` | `{}` | {} |",
             f.severity,
-            f.rule,
-            loc,
-            f.message.replace('|', "\\|")
+            code(&f.rule),
+            code(&loc),
+            md(&f.message)
         );
     }
 }

@@ -25,3 +25,4 @@ pub mod formats;
 pub mod plan;
 pub mod publish;
 pub mod ship;
+pub mod text;

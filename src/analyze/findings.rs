@@ -280,7 +280,31 @@ pub(crate) fn copy_source_findings(
         .unwrap_or_default();
     let dockerfile_label = ctx.dockerfile().display().to_string();
     for used in &plan.used {
-        let pattern = used.pattern.trim_start_matches('/');
+        let source = used.pattern.trim_start_matches('/');
+        // A source through a symlinked directory (`link/f`, `link` -> `real`)
+        // is read where the link leads (`real/f`), which Docker sends with
+        // the link: judge that path, not the one no walk ever meets.
+        let mut chain = Vec::new();
+        if !used.has_wildcard {
+            crate::plan::minimal::follow_links(ctx.root(), source.as_bytes(), &mut chain);
+        }
+        let through = (chain.len() > 1).then(|| {
+            // The first link along the source: a directory above it, or the
+            // source itself.
+            let link = chain[1..]
+                .iter()
+                .find(|c| {
+                    source.as_bytes().starts_with(c)
+                        && source.as_bytes().get(c.len()) == Some(&b'/')
+                })
+                .unwrap_or(&chain[0]);
+            (show(link), show(&chain[chain.len() - 1]))
+        });
+        let judged = match &through {
+            Some((_, resolved)) => resolved.clone(),
+            None => source.to_string(),
+        };
+        let pattern = judged.as_str();
         let hit = plan
             .includes
             .iter()
@@ -291,6 +315,12 @@ pub(crate) fn copy_source_findings(
         if hit > 0 {
             continue;
         }
+        let shown_source = match &through {
+            Some((link, resolved)) => {
+                format!("`{source}` (through the symlink `{link}`, that is `{resolved}`)")
+            }
+            None => format!("`{source}`"),
+        };
         let on_disk = !used.has_wildcard
             && ctx
                 .root()
@@ -313,7 +343,7 @@ pub(crate) fn copy_source_findings(
             (
                 "copy/source-excluded",
                 format!(
-                    "{} source `{pattern}` is excluded{why}; the build fails with \"not found\". Add `!{pattern}` after that line or remove the pattern",
+                    "{} source {shown_source} is excluded{why}; the build fails with \"not found\". Add `!{pattern}` after that line or remove the pattern",
                     used.instruction
                 ),
             )
@@ -321,7 +351,7 @@ pub(crate) fn copy_source_findings(
             (
                 "copy/source-missing",
                 format!(
-                    "{} source `{pattern}` matches nothing in the context {}; the build fails with \"not found\". Check the path is relative to the context, not to the Dockerfile",
+                    "{} source {shown_source} matches nothing in the context {}; the build fails with \"not found\". Check the path is relative to the context, not to the Dockerfile",
                     used.instruction,
                     ctx.root().display()
                 ),

@@ -498,8 +498,9 @@ impl crate::context::fold::Fold for Tally<'_> {
         let parent_mask = self.open.last().map_or(0, |d| d.anchored_mask);
         let mask = parent_mask | self.anchored_bits(name, depth);
         let path = entry.path;
-        let has_child = |child: &str| path.join(child).exists();
-        let read = || std::fs::read(path).ok();
+        // Neither follows a link out of the context nor blocks on a FIFO.
+        let has_child = |child: &str| path.join(child).symlink_metadata().is_ok();
+        let read = || entry.read_head(rules::CONTENT_LIMIT);
         if entry.kind == FileKind::Dir {
             let rule = rules
                 .classify(entry.rel, true, &has_child, &|| None)

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{humanize, Analysis, Finding, Group, Totals, Unused, UsedPath};
 use crate::context::Builder;
+use crate::text::{escape as esc, show_path};
 
 /// The JSON schema version of `analyze --json`.
 pub const SCHEMA: u32 = 1;
@@ -56,12 +57,12 @@ pub fn human(a: &Analysis, style: Style) -> String {
         o,
         "{} {}  (Dockerfile {}, {builder})",
         style.bold("Context"),
-        a.context.display(),
-        a.dockerfile.display()
+        show_path(&a.context),
+        show_path(&a.dockerfile)
     );
     match &a.ignore_file {
         Some(p) => {
-            let _ = writeln!(o, "Ignore file {}", p.display());
+            let _ = writeln!(o, "Ignore file {}", show_path(p));
         }
         None => {
             let _ = writeln!(o, "Ignore file {}", style.dim("none"));
@@ -101,12 +102,18 @@ pub fn human(a: &Analysis, style: Style) -> String {
     if !a.whole_context_reasons.is_empty() {
         let _ = writeln!(o, "\n  The build may read the whole context:");
         for r in &a.whole_context_reasons {
-            let _ = writeln!(o, "    - {r}");
+            let _ = writeln!(o, "    - {}", esc(r));
         }
     } else if !a.used.is_empty() {
         let _ = writeln!(o, "\n{}", style.bold("Paths the Dockerfile reads"));
         for u in &a.used {
-            let _ = writeln!(o, "  line {:<4} {:<8} {}", u.line, u.instruction, u.path);
+            let _ = writeln!(
+                o,
+                "  line {:<4} {:<8} {}",
+                u.line,
+                esc(&u.instruction),
+                esc(&u.path)
+            );
         }
     }
 
@@ -118,8 +125,8 @@ pub fn human(a: &Analysis, style: Style) -> String {
                 "  {:>10}  {:>7} files  {:<40}  {}",
                 humanize(u.bytes),
                 u.files,
-                u.path,
-                style.dim(&u.kind)
+                esc(&u.path),
+                style.dim(&esc(&u.kind))
             );
         }
     }
@@ -127,18 +134,18 @@ pub fn human(a: &Analysis, style: Style) -> String {
     groups(&mut o, style, "Unused by extension", &a.unused_by_extension);
 
     if let Some(s) = &a.suggestion {
-        let _ = writeln!(o, "\n{} {}", style.bold("Narrowest context:"), s.dir);
+        let _ = writeln!(o, "\n{} {}", style.bold("Narrowest context:"), esc(&s.dir));
         if !s.rewrites.is_empty() {
-            let _ = writeln!(o, "  Dockerfile lines for context {}:", s.dir);
+            let _ = writeln!(o, "  Dockerfile lines for context {}:", esc(&s.dir));
             for r in &s.rewrites {
-                let _ = writeln!(o, "    line {}: {}", r.line, first_line(&r.before));
-                let _ = writeln!(o, "         → {}", first_line(&r.after));
+                let _ = writeln!(o, "    line {}: {}", r.line, esc(first_line(&r.before)));
+                let _ = writeln!(o, "         → {}", esc(first_line(&r.after)));
             }
         }
-        let _ = writeln!(o, "  docker build:  {}", s.docker_build.0);
-        let _ = writeln!(o, "              →  {}", s.docker_build.1);
-        let _ = writeln!(o, "  compose:       {}", s.compose);
-        let _ = writeln!(o, "  SST:           {}", s.sst);
+        let _ = writeln!(o, "  docker build:  {}", esc(&s.docker_build.0));
+        let _ = writeln!(o, "              →  {}", esc(&s.docker_build.1));
+        let _ = writeln!(o, "  compose:       {}", esc(&s.compose));
+        let _ = writeln!(o, "  SST:           {}", esc(&s.sst));
     }
     if let Some(ig) = &a.suggested_ignore {
         let status = if ig.verified {
@@ -150,10 +157,10 @@ pub fn human(a: &Analysis, style: Style) -> String {
             o,
             "\n{} {}  ({status})",
             style.bold("Suggested ignore file"),
-            ig.path.display()
+            show_path(&ig.path)
         );
         for l in ig.text.lines() {
-            let _ = writeln!(o, "  | {l}");
+            let _ = writeln!(o, "  | {}", esc(l));
         }
     }
     if !a.findings.is_empty() {
@@ -167,9 +174,9 @@ pub fn human(a: &Analysis, style: Style) -> String {
                 o,
                 "  {} {}  {}\n          {}",
                 style.severity(f),
-                f.rule,
-                loc,
-                f.message
+                esc(&f.rule),
+                esc(&loc),
+                esc(&f.message)
             );
         }
     }
@@ -191,7 +198,7 @@ fn groups(o: &mut String, style: Style, title: &str, groups: &[Group]) {
             "  {:>10}  {:>7} files  {}",
             humanize(g.bytes),
             g.files,
-            g.name
+            esc(&g.name)
         );
     }
 }

@@ -8,6 +8,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+/// How much of a file content rules look at (`_authToken` in `.npmrc`):
+/// the start of a config file, never an unbounded read.
+pub const CONTENT_LIMIT: usize = 64 * 1024;
+
 /// The rule files shipped with reggie-build.
 const BUILTIN: &[(&str, &str)] = &[
     ("node.toml", include_str!("../../rules/node.toml")),
@@ -215,7 +219,9 @@ impl RuleSet {
 
     /// The first rule recognising `rel` (a context-relative path whose last
     /// component is `name`). `read` gives file contents for rules that need
-    /// them, and `has_child` tells whether a directory holds a file.
+    /// them (the entry itself, not followed if a link, at most
+    /// [`CONTENT_LIMIT`] bytes: [`crate::context::Entry::read_head`]), and
+    /// `has_child` tells whether a directory holds a file.
     pub fn classify<'a>(
         &'a self,
         rel: &[u8],

@@ -262,8 +262,9 @@ pub fn ignore_file(
         }
         let is_dir = e.kind == FileKind::Dir;
         let path = e.path;
-        let m = rules.classify(e.rel, is_dir, &|c| path.join(c).exists(), &|| {
-            std::fs::read(path).ok()
+        let has_child = |c: &str| path.join(c).symlink_metadata().is_ok();
+        let m = rules.classify(e.rel, is_dir, &has_child, &|| {
+            e.read_head(super::rules::CONTENT_LIMIT)
         });
         if let Some(m) = m {
             if NEVER_AUTO_EXCLUDE.contains(&m.rule.id.as_str()) {

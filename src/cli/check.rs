@@ -10,6 +10,7 @@ use reggie_build::analyze::{humanize, RuleSet, Severity};
 use reggie_build::check::{self, CheckOptions, Verdict};
 use reggie_build::config::parse_size;
 use reggie_build::formats;
+use reggie_build::text::escape as esc;
 
 use super::output::print_stdout;
 use super::targets::TargetArgs;
@@ -172,7 +173,7 @@ fn human(verdicts: &[Verdict], growth: &[(String, Vec<String>)]) -> String {
         let mark = if v.passed { "ok  " } else { "FAIL" };
         o.push_str(&format!(
             "{mark} {}: {} in {} files uploaded ({} context), {budget}\n",
-            v.name,
+            esc(&v.name),
             humanize(v.uploaded.bytes),
             v.uploaded.files,
             v.measured
@@ -186,12 +187,12 @@ fn human(verdicts: &[Verdict], growth: &[(String, Vec<String>)]) -> String {
                         "       {:>10}  {:>6} files  {}\n",
                         humanize(c.bytes),
                         c.files,
-                        c.name
+                        esc(&c.name)
                     ));
                 }
             }
             for fix in &v.fixes {
-                o.push_str(&format!("     fix: {fix}\n"));
+                o.push_str(&format!("     fix: {}\n", esc(fix)));
             }
         }
         for f in v.findings.iter().filter(|f| f.severity != Severity::Info) {
@@ -200,13 +201,16 @@ fn human(verdicts: &[Verdict], growth: &[(String, Vec<String>)]) -> String {
                 None => f.file.clone(),
             };
             o.push_str(&format!(
-                "     {} {} {loc}: {}\n",
-                f.severity, f.rule, f.message
+                "     {} {} {}: {}\n",
+                f.severity,
+                esc(&f.rule),
+                esc(&loc),
+                esc(&f.message)
             ));
         }
         if let Some((_, lines)) = growth.iter().find(|(n, _)| *n == v.name) {
             for l in lines {
-                o.push_str(&format!("     grew: {l}\n"));
+                o.push_str(&format!("     grew: {}\n", esc(l)));
             }
         }
     }

@@ -59,6 +59,7 @@ pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
 
     let to_stdout = args.output.as_os_str() == "-";
     let target = Output::open(&args.output)?;
+    options.skip_files = target.own_files();
     // Hashing costs as much as archiving: only when asked for.
     let mut digest = args.digest.then(DigestSink::new);
     let result = (|| -> anyhow::Result<()> {
@@ -77,9 +78,10 @@ pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
                 let out = BufWriter::with_capacity(64 * 1024, out);
                 let mut gz = ParallelGzip::new(out, level);
                 let written = write_context(&ctx, &mut gz, &options, sink);
-                let finished = gz.finish();
+                // The compressor's own error (a full disk, a closed stdout)
+                // comes first: the archive writer only saw it stop.
+                gz.finish().context("writing the compressed archive")?;
                 written?;
-                finished.context("writing the archive")?;
             }
         }
         Ok(())
@@ -139,10 +141,8 @@ impl ParallelGzip {
         match sent {
             Some(Ok(())) => Ok(()),
             // The compressor stopped: its own error is reported by finish.
-            _ => Err(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "the compressor stopped",
-            )),
+            // Not a broken pipe, which would pass for a closed stdout.
+            _ => Err(std::io::Error::other("the compressor stopped")),
         }
     }
 
@@ -176,12 +176,16 @@ impl Write for ParallelGzip {
 }
 
 /// Where the archive goes. A regular file is written under a temporary
-/// name and renamed at the end, so a failure leaves nothing half-written.
+/// name beside it and renamed at the end, so a failure leaves nothing
+/// half-written.
 enum Output {
     Stdout,
     /// A device or pipe such as /dev/null: written in place.
     Special(PathBuf),
     File {
+        /// Created by [`Output::open`] (exclusively, never through a link),
+        /// taken by [`Output::writer`].
+        file: std::cell::RefCell<Option<File>>,
         tmp: PathBuf,
         dest: PathBuf,
     },
@@ -197,16 +201,46 @@ impl Output {
                 return Ok(Output::Special(path.to_path_buf()));
             }
         }
-        let name = path
-            .file_name()
-            .with_context(|| format!("{} is not a file name", path.display()))?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        let (file, tmp) = super::output::create_temp_beside(path)?;
+        cleanup::arm(&tmp);
         Ok(Output::File {
-            tmp: path.with_file_name(tmp_name),
+            file: std::cell::RefCell::new(Some(file)),
+            tmp,
             dest: path.to_path_buf(),
         })
+    }
+
+    /// The files the archive must not contain: the output itself (and the
+    /// file it replaces), wherever they are.
+    fn own_files(&self) -> Vec<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let mut ids = Vec::new();
+        let mut add = |meta: std::io::Result<std::fs::Metadata>| {
+            if let Ok(m) = meta {
+                if m.is_file() {
+                    ids.push((m.dev(), m.ino()));
+                }
+            }
+        };
+        match self {
+            Output::Stdout => {
+                // `context . -o - > archive.tar` inside the context.
+                let stdout = std::io::stdout();
+                let fd = std::os::fd::AsFd::as_fd(&stdout);
+                add(fd
+                    .try_clone_to_owned()
+                    .map(File::from)
+                    .and_then(|f| f.metadata()));
+            }
+            Output::Special(_) => {}
+            Output::File { file, dest, .. } => {
+                if let Some(f) = file.borrow().as_ref() {
+                    add(f.metadata());
+                }
+                add(std::fs::symlink_metadata(dest));
+            }
+        }
+        ids
     }
 
     fn writer(&self) -> anyhow::Result<Box<dyn Write + Send>> {
@@ -218,16 +252,23 @@ impl Output {
                     .open(p)
                     .with_context(|| format!("cannot open {} for writing", p.display()))?,
             ),
-            Output::File { tmp, .. } => Box::new(
-                File::create(tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
+            Output::File { file, .. } => Box::new(
+                file.borrow_mut()
+                    .take()
+                    .context("the output is open once")?,
             ),
         })
     }
 
     fn commit(&self) -> anyhow::Result<()> {
-        if let Output::File { tmp, dest } = self {
-            std::fs::rename(tmp, dest)
-                .with_context(|| format!("cannot move the archive to {}", dest.display()))?;
+        if let Output::File { tmp, dest, .. } = self {
+            let renamed = std::fs::rename(tmp, dest);
+            cleanup::disarm();
+            if let Err(e) = renamed {
+                let _ = std::fs::remove_file(tmp);
+                return Err(e)
+                    .with_context(|| format!("cannot move the archive to {}", dest.display()));
+            }
         }
         Ok(())
     }
@@ -235,6 +276,55 @@ impl Output {
     fn discard(&self) {
         if let Output::File { tmp, .. } = self {
             let _ = std::fs::remove_file(tmp);
+            cleanup::disarm();
         }
+    }
+}
+
+/// Removes the temporary archive when SIGINT or SIGTERM ends the run
+/// (it can be hundreds of MB): the handler unlinks it and exits 130 or
+/// 143, as the shell reports a process killed by the signal.
+mod cleanup {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    static TEMP: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
+
+    extern "C" fn on_signal(sig: libc::c_int) {
+        let path = TEMP.swap(std::ptr::null_mut(), Ordering::SeqCst);
+        // Only async-signal-safe calls: unlink and _exit.
+        unsafe {
+            if !path.is_null() {
+                libc::unlink(path);
+            }
+            libc::_exit(128 + sig);
+        }
+    }
+
+    /// Installs the handlers for the temporary file `path`.
+    pub fn arm(path: &Path) {
+        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+            return;
+        };
+        // Leaked on purpose: the handler may read it until the process ends.
+        let old = TEMP.swap(c.into_raw(), Ordering::SeqCst);
+        if !old.is_null() {
+            drop(unsafe { CString::from_raw(old) });
+        }
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(sig, &action, std::ptr::null_mut());
+            }
+        }
+    }
+
+    /// The file is renamed or removed: a signal now just ends the run.
+    pub fn disarm() {
+        TEMP.swap(std::ptr::null_mut(), Ordering::SeqCst);
     }
 }

@@ -34,7 +34,7 @@ pub struct DiscoverArgs {
 pub fn run(args: DiscoverArgs) -> anyhow::Result<i32> {
     let found = discover::discover_all(&args.path)?;
     for w in &found.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", reggie_build::text::escape(w));
     }
     let sizes: Vec<Result<u64, String>> = found
         .builds
@@ -121,10 +121,10 @@ fn table(builds: &[DiscoveredBuild], sizes: &[Result<u64, String>]) -> String {
         .zip(sizes)
         .map(|(b, size)| {
             [
-                b.name.clone(),
+                reggie_build::text::escape(&b.name).into_owned(),
                 b.source.to_string(),
-                b.context.to_string_lossy().into_owned(),
-                b.dockerfile.to_string_lossy().into_owned(),
+                reggie_build::text::show_path(&b.context),
+                reggie_build::text::show_path(&b.dockerfile),
                 match size {
                     Ok(n) => humanize(*n),
                     Err(_) => "?".to_string(),
@@ -154,13 +154,16 @@ fn table(builds: &[DiscoveredBuild], sizes: &[Result<u64, String>]) -> String {
     for ((row, b), size) in rows.iter().zip(builds).zip(sizes) {
         out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
         if let Some(t) = &b.target {
-            out.push_str(&format!("  target: {t}\n"));
+            out.push_str(&format!("  target: {}\n", reggie_build::text::escape(t)));
         }
         for w in &b.warnings {
-            out.push_str(&format!("  ! {w}\n"));
+            out.push_str(&format!("  ! {}\n", reggie_build::text::escape(w)));
         }
         if let (Err(e), true) = (size, b.resolved) {
-            out.push_str(&format!("  ! minimal size unavailable: {e}\n"));
+            out.push_str(&format!(
+                "  ! minimal size unavailable: {}\n",
+                reggie_build::text::escape(e)
+            ));
         }
     }
     out
@@ -183,7 +186,7 @@ fn write_config(
         if !b.resolved {
             eprintln!(
                 "not writing {}: its context or Dockerfile cannot be read statically",
-                b.name
+                reggie_build::text::escape(&b.name)
             );
             continue;
         }

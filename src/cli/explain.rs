@@ -35,7 +35,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
     let ctx = context.spec().resolve()?;
     let ignore_label = ctx
         .ignore_file()
-        .map(|i| i.path.display().to_string())
+        .map(|i| reggie_build::text::show_path(&i.path))
         .unwrap_or_else(|| "(no ignore file)".into());
     let mut out = String::new();
     for file in &files {
@@ -60,12 +60,13 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
                 if rule.line == 0 {
                     out.push_str(&format!(
                         "{shown}: {verdict}{missing}: the classic docker CLI always sends `{}`{via}\n",
-                        rule.raw.trim_start_matches('!')
+                        reggie_build::text::escape(rule.raw.trim_start_matches('!'))
                     ));
                 } else {
                     out.push_str(&format!(
                         "{shown}: {verdict}{missing} by {ignore_label}:{}: {}{via}\n",
-                        rule.line, rule.raw
+                        rule.line,
+                        reggie_build::text::escape(&rule.raw)
                     ));
                 }
             }

@@ -20,6 +20,10 @@ pub struct LsArgs {
     /// Only what the Dockerfile can read (the minimal context).
     #[arg(long)]
     pub minimal: bool,
+    /// End each path with a NUL byte instead of a newline (names may hold
+    /// newlines), like `find -print0`; for `xargs -0`.
+    #[arg(short = '0', long = "null")]
+    pub null: bool,
     #[command(flatten)]
     pub plan: PlanArgs,
 }
@@ -45,10 +49,19 @@ pub fn run(args: LsArgs) -> anyhow::Result<i32> {
     }
     paths.sort_unstable();
     let stdout = std::io::stdout();
+    // Raw bytes for pipes; on a terminal, control characters escaped (as
+    // GNU ls does), so a name cannot drive the terminal.
+    let terminal = std::io::IsTerminal::is_terminal(&stdout);
+    let end: &[u8] = if args.null { b"\0" } else { b"\n" };
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     for p in &paths {
-        out.write_all(p).context("writing to stdout")?;
-        out.write_all(b"\n").context("writing to stdout")?;
+        if terminal {
+            out.write_all(show(p).as_bytes())
+        } else {
+            out.write_all(p)
+        }
+        .context("writing to stdout")?;
+        out.write_all(end).context("writing to stdout")?;
     }
     out.flush().context("writing to stdout")?;
     Ok(0)

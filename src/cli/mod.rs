@@ -52,7 +52,7 @@ struct Globals {
 enum Command {
     /// List every file Docker would send as the build context.
     #[command(
-        after_help = "Examples:\n  reggie-build ls .\n  reggie-build ls . -f backend/Dockerfile\n  reggie-build ls backend --builder classic | wc -l"
+        after_help = "Examples:\n  reggie-build ls .\n  reggie-build ls . -f backend/Dockerfile\n  reggie-build ls backend --builder classic | wc -l\n  reggie-build ls -0 . | xargs -0 du -cb | tail -1"
     )]
     Ls(ls::LsArgs),
     /// Say whether files are sent, and which ignore-file line decided.
@@ -182,10 +182,27 @@ pub fn run(image: ImageCommand) -> i32 {
                 return 0;
             }
             tracing::debug!(error = ?err, "command failed");
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             2
         }
     }
+}
+
+/// An error and its causes on one line each way `{:#}` prints them, but
+/// a cause already quoted in the message is not repeated, control
+/// characters from file names are escaped (kept: the message's own line
+/// breaks), and the whole stays a few KB.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    let escaped: Vec<_> = out.split('\n').map(reggie_build::text::escape).collect();
+    reggie_build::text::bounded(&escaped.join("\n"), 4096).into_owned()
 }
 
 /// Parses the command line as `Cli::parse` does.
@@ -292,6 +309,7 @@ mod tests {
                 "classic",
             ],
             &["ls", "-q", "."],
+            &["ls", "-0", "--minimal", "."],
             &["ls", ".", "-vv", "--color", "never"],
             &["context", "backend", "-o", "/dev/null"],
             &[

@@ -10,9 +10,63 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Renders raw path bytes for messages (lossy; stdout listings stay raw).
+/// Renders raw path bytes for messages and reports: control characters
+/// and invalid UTF-8 escaped (`ls` listings stay raw).
 pub fn show(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    reggie_build::text::show_bytes(bytes)
+}
+
+/// Creates a new temporary file beside `path` (same directory, so a
+/// rename replaces `path` atomically): an unpredictable name, created
+/// exclusively and not through a link, so nothing planted there is
+/// followed or reused.
+pub fn create_temp_beside(
+    path: &std::path::Path,
+) -> anyhow::Result<(std::fs::File, std::path::PathBuf)> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file name", path.display()))?;
+    let mut attempt = 0;
+    loop {
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".tmp-{:016x}", random_u64()));
+        let tmp = path.with_file_name(tmp_name);
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp);
+        match opened {
+            Ok(file) => return Ok((file, tmp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "cannot create a temporary file beside {}",
+                        reggie_build::text::show_path(path)
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// 64 random bits for a temporary name (the standard library's hasher keys
+/// come from the OS's random source).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// Writes `text` to stdout, returning an error (not panicking) when stdout

@@ -26,7 +26,8 @@ pub struct TargetArgs {
     /// An image from reggie-build.toml (repeatable).
     #[arg(long = "image", value_name = "NAME")]
     pub images: Vec<String>,
-    /// The config file (default: reggie-build.toml here or above).
+    /// The config file (default: reggie-build.toml here or above, up to the
+    /// repository root).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Reproduce BuildKit's rules (default) or the classic builder's.
@@ -34,6 +35,19 @@ pub struct TargetArgs {
     pub builder: BuilderArg,
     #[command(flatten)]
     pub plan: PlanArgs,
+}
+
+/// Says which config file was found: on stderr when it is not in the
+/// current directory (a parent's file deciding what is checked should not
+/// be a surprise), in the `-v` log otherwise.
+fn announce(path: &std::path::Path) {
+    let here = std::env::current_dir().and_then(std::fs::canonicalize).ok();
+    let shown = reggie_build::text::show_path(path);
+    if path.parent() == here.as_deref() {
+        tracing::info!("using config {shown}");
+    } else if !super::output::quiet() {
+        eprintln!("note: using config {shown}");
+    }
 }
 
 impl TargetArgs {
@@ -51,14 +65,17 @@ impl TargetArgs {
             Some(p) => Some(Config::load(p)?),
             None if explicit && self.images.is_empty() => None,
             None => match config::find(std::path::Path::new(".")) {
-                Some(p) => Some(Config::load(&p)?),
+                Some(p) => {
+                    announce(&p);
+                    Some(Config::load(&p)?)
+                }
                 None => None,
             },
         };
         if explicit || config.is_none() {
             if !self.images.is_empty() && config.is_none() {
                 anyhow::bail!(
-                    "--image needs a {} (none found here or above); run `reggie-build discover --write` to create one",
+                    "--image needs a {} (none found here or above, up to the repository root); run `reggie-build discover --write` to create one",
                     config::FILE_NAME
                 );
             }

@@ -162,15 +162,24 @@ impl ContextSpec {
         root: &Path,
         dockerfile: &Path,
     ) -> Result<Option<IgnoreSource>, ContextError> {
+        // Each is read only inside the directory it belongs to: the
+        // context, or the directory of a Dockerfile named outside it.
         let mut candidates = Vec::new();
         if self.builder == Builder::BuildKit {
             let mut name = dockerfile.as_os_str().to_os_string();
             name.push(".dockerignore");
-            candidates.push(PathBuf::from(name));
+            let scope = match relative_to(root, dockerfile) {
+                Some(_) => root.to_path_buf(),
+                None => match dockerfile.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                },
+            };
+            candidates.push((PathBuf::from(name), scope));
         }
-        candidates.push(root.join(".dockerignore"));
-        for path in candidates {
-            match std::fs::read(&path) {
+        candidates.push((root.join(".dockerignore"), root.to_path_buf()));
+        for (path, scope) in candidates {
+            match walk::read_input_file_within(&path, &scope) {
                 Ok(bytes) => {
                     let lines = ignore::read_patterns(&path, &bytes)?;
                     return Ok(Some(IgnoreSource { path, lines }));

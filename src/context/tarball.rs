@@ -25,6 +25,10 @@ pub struct TarOptions {
     /// Clamp every mtime to at most this (Unix seconds), for reproducible
     /// archives (`--reproducible`, `SOURCE_DATE_EPOCH`).
     pub clamp_mtime: Option<i64>,
+    /// Files never archived, by `(device, inode)`: the archive being
+    /// written and its temporary file when they lie inside the context
+    /// (as GNU tar skips its own archive), so a run never archives itself.
+    pub skip_files: Vec<(u64, u64)>,
 }
 
 /// Errors while writing a context archive.
@@ -32,9 +36,9 @@ pub struct TarOptions {
 pub enum TarError {
     #[error(transparent)]
     Walk(#[from] WalkError),
-    #[error("cannot read {path}: {source}. Docker would fail on it too: make it readable or exclude it in the ignore file")]
+    #[error("cannot read {}: {source}. Docker would fail on it too: make it readable or exclude it in the ignore file", crate::text::show_path(.path))]
     Read { path: PathBuf, source: io::Error },
-    #[error("{path} changed size while it was being archived (expected {expected} bytes, {found}); stop whatever is writing it and run again")]
+    #[error("{} changed size while it was being archived (expected {expected} bytes, {found}); stop whatever is writing it and run again", crate::text::show_path(.path))]
     Changed {
         path: PathBuf,
         expected: u64,
@@ -95,7 +99,20 @@ pub fn write_context<W: Write>(
 ) -> Result<TarStats, TarError> {
     let mut writer = TarWriter::new(out);
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
-    ctx.walk::<TarError, _>(|entry| writer.append(entry, options, &mut links, sink))?;
+    ctx.walk::<TarError, _>(|entry| {
+        if !options.skip_files.is_empty() && entry.kind == FileKind::File {
+            if let Ok(st) = entry.lstat() {
+                if options.skip_files.contains(&(st.dev, st.ino)) {
+                    tracing::debug!(
+                        "not archiving {}: it is the output",
+                        crate::text::show_bytes(entry.rel)
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        writer.append(entry, options, &mut links, sink)
+    })?;
     writer.finish()
 }
 

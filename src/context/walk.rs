@@ -175,6 +175,19 @@ impl Entry<'_> {
             .then(|| (File::from(fd), stat))
     }
 
+    /// The first `limit` bytes of a regular file, for rules that look at
+    /// contents. `None` for anything else (a symlink is not followed, a
+    /// FIFO or device is not read) and when it cannot be read.
+    pub fn read_head(&self, limit: usize) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let (file, stat) = self.open_regular()?;
+        let want = usize::try_from(stat.size).unwrap_or(usize::MAX).min(limit);
+        let mut data = Vec::with_capacity(want);
+        // `take` bounds the read even if the file grows meanwhile.
+        file.take(limit as u64).read_to_end(&mut data).ok()?;
+        Some(data)
+    }
+
     /// A symlink's raw target.
     pub fn read_link(&self) -> io::Result<Vec<u8>> {
         let target = match self.at {
@@ -183,6 +196,72 @@ impl Entry<'_> {
         };
         Ok(target.into_bytes())
     }
+}
+
+/// The most any input file (Dockerfile, ignore file, config, compose file)
+/// is read to: far above any real one, far below what exhausts memory.
+pub const MAX_INPUT_FILE: u64 = 32 << 20;
+
+/// Reads a file the tools look up by name (Dockerfile, ignore file,
+/// config, compose or SST file): links followed, as Docker follows them
+/// for these, but only a regular file is read, opened without blocking (a
+/// FIFO would hang, a device never end), and at most [`MAX_INPUT_FILE`]
+/// bytes. A directory fails with [`io::ErrorKind::IsADirectory`].
+pub fn read_input_file(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    let stat = Stat::from_raw(&rustix::fs::fstat(&fd)?);
+    match RawFileType::from_raw_mode(stat.mode) {
+        RawFileType::RegularFile => {}
+        RawFileType::Directory => {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory",
+            ))
+        }
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a FIFO, socket or device is never read)",
+            ))
+        }
+    }
+    let mut data = Vec::with_capacity(usize::try_from(stat.size.min(MAX_INPUT_FILE)).unwrap_or(0));
+    File::from(fd)
+        .take(MAX_INPUT_FILE + 1)
+        .read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_INPUT_FILE {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("larger than {} MiB", MAX_INPUT_FILE >> 20),
+        ));
+    }
+    Ok(data)
+}
+
+/// [`read_input_file`] for a file inside `scope` (the context): Docker
+/// resolves links there inside the context, so a link that leads out of
+/// it is refused, never read.
+pub fn read_input_file_within(path: &Path, scope: &Path) -> io::Result<Vec<u8>> {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link {
+        let resolved = std::fs::canonicalize(path)?;
+        let scope = std::fs::canonicalize(scope)?;
+        if !resolved.starts_with(&scope) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a symbolic link out of the context: Docker does not follow it there, and reggie-build does not read it",
+            ));
+        }
+    }
+    read_input_file(path)
+}
+
+/// [`read_input_file`] as UTF-8 text.
+pub fn read_input_text(path: &Path) -> io::Result<String> {
+    String::from_utf8(read_input_file(path)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not valid UTF-8"))
 }
 
 /// Metadata read during the walk, when asked for.
@@ -201,12 +280,12 @@ const PATH_MAX: usize = 4096;
 /// Errors while walking.
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
-    #[error("cannot read directory {path}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file")]
+    #[error("cannot read directory {}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file", crate::text::show_path(.path))]
     ReadDir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read {path}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file")]
+    #[error("cannot read {}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file", crate::text::show_path(.path))]
     Stat {
         path: PathBuf,
         source: std::io::Error,

@@ -70,7 +70,7 @@ pub(crate) fn read_all(root: &Path, files: &[PathBuf]) -> (Vec<Declared>, Vec<St
         let mut emitted: BTreeMap<String, Vec<BuildSpec>> = BTreeMap::new();
         for file in files {
             let is_override = !BASE_NAMES.contains(&file_name(file).as_str());
-            let text = match std::fs::read_to_string(root.join(file)) {
+            let text = match crate::context::walk::read_input_text(&root.join(file)) {
                 Ok(t) => t,
                 Err(e) => {
                     warnings.push(format!("{}: cannot read: {e}", slash(file)));
@@ -80,7 +80,11 @@ pub(crate) fn read_all(root: &Path, files: &[PathBuf]) -> (Vec<Declared>, Vec<St
             let services = match parse(&text) {
                 Ok(s) => s,
                 Err(e) => {
-                    warnings.push(format!("{}: not valid YAML: {e}", slash(file)));
+                    warnings.push(format!(
+                        "{}: not valid YAML: {}",
+                        slash(file),
+                        crate::text::excerpt(&e.to_string())
+                    ));
                     continue;
                 }
             };
@@ -161,12 +165,15 @@ fn declare(
     let context = spec.context.clone().unwrap_or_else(|| ".".to_string());
     if is_remote(&context) {
         return Err(format!(
-            "{where_}: service {name} builds from a remote context ({context}): not analysed"
+            "{where_}: service {} builds from a remote context ({}): not analysed",
+            crate::text::excerpt(&name),
+            crate::text::excerpt(&context)
         ));
     }
     if spec.inline {
         return Err(format!(
-            "{where_}: service {name} uses dockerfile_inline: there is no Dockerfile to analyse"
+            "{where_}: service {} uses dockerfile_inline: there is no Dockerfile to analyse",
+            crate::text::excerpt(&name)
         ));
     }
     let dockerfile = spec
@@ -181,7 +188,8 @@ fn declare(
     ] {
         if interpolated(value) {
             warnings.push(format!(
-                "cannot read {field} statically: {value:?} uses variable interpolation"
+                "cannot read {field} statically: \"{}\" uses variable interpolation",
+                crate::text::excerpt(value)
             ));
             resolved = false;
         }

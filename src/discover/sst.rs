@@ -106,7 +106,7 @@ impl Reader<'_> {
     /// Parses one file and collects its components; returns the relative
     /// import specifiers it uses.
     fn read_file(&mut self, file: &Path) -> Vec<String> {
-        let text = match std::fs::read_to_string(self.root.join(file)) {
+        let text = match crate::context::walk::read_input_text(&self.root.join(file)) {
             Ok(t) => t,
             Err(e) => {
                 self.warnings
@@ -129,7 +129,7 @@ impl Reader<'_> {
                     self.warnings.push(format!(
                         "{}:{line}: cannot parse as TypeScript: {}",
                         slash(file),
-                        e.kind().msg()
+                        crate::text::excerpt(&e.kind().msg())
                     ));
                     return Vec::new();
                 }
@@ -273,8 +273,10 @@ impl Reader<'_> {
     fn push(&mut self, file: &Path, line: usize, name: String, image: Image) {
         if let Some(reference) = image.prebuilt {
             self.warnings.push(format!(
-                "{}:{line}: {name}: image {reference:?} is not a directory: taken as a pre-built image, nothing to build",
-                slash(file)
+                "{}:{line}: {}: image \"{}\" is not a directory: taken as a pre-built image, nothing to build",
+                slash(file),
+                crate::text::excerpt(&name),
+                crate::text::excerpt(&reference)
             ));
             return;
         }

@@ -47,7 +47,13 @@ impl Plan {
     /// Parses the context's Dockerfile and lists what the build reads.
     pub fn new(ctx: &Context, opts: &PlanOptions) -> Result<Plan, PlanError> {
         let path = ctx.dockerfile();
-        let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
+        // A Dockerfile inside the context is resolved inside it, as Docker
+        // does; one named elsewhere with -f is the user's choice.
+        let read = match ctx.dockerfile_rel() {
+            Some(_) => crate::context::walk::read_input_file_within(path, ctx.root()),
+            None => crate::context::walk::read_input_file(path),
+        };
+        let bytes = read.map_err(|source| PlanError::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -93,7 +99,7 @@ impl Plan {
 
 /// Adds `pattern` and, for every symlink along it inside the context, the
 /// link itself and the pattern re-rooted at the link's target.
-fn follow_links(root: &Path, pattern: &[u8], out: &mut Vec<Vec<u8>>) {
+pub(crate) fn follow_links(root: &Path, pattern: &[u8], out: &mut Vec<Vec<u8>>) {
     let mut queue = vec![normalize(pattern)];
     // A link loop must not run forever; Linux gives up after 40 hops.
     let mut hops = 0;

@@ -375,7 +375,8 @@ pub async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, Ship
         what: "surveying the context".into(),
         message: e.to_string(),
     })??;
-    let dockerfile = std::fs::read(ctx.dockerfile()).map_err(ShipError::Dockerfile)?;
+    let dockerfile =
+        crate::context::walk::read_input_file(ctx.dockerfile()).map_err(ShipError::Dockerfile)?;
     let placement = upload::place_dockerfile(&ctx, &survey, &dockerfile, spec.builder)
         .map_err(ShipError::Dockerfile)?;
     let platform = spec

@@ -167,7 +167,7 @@ pub fn place_dockerfile(
     }
     let name = format!(".dockerfile.{}", random_hex(20));
     let ignore_content = if survey.has_dockerignore {
-        let mut original = std::fs::read(&root_ignore)?;
+        let mut original = crate::context::walk::read_input_file(&root_ignore)?;
         original.extend_from_slice(format!("\n{name}\n").as_bytes());
         original
     } else {

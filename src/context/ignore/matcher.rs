@@ -24,7 +24,7 @@ pub struct Rule {
 pub enum CompileError {
     #[error("{path}:{line}: illegal exclusion pattern \"!\": a `!` must be followed by a pattern. Remove the line or add the path to re-include")]
     BareExclamation { path: PathBuf, line: usize },
-    #[error("{path}:{line}: syntax error in pattern `{raw}`: {why}. Docker refuses this ignore file; escape the character with `\\` or close the `[...]` class")]
+    #[error("{path}:{line}: syntax error in pattern `{}`: {why}. Docker refuses this ignore file; escape the character with `\\` or close the `[...]` class", crate::text::excerpt(.raw))]
     BadPattern {
         path: PathBuf,
         line: usize,

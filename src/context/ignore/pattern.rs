@@ -327,6 +327,17 @@ fn go_regex_of(chars: &[char]) -> (MatchKind, String) {
 /// Compiles the Go regex text of a pattern: ASCII mode when it allows,
 /// Unicode mode otherwise. `Err` carries the message of a regex Go would
 /// refuse to compile.
+/// A regex failure in a few words: the regex crate's own message quotes
+/// the whole expression over several lines.
+fn regex_error(e: regex::Error) -> String {
+    match e {
+        regex::Error::CompiledTooBig(limit) => {
+            format!("the pattern compiles to more than {limit} bytes; simplify it")
+        }
+        _ => "the pattern is not a valid regular expression".to_string(),
+    }
+}
+
 fn compile(go: &str) -> Result<Compiled, String> {
     const SIZE_LIMIT: usize = 64 << 20;
     match go_regex_to_rust(go, Mode::Ascii) {
@@ -335,7 +346,7 @@ fn compile(go: &str) -> Result<Compiled, String> {
             .size_limit(SIZE_LIMIT)
             .build()
             .map(Compiled::Ascii)
-            .map_err(|e| e.to_string()),
+            .map_err(regex_error),
         Err(Untranslatable::Go(message)) => Err(message),
         Err(Untranslatable::NeedsUnicode) => {
             let src = go_regex_to_rust(go, Mode::Unicode).map_err(|e| match e {
@@ -346,7 +357,7 @@ fn compile(go: &str) -> Result<Compiled, String> {
                 .size_limit(SIZE_LIMIT)
                 .build()
                 .map(Compiled::Unicode)
-                .map_err(|e| e.to_string())
+                .map_err(regex_error)
         }
     }
 }

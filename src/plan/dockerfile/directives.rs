@@ -78,7 +78,10 @@ pub(super) fn parse_directives(path: &str, lines: &[&str]) -> Result<Directives,
                 lineno,
                 1,
                 ErrorKind::Directive,
-                format!("only one `{key}` parser directive can be used; remove the duplicate"),
+                format!(
+                    "only one `{}` parser directive can be used; remove the duplicate",
+                    crate::text::excerpt(&key)
+                ),
             ));
         }
         d.lines.push((key.clone(), lineno));
@@ -96,7 +99,8 @@ pub(super) fn parse_directives(path: &str, lines: &[&str]) -> Result<Directives,
                             1,
                             ErrorKind::Directive,
                             format!(
-                                "invalid escape token `{other}`: use `# escape=\\` or `# escape=` followed by a backtick"
+                                "invalid escape token `{}`: use `# escape=\\` or `# escape=` followed by a backtick",
+                                crate::text::excerpt(other)
                             ),
                         ))
                     }

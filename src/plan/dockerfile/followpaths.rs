@@ -290,7 +290,10 @@ pub(super) fn meta_scope(
                     decl.line,
                     1,
                     ErrorKind::Expansion,
-                    format!("cannot expand the default of ARG {}: {m}", decl.name),
+                    format!(
+                        "cannot expand the default of ARG {}: {m}",
+                        crate::text::excerpt(&decl.name)
+                    ),
                 )
             })?;
             let taint =
@@ -436,7 +439,10 @@ impl Sim<'_> {
                     from,
                     p,
                     ErrorKind::Expansion,
-                    format!("cannot expand --platform `{p}`: {m}"),
+                    format!(
+                        "cannot expand --platform `{}`: {m}",
+                        crate::text::excerpt(p)
+                    ),
                 )
             })?;
         }
@@ -445,7 +451,10 @@ impl Sim<'_> {
                 from,
                 &stage.base_raw,
                 ErrorKind::Expansion,
-                format!("cannot expand the FROM image `{}`: {m}", stage.base_raw),
+                format!(
+                    "cannot expand the FROM image `{}`: {m}",
+                    crate::text::excerpt(&stage.base_raw)
+                ),
             )
         })?;
         if base.value.is_empty() {
@@ -455,7 +464,7 @@ impl Sim<'_> {
                 ErrorKind::Expansion,
                 format!(
                     "base name `{}` should not be blank; declare the ARG with a default before the first FROM or pass it with --build-arg",
-                    stage.base_raw
+                    crate::text::excerpt(&stage.base_raw)
                 ),
             ));
         }
@@ -515,7 +524,7 @@ impl Sim<'_> {
                 ins,
                 word,
                 ErrorKind::Expansion,
-                format!("cannot expand {what} `{word}`: {m}"),
+                format!("cannot expand {what} `{}`: {m}", crate::text::excerpt(word)),
             )
         })
     }
@@ -537,7 +546,7 @@ impl Sim<'_> {
                 ins,
                 word,
                 ErrorKind::Expansion,
-                format!("cannot expand {what} `{word}`: {m}"),
+                format!("cannot expand {what} `{}`: {m}", crate::text::excerpt(word)),
             )
         })?;
         let unknown = unknown_names(&e, &|n| scope.tainted(n) || meta.tainted.contains(n));

@@ -59,7 +59,8 @@ pub(super) fn parse_instruction(
         return Err(ctx.err(
             ErrorKind::Syntax,
             format!(
-                "unknown instruction `{word}`; expected one of {} (check for a typo or a missing line-continuation `{escape}` on the previous line)",
+                "unknown instruction `{}`; expected one of {} (check for a typo or a missing line-continuation `{escape}` on the previous line)",
+                crate::text::excerpt(word),
                 KEYWORDS.join(", ")
             ),
         ));
@@ -121,7 +122,10 @@ pub(super) fn parse_instruction(
             if matches!(sub.keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
                 return Err(ctx.err(
                     ErrorKind::Syntax,
-                    format!("{} isn't allowed as an ONBUILD trigger", sub.keyword),
+                    format!(
+                        "{} isn't allowed as an ONBUILD trigger",
+                        crate::text::excerpt(&sub.keyword)
+                    ),
                 ));
             }
             ins.onbuild = Some(Box::new(sub));
@@ -186,7 +190,10 @@ fn parse_name_val(
         if value.is_empty() {
             return Err(ctx.err(
                 ErrorKind::Syntax,
-                format!("{keyword} must have two arguments: write `{keyword} {key}=value`"),
+                format!(
+                    "{keyword} must have two arguments: write `{keyword} {}=value`",
+                    crate::text::excerpt(key)
+                ),
             ));
         }
         return Ok(vec![format!("{key}={value}")]);
@@ -195,7 +202,10 @@ fn parse_name_val(
         if !w.contains('=') {
             return Err(ctx.err(
                 ErrorKind::Syntax,
-                format!("syntax error - can't find = in `{w}`; it must be of the form name=value"),
+                format!(
+                    "syntax error - can't find = in `{}`; it must be of the form name=value",
+                    crate::text::excerpt(w)
+                ),
             ));
         }
     }

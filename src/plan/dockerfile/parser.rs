@@ -45,7 +45,7 @@ pub fn parse(path_label: &str, source: &[u8]) -> Result<Dockerfile, DockerfileEr
                             l,
                             c,
                             ErrorKind::Syntax,
-                            format!("invalid name for build stage: `{n}`; a stage name must start with a letter and contain only letters, digits, `-`, `_` and `.`"),
+                            format!("invalid name for build stage: `{}`; a stage name must start with a letter and contain only letters, digits, `-`, `_` and `.`", crate::text::excerpt(n)),
                         ));
                     }
                     Some(lower)
@@ -86,8 +86,8 @@ pub fn parse(path_label: &str, source: &[u8]) -> Result<Dockerfile, DockerfileEr
                 1,
                 ErrorKind::Syntax,
                 format!(
-                    "{} appears before the first FROM; only ARG may precede FROM, so start the build stage with `FROM <image>`",
-                    ins.keyword
+                    "`{}` appears before the first FROM; only ARG may precede FROM, so start the build stage with `FROM <image>`",
+                    crate::text::excerpt(&ins.keyword)
                 ),
             ));
         }
@@ -204,7 +204,8 @@ fn split_instructions(
                     ErrorKind::Heredoc,
                     format!(
                         "unterminated heredoc `{}`: add a line containing only `{}` after its body",
-                        hd.word, hd.name
+                        crate::text::excerpt(&hd.word),
+                        crate::text::excerpt(&hd.name)
                     ),
                 ));
             }

@@ -259,12 +259,20 @@ impl Lexer<'_> {
                     None => return Err("syntax error: missing '}'".to_string()),
                 }
                 if !matches!(ch, '+' | '-' | '?') {
-                    return Err(format!("unsupported modifier ({modifier}) in substitution"));
+                    return Err(format!(
+                        "unsupported modifier ({}) in substitution",
+                        crate::text::excerpt(&modifier)
+                    ));
                 }
             }
             '+' | '-' | '?' | '#' | '%' => {}
             '/' => return self.substitute(&name),
-            _ => return Err(format!("unsupported modifier ({modifier}) in substitution")),
+            _ => {
+                return Err(format!(
+                    "unsupported modifier ({}) in substitution",
+                    crate::text::excerpt(&modifier)
+                ))
+            }
         }
         let raw_escapes = ch == '#' || ch == '%';
         let mut word = self.process_stop_on(Some('}'), raw_escapes).map_err(|e| {
@@ -288,19 +296,21 @@ impl Lexer<'_> {
             '+' => Ok(if empty { String::new() } else { word }),
             '?' => match value {
                 None => Err(format!(
-                    "{name}: {}",
+                    "{}: {}",
+                    crate::text::excerpt(&name),
                     if word.is_empty() {
-                        "is not allowed to be unset"
+                        "is not allowed to be unset".into()
                     } else {
-                        &word
+                        crate::text::excerpt(&word)
                     }
                 )),
                 Some(v) if null_is_unset && v.is_empty() => Err(format!(
-                    "{name}: {}",
+                    "{}: {}",
+                    crate::text::excerpt(&name),
                     if word.is_empty() {
-                        "is not allowed to be empty"
+                        "is not allowed to be empty".into()
                     } else {
-                        &word
+                        crate::text::excerpt(&word)
                     }
                 )),
                 Some(v) => Ok(v),

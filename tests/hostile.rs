@@ -1,0 +1,886 @@
+//! Hostile repositories: links out of the context, special files, odd
+//! names. Nothing outside the context is read or printed, nothing blocks,
+//! nothing panics.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+/// Runs reggie-build in `dir`, killed after `limit` (a hang is a failure,
+/// not a stuck test run).
+fn run_limited(dir: &Path, args: &[&str], limit: Duration) -> (Output, Duration) {
+    // REGGIE_TEST_BIN runs the tests against another build (to reproduce
+    // a defect with an older binary).
+    let bin = std::env::var_os("REGGIE_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_reggie-build").into());
+    let mut cmd = std::process::Command::new(bin);
+    cmd.current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let start = Instant::now();
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if rx.recv_timeout(limit).is_err() {
+            // Timed out (or the sender is gone): kill the process we started.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = tx.send(());
+    let _ = watchdog.join();
+    (out, start.elapsed())
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let (out, took) = run_limited(dir, args, Duration::from_secs(20));
+    assert!(
+        out.status.code().is_some(),
+        "{args:?} was killed after {took:?} (hung?)\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "{path:?}");
+}
+
+/// A repository (with `.git`) whose context `ctx` sends everything.
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join(".git")).unwrap();
+    fs::create_dir_all(dir.path().join("ctx")).unwrap();
+    fs::write(
+        dir.path().join("ctx/Dockerfile"),
+        "FROM scratch\nCOPY . /app\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// Content rules (`.npmrc` holding a token) look at the entry itself: a
+/// link to a token outside the context is not followed (Docker sends only
+/// the link), and a link to /dev/zero or a FIFO under such a name neither
+/// hangs nor grows memory.
+#[test]
+fn content_rules_read_only_regular_files_in_the_context() {
+    let dir = repo();
+    let outside = dir.path().join("outside.npmrc");
+    fs::write(
+        &outside,
+        "//registry.npmjs.org/:_authToken=OUTSIDE-CANARY\n",
+    )
+    .unwrap();
+    let ctx = dir.path().join("ctx");
+    symlink(&outside, ctx.join(".npmrc")).unwrap();
+    symlink("/dev/zero", ctx.join(".netrc")).unwrap();
+    mkfifo(&ctx.join(".pypirc"));
+    fs::create_dir(ctx.join("sub")).unwrap();
+    mkfifo(&ctx.join("sub/.yarnrc.yml"));
+    for args in [
+        &["check", "ctx"][..],
+        &["check", "ctx", "--full"],
+        &["analyze", "ctx", "--format", "json"],
+    ] {
+        let out = run(dir.path(), args);
+        let all = text(&out);
+        assert!(!all.contains("secrets/npmrc"), "{args:?}: {all}");
+        assert!(!all.contains("CANARY"), "{args:?}: {all}");
+        assert!(
+            matches!(out.status.code(), Some(0)),
+            "{args:?}: {:?}\n{all}",
+            out.status
+        );
+    }
+    // A regular file with a token is still found, even past other text.
+    fs::remove_file(ctx.join(".npmrc")).unwrap();
+    fs::write(
+        ctx.join(".npmrc"),
+        format!("{}\n//registry.npmjs.org/:_authToken=x\n", "#".repeat(1000)),
+    )
+    .unwrap();
+    let out = run(dir.path(), &["check", "ctx"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("secrets/npmrc"), "{}", text(&out));
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts a failed run's message is short, escaped and quotes none of
+/// `secret`.
+fn short_error(out: &Output, secret: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{err}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(err.len() < 1500, "{} bytes: {err}", err.len());
+    assert!(!err.contains(secret), "{err}");
+    assert!(
+        !err.contains(|c: char| c.is_control() && c != '\n'),
+        "{err:?}"
+    );
+    err
+}
+
+/// Parse errors quote a short escaped excerpt, never a whole line: a
+/// Dockerfile linked to /proc/self/environ does not print the environment.
+#[test]
+fn parse_errors_quote_short_escaped_excerpts() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::remove_file(ctx.join("Dockerfile")).unwrap();
+    symlink("/proc/self/environ", ctx.join("Dockerfile")).unwrap();
+    symlink("/proc/self/environ", dir.path().join("env-link")).unwrap();
+    // The environment is sorted by name: the canary comes after the padding.
+    let environ_run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("AAAA_PAD", "p".repeat(300))
+            .env("ZZZZ_TOKEN", "environ-canary-1234")
+            .output()
+            .unwrap()
+    };
+    // Inside the context, a link out of it is not followed (Docker
+    // resolves it inside the context)...
+    let err = short_error(&environ_run(&["analyze", "ctx"]), "environ-canary-1234");
+    assert!(
+        err.contains("cannot read Dockerfile ctx/Dockerfile: a symbolic link out of the context"),
+        "{err}"
+    );
+    // ... and one named with -f is read but quoted only in a short excerpt.
+    let out = environ_run(&["analyze", "ctx", "-f", "env-link"]);
+    let err = short_error(&out, "environ-canary-1234");
+    assert!(err.contains("env-link:1"), "{err}");
+
+    let secret = "SECRET-CANARY";
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // A long first word, control characters in it.
+        (
+            "Dockerfile",
+            format!("\x1b]0;x\x07\x1b[31m{}{secret}\n", "A".repeat(200_000)).into_bytes(),
+        ),
+        (
+            "Dockerfile",
+            format!("FROM a AS @{}{secret}\n", "b".repeat(100_000)).into_bytes(),
+        ),
+        (
+            "Dockerfile",
+            format!("FROM a\nENV {}{secret}\n", "k".repeat(100_000)).into_bytes(),
+        ),
+        (
+            "Dockerfile",
+            format!("FROM a\nCOPY ${{X:?{}{secret}}} /\n", "m".repeat(100_000)).into_bytes(),
+        ),
+        (
+            "Dockerfile",
+            format!("FROM ${{{}{secret}\n", "v".repeat(100_000)).into_bytes(),
+        ),
+        (
+            ".dockerignore",
+            format!("[{}\x1b[2J{secret}\n", "z".repeat(60_000)).into_bytes(),
+        ),
+    ];
+    for (name, body) in cases {
+        let dir = repo();
+        let ctx = dir.path().join("ctx");
+        fs::write(ctx.join(name), body).unwrap();
+        let out = run(dir.path(), &["analyze", "ctx"]);
+        let err = short_error(&out, secret);
+        assert!(err.contains(&format!("ctx/{name}:")), "{err}");
+    }
+
+    // The config file.
+    for body in [
+        format!(
+            "[[image]]\nname = \"a\"\nbudget = {{ max_size = \"1 {}{secret}\" }}\n",
+            "x".repeat(100_000)
+        ),
+        format!(
+            "[[image]]\nname = \"a\"\ntags = [\"{{{}{secret}}}\"]\n",
+            "t".repeat(100_000)
+        ),
+        format!("[[image]]\nname = 5{}{secret}\n", "n".repeat(100_000)),
+        format!(
+            "[[image]]\nname = \"\x1b[31m{}{secret}\"\n[[image]]\nname = \"\x1b[31m{}{secret}\"\n",
+            "d".repeat(100_000),
+            "d".repeat(100_000)
+        ),
+    ] {
+        let dir = repo();
+        fs::write(dir.path().join("reggie-build.toml"), body).unwrap();
+        let out = run(dir.path(), &["check"]);
+        let err = short_error(&out, secret);
+        assert!(err.contains("reggie-build.toml:"), "{err}");
+    }
+}
+
+/// A cause already in the message is not printed again.
+#[test]
+fn error_causes_are_not_repeated() {
+    let dir = repo();
+    let out = run(dir.path(), &["check", "--config", "missing.toml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}
+
+/// `reggie-build.toml` is looked for up to the repository root only: a
+/// file planted in a shared parent directory is never taken, and a file
+/// from a parent directory is named on stderr.
+#[test]
+fn config_discovery_stops_at_the_repository_root() {
+    let top = tempfile::tempdir().unwrap();
+    fs::write(
+        top.path().join("reggie-build.toml"),
+        "[[image]]\nname = \"planted\"\ncontext = \"/etc\"\ndockerfile = \"/etc/hostname\"\n",
+    )
+    .unwrap();
+    let repo = top.path().join("repo");
+    fs::create_dir_all(repo.join(".git")).unwrap();
+    fs::create_dir_all(repo.join("sub")).unwrap();
+    fs::write(repo.join("sub/Dockerfile"), "FROM scratch\n").unwrap();
+    for dir in [repo.clone(), repo.join("sub")] {
+        let out = run(&dir, &["check"]);
+        let all = text(&out);
+        assert!(!all.contains("planted"), "{all}");
+        assert!(!all.contains("/etc"), "{all}");
+    }
+    // Outside a repository, only the current directory.
+    fs::remove_dir(repo.join(".git")).unwrap();
+    let out = run(&repo.join("sub"), &["check"]);
+    assert!(!text(&out).contains("planted"), "{}", text(&out));
+    // The repository's own file, found from a subdirectory, is named.
+    fs::create_dir(repo.join(".git")).unwrap();
+    fs::write(
+        repo.join("reggie-build.toml"),
+        "[[image]]\nname = \"own\"\ncontext = \"sub\"\n",
+    )
+    .unwrap();
+    let out = run(&repo.join("sub"), &["check"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("own"), "{}", text(&out));
+    let canonical = fs::canonicalize(repo.join("reggie-build.toml")).unwrap();
+    assert!(
+        err.contains(&format!("note: using config {}", canonical.display())),
+        "{err}"
+    );
+    // From the directory holding it: no note.
+    let out = run(&repo, &["check"]);
+    assert!(!stderr(&out).contains("note:"), "{}", stderr(&out));
+}
+
+/// Whether `s` holds a character that would act on a terminal or a log.
+fn has_raw_control(s: &str) -> bool {
+    s.contains(|c: char| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// Names with escape sequences and newlines are escaped in every human,
+/// markdown and github output: nothing reaches the terminal as it is, and
+/// no line of a name starts a workflow command.
+#[test]
+fn names_are_escaped_in_reports() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    let evil_dir = ctx.join("d\n::error::pwned-dir");
+    fs::create_dir(&evil_dir).unwrap();
+    fs::write(
+        evil_dir.join("Dockerfile"),
+        "FROM scratch\nCOPY missing\x1b[2J\x1b]0;title\x07 /x\nCOPY nowhere /y\n",
+    )
+    .unwrap();
+    for name in [
+        "evil\x1b[31m.red\x1b[0m",
+        "line\n::error file=x::pwned-name.txt",
+        "bidi\u{202e}txt.exe",
+        "cr\rhidden.txt",
+    ] {
+        fs::write(ctx.join(name), vec![b'x'; 50_000]).unwrap();
+    }
+    fs::write(
+        ctx.join(".npmrc\n::error::pwned-secret"),
+        "//registry/:_authToken=x",
+    )
+    .unwrap();
+    let df = "ctx/d\n::error::pwned-dir/Dockerfile";
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["analyze", "ctx", "-f", df],
+        vec!["analyze", "ctx", "-f", df, "--format", "markdown"],
+        vec!["analyze", "ctx", "-f", df, "--format", "github"],
+        vec!["check", "ctx", "-f", df, "--full"],
+        vec!["check", "ctx", "-f", df, "--full", "--format", "markdown"],
+        vec!["check", "ctx", "-f", df, "--full", "--format", "github"],
+        vec![
+            "explain",
+            "ctx",
+            "evil\x1b[31m.red\x1b[0m",
+            "line\n::error::x",
+        ],
+        vec!["discover", "."],
+    ];
+    for args in runs {
+        let out = run(dir.path(), &args);
+        assert!(
+            matches!(out.status.code(), Some(0..=1)),
+            "{args:?}: {}",
+            text(&out)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let all = text(&out);
+        assert!(!has_raw_control(&all), "{args:?}: {all:?}");
+        for line in all.lines() {
+            let line = line.trim_start();
+            assert!(!line.starts_with("::error::pwned"), "{args:?}: {line:?}");
+            assert!(!line.starts_with("::error file=x"), "{args:?}: {line:?}");
+        }
+        if args.contains(&"github") {
+            for line in stdout.lines() {
+                assert!(
+                    line.starts_with("::error ")
+                        || line.starts_with("::warning ")
+                        || line.starts_with("::notice "),
+                    "{args:?}: {line:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A context of `mb` MB of incompressible bytes.
+fn big_context(mb: usize) -> tempfile::TempDir {
+    let dir = repo();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..mb * 1_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(dir.path().join("ctx/data.bin"), data).unwrap();
+    dir
+}
+
+/// Every write error surfaces with a message and a non-zero exit, gzip's
+/// included (it used to pass for a closed stdout and exit 0).
+#[test]
+fn context_write_errors_fail() {
+    let dir = big_context(5);
+    let full = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for (args, stdout_full) in [
+        (&["context", "ctx", "-o", "/dev/full"][..], false),
+        (
+            &["context", "ctx", "-o", "/dev/full", "--compress", "gzip"],
+            false,
+        ),
+        (&["context", "ctx", "-o", "-"], true),
+        (&["context", "ctx", "-o", "-", "--compress", "gzip"], true),
+    ] {
+        let mut cmd = std::process::Command::new(
+            std::env::var_os("REGGIE_TEST_BIN")
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_reggie-build").into()),
+        );
+        cmd.current_dir(dir.path()).args(args);
+        if stdout_full {
+            cmd.stdout(full());
+        }
+        let out = cmd.output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("No space left on device"), "{args:?}: {err}");
+    }
+    // A closed stdout is not an error.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
+        .current_dir(dir.path())
+        .args(["context", "ctx", "-o", "-", "--compress", "gzip"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// `context -o FILE` inside the context archives neither the output nor
+/// its temporary file: the same digest and listing on every run.
+#[test]
+fn context_output_inside_the_context_is_not_archived() {
+    let dir = big_context(1);
+    let mut digests = Vec::new();
+    for _ in 0..3 {
+        let out = run(
+            dir.path(),
+            &["context", "ctx", "-o", "ctx/out.tar", "--digest"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        digests.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        let mut archive =
+            tar::Archive::new(fs::File::open(dir.path().join("ctx/out.tar")).unwrap());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["Dockerfile", "data.bin"], "{names:?}");
+    }
+    assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+    // Nothing left beside it.
+    let left: Vec<_> = fs::read_dir(dir.path().join("ctx"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 3, "{left:?}");
+}
+
+/// SIGINT or SIGTERM while `context -o FILE` writes removes the temporary
+/// file and exits 130 or 143.
+#[test]
+fn context_interrupted_removes_its_temporary_file() {
+    let dir = repo();
+    // Sparse: gzip of 4 GB of zeros takes a while in a debug build.
+    fs::File::create(dir.path().join("ctx/zeros"))
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+        let child = std::process::Command::new(
+            std::env::var_os("REGGIE_TEST_BIN")
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_reggie-build").into()),
+        )
+        .current_dir(dir.path())
+        .args(["context", "ctx", "-o", "out.tar.gz", "--compress", "gzip"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let temps = || -> Vec<String> {
+            fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".out.tar.gz.tmp"))
+                .collect()
+        };
+        // Wait until it writes.
+        let start = Instant::now();
+        while temps().is_empty()
+            || fs::metadata(dir.path().join(&temps()[0])).map_or(0, |m| m.len()) == 0
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no temporary file"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "signal {sig}: {:?}",
+            out.status
+        );
+        assert_eq!(temps(), Vec::<String>::new(), "signal {sig}");
+        assert!(!dir.path().join("out.tar.gz").exists());
+    }
+}
+
+/// A context for which analyze suggests an ignore file.
+fn ignore_repo() -> tempfile::TempDir {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY app /app\nCOPY lib /lib\n",
+    )
+    .unwrap();
+    for d in ["app", "lib", "junk"] {
+        fs::create_dir(ctx.join(d)).unwrap();
+        fs::write(ctx.join(d).join("f"), vec![b'x'; 10_000]).unwrap();
+    }
+    dir
+}
+
+/// `--write-ignore --force` never writes through a link (even a dangling
+/// one), keeps the old file's mode, and replaces it whole.
+#[test]
+fn write_ignore_refuses_links_and_keeps_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ignore_repo();
+    let ignore = dir.path().join("ctx/Dockerfile.dockerignore");
+    let outside = dir.path().join("outside.txt");
+    fs::write(&outside, "precious\n").unwrap();
+    let inside = dir.path().join("ctx/app/f");
+    for (target, why) in [
+        (outside.clone(), "a symbolic link out of the context"),
+        (inside.clone(), "is a symbolic link; not writing through it"),
+        (
+            dir.path().join("dangling"),
+            "is a symbolic link; not writing through it",
+        ),
+    ] {
+        let _ = fs::remove_file(&ignore);
+        symlink(&target, &ignore).unwrap();
+        let out = run(dir.path(), &["analyze", "ctx", "--write-ignore", "--force"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(why), "{err}");
+        assert!(fs::symlink_metadata(&ignore)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "precious\n");
+    assert_eq!(fs::read(&inside).unwrap(), vec![b'x'; 10_000]);
+    assert!(!dir.path().join("dangling").exists());
+
+    fs::remove_file(&ignore).unwrap();
+    fs::write(&ignore, "old\n").unwrap();
+    fs::set_permissions(&ignore, fs::Permissions::from_mode(0o640)).unwrap();
+    let out = run(dir.path(), &["analyze", "ctx", "--write-ignore"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("pass --force"), "{}", text(&out));
+    let out = run(dir.path(), &["analyze", "ctx", "--write-ignore", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let written = fs::read_to_string(&ignore).unwrap();
+    assert!(written.contains("!app"), "{written}");
+    let mode = fs::metadata(&ignore).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let names: Vec<_> = fs::read_dir(dir.path().join("ctx"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+/// `ls -0` separates names with NUL bytes, so names with newlines stay
+/// whole; without it each name is one line, raw for pipes.
+#[test]
+fn ls_null_separates_names_with_newlines() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::write(ctx.join("a\nb"), "x").unwrap();
+    fs::write(ctx.join("c"), "x").unwrap();
+    for flag in ["-0", "--null"] {
+        let out = run(dir.path(), &["ls", flag, "ctx"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_eq!(out.stdout, b"Dockerfile\0a\nb\0c\0");
+    }
+    let out = run(dir.path(), &["ls", "ctx"]);
+    assert_eq!(out.stdout, b"Dockerfile\na\nb\nc\n");
+    let out = run(dir.path(), &["ls", "--help"]);
+    assert!(text(&out).contains("-0, --null"), "{}", text(&out));
+}
+
+/// A COPY through a symlinked directory is judged where the link leads:
+/// nothing excludes it, so it is no "excluded, add `!path`" error; when
+/// the target is excluded, the finding names it.
+#[test]
+fn copy_through_a_symlinked_directory() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir(ctx.join("real")).unwrap();
+    fs::write(ctx.join("real/f"), "hi").unwrap();
+    symlink("real", ctx.join("link")).unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY link/f /f\n").unwrap();
+    for builder in ["buildkit", "classic"] {
+        let out = run(dir.path(), &["check", "ctx", "--builder", builder]);
+        assert_eq!(out.status.code(), Some(0), "{builder}: {}", text(&out));
+        assert!(!text(&out).contains("source-excluded"), "{}", text(&out));
+    }
+    fs::write(ctx.join(".dockerignore"), "real\n").unwrap();
+    let out = run(dir.path(), &["check", "ctx"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("`link/f` (through the symlink `link`, that is `real/f`) is excluded by ctx/.dockerignore:1 `real`"),
+        "{all}"
+    );
+    assert!(all.contains("Add `!real/f`"), "{all}");
+}
+
+/// `--write-ignore` on `COPY app /app` says the fix is the narrower
+/// context, not that the build reads the whole context.
+#[test]
+fn write_ignore_for_a_whole_subdirectory_names_the_context() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").unwrap();
+    fs::create_dir(ctx.join("app")).unwrap();
+    fs::write(ctx.join("app/f"), "x").unwrap();
+    fs::create_dir(ctx.join("junk")).unwrap();
+    fs::write(ctx.join("junk/f"), vec![b'x'; 10_000]).unwrap();
+    let out = run(dir.path(), &["analyze", "ctx", "--write-ignore"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("reads the whole context"), "{err}");
+    assert!(
+        err.contains("reads all of the narrowest context, `app`; use it as the context instead: docker build -f ctx/Dockerfile ctx/app"),
+        "{err}"
+    );
+}
+
+/// xorshift64*: a small deterministic generator, seeded per case.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Names a hostile tree uses: plain, dotted, rule-triggering, and odd
+/// (newline, escape sequences, invalid UTF-8, spaces, globs).
+fn random_name(rng: &mut Rng) -> Vec<u8> {
+    let names: &[&[u8]] = &[
+        b"a",
+        b"src",
+        b"node_modules",
+        b".npmrc",
+        b".netrc",
+        b".env",
+        b"app.py",
+        b"x.pyc",
+        b"__pycache__",
+        b".dockerignore",
+        b"line\nbreak",
+        b"\x1b[31mred\x1b[0m",
+        b"caf\xe9",
+        b"sp ace",
+        b"*glob?",
+        b"::error::x",
+        b"%0A",
+        b"-dash",
+    ];
+    let mut name = rng.pick(names).to_vec();
+    if rng.chance(50) {
+        name.extend_from_slice(format!("{}", rng.below(100)).as_bytes());
+    }
+    name
+}
+
+fn os_path(base: &Path, rel: &[u8]) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    base.join(std::ffi::OsStr::from_bytes(rel))
+}
+
+/// Builds a random hostile tree in `ctx`; returns the paths made (for
+/// COPY lines and `explain`).
+fn hostile_tree(rng: &mut Rng, ctx: &Path, outside: &Path) -> Vec<Vec<u8>> {
+    let mut dirs: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut made: Vec<Vec<u8>> = Vec::new();
+    let link_targets: Vec<std::path::PathBuf> = vec![
+        outside.join("fifo"),
+        outside.join("canary.txt"),
+        outside.to_path_buf(),
+        "/dev/zero".into(),
+        "/dev/urandom".into(),
+        "/proc/self/environ".into(),
+        "../../../../../../..".into(),
+        "..".into(),
+        "dangling".into(),
+        "self".into(),
+    ];
+    for _ in 0..rng.below(40) + 5 {
+        let parent = rng.pick(&dirs).clone();
+        let mut rel = parent.clone();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(&random_name(rng));
+        let path = os_path(ctx, &rel);
+        if fs::symlink_metadata(&path).is_ok() {
+            continue;
+        }
+        let made_ok = match rng.below(10) {
+            0..=2 => {
+                let len = rng.below(3000);
+                fs::write(&path, vec![b'x'; len]).is_ok()
+            }
+            3 | 4 => {
+                let ok = fs::create_dir(&path).is_ok();
+                if ok {
+                    dirs.push(rel.clone());
+                }
+                ok
+            }
+            5..=7 => {
+                let target = rng.pick(&link_targets).clone();
+                symlink(&target, &path).is_ok()
+            }
+            8 => {
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+                unsafe { libc::mkfifo(c.as_ptr(), 0o644) == 0 }
+            }
+            _ => std::os::unix::net::UnixListener::bind(&path).is_ok(),
+        };
+        if made_ok {
+            made.push(rel);
+        }
+    }
+    // Sometimes a chain deeper than the walk keeps directories open.
+    if rng.chance(20) {
+        let mut rel = b"deep".to_vec();
+        for i in 0..70 {
+            rel.extend_from_slice(format!("/d{i}").as_bytes());
+        }
+        fs::create_dir_all(os_path(ctx, &rel)).unwrap();
+        symlink(outside.join("fifo"), os_path(ctx, &rel).join(".npmrc")).unwrap();
+        made.push(rel);
+    }
+    made
+}
+
+/// Every command on random hostile trees (links in and out of the
+/// context, to /dev/zero and a FIFO, FIFOs, sockets, odd names, deep
+/// directories): exit 0, 1 or 2 (no panic, no signal), within a time
+/// limit (a read of the FIFO outside, which every outward link can reach,
+/// would hang), and nothing from outside the context in the output.
+#[test]
+fn every_command_on_random_hostile_trees() {
+    let cases = 30;
+    for case in 0..cases {
+        let mut rng = Rng::new(case);
+        let top = tempfile::tempdir().unwrap();
+        let outside = top.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(
+            outside.join("canary.txt"),
+            "//registry/:_authToken=OUTSIDE-CANARY\n",
+        )
+        .unwrap();
+        mkfifo(&outside.join("fifo"));
+        // Planted above the repository: never used.
+        fs::write(
+            top.path().join("reggie-build.toml"),
+            "[[image]]\nname = \"PLANTED-CANARY\"\ncontext = \"outside\"\n",
+        )
+        .unwrap();
+        let repo = top.path().join("repo");
+        fs::create_dir_all(repo.join(".git")).unwrap();
+        let ctx = repo.join("ctx");
+        fs::create_dir(&ctx).unwrap();
+        let made = hostile_tree(&mut rng, &ctx, &outside);
+
+        let mut dockerfile = String::from("FROM scratch\n");
+        for _ in 0..rng.below(5) {
+            let copyable: Vec<&Vec<u8>> = made
+                .iter()
+                .filter(|p| !p.iter().any(|b| b.is_ascii_whitespace() || *b < 0x20))
+                .collect();
+            if copyable.is_empty() || rng.chance(15) {
+                dockerfile.push_str("COPY . /app\n");
+            } else {
+                let p: &Vec<u8> = copyable[rng.below(copyable.len())];
+                let p = String::from_utf8_lossy(p).into_owned();
+                dockerfile.push_str(&format!("COPY {p} /app/\n"));
+            }
+        }
+        let df_path = ctx.join("Dockerfile");
+        let _ = fs::remove_file(&df_path);
+        match rng.below(8) {
+            0 => symlink(outside.join("fifo"), &df_path).unwrap(),
+            1 => symlink(outside.join("canary.txt"), &df_path).unwrap(),
+            _ => fs::write(&df_path, &dockerfile).unwrap(),
+        }
+        let ignore = ctx.join(".dockerignore");
+        if fs::symlink_metadata(&ignore).is_err() && rng.chance(50) {
+            match rng.below(4) {
+                0 => symlink(outside.join("fifo"), &ignore).unwrap(),
+                1 => mkfifo(&ignore),
+                _ => fs::write(&ignore, "node_modules\n**/*.pyc\n!src\n*glob?\n").unwrap(),
+            }
+        }
+
+        let explained: Vec<String> = (0..3)
+            .filter_map(|_| made.get(rng.below(made.len())))
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        let mut explain = vec!["explain", "ctx"];
+        explain.extend(explained.iter().map(String::as_str));
+        if explain.len() == 2 {
+            explain.push("Dockerfile");
+        }
+        let commands: Vec<Vec<&str>> = vec![
+            vec!["ls", "ctx"],
+            vec!["ls", "-0", "ctx", "--minimal"],
+            vec!["ls", "ctx", "--builder", "classic"],
+            vec!["analyze", "ctx"],
+            vec!["analyze", "ctx", "--format", "json"],
+            vec!["analyze", "ctx", "--format", "github"],
+            vec!["check", "ctx"],
+            vec!["check", "ctx", "--full", "--format", "markdown"],
+            vec!["check"],
+            explain,
+            vec!["context", "ctx", "-o", "-"],
+            vec!["context", "ctx", "-o", "/dev/null", "--digest"],
+            vec!["discover", "."],
+        ];
+        for args in &commands {
+            let (out, took) = run_limited(&repo, args, Duration::from_secs(20));
+            let all = text(&out);
+            assert!(
+                matches!(out.status.code(), Some(0..=2)),
+                "case {case} {args:?}: {:?} after {took:?}\n{all}",
+                out.status
+            );
+            assert!(!all.contains("panicked"), "case {case} {args:?}: {all}");
+            assert!(
+                !all.contains("OUTSIDE-CANARY"),
+                "case {case} {args:?}: {all}"
+            );
+            assert!(
+                !all.contains("PLANTED-CANARY"),
+                "case {case} {args:?}: {all}"
+            );
+        }
+    }
+}
