@@ -20,6 +20,10 @@ pub struct PlanOptions {
     /// Target platform (`os/arch[/variant]`) for `TARGETPLATFORM` & co;
     /// default `linux/amd64`. The build platform is taken to be the same.
     pub platform: Option<String>,
+    /// The classic builder's stage order: it builds every stage up to the
+    /// target in file order, needed or not, so all of them read the
+    /// context (BuildKit builds only the stages the target depends on).
+    pub every_stage_to_target: bool,
 }
 
 /// A context path the build can read.
@@ -132,7 +136,11 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
     }
     // Reachability.
     let mut seen = BTreeSet::new();
-    let mut todo = vec![target_stage];
+    let mut todo = if opts.every_stage_to_target {
+        (0..=target_stage).collect()
+    } else {
+        vec![target_stage]
+    };
     while let Some(s) = todo.pop() {
         if seen.insert(s) {
             if let Some(r) = results.get(s) {
@@ -904,6 +912,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             platform: None,
+            every_stage_to_target: false,
         }
     }
 
@@ -1028,6 +1037,38 @@ mod tests {
         let ok = "FROM a AS s\nFROM b\nCOPY --from=s --chown=1 --chmod=644 --link --parents --exclude=*.md x /x\nADD --chown=1 --chmod=6 --link --checksum=sha256:0 --keep-git-dir --exclude=a --unpack=true y /y\n";
         let df = parse("Dockerfile", ok.as_bytes()).unwrap();
         assert!(context_use(&df, &PlanOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn classic_builds_every_stage_up_to_the_target() {
+        let src = "FROM a AS base\nCOPY base.txt /\nFROM base AS dev\nCOPY dev-only.txt /\nFROM a AS test\nCOPY --from=dev / /d\nCOPY tests /t\nFROM base AS prod\nCOPY app.txt /\nFROM a AS after\nCOPY after.txt /\n";
+        let prod = opts(Some("prod"), &[]);
+        assert_eq!(paths(src, &prod), vec!["base.txt", "app.txt"]);
+        let classic = PlanOptions {
+            every_stage_to_target: true,
+            ..prod
+        };
+        assert_eq!(
+            paths(src, &classic),
+            vec!["base.txt", "dev-only.txt", "tests", "app.txt"]
+        );
+        let df = parse("Dockerfile", src.as_bytes()).unwrap();
+        let a = analyze(&df, &classic).unwrap();
+        assert_eq!(a.reachable_stages, vec![0, 1, 2, 3]);
+        // An error in a stage before the target now matters.
+        let df = parse(
+            "df",
+            b"FROM a AS bad\nCOPY ${X:?} /x\nFROM b\nCOPY ok /ok\n",
+        )
+        .unwrap();
+        assert!(context_use(
+            &df,
+            &PlanOptions {
+                every_stage_to_target: true,
+                ..PlanOptions::default()
+            }
+        )
+        .is_err());
     }
 
     #[test]

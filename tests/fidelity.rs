@@ -1,0 +1,299 @@
+//! Fidelity: what `reggie-build image` builds from the minimal context
+//! must be the image `docker build` builds from the whole one, file by
+//! file, with both of the daemon's builders.
+//!
+//! They need the services of `tests/services.sh` (`$REGGIE_SERVICES_DIR/env`,
+//! default /tmp/reggie-services/env) and fail without them: a fidelity test
+//! that skips proves nothing. The classic builder is driven with `docker`
+//! on PATH and `DOCKER_BUILDKIT=0`; BuildKit with `$REGGIE_TEST_DOCKER_BUILDKIT`
+//! (default `/usr/bin/docker` when it exists, else `docker`) and
+//! `DOCKER_BUILDKIT=1`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+type Env = BTreeMap<String, String>;
+
+fn services() -> Env {
+    let dir =
+        std::env::var("REGGIE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/reggie-services".into());
+    let path = Path::new(&dir).join("env");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; start the services with `bash tests/services.sh` (these tests need the daemon)",
+            path.display()
+        )
+    });
+    let mut env = Env::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.strip_prefix("export ").and_then(|r| r.split_once('=')) else {
+            continue;
+        };
+        env.insert(
+            k.to_string(),
+            v.trim().trim_matches('\'').trim_matches('"').to_string(),
+        );
+    }
+    assert!(
+        env.contains_key("DOCKER_HOST"),
+        "{} has no DOCKER_HOST",
+        path.display()
+    );
+    env
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Builder {
+    Classic,
+    BuildKit,
+}
+
+const BOTH: [Builder; 2] = [Builder::Classic, Builder::BuildKit];
+
+impl Builder {
+    fn arg(self) -> &'static str {
+        match self {
+            Builder::Classic => "classic",
+            Builder::BuildKit => "buildkit",
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The docker CLI for `builder`, on the test daemon, without user config.
+fn docker_cmd(env: &Env, builder: Builder, cwd: &Path) -> Command {
+    let cli = match builder {
+        Builder::Classic => "docker".to_string(),
+        Builder::BuildKit => std::env::var("REGGIE_TEST_DOCKER_BUILDKIT").unwrap_or_else(|_| {
+            if Path::new("/usr/bin/docker").exists() {
+                "/usr/bin/docker".into()
+            } else {
+                "docker".into()
+            }
+        }),
+    };
+    let mut cmd = Command::new(cli);
+    cmd.current_dir(cwd).env(
+        "DOCKER_BUILDKIT",
+        if builder == Builder::Classic {
+            "0"
+        } else {
+            "1"
+        },
+    );
+    for var in ["DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env(
+        "DOCKER_CONFIG",
+        std::env::temp_dir().join("reggie-fidelity-docker-config"),
+    );
+    cmd
+}
+
+/// `docker build` as the user runs it: `args` end with the context.
+fn docker_build(env: &Env, builder: Builder, cwd: &Path, tag: &str, args: &[&str]) -> Output {
+    let out = docker_cmd(env, builder, cwd)
+        .args(["build", "-q", "-t", tag])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker build {args:?} ({builder:?}) failed:\n{}",
+        text(&out)
+    );
+    out
+}
+
+fn reggie(env: &Env, cwd: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
+    cmd.current_dir(cwd).args(args);
+    for var in [
+        "DOCKER_HOST",
+        "DOCKER_CONTEXT",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let home = tempfile::tempdir().unwrap();
+    cmd.env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run reggie-build")
+}
+
+/// `reggie-build image` with the minimal upload; `args` end with the context.
+fn reggie_image(env: &Env, builder: Builder, cwd: &Path, tag: &str, args: &[&str]) {
+    let mut all = vec!["image", "--builder", builder.arg(), "-t", tag];
+    all.extend_from_slice(args);
+    let out = reggie(env, cwd, &all);
+    assert!(
+        out.status.success(),
+        "reggie-build {all:?} failed:\n{}",
+        text(&out)
+    );
+}
+
+/// Path -> (type, mode, uid, gid, link target, content) of an image.
+type Fs = BTreeMap<String, (u8, u32, u64, u64, String, Vec<u8>)>;
+
+fn image_fs(env: &Env, image: &str) -> Fs {
+    let root = Path::new("/");
+    let out = docker_cmd(env, Builder::Classic, root)
+        .args(["create", image, "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut child = docker_cmd(env, Builder::Classic, root)
+        .args(["export", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut fs = Fs::new();
+    {
+        let mut archive = tar::Archive::new(child.stdout.take().unwrap());
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let h = entry.header().clone();
+            let link = entry
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            fs.insert(
+                path.trim_end_matches('/').to_string(),
+                (
+                    h.entry_type().as_byte(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    link,
+                    content,
+                ),
+            );
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let _ = docker_cmd(env, Builder::Classic, root)
+        .args(["rm", &id])
+        .output();
+    fs
+}
+
+/// The docker CLI names an outside Dockerfile `.dockerfile.<20 hex>` and
+/// appends that name to a sent `.dockerignore`: the one part of two
+/// builds of the same inputs that may differ.
+fn mask_random_names(content: &[u8]) -> Vec<u8> {
+    let needle = b".dockerfile.";
+    let mut out = Vec::with_capacity(content.len());
+    let mut i = 0;
+    while i < content.len() {
+        if content[i..].starts_with(needle) {
+            let start = i + needle.len();
+            let hex = content[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
+            if hex == 20 {
+                out.extend_from_slice(b".dockerfile.RANDOM");
+                i = start + hex;
+                continue;
+            }
+        }
+        out.push(content[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The two images hold the same paths with the same type, mode, owner,
+/// link target and content.
+fn assert_same_fs(what: &str, ours: &Fs, theirs: &Fs) {
+    let a: Vec<&String> = ours.keys().collect();
+    let b: Vec<&String> = theirs.keys().collect();
+    assert_eq!(a, b, "{what}: the images hold different paths");
+    for (path, meta) in ours {
+        let other = &theirs[path];
+        assert_eq!(
+            (meta.0, meta.1, meta.2, meta.3, &meta.4),
+            (other.0, other.1, other.2, other.3, &other.4),
+            "{what}: {path}: type/mode/owner/link differ"
+        );
+        assert!(
+            mask_random_names(&meta.5) == mask_random_names(&other.5),
+            "{what}: {path}: contents differ:\n{:?}\n{:?}",
+            String::from_utf8_lossy(&meta.5),
+            String::from_utf8_lossy(&other.5)
+        );
+    }
+}
+
+fn write(root: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+}
+
+/// Builds `args` (ending with the context, relative to `cwd`) with docker
+/// and with reggie-build on `builder` and compares the images.
+fn same_image(env: &Env, builder: Builder, name: &str, cwd: &Path, args: &[&str]) -> Fs {
+    let theirs = format!("reggie-fidelity-{name}:docker-{}", builder.arg());
+    let ours = format!("reggie-fidelity-{name}:ours-{}", builder.arg());
+    docker_build(env, builder, cwd, &theirs, args);
+    reggie_image(env, builder, cwd, &ours, args);
+    let a = image_fs(env, &ours);
+    let b = image_fs(env, &theirs);
+    assert_same_fs(&format!("{name} ({builder:?})"), &a, &b);
+    a
+}
+
+/// Issue 13 item 1: the classic builder builds every stage up to the
+/// target, so a `dev` stage's sources must be uploaded too.
+#[test]
+fn classic_builds_every_stage_before_the_target() {
+    let env = services();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        &[
+            ("dev-only.txt", "dev\n"),
+            ("app.txt", "app\n"),
+            ("unused.txt", "unused\n"),
+            (
+                "Dockerfile",
+                "FROM scratch AS dev\nCOPY dev-only.txt /\nFROM scratch AS prod\nCOPY app.txt /\nFROM scratch AS after\nCOPY unused.txt /\n",
+            ),
+        ],
+    );
+    for builder in BOTH {
+        let fs = same_image(&env, builder, "stages", d, &["--target", "prod", "."]);
+        assert!(fs.contains_key("app.txt"), "{:?}", fs.keys());
+    }
+}
