@@ -297,3 +297,37 @@ fn classic_builds_every_stage_before_the_target() {
         assert!(fs.contains_key("app.txt"), "{:?}", fs.keys());
     }
 }
+
+/// Issue 13 item 4: with `-f` outside the context, the classic upload's
+/// rewritten `.dockerignore` keeps the original's mode, as the docker CLI
+/// keeps its header; so does a Dockerfile sent under its own name.
+#[test]
+fn classic_outside_dockerfile_keeps_the_ignore_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = services();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        &[
+            ("ctx/a.txt", "a\n"),
+            ("ctx/sub/b.txt", "b\n"),
+            ("ctx/secret.txt", "no\n"),
+            ("ctx/.dockerignore", "secret.txt\n"),
+            ("outside.Dockerfile", "FROM scratch\nCOPY . /dest/\n"),
+        ],
+    );
+    let ctx = d.join("ctx");
+    for mode in [0o644, 0o640, 0o755] {
+        let ignore = ctx.join(".dockerignore");
+        std::fs::set_permissions(&ignore, std::fs::Permissions::from_mode(mode)).unwrap();
+        let fs = same_image(
+            &env,
+            Builder::Classic,
+            &format!("outside{mode:o}"),
+            &ctx,
+            &["-f", "../outside.Dockerfile", "."],
+        );
+        assert_eq!(fs["dest/.dockerignore"].1 & 0o7777, mode);
+    }
+}
