@@ -159,15 +159,16 @@ fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()>
             analysis.dockerfile.display()
         );
     };
-    if !ig.verified {
-        bail!(
-            "the suggested ignore file would lose a path the Dockerfile reads; not writing {}",
-            ig.path.display()
-        );
-    }
     if ig.path.exists() && !force {
         bail!(
             "{} already exists; pass --force to overwrite it",
+            ig.path.display()
+        );
+    }
+    if !ig.verified {
+        bail!(
+            "the suggested ignore file was not verified to send what today's build sends under the paths the Dockerfile reads ({}); not writing {}",
+            ig.differences.join(", "),
             ig.path.display()
         );
     }
