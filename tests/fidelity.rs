@@ -331,3 +331,150 @@ fn classic_outside_dockerfile_keeps_the_ignore_file_mode() {
         assert_eq!(fs["dest/.dockerignore"].1 & 0o7777, mode);
     }
 }
+
+/// Runs `analyze` on `cwd` and returns its JSON report.
+fn analysis(env: &Env, builder: Builder, cwd: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["analyze", "--format", "json", "--builder", builder.arg()];
+    all.extend_from_slice(args);
+    let out = reggie(env, cwd, &all);
+    assert!(out.status.success(), "analyze {all:?}:\n{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Follows every piece of advice `analyze` prints for `orig` (built as
+/// `docker build -f Dockerfile .` there) in a fresh copy: the rewritten
+/// COPY lines, the suggested ignore file and the printed `docker build`
+/// command, then the compose/SST `context`/`dockerfile` pair as compose
+/// resolves it; each image must equal the user's.
+fn advice_keeps_the_image(env: &Env, builder: Builder, name: &str, orig: &Path) {
+    let theirs = format!("reggie-fidelity-{name}:docker-{}", builder.arg());
+    docker_build(env, builder, orig, &theirs, &["-f", "Dockerfile", "."]);
+    let want = image_fs(env, &theirs);
+    // The minimal upload first.
+    let ours = format!("reggie-fidelity-{name}:ours-{}", builder.arg());
+    reggie_image(env, builder, orig, &ours, &["-f", "Dockerfile", "."]);
+    assert_same_fs(
+        &format!("{name}: minimal upload ({builder:?})"),
+        &image_fs(env, &ours),
+        &want,
+    );
+
+    let report = analysis(env, builder, orig, &["-f", "Dockerfile", "."]);
+    let s = &report["suggestion"];
+    assert!(
+        s.is_object(),
+        "{name}: no narrower context suggested: {report}"
+    );
+    let ig = &report["suggested_ignore"];
+    assert_eq!(ig["verified"], true, "{name}: {ig}");
+    assert_eq!(ig["dropped"].as_array().map(Vec::len), Some(0), "{ig}");
+
+    let adv = tempfile::tempdir().unwrap();
+    let adv = adv.path();
+    copy_tree(orig, adv);
+    let mut dockerfile = std::fs::read_to_string(adv.join("Dockerfile")).unwrap();
+    for r in s["rewrites"].as_array().unwrap() {
+        let (before, after) = (r["before"].as_str().unwrap(), r["after"].as_str().unwrap());
+        assert!(dockerfile.contains(before), "{before}");
+        dockerfile = dockerfile.replacen(before, after, 1);
+    }
+    std::fs::write(adv.join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(
+        adv.join(ig["path"].as_str().unwrap()),
+        ig["text"].as_str().unwrap(),
+    )
+    .unwrap();
+
+    // The printed command, word for word.
+    let command = s["docker_build"][1].as_str().unwrap();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(&words[..2], ["docker", "build"], "{command}");
+    let tag = format!("reggie-fidelity-{name}:advice-{}", builder.arg());
+    docker_build(env, builder, adv, &tag, &words[2..]);
+    assert_same_fs(
+        &format!("{name}: `{command}` ({builder:?})"),
+        &image_fs(env, &tag),
+        &want,
+    );
+
+    // compose and SST: `dockerfile` is relative to `context`, which is
+    // relative to the current context (here the directory built from).
+    let context = format!("./{}", s["dir"].as_str().unwrap());
+    let df = Path::new(&context).join(s["dockerfile"].as_str().unwrap());
+    let compose = s["compose"].as_str().unwrap();
+    assert!(
+        compose.contains(&format!("context: {context},"))
+            && compose.contains(&format!(
+                "dockerfile: {} }}",
+                s["dockerfile"].as_str().unwrap()
+            )),
+        "{compose}"
+    );
+    let tag = format!("reggie-fidelity-{name}:compose-{}", builder.arg());
+    docker_build(
+        env,
+        builder,
+        adv,
+        &tag,
+        &["-f", df.to_str().unwrap(), &context],
+    );
+    assert_same_fs(
+        &format!("{name}: compose ({builder:?})"),
+        &image_fs(env, &tag),
+        &want,
+    );
+}
+
+/// Issue 13 items 2 and 3: a root Dockerfile whose reads are all under
+/// `app/`, with the user's exclusions inside the copied directory.
+#[test]
+fn narrower_context_advice_builds_the_same_image() {
+    let env = services();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        &[
+            ("app/src/index.js", "console.log(1)\n"),
+            ("app/src/debug.log", "noise\n"),
+            ("app/dist/bundle.js", "built\n"),
+            ("app/.env", "API_URL=http://x\n"),
+            ("app/.next/cache/x", "next\n"),
+            ("app/coverage/lcov.info", "cov\n"),
+            ("app/npm-debug.log", "npm\n"),
+            ("app/package.json", "{}\n"),
+            ("other/big.bin", "other\n"),
+            (".dockerignore", "*/dist\nother\n"),
+            ("Dockerfile", "FROM scratch\nCOPY ./app /app\n"),
+        ],
+    );
+    let d2 = tempfile::tempdir().unwrap();
+    copy_tree(d, d2.path());
+    write(
+        d2.path(),
+        &[
+            (".dockerignore", "app/src/*.log\n**/dist\n"),
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY app/src /src\nCOPY app/package.json app/.env /pkg/\n",
+            ),
+        ],
+    );
+    for builder in BOTH {
+        advice_keeps_the_image(&env, builder, "narrow-whole", d);
+        advice_keeps_the_image(&env, builder, "narrow-parts", d2.path());
+    }
+}

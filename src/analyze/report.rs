@@ -135,9 +135,18 @@ pub fn human(a: &Analysis, style: Style) -> String {
                 let _ = writeln!(o, "         → {}", first_line(&r.after));
             }
         }
-        let _ = writeln!(o, "  docker build:  {}", s.docker_build.0);
+        let _ = writeln!(
+            o,
+            "  docker build:  {}   (paths relative to the current directory)",
+            s.docker_build.0
+        );
         let _ = writeln!(o, "              →  {}", s.docker_build.1);
-        let _ = writeln!(o, "  compose:       {}", s.compose);
+        let _ = writeln!(
+            o,
+            "  compose:       {}   (context relative to {}, dockerfile to the new context)",
+            s.compose,
+            a.context.display()
+        );
         let _ = writeln!(o, "  SST:           {}", s.sst);
     }
     if let Some(ig) = &a.suggested_ignore {

@@ -16,15 +16,19 @@ use super::{os, show, AnalyzeError};
 pub struct ContextSuggestion {
     /// The directory, relative to the current context (e.g. `backend`).
     pub dir: String,
-    /// The Dockerfile relative to the new context.
+    /// The Dockerfile relative to the new context (as compose and SST
+    /// read `dockerfile`).
     pub dockerfile: String,
     /// COPY/ADD lines rewritten for the new context.
     pub rewrites: Vec<Rewrite>,
-    /// `docker build` before and after.
+    /// `docker build` before and after, with paths relative to the
+    /// current directory.
     pub docker_build: (String, String),
-    /// docker compose `build:` section.
+    /// docker compose `build:` section: `context` relative to the current
+    /// context (where a compose file building it would sit), `dockerfile`
+    /// relative to the new context.
     pub compose: String,
-    /// SST `image:` option.
+    /// SST `image:` option, with paths like compose's.
     pub sst: String,
 }
 
@@ -114,11 +118,17 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
     let dir = narrowest_dir(ctx, plan)?;
     let dir_s = show(&dir);
     let new_root = ctx.root().join(os(&dir));
-    let dockerfile_rel = match ctx.dockerfile_rel() {
+    // The Dockerfile relative to the new context, as compose and SST
+    // resolve `dockerfile` (`../Dockerfile` when it stays above).
+    let (dockerfile_rel, inside) = match ctx.dockerfile_rel() {
         Some(rel) if rel.starts_with(&dir) && rel.get(dir.len()) == Some(&b'/') => {
-            show(&rel[dir.len() + 1..])
+            (show(&rel[dir.len() + 1..]), true)
         }
-        _ => ctx.dockerfile().display().to_string(),
+        _ => (
+            relative_to(&new_root, ctx.dockerfile())
+                .unwrap_or_else(|| ctx.dockerfile().display().to_string()),
+            false,
+        ),
     };
     let used_lines: BTreeSet<usize> = plan.used.iter().map(|u| u.line).collect();
     let mut rewrites = Vec::new();
@@ -157,8 +167,10 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
     let old_ctx = ctx.root().display().to_string();
     let df_shown = ctx.dockerfile().display().to_string();
     let new_ctx = new_root.display().to_string();
-    // `-f` can go when the Dockerfile is the new context's default one.
-    let after_cmd = if dockerfile_rel == "Dockerfile" {
+    // docker looks for `Dockerfile` in the context: `-f` can go only when
+    // that is the file (paths on the command line are relative to the
+    // current directory).
+    let after_cmd = if dockerfile_rel == "Dockerfile" && inside {
         format!("docker build {new_ctx}")
     } else {
         format!("docker build -f {df_shown} {new_ctx}")
@@ -171,6 +183,36 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
         compose: format!("build: {{ context: ./{dir_s}, dockerfile: {dockerfile_rel} }}"),
         sst: format!("image: {{ context: \"./{dir_s}\", dockerfile: \"{dockerfile_rel}\" }}"),
     })
+}
+
+/// `to` relative to the directory `from`, lexically (both made absolute
+/// against the current directory first); `None` when that fails.
+fn relative_to(from: &Path, to: &Path) -> Option<String> {
+    let from = std::path::absolute(from).ok()?;
+    let to = std::path::absolute(to).ok()?;
+    let norm = |p: &Path| -> Vec<std::ffi::OsString> {
+        let mut out: Vec<std::ffi::OsString> = Vec::new();
+        for c in p.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::Normal(n) => out.push(n.to_os_string()),
+                _ => {}
+            }
+        }
+        out
+    };
+    let (f, t) = (norm(&from), norm(&to));
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..f.len() {
+        rel.push("..");
+    }
+    for c in &t[common..] {
+        rel.push(c);
+    }
+    rel.to_str().map(str::to_string)
 }
 
 /// Replaces whole-word occurrences of `word` (bounded by whitespace,
@@ -292,6 +334,17 @@ pub fn ignore_file(
     if !own.is_empty() {
         text.push_str("# The rules of your ignore file, so what they exclude stays excluded:\n");
         text.push_str(&own);
+    }
+    // The file itself, once written inside the context, must stay out of
+    // the image as it is today (the walk cannot see a file not written).
+    if let Some(rel) = relative_to(&root, &path).filter(|r| !r.starts_with("..")) {
+        if !today.contains_key(rel.as_bytes()) {
+            if let Some(lit) = escape_literal(rel.as_bytes()) {
+                text.push_str("# This file itself, which today's build does not send:\n");
+                text.push_str(&lit);
+                text.push('\n');
+            }
+        }
     }
     // Where re-rooting cannot say it, name what differs.
     let sent = sent_under(&target, &path, &text, &used)?;
@@ -621,6 +674,52 @@ mod tests {
                 "{pattern} under {dir}"
             );
         }
+    }
+
+    /// Issue 13 item 3: a Dockerfile above the narrower context keeps
+    /// `-f`, and compose/SST get it relative to the new context.
+    #[test]
+    fn commands_for_a_dockerfile_above_the_new_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("apps/web/src")).unwrap();
+        std::fs::write(d.join("apps/web/src/a.js"), "a").unwrap();
+        std::fs::write(d.join("apps/web/package.json"), "{}").unwrap();
+        std::fs::write(
+            d.join("Dockerfile"),
+            "FROM scratch\nCOPY apps/web/src /src\nCOPY apps/web/package.json /\n",
+        )
+        .unwrap();
+        let ctx = ContextSpec {
+            root: d.to_path_buf(),
+            dockerfile: None,
+            builder: Builder::BuildKit,
+        }
+        .resolve()
+        .unwrap();
+        let plan = Plan::new(&ctx, &Default::default()).unwrap();
+        let s = narrowest_context(&ctx, &plan).unwrap();
+        assert_eq!(s.dir, "apps/web");
+        assert_eq!(s.dockerfile, "../../Dockerfile");
+        assert!(
+            s.docker_build.1.starts_with("docker build -f "),
+            "{}",
+            s.docker_build.1
+        );
+        assert!(
+            s.compose.contains("dockerfile: ../../Dockerfile"),
+            "{}",
+            s.compose
+        );
+        assert!(
+            s.sst.contains("dockerfile: \"../../Dockerfile\""),
+            "{}",
+            s.sst
+        );
+        assert_eq!(
+            relative_to(Path::new("/a/b/c"), Path::new("/a/x/Dockerfile")).as_deref(),
+            Some("../../x/Dockerfile")
+        );
     }
 
     #[test]
