@@ -181,7 +181,13 @@ fn write_ignore_writes_a_verified_file_and_never_overwrites() {
     run(&[]).failure().stderr(
         predicate::str::contains("already exists").and(predicate::str::contains("--force")),
     );
-    run(&["--force"]).success();
+    // Written for context backend, the file beside the Dockerfile now
+    // applies to the root context too, whose build no longer sends what it
+    // reads: nothing there is verified, so nothing is overwritten.
+    run(&["--force"]).failure().stderr(
+        predicate::str::contains("not verified").and(predicate::str::contains("nothing of")),
+    );
+    assert_eq!(fs::read_to_string(&written).unwrap(), text);
 
     // The file works: with context backend and the COPY lines rewritten,
     // `ls` sends the app without bytecode, venv, tests, models or .env.

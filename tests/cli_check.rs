@@ -239,3 +239,73 @@ fn sarif_validates_against_the_schema() {
         assert!(status.success(), "{cmd:?}: SARIF output does not validate");
     }
 }
+
+/// A fresh clone of a typical app: committed `.env` templates and an
+/// ignore file listing what installs and builds create. `check` passes,
+/// and only the pattern that is really dead is reported.
+#[test]
+fn a_stock_checkout_has_no_false_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir_all(d.join("src")).unwrap();
+    fs::write(d.join("src/index.js"), "x\n").unwrap();
+    fs::write(d.join("package.json"), "{}\n").unwrap();
+    for f in [
+        ".env.example",
+        ".env.dev.example",
+        ".env.prod.example",
+        ".env.sample",
+        ".env.template",
+    ] {
+        fs::write(d.join(f), "API_KEY=\n").unwrap();
+    }
+    fs::write(
+        d.join("Dockerfile"),
+        "FROM node:20\nCOPY package.json .\nCOPY src/ ./src/\n",
+    )
+    .unwrap();
+    fs::write(
+        d.join(".dockerignore"),
+        "node_modules\n**/dist\n.next\n.turbo\ncoverage\n*.log\n**/__pycache__\n.venv\n.env\nno-such-dir\n",
+    )
+    .unwrap();
+    let out = bin(d)
+        .args(["check", ".", "--strict", "--format", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(!out.contains("secrets/dotenv"), "{out}");
+    let out = bin(d)
+        .args(["analyze", ".", "--format", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let findings: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        !findings.iter().any(|(r, _)| r == "secrets/dotenv"),
+        "{findings:?}"
+    );
+    let dead: Vec<&String> = findings
+        .iter()
+        .filter(|(r, _)| r == "ignore/matches-nothing")
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(dead.len(), 1, "{findings:?}");
+    assert!(dead[0].contains("no-such-dir"), "{findings:?}");
+}

@@ -8,7 +8,7 @@ use crate::context::walk::WalkSummary;
 use crate::context::{Builder, Context, ContextSpec, FileKind, WalkError};
 use crate::plan::Plan;
 
-use super::{humanize, is_root_anchored_name_pattern, show, AnalyzeError, Totals};
+use super::{humanize, is_root_anchored_name_pattern, show, AnalyzeError, RuleSet, Totals};
 
 /// How bad a finding is. Errors make a build fail or leak secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -55,6 +55,8 @@ pub(crate) struct Inputs<'a> {
     pub secrets: &'a [(String, String, String)],
     /// Files sent by this builder, when the other builder may differ.
     pub sent_files: Option<&'a Vec<Vec<u8>>>,
+    /// What names paths a clean checkout lacks.
+    pub rules: &'a RuleSet,
 }
 
 /// Ignore rules that only match at the root but whose name could appear
@@ -147,7 +149,12 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
         if explained.contains(&rule.line) {
             continue;
         }
-        if !rule.exception && inp.summary.rule_hits.get(i) == Some(&0) {
+        // `node_modules`, `**/dist`: nothing today, but the next install or
+        // build creates them, and removing the line would send them.
+        if !rule.exception
+            && inp.summary.rule_hits.get(i) == Some(&0)
+            && !inp.rules.names_uncommitted(rule.pattern.as_bytes())
+        {
             out.push(Finding {
                 rule: "ignore/matches-nothing".into(),
                 severity: Severity::Info,

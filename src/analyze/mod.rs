@@ -290,6 +290,7 @@ fn analyze_spread(
         anchored_hits: &anchored_hits,
         secrets: &secrets,
         sent_files: collect_sent.then_some(&sent_files),
+        rules,
     })?;
     findings.sort_by(|a, b| {
         a.severity

@@ -142,16 +142,34 @@ pub fn human(a: &Analysis, style: Style) -> String {
                 let _ = writeln!(o, "         → {}", esc(first_line(&r.after)));
             }
         }
-        let _ = writeln!(o, "  docker build:  {}", esc(&s.docker_build.0));
+        let _ = writeln!(
+            o,
+            "  docker build:  {}   (paths relative to the current directory)",
+            esc(&s.docker_build.0)
+        );
         let _ = writeln!(o, "              →  {}", esc(&s.docker_build.1));
-        let _ = writeln!(o, "  compose:       {}", esc(&s.compose));
+        let _ = writeln!(
+            o,
+            "  compose:       {}   (context relative to {}, dockerfile to the new context)",
+            esc(&s.compose),
+            show_path(&a.context)
+        );
         let _ = writeln!(o, "  SST:           {}", esc(&s.sst));
     }
     if let Some(ig) = &a.suggested_ignore {
-        let status = if ig.verified {
-            format!("verified: keeps every used path, sends {} files", ig.files)
-        } else {
-            "NOT verified: a used path would be lost; review before use".to_string()
+        let status = match (ig.verified, ig.dropped.is_empty()) {
+            (true, true) => format!(
+                "verified file by file: under every path the Dockerfile reads it sends what today's build sends; sends {} files",
+                ig.files
+            ),
+            (true, false) => format!(
+                "verified file by file: under every path the Dockerfile reads it sends what today's build sends, except what it drops below; sends {} files",
+                ig.files
+            ),
+            (false, _) => format!(
+                "NOT verified: under the paths the Dockerfile reads it would not send what today's build sends ({}); review before use",
+                ig.differences.join(", ")
+            ),
         };
         let _ = writeln!(
             o,
@@ -161,6 +179,15 @@ pub fn human(a: &Analysis, style: Style) -> String {
         );
         for l in ig.text.lines() {
             let _ = writeln!(o, "  | {}", esc(l));
+        }
+        if !ig.dropped.is_empty() {
+            let _ = writeln!(
+                o,
+                "  It leaves out of the image, on purpose, what a COPY takes today:"
+            );
+            for d in &ig.dropped {
+                let _ = writeln!(o, "    {}  ({} files: {})", esc(&d.path), d.files, d.why);
+            }
         }
     }
     if !a.findings.is_empty() {

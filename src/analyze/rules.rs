@@ -33,6 +33,10 @@ pub struct Ecosystem {
     /// Files whose presence in a directory shows the ecosystem is used.
     #[serde(default)]
     pub markers: Vec<String>,
+    /// Base-name globs of paths a clean checkout lacks but builds create
+    /// (`dist`, `*.log`); see [`RuleSet::names_uncommitted`].
+    #[serde(default)]
+    pub uncommitted: Vec<String>,
     #[serde(default, rename = "rule")]
     pub rules: Vec<Rule>,
 }
@@ -67,7 +71,8 @@ pub struct Rule {
     /// Path suffixes (`.aws/credentials`).
     #[serde(default)]
     pub paths: Vec<String>,
-    /// Base names that never match, even if a glob does.
+    /// Base-name globs that never match, even if a name or glob does
+    /// (`*.example`: committed templates).
     #[serde(default)]
     pub except: Vec<String>,
     /// For directories: a file that must exist inside.
@@ -79,6 +84,10 @@ pub struct Rule {
     /// Whether a match is a secret that must not be sent.
     #[serde(default)]
     pub secret: bool,
+    /// Whether a clean checkout usually lacks it (installed, built, or
+    /// created on a developer's machine).
+    #[serde(default)]
+    pub uncommitted: bool,
     /// The ignore pattern that excludes it anywhere; `{name}` is the
     /// matched base name, `{ext}` its extension with the dot.
     pub ignore: String,
@@ -273,7 +282,12 @@ impl RuleSet {
                     EntryType::File => !is_dir,
                     EntryType::Any => true,
                 };
-                if !type_ok || rule.except.iter().any(|e| e == name) {
+                if !type_ok
+                    || rule
+                        .except
+                        .iter()
+                        .any(|e| glob_match(e.as_bytes(), name.as_bytes()))
+                {
                     continue;
                 }
                 if !rule.contains.is_empty() && !rule.contains.iter().any(|c| has_child(c)) {
@@ -297,6 +311,39 @@ impl RuleSet {
             }
         }
         None
+    }
+}
+
+impl RuleSet {
+    /// Whether an ignore pattern names something a clean checkout usually
+    /// lacks: one of its path components is a name or glob of a rule with
+    /// `uncommitted = true` or of an ecosystem's `uncommitted` list
+    /// (`node_modules`, `**/dist`, `*.log`). Such a pattern matching nothing
+    /// today is not dead: the next build after an install would send what
+    /// it names.
+    pub fn names_uncommitted(&self, pattern: &[u8]) -> bool {
+        pattern
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && !c.iter().all(|&b| b == b'*'))
+            .any(|c| self.component_uncommitted(c))
+    }
+
+    fn component_uncommitted(&self, c: &[u8]) -> bool {
+        let wild = c.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+        // A literal component against the data's globs; a wildcard one
+        // (`*.log`, `node_*`) against the data's names and globs as text.
+        let hit = |glob: &String| {
+            let glob = glob.as_bytes();
+            glob == c || (!wild && glob_match(glob, c)) || (wild && glob_match(c, glob))
+        };
+        self.ecosystems.iter().any(|eco| {
+            eco.uncommitted.iter().any(hit)
+                || eco
+                    .rules
+                    .iter()
+                    .filter(|r| r.uncommitted)
+                    .any(|r| r.names.iter().chain(&r.globs).any(hit))
+        })
     }
 }
 
@@ -374,6 +421,11 @@ mod tests {
             ("backend/.env", false, Some("secrets/dotenv")),
             (".env.production", false, Some("secrets/dotenv")),
             (".env.example", false, None),
+            (".env.dev.example", false, None),
+            ("app/.env.prod.sample", false, None),
+            (".env.template", false, None),
+            (".env.local.dist", false, None),
+            (".env.local", false, Some("secrets/dotenv")),
             (
                 "home/.aws/credentials",
                 false,
@@ -418,6 +470,33 @@ mod tests {
     }
 
     #[test]
+    fn patterns_for_what_builds_create_are_known() {
+        let set = RuleSet::builtin();
+        for p in [
+            "node_modules",
+            "**/node_modules",
+            "**/dist",
+            "apps/*/dist/**",
+            ".next",
+            ".turbo",
+            "coverage",
+            "*.log",
+            "npm-debug.log",
+            "__pycache__",
+            "**/*.py[co]",
+            ".venv",
+            "build",
+            ".env",
+            ".env.*",
+        ] {
+            assert!(set.names_uncommitted(p.as_bytes()), "{p}");
+        }
+        for p in ["src", "docs/*.md", "secret-notes.txt", "**", "tests"] {
+            assert!(!set.names_uncommitted(p.as_bytes()), "{p}");
+        }
+    }
+
+    #[test]
     fn globs() {
         assert!(glob_match(b"*.pyc", b"a.pyc"));
         assert!(!glob_match(b"*.pyc", b"a.pyco"));
@@ -448,7 +527,10 @@ mod tests {
                         .any(|p| rel == p || rel.ends_with(&format!("/{p}")));
                 if type_ok
                     && hit
-                    && !rule.except.iter().any(|e| e == name)
+                    && !rule
+                        .except
+                        .iter()
+                        .any(|e| glob_match(e.as_bytes(), name.as_bytes()))
                     && rule.contains.is_empty()
                     && rule.content.is_empty()
                 {

@@ -2,7 +2,7 @@
 //! Dockerfile lines and build configuration to change, and an ignore file
 //! that is checked to keep every path the Dockerfile reads.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::context::{Builder, Context, ContextSpec, FileKind};
@@ -16,15 +16,19 @@ use super::{os, show, AnalyzeError};
 pub struct ContextSuggestion {
     /// The directory, relative to the current context (e.g. `backend`).
     pub dir: String,
-    /// The Dockerfile relative to the new context.
+    /// The Dockerfile relative to the new context (as compose and SST
+    /// read `dockerfile`).
     pub dockerfile: String,
     /// COPY/ADD lines rewritten for the new context.
     pub rewrites: Vec<Rewrite>,
-    /// `docker build` before and after.
+    /// `docker build` before and after, with paths relative to the
+    /// current directory.
     pub docker_build: (String, String),
-    /// docker compose `build:` section.
+    /// docker compose `build:` section: `context` relative to the current
+    /// context (where a compose file building it would sit), `dockerfile`
+    /// relative to the new context.
     pub compose: String,
-    /// SST `image:` option.
+    /// SST `image:` option, with paths like compose's.
     pub sst: String,
 }
 
@@ -45,12 +49,28 @@ pub struct IgnoreSuggestion {
     /// The context directory it is written for.
     pub context: PathBuf,
     pub text: String,
-    /// Every path the Dockerfile reads is still sent with it (checked by
-    /// walking the context with it).
+    /// Checked file by file: under every path the Dockerfile reads, it
+    /// sends exactly what today's build sends, except [`Self::dropped`].
     pub verified: bool,
-    /// Files and bytes sent with it.
+    /// Files and bytes a build with it sends.
     pub files: u64,
     pub bytes: u64,
+    /// What it deliberately leaves out although a COPY reads it today.
+    pub dropped: Vec<Dropped>,
+    /// When not verified, a few paths (relative to [`Self::context`]) it
+    /// sends that today's build does not (`+`) or misses (`-`).
+    pub differences: Vec<String>,
+}
+
+/// Entries today's build sends under a path the Dockerfile reads that the
+/// suggested ignore file leaves out on purpose.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Dropped {
+    /// Relative to the suggested context; a directory ends in `/`.
+    pub path: String,
+    pub files: u64,
+    /// What it is and why it can go.
+    pub why: String,
 }
 
 /// Components of a used path up to its first wildcard.
@@ -98,11 +118,17 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
     let dir = narrowest_dir(ctx, plan)?;
     let dir_s = show(&dir);
     let new_root = ctx.root().join(os(&dir));
-    let dockerfile_rel = match ctx.dockerfile_rel() {
+    // The Dockerfile relative to the new context, as compose and SST
+    // resolve `dockerfile` (`../Dockerfile` when it stays above).
+    let (dockerfile_rel, inside) = match ctx.dockerfile_rel() {
         Some(rel) if rel.starts_with(&dir) && rel.get(dir.len()) == Some(&b'/') => {
-            show(&rel[dir.len() + 1..])
+            (show(&rel[dir.len() + 1..]), true)
         }
-        _ => ctx.dockerfile().display().to_string(),
+        _ => (
+            relative_to(&new_root, ctx.dockerfile())
+                .unwrap_or_else(|| ctx.dockerfile().display().to_string()),
+            false,
+        ),
     };
     let used_lines: BTreeSet<usize> = plan.used.iter().map(|u| u.line).collect();
     let mut rewrites = Vec::new();
@@ -141,8 +167,10 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
     let old_ctx = ctx.root().display().to_string();
     let df_shown = ctx.dockerfile().display().to_string();
     let new_ctx = new_root.display().to_string();
-    // `-f` can go when the Dockerfile is the new context's default one.
-    let after_cmd = if dockerfile_rel == "Dockerfile" {
+    // docker looks for `Dockerfile` in the context: `-f` can go only when
+    // that is the file (paths on the command line are relative to the
+    // current directory).
+    let after_cmd = if dockerfile_rel == "Dockerfile" && inside {
         format!("docker build {new_ctx}")
     } else {
         format!("docker build -f {df_shown} {new_ctx}")
@@ -155,6 +183,36 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
         compose: format!("build: {{ context: ./{dir_s}, dockerfile: {dockerfile_rel} }}"),
         sst: format!("image: {{ context: \"./{dir_s}\", dockerfile: \"{dockerfile_rel}\" }}"),
     })
+}
+
+/// `to` relative to the directory `from`, lexically (both made absolute
+/// against the current directory first); `None` when that fails.
+fn relative_to(from: &Path, to: &Path) -> Option<String> {
+    let from = std::path::absolute(from).ok()?;
+    let to = std::path::absolute(to).ok()?;
+    let norm = |p: &Path| -> Vec<std::ffi::OsString> {
+        let mut out: Vec<std::ffi::OsString> = Vec::new();
+        for c in p.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::Normal(n) => out.push(n.to_os_string()),
+                _ => {}
+            }
+        }
+        out
+    };
+    let (f, t) = (norm(&from), norm(&to));
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..f.len() {
+        rel.push("..");
+    }
+    for c in &t[common..] {
+        rel.push(c);
+    }
+    rel.to_str().map(str::to_string)
 }
 
 /// Replaces whole-word occurrences of `word` (bounded by whitespace,
@@ -185,15 +243,21 @@ fn replace_word(text: &str, word: &str, new: &str) -> String {
     out
 }
 
-/// Rules whose matches may be wanted by a Dockerfile that copies them, so
-/// they are not excluded inside re-included directories.
-const NEVER_AUTO_EXCLUDE: &[&str] = &["ml/model-files", "dev/tests"];
+/// Rules whose files the suggestion may drop even where a COPY reads
+/// them today: what they match is rebuilt on its own, so the image works
+/// the same without it. Every other rule's pattern is suggested only where
+/// it leaves the image unchanged.
+const DROPPED_EVEN_WHEN_COPIED: &[&str] = &["python/pycache", "python/bytecode"];
+
+/// Entries (relative path -> kind) a walk sends under the paths read.
+type Sent = BTreeMap<Vec<u8>, FileKind>;
 
 /// Builds an allowlist ignore file for the suggested (or current) context:
-/// exclude everything, re-include what the Dockerfile reads, then exclude
-/// caches, dependencies and secrets found inside those paths. The result is
-/// checked by walking the context with it; a junk pattern that would drop
-/// a used path is left out.
+/// exclude everything, re-include what the Dockerfile reads, keep the
+/// user's own rules (re-rooted for a narrower context) so that what they
+/// exclude stays excluded, then exclude caches, dependencies and secrets
+/// where that leaves the image as it is. The result is checked file by
+/// file against what today's build sends under the paths read.
 pub fn ignore_file(
     ctx: &Context,
     plan: &Plan,
@@ -222,10 +286,24 @@ pub fn ignore_file(
             .and_then(|r| r.strip_prefix(b"/"))
             .map(<[u8]>::to_vec)
     };
-    let used: Vec<Vec<u8>> = plan.includes.iter().filter_map(|p| strip(p)).collect();
-    if used.iter().any(|u| u == b".") {
-        return Ok(None);
+    let mut used: Vec<Vec<u8>> = plan.includes.iter().filter_map(|p| strip(p)).collect();
+    // The build reads all of the narrower context: no allowlist, but the
+    // user's rules still have to follow it there.
+    let whole_dir = used.iter().any(|u| u == b".");
+    if whole_dir {
+        if dir.is_empty() {
+            return Ok(None);
+        }
+        used = vec![b"**".to_vec()];
     }
+    // What today's build sends under the paths read, re-rooted.
+    let mut today = Sent::new();
+    plan.apply(ctx, true)?.walk::<AnalyzeError, _>(|e| {
+        if let Some(rel) = strip(e.rel).filter(|r| r != b".") {
+            today.insert(rel, e.kind);
+        }
+        Ok(())
+    })?;
     let target = ContextSpec {
         root: root.clone(),
         dockerfile: Some(ctx.dockerfile().to_path_buf()),
@@ -241,55 +319,134 @@ pub fn ignore_file(
         Builder::Classic => root.join(".dockerignore"),
     };
 
-    let mut allow = String::from(
-        "# Everything is excluded, then what the Dockerfile reads is re-included.\n*\n",
-    );
-    for u in &used {
-        allow.push('!');
-        allow.push_str(&show(u));
-        allow.push('\n');
+    let mut text = String::new();
+    if !whole_dir {
+        text.push_str(
+            "# Everything is excluded, then what the Dockerfile reads is re-included.\n*\n",
+        );
+        for u in &used {
+            text.push('!');
+            text.push_str(&escape_literal(u).unwrap_or_else(|| show(u)));
+            text.push('\n');
+        }
     }
-    // Junk inside the re-included paths.
-    let base = target.with_ignore_text(&path, allow.as_bytes())?;
-    let minimal = base.with_includes(&used, true)?;
-    let mut junk: Vec<(String, String)> = Vec::new();
-    minimal.walk::<AnalyzeError, _>(|e| {
-        if used
-            .iter()
-            .any(|u| u.as_slice() == e.rel || is_prefix_dir(e.rel, u))
-        {
-            return Ok(());
-        }
-        let is_dir = e.kind == FileKind::Dir;
-        let path = e.path;
-        let has_child = |c: &str| path.join(c).symlink_metadata().is_ok();
-        let m = rules.classify(e.rel, is_dir, &has_child, &|| {
-            e.read_head(super::rules::CONTENT_LIMIT)
-        });
-        if let Some(m) = m {
-            if NEVER_AUTO_EXCLUDE.contains(&m.rule.id.as_str()) {
-                return Ok(());
-            }
-            let name = show(e.rel.rsplit(|&b| b == b'/').next().unwrap_or(e.rel));
-            let pattern = m.ignore_pattern(&name);
-            if !junk.iter().any(|(p, _)| *p == pattern) {
-                junk.push((pattern, m.rule.kind.clone()));
+    let own = user_rules(ctx, &dir);
+    if !own.is_empty() {
+        text.push_str("# The rules of your ignore file, so what they exclude stays excluded:\n");
+        text.push_str(&own);
+    }
+    // The file itself, once written inside the context, must stay out of
+    // the image as it is today (the walk cannot see a file not written).
+    if let Some(rel) = relative_to(&root, &path).filter(|r| !r.starts_with("..")) {
+        if !today.contains_key(rel.as_bytes()) {
+            if let Some(lit) = escape_literal(rel.as_bytes()) {
+                text.push_str("# This file itself, which today's build does not send:\n");
+                text.push_str(&lit);
+                text.push('\n');
             }
         }
-        Ok(())
-    })?;
+    }
+    // Where re-rooting cannot say it, name what differs.
+    let sent = sent_under(&target, &path, &text, &used)?;
+    let (extra, missing) = differences(&sent, &today);
+    if !extra.is_empty() || !missing.is_empty() {
+        let fixes = literal_fixes(&extra, &missing);
+        if !fixes.is_empty() {
+            text.push_str("# Sent or excluded by name, as today:\n");
+            text.push_str(&fixes);
+        }
+    }
+    let mut sent = sent_under(&target, &path, &text, &used)?;
 
-    // Keep only junk patterns that leave every used path in place.
-    let mut kept: Vec<(String, String)> = Vec::new();
-    for candidate in junk {
-        let mut trial = kept.clone();
-        trial.push(candidate.clone());
-        if keeps_every_used_path(&target, &path, &render(&allow, &trial), &used)?.ok {
-            kept = trial;
+    // Junk inside the re-included paths.
+    let mut junk: Vec<(String, String, String)> = Vec::new();
+    for (rel, kind) in &sent {
+        if used.iter().any(|u| u == rel) {
+            continue;
+        }
+        let is_dir = *kind == FileKind::Dir;
+        let disk = root.join(os(rel));
+        // Never through a link, never blocking, never unbounded: the
+        // repository is untrusted input.
+        let m = rules.classify(
+            rel,
+            is_dir,
+            &|c| disk.join(c).symlink_metadata().is_ok(),
+            &|| crate::context::read_head_at(&disk, super::rules::CONTENT_LIMIT),
+        );
+        if let Some(m) = m {
+            let name = show(rel.rsplit(|&b| b == b'/').next().unwrap_or(rel));
+            let pattern = m.ignore_pattern(&name);
+            if !junk.iter().any(|(p, _, _)| *p == pattern) {
+                junk.push((pattern, m.rule.id.clone(), m.rule.description.clone()));
+            }
         }
     }
-    let text = render(&allow, &kept);
-    let check = keeps_every_used_path(&target, &path, &text, &used)?;
+    let mut kept: Vec<String> = Vec::new();
+    let mut dropped_set = Sent::new();
+    let mut dropped: Vec<Dropped> = Vec::new();
+    for (pattern, id, why) in junk {
+        let trial = render(&text, &kept, Some(&pattern));
+        let trial_sent = sent_under(&target, &path, &trial, &used)?;
+        if trial_sent.keys().any(|k| !sent.contains_key(k)) {
+            continue;
+        }
+        let removed: Sent = sent
+            .iter()
+            .filter(|(k, _)| !trial_sent.contains_key(*k))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        if !removed.is_empty() && !DROPPED_EVEN_WHEN_COPIED.contains(&id.as_str()) {
+            continue;
+        }
+        for top in topmost(&removed) {
+            let files = removed
+                .iter()
+                .filter(|(k, kind)| {
+                    **kind != FileKind::Dir && (*k == &top || is_prefix_dir(&top, k))
+                })
+                .count() as u64;
+            let dir_mark = if removed.get(&top) == Some(&FileKind::Dir) {
+                "/"
+            } else {
+                ""
+            };
+            dropped.push(Dropped {
+                path: format!("{}{dir_mark}", show(&top)),
+                files,
+                why: why.clone(),
+            });
+        }
+        dropped_set.extend(removed);
+        kept.push(pattern);
+        sent = trial_sent;
+    }
+    let text = render(&text, &kept, None);
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let sent = sent_under(&target, &path, &text, &used)?;
+    let mut expected = today.clone();
+    expected.retain(|k, _| !dropped_set.contains_key(k));
+    let (extra, missing) = differences(&sent, &expected);
+    // Today's build failing to send a path it reads is nothing to match.
+    let lost = used.iter().filter(|u| {
+        let wild = u.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+        let reached = if wild {
+            !sent.is_empty()
+        } else {
+            sent.keys().any(|k| k == *u || is_prefix_dir(u, k))
+        };
+        !reached && !is_empty_dir(&root.join(os(u)))
+    });
+    let differences: Vec<String> = extra
+        .iter()
+        .map(|p| format!("+{}", show(p)))
+        .chain(missing.iter().map(|p| format!("-{}", show(p))))
+        .chain(lost.map(|u| format!("nothing of {}", show(u))))
+        .take(5)
+        .collect();
+    let totals = totals(&target, &path, &text)?;
     let header = format!(
         "# Suggested by reggie-build for context {} and Dockerfile {}.\n",
         root.display(),
@@ -299,21 +456,146 @@ pub fn ignore_file(
         path,
         context: root,
         text: format!("{header}{text}"),
-        verified: check.ok,
-        files: check.files,
-        bytes: check.bytes,
+        verified: differences.is_empty(),
+        files: totals.0,
+        bytes: totals.1,
+        dropped,
+        differences,
     }))
+}
+
+/// The user's ignore rules for the context `dir` below the current one:
+/// as written when `dir` is the current context, re-rooted otherwise
+/// (rules that cannot apply below `dir` go).
+fn user_rules(ctx: &Context, dir: &[u8]) -> String {
+    let mut out = String::new();
+    for rule in ctx.matcher().rules().iter().filter(|r| r.line > 0) {
+        let line = if dir.is_empty() {
+            Some(rule.raw.trim().to_string())
+        } else {
+            reroot(rule.pattern.as_bytes(), dir).map(|p| {
+                let bang = if rule.exception { "!" } else { "" };
+                format!("{bang}{}", show(&p))
+            })
+        };
+        if let Some(line) = line {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A cleaned pattern of the current context as a pattern of its
+/// subdirectory `dir`, or `None` when it matches nothing below `dir`.
+fn reroot(pattern: &[u8], dir: &[u8]) -> Option<Vec<u8>> {
+    if pattern.starts_with(b"**") {
+        return Some(pattern.to_vec());
+    }
+    let parts: Vec<&[u8]> = pattern.split(|&b| b == b'/').collect();
+    let dirs: Vec<&[u8]> = dir.split(|&b| b == b'/').collect();
+    for (i, d) in dirs.iter().enumerate() {
+        let Some(part) = parts.get(i) else {
+            // It matches an ancestor of the new root: everything in it.
+            return Some(b"**".to_vec());
+        };
+        if *part == b"**" {
+            return Some(parts[i..].join(&b'/'));
+        }
+        if !crate::context::ignore::Pattern::new(part)
+            .matches(d)
+            .unwrap_or(false)
+        {
+            return None;
+        }
+    }
+    if parts.len() == dirs.len() {
+        return Some(b"**".to_vec());
+    }
+    Some(parts[dirs.len()..].join(&b'/'))
+}
+
+/// A path as an ignore pattern matching only itself, if one can.
+fn escape_literal(rel: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(rel).ok()?;
+    if s.is_empty()
+        || s.starts_with(char::is_whitespace)
+        || s.ends_with(char::is_whitespace)
+        || s.contains(['\n', '\r'])
+    {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    if s.starts_with(['!', '#']) {
+        out.push('\\');
+    }
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    Some(out)
+}
+
+/// Lines that exclude the topmost `extra` entries and re-include the
+/// topmost `missing` ones by name.
+fn literal_fixes(extra: &[Vec<u8>], missing: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    for (set, bang) in [(extra, ""), (missing, "!")] {
+        let set: Sent = set.iter().map(|p| (p.clone(), FileKind::File)).collect();
+        for top in topmost(&set) {
+            if let Some(lit) = escape_literal(&top) {
+                out.push_str(bang);
+                out.push_str(&lit);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Entries with no ancestor in the set.
+fn topmost(set: &Sent) -> Vec<Vec<u8>> {
+    set.keys()
+        .filter(|k| {
+            !k.iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'/' && set.contains_key(&k[..i]))
+        })
+        .cloned()
+        .collect()
+}
+
+/// (sent but not expected, expected but not sent).
+fn differences(sent: &Sent, expected: &Sent) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let extra = sent
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .cloned()
+        .collect();
+    let missing = expected
+        .keys()
+        .filter(|k| !sent.contains_key(*k))
+        .cloned()
+        .collect();
+    (extra, missing)
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    path.symlink_metadata().is_ok_and(|m| m.is_dir())
+        && std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
 }
 
 fn is_prefix_dir(dir: &[u8], path: &[u8]) -> bool {
     path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
 }
 
-fn render(allow: &str, junk: &[(String, String)]) -> String {
-    let mut text = allow.to_string();
-    if !junk.is_empty() {
-        text.push_str("# Never send these, even inside re-included directories:\n");
-        for (pattern, _) in junk {
+fn render(text: &str, junk: &[String], trial: Option<&str>) -> String {
+    let mut text = text.to_string();
+    if !junk.is_empty() || trial.is_some() {
+        text.push_str("# Never send these (the image stays the same, except as reported):\n");
+        for pattern in junk.iter().map(String::as_str).chain(trial) {
             text.push_str(pattern);
             text.push('\n');
         }
@@ -321,62 +603,38 @@ fn render(allow: &str, junk: &[(String, String)]) -> String {
     text
 }
 
-struct Check {
-    ok: bool,
-    files: u64,
-    bytes: u64,
-}
-
-/// Walks `target` with `text` as its ignore file and the used paths as
-/// includes; ok when each used path still sends at least one file (or,
-/// for a symlink or empty directory, itself).
-fn keeps_every_used_path(
+/// What `target` sends under the paths read with `text` as its ignore
+/// file.
+fn sent_under(
     target: &Context,
     label: &Path,
     text: &str,
     used: &[Vec<u8>],
-) -> Result<Check, AnalyzeError> {
+) -> Result<Sent, AnalyzeError> {
     let ctx = target.with_ignore_text(label, text.as_bytes())?;
-    let minimal = ctx.with_includes(used, true)?;
-    let mut hit = vec![false; used.len()];
-    let mut files = 0u64;
-    let mut bytes = 0u64;
-    let summary = minimal.walk::<AnalyzeError, _>(|e| {
+    let mut out = Sent::new();
+    ctx.with_includes(used, true)?
+        .walk::<AnalyzeError, _>(|e| {
+            out.insert(e.rel.to_vec(), e.kind);
+            Ok(())
+        })?;
+    Ok(out)
+}
+
+/// Files and bytes `target` sends with `text` as its ignore file.
+fn totals(target: &Context, label: &Path, text: &str) -> Result<(u64, u64), AnalyzeError> {
+    let ctx = target.with_ignore_text(label, text.as_bytes())?;
+    let (mut files, mut bytes) = (0u64, 0u64);
+    ctx.walk::<AnalyzeError, _>(|e| {
         if e.kind != FileKind::Dir {
             files += 1;
         }
         if e.kind == FileKind::File {
             bytes += std::fs::symlink_metadata(e.path).map_or(0, |m| m.len());
         }
-        for (i, u) in used.iter().enumerate() {
-            if e.rel == u.as_slice() || (e.kind != FileKind::Dir && is_prefix_dir(u, e.rel)) {
-                hit[i] = true;
-            }
-        }
         Ok(())
     })?;
-    // Wildcard paths are judged by the include matcher's own hits.
-    for (i, h) in hit.iter_mut().enumerate() {
-        if !*h && summary.include_hits.get(i).copied().unwrap_or(0) > 0 {
-            let u = &used[i];
-            *h = u.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
-        }
-    }
-    // A used directory that exists but is empty on disk is fine as is.
-    for (i, h) in hit.iter_mut().enumerate() {
-        if !*h {
-            let on_disk = target.root().join(os(&used[i]));
-            if on_disk.is_dir() && std::fs::read_dir(&on_disk).is_ok_and(|mut d| d.next().is_none())
-            {
-                *h = true;
-            }
-        }
-    }
-    Ok(Check {
-        ok: hit.iter().all(|&h| h),
-        files,
-        bytes,
-    })
+    Ok((files, bytes))
 }
 
 #[cfg(test)]
@@ -397,6 +655,161 @@ mod tests {
             replace_word("COPY xbackend/a .", "backend/a", "a"),
             "COPY xbackend/a ."
         );
+    }
+
+    #[test]
+    fn rules_rerooted_below_the_context() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("*/dist", "app", Some("dist")),
+            ("app/dist", "app", Some("dist")),
+            ("other/dist", "app", None),
+            ("**/node_modules", "app", Some("**/node_modules")),
+            ("app/**/x", "app", Some("**/x")),
+            ("a*/b/*.log", "apps/b", Some("*.log")),
+            ("app", "app", Some("**")),
+            ("*", "apps/web", Some("**")),
+            ("apps/*/.next", "apps/web", Some(".next")),
+            ("apps/web", "apps/api", None),
+        ];
+        for (pattern, dir, want) in cases {
+            let got = reroot(pattern.as_bytes(), dir.as_bytes());
+            assert_eq!(
+                got.as_deref(),
+                want.map(str::as_bytes),
+                "{pattern} under {dir}"
+            );
+        }
+    }
+
+    /// Issue 13 item 3: a Dockerfile above the narrower context keeps
+    /// `-f`, and compose/SST get it relative to the new context.
+    #[test]
+    fn commands_for_a_dockerfile_above_the_new_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("apps/web/src")).unwrap();
+        std::fs::write(d.join("apps/web/src/a.js"), "a").unwrap();
+        std::fs::write(d.join("apps/web/package.json"), "{}").unwrap();
+        std::fs::write(
+            d.join("Dockerfile"),
+            "FROM scratch\nCOPY apps/web/src /src\nCOPY apps/web/package.json /\n",
+        )
+        .unwrap();
+        let ctx = ContextSpec {
+            root: d.to_path_buf(),
+            dockerfile: None,
+            builder: Builder::BuildKit,
+        }
+        .resolve()
+        .unwrap();
+        let plan = Plan::new(&ctx, &Default::default()).unwrap();
+        let s = narrowest_context(&ctx, &plan).unwrap();
+        assert_eq!(s.dir, "apps/web");
+        assert_eq!(s.dockerfile, "../../Dockerfile");
+        assert!(
+            s.docker_build.1.starts_with("docker build -f "),
+            "{}",
+            s.docker_build.1
+        );
+        assert!(
+            s.compose.contains("dockerfile: ../../Dockerfile"),
+            "{}",
+            s.compose
+        );
+        assert!(
+            s.sst.contains("dockerfile: \"../../Dockerfile\""),
+            "{}",
+            s.sst
+        );
+        assert_eq!(
+            relative_to(Path::new("/a/b/c"), Path::new("/a/x/Dockerfile")).as_deref(),
+            Some("../../x/Dockerfile")
+        );
+    }
+
+    #[test]
+    fn literals_match_only_themselves() {
+        assert_eq!(escape_literal(b"a/b[1]*.txt").unwrap(), "a/b\\[1\\]\\*.txt");
+        assert_eq!(escape_literal(b"!x").unwrap(), "\\!x");
+        assert_eq!(escape_literal(b"#x").unwrap(), "\\#x");
+        assert!(escape_literal(b" x").is_none());
+        assert!(escape_literal(b"a\nb").is_none());
+        assert!(escape_literal(b"\xff").is_none());
+    }
+
+    /// Issue 13 item 2: the user's exclusions inside a re-included
+    /// directory stay excluded, and nothing a COPY takes today is dropped
+    /// but what the report names.
+    #[test]
+    fn suggestion_sends_what_today_sends() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (p, c) in [
+            ("app/dist/bundle.js", "x"),
+            ("app/src/index.js", "s"),
+            ("app/.next/cache", "n"),
+            ("app/.turbo/log", "t"),
+            ("app/coverage/lcov", "c"),
+            ("app/npm-debug.log", "l"),
+            ("app/.env", "E=1"),
+            ("app/lib/__pycache__/m.pyc", "p"),
+            ("top.txt", "t"),
+            ("other/o.txt", "o"),
+            (".dockerignore", "*/dist\nother\n"),
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY ./app /app\nCOPY top.txt /\n",
+            ),
+        ] {
+            std::fs::create_dir_all(d.join(p).parent().unwrap()).unwrap();
+            std::fs::write(d.join(p), c).unwrap();
+        }
+        for builder in [Builder::BuildKit, Builder::Classic] {
+            let ctx = ContextSpec {
+                root: d.to_path_buf(),
+                dockerfile: None,
+                builder,
+            }
+            .resolve()
+            .unwrap();
+            let plan = Plan::new(&ctx, &Default::default()).unwrap();
+            let ig = ignore_file(&ctx, &plan, &RuleSet::builtin(), None)
+                .unwrap()
+                .unwrap();
+            assert!(ig.verified, "{builder:?}: {ig:?}");
+            assert!(ig.text.contains("\n*/dist\n"), "{}", ig.text);
+            let with = ctx.with_ignore_text(&ig.path, ig.text.as_bytes()).unwrap();
+            let mut sent = Vec::new();
+            with.walk::<AnalyzeError, _>(|e| {
+                if e.kind != FileKind::Dir {
+                    sent.push(show(e.rel));
+                }
+                Ok(())
+            })
+            .unwrap();
+            for keep in [
+                "app/src/index.js",
+                "app/.next/cache",
+                "app/.turbo/log",
+                "app/coverage/lcov",
+                "app/npm-debug.log",
+                "app/.env",
+                "top.txt",
+            ] {
+                assert!(
+                    sent.iter().any(|s| s == keep),
+                    "{builder:?}: {keep} {sent:?}"
+                );
+            }
+            assert!(
+                !sent
+                    .iter()
+                    .any(|s| s.starts_with("app/dist") || s.contains("__pycache__")),
+                "{sent:?}"
+            );
+            let dropped: Vec<&str> = ig.dropped.iter().map(|d| d.path.as_str()).collect();
+            assert_eq!(dropped, ["app/lib/__pycache__/"]);
+        }
     }
 
     #[test]

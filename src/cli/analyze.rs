@@ -171,13 +171,13 @@ fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()>
             "no ignore file can be suggested for {dockerfile}: the build reads the whole context"
         );
     };
+    let shown = reggie_build::text::show_path(&ig.path);
     if !ig.verified {
         bail!(
-            "the suggested ignore file would lose a path the Dockerfile reads; not writing {}",
-            ig.path.display()
+            "the suggested ignore file was not verified to send what today's build sends under the paths the Dockerfile reads ({}); not writing {shown}",
+            reggie_build::text::escape(&ig.differences.join(", "))
         );
     }
-    let shown = reggie_build::text::show_path(&ig.path);
     // Never through a link (it may point anywhere, a dangling one
     // included); an existing file keeps its mode.
     let mode = match std::fs::symlink_metadata(&ig.path) {

@@ -43,6 +43,7 @@ impl PlanArgs {
             target: self.target.clone(),
             build_args,
             platform: self.platform.clone(),
+            ..PlanOptions::default()
         })
     }
 }

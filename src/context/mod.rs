@@ -23,7 +23,7 @@ pub mod walk;
 use std::path::{Path, PathBuf};
 
 pub use ignore::{Matcher, Verdict};
-pub use walk::{Entry, FileKind, Stat, WalkError};
+pub use walk::{read_head_at, Entry, FileKind, Stat, WalkError};
 
 /// Which Docker builder's rules to reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

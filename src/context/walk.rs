@@ -198,6 +198,27 @@ impl Entry<'_> {
     }
 }
 
+/// The first `limit` bytes of the regular file at `path`, as
+/// [`Entry::read_head`] reads a walked entry: a symlink in the last
+/// component is not followed, a FIFO or device is not read (opened
+/// non-blocking, checked with fstat), and `None` for anything else or an
+/// error. For paths that came from a walk, whose parents are directories.
+pub fn read_head_at(path: &Path, limit: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(path, flags, Mode::empty()).ok()?;
+    let stat = Stat::from_raw(&rustix::fs::fstat(&fd).ok()?);
+    if RawFileType::from_raw_mode(stat.mode) != RawFileType::RegularFile {
+        return None;
+    }
+    let mut data = Vec::new();
+    File::from(fd)
+        .take(limit as u64)
+        .read_to_end(&mut data)
+        .ok()?;
+    Some(data)
+}
+
 /// The most any input file (Dockerfile, ignore file, config, compose file)
 /// is read to: far above any real one, far below what exhausts memory.
 pub const MAX_INPUT_FILE: u64 = 32 << 20;

@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::context::ignore::gopath::clean;
-use crate::context::{ignore::CompileError, Context};
+use crate::context::{ignore::CompileError, Builder, Context};
 
 use super::dockerfile::{self, ContextUse, Dockerfile, PlanOptions, UsedPath, WholeReason};
 
@@ -59,7 +59,11 @@ impl Plan {
         })?;
         let label = path.display().to_string();
         let df = dockerfile::parse(&label, &bytes)?;
-        let analysis = dockerfile::analyze(&df, opts)?;
+        let opts = PlanOptions {
+            every_stage_to_target: opts.every_stage_to_target || ctx.builder() == Builder::Classic,
+            ..opts.clone()
+        };
+        let analysis = dockerfile::analyze(&df, &opts)?;
         let (used, whole) = match analysis.context {
             ContextUse::Paths(paths) => (paths, Vec::new()),
             ContextUse::Whole(reasons) => (Vec::new(), reasons),

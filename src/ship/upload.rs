@@ -155,11 +155,12 @@ pub fn place_dockerfile(
     let ignore_is_root = ctx.ignore_file().is_some_and(|i| i.path == root_ignore);
     if let Some(rel) = rel.filter(|r| r.is_ascii() && r.len() < 100) {
         if survey.has_dockerignore && ignore_is_root {
+            // Where the docker CLI sends the file itself, with its mode.
             return Ok(DockerfilePlacement {
                 dockerfile_param: rel.clone(),
                 extra: vec![ExtraEntry {
                     name: rel,
-                    mode: 0o600,
+                    mode: file_mode(ctx.dockerfile()),
                     content,
                 }],
             });
@@ -183,11 +184,27 @@ pub fn place_dockerfile(
             },
             ExtraEntry {
                 name: ".dockerignore".into(),
-                mode: 0o600,
+                // The docker CLI rewrites the sent file's content and keeps
+                // its header: a `COPY .` sees the original mode.
+                mode: if survey.has_dockerignore {
+                    file_mode(&root_ignore)
+                } else {
+                    0o600
+                },
                 content: ignore_content,
             },
         ],
     })
+}
+
+/// The permission bits of a regular file (not followed if a link), or
+/// 0600, the docker CLI's mode for what it adds.
+fn file_mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map_or(0o600, |m| m.permissions().mode() & 0o7777)
 }
 
 pub(crate) fn random_hex(len: usize) -> String {

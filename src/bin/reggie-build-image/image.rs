@@ -299,6 +299,7 @@ async fn build_and_push(
             target: args.target.clone(),
             build_args: build_args.clone(),
             platform: args.platform.clone(),
+            ..PlanOptions::default()
         },
     );
     // `--full` builds whatever the Dockerfile says, as docker does: a

@@ -1,8 +1,10 @@
 //! Go's `path.Clean` and `filepath.Match` syntax check, on bytes.
 //!
 //! Docker normalises every pattern with `filepath.Clean` and rejects a
-//! pattern when `filepath.Match(pattern, ".")` reports `ErrBadPattern`; both
-//! must be reproduced exactly for the file set to equal Docker's.
+//! pattern when `filepath.Match(pattern, ".")` reports `ErrBadPattern`,
+//! which it does only for the part of the pattern read before the match
+//! fails; both must be reproduced exactly for the file set to equal
+//! Docker's.
 
 /// Go's `path.Clean` (Unix separators) on raw bytes.
 ///
@@ -48,70 +50,184 @@ pub fn clean(path: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Whether `pattern` is syntactically valid for Go's `filepath.Match` on
-/// Unix: every `[...]` class is closed, non-empty, with well-formed ranges
-/// and no invalid UTF-8 inside, and no `\` ends the pattern or a class.
+/// Whether Docker accepts `pattern`: Go's `filepath.Match(pattern, ".")`
+/// on Unix returns no `ErrBadPattern` (the only check
+/// `patternmatcher.New` makes).
 ///
-/// Go checks the whole pattern even after a mismatch, so validity does not
-/// depend on the name being matched.
+/// `filepath.Match` reads the pattern chunk by chunk (a chunk is the text
+/// between unbracketed `*`s) and returns at the first chunk that cannot
+/// match `.`: a malformed class or trailing `\` after that point is never
+/// looked at, so `d*/x\` passes (unlike `path.Match`, which checks the
+/// rest of the pattern before returning false). Within a chunk every byte
+/// is parsed even after a mismatch. Docker 20.10 (Go 1.19) and 28 (Go
+/// 1.24) agree. A pattern accepted here can still fail later, when its
+/// regex does not compile (see [`super::pattern`]).
 pub fn is_valid_match_pattern(pattern: &[u8]) -> bool {
-    let mut i = 0;
-    while i < pattern.len() {
-        match pattern[i] {
-            b'[' => match class_end(pattern, i + 1) {
-                Some(end) => i = end,
-                None => return false,
-            },
-            b'\\' => {
-                if i + 1 >= pattern.len() {
-                    return false;
-                }
-                i += 2;
-            }
-            _ => i += 1,
-        }
-    }
-    true
+    match_dot(pattern).is_ok()
 }
 
-/// Parses a character class body starting at `i` (just after `[`) with Go's
-/// `matchChunk`/`getEsc` rules; returns the index after the closing `]`.
-fn class_end(p: &[u8], mut i: usize) -> Option<usize> {
-    if p.get(i) == Some(&b'^') {
+/// Go's `filepath.Match(pattern, ".")`: `Err` is `ErrBadPattern`.
+fn match_dot(mut pattern: &[u8]) -> Result<bool, BadPattern> {
+    let mut name: &[u8] = b".";
+    'chunks: while !pattern.is_empty() {
+        let (star, chunk, rest) = scan_chunk(pattern);
+        pattern = rest;
+        if star && chunk.is_empty() {
+            return Ok(!name.contains(&b'/'));
+        }
+        if let Some(t) = match_chunk(chunk, name)? {
+            if t.is_empty() || !pattern.is_empty() {
+                name = t;
+                continue;
+            }
+        }
+        if star {
+            let mut i = 0;
+            while i < name.len() && name[i] != b'/' {
+                if let Some(t) = match_chunk(chunk, &name[i + 1..])? {
+                    if !pattern.is_empty() || t.is_empty() {
+                        name = t;
+                        continue 'chunks;
+                    }
+                }
+                i += 1;
+            }
+        }
+        return Ok(false);
+    }
+    Ok(name.is_empty())
+}
+
+/// Go's `ErrBadPattern`.
+struct BadPattern;
+
+/// Go's `scanChunk`: leading stars, then the text up to the next star
+/// outside a class; `\` skips the next byte.
+fn scan_chunk(pattern: &[u8]) -> (bool, &[u8], &[u8]) {
+    let start = pattern.iter().take_while(|&&b| b == b'*').count();
+    let p = &pattern[start..];
+    let mut in_range = false;
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            b'\\' if i + 1 < p.len() => i += 1,
+            b'[' => in_range = true,
+            b']' => in_range = false,
+            b'*' if !in_range => break,
+            _ => {}
+        }
         i += 1;
     }
-    let mut ranges = 0;
-    loop {
-        if p.get(i) == Some(&b']') && ranges > 0 {
-            return Some(i + 1);
+    (start > 0, &p[..i], &p[i..])
+}
+
+/// Go's `matchChunk`: the rest of `s` when `chunk` matches its start.
+/// After a mismatch the chunk is still parsed to the end.
+fn match_chunk<'a>(mut chunk: &[u8], mut s: &'a [u8]) -> Result<Option<&'a [u8]>, BadPattern> {
+    let mut failed = false;
+    while let Some(&c) = chunk.first() {
+        if !failed && s.is_empty() {
+            failed = true;
         }
-        i = class_char(p, i)?;
-        if p.get(i) == Some(&b'-') {
-            i = class_char(p, i + 1)?;
+        match c {
+            b'[' => {
+                let mut r = 0u32;
+                if !failed {
+                    let (rune, n) = decode_rune(s);
+                    r = rune;
+                    s = &s[n..];
+                }
+                chunk = &chunk[1..];
+                let negated = chunk.first() == Some(&b'^');
+                if negated {
+                    chunk = &chunk[1..];
+                }
+                let mut matched = false;
+                let mut ranges = 0;
+                loop {
+                    if chunk.first() == Some(&b']') && ranges > 0 {
+                        chunk = &chunk[1..];
+                        break;
+                    }
+                    let (lo, rest) = get_esc(chunk)?;
+                    chunk = rest;
+                    let mut hi = lo;
+                    if chunk.first() == Some(&b'-') {
+                        let (h, rest) = get_esc(&chunk[1..])?;
+                        hi = h;
+                        chunk = rest;
+                    }
+                    matched |= lo <= r && r <= hi;
+                    ranges += 1;
+                }
+                if matched == negated {
+                    failed = true;
+                }
+            }
+            b'?' => {
+                if !failed {
+                    if s[0] == b'/' {
+                        failed = true;
+                    }
+                    s = &s[decode_rune(s).1..];
+                }
+                chunk = &chunk[1..];
+            }
+            _ => {
+                if c == b'\\' {
+                    chunk = &chunk[1..];
+                    if chunk.is_empty() {
+                        return Err(BadPattern);
+                    }
+                }
+                if !failed {
+                    if chunk[0] != s[0] {
+                        failed = true;
+                    }
+                    s = &s[1..];
+                }
+                chunk = &chunk[1..];
+            }
         }
-        ranges += 1;
     }
+    Ok((!failed).then_some(s))
 }
 
 /// Go's `getEsc`: one possibly escaped character of a class; it may not be
 /// `-` or `]`, must be valid UTF-8, and must not end the pattern.
-fn class_char(p: &[u8], mut i: usize) -> Option<usize> {
-    match p.get(i) {
-        None | Some(b'-') | Some(b']') => return None,
+fn get_esc(mut chunk: &[u8]) -> Result<(u32, &[u8]), BadPattern> {
+    match chunk.first() {
+        None | Some(b'-') | Some(b']') => return Err(BadPattern),
         Some(b'\\') => {
-            i += 1;
-            if i >= p.len() {
-                return None;
+            chunk = &chunk[1..];
+            if chunk.is_empty() {
+                return Err(BadPattern);
             }
         }
         _ => {}
     }
-    let width = utf8_width(&p[i..])?;
-    let next = i + width;
-    if next >= p.len() {
-        return None;
+    let width = utf8_width(chunk).ok_or(BadPattern)?;
+    let (rune, _) = decode_rune(chunk);
+    let rest = &chunk[width..];
+    if rest.is_empty() {
+        return Err(BadPattern);
     }
-    Some(next)
+    Ok((rune, rest))
+}
+
+/// Go's `utf8.DecodeRune` on a non-empty slice: an invalid sequence is
+/// U+FFFD with width 1.
+fn decode_rune(s: &[u8]) -> (u32, usize) {
+    match utf8_width(s) {
+        Some(w) => {
+            let c = std::str::from_utf8(&s[..w])
+                .ok()
+                .and_then(|t| t.chars().next())
+                .map_or(0xFFFD, u32::from);
+            (c, w)
+        }
+        None => (0xFFFD, 1),
+    }
 }
 
 /// Width of the UTF-8 sequence at the start of `s`, `None` when it is
@@ -231,5 +347,35 @@ mod tests {
         }
         assert!(!is_valid_match_pattern(b"[\xff]"));
         assert!(is_valid_match_pattern(b"\xff"));
+    }
+
+    #[test]
+    fn only_the_part_read_before_a_mismatch_is_checked() {
+        // Checked against docker 28.2 (Go 1.24, classic) and 20.10 (Go
+        // 1.19, BuildKit): a chunk after the first one that cannot match
+        // `.` is never parsed. Those with an invalid regex (`d*/x[`) are
+        // accepted here and fail when first matched, as in Docker.
+        for p in [
+            "d*/x\\",
+            "d*/[]a]",
+            "d*/[-]",
+            "d*/[x-]",
+            "d*/[a-b-c]",
+            "x*[]a]",
+            "d*/x[",
+            "a*/[",
+        ] {
+            assert!(is_valid_match_pattern(p.as_bytes()), "{p:?} must be valid");
+        }
+        // The first chunk is parsed whole; a chunk that matches `.` lets
+        // the next one be read.
+        for p in [
+            "*x/[]a]", "*/x\\", "?*/[", ".*/[", "x/[", "d\\", "[", "*[x", "[.]*/[", "**/x\\",
+        ] {
+            assert!(
+                !is_valid_match_pattern(p.as_bytes()),
+                "{p:?} must be invalid"
+            );
+        }
     }
 }

@@ -971,5 +971,13 @@ mod tests {
     fn bad_regex_errors_on_use() {
         let p = Pattern::new(b"[z-a]");
         assert!(p.matches(b"x").is_err());
+        // Accepted by the syntax check (see gopath), then: Docker 20.10 with
+        // BuildKit fails with "failed to match excludepatterns" on `d*/x[`
+        // and builds with `d*/x\`, whose regex ends in an escaped `$`.
+        assert!(Pattern::new(b"d*/x[").matches(b"dz/x").is_err());
+        let p = Pattern::new(b"d*/x\\");
+        assert!(!p.matches(b"dz/x").unwrap());
+        assert!(p.matches(b"dz/x$").unwrap());
+        assert!(Pattern::new(b"d*/[]a]").matches(b"dz/a").unwrap());
     }
 }

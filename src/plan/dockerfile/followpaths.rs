@@ -20,6 +20,10 @@ pub struct PlanOptions {
     /// Target platform (`os/arch[/variant]`) for `TARGETPLATFORM` & co;
     /// default `linux/amd64`. The build platform is taken to be the same.
     pub platform: Option<String>,
+    /// The classic builder's stage order: it builds every stage up to the
+    /// target in file order, needed or not, so all of them read the
+    /// context (BuildKit builds only the stages the target depends on).
+    pub every_stage_to_target: bool,
 }
 
 /// A context path the build can read.
@@ -123,6 +127,7 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
             external_bases: Vec::new(),
         });
     }
+    check_copy_flags(df)?;
     let meta = meta_scope(df, &opts.build_args, opts.platform.as_deref())?;
     let mut results: Vec<StageResult> = Vec::with_capacity(df.stages.len());
     for i in 0..df.stages.len() {
@@ -131,7 +136,11 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
     }
     // Reachability.
     let mut seen = BTreeSet::new();
-    let mut todo = vec![target_stage];
+    let mut todo = if opts.every_stage_to_target {
+        (0..=target_stage).collect()
+    } else {
+        vec![target_stage]
+    };
     while let Some(s) = todo.pop() {
         if seen.insert(s) {
             if let Some(r) = results.get(s) {
@@ -207,7 +216,55 @@ fn find_target(df: &Dockerfile, opts: &PlanOptions) -> Result<usize, DockerfileE
     ))
 }
 
-/// The frontend image when it is not an official `docker/dockerfile` one.
+/// The flags BuildKit's Dockerfile frontend knows (up to 1.17, `-labs`
+/// included); any other makes both builders fail with "Unknown flag".
+const COPY_FLAGS: &[&str] = &["from", "chown", "chmod", "link", "parents", "exclude"];
+const ADD_FLAGS: &[&str] = &[
+    "chown",
+    "chmod",
+    "link",
+    "checksum",
+    "keep-git-dir",
+    "exclude",
+    "unpack",
+];
+
+/// Unknown `COPY`/`ADD` flags in any stage: Docker parses every stage
+/// before building, so one in an unused stage fails the build too.
+fn check_copy_flags(df: &Dockerfile) -> Result<(), DockerfileError> {
+    for ins in df.stages.iter().flat_map(|s| &s.instructions) {
+        let known = match ins.keyword.as_str() {
+            "COPY" => COPY_FLAGS,
+            "ADD" => ADD_FLAGS,
+            _ => continue,
+        };
+        if let Some(f) = ins.flags.iter().find(|f| !known.contains(&f.name.as_str())) {
+            let (line, column) = locate(ins, &format!("--{}", f.name));
+            return Err(DockerfileError::new(
+                &df.path,
+                line,
+                column,
+                ErrorKind::Syntax,
+                format!(
+                    "unknown flag `--{}` for {}: Docker fails with \"Unknown flag: {}\"; {} takes {}",
+                    f.name.escape_debug(),
+                    ins.keyword,
+                    f.name.escape_debug(),
+                    ins.keyword,
+                    known
+                        .iter()
+                        .map(|k| format!("--{k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The frontend image when it is not an official `docker/dockerfile` one
+/// (`docker/dockerfile-upstream` is its development channel).
 fn custom_frontend(df: &Dockerfile, opts: &PlanOptions) -> Option<String> {
     let syntax = opts
         .build_args
@@ -225,7 +282,7 @@ fn custom_frontend(df: &Dockerfile, opts: &PlanOptions) -> Option<String> {
         .iter()
         .find_map(|p| repo.strip_prefix(p))
         .unwrap_or(repo);
-    if repo == "docker/dockerfile" {
+    if repo == "docker/dockerfile" || repo == "docker/dockerfile-upstream" {
         None
     } else {
         Some(s.to_string())
@@ -864,6 +921,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             platform: None,
+            every_stage_to_target: false,
         }
     }
 
@@ -923,7 +981,13 @@ mod tests {
             ("docker/dockerfile", false),
             ("docker.io/docker/dockerfile:1", false),
             ("docker/dockerfile:1@sha256:abc", false),
-            ("docker/dockerfile-upstream:master", true),
+            ("docker/dockerfile-upstream:master", false),
+            ("docker/dockerfile-upstream:1.8.0-labs", false),
+            ("docker.io/docker/dockerfile:1.7.1-labs", false),
+            ("docker/dockerfile:1.4.3@sha256:9ba7531bd80fb0a858632727cf7a112fbfd19b17e94c4e84ced81e24ef1a0dbc", false),
+            ("docker.io/docker/dockerfile-upstream:master-labs@sha256:abc", false),
+            ("docker/dockerfile-upstream2:x", true),
+            ("evil/docker/dockerfile:1", true),
             ("example.com:5000/docker/dockerfile:1", true),
             ("tonistiigi/dockerfile:x", true),
         ];
@@ -941,6 +1005,79 @@ mod tests {
             &opts(None, &[("BUILDKIT_SYNTAX", "me/frontend")]),
         );
         assert!(r[0].contains("me/frontend"));
+    }
+
+    #[test]
+    fn unknown_copy_flags_are_errors_anywhere() {
+        // As docker 20.10 (BuildKit) and 28 (classic) report them: even in
+        // a stage the target does not need.
+        let cases: &[(&str, usize, usize, &str)] = &[
+            ("FROM a\nCOPY --user=1 x /x\n", 2, 6, "`--user` for COPY"),
+            (
+                "FROM a AS unused\nADD --doit x /x\nFROM b\nCOPY y /y\n",
+                2,
+                5,
+                "`--doit` for ADD",
+            ),
+            (
+                "FROM a AS x\nFROM b\nADD --from=x y /y\n",
+                3,
+                5,
+                "`--from` for ADD",
+            ),
+            (
+                "FROM a\nCOPY --link \\\n  --chmodd=644 x /x\n",
+                3,
+                3,
+                "`--chmodd`",
+            ),
+        ];
+        for (src, line, col, msg) in cases {
+            let df = parse("Dockerfile", src.as_bytes()).unwrap();
+            let e = context_use(&df, &PlanOptions::default()).unwrap_err();
+            assert_eq!(
+                (e.line, e.column, e.kind),
+                (*line, *col, ErrorKind::Syntax),
+                "{src}: {e}"
+            );
+            assert!(e.message.contains(msg), "{e}");
+            assert!(e.message.contains("Unknown flag"), "{e}");
+        }
+        let ok = "FROM a AS s\nFROM b\nCOPY --from=s --chown=1 --chmod=644 --link --parents --exclude=*.md x /x\nADD --chown=1 --chmod=6 --link --checksum=sha256:0 --keep-git-dir --exclude=a --unpack=true y /y\n";
+        let df = parse("Dockerfile", ok.as_bytes()).unwrap();
+        assert!(context_use(&df, &PlanOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn classic_builds_every_stage_up_to_the_target() {
+        let src = "FROM a AS base\nCOPY base.txt /\nFROM base AS dev\nCOPY dev-only.txt /\nFROM a AS test\nCOPY --from=dev / /d\nCOPY tests /t\nFROM base AS prod\nCOPY app.txt /\nFROM a AS after\nCOPY after.txt /\n";
+        let prod = opts(Some("prod"), &[]);
+        assert_eq!(paths(src, &prod), vec!["base.txt", "app.txt"]);
+        let classic = PlanOptions {
+            every_stage_to_target: true,
+            ..prod
+        };
+        assert_eq!(
+            paths(src, &classic),
+            vec!["base.txt", "dev-only.txt", "tests", "app.txt"]
+        );
+        let df = parse("Dockerfile", src.as_bytes()).unwrap();
+        let a = analyze(&df, &classic).unwrap();
+        assert_eq!(a.reachable_stages, vec![0, 1, 2, 3]);
+        // An error in a stage before the target now matters.
+        let df = parse(
+            "df",
+            b"FROM a AS bad\nCOPY ${X:?} /x\nFROM b\nCOPY ok /ok\n",
+        )
+        .unwrap();
+        assert!(context_use(
+            &df,
+            &PlanOptions {
+                every_stage_to_target: true,
+                ..PlanOptions::default()
+            }
+        )
+        .is_err());
     }
 
     #[test]

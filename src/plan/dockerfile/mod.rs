@@ -330,6 +330,7 @@ mod tests {
                 target: Some("b".into()),
                 build_args: [("X".to_string(), "a/b".to_string())].into_iter().collect(),
                 platform: Some("linux/arm64/v8".into()),
+                every_stage_to_target: true,
             },
         ];
         let mut parsed = 0usize;

@@ -190,60 +190,6 @@ func validateContext(root string, patterns []string) error {
 	})
 }
 
-// checkSyntax makes pattern validation behave like patternmatcher.New
-// built with a current Go toolchain (Docker is built with one): since Go
-// 1.20 filepath.Match(p, ".") reports ErrBadPattern for a malformed part of
-// p even after the match has already failed, while the Go 1.19 that Debian
-// ships stops at the first mismatch. Every star-separated chunk of each
-// pattern is therefore checked on its own here (a chunk contains no
-// unbracketed '*', so filepath.Match(chunk, "") parses all of it).
-func checkSyntax(patterns []string) error {
-	for _, p := range patterns {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		p = filepath.Clean(p)
-		if p[0] == '!' {
-			if len(p) == 1 {
-				return errors.New(`illegal exclusion pattern: "!"`)
-			}
-			p = p[1:]
-		}
-		for _, chunk := range starChunks(p) {
-			if _, err := filepath.Match(chunk, ""); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// starChunks splits a glob at every '*' that is neither escaped by '\' nor
-// inside a '[...]' class, dropping the stars.
-func starChunks(p string) []string {
-	var chunks []string
-	start, inClass := 0, false
-	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case '\\':
-			if i+1 < len(p) {
-				i++
-			}
-		case '[':
-			inClass = true
-		case ']':
-			inClass = false
-		case '*':
-			if !inClass {
-				chunks = append(chunks, p[start:i])
-				start = i + 1
-			}
-		}
-	}
-	return append(chunks, p[start:])
-}
-
 func main() {
 	builder := flag.String("builder", "buildkit", "buildkit or classic")
 	ignoreFile := flag.String("ignore-file", "", "ignore file to use (overrides the default lookup)")
@@ -282,9 +228,6 @@ func main() {
 		}
 		patterns, err = loadPatterns(path, *ignoreFile != "")
 		if err == nil {
-			err = checkSyntax(patterns)
-		}
-		if err == nil {
 			// docker/cli ValidateContextDirectory runs first, on the
 			// untrimmed patterns; only its matching errors matter here.
 			err = validateContext(root, patterns)
@@ -303,9 +246,6 @@ func main() {
 	}
 	if err != nil {
 		fail("%v", err)
-	}
-	if err := checkSyntax(patterns); err != nil {
-		fail("invalid ignore patterns: %v", err)
 	}
 
 	pm, err := patternmatcher.New(patterns)

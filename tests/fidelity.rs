@@ -1,0 +1,671 @@
+//! Fidelity: what `reggie-build image` builds from the minimal context
+//! must be the image `docker build` builds from the whole one, file by
+//! file, with both of the daemon's builders.
+//!
+//! They need the services of `tests/services.sh` (`$REGGIE_SERVICES_DIR/env`,
+//! default /tmp/reggie-services/env) and fail without them: a fidelity test
+//! that skips proves nothing. The classic builder is driven with `docker`
+//! on PATH and `DOCKER_BUILDKIT=0`; BuildKit with `$REGGIE_TEST_DOCKER_BUILDKIT`
+//! (default `/usr/bin/docker` when it exists, else `docker`) and
+//! `DOCKER_BUILDKIT=1`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+type Env = BTreeMap<String, String>;
+
+fn services() -> Env {
+    let dir =
+        std::env::var("REGGIE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/reggie-services".into());
+    let path = Path::new(&dir).join("env");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; start the services with `bash tests/services.sh` (these tests need the daemon)",
+            path.display()
+        )
+    });
+    let mut env = Env::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.strip_prefix("export ").and_then(|r| r.split_once('=')) else {
+            continue;
+        };
+        env.insert(
+            k.to_string(),
+            v.trim().trim_matches('\'').trim_matches('"').to_string(),
+        );
+    }
+    assert!(
+        env.contains_key("DOCKER_HOST"),
+        "{} has no DOCKER_HOST",
+        path.display()
+    );
+    env
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Builder {
+    Classic,
+    BuildKit,
+}
+
+const BOTH: [Builder; 2] = [Builder::Classic, Builder::BuildKit];
+
+impl Builder {
+    fn arg(self) -> &'static str {
+        match self {
+            Builder::Classic => "classic",
+            Builder::BuildKit => "buildkit",
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The docker CLI for `builder`, on the test daemon, without user config.
+fn docker_cmd(env: &Env, builder: Builder, cwd: &Path) -> Command {
+    let cli = match builder {
+        Builder::Classic => "docker".to_string(),
+        Builder::BuildKit => std::env::var("REGGIE_TEST_DOCKER_BUILDKIT").unwrap_or_else(|_| {
+            if Path::new("/usr/bin/docker").exists() {
+                "/usr/bin/docker".into()
+            } else {
+                "docker".into()
+            }
+        }),
+    };
+    let mut cmd = Command::new(cli);
+    cmd.current_dir(cwd).env(
+        "DOCKER_BUILDKIT",
+        if builder == Builder::Classic {
+            "0"
+        } else {
+            "1"
+        },
+    );
+    for var in ["DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env(
+        "DOCKER_CONFIG",
+        std::env::temp_dir().join("reggie-fidelity-docker-config"),
+    );
+    cmd
+}
+
+/// `docker build` as the user runs it: `args` end with the context.
+fn docker_build(env: &Env, builder: Builder, cwd: &Path, tag: &str, args: &[&str]) -> Output {
+    let out = docker_cmd(env, builder, cwd)
+        .args(["build", "-q", "-t", tag])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker build {args:?} ({builder:?}) failed:\n{}",
+        text(&out)
+    );
+    out
+}
+
+fn reggie(env: &Env, cwd: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
+    cmd.current_dir(cwd).args(args);
+    for var in [
+        "DOCKER_HOST",
+        "DOCKER_CONTEXT",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let home = tempfile::tempdir().unwrap();
+    cmd.env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run reggie-build")
+}
+
+/// `reggie-build image` with the minimal upload; `args` end with the context.
+fn reggie_image(env: &Env, builder: Builder, cwd: &Path, tag: &str, args: &[&str]) {
+    let mut all = vec!["image", "--builder", builder.arg(), "-t", tag];
+    all.extend_from_slice(args);
+    let out = reggie(env, cwd, &all);
+    assert!(
+        out.status.success(),
+        "reggie-build {all:?} failed:\n{}",
+        text(&out)
+    );
+}
+
+/// Path -> (type, mode, uid, gid, link target, content) of an image.
+type Fs = BTreeMap<String, (u8, u32, u64, u64, String, Vec<u8>)>;
+
+fn image_fs(env: &Env, image: &str) -> Fs {
+    let root = Path::new("/");
+    let out = docker_cmd(env, Builder::Classic, root)
+        .args(["create", image, "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut child = docker_cmd(env, Builder::Classic, root)
+        .args(["export", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut fs = Fs::new();
+    {
+        let mut archive = tar::Archive::new(child.stdout.take().unwrap());
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let h = entry.header().clone();
+            let link = entry
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            fs.insert(
+                path.trim_end_matches('/').to_string(),
+                (
+                    h.entry_type().as_byte(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    link,
+                    content,
+                ),
+            );
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let _ = docker_cmd(env, Builder::Classic, root)
+        .args(["rm", &id])
+        .output();
+    fs
+}
+
+/// The docker CLI names an outside Dockerfile `.dockerfile.<20 hex>` and
+/// appends that name to a sent `.dockerignore`: the one part of two
+/// builds of the same inputs that may differ.
+fn mask_random_names(content: &[u8]) -> Vec<u8> {
+    let needle = b".dockerfile.";
+    let mut out = Vec::with_capacity(content.len());
+    let mut i = 0;
+    while i < content.len() {
+        if content[i..].starts_with(needle) {
+            let start = i + needle.len();
+            let hex = content[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
+            if hex == 20 {
+                out.extend_from_slice(b".dockerfile.RANDOM");
+                i = start + hex;
+                continue;
+            }
+        }
+        out.push(content[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The two images hold the same paths with the same type, mode, owner,
+/// link target and content.
+fn assert_same_fs(what: &str, ours: &Fs, theirs: &Fs) {
+    let a: Vec<&String> = ours.keys().collect();
+    let b: Vec<&String> = theirs.keys().collect();
+    assert_eq!(a, b, "{what}: the images hold different paths");
+    for (path, meta) in ours {
+        let other = &theirs[path];
+        assert_eq!(
+            (meta.0, meta.1, meta.2, meta.3, &meta.4),
+            (other.0, other.1, other.2, other.3, &other.4),
+            "{what}: {path}: type/mode/owner/link differ"
+        );
+        assert!(
+            mask_random_names(&meta.5) == mask_random_names(&other.5),
+            "{what}: {path}: contents differ:\n{:?}\n{:?}",
+            String::from_utf8_lossy(&meta.5),
+            String::from_utf8_lossy(&other.5)
+        );
+    }
+}
+
+fn write(root: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+}
+
+/// Builds `args` (ending with the context, relative to `cwd`) with docker
+/// and with reggie-build on `builder` and compares the images.
+fn same_image(env: &Env, builder: Builder, name: &str, cwd: &Path, args: &[&str]) -> Fs {
+    let theirs = format!("reggie-fidelity-{name}:docker-{}", builder.arg());
+    let ours = format!("reggie-fidelity-{name}:ours-{}", builder.arg());
+    docker_build(env, builder, cwd, &theirs, args);
+    reggie_image(env, builder, cwd, &ours, args);
+    let a = image_fs(env, &ours);
+    let b = image_fs(env, &theirs);
+    assert_same_fs(&format!("{name} ({builder:?})"), &a, &b);
+    a
+}
+
+/// Issue 13 item 1: the classic builder builds every stage up to the
+/// target, so a `dev` stage's sources must be uploaded too.
+#[test]
+fn classic_builds_every_stage_before_the_target() {
+    let env = services();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        &[
+            ("dev-only.txt", "dev\n"),
+            ("app.txt", "app\n"),
+            ("unused.txt", "unused\n"),
+            (
+                "Dockerfile",
+                "FROM scratch AS dev\nCOPY dev-only.txt /\nFROM scratch AS prod\nCOPY app.txt /\nFROM scratch AS after\nCOPY unused.txt /\n",
+            ),
+        ],
+    );
+    for builder in BOTH {
+        let fs = same_image(&env, builder, "stages", d, &["--target", "prod", "."]);
+        assert!(fs.contains_key("app.txt"), "{:?}", fs.keys());
+    }
+}
+
+/// Issue 13 item 4: with `-f` outside the context, the classic upload's
+/// rewritten `.dockerignore` keeps the original's mode, as the docker CLI
+/// keeps its header; so does a Dockerfile sent under its own name.
+#[test]
+fn classic_outside_dockerfile_keeps_the_ignore_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = services();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        &[
+            ("ctx/a.txt", "a\n"),
+            ("ctx/sub/b.txt", "b\n"),
+            ("ctx/secret.txt", "no\n"),
+            ("ctx/.dockerignore", "secret.txt\n"),
+            ("outside.Dockerfile", "FROM scratch\nCOPY . /dest/\n"),
+        ],
+    );
+    let ctx = d.join("ctx");
+    for mode in [0o644, 0o640, 0o755] {
+        let ignore = ctx.join(".dockerignore");
+        std::fs::set_permissions(&ignore, std::fs::Permissions::from_mode(mode)).unwrap();
+        let fs = same_image(
+            &env,
+            Builder::Classic,
+            &format!("outside{mode:o}"),
+            &ctx,
+            &["-f", "../outside.Dockerfile", "."],
+        );
+        assert_eq!(fs["dest/.dockerignore"].1 & 0o7777, mode);
+    }
+}
+
+/// Runs `analyze` on `cwd` and returns its JSON report.
+fn analysis(env: &Env, builder: Builder, cwd: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["analyze", "--format", "json", "--builder", builder.arg()];
+    all.extend_from_slice(args);
+    let out = reggie(env, cwd, &all);
+    assert!(out.status.success(), "analyze {all:?}:\n{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Follows every piece of advice `analyze` prints for `orig` (built as
+/// `docker build -f DF EXTRA... .` there) in a fresh copy: the rewritten
+/// COPY lines, the suggested ignore file and the printed `docker build`
+/// command (plus the user's own EXTRA flags), then the compose/SST
+/// `context`/`dockerfile` pair as compose resolves it. Each image, and the
+/// minimal upload's, must equal the user's.
+fn advice_keeps_the_image(
+    env: &Env,
+    builder: Builder,
+    name: &str,
+    orig: &Path,
+    df: &str,
+    extra: &[&str],
+) {
+    let mut args: Vec<&str> = vec!["-f", df];
+    args.extend_from_slice(extra);
+    args.push(".");
+    let theirs = format!("reggie-fidelity-{name}:docker-{}", builder.arg());
+    docker_build(env, builder, orig, &theirs, &args);
+    let want = image_fs(env, &theirs);
+    // The minimal upload first.
+    let ours = format!("reggie-fidelity-{name}:ours-{}", builder.arg());
+    reggie_image(env, builder, orig, &ours, &args);
+    assert_same_fs(
+        &format!("{name}: minimal upload ({builder:?})"),
+        &image_fs(env, &ours),
+        &want,
+    );
+
+    let report = analysis(env, builder, orig, &args);
+    let s = &report["suggestion"];
+    let ig = &report["suggested_ignore"];
+    if !ig.is_object() {
+        assert!(
+            !report["whole_context_reasons"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+                || s.is_null(),
+            "{name}: no ignore file suggested: {report}"
+        );
+        return;
+    }
+    assert_eq!(ig["verified"], true, "{name}: {ig}");
+    assert_eq!(ig["dropped"].as_array().map(Vec::len), Some(0), "{ig}");
+
+    let adv = tempfile::tempdir().unwrap();
+    let adv = adv.path();
+    copy_tree(orig, adv);
+    if s.is_object() {
+        let mut dockerfile = std::fs::read_to_string(adv.join(df)).unwrap();
+        for r in s["rewrites"].as_array().unwrap() {
+            let (before, after) = (r["before"].as_str().unwrap(), r["after"].as_str().unwrap());
+            assert!(dockerfile.contains(before), "{before}");
+            dockerfile = dockerfile.replacen(before, after, 1);
+        }
+        std::fs::write(adv.join(df), dockerfile).unwrap();
+    }
+    std::fs::write(
+        adv.join(ig["path"].as_str().unwrap()),
+        ig["text"].as_str().unwrap(),
+    )
+    .unwrap();
+
+    // The printed command, word for word, or the user's with the file.
+    let command = if s.is_object() {
+        s["docker_build"][1].as_str().unwrap().to_string()
+    } else {
+        format!("docker build -f {df} .")
+    };
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(&words[..2], ["docker", "build"], "{command}");
+    let mut run: Vec<&str> = extra.to_vec();
+    run.extend_from_slice(&words[2..]);
+    let tag = format!("reggie-fidelity-{name}:advice-{}", builder.arg());
+    docker_build(env, builder, adv, &tag, &run);
+    assert_same_fs(
+        &format!("{name}: `{command}` ({builder:?})"),
+        &image_fs(env, &tag),
+        &want,
+    );
+    if !s.is_object() {
+        return;
+    }
+
+    // compose and SST: `dockerfile` is relative to `context`, which is
+    // relative to the current context (here the directory built from).
+    let context = format!("./{}", s["dir"].as_str().unwrap());
+    let df = Path::new(&context).join(s["dockerfile"].as_str().unwrap());
+    let compose = s["compose"].as_str().unwrap();
+    assert!(
+        compose.contains(&format!("context: {context},"))
+            && compose.contains(&format!(
+                "dockerfile: {} }}",
+                s["dockerfile"].as_str().unwrap()
+            )),
+        "{compose}"
+    );
+    let mut run: Vec<&str> = extra.to_vec();
+    run.extend_from_slice(&["-f", df.to_str().unwrap(), &context]);
+    let tag = format!("reggie-fidelity-{name}:compose-{}", builder.arg());
+    docker_build(env, builder, adv, &tag, &run);
+    assert_same_fs(
+        &format!("{name}: compose ({builder:?})"),
+        &image_fs(env, &tag),
+        &want,
+    );
+}
+
+/// Issue 13 items 2 and 3: a root Dockerfile whose reads are all under
+/// `app/`, with the user's exclusions inside the copied directory.
+#[test]
+fn narrower_context_advice_builds_the_same_image() {
+    let env = services();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        &[
+            ("app/src/index.js", "console.log(1)\n"),
+            ("app/src/debug.log", "noise\n"),
+            ("app/dist/bundle.js", "built\n"),
+            ("app/.env", "API_URL=http://x\n"),
+            ("app/.next/cache/x", "next\n"),
+            ("app/coverage/lcov.info", "cov\n"),
+            ("app/npm-debug.log", "npm\n"),
+            ("app/package.json", "{}\n"),
+            ("other/big.bin", "other\n"),
+            (".dockerignore", "*/dist\nother\n"),
+            ("Dockerfile", "FROM scratch\nCOPY ./app /app\n"),
+        ],
+    );
+    let d2 = tempfile::tempdir().unwrap();
+    copy_tree(d, d2.path());
+    write(
+        d2.path(),
+        &[
+            (".dockerignore", "app/src/*.log\n**/dist\n"),
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY app/src /src\nCOPY app/package.json app/.env /pkg/\n",
+            ),
+        ],
+    );
+    for builder in BOTH {
+        advice_keeps_the_image(&env, builder, "narrow-whole", d, "Dockerfile", &[]);
+        advice_keeps_the_image(&env, builder, "narrow-parts", d2.path(), "Dockerfile", &[]);
+    }
+}
+
+/// Real-world shapes, each built as the user has it and with every piece
+/// of advice, on both builders.
+#[test]
+fn real_world_shapes_build_the_same_image() {
+    let env = services();
+    // (name, files, Dockerfile, extra docker build flags)
+    type Shape<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, Vec<&'a str>);
+    let shapes: Vec<Shape> = vec![
+        (
+            "dev-test-stages",
+            vec![
+                ("package.json", "{}\n"),
+                ("src/index.js", "1\n"),
+                ("tests/index.test.js", "t\n"),
+                ("dev/seed.sql", "s\n"),
+                ("docs/readme.md", "d\n"),
+                (
+                    "Dockerfile",
+                    "FROM scratch AS deps\nCOPY package.json /app/\nFROM deps AS dev\nCOPY dev/ /app/dev/\nFROM deps AS test\nCOPY tests/ /app/tests/\nFROM deps AS prod\nCOPY src/ /app/src/\nFROM scratch AS docs\nCOPY docs /docs\n",
+                ),
+            ],
+            "Dockerfile",
+            vec!["--target", "prod"],
+        ),
+        (
+            "monorepo-packages",
+            vec![
+                ("package.json", "{\"workspaces\":[\"apps/*\",\"packages/*\"]}\n"),
+                ("apps/web/package.json", "{}\n"),
+                ("apps/web/src/page.tsx", "p\n"),
+                ("apps/web/node_modules/react/index.js", "r\n"),
+                ("apps/web/.next/cache/x", "n\n"),
+                ("apps/admin/src/a.tsx", "a\n"),
+                ("packages/ui/package.json", "{}\n"),
+                ("packages/ui/src/button.tsx", "b\n"),
+                ("packages/ui/dist/button.js", "built\n"),
+                ("packages/ui/node_modules/x/i.js", "x\n"),
+                ("packages/config/tsconfig.json", "{}\n"),
+                ("packages/config/dist/tsconfig.js", "built\n"),
+                (".dockerignore", "**/node_modules\n**/.next\n**/dist\n!packages/ui/dist\n"),
+                (
+                    "apps/web/Dockerfile",
+                    "FROM scratch\nWORKDIR /repo\nCOPY package.json ./\nCOPY packages/ ./packages/\nCOPY apps/web/ ./apps/web/\n",
+                ),
+            ],
+            "apps/web/Dockerfile",
+            vec![],
+        ),
+        (
+            "exclusions-under-reincluded",
+            vec![
+                ("app/main.py", "m\n"),
+                ("app/settings/local.py", "secret\n"),
+                ("app/settings/base.py", "b\n"),
+                ("app/data/cache.db", "c\n"),
+                ("app/data/keep.csv", "k\n"),
+                ("notes.txt", "n\n"),
+                ("requirements.txt", "r\n"),
+                (".dockerignore", "*\n!app\n!requirements.txt\napp/settings/local.py\napp/data/*\n!app/data/keep.csv\n"),
+                ("Dockerfile", "FROM scratch\nCOPY requirements.txt /srv/\nCOPY app /srv/app\n"),
+            ],
+            "Dockerfile",
+            vec![],
+        ),
+        (
+            "arg-dependent-sources",
+            vec![
+                ("apps/web/index.html", "w\n"),
+                ("apps/api/main.go", "a\n"),
+                ("apps/api/vendor/x.go", "v\n"),
+                ("shared/lib.txt", "l\n"),
+                (
+                    "Dockerfile",
+                    "ARG APP=web\nFROM scratch\nARG APP\nARG SHARED=shared\nCOPY apps/${APP}/ /app/\nCOPY ${SHARED}/lib.txt /lib/\n",
+                ),
+            ],
+            "Dockerfile",
+            vec!["--build-arg", "APP=api"],
+        ),
+        (
+            "dockerfile-specific-ignore",
+            vec![
+                ("web/index.html", "w\n"),
+                ("web/draft.html", "d\n"),
+                ("api/main.py", "a\n"),
+                ("docker/web.Dockerfile", "FROM scratch\nCOPY web /srv/\nCOPY api/main.py /api/\n"),
+                ("docker/web.Dockerfile.dockerignore", "web/draft.html\n"),
+                (".dockerignore", "api\n!api/main.py\nweb/index.html.bak\n"),
+            ],
+            "docker/web.Dockerfile",
+            vec![],
+        ),
+    ];
+    for (name, files, df, extra) in &shapes {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), files);
+        for builder in BOTH {
+            advice_keeps_the_image(&env, builder, name, dir.path(), df, extra);
+        }
+    }
+}
+
+/// `-f` outside the context, with BuildKit and the classic builder.
+#[test]
+fn dockerfile_outside_the_context_builds_the_same_image() {
+    let env = services();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        &[
+            ("ctx/app/a.txt", "a\n"),
+            ("ctx/app/b.log", "b\n"),
+            ("ctx/other.txt", "o\n"),
+            ("ctx/.dockerignore", "**/*.log\n"),
+            ("build/app.Dockerfile", "FROM scratch\nCOPY app /app\n"),
+            ("build/all.Dockerfile", "FROM scratch\nCOPY . /all/\n"),
+        ],
+    );
+    for builder in BOTH {
+        for df in ["app", "all"] {
+            if builder == Builder::BuildKit && df == "all" {
+                // Known difference, said at build time: an uploaded
+                // archive is all BuildKit gets, so the Dockerfile rides in
+                // it and a COPY of the context root takes it too.
+                let ctx = d.join("ctx");
+                let args = ["-f", "../build/all.Dockerfile", "."];
+                docker_build(
+                    &env,
+                    builder,
+                    &ctx,
+                    "reggie-fidelity-outside-all:docker",
+                    &args,
+                );
+                let mut all = vec!["image", "-t", "reggie-fidelity-outside-all:ours"];
+                all.extend_from_slice(&args);
+                let out = reggie(&env, &ctx, &all);
+                assert!(out.status.success(), "{}", text(&out));
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    stderr.contains("a COPY of the context root will copy it too"),
+                    "{stderr}"
+                );
+                let mut ours = image_fs(&env, "reggie-fidelity-outside-all:ours");
+                let extra: Vec<String> = ours
+                    .keys()
+                    .filter(|k| k.starts_with("all/.dockerfile."))
+                    .cloned()
+                    .collect();
+                assert_eq!(extra.len(), 1, "{:?}", ours.keys());
+                ours.remove(&extra[0]);
+                let theirs = image_fs(&env, "reggie-fidelity-outside-all:docker");
+                assert_same_fs("outside-all (BuildKit)", &ours, &theirs);
+                continue;
+            }
+            let fs = same_image(
+                &env,
+                builder,
+                &format!("outside-{df}"),
+                &d.join("ctx"),
+                &["-f", &format!("../build/{df}.Dockerfile"), "."],
+            );
+            assert!(!fs.keys().any(|k| k.ends_with(".log")), "{:?}", fs.keys());
+        }
+    }
+}
