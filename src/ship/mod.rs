@@ -15,6 +15,8 @@
 pub mod buildkit;
 pub mod daemon;
 pub mod endpoint;
+pub mod filesync;
+pub mod session;
 pub mod skip;
 pub mod ssh;
 pub mod upload;

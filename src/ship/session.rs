@@ -1,0 +1,473 @@
+//! A BuildKit session with the Docker daemon, the docker CLI's way.
+//!
+//! `POST /session` with `Upgrade: h2c` turns one connection around: the
+//! daemon's BuildKit becomes the gRPC client and calls the services this
+//! side serves over it: file sync of the build's directories
+//! ([`super::filesync`]), registry credentials (`Auth`), build secrets
+//! (`Secrets`) and health checks. The headers name the session (its id, a
+//! name, the shared key under which BuildKit keeps the last transfer of
+//! each directory) and every gRPC method served.
+//!
+//! The build itself is `POST /build?remote=client-session&session=ID`
+//! with no body, on its own connection ([`build_request`]); its response
+//! is the same JSON stream as an uploaded build's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bollard_buildkit_proto::health::health_check_response::ServingStatus;
+use bollard_buildkit_proto::health::health_server::{Health, HealthServer};
+use bollard_buildkit_proto::health::{
+    HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
+};
+use bollard_buildkit_proto::moby::buildkit::secrets::v1::secrets_server::{Secrets, SecretsServer};
+use bollard_buildkit_proto::moby::buildkit::secrets::v1::{GetSecretRequest, GetSecretResponse};
+use bollard_buildkit_proto::moby::filesync::v1::auth_server::{Auth, AuthServer};
+use bollard_buildkit_proto::moby::filesync::v1::file_sync_server::FileSyncServer;
+use bollard_buildkit_proto::moby::filesync::v1::{
+    CredentialsRequest, CredentialsResponse, FetchTokenRequest, FetchTokenResponse,
+    GetTokenAuthorityRequest, GetTokenAuthorityResponse, VerifyTokenAuthorityRequest,
+    VerifyTokenAuthorityResponse,
+};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::endpoint::Endpoint;
+use super::filesync::{Counters, FileSyncService, SyncDir};
+
+/// The gRPC methods a session serves, announced in its headers.
+const METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/moby.filesync.v1.FileSync/DiffCopy",
+    "/moby.filesync.v1.FileSync/TarStream",
+    "/moby.filesync.v1.Auth/Credentials",
+    "/moby.filesync.v1.Auth/FetchToken",
+    "/moby.filesync.v1.Auth/GetTokenAuthority",
+    "/moby.filesync.v1.Auth/VerifyTokenAuthority",
+    "/moby.buildkit.secrets.v1.Secrets/GetSecret",
+];
+
+/// Errors of a session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("cannot connect to the Docker daemon at {host}: {source}")]
+    Dial { host: String, source: io::Error },
+    #[error("DOCKER_HOST={host}: {reason}")]
+    Unsupported { host: String, reason: String },
+    #[error("{what} at {host} failed: {message}")]
+    Http {
+        what: &'static str,
+        host: String,
+        message: String,
+    },
+}
+
+/// Any connection to the daemon.
+pub trait Conn: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Conn for T {}
+
+/// Opens one raw connection to the daemon (unix, tcp, TLS or ssh).
+pub async fn dial(ep: &Endpoint) -> Result<Box<dyn Conn>, SessionError> {
+    let host = ep.display();
+    let dial_err = |source: io::Error| SessionError::Dial {
+        host: host.clone(),
+        source,
+    };
+    if let Some(path) = ep.host.strip_prefix("unix://") {
+        let s = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(dial_err)?;
+        return Ok(Box::new(s));
+    }
+    if ep.host.starts_with("ssh://") {
+        let target = super::ssh::parse(&ep.host).map_err(|reason| SessionError::Unsupported {
+            host: host.clone(),
+            reason,
+        })?;
+        return Ok(Box::new(super::ssh::dial(&target).map_err(dial_err)?));
+    }
+    let addr = ["tcp://", "http://", "https://"]
+        .iter()
+        .find_map(|p| ep.host.strip_prefix(p))
+        .map(|rest| rest.trim_end_matches('/'))
+        .ok_or_else(|| SessionError::Unsupported {
+            host: host.clone(),
+            reason: "use unix://PATH, tcp://HOST:PORT or https://HOST:PORT".into(),
+        })?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(dial_err)?;
+    let _ = tcp.set_nodelay(true);
+    match &ep.tls {
+        None => Ok(Box::new(tcp)),
+        Some(tls) => {
+            let server = addr
+                .rsplit_once(':')
+                .map_or(addr, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let config = super::daemon::tls_client_config(tls).map_err(dial_err)?;
+            let name = rustls::pki_types::ServerName::try_from(server.to_string())
+                .map_err(|e| dial_err(io::Error::other(e.to_string())))?;
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let s = connector.connect(name, tcp).await.map_err(dial_err)?;
+            Ok(Box::new(s))
+        }
+    }
+}
+
+/// What a session offers BuildKit.
+pub struct Services {
+    /// Directories by the name BuildKit asks for.
+    pub dirs: HashMap<String, SyncDir>,
+    /// Registry credentials by host as BuildKit asks (`registry-1.docker.io`).
+    pub credentials: HashMap<String, (String, String)>,
+    /// Build secrets by id.
+    pub secrets: HashMap<String, Vec<u8>>,
+    pub counters: Arc<Counters>,
+}
+
+/// Who the session is, for the daemon.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: String,
+    /// The docker CLI names it after the context directory.
+    pub name: String,
+    /// Under this key BuildKit keeps each directory's last transfer, so
+    /// the next one sends only what changed.
+    pub shared_key: String,
+}
+
+/// Opens the session and serves it until the daemon closes it (or the
+/// returned task is aborted).
+pub async fn start(
+    ep: &Endpoint,
+    api: &str,
+    info: &SessionInfo,
+    services: Services,
+) -> Result<tokio::task::JoinHandle<()>, SessionError> {
+    let host = ep.display();
+    let conn = dial(ep).await?;
+    let http_err = |message: String| SessionError::Http {
+        what: "opening a BuildKit session (POST /session)",
+        host: host.clone(),
+        message,
+    };
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+        .await
+        .map_err(|e| http_err(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    let mut req = hyper::Request::post(format!("/{api}/session"))
+        .header(hyper::header::HOST, "docker")
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, "h2c")
+        .header("X-Docker-Expose-Session-Uuid", &info.id)
+        .header("X-Docker-Expose-Session-Name", &info.name)
+        .header("X-Docker-Expose-Session-Sharedkey", &info.shared_key);
+    for m in METHODS {
+        req = req.header("X-Docker-Expose-Session-Grpc-Method", *m);
+    }
+    let req = req
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| http_err(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| http_err(e.to_string()))?;
+    if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(http_err(format!(
+            "{status}: {}",
+            daemon_message(&body).unwrap_or_default()
+        )));
+    }
+    let upgraded = hyper::upgrade::on(resp)
+        .await
+        .map_err(|e| http_err(e.to_string()))?;
+    let io = Upgraded(TokioIo::new(upgraded));
+
+    let router = tonic::transport::Server::builder()
+        .add_service(HealthServer::new(HealthService))
+        .add_service(
+            FileSyncServer::new(FileSyncService::new(services.dirs, services.counters))
+                .max_decoding_message_size(16 << 20)
+                .max_encoding_message_size(16 << 20),
+        )
+        .add_service(AuthServer::new(AuthService {
+            credentials: services.credentials,
+        }))
+        .add_service(SecretsServer::new(SecretsService {
+            secrets: services.secrets,
+        }));
+    Ok(tokio::spawn(async move {
+        let incoming = futures_util::stream::iter([Ok::<_, io::Error>(io)]);
+        if let Err(e) = router.serve_with_incoming(incoming).await {
+            tracing::debug!(error = %e, "the BuildKit session ended");
+        }
+    }))
+}
+
+/// The `message` of a daemon's JSON error body.
+pub fn daemon_message(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Msg {
+        message: String,
+    }
+    serde_json::from_slice::<Msg>(body)
+        .ok()
+        .map(|m| m.message)
+        .or_else(|| {
+            let s = String::from_utf8_lossy(body).trim().to_string();
+            (!s.is_empty()).then_some(s)
+        })
+}
+
+/// The upgraded connection, as tonic's server takes a connection.
+struct Upgraded(TokioIo<hyper::upgrade::Upgraded>);
+
+impl tonic::transport::server::Connected for Upgraded {
+    type ConnectInfo = ();
+    fn connect_info(&self) {}
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The body of a build response, as a stream of byte chunks.
+pub type BuildBody = hyper::body::Incoming;
+
+/// `POST /build` for a session build (no body); returns the response
+/// body once the daemon accepted the request.
+pub async fn build_request(
+    ep: &Endpoint,
+    api: &str,
+    query: &str,
+) -> Result<BuildBody, SessionError> {
+    let host = ep.display();
+    let http_err = |message: String| SessionError::Http {
+        what: "the build request (POST /build)",
+        host: host.clone(),
+        message,
+    };
+    let conn = dial(ep).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+        .await
+        .map_err(|e| http_err(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let req = hyper::Request::post(format!("/{api}/build?{query}"))
+        .header(hyper::header::HOST, "docker")
+        .header(hyper::header::CONTENT_TYPE, "application/x-tar")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| http_err(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| http_err(e.to_string()))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(http_err(format!(
+            "{status}: {}",
+            daemon_message(&body).unwrap_or_default()
+        )));
+    }
+    Ok(resp.into_body())
+}
+
+/// The docker CLI's shared key: a hash of a node id and the context
+/// directory, so rebuilds of the same directory from this machine reuse
+/// BuildKit's copy of the last transfer. Ours is kept in reggie-build's
+/// own file beside docker's config (`.buildNodeID` is docker's).
+pub fn shared_key(context_dir: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let node = node_id();
+    let dir = std::fs::canonicalize(context_dir).unwrap_or_else(|_| context_dir.to_path_buf());
+    let mut h = Sha256::new();
+    h.update(node.as_bytes());
+    h.update(b":");
+    h.update(dir.as_os_str().as_encoded_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random id kept in `$DOCKER_CONFIG/.reggie-build-node-id` (or
+/// `~/.docker`); the directory's path when it cannot be kept.
+fn node_id() -> String {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")));
+    let Some(dir) = dir else {
+        return "reggie-build".into();
+    };
+    let file = dir.join(".reggie-build-node-id");
+    if let Ok(s) = std::fs::read_to_string(&file) {
+        if s.len() == 64 {
+            return s;
+        }
+    }
+    let id = super::upload::random_hex(40) + &super::upload::random_hex(24);
+    let _ = std::fs::create_dir_all(&dir);
+    if std::fs::write(&file, &id).is_ok() {
+        return id;
+    }
+    dir.display().to_string()
+}
+
+struct HealthService;
+
+#[tonic::async_trait]
+impl Health for HealthService {
+    async fn check(
+        &self,
+        _request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<HealthCheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(HealthCheckResponse {
+            status: ServingStatus::Serving as i32,
+        }))
+    }
+
+    async fn list(
+        &self,
+        _request: tonic::Request<HealthListRequest>,
+    ) -> Result<tonic::Response<HealthListResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("List"))
+    }
+
+    type WatchStream = Pin<
+        Box<dyn futures_util::Stream<Item = Result<HealthCheckResponse, tonic::Status>> + Send>,
+    >;
+
+    async fn watch(
+        &self,
+        _request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("Watch"))
+    }
+}
+
+struct AuthService {
+    credentials: HashMap<String, (String, String)>,
+}
+
+#[tonic::async_trait]
+impl Auth for AuthService {
+    async fn credentials(
+        &self,
+        request: tonic::Request<CredentialsRequest>,
+    ) -> Result<tonic::Response<CredentialsResponse>, tonic::Status> {
+        let host = &request.get_ref().host;
+        // Unknown hosts get empty credentials: an anonymous pull.
+        let (username, secret) = self.credentials.get(host).cloned().unwrap_or_default();
+        Ok(tonic::Response::new(CredentialsResponse {
+            username,
+            secret,
+        }))
+    }
+
+    async fn fetch_token(
+        &self,
+        _request: tonic::Request<FetchTokenRequest>,
+    ) -> Result<tonic::Response<FetchTokenResponse>, tonic::Status> {
+        Err(tonic::Status::unavailable(
+            "client-side token fetching is off",
+        ))
+    }
+
+    async fn get_token_authority(
+        &self,
+        _request: tonic::Request<GetTokenAuthorityRequest>,
+    ) -> Result<tonic::Response<GetTokenAuthorityResponse>, tonic::Status> {
+        // Unavailable makes BuildKit fetch tokens itself with Credentials.
+        Err(tonic::Status::unavailable(
+            "client-side token fetching is off",
+        ))
+    }
+
+    async fn verify_token_authority(
+        &self,
+        _request: tonic::Request<VerifyTokenAuthorityRequest>,
+    ) -> Result<tonic::Response<VerifyTokenAuthorityResponse>, tonic::Status> {
+        Err(tonic::Status::unavailable(
+            "client-side token fetching is off",
+        ))
+    }
+}
+
+struct SecretsService {
+    secrets: HashMap<String, Vec<u8>>,
+}
+
+#[tonic::async_trait]
+impl Secrets for SecretsService {
+    async fn get_secret(
+        &self,
+        request: tonic::Request<GetSecretRequest>,
+    ) -> Result<tonic::Response<GetSecretResponse>, tonic::Status> {
+        let id = &request.get_ref().id;
+        match self.secrets.get(id) {
+            Some(data) => Ok(tonic::Response::new(GetSecretResponse {
+                data: data.clone(),
+            })),
+            None => Err(tonic::Status::not_found(format!(
+                "secret {id:?} was not given: pass --secret id={id},src=PATH or id={id},env=VAR"
+            ))),
+        }
+    }
+}
+
+/// Credentials as the session's Auth service answers them.
+pub fn session_credentials(
+    creds: &BTreeMap<String, crate::publish::Credentials>,
+) -> HashMap<String, (String, String)> {
+    creds
+        .iter()
+        .map(|(registry, c)| {
+            let host = match registry.as_str() {
+                "docker.io" => "registry-1.docker.io",
+                other => other,
+            };
+            (host.to_string(), (c.username.clone(), c.secret.clone()))
+        })
+        .collect()
+}
