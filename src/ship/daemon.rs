@@ -28,6 +28,17 @@ pub struct Daemon {
     /// The daemon's architecture (`amd64`, `arm64`, ...).
     pub arch: Option<String>,
     pub version: Option<String>,
+    /// Where the daemon is, for the connections bollard does not make
+    /// (BuildKit sessions).
+    pub endpoint: Endpoint,
+}
+
+impl Daemon {
+    /// The negotiated API version as a path prefix (`v1.41`).
+    pub fn api_prefix(&self) -> String {
+        let v = self.long.client_version();
+        format!("v{}.{}", v.major_version, v.minor_version)
+    }
 }
 
 fn unreachable_hint(host: &str) -> &'static str {
@@ -178,6 +189,7 @@ pub async fn connect() -> Result<Daemon, DaemonError> {
         local,
         arch: version.arch,
         version: version.version,
+        endpoint: ep,
     })
 }
 

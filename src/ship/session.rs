@@ -316,42 +316,52 @@ pub async fn build_request(
     Ok(resp.into_body())
 }
 
-/// The docker CLI's shared key: a hash of a node id and the context
-/// directory, so rebuilds of the same directory from this machine reuse
-/// BuildKit's copy of the last transfer. Ours is kept in reggie-build's
-/// own file beside docker's config (`.buildNodeID` is docker's).
+/// The docker CLI's shared key: sha256 of its node id and the context
+/// directory as given, so rebuilds of the same directory from this machine
+/// reuse BuildKit's copy of the last transfer, ours and the docker CLI's
+/// alike.
 pub fn shared_key(context_dir: &std::path::Path) -> String {
     use sha2::{Digest, Sha256};
-    let node = node_id();
-    let dir = std::fs::canonicalize(context_dir).unwrap_or_else(|_| context_dir.to_path_buf());
     let mut h = Sha256::new();
-    h.update(node.as_bytes());
+    h.update(node_id().as_bytes());
     h.update(b":");
-    h.update(dir.as_os_str().as_encoded_bytes());
+    h.update(context_dir.as_os_str().as_encoded_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A random id kept in `$DOCKER_CONFIG/.reggie-build-node-id` (or
-/// `~/.docker`); the directory's path when it cannot be kept.
+/// The docker CLI's node id: 32 random bytes in hex kept in
+/// `$DOCKER_CONFIG/.buildNodeID` (default `~/.docker`), created when
+/// missing; the config directory's path when it cannot be kept.
 fn node_id() -> String {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = std::env::var_os("DOCKER_CONFIG")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")));
-    let Some(dir) = dir else {
-        return "reggie-build".into();
-    };
-    let file = dir.join(".reggie-build-node-id");
-    if let Ok(s) = std::fs::read_to_string(&file) {
-        if s.len() == 64 {
-            return s;
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))
+        .unwrap_or_else(|| std::path::PathBuf::from(".docker"));
+    let fallback = dir.display().to_string();
+    let file = dir.join(".buildNodeID");
+    if std::fs::symlink_metadata(&file).is_err() {
+        let mut random = [0u8; 32];
+        let read = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random));
+        if read.is_err() {
+            return fallback;
+        }
+        let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let created = std::fs::create_dir_all(&dir).and_then(|_| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)?
+                .write_all(id.as_bytes())
+        });
+        if created.is_err() {
+            return fallback;
         }
     }
-    let id = super::upload::random_hex(40) + &super::upload::random_hex(24);
-    let _ = std::fs::create_dir_all(&dir);
-    if std::fs::write(&file, &id).is_ok() {
-        return id;
-    }
-    dir.display().to_string()
+    std::fs::read_to_string(&file).unwrap_or(fallback)
 }
 
 struct HealthService;
@@ -470,4 +480,46 @@ pub fn session_credentials(
             (host.to_string(), (c.username.clone(), c.secret.clone()))
         })
         .collect()
+}
+
+/// Splits a build response into its JSON objects (one per line).
+#[derive(Default)]
+pub struct JsonLines {
+    partial: Vec<u8>,
+}
+
+/// A JSON line longer than this is not progress: the stream is broken.
+const MAX_LINE: usize = 64 << 20;
+
+impl JsonLines {
+    /// Adds a chunk; returns the objects it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<bollard::models::BuildInfo>, String> {
+        self.partial.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while let Some(pos) = self.partial[start..].iter().position(|&b| b == b'\n') {
+            let line = self.partial[start..start + pos].trim_ascii();
+            start += pos + 1;
+            if line.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<bollard::models::BuildInfo>(line) {
+                Ok(info) => out.push(info),
+                Err(e) => {
+                    let excerpt: String = String::from_utf8_lossy(&line[..line.len().min(80)])
+                        .escape_debug()
+                        .collect();
+                    return Err(format!("not a progress message ({e}): {excerpt}"));
+                }
+            }
+        }
+        self.partial.drain(..start);
+        if self.partial.len() > MAX_LINE {
+            return Err(format!(
+                "a progress message longer than {} MiB",
+                MAX_LINE >> 20
+            ));
+        }
+        Ok(out)
+    }
 }

@@ -347,6 +347,7 @@ async fn build_and_push(
         tar,
         network: args.network.clone(),
         pull_credentials,
+        secrets: Default::default(),
         builder: match args.context.builder {
             crate::cli::BuilderArg::Buildkit => ship::DaemonBuilder::BuildKit,
             crate::cli::BuilderArg::Classic => ship::DaemonBuilder::Classic,
