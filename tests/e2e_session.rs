@@ -456,3 +456,165 @@ fn session_rebuild_is_fully_cached() {
         "2023-11-14T22:13:20Z"
     );
 }
+
+/// `--secret` reaches `RUN --mount=type=secret` and nothing else: not the
+/// output, not the image's files, not its history.
+#[test]
+fn secret_reaches_the_build_but_not_the_image() {
+    let env = services();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let value = "s3cr3t-VALUE-7f2a9c";
+    let env_value = "env-S3CRET-41d0";
+    let secret_file = work.path().join("token");
+    std::fs::write(&secret_file, value).unwrap();
+    // The RUN step fails unless both values arrived intact (it compares
+    // their hashes, so the Dockerfile does not hold them); it writes only
+    // a length.
+    let sha = |v: &str| -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(v.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM reggie-busybox:latest\n\
+             RUN --mount=type=secret,id=tok --mount=type=secret,id=other \
+             test \"$(sha256sum < /run/secrets/tok | cut -d' ' -f1)\" = {} && \
+             test \"$(sha256sum < /run/secrets/other | cut -d' ' -f1)\" = {} && \
+             wc -c < /run/secrets/tok > /len && echo secret-arrived\n",
+            sha(value),
+            sha(env_value)
+        ),
+    )
+    .unwrap();
+    let tag = "reggie-e2e-session:secret";
+    let src = format!("id=tok,src={}", secret_file.display());
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "-t",
+            tag,
+            "--network",
+            "none",
+            "--no-cache",
+            "--secret",
+            &src,
+            "--secret",
+            "id=other,env=REGGIE_E2E_SECRET",
+            "--json",
+            "-vv",
+            ".",
+        ],
+        &[("REGGIE_E2E_SECRET", env_value)],
+    );
+    ok(&out);
+    let all = text(&out);
+    assert!(all.contains("secret-arrived"), "{all}");
+    assert!(!all.contains(value) && !all.contains(env_value), "{all}");
+    let fs = image_fs(&env, tag);
+    assert_eq!(fs["len"].7, format!("{}\n", value.len()).into_bytes());
+    for (path, meta) in &fs {
+        let content = String::from_utf8_lossy(&meta.7);
+        assert!(
+            !content.contains(value) && !content.contains(env_value),
+            "{path} holds a secret"
+        );
+    }
+    assert!(!fs.contains_key("run/secrets/tok"), "{:?}", fs.keys());
+    let history = docker(&env, Path::new("/"), false, &["history", "--no-trunc", tag]);
+    let inspect = docker(&env, Path::new("/"), false, &["image", "inspect", tag]);
+    for o in [&history, &inspect] {
+        let t = text(o);
+        assert!(!t.contains(value) && !t.contains(env_value), "{t}");
+    }
+
+    // A secret not given is absent from the step (BuildKit's secret
+    // mounts are optional unless `required`), so this one fails.
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "-t",
+            tag,
+            "--network",
+            "none",
+            "--no-cache",
+            "--secret",
+            &src,
+            ".",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let all = text(&out);
+    assert!(all.contains("can't open /run/secrets/other"), "{all}");
+}
+
+/// `--ssh default` forwards the agent of SSH_AUTH_SOCK into
+/// `RUN --mount=type=ssh`, which lists its key through the socket.
+#[test]
+fn ssh_agent_forwarded_into_the_build() {
+    let env = services();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let sock = work.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("ssh-agent must be installed for this test");
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The agent's answer to "list identities" with no keys is 5 bytes:
+    // length 1, SSH_AGENT_IDENTITIES_ANSWER (12), and a zero count comes
+    // after; the build only checks that the forwarded socket answers.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM reggie-busybox:latest\n\
+         RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo agent-socket-mounted\n",
+    )
+    .unwrap();
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "-t",
+            "reggie-e2e-session:ssh",
+            "--network",
+            "none",
+            "--no-cache",
+            "--ssh",
+            "default",
+            "--json",
+            ".",
+        ],
+        &[("SSH_AUTH_SOCK", sock.to_str().unwrap())],
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    ok(&out);
+    assert!(
+        text(&out).contains("agent-socket-mounted"),
+        "{}",
+        text(&out)
+    );
+}

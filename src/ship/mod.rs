@@ -16,6 +16,7 @@ pub mod buildkit;
 pub mod daemon;
 pub mod endpoint;
 pub mod filesync;
+pub mod secrets;
 pub mod session;
 pub mod skip;
 pub mod ssh;
@@ -66,7 +67,9 @@ pub struct BuildSpec {
     /// (`docker.io`, `host:port`).
     pub pull_credentials: BTreeMap<String, crate::publish::Credentials>,
     /// Build secrets by id (`--secret`), served to BuildKit's session.
-    pub secrets: HashMap<String, Vec<u8>>,
+    pub secrets: session::SecretValues,
+    /// ssh agent sockets by id (`--ssh`), forwarded through the session.
+    pub ssh: HashMap<String, std::path::PathBuf>,
 }
 
 /// The credentials map in the form each builder looks registries up:
@@ -626,6 +629,7 @@ async fn build_session(
         dirs,
         credentials: session::session_credentials(&spec.pull_credentials),
         secrets: spec.secrets.clone(),
+        ssh: spec.ssh.clone(),
         counters: counters.clone(),
     };
     let api = daemon.api_prefix();

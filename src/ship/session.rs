@@ -32,6 +32,10 @@ use bollard_buildkit_proto::moby::filesync::v1::{
     GetTokenAuthorityRequest, GetTokenAuthorityResponse, VerifyTokenAuthorityRequest,
     VerifyTokenAuthorityResponse,
 };
+use bollard_buildkit_proto::moby::sshforward::v1::ssh_server::{Ssh, SshServer};
+use bollard_buildkit_proto::moby::sshforward::v1::{
+    BytesMessage, CheckAgentRequest, CheckAgentResponse,
+};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -49,6 +53,8 @@ const METHODS: &[&str] = &[
     "/moby.filesync.v1.Auth/GetTokenAuthority",
     "/moby.filesync.v1.Auth/VerifyTokenAuthority",
     "/moby.buildkit.secrets.v1.Secrets/GetSecret",
+    "/moby.sshforward.v1.SSH/CheckAgent",
+    "/moby.sshforward.v1.SSH/ForwardAgent",
 ];
 
 /// Errors of a session.
@@ -127,7 +133,9 @@ pub struct Services {
     /// Registry credentials by host as BuildKit asks (`registry-1.docker.io`).
     pub credentials: HashMap<String, (String, String)>,
     /// Build secrets by id.
-    pub secrets: HashMap<String, Vec<u8>>,
+    pub secrets: SecretValues,
+    /// ssh agent sockets by id (`--ssh`).
+    pub ssh: HashMap<String, std::path::PathBuf>,
     pub counters: Arc<Counters>,
 }
 
@@ -210,6 +218,9 @@ pub async fn start(
         }))
         .add_service(SecretsServer::new(SecretsService {
             secrets: services.secrets,
+        }))
+        .add_service(SshServer::new(SshService {
+            agents: services.ssh,
         }));
     Ok(tokio::spawn(async move {
         let incoming = futures_util::stream::iter([Ok::<_, io::Error>(io)]);
@@ -444,8 +455,20 @@ impl Auth for AuthService {
     }
 }
 
+/// Build secret values by id; their `Debug` shows the ids only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretValues(pub HashMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<&String> = self.0.keys().collect();
+        ids.sort();
+        write!(f, "SecretValues({ids:?}, values hidden)")
+    }
+}
+
 struct SecretsService {
-    secrets: HashMap<String, Vec<u8>>,
+    secrets: SecretValues,
 }
 
 #[tonic::async_trait]
@@ -455,7 +478,7 @@ impl Secrets for SecretsService {
         request: tonic::Request<GetSecretRequest>,
     ) -> Result<tonic::Response<GetSecretResponse>, tonic::Status> {
         let id = &request.get_ref().id;
-        match self.secrets.get(id) {
+        match self.secrets.0.get(id) {
             Some(data) => Ok(tonic::Response::new(GetSecretResponse {
                 data: data.clone(),
             })),
@@ -521,5 +544,75 @@ impl JsonLines {
             ));
         }
         Ok(out)
+    }
+}
+
+/// Forwards `RUN --mount=type=ssh` connections to local ssh agents.
+struct SshService {
+    agents: HashMap<String, std::path::PathBuf>,
+}
+
+impl SshService {
+    fn agent(&self, id: &str) -> Result<&std::path::PathBuf, tonic::Status> {
+        let id = if id.is_empty() { "default" } else { id };
+        self.agents.get(id).ok_or_else(|| {
+            tonic::Status::not_found(format!(
+                "no ssh agent for id {id:?}: pass --ssh {id}=SOCKET (or --ssh default with SSH_AUTH_SOCK set)"
+            ))
+        })
+    }
+}
+
+type BytesStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<BytesMessage, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Ssh for SshService {
+    async fn check_agent(
+        &self,
+        request: tonic::Request<CheckAgentRequest>,
+    ) -> Result<tonic::Response<CheckAgentResponse>, tonic::Status> {
+        self.agent(&request.get_ref().id)?;
+        Ok(tonic::Response::new(CheckAgentResponse {}))
+    }
+
+    type ForwardAgentStream = BytesStream;
+
+    async fn forward_agent(
+        &self,
+        request: tonic::Request<tonic::Streaming<BytesMessage>>,
+    ) -> Result<tonic::Response<BytesStream>, tonic::Status> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let id = request
+            .metadata()
+            .get("buildkit.ssh.id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let path = self.agent(&id)?.clone();
+        let conn = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
+            tonic::Status::unavailable(format!("ssh agent {}: {e}", path.display()))
+        })?;
+        let (rd, mut wr) = conn.into_split();
+        let mut incoming = request.into_inner();
+        tokio::spawn(async move {
+            while let Ok(Some(msg)) = incoming.message().await {
+                if wr.write_all(&msg.data).await.is_err() {
+                    return;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        let out = futures_util::stream::unfold(rd, |mut rd| async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(BytesMessage { data: buf }), rd))
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(out)))
     }
 }
