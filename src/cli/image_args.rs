@@ -56,10 +56,11 @@ pub struct ImageArgs {
     /// Always pull newer base images.
     #[arg(long)]
     pub pull: bool,
-    /// Upload the whole context as `docker build` does, not the minimal one.
+    /// With --builder classic: upload the whole context as `docker build`
+    /// does, not the minimal one (BuildKit asks for what it reads itself).
     #[arg(long)]
     pub full: bool,
-    /// Compression of the upload.
+    /// Compression of the classic builder's upload.
     #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
     pub compress: CompressArg,
     /// One JSON event per line on stdout.

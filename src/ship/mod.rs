@@ -1,16 +1,27 @@
 //! Building an image through the Docker daemon.
 //!
-//! The context (minimal or whole) is streamed as the body of the Engine
-//! API's `/build` call, for the classic builder (`version=1`) or BuildKit
-//! (`version=2`, with the session bollard opens for registry credentials).
+//! BuildKit (the default) builds through a session, as `DOCKER_BUILDKIT=1
+//! docker build` does: [`session`] opens `POST /session` (upgraded to
+//! h2c, the daemon calling back into gRPC services served here) and
+//! `/build` runs with `remote=client-session`. BuildKit then pulls the
+//! named directories `context` (the context root) and `dockerfile` (the
+//! Dockerfile's own directory, so a Dockerfile outside the context never
+//! rides inside it) over [`filesync`], asking only for the paths the
+//! Dockerfile reads (its followpaths), excluding what the ignore file its
+//! frontend read excludes, and requesting only the files that changed
+//! since its copy of the last transfer under the docker CLI's shared key.
+//! The same session answers registry credentials (private base images)
+//! and `--secret`/`--ssh` ([`secrets`]).
+//!
+//! The classic builder (`version=1`) gets the context (minimal or whole)
+//! streamed as the body of `/build` ([`upload`]); it applies the root
+//! `.dockerignore` it finds in the upload again, which
+//! [`upload::place_dockerfile`] accounts for.
+//!
 //! Progress arrives as events (BuildKit's decoded by [`buildkit`]); an
 //! error inside the 200 response stream ends the build with the failing
-//! step.
-//!
-//! The two builders read the upload differently: the classic one applies
-//! the root `.dockerignore` it finds in it again, BuildKit builds from the
-//! archive exactly as sent (it applies ignore files only to contexts it
-//! syncs itself). [`upload::place_dockerfile`] accounts for both.
+//! step. No label changes with the clock ([`default_labels`]), so a
+//! rebuild of unchanged inputs is fully cached and gives the same image.
 
 pub mod buildkit;
 pub mod daemon;
