@@ -332,9 +332,17 @@ pub async fn build_request(
 /// reuse BuildKit's copy of the last transfer, ours and the docker CLI's
 /// alike.
 pub fn shared_key(context_dir: &std::path::Path) -> String {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))
+        .unwrap_or_else(|| std::path::PathBuf::from(".docker"));
+    shared_key_with(&node_id_in(&dir), context_dir)
+}
+
+fn shared_key_with(node_id: &str, context_dir: &std::path::Path) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    h.update(node_id().as_bytes());
+    h.update(node_id.as_bytes());
     h.update(b":");
     h.update(context_dir.as_os_str().as_encoded_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
@@ -343,13 +351,9 @@ pub fn shared_key(context_dir: &std::path::Path) -> String {
 /// The docker CLI's node id: 32 random bytes in hex kept in
 /// `$DOCKER_CONFIG/.buildNodeID` (default `~/.docker`), created when
 /// missing; the config directory's path when it cannot be kept.
-fn node_id() -> String {
+fn node_id_in(dir: &std::path::Path) -> String {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))
-        .unwrap_or_else(|| std::path::PathBuf::from(".docker"));
     let fallback = dir.display().to_string();
     let file = dir.join(".buildNodeID");
     if std::fs::symlink_metadata(&file).is_err() {
@@ -360,7 +364,7 @@ fn node_id() -> String {
             return fallback;
         }
         let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let created = std::fs::create_dir_all(&dir).and_then(|_| {
+        let created = std::fs::create_dir_all(dir).and_then(|_| {
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -614,5 +618,71 @@ impl Ssh for SshService {
             }
         });
         Ok(tonic::Response::new(Box::pin(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_split_across_chunks() {
+        let mut lines = JsonLines::default();
+        assert!(lines
+            .push(b"{\"stream\":\"Step 1/2 : FROM")
+            .unwrap()
+            .is_empty());
+        let got = lines
+            .push(b" x\\n\"}\r\n\r\n{\"aux\":{\"ID\":\"sha256:ab\"}}\n{\"errorDetail\":{\"message\":\"boom\"}}\n")
+            .unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].stream.as_deref(), Some("Step 1/2 : FROM x\n"));
+        assert!(matches!(
+            &got[1].aux,
+            Some(bollard::models::BuildInfoAux::Default(bollard::models::ImageId { id: Some(id) })) if id == "sha256:ab"
+        ));
+        assert_eq!(
+            got[2]
+                .error_detail
+                .as_ref()
+                .and_then(|d| d.message.as_deref()),
+            Some("boom")
+        );
+        let err = lines.push(b"<html>bad gateway\n").unwrap_err();
+        assert!(err.contains("<html>bad gateway"), "{err}");
+    }
+
+    #[test]
+    fn daemon_messages() {
+        assert_eq!(
+            daemon_message(br#"{"message":"session not found"}"#).as_deref(),
+            Some("session not found")
+        );
+        assert_eq!(
+            daemon_message(b"plain text\n").as_deref(),
+            Some("plain text")
+        );
+        assert_eq!(daemon_message(b""), None);
+    }
+
+    #[test]
+    fn shared_key_follows_the_docker_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("docker");
+        // Created once, 64 hex digits, then read back unchanged.
+        let node = node_id_in(&config);
+        assert_eq!(node.len(), 64, "{node}");
+        assert!(node.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(node_id_in(&config), node);
+        use sha2::Digest;
+        let want: String = sha2::Sha256::digest(format!("{node}:.").as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(shared_key_with(&node, std::path::Path::new(".")), want);
+        assert_ne!(
+            shared_key_with(&node, std::path::Path::new("backend")),
+            want
+        );
     }
 }
