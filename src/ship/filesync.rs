@@ -20,7 +20,8 @@
 //! the ignore file, so the excludes are exactly its rules. Only requested
 //! files are opened: relative to the directory, never through a symlink,
 //! non-blocking, regular files only (anything else is sent empty, as
-//! fsutil sends a file it cannot open). Extended attributes are not sent.
+//! fsutil sends a file it cannot open). Extended attributes go with each
+//! stat as fsutil sends them (`com.apple.*` left out).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -91,6 +92,40 @@ fn dev_major_minor(rdev: u64) -> (i64, i64) {
     let major = (rdev >> 8) & 0xfff;
     let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
     (major as i64, minor as i64)
+}
+
+/// Bytes of one extended attribute list or value at most (Linux's own
+/// limit for both is 64 KiB).
+const XATTR_MAX: usize = 64 * 1024;
+
+/// An entry's extended attributes, read with the `l*` calls (a symlink's
+/// own), `com.apple.*` skipped as fsutil skips them; none when the file
+/// system has none or they cannot be read.
+fn xattrs(path: &std::path::Path) -> HashMap<String, Vec<u8>> {
+    let mut out = HashMap::new();
+    let len = match rustix::fs::llistxattr_query(path) {
+        Ok(0) | Err(_) => return out,
+        Ok(n) => n.min(XATTR_MAX),
+    };
+    let mut list = vec![0u8; len];
+    let Ok(len) = rustix::fs::llistxattr(path, &mut list[..]) else {
+        return out;
+    };
+    for name in list[..len.min(list.len())]
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty() && !n.starts_with(b"com.apple."))
+    {
+        let name_os = OsStr::from_bytes(name);
+        let Ok(size) = rustix::fs::lgetxattr_query(path, name_os) else {
+            continue;
+        };
+        let mut value = vec![0u8; size.min(XATTR_MAX)];
+        if let Ok(n) = rustix::fs::lgetxattr(path, name_os, &mut value[..]) {
+            value.truncate(n);
+            out.insert(String::from_utf8_lossy(name).into_owned(), value);
+        }
+    }
+    out
 }
 
 /// A directory the session offers under a name.
@@ -280,6 +315,7 @@ impl Transfer {
                 gid: if self.reset_owner { 0 } else { st.gid },
                 size: 0,
                 mod_time: st.mtime * 1_000_000_000 + i64::from(st.mtime_nsec),
+                xattrs: xattrs(e.path),
                 ..Default::default()
             };
             if e.kind != FileKind::Dir {
@@ -563,6 +599,14 @@ mod tests {
         std::fs::create_dir_all(r.join("a/b")).unwrap();
         std::fs::create_dir_all(r.join("node_modules/x")).unwrap();
         std::fs::write(r.join("a/b/c.txt"), b"ccc").unwrap();
+        // Where the file system takes user attributes (tmpfs, ext4, xfs).
+        rustix::fs::setxattr(
+            r.join("a/b/c.txt"),
+            "user.reggie",
+            b"v1",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .expect("the test directory's file system takes user xattrs");
         std::fs::write(r.join("a.txt"), b"hello").unwrap();
         std::fs::write(r.join("run.sh"), b"#!/bin/sh\n").unwrap();
         std::fs::set_permissions(r.join("run.sh"), std::fs::Permissions::from_mode(0o4755))
@@ -696,6 +740,11 @@ mod tests {
         );
         assert_eq!(by("z-link.txt").size, 0);
         assert!(stats.iter().all(|s| s.uid == 0 && s.gid == 0));
+        assert_eq!(
+            by("a/b/c.txt").xattrs.get("user.reggie").map(Vec::as_slice),
+            Some(&b"v1"[..])
+        );
+        assert!(by("a.txt").xattrs.is_empty());
         let meta = std::fs::metadata(t.path().join("a.txt")).unwrap();
         use std::os::unix::fs::MetadataExt;
         assert_eq!(
