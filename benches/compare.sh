@@ -286,6 +286,36 @@ else
         "docker build -q -f $WORK/minimal.Dockerfile -t bench:docker-min backend" \
         'no slower than `docker build`' 1.0
     MEM_CMDS+=("\"\$RB\" image . -f backend/Dockerfile.scratch -t bench:reggie")
+    # BuildKit as the docker CLI drives it (sessions, file sync): the 20.10
+    # CLI at /usr/bin/docker with DOCKER_BUILDKIT=1. Both sides keep the
+    # daemon's copy of their last transfer (the same shared key), so every
+    # run after the first is a rebuild; the "one file changed" rows change
+    # one file before each run, on both sides.
+    if [ -x /usr/bin/docker ] && DOCKER_BUILDKIT=1 /usr/bin/docker version >/dev/null 2>&1; then
+        BK='DOCKER_BUILDKIT=1 /usr/bin/docker build -q'
+        pair '`image .` backend, no change (BuildKit session)' \
+            '"$RB" image . -f backend/Dockerfile.scratch -t bench:reggie-bk' \
+            "$BK -f backend/Dockerfile.scratch -t bench:docker-bk ." \
+            '<= 0.8x BuildKit `docker build`' 0.8
+        TOUCH='echo "# $RANDOM$RANDOM" >>backend/app/main.py &&'
+        pair '`image .` backend, one file changed (BuildKit session)' \
+            "$TOUCH \"\$RB\" image . -f backend/Dockerfile.scratch -t bench:reggie-bk" \
+            "$TOUCH $BK -f backend/Dockerfile.scratch -t bench:docker-bk ." \
+            '<= 0.8x BuildKit `docker build`' 0.8
+        printf 'FROM scratch\nCOPY . /app/\n' >"$WORK/copy-all.Dockerfile"
+        pair '`image apps/web` (`COPY . /app/`), no change' \
+            "\"\$RB\" image apps/web -f $WORK/copy-all.Dockerfile -t bench:reggie-web" \
+            "$BK -f $WORK/copy-all.Dockerfile -t bench:docker-web apps/web" \
+            '<= 0.8x BuildKit `docker build`' 0.8
+        WTOUCH='echo "$RANDOM$RANDOM" >apps/web/bench-touch.txt &&'
+        pair '`image apps/web` (`COPY . /app/`), one file changed' \
+            "$WTOUCH \"\$RB\" image apps/web -f $WORK/copy-all.Dockerfile -t bench:reggie-web" \
+            "$WTOUCH $BK -f $WORK/copy-all.Dockerfile -t bench:docker-web apps/web" \
+            '<= 0.8x BuildKit `docker build`' 0.8
+        MEM_CMDS+=("\"\$RB\" image apps/web -f $WORK/copy-all.Dockerfile -t bench:reggie-web")
+    else
+        skip '`image` vs BuildKit `docker build`' 'skipped: no 20.10 docker CLI at /usr/bin/docker'
+    fi
 fi
 
 peak_mem

@@ -41,16 +41,26 @@ pub struct ImageArgs {
     /// builder, a network name), as `docker build --network`.
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
+    /// A build secret for `RUN --mount=type=secret,id=ID`, read from a
+    /// file or an environment variable; never in output, logs or the
+    /// image (BuildKit only).
+    #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
+    pub secrets: Vec<String>,
+    /// An ssh agent socket for `RUN --mount=type=ssh`: `default` is
+    /// $SSH_AUTH_SOCK (BuildKit only).
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    pub ssh: Vec<String>,
     /// Do not use the build cache.
     #[arg(long)]
     pub no_cache: bool,
     /// Always pull newer base images.
     #[arg(long)]
     pub pull: bool,
-    /// Upload the whole context as `docker build` does, not the minimal one.
+    /// With --builder classic: upload the whole context as `docker build`
+    /// does, not the minimal one (BuildKit asks for what it reads itself).
     #[arg(long)]
     pub full: bool,
-    /// Compression of the upload.
+    /// Compression of the classic builder's upload.
     #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
     pub compress: CompressArg,
     /// One JSON event per line on stdout.

@@ -195,6 +195,29 @@ impl ContextSpec {
 }
 
 impl Context {
+    /// A directory as BuildKit syncs it from a client session: excluded by
+    /// the patterns it sends (already read from the ignore file by its
+    /// frontend), with BuildKit's rules. There is no Dockerfile in it.
+    pub fn for_sync(root: PathBuf, excludes: &[Vec<u8>]) -> Result<Context, ContextError> {
+        let label = Path::new("(exclude patterns BuildKit sent)");
+        let mut matcher = Matcher::default();
+        for (i, p) in excludes.iter().enumerate() {
+            matcher.push(label, i + 1, p, String::from_utf8_lossy(p).into_owned())?;
+        }
+        let descend = walk::DescendRule::new(&matcher, Builder::BuildKit);
+        Ok(Context {
+            dockerfile: root.clone(),
+            root,
+            dockerfile_rel: None,
+            builder: Builder::BuildKit,
+            ignore: None,
+            matcher,
+            descend,
+            include: None,
+            sizes: false,
+        })
+    }
+
     /// The context directory.
     pub fn root(&self) -> &Path {
         &self.root

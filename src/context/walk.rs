@@ -75,6 +75,11 @@ pub struct Stat {
     pub size: u64,
     /// Modification time in whole seconds since the epoch.
     pub mtime: i64,
+    /// The nanoseconds of the modification time (BuildKit's file sync
+    /// compares times to the nanosecond).
+    pub mtime_nsec: u32,
+    pub uid: u32,
+    pub gid: u32,
     pub dev: u64,
     pub ino: u64,
     pub nlink: u64,
@@ -90,6 +95,9 @@ impl Stat {
             mode: st.st_mode as u32,
             size: st.st_size as u64,
             mtime: st.st_mtime as i64,
+            mtime_nsec: st.st_mtime_nsec as u32,
+            uid: st.st_uid as u32,
+            gid: st.st_gid as u32,
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
             nlink: st.st_nlink as u64,

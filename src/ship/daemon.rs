@@ -28,6 +28,17 @@ pub struct Daemon {
     /// The daemon's architecture (`amd64`, `arm64`, ...).
     pub arch: Option<String>,
     pub version: Option<String>,
+    /// Where the daemon is, for the connections bollard does not make
+    /// (BuildKit sessions).
+    pub endpoint: Endpoint,
+}
+
+impl Daemon {
+    /// The negotiated API version as a path prefix (`v1.41`).
+    pub fn api_prefix(&self) -> String {
+        let v = self.long.client_version();
+        format!("v{}.{}", v.major_version, v.minor_version)
+    }
 }
 
 fn unreachable_hint(host: &str) -> &'static str {
@@ -178,7 +189,34 @@ pub async fn connect() -> Result<Daemon, DaemonError> {
         local,
         arch: version.arch,
         version: version.version,
+        endpoint: ep,
     })
+}
+
+/// A rustls client configuration from a CA and a client certificate and
+/// key (PEM files), for connections bollard does not make.
+pub fn tls_client_config(tls: &endpoint::TlsFiles) -> std::io::Result<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    install_crypto_provider();
+    let pem = |path: &Path, e: rustls::pki_types::pem::Error| {
+        std::io::Error::other(format!("{}: {e}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&tls.ca).map_err(|e| pem(&tls.ca, e))? {
+        roots
+            .add(cert.map_err(|e| pem(&tls.ca, e))?)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", tls.ca.display())))?;
+    }
+    let chain = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|e| pem(&tls.cert, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem(&tls.cert, e))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| pem(&tls.key, e))?;
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", tls.cert.display())))
 }
 
 fn is_tls_failure(reason: &str) -> bool {

@@ -1,20 +1,34 @@
 //! Building an image through the Docker daemon.
 //!
-//! The context (minimal or whole) is streamed as the body of the Engine
-//! API's `/build` call, for the classic builder (`version=1`) or BuildKit
-//! (`version=2`, with the session bollard opens for registry credentials).
+//! BuildKit (the default) builds through a session, as `DOCKER_BUILDKIT=1
+//! docker build` does: [`session`] opens `POST /session` (upgraded to
+//! h2c, the daemon calling back into gRPC services served here) and
+//! `/build` runs with `remote=client-session`. BuildKit then pulls the
+//! named directories `context` (the context root) and `dockerfile` (the
+//! Dockerfile's own directory, so a Dockerfile outside the context never
+//! rides inside it) over [`filesync`], asking only for the paths the
+//! Dockerfile reads (its followpaths), excluding what the ignore file its
+//! frontend read excludes, and requesting only the files that changed
+//! since its copy of the last transfer under the docker CLI's shared key.
+//! The same session answers registry credentials (private base images)
+//! and `--secret`/`--ssh` ([`secrets`]).
+//!
+//! The classic builder (`version=1`) gets the context (minimal or whole)
+//! streamed as the body of `/build` ([`upload`]); it applies the root
+//! `.dockerignore` it finds in the upload again, which
+//! [`upload::place_dockerfile`] accounts for.
+//!
 //! Progress arrives as events (BuildKit's decoded by [`buildkit`]); an
 //! error inside the 200 response stream ends the build with the failing
-//! step.
-//!
-//! The two builders read the upload differently: the classic one applies
-//! the root `.dockerignore` it finds in it again, BuildKit builds from the
-//! archive exactly as sent (it applies ignore files only to contexts it
-//! syncs itself). [`upload::place_dockerfile`] accounts for both.
+//! step. No label changes with the clock ([`default_labels`]), so a
+//! rebuild of unchanged inputs is fully cached and gives the same image.
 
 pub mod buildkit;
 pub mod daemon;
 pub mod endpoint;
+pub mod filesync;
+pub mod secrets;
+pub mod session;
 pub mod skip;
 pub mod ssh;
 pub mod upload;
@@ -63,6 +77,10 @@ pub struct BuildSpec {
     /// Credentials the daemon may use to pull base images, by registry
     /// (`docker.io`, `host:port`).
     pub pull_credentials: BTreeMap<String, crate::publish::Credentials>,
+    /// Build secrets by id (`--secret`), served to BuildKit's session.
+    pub secrets: session::SecretValues,
+    /// ssh agent sockets by id (`--ssh`), forwarded through the session.
+    pub ssh: HashMap<String, std::path::PathBuf>,
 }
 
 /// The credentials map in the form each builder looks registries up:
@@ -225,8 +243,16 @@ fn step_failure(step: &Option<String>, message: &str, tail: &[String]) -> String
     out
 }
 
-/// The labels every image gets: OCI source, revision and creation time,
-/// and the context digest.
+/// `SOURCE_DATE_EPOCH`, when set to a number of seconds.
+pub fn source_date_epoch() -> Option<i64> {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+}
+
+/// The labels every image gets: OCI source and revision, the context
+/// digest, and the creation time when `SOURCE_DATE_EPOCH` pins it (the
+/// clock's time would change the image on every rebuild).
 pub fn default_labels(ctx: &Context, context_digest: &str) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     let git = |args: &[&str]| -> Option<String> {
@@ -249,16 +275,11 @@ pub fn default_labels(ctx: &Context, context_digest: &str) -> BTreeMap<String, S
     if let Some(rev) = git(&["rev-parse", "HEAD"]) {
         labels.insert("org.opencontainers.image.revision".into(), rev);
     }
-    let now = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0)
-        });
-    labels.insert("org.opencontainers.image.created".into(), rfc3339(now));
+    // The build time would make every rebuild a new image (and the classic
+    // builder's label step a cache miss): only a pinned time is a label.
+    if let Some(epoch) = source_date_epoch() {
+        labels.insert("org.opencontainers.image.created".into(), rfc3339(epoch));
+    }
     labels.insert(CONTEXT_DIGEST_LABEL.into(), context_digest.to_string());
     labels
 }
@@ -428,10 +449,13 @@ pub async fn build_prepared(
         digest: survey.digest.clone(),
         entries: survey.entries,
         content_bytes: survey.content_bytes,
-        dockerfile: placement.dockerfile_param.clone(),
-        compression: match spec.compression {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
+        dockerfile: match spec.builder {
+            DaemonBuilder::BuildKit => session_dockerfile_name(&ctx),
+            DaemonBuilder::Classic => placement.dockerfile_param.clone(),
+        },
+        compression: match (spec.builder, spec.compression) {
+            (DaemonBuilder::BuildKit, _) | (_, Compression::None) => "none",
+            (_, Compression::Gzip) => "gzip",
         },
     });
 
@@ -447,22 +471,12 @@ pub async fn build_prepared(
         }
     }
 
-    if spec.builder == DaemonBuilder::BuildKit {
-        if let Some(extra) = placement.extra.first() {
-            if ctx.reaches(extra.name.as_bytes()) {
-                on_event(Event::Warning {
-                    message: format!(
-                        "the Dockerfile is not part of the context sent, so it travels as {}; BuildKit removes nothing from an uploaded context, so a COPY of the context root will copy it too (--builder classic removes it before any COPY)",
-                        extra.name
-                    ),
-                });
-            }
-        }
-    }
-
     let mut labels = default_labels(&ctx, &survey.digest);
     labels.insert(BUILD_KEY_LABEL.into(), build_key);
     labels.extend(spec.labels.clone());
+    if spec.builder == DaemonBuilder::BuildKit {
+        return build_session(daemon, spec, survey, labels, on_event).await;
+    }
     let options = bollard::query_parameters::BuildImageOptions {
         dockerfile: placement.dockerfile_param.clone(),
         t: spec.tags.first().cloned(),
@@ -480,14 +494,7 @@ pub async fn build_prepared(
         platform: spec.platform.clone().unwrap_or_default(),
         target: spec.target.clone().unwrap_or_default(),
         networkmode: spec.network.clone(),
-        version: match spec.builder {
-            DaemonBuilder::Classic => bollard::query_parameters::BuilderVersion::BuilderV1,
-            DaemonBuilder::BuildKit => bollard::query_parameters::BuilderVersion::BuilderBuildKit,
-        },
-        // bollard serves the session BuildKit dials back into (registry
-        // credentials); the context itself is the request body.
-        session: (spec.builder == DaemonBuilder::BuildKit)
-            .then(|| format!("reggie-build-{}", upload::random_hex(20))),
+        version: bollard::query_parameters::BuilderVersion::BuilderV1,
         ..Default::default()
     };
 
@@ -573,12 +580,211 @@ pub async fn build_prepared(
         Some(id) => id,
         None => return Err(ShipError::NoImage),
     };
+    tag_rest(daemon, spec, &image_id).await?;
+    for tag in &spec.tags {
+        on_event(Event::Tag { tag: tag.clone() });
+    }
+    Ok(Built {
+        image_id,
+        context_digest: survey.digest,
+        uploaded_bytes: sent.load(Ordering::Relaxed),
+        steps: state.steps + state.buildkit.steps,
+    })
+}
+
+/// Builds with BuildKit through a session: BuildKit pulls the context and
+/// the Dockerfile's directory over file sync (only what it asks for, and
+/// only files changed since its last transfer under the same shared key).
+async fn build_session(
+    daemon: &Daemon,
+    spec: &BuildSpec,
+    survey: upload::Survey,
+    labels: BTreeMap<String, String>,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Built, ShipError> {
+    let ctx = &spec.context;
+    let dockerfile = ctx.dockerfile();
+    let dockerfile_name = session_dockerfile_name(ctx);
+    let dockerfile_dir = match dockerfile.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let counters = std::sync::Arc::new(filesync::Counters::default());
+    let dirs = [
+        (
+            "context".to_string(),
+            filesync::SyncDir {
+                root: ctx.root().to_path_buf(),
+                reset_owner: true,
+            },
+        ),
+        (
+            "dockerfile".to_string(),
+            filesync::SyncDir {
+                root: dockerfile_dir,
+                reset_owner: false,
+            },
+        ),
+    ]
+    .into();
+    let info = session::SessionInfo {
+        id: format!("reggie-build-{}", upload::random_hex(20)),
+        name: ctx
+            .root()
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "context".into()),
+        shared_key: session::shared_key(ctx.root()),
+    };
+    let services = session::Services {
+        dirs,
+        credentials: session::session_credentials(&spec.pull_credentials),
+        secrets: spec.secrets.clone(),
+        ssh: spec.ssh.clone(),
+        counters: counters.clone(),
+    };
+    let api = daemon.api_prefix();
+    let session_err = |e: session::SessionError| ShipError::Api {
+        what: "the BuildKit session".into(),
+        message: e.to_string(),
+    };
+    let served = session::start(&daemon.endpoint, &api, &info, services)
+        .await
+        .map_err(session_err)?;
+    // The session task must not outlive the build, whatever way it ends.
+    struct Abort(tokio::task::JoinHandle<()>);
+    impl Drop for Abort {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _served = Abort(served);
+
+    let options = bollard::query_parameters::BuildImageOptions {
+        dockerfile: dockerfile_name,
+        t: spec.tags.first().cloned(),
+        remote: Some("client-session".into()),
+        session: Some(info.id.clone()),
+        nocache: spec.no_cache,
+        pull: spec.pull.then(|| "1".to_string()),
+        rm: true,
+        forcerm: true,
+        buildargs: Some(spec.build_args.clone().into_iter().collect()),
+        labels: Some(labels.into_iter().collect()),
+        platform: spec.platform.clone().unwrap_or_default(),
+        target: spec.target.clone().unwrap_or_default(),
+        networkmode: spec.network.clone(),
+        version: bollard::query_parameters::BuilderVersion::BuilderBuildKit,
+        ..Default::default()
+    };
+    let query = serde_urlencoded::to_string(&options).map_err(|e| ShipError::Api {
+        what: "encoding the build options".into(),
+        message: e.to_string(),
+    })?;
+    let mut body = session::build_request(&daemon.endpoint, &api, &query)
+        .await
+        .map_err(session_err)?;
+
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_reported = 0u64;
+    let mut state = StreamState::default();
+    let mut lines = session::JsonLines::default();
+    let mut failure: Option<ShipError> = None;
+    'read: loop {
+        tokio::select! {
+            frame = http_body_util::BodyExt::frame(&mut body) => {
+                let chunk = match frame {
+                    None => break,
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => data,
+                        Err(_) => continue,
+                    },
+                    Some(Err(e)) => {
+                        failure = Some(ShipError::Api {
+                            what: format!("the build request to {} failed", daemon.host),
+                            message: daemon::describe(&e),
+                        });
+                        break;
+                    }
+                };
+                let infos = match lines.push(&chunk) {
+                    Ok(infos) => infos,
+                    Err(message) => {
+                        failure = Some(ShipError::Api {
+                            what: format!("reading the build progress from {}", daemon.host),
+                            message,
+                        });
+                        break;
+                    }
+                };
+                for info in infos {
+                    let error = info.error_detail.as_ref().and_then(|d| d.message.clone());
+                    if let Some(error) = error {
+                        let (step, log_tail) = state.failure();
+                        failure = Some(ShipError::Step {
+                            step,
+                            message: with_hint(error.trim()),
+                            log_tail,
+                        });
+                        break 'read;
+                    }
+                    state.handle(info, on_event);
+                }
+            }
+            _ = ticker.tick() => {
+                let bytes = counters.data_bytes.load(Ordering::Relaxed);
+                if bytes != last_reported {
+                    last_reported = bytes;
+                    on_event(Event::Upload { bytes, done: false });
+                }
+            }
+        }
+    }
+    let sent = counters.data_bytes.load(Ordering::Relaxed);
+    on_event(Event::Upload {
+        bytes: sent,
+        done: true,
+    });
+    tracing::debug!(
+        stats = counters.stats.load(Ordering::Relaxed),
+        files = counters.files.load(Ordering::Relaxed),
+        bytes = sent,
+        "file sync totals"
+    );
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    let image_id = state.image_id.ok_or(ShipError::NoImage)?;
+    tag_rest(daemon, spec, &image_id).await?;
+    for tag in &spec.tags {
+        on_event(Event::Tag { tag: tag.clone() });
+    }
+    Ok(Built {
+        image_id,
+        context_digest: survey.digest,
+        uploaded_bytes: sent,
+        steps: state.steps + state.buildkit.steps,
+    })
+}
+
+/// The Dockerfile's name in its own synced directory.
+fn session_dockerfile_name(ctx: &Context) -> String {
+    ctx.dockerfile()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "Dockerfile".into())
+}
+
+/// Tags the image with every tag but the first (the build applied it).
+async fn tag_rest(daemon: &Daemon, spec: &BuildSpec, image_id: &str) -> Result<(), ShipError> {
     for tag in spec.tags.iter().skip(1) {
         let (repo, t) = split_tag(tag);
         daemon
             .quick
             .tag_image(
-                &image_id,
+                image_id,
                 Some(bollard::query_parameters::TagImageOptions {
                     repo: Some(repo.to_string()),
                     tag: Some(t.to_string()),
@@ -590,15 +796,7 @@ pub async fn build_prepared(
                 message: daemon::describe(&e),
             })?;
     }
-    for tag in &spec.tags {
-        on_event(Event::Tag { tag: tag.clone() });
-    }
-    Ok(Built {
-        image_id,
-        context_digest: survey.digest,
-        uploaded_bytes: sent.load(Ordering::Relaxed),
-        steps: state.steps + state.buildkit.steps,
-    })
+    Ok(())
 }
 
 #[derive(Default)]

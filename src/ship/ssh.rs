@@ -81,9 +81,32 @@ impl SshTarget {
 }
 
 /// The child's stdout and stdin as one duplex stream.
-struct Stdio2 {
+pub struct Stdio2 {
     out: ChildStdout,
     inp: ChildStdin,
+    /// Killed when the stream is dropped.
+    _child: Option<tokio::process::Child>,
+}
+
+/// Opens one raw connection through `ssh HOST docker system dial-stdio`
+/// (for connections bollard does not make: BuildKit sessions).
+pub fn dial(target: &SshTarget) -> io::Result<Stdio2> {
+    let mut child = target
+        .command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run ssh: {e}")))?;
+    let (Some(out), Some(inp)) = (child.stdout.take(), child.stdin.take()) else {
+        return Err(io::Error::other("ssh started without its pipes"));
+    };
+    Ok(Stdio2 {
+        out,
+        inp,
+        _child: Some(child),
+    })
 }
 
 impl AsyncRead for Stdio2 {
@@ -144,8 +167,12 @@ pub async fn request(
         .entry(hyper::header::HOST)
         .or_insert(hyper::header::HeaderValue::from_static("docker"));
 
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(Stdio2 { out, inp })).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(Stdio2 {
+        out,
+        inp,
+        _child: None,
+    }))
+    .await?;
     tokio::spawn(async move {
         // Upgrades carry BuildKit's session; ssh ends with the connection.
         let _ = conn.with_upgrades().await;

@@ -292,6 +292,13 @@ async fn build_and_push(
     };
 
     let build_args = parse_build_args(&args.build_args)?;
+    let secrets = ship::secrets::parse_secrets(&args.secrets)?;
+    let ssh = ship::secrets::parse_ssh(&args.ssh)?;
+    if matches!(args.context.builder, crate::cli::BuilderArg::Classic)
+        && (!secrets.0.is_empty() || !ssh.is_empty())
+    {
+        bail!("--secret and --ssh need BuildKit: drop --builder classic");
+    }
     let ctx = args.context.spec().resolve()?;
     let plan = Plan::new(
         &ctx,
@@ -348,6 +355,8 @@ async fn build_and_push(
         tar,
         network: args.network.clone(),
         pull_credentials,
+        secrets,
+        ssh,
         builder: match args.context.builder {
             crate::cli::BuilderArg::Buildkit => ship::DaemonBuilder::BuildKit,
             crate::cli::BuilderArg::Classic => ship::DaemonBuilder::Classic,

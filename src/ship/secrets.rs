@@ -1,0 +1,170 @@
+//! `--secret` and `--ssh`, parsed as the docker CLI parses them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::session::SecretValues;
+
+/// Errors in `--secret` / `--ssh`.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("--secret {spec:?}: {why}; write --secret id=ID,src=PATH or --secret id=ID,env=VAR")]
+    Spec { spec: String, why: String },
+    #[error("--secret id={id}: cannot read {path}: {source}")]
+    Read {
+        id: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--secret id={id}: the environment variable {var} is not set")]
+    Env { id: String, var: String },
+    #[error("--ssh {spec:?}: {why}")]
+    Ssh { spec: String, why: String },
+}
+
+/// Reads every `--secret` value (`id=ID,src=PATH`, `id=ID,env=VAR`,
+/// optionally `type=file|env`, `source=` for `src=`; `id=ID` alone reads
+/// the variable ID as buildx does).
+pub fn parse_secrets(specs: &[String]) -> Result<SecretValues, SecretError> {
+    let mut out = HashMap::new();
+    for spec in specs {
+        let bad = |why: &str| SecretError::Spec {
+            // The spec names a file or a variable, never a value.
+            spec: spec.chars().take(80).collect(),
+            why: why.into(),
+        };
+        let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
+        for field in spec.split(',') {
+            let (k, v) = field
+                .split_once('=')
+                .ok_or_else(|| bad(&format!("{field:?} is not KEY=VALUE")))?;
+            match k.trim().to_ascii_lowercase().as_str() {
+                "id" => id = Some(v.to_string()),
+                "src" | "source" => src = Some(v.to_string()),
+                "env" => env = Some(v.to_string()),
+                "type" if v == "file" || v == "env" => kind = Some(v.to_string()),
+                "type" => return Err(bad("type must be file or env")),
+                other => return Err(bad(&format!("unknown key {other:?}"))),
+            }
+        }
+        let id = id.filter(|i| !i.is_empty()).ok_or_else(|| bad("no id"))?;
+        if src.is_some() && env.is_some() {
+            return Err(bad("give src or env, not both"));
+        }
+        let value = match (src, env, kind.as_deref()) {
+            (Some(path), None, None | Some("file")) => {
+                let path = PathBuf::from(path);
+                std::fs::read(&path).map_err(|source| SecretError::Read {
+                    id: id.clone(),
+                    path,
+                    source,
+                })?
+            }
+            (Some(var), None, Some("env")) | (None, Some(var), _) => std::env::var_os(&var)
+                .map(|v| v.into_encoded_bytes())
+                .ok_or(SecretError::Env {
+                    id: id.clone(),
+                    var,
+                })?,
+            (None, None, _) => std::env::var_os(&id)
+                .map(|v| v.into_encoded_bytes())
+                .ok_or(SecretError::Env {
+                    id: id.clone(),
+                    var: id.clone(),
+                })?,
+            _ => return Err(bad("give src or env")),
+        };
+        out.insert(id, value);
+    }
+    Ok(SecretValues(out))
+}
+
+/// `--ssh default` ($SSH_AUTH_SOCK) or `--ssh ID=SOCKET`: agent sockets
+/// by id. Key files are not loaded (add them to an agent with ssh-add).
+pub fn parse_ssh(specs: &[String]) -> Result<HashMap<String, PathBuf>, SecretError> {
+    let mut out = HashMap::new();
+    for spec in specs {
+        let bad = |why: String| SecretError::Ssh {
+            spec: spec.clone(),
+            why,
+        };
+        let (id, path) = match spec.split_once('=') {
+            Some((id, path)) => (id.to_string(), PathBuf::from(path)),
+            None => {
+                let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
+                    bad("SSH_AUTH_SOCK is not set: start an agent (eval $(ssh-agent); ssh-add) or pass ID=SOCKET".into())
+                })?;
+                (spec.clone(), PathBuf::from(sock))
+            }
+        };
+        if id.is_empty() || path.as_os_str().is_empty() {
+            return Err(bad("write default or ID=SOCKET".into()));
+        }
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.file_type().is_socket() => {}
+            Ok(_) => {
+                return Err(bad(format!(
+                    "{} is not an agent socket; key files are not loaded: add the key to an agent with ssh-add and pass its socket",
+                    path.display()
+                )))
+            }
+            Err(e) => return Err(bad(format!("{}: {e}", path.display()))),
+        }
+        out.insert(id, path);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_specs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tok");
+        std::fs::write(&file, b"file-value").unwrap();
+        std::env::set_var("REGGIE_TEST_SECRET_VAR", "env-value");
+        let specs = vec![
+            format!("id=a,src={}", file.display()),
+            format!("type=file,id=b,source={}", file.display()),
+            "id=c,env=REGGIE_TEST_SECRET_VAR".to_string(),
+            "id=REGGIE_TEST_SECRET_VAR".to_string(),
+        ];
+        let got = parse_secrets(&specs).unwrap();
+        assert_eq!(got.0["a"], b"file-value");
+        assert_eq!(got.0["b"], b"file-value");
+        assert_eq!(got.0["c"], b"env-value");
+        assert_eq!(got.0["REGGIE_TEST_SECRET_VAR"], b"env-value");
+        let shown = format!("{got:?}");
+        assert!(
+            !shown.contains("value\"") && !shown.contains("file-value"),
+            "{shown}"
+        );
+        for bad in [
+            "src=/x",
+            "id=a,src=/x,env=Y",
+            "id=a,what=1",
+            "id=a,type=ssh",
+            "noequals",
+        ] {
+            assert!(parse_secrets(&[bad.to_string()]).is_err(), "{bad}");
+        }
+        let err = parse_secrets(&["id=x,src=/nonexistent/reggie".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/reggie"), "{err}");
+    }
+
+    #[test]
+    fn ssh_specs() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let got = parse_ssh(&[format!("work={}", sock.display())]).unwrap();
+        assert_eq!(got["work"], sock);
+        let key = dir.path().join("id_ed25519");
+        std::fs::write(&key, b"key").unwrap();
+        let err = parse_ssh(&[format!("k={}", key.display())]).unwrap_err();
+        assert!(err.to_string().contains("ssh-add"), "{err}");
+    }
+}

@@ -1,0 +1,688 @@
+//! A BuildKit session with the Docker daemon, the docker CLI's way.
+//!
+//! `POST /session` with `Upgrade: h2c` turns one connection around: the
+//! daemon's BuildKit becomes the gRPC client and calls the services this
+//! side serves over it: file sync of the build's directories
+//! ([`super::filesync`]), registry credentials (`Auth`), build secrets
+//! (`Secrets`) and health checks. The headers name the session (its id, a
+//! name, the shared key under which BuildKit keeps the last transfer of
+//! each directory) and every gRPC method served.
+//!
+//! The build itself is `POST /build?remote=client-session&session=ID`
+//! with no body, on its own connection ([`build_request`]); its response
+//! is the same JSON stream as an uploaded build's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bollard_buildkit_proto::health::health_check_response::ServingStatus;
+use bollard_buildkit_proto::health::health_server::{Health, HealthServer};
+use bollard_buildkit_proto::health::{
+    HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
+};
+use bollard_buildkit_proto::moby::buildkit::secrets::v1::secrets_server::{Secrets, SecretsServer};
+use bollard_buildkit_proto::moby::buildkit::secrets::v1::{GetSecretRequest, GetSecretResponse};
+use bollard_buildkit_proto::moby::filesync::v1::auth_server::{Auth, AuthServer};
+use bollard_buildkit_proto::moby::filesync::v1::file_sync_server::FileSyncServer;
+use bollard_buildkit_proto::moby::filesync::v1::{
+    CredentialsRequest, CredentialsResponse, FetchTokenRequest, FetchTokenResponse,
+    GetTokenAuthorityRequest, GetTokenAuthorityResponse, VerifyTokenAuthorityRequest,
+    VerifyTokenAuthorityResponse,
+};
+use bollard_buildkit_proto::moby::sshforward::v1::ssh_server::{Ssh, SshServer};
+use bollard_buildkit_proto::moby::sshforward::v1::{
+    BytesMessage, CheckAgentRequest, CheckAgentResponse,
+};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::endpoint::Endpoint;
+use super::filesync::{Counters, FileSyncService, SyncDir};
+
+/// The gRPC methods a session serves, announced in its headers.
+const METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/moby.filesync.v1.FileSync/DiffCopy",
+    "/moby.filesync.v1.FileSync/TarStream",
+    "/moby.filesync.v1.Auth/Credentials",
+    "/moby.filesync.v1.Auth/FetchToken",
+    "/moby.filesync.v1.Auth/GetTokenAuthority",
+    "/moby.filesync.v1.Auth/VerifyTokenAuthority",
+    "/moby.buildkit.secrets.v1.Secrets/GetSecret",
+    "/moby.sshforward.v1.SSH/CheckAgent",
+    "/moby.sshforward.v1.SSH/ForwardAgent",
+];
+
+/// Errors of a session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("cannot connect to the Docker daemon at {host}: {source}")]
+    Dial { host: String, source: io::Error },
+    #[error("DOCKER_HOST={host}: {reason}")]
+    Unsupported { host: String, reason: String },
+    #[error("{what} at {host} failed: {message}")]
+    Http {
+        what: &'static str,
+        host: String,
+        message: String,
+    },
+}
+
+/// Any connection to the daemon.
+pub trait Conn: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Conn for T {}
+
+/// Opens one raw connection to the daemon (unix, tcp, TLS or ssh).
+pub async fn dial(ep: &Endpoint) -> Result<Box<dyn Conn>, SessionError> {
+    let host = ep.display();
+    let dial_err = |source: io::Error| SessionError::Dial {
+        host: host.clone(),
+        source,
+    };
+    if let Some(path) = ep.host.strip_prefix("unix://") {
+        let s = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(dial_err)?;
+        return Ok(Box::new(s));
+    }
+    if ep.host.starts_with("ssh://") {
+        let target = super::ssh::parse(&ep.host).map_err(|reason| SessionError::Unsupported {
+            host: host.clone(),
+            reason,
+        })?;
+        return Ok(Box::new(super::ssh::dial(&target).map_err(dial_err)?));
+    }
+    let addr = ["tcp://", "http://", "https://"]
+        .iter()
+        .find_map(|p| ep.host.strip_prefix(p))
+        .map(|rest| rest.trim_end_matches('/'))
+        .ok_or_else(|| SessionError::Unsupported {
+            host: host.clone(),
+            reason: "use unix://PATH, tcp://HOST:PORT or https://HOST:PORT".into(),
+        })?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(dial_err)?;
+    let _ = tcp.set_nodelay(true);
+    match &ep.tls {
+        None => Ok(Box::new(tcp)),
+        Some(tls) => {
+            let server = addr
+                .rsplit_once(':')
+                .map_or(addr, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let config = super::daemon::tls_client_config(tls).map_err(dial_err)?;
+            let name = rustls::pki_types::ServerName::try_from(server.to_string())
+                .map_err(|e| dial_err(io::Error::other(e.to_string())))?;
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let s = connector.connect(name, tcp).await.map_err(dial_err)?;
+            Ok(Box::new(s))
+        }
+    }
+}
+
+/// What a session offers BuildKit.
+pub struct Services {
+    /// Directories by the name BuildKit asks for.
+    pub dirs: HashMap<String, SyncDir>,
+    /// Registry credentials by host as BuildKit asks (`registry-1.docker.io`).
+    pub credentials: HashMap<String, (String, String)>,
+    /// Build secrets by id.
+    pub secrets: SecretValues,
+    /// ssh agent sockets by id (`--ssh`).
+    pub ssh: HashMap<String, std::path::PathBuf>,
+    pub counters: Arc<Counters>,
+}
+
+/// Who the session is, for the daemon.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: String,
+    /// The docker CLI names it after the context directory.
+    pub name: String,
+    /// Under this key BuildKit keeps each directory's last transfer, so
+    /// the next one sends only what changed.
+    pub shared_key: String,
+}
+
+/// Opens the session and serves it until the daemon closes it (or the
+/// returned task is aborted).
+pub async fn start(
+    ep: &Endpoint,
+    api: &str,
+    info: &SessionInfo,
+    services: Services,
+) -> Result<tokio::task::JoinHandle<()>, SessionError> {
+    let host = ep.display();
+    let conn = dial(ep).await?;
+    let http_err = |message: String| SessionError::Http {
+        what: "opening a BuildKit session (POST /session)",
+        host: host.clone(),
+        message,
+    };
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+        .await
+        .map_err(|e| http_err(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    let mut req = hyper::Request::post(format!("/{api}/session"))
+        .header(hyper::header::HOST, "docker")
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, "h2c")
+        .header("X-Docker-Expose-Session-Uuid", &info.id)
+        .header("X-Docker-Expose-Session-Name", &info.name)
+        .header("X-Docker-Expose-Session-Sharedkey", &info.shared_key);
+    for m in METHODS {
+        req = req.header("X-Docker-Expose-Session-Grpc-Method", *m);
+    }
+    let req = req
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| http_err(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| http_err(e.to_string()))?;
+    if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(http_err(format!(
+            "{status}: {}",
+            daemon_message(&body).unwrap_or_default()
+        )));
+    }
+    let upgraded = hyper::upgrade::on(resp)
+        .await
+        .map_err(|e| http_err(e.to_string()))?;
+    let io = Upgraded(TokioIo::new(upgraded));
+
+    let router = tonic::transport::Server::builder()
+        .add_service(HealthServer::new(HealthService))
+        .add_service(
+            FileSyncServer::new(FileSyncService::new(services.dirs, services.counters))
+                .max_decoding_message_size(16 << 20)
+                .max_encoding_message_size(16 << 20),
+        )
+        .add_service(AuthServer::new(AuthService {
+            credentials: services.credentials,
+        }))
+        .add_service(SecretsServer::new(SecretsService {
+            secrets: services.secrets,
+        }))
+        .add_service(SshServer::new(SshService {
+            agents: services.ssh,
+        }));
+    Ok(tokio::spawn(async move {
+        let incoming = futures_util::stream::iter([Ok::<_, io::Error>(io)]);
+        if let Err(e) = router.serve_with_incoming(incoming).await {
+            tracing::debug!(error = %e, "the BuildKit session ended");
+        }
+    }))
+}
+
+/// The `message` of a daemon's JSON error body.
+pub fn daemon_message(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Msg {
+        message: String,
+    }
+    serde_json::from_slice::<Msg>(body)
+        .ok()
+        .map(|m| m.message)
+        .or_else(|| {
+            let s = String::from_utf8_lossy(body).trim().to_string();
+            (!s.is_empty()).then_some(s)
+        })
+}
+
+/// The upgraded connection, as tonic's server takes a connection.
+struct Upgraded(TokioIo<hyper::upgrade::Upgraded>);
+
+impl tonic::transport::server::Connected for Upgraded {
+    type ConnectInfo = ();
+    fn connect_info(&self) {}
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The body of a build response, as a stream of byte chunks.
+pub type BuildBody = hyper::body::Incoming;
+
+/// `POST /build` for a session build (no body); returns the response
+/// body once the daemon accepted the request.
+pub async fn build_request(
+    ep: &Endpoint,
+    api: &str,
+    query: &str,
+) -> Result<BuildBody, SessionError> {
+    let host = ep.display();
+    let http_err = |message: String| SessionError::Http {
+        what: "the build request (POST /build)",
+        host: host.clone(),
+        message,
+    };
+    let conn = dial(ep).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+        .await
+        .map_err(|e| http_err(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let req = hyper::Request::post(format!("/{api}/build?{query}"))
+        .header(hyper::header::HOST, "docker")
+        .header(hyper::header::CONTENT_TYPE, "application/x-tar")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| http_err(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| http_err(e.to_string()))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(http_err(format!(
+            "{status}: {}",
+            daemon_message(&body).unwrap_or_default()
+        )));
+    }
+    Ok(resp.into_body())
+}
+
+/// The docker CLI's shared key: sha256 of its node id and the context
+/// directory as given, so rebuilds of the same directory from this machine
+/// reuse BuildKit's copy of the last transfer, ours and the docker CLI's
+/// alike.
+pub fn shared_key(context_dir: &std::path::Path) -> String {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))
+        .unwrap_or_else(|| std::path::PathBuf::from(".docker"));
+    shared_key_with(&node_id_in(&dir), context_dir)
+}
+
+fn shared_key_with(node_id: &str, context_dir: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(node_id.as_bytes());
+    h.update(b":");
+    h.update(context_dir.as_os_str().as_encoded_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The docker CLI's node id: 32 random bytes in hex kept in
+/// `$DOCKER_CONFIG/.buildNodeID` (default `~/.docker`), created when
+/// missing; the config directory's path when it cannot be kept.
+fn node_id_in(dir: &std::path::Path) -> String {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fallback = dir.display().to_string();
+    let file = dir.join(".buildNodeID");
+    if std::fs::symlink_metadata(&file).is_err() {
+        let mut random = [0u8; 32];
+        let read = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random));
+        if read.is_err() {
+            return fallback;
+        }
+        let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let created = std::fs::create_dir_all(dir).and_then(|_| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)?
+                .write_all(id.as_bytes())
+        });
+        if created.is_err() {
+            return fallback;
+        }
+    }
+    std::fs::read_to_string(&file).unwrap_or(fallback)
+}
+
+struct HealthService;
+
+#[tonic::async_trait]
+impl Health for HealthService {
+    async fn check(
+        &self,
+        _request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<HealthCheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(HealthCheckResponse {
+            status: ServingStatus::Serving as i32,
+        }))
+    }
+
+    async fn list(
+        &self,
+        _request: tonic::Request<HealthListRequest>,
+    ) -> Result<tonic::Response<HealthListResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("List"))
+    }
+
+    type WatchStream = Pin<
+        Box<dyn futures_util::Stream<Item = Result<HealthCheckResponse, tonic::Status>> + Send>,
+    >;
+
+    async fn watch(
+        &self,
+        _request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("Watch"))
+    }
+}
+
+struct AuthService {
+    credentials: HashMap<String, (String, String)>,
+}
+
+#[tonic::async_trait]
+impl Auth for AuthService {
+    async fn credentials(
+        &self,
+        request: tonic::Request<CredentialsRequest>,
+    ) -> Result<tonic::Response<CredentialsResponse>, tonic::Status> {
+        let host = &request.get_ref().host;
+        // Unknown hosts get empty credentials: an anonymous pull.
+        let (username, secret) = self.credentials.get(host).cloned().unwrap_or_default();
+        Ok(tonic::Response::new(CredentialsResponse {
+            username,
+            secret,
+        }))
+    }
+
+    async fn fetch_token(
+        &self,
+        _request: tonic::Request<FetchTokenRequest>,
+    ) -> Result<tonic::Response<FetchTokenResponse>, tonic::Status> {
+        Err(tonic::Status::unavailable(
+            "client-side token fetching is off",
+        ))
+    }
+
+    async fn get_token_authority(
+        &self,
+        _request: tonic::Request<GetTokenAuthorityRequest>,
+    ) -> Result<tonic::Response<GetTokenAuthorityResponse>, tonic::Status> {
+        // Unavailable makes BuildKit fetch tokens itself with Credentials.
+        Err(tonic::Status::unavailable(
+            "client-side token fetching is off",
+        ))
+    }
+
+    async fn verify_token_authority(
+        &self,
+        _request: tonic::Request<VerifyTokenAuthorityRequest>,
+    ) -> Result<tonic::Response<VerifyTokenAuthorityResponse>, tonic::Status> {
+        Err(tonic::Status::unavailable(
+            "client-side token fetching is off",
+        ))
+    }
+}
+
+/// Build secret values by id; their `Debug` shows the ids only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretValues(pub HashMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<&String> = self.0.keys().collect();
+        ids.sort();
+        write!(f, "SecretValues({ids:?}, values hidden)")
+    }
+}
+
+struct SecretsService {
+    secrets: SecretValues,
+}
+
+#[tonic::async_trait]
+impl Secrets for SecretsService {
+    async fn get_secret(
+        &self,
+        request: tonic::Request<GetSecretRequest>,
+    ) -> Result<tonic::Response<GetSecretResponse>, tonic::Status> {
+        let id = &request.get_ref().id;
+        match self.secrets.0.get(id) {
+            Some(data) => Ok(tonic::Response::new(GetSecretResponse {
+                data: data.clone(),
+            })),
+            None => Err(tonic::Status::not_found(format!(
+                "secret {id:?} was not given: pass --secret id={id},src=PATH or id={id},env=VAR"
+            ))),
+        }
+    }
+}
+
+/// Credentials as the session's Auth service answers them.
+pub fn session_credentials(
+    creds: &BTreeMap<String, crate::publish::Credentials>,
+) -> HashMap<String, (String, String)> {
+    creds
+        .iter()
+        .map(|(registry, c)| {
+            let host = match registry.as_str() {
+                "docker.io" => "registry-1.docker.io",
+                other => other,
+            };
+            (host.to_string(), (c.username.clone(), c.secret.clone()))
+        })
+        .collect()
+}
+
+/// Splits a build response into its JSON objects (one per line).
+#[derive(Default)]
+pub struct JsonLines {
+    partial: Vec<u8>,
+}
+
+/// A JSON line longer than this is not progress: the stream is broken.
+const MAX_LINE: usize = 64 << 20;
+
+impl JsonLines {
+    /// Adds a chunk; returns the objects it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<bollard::models::BuildInfo>, String> {
+        self.partial.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while let Some(pos) = self.partial[start..].iter().position(|&b| b == b'\n') {
+            let line = self.partial[start..start + pos].trim_ascii();
+            start += pos + 1;
+            if line.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<bollard::models::BuildInfo>(line) {
+                Ok(info) => out.push(info),
+                Err(e) => {
+                    let excerpt: String = String::from_utf8_lossy(&line[..line.len().min(80)])
+                        .escape_debug()
+                        .collect();
+                    return Err(format!("not a progress message ({e}): {excerpt}"));
+                }
+            }
+        }
+        self.partial.drain(..start);
+        if self.partial.len() > MAX_LINE {
+            return Err(format!(
+                "a progress message longer than {} MiB",
+                MAX_LINE >> 20
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// Forwards `RUN --mount=type=ssh` connections to local ssh agents.
+struct SshService {
+    agents: HashMap<String, std::path::PathBuf>,
+}
+
+impl SshService {
+    fn agent(&self, id: &str) -> Result<&std::path::PathBuf, tonic::Status> {
+        let id = if id.is_empty() { "default" } else { id };
+        self.agents.get(id).ok_or_else(|| {
+            tonic::Status::not_found(format!(
+                "no ssh agent for id {id:?}: pass --ssh {id}=SOCKET (or --ssh default with SSH_AUTH_SOCK set)"
+            ))
+        })
+    }
+}
+
+type BytesStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<BytesMessage, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Ssh for SshService {
+    async fn check_agent(
+        &self,
+        request: tonic::Request<CheckAgentRequest>,
+    ) -> Result<tonic::Response<CheckAgentResponse>, tonic::Status> {
+        self.agent(&request.get_ref().id)?;
+        Ok(tonic::Response::new(CheckAgentResponse {}))
+    }
+
+    type ForwardAgentStream = BytesStream;
+
+    async fn forward_agent(
+        &self,
+        request: tonic::Request<tonic::Streaming<BytesMessage>>,
+    ) -> Result<tonic::Response<BytesStream>, tonic::Status> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let id = request
+            .metadata()
+            .get("buildkit.ssh.id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let path = self.agent(&id)?.clone();
+        let conn = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
+            tonic::Status::unavailable(format!("ssh agent {}: {e}", path.display()))
+        })?;
+        let (rd, mut wr) = conn.into_split();
+        let mut incoming = request.into_inner();
+        tokio::spawn(async move {
+            while let Ok(Some(msg)) = incoming.message().await {
+                if wr.write_all(&msg.data).await.is_err() {
+                    return;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        let out = futures_util::stream::unfold(rd, |mut rd| async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(BytesMessage { data: buf }), rd))
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_split_across_chunks() {
+        let mut lines = JsonLines::default();
+        assert!(lines
+            .push(b"{\"stream\":\"Step 1/2 : FROM")
+            .unwrap()
+            .is_empty());
+        let got = lines
+            .push(b" x\\n\"}\r\n\r\n{\"aux\":{\"ID\":\"sha256:ab\"}}\n{\"errorDetail\":{\"message\":\"boom\"}}\n")
+            .unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].stream.as_deref(), Some("Step 1/2 : FROM x\n"));
+        assert!(matches!(
+            &got[1].aux,
+            Some(bollard::models::BuildInfoAux::Default(bollard::models::ImageId { id: Some(id) })) if id == "sha256:ab"
+        ));
+        assert_eq!(
+            got[2]
+                .error_detail
+                .as_ref()
+                .and_then(|d| d.message.as_deref()),
+            Some("boom")
+        );
+        let err = lines.push(b"<html>bad gateway\n").unwrap_err();
+        assert!(err.contains("<html>bad gateway"), "{err}");
+    }
+
+    #[test]
+    fn daemon_messages() {
+        assert_eq!(
+            daemon_message(br#"{"message":"session not found"}"#).as_deref(),
+            Some("session not found")
+        );
+        assert_eq!(
+            daemon_message(b"plain text\n").as_deref(),
+            Some("plain text")
+        );
+        assert_eq!(daemon_message(b""), None);
+    }
+
+    #[test]
+    fn shared_key_follows_the_docker_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("docker");
+        // Created once, 64 hex digits, then read back unchanged.
+        let node = node_id_in(&config);
+        assert_eq!(node.len(), 64, "{node}");
+        assert!(node.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(node_id_in(&config), node);
+        use sha2::Digest;
+        let want: String = sha2::Sha256::digest(format!("{node}:.").as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(shared_key_with(&node, std::path::Path::new(".")), want);
+        assert_ne!(
+            shared_key_with(&node, std::path::Path::new("backend")),
+            want
+        );
+    }
+}

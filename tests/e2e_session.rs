@@ -1,0 +1,620 @@
+//! End-to-end tests of `image`'s BuildKit session (file sync, shared key,
+//! secrets) against the real daemon of `tests/services.sh`, side by side
+//! with the docker CLI that drives BuildKit the same way
+//! (`DOCKER_BUILDKIT=1 /usr/bin/docker build`, the 20.10 CLI).
+//!
+//! Unlike `e2e_image.rs`, these fail when the services are missing: they
+//! are the only check of the session protocol against a real BuildKit.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The services' environment; a missing one fails the test.
+fn services() -> BTreeMap<String, String> {
+    let dir =
+        std::env::var("REGGIE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/reggie-services".into());
+    let path = Path::new(&dir).join("env");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: start the services with `bash tests/services.sh` (these tests need the daemon)",
+            path.display()
+        )
+    });
+    let mut env = BTreeMap::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.strip_prefix("export ").and_then(|r| r.split_once('=')) else {
+            continue;
+        };
+        let v = v.trim().trim_matches('\'').trim_matches('"');
+        env.insert(k.to_string(), v.to_string());
+    }
+    assert!(
+        env.contains_key("DOCKER_HOST"),
+        "{} names no DOCKER_HOST",
+        path.display()
+    );
+    env
+}
+
+/// Runs `reggie-build image ARGS` with the services' daemon and
+/// `docker_config` as DOCKER_CONFIG (where the node id of the shared key
+/// lives).
+fn reggie(
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+    docker_config: &Path,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
+    cmd.current_dir(cwd).arg("image").args(args);
+    for var in [
+        "DOCKER_HOST",
+        "DOCKER_CONTEXT",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+        "SOURCE_DATE_EPOCH",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env)
+        .env("HOME", docker_config)
+        .env("DOCKER_CONFIG", docker_config)
+        .envs(extra_env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.output().expect("run reggie-build")
+}
+
+/// The docker CLI: `buildkit` runs the 20.10 CLI with DOCKER_BUILDKIT=1.
+fn docker(env: &BTreeMap<String, String>, cwd: &Path, buildkit: bool, args: &[&str]) -> Output {
+    let (bin, flag) = if buildkit {
+        ("/usr/bin/docker", "1")
+    } else {
+        ("docker", "0")
+    };
+    let config = tempfile::tempdir().unwrap();
+    let out = Command::new(bin)
+        .current_dir(cwd)
+        .args(args)
+        .envs(env)
+        .env("DOCKER_BUILDKIT", flag)
+        .env("DOCKER_CONFIG", config.path())
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed:\n{}",
+        text(&out)
+    );
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: &Output) {
+    assert!(out.status.success(), "reggie-build failed:\n{}", text(out));
+}
+
+/// Path → (type, mode, uid, gid, link target, device, mtime, content).
+type Fs = BTreeMap<String, (u8, u32, u64, u64, String, (u32, u32), u64, Vec<u8>)>;
+
+/// An image's filesystem, from `docker create` + `docker export`.
+fn image_fs(env: &BTreeMap<String, String>, image: &str) -> Fs {
+    let root = Path::new("/");
+    let id = docker(env, root, false, &["create", image, "/nonexistent"]);
+    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let tar_path = dir.path().join("fs.tar");
+    docker(
+        env,
+        root,
+        false,
+        &["export", "-o", tar_path.to_str().unwrap(), &id],
+    );
+    docker(env, root, false, &["rm", &id]);
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
+    let mut fs = Fs::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        // The container's own mount points and marker, not the image's.
+        if [".dockerenv", "dev", "etc", "proc", "sys"]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+        {
+            continue;
+        }
+        let h = entry.header().clone();
+        let link = entry
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let device = (
+            h.device_major().ok().flatten().unwrap_or(0),
+            h.device_minor().ok().flatten().unwrap_or(0),
+        );
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        fs.insert(
+            path.trim_end_matches('/').to_string(),
+            (
+                h.entry_type().as_byte(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                link,
+                device,
+                h.mtime().unwrap(),
+                content,
+            ),
+        );
+    }
+    fs
+}
+
+fn assert_same_fs(case: &str, ours: &Fs, theirs: &Fs) {
+    let a: Vec<&String> = ours.keys().collect();
+    let b: Vec<&String> = theirs.keys().collect();
+    assert_eq!(a, b, "{case}: the images hold different paths");
+    for (path, meta) in ours {
+        let other = &theirs[path];
+        assert_eq!(
+            (meta.0, meta.1, meta.2, meta.3, &meta.4, meta.5),
+            (other.0, other.1, other.2, other.3, &other.4, other.5),
+            "{case}: {path}: type/mode/owner/link/device differ"
+        );
+        // Directories get the time of the build (BuildKit 0.8 does not
+        // keep them), in both.
+        if meta.0 != b'5' {
+            assert_eq!(meta.6, other.6, "{case}: {path}: mtime differs");
+        }
+        assert!(meta.7 == other.7, "{case}: {path}: contents differ");
+    }
+}
+
+/// The bytes of file contents the build sent (its last `upload` event).
+fn bytes_sent(out: &Output) -> u64 {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "upload" && v["done"] == true)
+        .filter_map(|v| v["bytes"].as_u64())
+        .next_back()
+        .unwrap_or_else(|| panic!("no upload event:\n{}", text(out)))
+}
+
+/// A tree with what file sync must carry exactly: modes, empty and
+/// nested directories, symlinks (relative, absolute, dangling), hard
+/// links, a FIFO and a character device, odd names, and a .dockerignore
+/// with an exception.
+fn odd_tree(root: &Path) {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let w = |p: &str, data: &[u8], mode: u32| {
+        let path = root.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    w("a.txt", b"alpha\n", 0o644);
+    w("bin/run.sh", b"#!/bin/sh\necho hi\n", 0o755);
+    w("bin/suid", b"x", 0o4755);
+    w("deep/er/still/file with spaces.txt", b"spaces", 0o600);
+    w("deep/er/caf\u{e9}.md", "é".as_bytes(), 0o644);
+    w("node_modules/pkg/index.js", b"module.exports = 1\n", 0o644);
+    w("node_modules/keep/README.md", b"kept\n", 0o644);
+    w("big.bin", &vec![0x5a; 300_000], 0o644);
+    std::fs::create_dir_all(root.join("empty/dir")).unwrap();
+    std::fs::set_permissions(root.join("empty"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    symlink("a.txt", root.join("link-rel")).unwrap();
+    symlink("/etc/passwd", root.join("link-abs")).unwrap();
+    symlink("nowhere", root.join("deep/dangling")).unwrap();
+    std::fs::hard_link(root.join("a.txt"), root.join("deep/hard.txt")).unwrap();
+    rustix_mknod(&root.join("fifo"), libc::S_IFIFO | 0o644, 0);
+    rustix_mknod(
+        &root.join("null"),
+        libc::S_IFCHR | 0o666,
+        libc::makedev(1, 3),
+    );
+    std::fs::write(
+        root.join(".dockerignore"),
+        "node_modules\n!node_modules/keep\n*.log\n",
+    )
+    .unwrap();
+    w("x.log", b"ignored", 0o644);
+}
+
+fn rustix_mknod(path: &Path, mode: u32, dev: u64) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mknod reads nothing else.
+    let rc = unsafe { libc::mknod(c.as_ptr(), mode, dev as libc::dev_t) };
+    assert_eq!(rc, 0, "mknod {}", path.display());
+}
+
+#[test]
+fn session_image_equals_docker_buildkit() {
+    let env = services();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let odd = work.path().join("odd");
+    odd_tree(&odd);
+    // Dockerfiles outside their contexts: they must not reach the image.
+    let copy_all = work.path().join("copy-all.Dockerfile");
+    std::fs::write(&copy_all, "FROM scratch\nCOPY . /app/\n").unwrap();
+    let copy_all = copy_all.to_str().unwrap().to_string();
+    let fixtures = repo_root().join("fixtures");
+    let scratch = fixtures.join("image/scratch.Dockerfile");
+    let cases: Vec<(&str, PathBuf, String)> = vec![
+        (
+            "reggie backend paths (followpaths)",
+            fixtures.join("reggie"),
+            scratch.to_str().unwrap().to_string(),
+        ),
+        ("odd tree, COPY .", odd.clone(), copy_all.clone()),
+        (
+            "node-multistage, COPY .",
+            fixtures.join("node-multistage"),
+            copy_all.clone(),
+        ),
+        (
+            "mounts-wildcards, COPY .",
+            fixtures.join("mounts-wildcards"),
+            copy_all.clone(),
+        ),
+    ];
+    for (i, (case, ctx, dockerfile)) in cases.iter().enumerate() {
+        let ours = format!("reggie-e2e-session:ours-{i}");
+        let theirs = format!("reggie-e2e-session:docker-{i}");
+        let out = reggie(
+            &env,
+            ctx,
+            &config,
+            &["-f", dockerfile, "-t", &ours, "--builder", "buildkit", "."],
+            &[],
+        );
+        ok(&out);
+        docker(
+            &env,
+            ctx,
+            true,
+            &["build", "-q", "-f", dockerfile, "-t", &theirs, "."],
+        );
+        let (a, b) = (image_fs(&env, &ours), image_fs(&env, &theirs));
+        assert!(a.len() > 2, "{case}: an empty image: {:?}", a.keys());
+        assert_same_fs(case, &a, &b);
+    }
+    let fs = image_fs(&env, "reggie-e2e-session:ours-1");
+    for (path, kind) in [
+        ("app/link-rel", b'2'),
+        ("app/deep/hard.txt", b'1'),
+        ("app/empty/dir", b'5'),
+        ("app/node_modules/keep/README.md", b'0'),
+    ] {
+        assert_eq!(
+            fs.get(path).map(|m| m.0),
+            Some(kind),
+            "{path}: {:?}",
+            fs.keys()
+        );
+    }
+    assert!(!fs.contains_key("app/x.log") && !fs.contains_key("app/node_modules/pkg"));
+    // The FIFO travels as a stat, and BuildKit's COPY leaves it out, as
+    // for the docker CLI (the equality above).
+    assert!(!fs.contains_key("app/fifo"));
+    // The device reaches the image (docker export shows it as a file).
+    assert!(fs.contains_key("app/null"));
+    assert!(
+        !fs.keys().any(|k| k.contains("Dockerfile")),
+        "{:?}",
+        fs.keys()
+    );
+}
+
+#[test]
+fn session_rebuild_sends_only_what_changed() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = services();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("src")).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /app/\n").unwrap();
+    std::fs::write(ctx.join("big.bin"), vec![1u8; 1_000_000]).unwrap();
+    std::fs::write(ctx.join("src/edit.py"), "print(1)\n").unwrap();
+    std::fs::write(ctx.join("src/old-name.py"), "renamed = True\n").unwrap();
+    std::fs::write(ctx.join("src/gone.py"), "gone = True\n").unwrap();
+    std::fs::write(ctx.join("src/mode.sh"), "#!/bin/sh\n").unwrap();
+    let tag = "reggie-e2e-session:incremental";
+    let build = || {
+        let out = reggie(
+            &env,
+            &ctx,
+            &config,
+            &["-t", tag, "--no-cache", "--json", "."],
+            &[],
+        );
+        ok(&out);
+        out
+    };
+    let first = build();
+    let dockerfile_len = std::fs::metadata(ctx.join("Dockerfile")).unwrap().len();
+    let all = 1_000_000 + 9 + 15 + 12 + 10 + dockerfile_len;
+    assert!(
+        bytes_sent(&first) >= 1_000_000,
+        "a first build of this context and key sends everything: {}",
+        text(&first)
+    );
+    assert!(bytes_sent(&first) <= all + 64, "{}", text(&first));
+    // Nothing changed: nothing travels (the daemon's copy is reused).
+    let second = build();
+    assert_eq!(bytes_sent(&second), 0, "{}", text(&second));
+
+    std::fs::write(ctx.join("src/edit.py"), "print(22)\n").unwrap();
+    std::fs::rename(ctx.join("src/old-name.py"), ctx.join("src/new-name.py")).unwrap();
+    std::fs::remove_file(ctx.join("src/gone.py")).unwrap();
+    std::fs::set_permissions(
+        ctx.join("src/mode.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let third = build();
+    // The edited file, the renamed one under its new name, and the
+    // chmod-ed one (BuildKit asks again for a file whose stat changed).
+    assert_eq!(bytes_sent(&third), 10 + 15 + 10, "{}", text(&third));
+    let fs = image_fs(&env, tag);
+    assert_eq!(fs["app/src/edit.py"].7, b"print(22)\n");
+    assert!(fs.contains_key("app/src/new-name.py"), "{:?}", fs.keys());
+    assert!(!fs.contains_key("app/src/old-name.py"), "{:?}", fs.keys());
+    assert!(!fs.contains_key("app/src/gone.py"), "{:?}", fs.keys());
+    assert_eq!(fs["app/src/mode.sh"].1 & 0o777, 0o755);
+    assert_eq!(fs["app/big.bin"].7.len(), 1_000_000);
+}
+
+/// A no-change rebuild is fully cached and gives the same image: no
+/// label changes with the clock.
+#[test]
+fn session_rebuild_is_fully_cached() {
+    let env = services();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM reggie-busybox:latest\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    let tag = "reggie-e2e-session:cached";
+    let build = || {
+        let out = reggie(
+            &env,
+            &ctx,
+            &config,
+            &["-t", tag, "--network", "none", "--json", "."],
+            &[],
+        );
+        ok(&out);
+        out
+    };
+    let first = build();
+    let second = build();
+    let image = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["event"] == "result")
+            .and_then(|v| v["image_id"].as_str().map(str::to_string))
+            .unwrap()
+    };
+    assert_eq!(image(&first), image(&second), "{}", text(&second));
+    let steps: Vec<serde_json::Value> = String::from_utf8_lossy(&second.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["event"] == "vertex"
+                && v["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("[2/3]") || n.starts_with("[3/3]"))
+        })
+        .collect();
+    assert_eq!(steps.len(), 2, "{}", text(&second));
+    assert!(steps.iter().all(|v| v["status"] == "cached"), "{steps:?}");
+
+    // SOURCE_DATE_EPOCH pins the created label.
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &["-t", tag, "--network", "none", "--json", "."],
+        &[("SOURCE_DATE_EPOCH", "1700000000")],
+    );
+    ok(&out);
+    let inspect = docker(&env, Path::new("/"), false, &["image", "inspect", tag]);
+    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        v[0]["Config"]["Labels"]["org.opencontainers.image.created"],
+        "2023-11-14T22:13:20Z"
+    );
+}
+
+/// `--secret` reaches `RUN --mount=type=secret` and nothing else: not the
+/// output, not the image's files, not its history.
+#[test]
+fn secret_reaches_the_build_but_not_the_image() {
+    let env = services();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let value = "s3cr3t-VALUE-7f2a9c";
+    let env_value = "env-S3CRET-41d0";
+    let secret_file = work.path().join("token");
+    std::fs::write(&secret_file, value).unwrap();
+    // The RUN step fails unless both values arrived intact (it compares
+    // their hashes, so the Dockerfile does not hold them); it writes only
+    // a length.
+    let sha = |v: &str| -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(v.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM reggie-busybox:latest\n\
+             RUN --mount=type=secret,id=tok --mount=type=secret,id=other \
+             test \"$(sha256sum < /run/secrets/tok | cut -d' ' -f1)\" = {} && \
+             test \"$(sha256sum < /run/secrets/other | cut -d' ' -f1)\" = {} && \
+             wc -c < /run/secrets/tok > /len && echo secret-arrived\n",
+            sha(value),
+            sha(env_value)
+        ),
+    )
+    .unwrap();
+    let tag = "reggie-e2e-session:secret";
+    let src = format!("id=tok,src={}", secret_file.display());
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "-t",
+            tag,
+            "--network",
+            "none",
+            "--no-cache",
+            "--secret",
+            &src,
+            "--secret",
+            "id=other,env=REGGIE_E2E_SECRET",
+            "--json",
+            "-vv",
+            ".",
+        ],
+        &[("REGGIE_E2E_SECRET", env_value)],
+    );
+    ok(&out);
+    let all = text(&out);
+    assert!(all.contains("secret-arrived"), "{all}");
+    assert!(!all.contains(value) && !all.contains(env_value), "{all}");
+    let fs = image_fs(&env, tag);
+    assert_eq!(fs["len"].7, format!("{}\n", value.len()).into_bytes());
+    for (path, meta) in &fs {
+        let content = String::from_utf8_lossy(&meta.7);
+        assert!(
+            !content.contains(value) && !content.contains(env_value),
+            "{path} holds a secret"
+        );
+    }
+    assert!(!fs.contains_key("run/secrets/tok"), "{:?}", fs.keys());
+    let history = docker(&env, Path::new("/"), false, &["history", "--no-trunc", tag]);
+    let inspect = docker(&env, Path::new("/"), false, &["image", "inspect", tag]);
+    for o in [&history, &inspect] {
+        let t = text(o);
+        assert!(!t.contains(value) && !t.contains(env_value), "{t}");
+    }
+
+    // A secret not given is absent from the step (BuildKit's secret
+    // mounts are optional unless `required`), so this one fails.
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "-t",
+            tag,
+            "--network",
+            "none",
+            "--no-cache",
+            "--secret",
+            &src,
+            ".",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let all = text(&out);
+    assert!(all.contains("can't open /run/secrets/other"), "{all}");
+}
+
+/// `--ssh default` forwards the agent of SSH_AUTH_SOCK into
+/// `RUN --mount=type=ssh`, which lists its key through the socket.
+#[test]
+fn ssh_agent_forwarded_into_the_build() {
+    let env = services();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let sock = work.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("ssh-agent must be installed for this test");
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The agent's answer to "list identities" with no keys is 5 bytes:
+    // length 1, SSH_AGENT_IDENTITIES_ANSWER (12), and a zero count comes
+    // after; the build only checks that the forwarded socket answers.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM reggie-busybox:latest\n\
+         RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo agent-socket-mounted\n",
+    )
+    .unwrap();
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "-t",
+            "reggie-e2e-session:ssh",
+            "--network",
+            "none",
+            "--no-cache",
+            "--ssh",
+            "default",
+            "--json",
+            ".",
+        ],
+        &[("SSH_AUTH_SOCK", sock.to_str().unwrap())],
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    ok(&out);
+    assert!(
+        text(&out).contains("agent-socket-mounted"),
+        "{}",
+        text(&out)
+    );
+}
