@@ -7,6 +7,7 @@
 //! relocations, and `ls`, `context` and `check` run in a few
 //! milliseconds); `reggie-build-image` runs everything.
 
+mod affected;
 mod analyze;
 mod check;
 mod context_cmd;
@@ -89,6 +90,12 @@ enum Command {
         after_help = "Examples:\n  reggie-build discover\n  reggie-build discover path/to/repo --json | jq '.[].context'\n  reggie-build discover . --write"
     )]
     Discover(discover::DiscoverArgs),
+    /// Which images a git change affects, and the first Dockerfile step
+    /// whose build cache it busts (exit 0 either way, 2 on errors).
+    #[command(
+        after_help = "Examples:\n  reggie-build affected                               # HEAD against HEAD~1\n  reggie-build affected --base origin/main --format markdown\n  reggie-build affected --base origin/main --worktree   # uncommitted changes too\n  reggie-build affected --base ${{ github.event.before }} --format github   # in GitHub Actions\n  reggie-build affected --format json | jq -r '.images[] | select(.affected) | .name'\n\nA shallow clone needs the base commit: `git fetch --deepen=50`, or `fetch-depth: 0` in actions/checkout.\nExit codes: 0 whether or not an image is affected, 2 on errors."
+    )]
+    Affected(affected::AffectedArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  reggie-build completions bash > /etc/bash_completion.d/reggie-build\n  reggie-build completions zsh > \"${fpath[1]}/_reggie-build\"\n  reggie-build completions fish > ~/.config/fish/completions/reggie-build.fish"
@@ -174,6 +181,7 @@ pub fn run(image: ImageCommand) -> i32 {
         Command::Analyze(args) => analyze::run(args),
         Command::Check(args) => check::run(args),
         Command::Discover(args) => discover::run(args),
+        Command::Affected(args) => affected::run(args),
     };
     match result {
         Ok(code) => code,

@@ -93,7 +93,7 @@ impl Plan {
 
 /// Adds `pattern` and, for every symlink along it inside the context, the
 /// link itself and the pattern re-rooted at the link's target.
-fn follow_links(root: &Path, pattern: &[u8], out: &mut Vec<Vec<u8>>) {
+pub(crate) fn follow_links(root: &Path, pattern: &[u8], out: &mut Vec<Vec<u8>>) {
     let mut queue = vec![normalize(pattern)];
     // A link loop must not run forever; Linux gives up after 40 hops.
     let mut hops = 0;
