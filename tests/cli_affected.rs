@@ -72,6 +72,7 @@ fn fixture(nonce: &str) -> tempfile::TempDir {
     write(p, "backend/app/__pycache__/main.pyc", "pyc\n");
     write(p, "frontend/package.json", "{}\n");
     write(p, "frontend/src/a.js", "a\n");
+    write(p, "frontend/src/b.js", "b\n");
     write(p, "README.md", "# repo\n");
     write(p, "reggie-build.toml", &config("dev"));
     commit(p, "base");
@@ -296,6 +297,39 @@ fn cases() -> Vec<Case> {
             ),
         },
         Case {
+            name: "mode change",
+            change: |p| {
+                use std::os::unix::fs::PermissionsExt;
+                let f = p.join("backend/requirements.txt");
+                fs::set_permissions(f, fs::Permissions::from_mode(0o755)).unwrap();
+            },
+            want: with(
+                none(&["web"]),
+                "api",
+                vec![step(
+                    "3/5",
+                    "COPY backend/requirements.txt ./",
+                    "backend/requirements.txt",
+                )],
+            ),
+        },
+        Case {
+            name: "deletion",
+            change: |p| fs::remove_file(p.join("frontend/src/b.js")).unwrap(),
+            want: with(
+                none(&["api"]),
+                "web",
+                vec![
+                    step("build 5/5", "COPY src ./src", "frontend/src/b.js (deleted)"),
+                    step(
+                        "stage-1 1/1",
+                        "COPY --from=build /w-NONCE /w",
+                        "stage `build` it copies from is rebuilt",
+                    ),
+                ],
+            ),
+        },
+        Case {
             name: "ignored and unread files",
             change: |p| {
                 write(p, "backend/app/__pycache__/main.pyc", "pyc2\n");
@@ -334,7 +368,8 @@ fn verdicts_and_busted_steps_per_kind_of_change() {
         assert_eq!(normalize(verdicts(&r), nonce), case.want, "{}", case.name);
     }
     // Steps before the first busted one stay cached, the others do not.
-    git(p, &["checkout", "-q", "HEAD~6"]);
+    let first = format!("HEAD~{}", cases().len() - 1);
+    git(p, &["checkout", "-q", &first]);
     let r = report(p, &["--base", "HEAD~1"]);
     assert_eq!(
         predicted_cached(&r, "api"),

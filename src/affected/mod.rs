@@ -885,12 +885,33 @@ fn evaluate(
             steps_out.push(report);
         }
     }
-    for f in &first_busted {
-        reasons.push(render::bust_sentence(&hdef.name, f));
+    if base_model.is_none() {
+        reasons.push(match base.file(&bdef.dockerfile) {
+            None => format!(
+                "new image: no Dockerfile {} at {}; no step is cached",
+                bdef.dockerfile, base.rev_label
+            ),
+            Some(_) => format!(
+                "the Dockerfile {} at {} does not parse; no step can be reused",
+                bdef.dockerfile, base.rev_label
+            ),
+        });
+    } else {
+        for f in &first_busted {
+            reasons.push(render::bust_sentence(&hdef.name, f));
+        }
     }
     // Nothing rebuilt, but the image may still differ: its config, or
     // steps removed from the end of a stage it is built from.
     if first_busted.is_empty() {
+        // Only a multi-stage Dockerfile names its stages.
+        let in_stage = |st: &steps::Stage| -> String {
+            if n > 1 {
+                format!(" of stage `{}`", stage_label(st))
+            } else {
+                String::new()
+            }
+        };
         let mut s = Some(model.target);
         let mut guard = 0;
         while let Some(i) = s {
@@ -903,17 +924,18 @@ fn evaluate(
             };
             match base_model.as_ref().and_then(|b| model.matching(b, stage)) {
                 None => reasons.push(format!("stage `{}` is new", stage_label(stage))),
+
                 Some(bs) => {
                     if bs.config != stage.config {
                         reasons.push(format!(
-                            "the image config of stage `{}` changed (LABEL, CMD, EXPOSE...); every step stays cached",
-                            stage_label(stage)
+                            "the image config{} changed (LABEL, CMD, EXPOSE...); every step stays cached",
+                            in_stage(stage)
                         ));
                     }
                     if bs.steps.len() > stage.steps.len() {
                         reasons.push(format!(
-                            "steps were removed from the end of stage `{}`; the others stay cached",
-                            stage_label(stage)
+                            "steps were removed from the end{}; the others stay cached",
+                            in_stage(stage)
                         ));
                     }
                 }

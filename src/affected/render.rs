@@ -68,7 +68,7 @@ pub fn bust_sentence(image: &str, step: &StepReport) -> String {
 
 fn cached_before(step: &StepReport) -> String {
     match step.position {
-        0 => "no step before it".into(),
+        0 => "no step stays cached".into(),
         1 => "step 1 stays cached".into(),
         n => format!("steps 1-{n} stay cached"),
     }
@@ -152,7 +152,7 @@ fn row(img: &ImageReport) -> (String, String, String) {
             "**affected**".into(),
             escape_markdown(&format!("{} {}", s.label, s.instruction)),
             match s.position {
-                0 => "none before it".into(),
+                0 => "none".into(),
                 1 => "step 1".into(),
                 n => format!("steps 1-{n}"),
             },
