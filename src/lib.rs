@@ -20,6 +20,7 @@
 
 pub mod affected;
 pub mod analyze;
+pub mod build_digest;
 pub mod check;
 pub mod config;
 pub mod context;
