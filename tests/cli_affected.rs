@@ -330,6 +330,15 @@ fn cases() -> Vec<Case> {
             ),
         },
         Case {
+            name: "Dockerfile comment",
+            change: |p| {
+                let df = fs::read_to_string(p.join("backend/Dockerfile")).unwrap();
+                let df = df.replacen('\n', "\n# the API\n\n", 1);
+                write(p, "backend/Dockerfile", &df)
+            },
+            want: none(&["api", "web"]),
+        },
+        Case {
             name: "ignored and unread files",
             change: |p| {
                 write(p, "backend/app/__pycache__/main.pyc", "pyc2\n");

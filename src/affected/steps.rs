@@ -81,6 +81,26 @@ fn is_scope(keyword: &str) -> bool {
     matches!(keyword, "ARG" | "ENV" | "USER" | "SHELL")
 }
 
+/// What BuildKit sees of an instruction: not its comments, line breaks
+/// or position, but its words (a shell-form command as one string, with
+/// its spacing) and heredoc bodies.
+fn key_text(ins: &Instruction) -> String {
+    let heredocs: Vec<(&str, &str, bool, bool)> = ins
+        .heredocs
+        .iter()
+        .map(|h| (h.name.as_str(), h.content.as_str(), h.expand, h.chomp))
+        .collect();
+    let flags: Vec<(&str, Option<&str>)> = ins
+        .flags
+        .iter()
+        .map(|f| (f.name.as_str(), f.value.as_deref()))
+        .collect();
+    format!(
+        "{} {flags:?} {:?} {} {heredocs:?}",
+        ins.keyword, ins.args, ins.json
+    )
+}
+
 /// One-line, bounded summary of an instruction for messages.
 pub fn summary(ins: &Instruction) -> String {
     let one: String = ins
@@ -200,7 +220,7 @@ impl Model {
             for ins in triggers.into_iter().chain(st.instructions.iter()) {
                 let kw = ins.keyword.as_str();
                 if is_scope(kw) {
-                    scope.push_str(&ins.original);
+                    scope.push_str(&key_text(ins));
                     scope.push('\n');
                     if kw == "ARG" {
                         for w in &ins.args {
@@ -222,13 +242,13 @@ impl Model {
                 }
                 if !is_step(kw) {
                     if kw != "ONBUILD" {
-                        config.push_str(&ins.original);
+                        config.push_str(&key_text(ins));
                         config.push('\n');
                     }
                     continue;
                 }
                 n += 1;
-                let sees_scope = kw == "RUN" || kw == "WORKDIR" || ins.original.contains('$');
+                let sees_scope = kw == "RUN" || kw == "WORKDIR" || key_text(ins).contains('$');
                 let mut from_stages = Vec::new();
                 let froms: Vec<&str> = match kw {
                     "COPY" | "ADD" => ins.flag("from").flatten().into_iter().collect(),
@@ -261,7 +281,7 @@ impl Model {
                     line: ins.line,
                     text: summary(ins),
                     key: Key {
-                        text: ins.original.clone(),
+                        text: key_text(ins),
                         scope: if sees_scope {
                             scope.clone()
                         } else {
