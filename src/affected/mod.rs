@@ -414,6 +414,7 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
         commit: Some(base_commit.clone()),
     };
     let mut images = Vec::new();
+    let mut flips = Flips::new();
     for (h, b) in &pairs {
         let side_head = Side {
             def: h,
@@ -433,6 +434,7 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
             &side_head,
             &side_base,
             &changes,
+            &mut flips,
         )?);
     }
     Ok(Report {
@@ -669,12 +671,17 @@ fn list_files(files: &[String]) -> String {
     s
 }
 
+/// Files whose inclusion an ignore-file change flips (`true`: now sent),
+/// per (context, head ignore file, base ignore file).
+type Flips = HashMap<(String, Option<String>, Option<String>), Vec<(Vec<u8>, bool)>>;
+
 fn evaluate(
     git: &Git,
     head_commit: Option<&str>,
     head: &Side<'_>,
     base: &Side<'_>,
     changes: &[Change],
+    flips: &mut Flips,
 ) -> Result<ImageReport, AffectedError> {
     let hdef = head.def;
     let bdef = base.def;
@@ -735,18 +742,29 @@ fn evaluate(
             .clone()
             .or(base_ignore.path.clone())
             .unwrap_or_else(|| ".dockerignore".into());
-        let files = git.files(head_commit, &hdef.context)?;
-        let mut flipped: Vec<(Vec<u8>, bool)> = Vec::new();
-        for f in &files {
-            let Some(rel) = under(&hdef.context, f) else {
-                continue;
-            };
-            let now = !head_ignore.excluded(rel);
-            let before = !base_ignore.excluded(rel);
-            if now != before {
-                flipped.push((rel.to_vec(), now));
+        // Images sharing a context and ignore files share the answer: the
+        // listing and matching are the slow part.
+        let memo_key = (
+            hdef.context.clone(),
+            head_ignore.path.clone(),
+            base_ignore.path.clone(),
+        );
+        if !flips.contains_key(&memo_key) {
+            let files = git.files(head_commit, &hdef.context)?;
+            let mut found: Vec<(Vec<u8>, bool)> = Vec::new();
+            for f in &files {
+                let Some(rel) = under(&hdef.context, f) else {
+                    continue;
+                };
+                let now = !head_ignore.excluded(rel);
+                let before = !base_ignore.excluded(rel);
+                if now != before {
+                    found.push((rel.to_vec(), now));
+                }
             }
+            flips.insert(memo_key.clone(), found);
         }
+        let flipped = flips.get(&memo_key).map(Vec::as_slice).unwrap_or_default();
         for (k, r) in &readers {
             let mine: Vec<String> = flipped
                 .iter()
