@@ -250,10 +250,21 @@ impl Git {
     }
 }
 
-/// A work-tree file: regular files only (never a FIFO or device), bounded.
+/// A work-tree file: regular files only (never a FIFO or device, never
+/// through a symlink, which git would store as a link), bounded.
 fn read_worktree(top: &Path, rel: &str) -> Option<Vec<u8>> {
-    let path = top.join(rel);
-    let meta = std::fs::metadata(&path).ok()?;
+    let mut path = top.to_path_buf();
+    for part in Path::new(rel).components() {
+        path.push(part);
+        if std::fs::symlink_metadata(&path)
+            .ok()?
+            .file_type()
+            .is_symlink()
+        {
+            return None;
+        }
+    }
+    let meta = std::fs::symlink_metadata(&path).ok()?;
     if !meta.is_file() || meta.len() > MAX_BLOB {
         return None;
     }

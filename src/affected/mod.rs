@@ -43,13 +43,15 @@ pub enum AffectedError {
     ShallowBase { rev: String },
     #[error("the {side} revision `{rev}` was not found: check its name, or fetch it with `git fetch origin {rev}`")]
     MissingRevision { side: &'static str, rev: String },
+    #[error("the config {path} is not in the head revision {rev}: commit it, pass --worktree, or name another with --config")]
+    MissingConfig { path: String, rev: String },
     #[error("{path} is larger than 16 MiB: it cannot be a Dockerfile, ignore file or config")]
     TooLarge { path: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{} is outside the repository {}: affected compares revisions of files inside it", path.display(), top.display())]
     OutsideRepo { path: PathBuf, top: PathBuf },
-    #[error("image `{image}`: Dockerfile {path} does not exist in {rev}: fix `dockerfile` in the config")]
+    #[error("image `{image}`: Dockerfile {path} does not exist in {rev} (or is a symlink): fix `dockerfile` in the config")]
     MissingDockerfile {
         image: String,
         path: String,
@@ -307,9 +309,9 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
                     .read(Some(c), std::slice::from_ref(&rel))?
                     .pop()
                     .flatten()
-                    .ok_or_else(|| AffectedError::MissingRevision {
-                        side: "head",
-                        rev: format!("{c}:{rel}"),
+                    .ok_or_else(|| AffectedError::MissingConfig {
+                        path: rel.clone(),
+                        rev: short(c),
                     })?,
             };
             let head = config_images(path, &cfg_dir, &head_text)?;

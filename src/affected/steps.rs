@@ -217,7 +217,12 @@ impl Model {
                     is_from: true,
                 });
             }
-            for ins in triggers.into_iter().chain(st.instructions.iter()) {
+            let n_triggers = triggers.len();
+            for (i, ins) in triggers
+                .into_iter()
+                .chain(st.instructions.iter())
+                .enumerate()
+            {
                 let kw = ins.keyword.as_str();
                 if is_scope(kw) {
                     scope.push_str(&key_text(ins));
@@ -279,7 +284,12 @@ impl Model {
                     pos: steps.len(),
                     label: label(n),
                     line: ins.line,
-                    text: summary(ins),
+                    // BuildKit shows a trigger without its ONBUILD.
+                    text: if i < n_triggers {
+                        trigger_text(&summary(ins))
+                    } else {
+                        summary(ins)
+                    },
                     key: Key {
                         text: key_text(ins),
                         scope: if sees_scope {
@@ -368,6 +378,15 @@ impl Model {
     }
 }
 
+fn trigger_text(s: &str) -> String {
+    match s.split_once(char::is_whitespace) {
+        Some((first, rest)) if first.eq_ignore_ascii_case("ONBUILD") => {
+            rest.trim_start().to_string()
+        }
+        _ => s.to_string(),
+    }
+}
+
 /// A `--from` value naming a stage of this Dockerfile (index or name).
 fn resolve_stage(df: &Dockerfile, v: &str) -> Option<usize> {
     if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
@@ -378,4 +397,71 @@ fn resolve_stage(df: &Dockerfile, v: &str) -> Option<usize> {
         .iter()
         .find(|s| s.name.as_deref() == Some(lower.as_str()))
         .map(|s| s.index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::dockerfile::{analyze, parse};
+
+    fn labels(src: &str, target: Option<&str>) -> Vec<(String, String)> {
+        let df = parse("Dockerfile", src.as_bytes()).unwrap();
+        let opts = PlanOptions {
+            target: target.map(str::to_string),
+            ..PlanOptions::default()
+        };
+        let a = analyze(&df, &opts).unwrap();
+        let m = Model::new(&df, &a, &opts, &|p| vec![p.to_string()]);
+        m.reachable
+            .iter()
+            .flat_map(|&s| m.stages[s].steps.iter())
+            .map(|s| (s.label.clone(), s.text.clone()))
+            .collect()
+    }
+
+    /// Numbered as Docker 20.10's BuildKit prints them (checked by hand
+    /// against `docker build --progress=plain`).
+    #[test]
+    fn buildkit_numbering() {
+        let l = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            labels(
+                "FROM alpine AS named\nENV A=1\nWORKDIR /w\nCOPY a /a\nCMD x\n",
+                None
+            ),
+            l(&[
+                ("1/3", "FROM alpine AS named"),
+                ("2/3", "WORKDIR /w"),
+                ("3/3", "COPY a /a")
+            ])
+        );
+        assert_eq!(
+            labels("FROM scratch\nCOPY a /a\n", None),
+            l(&[("1/1", "COPY a /a")])
+        );
+        // Stage names prefix when there are several; the target's
+        // unreachable stages are not built; ONBUILD triggers are numbered
+        // in the child but left out of its total.
+        let src = "FROM alpine AS base\nONBUILD COPY r /r\nONBUILD ENV Q=1\nONBUILD WORKDIR /x\nFROM alpine AS unused\nCOPY u /u\nFROM base\nCOPY a /a\n";
+        assert_eq!(
+            labels(src, None),
+            l(&[
+                ("base 1/1", "FROM alpine AS base"),
+                ("stage-2 1/1", "COPY r /r"),
+                ("stage-2 2/1", "WORKDIR /x"),
+                ("stage-2 3/1", "COPY a /a"),
+            ])
+        );
+        // Widths follow the total.
+        let many: String = std::iter::once("FROM scratch\n".to_string())
+            .chain((0..10).map(|i| format!("COPY f{i} /f{i}\n")))
+            .collect();
+        let got = labels(&many, None);
+        assert_eq!(got[0].0, " 1/10");
+        assert_eq!(got[9].0, "10/10");
+    }
 }
