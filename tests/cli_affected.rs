@@ -650,3 +650,58 @@ fn services() -> Option<BTreeMap<String, String>> {
     }
     Some(env)
 }
+
+#[test]
+fn a_submodule_bump_reaches_the_copy_of_its_directory() {
+    let repo = fixture("sub");
+    let p = repo.path();
+    let lib = tempfile::tempdir().unwrap();
+    git(lib.path(), &["init", "-q", "-b", "main"]);
+    write(lib.path(), "lib.py", "V = 1\n");
+    commit(lib.path(), "lib 1");
+    let url = format!("file://{}", lib.path().display());
+    git(
+        p,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &url,
+            "backend/app/vendor",
+        ],
+    );
+    commit(p, "add the submodule");
+    write(lib.path(), "lib.py", "V = 2\n");
+    commit(lib.path(), "lib 2");
+    let sub = p.join("backend/app/vendor");
+    git(
+        &sub,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "pull",
+            "-q",
+            "origin",
+            "main",
+        ],
+    );
+    commit(p, "bump");
+    let r = report(p, &["--base", "HEAD~1"]);
+    assert_eq!(
+        verdicts(&r),
+        [
+            (
+                "api".to_string(),
+                Some(vec![step(
+                    "5/5",
+                    "COPY backend/app ./app",
+                    "backend/app/vendor"
+                )])
+            ),
+            ("web".to_string(), None),
+        ]
+        .into()
+    );
+}
