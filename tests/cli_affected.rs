@@ -705,3 +705,49 @@ fn a_submodule_bump_reaches_the_copy_of_its_directory() {
         .into()
     );
 }
+
+#[test]
+fn config_changes_name_the_base_image_build_arg_and_platform() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    git(p, &["init", "-q", "-b", "main"]);
+    write(
+        p,
+        "Dockerfile",
+        "ARG BASE=alpine:3.19\nFROM $BASE\nARG V\nCOPY a /a\nRUN echo $V\n",
+    );
+    write(p, "a", "a\n");
+    let cfg = |base: &str, v: &str, platform: &str| {
+        format!("[[image]]\nname = \"x\"\n{platform}build_args = {{ BASE = \"{base}\", V = \"{v}\" }}\n")
+    };
+    write(p, "reggie-build.toml", &cfg("alpine:3.19", "1", ""));
+    commit(p, "base");
+    let cases = [
+        (
+            cfg("alpine:3.20", "1", ""),
+            step(
+                "1/3",
+                "FROM $BASE",
+                "the base image changed (alpine:3.19 → alpine:3.20)",
+            ),
+        ),
+        (
+            cfg("alpine:3.20", "2", ""),
+            step("3/3", "RUN echo $V", "build arg V changed in the config"),
+        ),
+        (
+            cfg("alpine:3.20", "2", "platform = \"linux/arm64\"\n"),
+            step(
+                "1/3",
+                "FROM $BASE",
+                "platform changed (default → linux/arm64)",
+            ),
+        ),
+    ];
+    for (text, want) in cases {
+        write(p, "reggie-build.toml", &text);
+        commit(p, "config");
+        let r = report(p, &[]);
+        assert_eq!(verdicts(&r)["x"], Some(vec![want]), "{text}");
+    }
+}

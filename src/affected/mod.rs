@@ -633,6 +633,17 @@ fn key_difference(
         ));
     }
     if head.text != base.text {
+        // A FROM step's text is its expanded image: a build arg can move it.
+        if let (Some(h), Some(b)) = (
+            head.text.strip_prefix("FROM "),
+            base.text.strip_prefix("FROM "),
+        ) {
+            return Some(format!(
+                "the base image changed ({} → {})",
+                b.trim(),
+                h.trim()
+            ));
+        }
         return Some(format!("Dockerfile line {line} changed"));
     }
     let changed_args: Vec<&String> = head
