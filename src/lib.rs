@@ -14,9 +14,13 @@
 //!    streamed as the request body.
 //! 5. [`publish`]: push it (ECR tokens, docker config credentials).
 //!
-//! [`discover`] finds the images a repo builds (Dockerfiles, compose, SST).
+//! [`discover`] finds the images a repo builds (Dockerfiles, compose, SST);
+//! [`affected`] says which of them a git change affects, and from which
+//! step their build cache is busted.
 
+pub mod affected;
 pub mod analyze;
+pub mod build_digest;
 pub mod check;
 pub mod config;
 pub mod context;

@@ -7,9 +7,11 @@
 //! relocations, and `ls`, `context` and `check` run in a few
 //! milliseconds); `reggie-build-image` runs everything.
 
+mod affected;
 mod analyze;
 mod check;
 mod context_cmd;
+mod digest;
 mod discover;
 mod explain;
 pub mod image_args;
@@ -89,6 +91,18 @@ enum Command {
         after_help = "Examples:\n  reggie-build discover\n  reggie-build discover path/to/repo --json | jq '.[].context'\n  reggie-build discover . --write"
     )]
     Discover(discover::DiscoverArgs),
+    /// Which images a git change affects, and the first Dockerfile step
+    /// whose build cache it busts (exit 0 either way, 2 on errors).
+    #[command(
+        after_help = "Examples:\n  reggie-build affected                               # HEAD against HEAD~1\n  reggie-build affected --base origin/main --format markdown\n  reggie-build affected --base origin/main --worktree   # uncommitted changes too\n  reggie-build affected --base ${{ github.event.before }} --format github   # in GitHub Actions\n  reggie-build affected --format json | jq -r '.images[] | select(.affected) | .name'\n\nA shallow clone needs the base commit: `git fetch --deepen=50`, or `fetch-depth: 0` in actions/checkout.\nExit codes: 0 whether or not an image is affected, 2 on errors."
+    )]
+    Affected(affected::AffectedArgs),
+    /// The content digest of what a build reads: the minimal context, the
+    /// Dockerfile, build args, target and platform (stable across clones).
+    #[command(
+        after_help = "Examples:\n  reggie-build digest --image reggie-api\n  reggie-build digest backend -f backend/Dockerfile --build-arg PYTHON=3.12\n  reggie-build digest                  # every image of reggie-build.toml, `DIGEST  NAME` lines\n  reggie-build digest --image web --json | jq -r .digest\n\nMtimes, owners and files the build cannot read do not count; permission bits do (they are sent)."
+    )]
+    Digest(digest::DigestArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  reggie-build completions bash > /etc/bash_completion.d/reggie-build\n  reggie-build completions zsh > \"${fpath[1]}/_reggie-build\"\n  reggie-build completions fish > ~/.config/fish/completions/reggie-build.fish"
@@ -174,6 +188,8 @@ pub fn run(image: ImageCommand) -> i32 {
         Command::Analyze(args) => analyze::run(args),
         Command::Check(args) => check::run(args),
         Command::Discover(args) => discover::run(args),
+        Command::Affected(args) => affected::run(args),
+        Command::Digest(args) => digest::run(args),
     };
     match result {
         Ok(code) => code,

@@ -91,6 +91,13 @@ pub struct ContextAnalysis {
     pub reachable_stages: Vec<usize>,
     /// Reachable stages whose base is an external image (not `scratch`).
     pub external_bases: Vec<ExternalBase>,
+    /// Every context path the reachable stages name, even when the whole
+    /// context is used (which step reads what, for `affected`).
+    pub paths: Vec<UsedPath>,
+    /// Per stage: the stage its `FROM` names, if any.
+    pub stage_parents: Vec<Option<usize>>,
+    /// Per stage: the stages it needs (`FROM`, `--from`, `from=`).
+    pub stage_deps: Vec<Vec<usize>>,
 }
 
 /// Which context paths a build of `opts.target` may read. Shorthand for
@@ -125,6 +132,9 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
             target_stage,
             reachable_stages: (0..df.stages.len()).collect(),
             external_bases: Vec::new(),
+            paths: Vec::new(),
+            stage_parents: vec![None; df.stages.len()],
+            stage_deps: vec![Vec::new(); df.stages.len()],
         });
     }
     check_copy_flags(df)?;
@@ -173,6 +183,7 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
             });
         }
     }
+    let paths = uses.clone();
     let context = if whole.is_empty() {
         ContextUse::Paths(uses)
     } else {
@@ -183,6 +194,9 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
         target_stage,
         reachable_stages: seen.into_iter().collect(),
         external_bases,
+        paths,
+        stage_parents: results.iter().map(|r| r.parent).collect(),
+        stage_deps: results.iter().map(|r| r.deps.clone()).collect(),
     })
 }
 
@@ -410,6 +424,7 @@ impl StageScope {
 #[derive(Debug, Clone, Default)]
 struct StageResult {
     deps: Vec<usize>,
+    parent: Option<usize>,
     uses: Vec<UsedPath>,
     whole: Vec<WholeReason>,
     error: Option<DockerfileError>,
@@ -547,6 +562,7 @@ impl Sim<'_> {
         match parent {
             Some(p) => {
                 self.res.deps.push(p.index);
+                self.res.parent = Some(p.index);
                 if let Some(pr) = done.get(p.index) {
                     self.scope.env = pr.scope.env.clone();
                     self.scope.env_tainted = pr.scope.env_tainted.clone();

@@ -1,0 +1,992 @@
+//! `reggie-build affected`: which images a git change affects, and the
+//! first Dockerfile step whose build cache it busts.
+//!
+//! Both revisions are read from git (the Dockerfile, the ignore file, the
+//! config), modelled as BuildKit's numbered steps ([`steps`]), and compared
+//! step by step: a step is rebuilt when its instruction or what it sees
+//! (`ARG`/`ENV` above it, build args, platform) changed, when a changed
+//! file reaches a path it reads (after the ignore file), when an ignore
+//! file change adds or removes a file it reads, when the step before it or
+//! the stage it copies from is rebuilt. Everything else stays cached.
+
+pub mod git;
+pub mod render;
+pub mod steps;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{self, Config, ConfigError};
+use crate::context::ignore::{self, gopath::clean, Matcher};
+use crate::plan::dockerfile::{self, DockerfileError, PlanOptions};
+
+use git::{Change, Git, Status};
+use steps::Model;
+
+/// The report's schema version (like `analyze`'s).
+pub const SCHEMA: u32 = 1;
+
+/// Errors of `affected`.
+#[derive(Debug, thiserror::Error)]
+pub enum AffectedError {
+    #[error("cannot run git: {0}; install git (it must be on PATH)")]
+    GitMissing(std::io::Error),
+    #[error("`git {args}` failed: {stderr}")]
+    Git { args: String, stderr: String },
+    #[error("{} is not in a git repository: run `reggie-build affected` inside a clone", path.display())]
+    NotARepo { path: PathBuf },
+    #[error("`{rev}` is not a usable revision name: pass a branch, tag or commit, e.g. --base origin/main")]
+    BadRevision { rev: String },
+    #[error("the base revision `{rev}` is not in this clone, which is shallow (it has only the last commits): fetch more history with `git fetch --deepen=50` (or `git fetch origin {rev}` for a branch), or check out with `fetch-depth: 0` in actions/checkout")]
+    ShallowBase { rev: String },
+    #[error("the {side} revision `{rev}` was not found: check its name, or fetch it with `git fetch origin {rev}`")]
+    MissingRevision { side: &'static str, rev: String },
+    #[error("the config {path} is not in the head revision {rev}: commit it, pass --worktree, or name another with --config")]
+    MissingConfig { path: String, rev: String },
+    #[error("{path} is larger than 16 MiB: it cannot be a Dockerfile, ignore file or config")]
+    TooLarge { path: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{} is outside the repository {}: affected compares revisions of files inside it", path.display(), top.display())]
+    OutsideRepo { path: PathBuf, top: PathBuf },
+    #[error("image `{image}`: Dockerfile {path} does not exist in {rev} (or is a symlink): fix `dockerfile` in the config")]
+    MissingDockerfile {
+        image: String,
+        path: String,
+        rev: String,
+    },
+    #[error("image `{image}`: {source}")]
+    Dockerfile {
+        image: String,
+        source: DockerfileError,
+    },
+    #[error("image `{image}`: {source}")]
+    Ignore {
+        image: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{0}")]
+    Discover(String),
+    #[error("no image to check: {0}")]
+    NoImages(String),
+}
+
+/// The head side of the comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// A revision (default `HEAD`).
+    Rev(String),
+    /// The work tree as it is, untracked files included.
+    Worktree,
+}
+
+/// What to compare.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub base: String,
+    pub head: Head,
+    /// The config file on disk (default: `reggie-build.toml` here or above).
+    pub config: Option<PathBuf>,
+    /// Where to start looking for the repository and config.
+    pub dir: PathBuf,
+    /// Only these images (empty: all).
+    pub images: Vec<String>,
+}
+
+/// An image's build inputs, repository-relative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageDef {
+    pub name: String,
+    pub context: String,
+    pub dockerfile: String,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+}
+
+impl ImageDef {
+    fn plan(&self) -> PlanOptions {
+        PlanOptions {
+            target: self.target.clone(),
+            build_args: self.build_args.clone(),
+            platform: self.platform.clone(),
+        }
+    }
+    /// The two ignore files BuildKit looks for, in order.
+    fn ignore_candidates(&self) -> [String; 2] {
+        [
+            format!("{}.dockerignore", self.dockerfile),
+            join(&self.context, ".dockerignore"),
+        ]
+    }
+}
+
+/// A revision as given and as resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Revision {
+    pub rev: String,
+    /// The commit; `None` for the work tree.
+    pub commit: Option<String>,
+}
+
+/// The whole answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    pub base: Revision,
+    pub head: Revision,
+    /// Changed paths (renames count twice).
+    pub changed_files: usize,
+    pub images: Vec<ImageReport>,
+}
+
+/// One image's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageReport {
+    pub name: String,
+    pub context: String,
+    pub dockerfile: String,
+    pub affected: bool,
+    /// Why, one sentence each (empty when unaffected).
+    pub reasons: Vec<String>,
+    /// The first rebuilt step of each stage that has one, in build order.
+    pub first_busted: Vec<StepReport>,
+    /// Every step of the stages built, in Dockerfile order.
+    pub steps: Vec<StepReport>,
+}
+
+/// One step's prediction.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// BuildKit's label, as in `[runtime 3/7]`.
+    pub label: String,
+    pub line: usize,
+    pub instruction: String,
+    pub cached: bool,
+    /// Why it is rebuilt (empty when cached).
+    pub causes: Vec<String>,
+    /// Changed files that reach it.
+    pub files: Vec<String>,
+    /// Steps of the same stage before it (all cached when this is the
+    /// first rebuilt one).
+    pub position: usize,
+}
+
+/// Repository-relative `a/b`, cleaned (`.` for the top).
+fn join(dir: &str, name: &str) -> String {
+    let joined = if dir.is_empty() || dir == "." {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    };
+    rel_clean(&joined)
+}
+
+fn rel_clean(p: &str) -> String {
+    let c = clean(p.as_bytes());
+    String::from_utf8_lossy(&c).into_owned()
+}
+
+/// The path under `dir` (repository-relative), if inside.
+fn under<'a>(dir: &str, path: &'a [u8]) -> Option<&'a [u8]> {
+    if dir == "." || dir.is_empty() {
+        return Some(path);
+    }
+    path.strip_prefix(dir.as_bytes())?.strip_prefix(b"/")
+}
+
+fn show(p: &[u8]) -> String {
+    String::from_utf8_lossy(p).into_owned()
+}
+
+/// Images from a config text at one revision.
+fn config_images(label: &Path, cfg_dir: &str, text: &[u8]) -> Result<Vec<ImageDef>, AffectedError> {
+    let text = String::from_utf8_lossy(text);
+    let parsed = Config::parse(label, &text)?;
+    let mut out = Vec::new();
+    for img in parsed.images {
+        // Paths come out joined to the label's directory; re-root them at
+        // the config's directory in the repository.
+        let rel = |p: &Path| -> Result<String, AffectedError> {
+            let base = label.parent().unwrap_or(Path::new(""));
+            let inner = p.strip_prefix(base).unwrap_or(p);
+            let joined = rel_clean(&format!("/{}/{}", cfg_dir, inner.to_string_lossy()));
+            // Cleaning clamps `..` at the root: catch paths that leave it.
+            let raw = format!("{}/{}", cfg_dir, inner.to_string_lossy());
+            let mut depth: i64 = 0;
+            for seg in raw.split('/') {
+                match seg {
+                    "" | "." => {}
+                    ".." => depth -= 1,
+                    _ => depth += 1,
+                }
+                if depth < 0 {
+                    return Err(AffectedError::OutsideRepo {
+                        path: p.to_path_buf(),
+                        top: PathBuf::from("."),
+                    });
+                }
+            }
+            let r = joined.trim_start_matches('/').to_string();
+            Ok(if r.is_empty() { ".".into() } else { r })
+        };
+        out.push(ImageDef {
+            name: img.name.clone(),
+            context: rel(&img.context)?,
+            dockerfile: rel(&img.dockerfile)?,
+            target: img.target,
+            platform: img.platform,
+            build_args: img.build_args,
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the comparison.
+pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
+    let git = Git::discover(&opts.dir)?;
+    let top = std::fs::canonicalize(&git.top).unwrap_or_else(|_| git.top.clone());
+    let base_commit = match git.commit(&opts.base)? {
+        Some(c) => c,
+        None if git.is_shallow()? => {
+            return Err(AffectedError::ShallowBase {
+                rev: opts.base.clone(),
+            })
+        }
+        None => {
+            return Err(AffectedError::MissingRevision {
+                side: "base",
+                rev: opts.base.clone(),
+            })
+        }
+    };
+    let head_commit = match &opts.head {
+        Head::Worktree => None,
+        Head::Rev(r) => Some(
+            git.commit(r)?
+                .ok_or_else(|| AffectedError::MissingRevision {
+                    side: "head",
+                    rev: r.clone(),
+                })?,
+        ),
+    };
+    let checked_out = git.commit("HEAD")?;
+    // Symlinks along COPY sources are followed on disk, which is the head
+    // only when it is what is checked out.
+    let head_on_disk = head_commit.is_none() || head_commit == checked_out;
+
+    // The config, at both revisions.
+    let config_path = match &opts.config {
+        Some(p) => Some(p.clone()),
+        None => config::find(&opts.dir),
+    };
+    let (head_defs, base_defs) = match &config_path {
+        Some(path) => {
+            let abs = std::fs::canonicalize(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let rel = abs
+                .strip_prefix(&top)
+                .map_err(|_| AffectedError::OutsideRepo {
+                    path: path.clone(),
+                    top: top.clone(),
+                })?
+                .to_string_lossy()
+                .into_owned();
+            let cfg_dir = Path::new(&rel)
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let head_text = match &head_commit {
+                None => std::fs::read(&abs).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?,
+                Some(c) => git
+                    .read(Some(c), std::slice::from_ref(&rel))?
+                    .pop()
+                    .flatten()
+                    .ok_or_else(|| AffectedError::MissingConfig {
+                        path: rel.clone(),
+                        rev: short(c),
+                    })?,
+            };
+            let head = config_images(path, &cfg_dir, &head_text)?;
+            let base_text = git
+                .read(Some(&base_commit), std::slice::from_ref(&rel))?
+                .pop()
+                .flatten();
+            // A config that does not parse at the base (or is not there)
+            // tells nothing: the head's definitions stand for both.
+            let base = base_text
+                .and_then(|t| config_images(path, &cfg_dir, &t).ok())
+                .unwrap_or_default();
+            (head, base)
+        }
+        None => {
+            let found = crate::discover::discover(&top)
+                .map_err(|e| AffectedError::Discover(e.to_string()))?;
+            let defs: Vec<ImageDef> = found
+                .into_iter()
+                .map(|b| ImageDef {
+                    name: b.name,
+                    context: rel_clean(&b.context.to_string_lossy()),
+                    dockerfile: rel_clean(&b.dockerfile.to_string_lossy()),
+                    target: b.target,
+                    platform: None,
+                    build_args: BTreeMap::new(),
+                })
+                .collect();
+            (defs, Vec::new())
+        }
+    };
+    let mut selected: Vec<ImageDef> = head_defs;
+    if !opts.images.is_empty() {
+        for n in &opts.images {
+            if !selected.iter().any(|d| &d.name == n) {
+                return Err(AffectedError::NoImages(format!(
+                    "no image named `{n}`; images: {}",
+                    selected
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        selected.retain(|d| opts.images.contains(&d.name));
+    }
+    if selected.is_empty() {
+        return Err(AffectedError::NoImages(
+            "no reggie-build.toml and no Dockerfile found; run `reggie-build discover --write`"
+                .into(),
+        ));
+    }
+    let pairs: Vec<(ImageDef, ImageDef)> = selected
+        .into_iter()
+        .map(|h| {
+            let b = base_defs
+                .iter()
+                .find(|b| b.name == h.name)
+                .cloned()
+                .unwrap_or_else(|| h.clone());
+            (h, b)
+        })
+        .collect();
+
+    let changes = git.diff(&base_commit, head_commit.as_deref())?;
+
+    // Read every Dockerfile and ignore file once per side.
+    let wanted = |defs: &mut dyn Iterator<Item = &ImageDef>| -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for d in defs {
+            for p in std::iter::once(d.dockerfile.clone()).chain(d.ignore_candidates()) {
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+        }
+        v
+    };
+    let head_paths = wanted(&mut pairs.iter().map(|p| &p.0));
+    let base_paths = wanted(&mut pairs.iter().map(|p| &p.1));
+    let head_files: HashMap<String, Option<Vec<u8>>> = head_paths
+        .iter()
+        .cloned()
+        .zip(git.read(head_commit.as_deref(), &head_paths)?)
+        .collect();
+    let base_files: HashMap<String, Option<Vec<u8>>> = base_paths
+        .iter()
+        .cloned()
+        .zip(git.read(Some(&base_commit), &base_paths)?)
+        .collect();
+
+    let head_rev = Revision {
+        rev: match &opts.head {
+            Head::Worktree => "worktree".into(),
+            Head::Rev(r) => r.clone(),
+        },
+        commit: head_commit.clone(),
+    };
+    let base_rev = Revision {
+        rev: opts.base.clone(),
+        commit: Some(base_commit.clone()),
+    };
+    let mut images = Vec::new();
+    let mut flips = Flips::new();
+    for (h, b) in &pairs {
+        let side_head = Side {
+            def: h,
+            files: &head_files,
+            rev_label: head_rev.rev.clone(),
+            disk: head_on_disk.then(|| top.join(&h.context)),
+        };
+        let side_base = Side {
+            def: b,
+            files: &base_files,
+            rev_label: short(&base_commit),
+            disk: None,
+        };
+        images.push(evaluate(
+            &git,
+            head_commit.as_deref(),
+            &side_head,
+            &side_base,
+            &changes,
+            &mut flips,
+        )?);
+    }
+    Ok(Report {
+        schema: SCHEMA,
+        base: base_rev,
+        head: head_rev,
+        changed_files: changes.len(),
+        images,
+    })
+}
+
+fn short(commit: &str) -> String {
+    commit.chars().take(12).collect()
+}
+
+/// One side of the comparison for one image.
+struct Side<'a> {
+    def: &'a ImageDef,
+    files: &'a HashMap<String, Option<Vec<u8>>>,
+    rev_label: String,
+    /// The context directory on disk, when it is this side's.
+    disk: Option<PathBuf>,
+}
+
+/// The ignore file that applies: its path and compiled rules.
+struct IgnoreRules {
+    path: Option<String>,
+    matcher: Matcher,
+}
+
+impl IgnoreRules {
+    fn excluded(&self, rel: &[u8]) -> bool {
+        self.matcher
+            .matches_or_parent_matches(rel)
+            .map(|v| v.excluded)
+            .unwrap_or(false)
+    }
+}
+
+impl Side<'_> {
+    fn file(&self, p: &str) -> Option<&Vec<u8>> {
+        self.files.get(p).and_then(|f| f.as_ref())
+    }
+
+    fn ignore(&self) -> Result<IgnoreRules, AffectedError> {
+        let wrap = |e: Box<dyn std::error::Error + Send + Sync>| AffectedError::Ignore {
+            image: self.def.name.clone(),
+            source: e,
+        };
+        for cand in self.def.ignore_candidates() {
+            if let Some(bytes) = self.file(&cand) {
+                let label = PathBuf::from(&cand);
+                let lines = ignore::read_patterns(&label, bytes).map_err(|e| wrap(Box::new(e)))?;
+                let matcher = Matcher::new(&label, &lines).map_err(|e| wrap(Box::new(e)))?;
+                return Ok(IgnoreRules {
+                    path: Some(cand),
+                    matcher,
+                });
+            }
+        }
+        Ok(IgnoreRules {
+            path: None,
+            matcher: Matcher::default(),
+        })
+    }
+
+    /// The step model; `Ok(None)` when there is no Dockerfile.
+    fn model(&self, strict: bool) -> Result<Option<Model>, AffectedError> {
+        let Some(bytes) = self.file(&self.def.dockerfile) else {
+            if strict {
+                return Err(AffectedError::MissingDockerfile {
+                    image: self.def.name.clone(),
+                    path: self.def.dockerfile.clone(),
+                    rev: self.rev_label.clone(),
+                });
+            }
+            return Ok(None);
+        };
+        let label = if strict {
+            self.def.dockerfile.clone()
+        } else {
+            format!("{} (at {})", self.def.dockerfile, self.rev_label)
+        };
+        let parsed = dockerfile::parse(&label, bytes).and_then(|df| {
+            let a = dockerfile::analyze(&df, &self.def.plan())?;
+            Ok((df, a))
+        });
+        let (df, analysis) = match parsed {
+            Ok(x) => x,
+            // The base's Dockerfile not parsing only means nothing of it
+            // can be reused.
+            Err(_) if !strict => return Ok(None),
+            Err(source) => {
+                return Err(AffectedError::Dockerfile {
+                    image: self.def.name.clone(),
+                    source,
+                })
+            }
+        };
+        let disk = self.disk.clone();
+        let follow = move |pattern: &str| -> Vec<String> {
+            match &disk {
+                Some(root) => {
+                    let mut out = Vec::new();
+                    crate::plan::minimal::follow_links(root, pattern.as_bytes(), &mut out);
+                    out.iter().map(|p| show(p)).collect()
+                }
+                None => vec![pattern.to_string()],
+            }
+        };
+        Ok(Some(Model::new(&df, &analysis, &self.def.plan(), &follow)))
+    }
+}
+
+/// Compiled include patterns of one step.
+struct Reader {
+    matcher: Matcher,
+    literal_prefixes: Vec<Vec<u8>>,
+    whole: bool,
+}
+
+impl Reader {
+    fn new(step: &steps::Step) -> Reader {
+        let mut matcher = Matcher::default();
+        let mut literal_prefixes = Vec::new();
+        let mut whole = step.reads_whole;
+        for p in &step.reads {
+            if p == "." || p.is_empty() {
+                whole = true;
+                continue;
+            }
+            if matcher
+                .push_include(Path::new("(Dockerfile paths)"), p.as_bytes())
+                .is_err()
+            {
+                // A pattern that does not compile: the step may read anything.
+                whole = true;
+            }
+            let lit: Vec<u8> = p
+                .split('/')
+                .take_while(|s| !s.contains(['*', '?', '[', '\\']))
+                .collect::<Vec<_>>()
+                .join("/")
+                .into_bytes();
+            literal_prefixes.push(lit);
+        }
+        Reader {
+            matcher,
+            literal_prefixes,
+            whole,
+        }
+    }
+
+    /// Whether a change at `rel` (context-relative) can change what it reads.
+    fn reaches(&self, rel: &[u8]) -> bool {
+        if self.whole {
+            return true;
+        }
+        if self
+            .matcher
+            .matches_or_parent_matches(rel)
+            .is_ok_and(|v| v.excluded)
+        {
+            return true;
+        }
+        // A changed path above a pattern: a directory that became a
+        // symlink or a submodule.
+        self.literal_prefixes
+            .iter()
+            .any(|l| l.len() > rel.len() && l.starts_with(rel) && l[rel.len()] == b'/')
+    }
+
+    fn reads_context(&self) -> bool {
+        self.whole || !self.literal_prefixes.is_empty()
+    }
+}
+
+/// Why a step's key differs.
+fn key_difference(
+    head: &steps::Key,
+    base: &steps::Key,
+    line: usize,
+    hdef: &ImageDef,
+    bdef: &ImageDef,
+) -> Option<String> {
+    if head == base {
+        return None;
+    }
+    if head.platform != base.platform {
+        return Some(format!(
+            "platform changed ({} → {})",
+            or_default(&base.platform),
+            or_default(&head.platform)
+        ));
+    }
+    if head.text != base.text {
+        // A FROM step's text is its expanded image: a build arg can move it.
+        if let (Some(h), Some(b)) = (
+            head.text.strip_prefix("FROM "),
+            base.text.strip_prefix("FROM "),
+        ) {
+            return Some(format!(
+                "the base image changed ({} → {})",
+                b.trim(),
+                h.trim()
+            ));
+        }
+        return Some(format!("Dockerfile line {line} changed"));
+    }
+    let changed_args: Vec<&String> = head
+        .args
+        .iter()
+        .filter(|(k, v)| base.args.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .chain(base.args.keys().filter(|k| !head.args.contains_key(*k)))
+        .collect();
+    if head.scope == base.scope && !changed_args.is_empty() {
+        let in_config = changed_args
+            .iter()
+            .any(|k| hdef.build_args.get(*k) != bdef.build_args.get(*k));
+        let names: Vec<String> = changed_args.iter().map(|k| k.to_string()).collect();
+        return Some(format!(
+            "build arg {} changed{}",
+            names.join(", "),
+            if in_config { " in the config" } else { "" }
+        ));
+    }
+    Some("an ARG, ENV, USER or SHELL line above it changed".into())
+}
+
+fn or_default(p: &str) -> &str {
+    if p.is_empty() {
+        "default"
+    } else {
+        p
+    }
+}
+
+fn list_files(files: &[String]) -> String {
+    let shown: Vec<&str> = files.iter().take(3).map(String::as_str).collect();
+    let mut s = shown.join(", ");
+    if files.len() > 3 {
+        s.push_str(&format!(" and {} more", files.len() - 3));
+    }
+    s
+}
+
+/// Files whose inclusion an ignore-file change flips (`true`: now sent),
+/// per (context, head ignore file, base ignore file).
+type Flips = HashMap<(String, Option<String>, Option<String>), Vec<(Vec<u8>, bool)>>;
+
+fn evaluate(
+    git: &Git,
+    head_commit: Option<&str>,
+    head: &Side<'_>,
+    base: &Side<'_>,
+    changes: &[Change],
+    flips: &mut Flips,
+) -> Result<ImageReport, AffectedError> {
+    let hdef = head.def;
+    let bdef = base.def;
+    let Some(model) = head.model(true)? else {
+        return Err(AffectedError::MissingDockerfile {
+            image: hdef.name.clone(),
+            path: hdef.dockerfile.clone(),
+            rev: head.rev_label.clone(),
+        });
+    };
+    let base_model = base.model(false)?;
+    let head_ignore = head.ignore()?;
+    let base_ignore = base.ignore()?;
+
+    // Per step: changed files that reach it, and other causes.
+    let mut hits: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+    let mut extra: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+    let readers: BTreeMap<(usize, usize), Reader> = model
+        .reachable
+        .iter()
+        .filter_map(|&s| model.stages.get(s))
+        .flat_map(|st| {
+            st.steps
+                .iter()
+                .map(move |step| ((st.index, step.pos), Reader::new(step)))
+        })
+        .collect();
+    for c in changes {
+        let Some(rel) = under(&hdef.context, &c.path) else {
+            continue;
+        };
+        if rel.is_empty() {
+            continue;
+        }
+        if head_ignore.excluded(rel) && base_ignore.excluded(rel) {
+            continue;
+        }
+        let what = match c.status {
+            Status::Modified => crate::affected::show(&c.path),
+            s => format!("{} ({})", show(&c.path), s.word()),
+        };
+        for (k, r) in &readers {
+            if r.reaches(rel) {
+                hits.entry(*k).or_default().push(what.clone());
+            }
+        }
+    }
+    // An ignore file change: the files whose inclusion it changes.
+    let changed: BTreeSet<&[u8]> = changes.iter().map(|c| c.path.as_slice()).collect();
+    let ignore_changed = hdef
+        .ignore_candidates()
+        .iter()
+        .chain(bdef.ignore_candidates().iter())
+        .any(|p| changed.contains(p.as_bytes()));
+    if ignore_changed {
+        let label = head_ignore
+            .path
+            .clone()
+            .or(base_ignore.path.clone())
+            .unwrap_or_else(|| ".dockerignore".into());
+        // Images sharing a context and ignore files share the answer: the
+        // listing and matching are the slow part.
+        let memo_key = (
+            hdef.context.clone(),
+            head_ignore.path.clone(),
+            base_ignore.path.clone(),
+        );
+        if !flips.contains_key(&memo_key) {
+            let files = git.files(head_commit, &hdef.context)?;
+            let mut found: Vec<(Vec<u8>, bool)> = Vec::new();
+            for f in &files {
+                let Some(rel) = under(&hdef.context, f) else {
+                    continue;
+                };
+                let now = !head_ignore.excluded(rel);
+                let before = !base_ignore.excluded(rel);
+                if now != before {
+                    found.push((rel.to_vec(), now));
+                }
+            }
+            flips.insert(memo_key.clone(), found);
+        }
+        let flipped = flips.get(&memo_key).map(Vec::as_slice).unwrap_or_default();
+        for (k, r) in &readers {
+            let mine: Vec<String> = flipped
+                .iter()
+                .filter(|(rel, _)| r.reaches(rel))
+                .map(|(rel, now)| {
+                    format!(
+                        "{} now {}",
+                        show(rel),
+                        if *now { "sent" } else { "ignored" }
+                    )
+                })
+                .collect();
+            if !mine.is_empty() {
+                extra
+                    .entry(*k)
+                    .or_default()
+                    .push(format!("{label} changed: {}", list_files(&mine)));
+            }
+        }
+    }
+    if hdef.context != bdef.context {
+        for (k, r) in &readers {
+            if r.reads_context() {
+                extra.entry(*k).or_default().push(format!(
+                    "the context changed in the config ({} → {})",
+                    bdef.context, hdef.context
+                ));
+            }
+        }
+    }
+
+    // Propagate, to a fixed point: stage results feed FROM and --from.
+    let n = model.stages.len();
+    let mut stage_busted = vec![false; n];
+    let mut verdicts: BTreeMap<(usize, usize), (bool, Vec<String>)> = BTreeMap::new();
+    for _ in 0..=n {
+        let mut changed_any = false;
+        for &s in &model.reachable {
+            let Some(stage) = model.stages.get(s) else {
+                continue;
+            };
+            let base_stage = base_model.as_ref().and_then(|b| model.matching(b, stage));
+            let stage_name = |i: usize| -> String {
+                model
+                    .stages
+                    .get(i)
+                    .and_then(|s| s.name.clone())
+                    .unwrap_or_else(|| format!("stage-{i}"))
+            };
+            let mut prev = stage.parent.is_some_and(|p| stage_busted[p]);
+            let mut chain_cause = stage
+                .parent
+                .filter(|_| prev)
+                .map(|p| format!("its base stage `{}` is rebuilt", stage_name(p)));
+            for step in &stage.steps {
+                let mut causes: Vec<String> = Vec::new();
+                if let Some(c) = chain_cause.take() {
+                    causes.push(c);
+                } else if prev {
+                    causes.push("a step before it is rebuilt".into());
+                }
+                match (base_model.as_ref(), base_stage) {
+                    (None, _) => causes.push(match base.file(&bdef.dockerfile) {
+                        None => format!("no Dockerfile {} at {}", bdef.dockerfile, base.rev_label),
+                        Some(_) => format!("the Dockerfile at {} does not parse", base.rev_label),
+                    }),
+                    (Some(_), None) => causes.push("new stage".into()),
+                    (Some(_), Some(bs)) => match bs.steps.get(step.pos) {
+                        None => causes.push(format!("new Dockerfile line {}", step.line)),
+                        Some(bstep) => {
+                            if let Some(d) =
+                                key_difference(&step.key, &bstep.key, step.line, hdef, bdef)
+                            {
+                                causes.push(d);
+                            }
+                        }
+                    },
+                }
+                if let Some(files) = hits.get(&(s, step.pos)) {
+                    causes.push(list_files(files));
+                }
+                if let Some(more) = extra.get(&(s, step.pos)) {
+                    causes.extend(more.iter().cloned());
+                }
+                for f in &step.from_stages {
+                    if stage_busted.get(*f).copied().unwrap_or(false) {
+                        causes.push(format!(
+                            "stage `{}` it copies from is rebuilt",
+                            stage_name(*f)
+                        ));
+                    }
+                }
+                prev = !causes.is_empty();
+                verdicts.insert((s, step.pos), (prev, causes));
+            }
+            let end = if stage.steps.is_empty() {
+                prev
+            } else {
+                verdicts
+                    .get(&(s, stage.steps.len() - 1))
+                    .is_some_and(|v| v.0)
+            };
+            if end && !stage_busted[s] {
+                stage_busted[s] = true;
+                changed_any = true;
+            }
+        }
+        if !changed_any {
+            break;
+        }
+    }
+
+    let mut steps_out = Vec::new();
+    let mut first_busted = Vec::new();
+    let mut reasons = Vec::new();
+    for &s in &model.reachable {
+        let Some(stage) = model.stages.get(s) else {
+            continue;
+        };
+        let mut first_seen = false;
+        for step in &stage.steps {
+            let (busted, causes) = verdicts.get(&(s, step.pos)).cloned().unwrap_or_default();
+            let report = StepReport {
+                label: step.label.clone(),
+                line: step.line,
+                instruction: step.text.clone(),
+                cached: !busted,
+                causes: causes.clone(),
+                files: hits.get(&(s, step.pos)).cloned().unwrap_or_default(),
+                position: step.pos,
+            };
+            if busted && !first_seen {
+                first_seen = true;
+                first_busted.push(report.clone());
+            }
+            steps_out.push(report);
+        }
+    }
+    if base_model.is_none() {
+        reasons.push(match base.file(&bdef.dockerfile) {
+            None => format!(
+                "new image: no Dockerfile {} at {}; no step is cached",
+                bdef.dockerfile, base.rev_label
+            ),
+            Some(_) => format!(
+                "the Dockerfile {} at {} does not parse; no step can be reused",
+                bdef.dockerfile, base.rev_label
+            ),
+        });
+    } else {
+        for f in &first_busted {
+            reasons.push(render::bust_sentence(&hdef.name, f));
+        }
+    }
+    // Nothing rebuilt, but the image may still differ: its config, or
+    // steps removed from the end of a stage it is built from.
+    if first_busted.is_empty() {
+        // Only a multi-stage Dockerfile names its stages.
+        let in_stage = |st: &steps::Stage| -> String {
+            if n > 1 {
+                format!(" of stage `{}`", stage_label(st))
+            } else {
+                String::new()
+            }
+        };
+        let mut s = Some(model.target);
+        let mut guard = 0;
+        while let Some(i) = s {
+            guard += 1;
+            if guard > n {
+                break;
+            }
+            let Some(stage) = model.stages.get(i) else {
+                break;
+            };
+            match base_model.as_ref().and_then(|b| model.matching(b, stage)) {
+                None => reasons.push(format!("stage `{}` is new", stage_label(stage))),
+
+                Some(bs) => {
+                    if bs.config != stage.config {
+                        reasons.push(format!(
+                            "the image config{} changed (LABEL, CMD, EXPOSE...); every step stays cached",
+                            in_stage(stage)
+                        ));
+                    }
+                    if bs.steps.len() > stage.steps.len() {
+                        reasons.push(format!(
+                            "steps were removed from the end{}; the others stay cached",
+                            in_stage(stage)
+                        ));
+                    }
+                }
+            }
+            s = stage.parent;
+        }
+    }
+    Ok(ImageReport {
+        name: hdef.name.clone(),
+        context: hdef.context.clone(),
+        dockerfile: hdef.dockerfile.clone(),
+        affected: !reasons.is_empty(),
+        reasons,
+        first_busted,
+        steps: steps_out,
+    })
+}
+
+fn stage_label(s: &steps::Stage) -> String {
+    s.name
+        .clone()
+        .unwrap_or_else(|| format!("stage-{}", s.index))
+}
