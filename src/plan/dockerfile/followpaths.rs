@@ -1,11 +1,12 @@
 //! Which files of the build context a build may read (BuildKit's
 //! "followpaths"), with BuildKit's `ARG`/`ENV` scoping rules.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::instructions::parse_heredoc_word;
-use super::shell::{expand_word, Expansion};
+use super::shell::{expand_word_within, Budget, ExpandError, Expansion};
 use super::{locate, Dockerfile, DockerfileError, ErrorKind, Instruction};
 
 /// Options of the build being planned.
@@ -123,10 +124,11 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
             external_bases: Vec::new(),
         });
     }
-    let meta = meta_scope(df, &opts.build_args, opts.platform.as_deref())?;
+    let budget = Cell::new(Budget::default());
+    let meta = meta_scope(df, &opts.build_args, opts.platform.as_deref(), &budget)?;
     let mut results: Vec<StageResult> = Vec::with_capacity(df.stages.len());
     for i in 0..df.stages.len() {
-        let r = simulate_stage(df, opts, &meta, &results, i);
+        let r = simulate_stage(df, opts, &meta, &results, i, &budget);
         results.push(r);
     }
     // Reachability.
@@ -275,6 +277,7 @@ pub(super) fn meta_scope(
     df: &Dockerfile,
     build_args: &BTreeMap<String, String>,
     platform: Option<&str>,
+    budget: &Cell<Budget>,
 ) -> Result<MetaScope, DockerfileError> {
     let mut meta = MetaScope {
         vars: builtin_args(platform),
@@ -284,12 +287,12 @@ pub(super) fn meta_scope(
         let (value, taint) = if let Some(v) = build_args.get(&decl.name) {
             (Some(v.clone()), false)
         } else if let Some(d) = &decl.default {
-            let e = expand_word(d, df.directives.escape, &|n| meta.lookup(n)).map_err(|m| {
+            let e = expand_in(df, d, &|n| meta.lookup(n), budget).map_err(|m| {
                 DockerfileError::new(
                     &df.path,
                     decl.line,
                     1,
-                    ErrorKind::Expansion,
+                    kind_of(&m),
                     format!("cannot expand the default of ARG {}: {m}", decl.name),
                 )
             })?;
@@ -314,8 +317,29 @@ pub(super) fn expand_from(
     df: &Dockerfile,
     meta: &MetaScope,
     raw: &str,
-) -> Result<Expansion, String> {
-    expand_word(raw, df.directives.escape, &|n| meta.lookup(n))
+    budget: &Cell<Budget>,
+) -> Result<Expansion, ExpandError> {
+    expand_in(df, raw, &|n| meta.lookup(n), budget)
+}
+
+/// Expands one word of `df`, charging the shared budget.
+fn expand_in(
+    df: &Dockerfile,
+    word: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    budget: &Cell<Budget>,
+) -> Result<Expansion, ExpandError> {
+    let mut b = budget.get();
+    let r = expand_word_within(word, df.directives.escape, lookup, &mut b);
+    budget.set(b);
+    r
+}
+
+fn kind_of(e: &ExpandError) -> ErrorKind {
+    match e {
+        ExpandError::Syntax(_) => ErrorKind::Expansion,
+        ExpandError::Limit(_) => ErrorKind::Limit,
+    }
 }
 
 /// Variables inside a stage: ENV (inherited from a parent stage) wins over ARG.
@@ -359,6 +383,7 @@ struct StageResult {
 
 struct Sim<'a> {
     df: &'a Dockerfile,
+    budget: &'a Cell<Budget>,
     opts: &'a PlanOptions,
     meta: &'a MetaScope,
     index: usize,
@@ -396,9 +421,11 @@ fn simulate_stage(
     meta: &MetaScope,
     done: &[StageResult],
     index: usize,
+    budget: &Cell<Budget>,
 ) -> StageResult {
     let mut sim = Sim {
         df,
+        budget,
         opts,
         meta,
         index,
@@ -431,20 +458,20 @@ impl Sim<'_> {
         };
         let from = &stage.from;
         if let Some(Some(p)) = from.flag("platform") {
-            expand_from(df, self.meta, p).map_err(|m| {
+            expand_from(df, self.meta, p, self.budget).map_err(|m| {
                 self.err(
                     from,
                     p,
-                    ErrorKind::Expansion,
+                    kind_of(&m),
                     format!("cannot expand --platform `{p}`: {m}"),
                 )
             })?;
         }
-        let base = expand_from(df, self.meta, &stage.base_raw).map_err(|m| {
+        let base = expand_from(df, self.meta, &stage.base_raw, self.budget).map_err(|m| {
             self.err(
                 from,
                 &stage.base_raw,
-                ErrorKind::Expansion,
+                kind_of(&m),
                 format!("cannot expand the FROM image `{}`: {m}", stage.base_raw),
             )
         })?;
@@ -510,11 +537,11 @@ impl Sim<'_> {
         what: &str,
     ) -> Result<Expansion, DockerfileError> {
         let scope = &self.scope;
-        expand_word(word, self.df.directives.escape, &|n| scope.lookup(n)).map_err(|m| {
+        expand_in(self.df, word, &|n| scope.lookup(n), self.budget).map_err(|m| {
             self.err(
                 ins,
                 word,
-                ErrorKind::Expansion,
+                kind_of(&m),
                 format!("cannot expand {what} `{word}`: {m}"),
             )
         })
@@ -529,14 +556,17 @@ impl Sim<'_> {
     ) -> Result<(Expansion, Vec<String>), DockerfileError> {
         let scope = &self.scope;
         let meta = self.meta;
-        let e = expand_word(word, self.df.directives.escape, &|n| {
-            scope.lookup(n).or_else(|| meta.lookup(n))
-        })
+        let e = expand_in(
+            self.df,
+            word,
+            &|n| scope.lookup(n).or_else(|| meta.lookup(n)),
+            self.budget,
+        )
         .map_err(|m| {
             self.err(
                 ins,
                 word,
-                ErrorKind::Expansion,
+                kind_of(&m),
                 format!("cannot expand {what} `{word}`: {m}"),
             )
         })?;
@@ -1267,5 +1297,62 @@ COPY public/*.html /app/public/
                 has_wildcard: false
             }])
         );
+    }
+
+    fn analyze_err(src: &str) -> DockerfileError {
+        let df = parse("Dockerfile", src.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        analyze(&df, &PlanOptions::default()).unwrap_err()
+    }
+
+    /// `ARG A1=$A0$A0...` ten times per level: 10^(n+1) bytes at level n.
+    fn growth(prefix: &str, levels: usize) -> String {
+        let mut src = format!("{prefix} A0=xxxxxxxxxx\n");
+        for i in 1..levels {
+            src += &format!("{prefix} A{i}={}\n", format!("${{A{}}}", i - 1).repeat(10));
+        }
+        src
+    }
+
+    #[test]
+    fn expansion_growth_is_capped() {
+        // Global ARGs: A5 is 10^6 bytes (under 1 MiB), A6 would be 10^7.
+        let src = growth("ARG", 12) + "FROM scratch\nCOPY $A11 /x\n";
+        let e = analyze_err(&src);
+        assert_eq!((e.kind, e.line), (ErrorKind::Limit, 7), "{e}");
+        assert!(
+            e.message.contains("cannot expand the default of ARG A6"),
+            "{e}"
+        );
+        assert!(e.message.contains("exceed 1 MiB"), "{e}");
+        // The same inside a stage, with ENV and ARG.
+        for kw in ["ENV", "ARG"] {
+            let src = format!("FROM scratch\n{}COPY $A11 /x\n", growth(kw, 12));
+            let e = analyze_err(&src);
+            assert_eq!((e.kind, e.line), (ErrorKind::Limit, 8), "{kw}: {e}");
+        }
+        // A replacement that multiplies the value.
+        let src = growth("ARG", 6) + "FROM scratch\nARG A5\nCOPY ${A5//?/$A5} /x\n";
+        let e = analyze_err(&src);
+        assert_eq!((e.kind, e.line), (ErrorKind::Limit, 9), "{e}");
+    }
+
+    #[test]
+    fn expansion_work_is_capped_per_dockerfile() {
+        // Each line is under the value cap, but together they are not.
+        let mut src = growth("ARG", 6) + "FROM scratch\nARG A5\n";
+        for i in 0..100 {
+            src += &format!("ENV B{i}=$A5\n");
+        }
+        let e = analyze_err(&src);
+        assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+        assert!(e.message.contains("more than 64 MiB"), "{e}");
+        assert!(e.line > 9 && e.line < 9 + 100, "{e}");
+        // Lookups count even when their value is dropped.
+        let src = growth("ARG", 6)
+            + "FROM scratch\nARG A5\nRUN --mount=type=bind,source="
+            + &"${A5:+}".repeat(200)
+            + "x,target=/x true\n";
+        let e = analyze_err(&src);
+        assert_eq!((e.kind, e.line), (ErrorKind::Limit, 9), "{e}");
     }
 }
