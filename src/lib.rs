@@ -25,3 +25,18 @@ pub mod formats;
 pub mod plan;
 pub mod publish;
 pub mod ship;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Runs `f` on a thread with a 2 MiB stack (a quarter of the main
+    /// thread's 8 MiB), so a recursion on input that is not bounded
+    /// overflows in the test.
+    pub(crate) fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(f)
+            .expect("spawn a test thread")
+            .join()
+            .expect("the test thread panicked")
+    }
+}

@@ -12,6 +12,7 @@
 //! guessed.
 
 mod compose;
+mod nesting;
 mod sst;
 mod walk;
 pub mod write;

@@ -499,7 +499,7 @@ mod tests {
     #[test]
     fn repeated_onbuild_does_not_recurse() {
         let text = "ONBUILD ".repeat(1_000_000) + "RUN x";
-        let e = crate::plan::dockerfile::shell::tests::on_small_stack(move || {
+        let e = crate::test_support::on_small_stack(move || {
             parse_instruction(
                 &Ctx {
                     path: "Dockerfile",

@@ -975,8 +975,9 @@ pub(super) fn unquote(word: &str) -> Option<(String, bool)> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::test_support::on_small_stack;
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -1078,17 +1079,6 @@ pub(crate) mod tests {
             let e = expand_word(input, '\\', &env).unwrap_err();
             assert!(e.contains(want), "{input:?}: {e}");
         }
-    }
-
-    /// Runs `f` on a thread with a 2 MiB stack (less than the main
-    /// thread's 8 MiB), so a recursion that is not bounded overflows.
-    pub(crate) fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        std::thread::Builder::new()
-            .stack_size(2 << 20)
-            .spawn(f)
-            .unwrap()
-            .join()
-            .unwrap()
     }
 
     #[test]
