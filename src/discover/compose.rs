@@ -247,6 +247,14 @@ fn check_nesting(text: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
+pub(super) fn parse_for_fuzzing(text: &str) -> Result<usize, String> {
+    match parse(text) {
+        Ok(s) => Ok(s.len()),
+        Err(ParseError::Yaml(e)) => Err(e.to_string()),
+        Err(ParseError::TooDeep { line }) => Err(format!("too deep at line {line}")),
+    }
+}
+
 /// The services with a `build:` of one compose file, in file order.
 fn parse(text: &str) -> Result<Vec<ServiceBuild>, ParseError> {
     check_nesting(text)?;

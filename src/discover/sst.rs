@@ -52,6 +52,20 @@ pub(crate) fn read(root: &Path, config: &Path) -> (Vec<Declared>, Vec<String>) {
     (reader.builds, reader.warnings)
 }
 
+/// Reads config text as `sst.config.ts` of `root`, without following its
+/// imports; the number of builds and of warnings.
+pub(super) fn read_text(root: &Path, text: &str) -> (usize, usize) {
+    let config = Path::new("sst.config.ts");
+    let mut reader = Reader {
+        root,
+        config_dir: Path::new(""),
+        builds: Vec::new(),
+        warnings: Vec::new(),
+    };
+    reader.read_source(config, text.to_string());
+    (reader.builds.len(), reader.warnings.len())
+}
+
 /// A relative import specifier resolved to a root-relative file.
 fn resolve_import(root: &Path, from: &Path, spec: &str) -> Option<PathBuf> {
     if !(spec.starts_with("./") || spec.starts_with("../")) {

@@ -2,10 +2,12 @@
 //! "followpaths"), with BuildKit's `ARG`/`ENV` scoping rules.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::rc::Rc;
 
 use super::instructions::parse_heredoc_word;
+use super::pmap::PMap;
 use super::shell::{expand_word_within, Budget, ExpandError, Expansion};
 use super::{locate, Dockerfile, DockerfileError, ErrorKind, Instruction};
 
@@ -126,10 +128,21 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
     }
     let budget = Cell::new(Budget::default());
     let meta = meta_scope(df, &opts.build_args, opts.platform.as_deref(), &budget)?;
+    // Stage names: the first stage of a name for `--from` (as BuildKit
+    // finds it), the latest earlier one for `FROM`.
+    let mut names = Names::default();
+    for st in &df.stages {
+        if let Some(n) = &st.name {
+            names.first.entry(n.clone()).or_insert(st.index);
+        }
+    }
     let mut results: Vec<StageResult> = Vec::with_capacity(df.stages.len());
-    for i in 0..df.stages.len() {
-        let r = simulate_stage(df, opts, &meta, &results, i, &budget);
+    for (i, st) in df.stages.iter().enumerate() {
+        let r = simulate_stage(df, opts, &meta, &results, i, &budget, &names);
         results.push(r);
+        if let Some(n) = &st.name {
+            names.earlier.insert(n.clone(), i);
+        }
     }
     // Reachability.
     let mut seen = BTreeSet::new();
@@ -142,6 +155,7 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
         }
     }
     let mut uses: Vec<UsedPath> = Vec::new();
+    let mut seen_uses: HashSet<(&str, usize)> = HashSet::new();
     let mut whole = Vec::new();
     let mut external_bases = Vec::new();
     for &s in &seen {
@@ -150,10 +164,7 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
             return Err(e.clone());
         }
         for u in &r.uses {
-            if !uses
-                .iter()
-                .any(|x| x.pattern == u.pattern && x.line == u.line)
-            {
+            if seen_uses.insert((u.pattern.as_str(), u.line)) {
                 uses.push(u.clone());
             }
         }
@@ -237,17 +248,13 @@ fn custom_frontend(df: &Dockerfile, opts: &PlanOptions) -> Option<String> {
 /// Variables visible to `FROM` lines: builtin platform args plus global ARGs.
 #[derive(Debug, Clone, Default)]
 pub(super) struct MetaScope {
-    vars: Vec<(String, Option<String>)>,
+    vars: HashMap<String, Option<String>>,
     tainted: BTreeSet<String>,
 }
 
 impl MetaScope {
     fn get(&self, name: &str) -> Option<Option<String>> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+        self.vars.get(name).cloned()
     }
     fn lookup(&self, name: &str) -> Option<String> {
         self.get(name).flatten()
@@ -280,7 +287,7 @@ pub(super) fn meta_scope(
     budget: &Cell<Budget>,
 ) -> Result<MetaScope, DockerfileError> {
     let mut meta = MetaScope {
-        vars: builtin_args(platform),
+        vars: builtin_args(platform).into_iter().collect(),
         tainted: BTreeSet::new(),
     };
     for decl in &df.global_args {
@@ -307,7 +314,7 @@ pub(super) fn meta_scope(
         } else {
             meta.tainted.remove(&decl.name);
         }
-        meta.vars.push((decl.name.clone(), value));
+        meta.vars.insert(decl.name.clone(), value);
     }
     Ok(meta)
 }
@@ -345,35 +352,40 @@ fn kind_of(e: &ExpandError) -> ErrorKind {
 /// Variables inside a stage: ENV (inherited from a parent stage) wins over ARG.
 #[derive(Debug, Clone, Default)]
 struct StageScope {
-    env: Vec<(String, String)>,
-    env_tainted: BTreeSet<String>,
-    args: Vec<(String, Option<String>)>,
+    /// `ENV` values with whether they are computed from unknown values;
+    /// persistent, so a child stage shares its parent's.
+    env: PMap<(Rc<str>, bool)>,
+    args: HashMap<String, Option<String>>,
     arg_tainted: BTreeSet<String>,
 }
 
 impl StageScope {
     fn lookup(&self, name: &str) -> Option<String> {
-        if let Some((_, v)) = self.env.iter().rev().find(|(n, _)| n == name) {
-            return Some(v.clone());
+        if let Some((v, _)) = self.env.get(name) {
+            return Some(v.to_string());
         }
-        self.args
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.clone())
+        self.args.get(name).cloned().flatten()
     }
     fn tainted(&self, name: &str) -> bool {
-        if self.env.iter().any(|(n, _)| n == name) {
-            self.env_tainted.contains(name)
-        } else {
-            self.arg_tainted.contains(name)
+        match self.env.get(name) {
+            Some((_, tainted)) => *tainted,
+            None => self.arg_tainted.contains(name),
         }
     }
 }
 
+/// Stage indices by name.
+#[derive(Default)]
+struct Names {
+    /// The first stage of each name.
+    first: HashMap<String, usize>,
+    /// The latest stage of each name before the one simulated.
+    earlier: HashMap<String, usize>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct StageResult {
-    deps: Vec<usize>,
+    deps: BTreeSet<usize>,
     uses: Vec<UsedPath>,
     whole: Vec<WholeReason>,
     error: Option<DockerfileError>,
@@ -386,6 +398,7 @@ struct Sim<'a> {
     budget: &'a Cell<Budget>,
     opts: &'a PlanOptions,
     meta: &'a MetaScope,
+    names: &'a Names,
     index: usize,
     scope: StageScope,
     res: StageResult,
@@ -422,10 +435,12 @@ fn simulate_stage(
     done: &[StageResult],
     index: usize,
     budget: &Cell<Budget>,
+    names: &Names,
 ) -> StageResult {
     let mut sim = Sim {
         df,
         budget,
+        names,
         opts,
         meta,
         index,
@@ -498,19 +513,17 @@ impl Sim<'_> {
             });
         }
         let lower = base.value.to_ascii_lowercase();
-        let parent = df
-            .stages
-            .iter()
-            .take(self.index)
-            .rev()
-            .find(|s| s.name.as_deref() == Some(lower.as_str()));
+        let parent = self
+            .names
+            .earlier
+            .get(&lower)
+            .and_then(|&i| df.stages.get(i));
         let mut triggers: Vec<&Instruction> = Vec::new();
         match parent {
             Some(p) => {
-                self.res.deps.push(p.index);
+                self.res.deps.insert(p.index);
                 if let Some(pr) = done.get(p.index) {
                     self.scope.env = pr.scope.env.clone();
-                    self.scope.env_tainted = pr.scope.env_tainted.clone();
                 }
                 triggers = p
                     .instructions
@@ -608,7 +621,7 @@ impl Sim<'_> {
             } else {
                 self.scope.arg_tainted.remove(name);
             }
-            self.scope.args.push((name.to_string(), value));
+            self.scope.args.insert(name.to_string(), value);
         }
         Ok(())
     }
@@ -620,12 +633,7 @@ impl Sim<'_> {
             let e = self.expand(ins, v, &format!("the value of ENV {key}"))?;
             let scope = &self.scope;
             let taint = !unknown_names(&e, &|n| scope.tainted(n)).is_empty();
-            if taint {
-                self.scope.env_tainted.insert(key.clone());
-            } else {
-                self.scope.env_tainted.remove(&key);
-            }
-            self.scope.env.push((key, e.value));
+            self.scope.env.insert(&key, (Rc::from(e.value), taint));
         }
         Ok(())
     }
@@ -655,10 +663,7 @@ impl Sim<'_> {
             };
         }
         let lower = v.to_ascii_lowercase();
-        match stages
-            .iter()
-            .find(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
+        match self.names.first.get(&lower).and_then(|&i| stages.get(i)) {
             Some(s) if s.index == self.index => Err(self.err(
                 ins,
                 v,
@@ -688,9 +693,7 @@ impl Sim<'_> {
             });
         }
         if let Some(s) = self.resolve_stage(ins, &e.value)? {
-            if !self.res.deps.contains(&s) {
-                self.res.deps.push(s);
-            }
+            self.res.deps.insert(s);
         }
         Ok(())
     }
@@ -1354,5 +1357,27 @@ COPY public/*.html /app/public/
             + "x,target=/x true\n";
         let e = analyze_err(&src);
         assert_eq!((e.kind, e.line), (ErrorKind::Limit, 9), "{e}");
+    }
+
+    #[test]
+    fn long_stage_chains_inherit_env() {
+        // Each stage inherits its parent's ENV (shared, not copied) and
+        // overrides one variable; names resolve through maps.
+        let mut src = String::from("FROM alpine AS s0\nENV V0=d0 KEEP=k\n");
+        for i in 1..3000 {
+            src += &format!(
+                "FROM s{} AS s{i}\nENV V{i}=d{i} V0=o{i}\nCOPY --from=s0 /x /x\n",
+                i - 1
+            );
+        }
+        src += "FROM s2999\nCOPY $KEEP/$V0/$V17/$V2999 /app/\nRUN --mount=from=s5,target=/m true\n";
+        let got = run(&src, &PlanOptions::default()).unwrap();
+        assert_eq!(
+            got,
+            vec![("k/o2999/d17/d2999".to_string(), 9001, "COPY".to_string())]
+        );
+        let df = parse("Dockerfile", src.as_bytes()).unwrap();
+        let a = analyze(&df, &PlanOptions::default()).unwrap();
+        assert_eq!(a.reachable_stages.len(), 3001);
     }
 }

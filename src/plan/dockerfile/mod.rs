@@ -19,6 +19,7 @@ mod directives;
 mod followpaths;
 mod instructions;
 mod parser;
+mod pmap;
 mod shell;
 
 pub use directives::Directives;
