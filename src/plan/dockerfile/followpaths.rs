@@ -144,6 +144,7 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
             names.earlier.insert(n.clone(), i);
         }
     }
+    find_cycle(df, &results)?;
     // Reachability.
     let mut seen = BTreeSet::new();
     let mut todo = vec![target_stage];
@@ -374,6 +375,113 @@ impl StageScope {
     }
 }
 
+/// A stage's reference to another stage.
+#[derive(Debug, Clone)]
+struct Edge {
+    to: usize,
+    line: usize,
+    /// `FROM`, `COPY --from`, `RUN --mount from`, ...
+    what: String,
+}
+
+/// BuildKit's name for a stage in messages: its name or `stage-N`.
+fn stage_label(df: &Dockerfile, i: usize) -> String {
+    match df.stages.get(i).and_then(|s| s.name.clone()) {
+        Some(n) => n,
+        None => format!("stage-{i}"),
+    }
+}
+
+/// A dependency cycle between stages (BuildKit refuses the Dockerfile
+/// with "circular dependency detected on stage"). Every stage counts,
+/// reachable or not, as in BuildKit. Depth-first without recursion: a
+/// stack of (stage, next edge).
+fn find_cycle(df: &Dockerfile, results: &[StageResult]) -> Result<(), DockerfileError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut mark = vec![Mark::New; results.len()];
+    for start in 0..results.len() {
+        if mark.get(start) != Some(&Mark::New) {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        if let Some(m) = mark.get_mut(start) {
+            *m = Mark::OnPath;
+        }
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let edge = results.get(node).and_then(|r| r.edges.get(*next));
+            *next += 1;
+            let Some(edge) = edge else {
+                if let Some(m) = mark.get_mut(node) {
+                    *m = Mark::Done;
+                }
+                stack.pop();
+                continue;
+            };
+            match mark.get(edge.to) {
+                Some(Mark::New) => {
+                    if let Some(m) = mark.get_mut(edge.to) {
+                        *m = Mark::OnPath;
+                    }
+                    stack.push((edge.to, 0));
+                }
+                Some(Mark::OnPath) => {
+                    // The cycle: from `edge.to` along the path to `node`,
+                    // then this edge.
+                    let from = stack.iter().position(|(n, _)| *n == edge.to).unwrap_or(0);
+                    let steps: Vec<(usize, &Edge)> = stack
+                        .get(from..)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|&(n, nx)| {
+                            let e = results.get(n)?.edges.get(nx.checked_sub(1)?)?;
+                            Some((n, e))
+                        })
+                        .collect();
+                    let name = stage_label(df, edge.to);
+                    let chain: Vec<String> = steps
+                        .iter()
+                        .map(|(n, e)| {
+                            format!(
+                                "stage {} {} {} at line {}",
+                                stage_label(df, *n),
+                                if e.what == "FROM" {
+                                    "is built FROM"
+                                } else {
+                                    "uses"
+                                },
+                                if e.to == *n {
+                                    "itself".to_string()
+                                } else {
+                                    stage_label(df, e.to)
+                                },
+                                e.line
+                            )
+                        })
+                        .collect();
+                    let line = steps.first().map_or(1, |(_, e)| e.line);
+                    return Err(DockerfileError::new(
+                        &df.path,
+                        line,
+                        1,
+                        ErrorKind::Stage,
+                        format!(
+                            "circular dependency detected on stage: {name} ({}); a stage can only use stages that do not use it back: copy from an earlier stage or move the shared steps into a stage both use",
+                            chain.join(", ")
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Stage indices by name.
 #[derive(Default)]
 struct Names {
@@ -386,6 +494,8 @@ struct Names {
 #[derive(Debug, Clone, Default)]
 struct StageResult {
     deps: BTreeSet<usize>,
+    /// The first reference to each of `deps`, to explain a cycle.
+    edges: Vec<Edge>,
     uses: Vec<UsedPath>,
     whole: Vec<WholeReason>,
     error: Option<DockerfileError>,
@@ -522,6 +632,11 @@ impl Sim<'_> {
         match parent {
             Some(p) => {
                 self.res.deps.insert(p.index);
+                self.res.edges.push(Edge {
+                    to: p.index,
+                    line: stage.line,
+                    what: "FROM".to_string(),
+                });
                 if let Some(pr) = done.get(p.index) {
                     self.scope.env = pr.scope.env.clone();
                 }
@@ -643,13 +758,9 @@ impl Sim<'_> {
         let stages = &self.df.stages;
         if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
             let idx = v.parse::<usize>().ok().filter(|i| *i < stages.len());
+            // A reference to the stage itself is a cycle, reported with
+            // the others once every stage is read.
             return match idx {
-                Some(i) if i == self.index => Err(self.err(
-                    ins,
-                    v,
-                    ErrorKind::Stage,
-                    format!("stage {i} cannot refer to itself with from={v}; use an earlier stage"),
-                )),
                 Some(i) => Ok(Some(i)),
                 None => Err(self.err(
                     ins,
@@ -664,12 +775,6 @@ impl Sim<'_> {
         }
         let lower = v.to_ascii_lowercase();
         match self.names.first.get(&lower).and_then(|&i| stages.get(i)) {
-            Some(s) if s.index == self.index => Err(self.err(
-                ins,
-                v,
-                ErrorKind::Stage,
-                format!("stage `{lower}` cannot refer to itself with from={v}; use another stage"),
-            )),
             Some(s) => Ok(Some(s.index)),
             None => Ok(None),
         }
@@ -693,7 +798,13 @@ impl Sim<'_> {
             });
         }
         if let Some(s) = self.resolve_stage(ins, &e.value)? {
-            self.res.deps.insert(s);
+            if self.res.deps.insert(s) {
+                self.res.edges.push(Edge {
+                    to: s,
+                    line: ins.line,
+                    what: what.to_string(),
+                });
+            }
         }
         Ok(())
     }
@@ -1248,7 +1359,7 @@ COPY public/*.html /app/public/
                 &[],
                 2,
                 ErrorKind::Stage,
-                "cannot refer to itself",
+                "circular dependency detected on stage: me (stage me uses itself at line 2)",
             ),
             (
                 "ARG X\nFROM ${X}\n",
@@ -1379,5 +1490,74 @@ COPY public/*.html /app/public/
         let df = parse("Dockerfile", src.as_bytes()).unwrap();
         let a = analyze(&df, &PlanOptions::default()).unwrap();
         assert_eq!(a.reachable_stages.len(), 3001);
+    }
+
+    #[test]
+    fn stage_cycles_are_errors() {
+        // (Dockerfile, target, line, message)
+        let cases: &[(&str, Option<&str>, usize, &str)] = &[
+            // BuildKit's own test cases (dockerfile2llb).
+            (
+                "FROM busybox AS stage0\nCOPY --from=stage0 f1 /sub/\n",
+                None,
+                2,
+                "circular dependency detected on stage: stage0 (stage stage0 uses itself at line 2)",
+            ),
+            (
+                "FROM busybox AS stage0\nCOPY --from=stage2 f1 /sub/\nFROM busybox AS stage1\nCOPY --from=stage0 f2 /sub/\nFROM busybox AS stage2\nCOPY --from=stage1 f2 /sub/\n",
+                None,
+                2,
+                "circular dependency detected on stage: stage0 (stage stage0 uses stage2 at line 2, stage stage2 uses stage1 at line 6, stage stage1 uses stage0 at line 4)",
+            ),
+            // By index, unnamed stages, through a mount, and unreachable
+            // from the target: BuildKit checks every stage.
+            (
+                "FROM a\nCOPY --from=0 /x /y\n",
+                None,
+                2,
+                "circular dependency detected on stage: stage-0 (stage stage-0 uses itself at line 2)",
+            ),
+            (
+                "FROM a AS x\nRUN --mount=from=y,target=/y true\nFROM b AS y\nCOPY --from=x /a /b\nFROM c AS final\n",
+                Some("final"),
+                2,
+                "stage x uses y at line 2, stage y uses x at line 4",
+            ),
+            // A later stage built on the one that copies from it.
+            (
+                "FROM a AS base\nCOPY --from=child /x /x\nFROM base AS child\n",
+                None,
+                2,
+                "stage base uses child at line 2, stage child is built FROM base at line 3",
+            ),
+        ];
+        for (src, target, line, msg) in cases {
+            let df = parse("Dockerfile", src.as_bytes()).unwrap();
+            let o = opts(*target, &[]);
+            let e = analyze(&df, &o).unwrap_err();
+            assert_eq!((e.kind, e.line), (ErrorKind::Stage, *line), "{src}: {e}");
+            assert!(e.message.contains(msg), "{src}: {e}");
+        }
+        // FROM a later stage or itself names an image, as in BuildKit
+        // (stage names resolve only backwards).
+        let df = parse(
+            "Dockerfile",
+            b"FROM later AS first\nFROM first AS later\nCOPY x /x\n",
+        )
+        .unwrap();
+        let a = analyze(&df, &PlanOptions::default()).unwrap();
+        assert_eq!(a.reachable_stages, vec![0, 1]);
+        assert_eq!(a.external_bases[0].image, "later");
+        // A long chain of forward copies is no cycle (and is not recursed).
+        let mut src = String::new();
+        for i in 0..20_000 {
+            src += &format!("FROM a AS s{i}\nCOPY --from=s{} /x /x\n", i + 1);
+        }
+        src += "FROM a AS s20000\n";
+        let df = parse("Dockerfile", src.as_bytes()).unwrap();
+        let a = crate::test_support::on_small_stack(move || {
+            analyze(&df, &opts(Some("s0"), &[])).map(|a| a.reachable_stages.len())
+        });
+        assert_eq!(a, Ok(20_001));
     }
 }
