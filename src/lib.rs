@@ -22,6 +22,8 @@ pub mod config;
 pub mod context;
 pub mod discover;
 pub mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod plan;
 pub mod publish;
 pub mod ship;
