@@ -411,6 +411,30 @@ context = "apps/web"
     }
 
     #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        // The toml crate stops at 80 levels (its default recursion limit,
+        // kept by never enabling its `unbounded` feature).
+        let n = 100_000;
+        let cases = [
+            "x = ".to_string() + &"[".repeat(n) + &"]".repeat(n),
+            "x = ".to_string() + &"{a = ".repeat(n) + "1" + &"}".repeat(n),
+            "a".to_string() + &".a".repeat(n) + " = 1",
+            "[a".to_string() + &".a".repeat(n) + "]",
+            "[[image]]\nname = \"a\"\nbuild_args = ".to_string() + &"[".repeat(n),
+        ];
+        for text in cases {
+            let head: String = text.chars().take(20).collect();
+            let err = crate::test_support::on_small_stack(move || {
+                Config::parse(Path::new("r.toml"), &text)
+                    .unwrap_err()
+                    .to_string()
+            });
+            assert!(err.starts_with("r.toml:"), "{head}: {err}");
+            assert!(err.len() < 500, "{head}: {err}");
+        }
+    }
+
+    #[test]
     fn find_walks_up_to_the_repository_root_only() {
         let dir = tempfile::tempdir().unwrap();
         let top = std::fs::canonicalize(dir.path()).unwrap();

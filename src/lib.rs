@@ -26,7 +26,24 @@ pub mod config;
 pub mod context;
 pub mod discover;
 pub mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod plan;
 pub mod publish;
 pub mod ship;
 pub mod text;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Runs `f` on a thread with a 2 MiB stack (a quarter of the main
+    /// thread's 8 MiB), so a recursion on input that is not bounded
+    /// overflows in the test.
+    pub(crate) fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(f)
+            .expect("spawn a test thread")
+            .join()
+            .expect("the test thread panicked")
+    }
+}

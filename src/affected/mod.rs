@@ -112,6 +112,9 @@ impl ImageDef {
             target: self.target.clone(),
             build_args: self.build_args.clone(),
             platform: self.platform.clone(),
+            // Cache busts are predicted for BuildKit, which builds only
+            // the stages the target depends on.
+            every_stage_to_target: false,
         }
     }
     /// The two ignore files BuildKit looks for, in order.

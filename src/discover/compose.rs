@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr_parser::{Event, Parser};
 
 use super::{join_normal, parent_of, relative_to_root, slash, Declared, Source};
 
@@ -79,11 +80,18 @@ pub(crate) fn read_all(root: &Path, files: &[PathBuf]) -> (Vec<Declared>, Vec<St
             };
             let services = match parse(&text) {
                 Ok(s) => s,
-                Err(e) => {
+                Err(ParseError::Yaml(e)) => {
                     warnings.push(format!(
                         "{}: not valid YAML: {}",
                         slash(file),
                         crate::text::excerpt(&e.to_string())
+                    ));
+                    continue;
+                }
+                Err(ParseError::TooDeep { line }) => {
+                    warnings.push(format!(
+                        "{}:{line}: collections nested more than {MAX_NESTING} deep: not analysed; a compose file needs a handful of levels, so flatten it",
+                        slash(file)
                     ));
                     continue;
                 }
@@ -210,9 +218,55 @@ fn declare(
     })
 }
 
+/// The deepest nesting of collections read. saphyr builds (and drops) its
+/// tree recursively, so deeper input would overflow the stack; compose
+/// files need about six levels.
+const MAX_NESTING: usize = 100;
+
+#[derive(Debug)]
+enum ParseError {
+    Yaml(saphyr::ScanError),
+    /// Collections nested deeper than [`MAX_NESTING`], opened at `line`.
+    TooDeep {
+        line: usize,
+    },
+}
+
+/// Checks the nesting of `text` on saphyr's event stream (its parser is a
+/// state machine with its own stack on the heap; only the tree builder
+/// recurses).
+fn check_nesting(text: &str) -> Result<(), ParseError> {
+    let mut depth = 0usize;
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(ParseError::Yaml)?;
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(ParseError::TooDeep {
+                        line: span.start.line(),
+                    });
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn parse_for_fuzzing(text: &str) -> Result<usize, String> {
+    match parse(text) {
+        Ok(s) => Ok(s.len()),
+        Err(ParseError::Yaml(e)) => Err(e.to_string()),
+        Err(ParseError::TooDeep { line }) => Err(format!("too deep at line {line}")),
+    }
+}
+
 /// The services with a `build:` of one compose file, in file order.
-fn parse(text: &str) -> Result<Vec<ServiceBuild>, saphyr::ScanError> {
-    let docs = MarkedYaml::load_from_str(text)?;
+fn parse(text: &str) -> Result<Vec<ServiceBuild>, ParseError> {
+    check_nesting(text)?;
+    let docs = MarkedYaml::load_from_str(text).map_err(ParseError::Yaml)?;
     let mut out = Vec::new();
     let Some(doc) = docs.first() else {
         return Ok(out);
@@ -456,6 +510,53 @@ mod tests {
             warnings[2].starts_with("bad/compose.yaml: not valid YAML"),
             "{}",
             warnings[2]
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let n = 200_000;
+        let cases = [
+            ("flow sequences", "[".repeat(n) + &"]".repeat(n)),
+            ("flow mappings", "{a: ".repeat(n) + &"}".repeat(n)),
+            ("block sequences", "- ".repeat(n) + "x\n"),
+            (
+                "under services",
+                "services:\n  a:\n    build:\n      context: ".to_string() + &"[".repeat(n),
+            ),
+        ];
+        for (what, text) in cases {
+            let t = tree(&[("compose.yaml", &text)]);
+            let root = t.path().to_path_buf();
+            let (builds, warnings) = crate::test_support::on_small_stack(move || {
+                read_all(&root, &[PathBuf::from("compose.yaml")])
+            });
+            assert!(builds.is_empty(), "{what}");
+            assert_eq!(warnings.len(), 1, "{what}: {warnings:?}");
+            // saphyr refuses flow collections 255 deep by itself.
+            assert!(
+                warnings[0].contains("nested more than 100 deep: not analysed")
+                    || warnings[0].contains("recursion limit exceeded"),
+                "{what}: {}",
+                warnings[0]
+            );
+        }
+        // Aliases build deeper trees than the text shows; saphyr's alias
+        // budget keeps them small.
+        let mut text = "a0: &a0 [x]\n".to_string();
+        for i in 1..2000 {
+            text += &format!("a{i}: &a{i} [*a{}]\n", i - 1);
+        }
+        let t = tree(&[("compose.yaml", &text)]);
+        let root = t.path().to_path_buf();
+        let (_, warnings) = crate::test_support::on_small_stack(move || {
+            read_all(&root, &[PathBuf::from("compose.yaml")])
+        });
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("alias expansion exceeded"),
+            "{}",
+            warnings[0]
         );
     }
 }

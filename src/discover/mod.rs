@@ -12,7 +12,25 @@
 //! guessed.
 
 mod compose;
+mod nesting;
 mod sst;
+
+/// Entry points for the fuzz targets (`fuzz/`): each parser on text alone.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    /// Parses compose text; the number of services with a build.
+    pub fn compose(text: &str) -> Result<usize, String> {
+        super::compose::parse_for_fuzzing(text)
+    }
+
+    /// Parses SST config text (nothing on disk is read: the root does not
+    /// exist); the number of builds and of warnings.
+    pub fn sst(text: &str) -> (usize, usize) {
+        super::sst::read_text(Path::new("/nonexistent-reggie-fuzz-root"), text)
+    }
+}
 mod walk;
 pub mod write;
 

@@ -21,7 +21,7 @@ use swc_ecma_ast::{
 };
 use swc_ecma_parser::{parse_file_as_module, Syntax, TsSyntax};
 
-use super::{join_normal, parent_of, relative_to_root, slash, Declared, Source};
+use super::{join_normal, nesting, parent_of, relative_to_root, slash, Declared, Source};
 
 /// The most files one config may pull in through relative imports.
 const MAX_FILES: usize = 64;
@@ -52,6 +52,20 @@ pub(crate) fn read(root: &Path, config: &Path) -> (Vec<Declared>, Vec<String>) {
     (reader.builds, reader.warnings)
 }
 
+/// Reads config text as `sst.config.ts` of `root`, without following its
+/// imports; the number of builds and of warnings.
+pub(super) fn read_text(root: &Path, text: &str) -> (usize, usize) {
+    let config = Path::new("sst.config.ts");
+    let mut reader = Reader {
+        root,
+        config_dir: Path::new(""),
+        builds: Vec::new(),
+        warnings: Vec::new(),
+    };
+    reader.read_source(config, text.to_string());
+    (reader.builds.len(), reader.warnings.len())
+}
+
 /// A relative import specifier resolved to a root-relative file.
 fn resolve_import(root: &Path, from: &Path, spec: &str) -> Option<PathBuf> {
     if !(spec.starts_with("./") || spec.starts_with("../")) {
@@ -70,7 +84,6 @@ fn resolve_import(root: &Path, from: &Path, spec: &str) -> Option<PathBuf> {
     let candidates = [
         base.clone(),
         PathBuf::from(format!("{stem}.ts")),
-        PathBuf::from(format!("{stem}.tsx")),
         PathBuf::from(format!("{stem}.mts")),
         PathBuf::from(format!("{stem}.js")),
         PathBuf::from(format!("{stem}.mjs")),
@@ -114,12 +127,55 @@ impl Reader<'_> {
                 return Vec::new();
             }
         };
+        self.read_source(file, text)
+    }
+
+    /// Parses one file's text and collects its components; returns the
+    /// relative import specifiers it uses.
+    fn read_source(&mut self, file: &Path, text: String) -> Vec<String> {
+        if let Err(deep) = nesting::check(&text) {
+            self.warnings.push(format!(
+                "{}:{}: expressions or statements nested more than {} deep: not analysed; split the nested code into named parts",
+                slash(file),
+                deep.line,
+                nesting::MAX_NESTING
+            ));
+            return Vec::new();
+        }
+        // swc recurses as deep as the code nests, and so do the walk and
+        // the tree's drop: all three run on a thread with a stack sized for
+        // the nesting checked above.
+        let parsed = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("sst-parse".into())
+                .stack_size(nesting::PARSE_STACK)
+                .spawn_scoped(scope, || self.parse_and_walk(file, text))
+                .map(|h| h.join())
+        });
+        match parsed {
+            Ok(Ok(imports)) => imports,
+            Ok(Err(_)) => {
+                self.warnings.push(format!(
+                    "{}: the TypeScript parser failed: not analysed",
+                    slash(file)
+                ));
+                Vec::new()
+            }
+            Err(e) => {
+                self.warnings.push(format!(
+                    "{}: cannot start a parsing thread: {e}",
+                    slash(file)
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    fn parse_and_walk(&mut self, file: &Path, text: String) -> Vec<String> {
         let cm: Lrc<SourceMap> = Default::default();
         let fm = cm.new_source_file(Lrc::new(FileName::Custom(slash(file))), text);
-        let syntax = Syntax::Typescript(TsSyntax {
-            tsx: file.extension().is_some_and(|e| e == "tsx"),
-            ..Default::default()
-        });
+        // JSX is not read: the nesting pre-scan does not know its text.
+        let syntax = Syntax::Typescript(TsSyntax::default());
         let mut recovered = Vec::new();
         let module =
             match parse_file_as_module(&fm, syntax, EsVersion::latest(), None, &mut recovered) {
@@ -656,6 +712,83 @@ mod tests {
     use super::*;
 
     use crate::discover::tests::tree;
+
+    fn read_text_on_small_stack(text: String) -> (Vec<Declared>, Vec<String>) {
+        crate::test_support::on_small_stack(move || {
+            let t = tree(&[("sst.config.ts", &text)]);
+            read(t.path(), Path::new("sst.config.ts"))
+        })
+    }
+
+    const SERVICE: &str = "new sst.aws.Service(\"Api\", { image: { context: \"app\" } });\n";
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let n = 100_000;
+        let cases: Vec<(&str, String)> = vec![
+            ("parentheses", "(".repeat(n) + "x" + &")".repeat(n)),
+            (
+                "objects",
+                "x = ".to_string() + &"{a:".repeat(n) + "1" + &"}".repeat(n),
+            ),
+            ("arrays", "[".repeat(n) + &"]".repeat(n)),
+            ("negations", "!".repeat(n) + "x"),
+            ("assignments", "a=".repeat(n) + "x"),
+            ("assignments over lines", "a =\n".repeat(n) + "x"),
+            ("conditionals", "a?b:".repeat(n) + "x"),
+            ("arrows", "a=>".repeat(n) + "x"),
+            ("new", "new ".repeat(n) + "X"),
+            ("templates", "`${".repeat(n) + &"}`".repeat(n)),
+            ("sums", "1+".repeat(n) + "1"),
+            ("member chain", "x".to_string() + &".a".repeat(n)),
+            ("call chain", "f".to_string() + &"()".repeat(n)),
+            ("if chain", "if (a)\n".repeat(n) + "x"),
+            ("else if chain", "if (a) x;\nelse ".repeat(n) + "x;"),
+            ("labels", "a: ".repeat(n) + "x"),
+            (
+                "types",
+                "let x: ".to_string() + &"A<".repeat(n) + "B" + &">".repeat(n),
+            ),
+            (
+                "regex hiding nothing",
+                "x = /(/;\n".repeat(10) + &"(".repeat(n),
+            ),
+        ];
+        for (what, text) in cases {
+            let (builds, warnings) = read_text_on_small_stack(text + "\n" + SERVICE);
+            assert!(builds.is_empty(), "{what}");
+            assert_eq!(warnings.len(), 1, "{what}: {warnings:?}");
+            assert!(
+                warnings[0].contains("nested more than 1000 deep: not analysed"),
+                "{what}: {}",
+                warnings[0]
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_under_the_limit_parses_on_the_big_stack() {
+        // Deeper than the caller's 2 MiB stack allows in a debug build
+        // (about 60 object levels), under the pre-scan's limit.
+        let cases = [
+            "x = ".to_string() + &"({a:".repeat(150) + "1" + &"})".repeat(150) + ";\n",
+            "x = ".to_string() + &"(".repeat(450) + "1" + &")".repeat(450) + ";\n",
+        ];
+        for text in cases {
+            let (builds, warnings) = read_text_on_small_stack(text + SERVICE);
+            assert!(warnings.is_empty(), "{warnings:?}");
+            assert_eq!(builds.len(), 1);
+        }
+        // Ordinary code is far from the limit, with or without semicolons.
+        let mut text = String::new();
+        for i in 0..3000 {
+            text += &format!("const a{i} = f(x.y, \"s\", `t${{i}}`) + 1 / 2\n");
+            text += "if (a) {\n  b = c\n} else {\n  d = /re(g)?/.test(e)\n}\n";
+        }
+        let (builds, warnings) = read_text_on_small_stack(text + SERVICE);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(builds.len(), 1);
+    }
 
     /// name, context, dockerfile, target, source, resolved, warnings
     type Row = (

@@ -3,6 +3,7 @@
 //! targets added, as BuildKit's `FollowPaths` does), and the context walked
 //! with them is exactly what a BuildKit build can see.
 
+use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -107,8 +108,11 @@ pub(crate) fn follow_links(root: &Path, pattern: &[u8], out: &mut Vec<Vec<u8>>) 
     let mut queue = vec![normalize(pattern)];
     // A link loop must not run forever; Linux gives up after 40 hops.
     let mut hops = 0;
+    // What this call added (a search of `out` would be quadratic in the
+    // number of patterns; the caller sorts and dedups).
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
     while let Some(p) = queue.pop() {
-        if out.contains(&p) {
+        if !seen.insert(p.clone()) {
             continue;
         }
         out.push(p.clone());
@@ -151,7 +155,7 @@ pub(crate) fn follow_links(root: &Path, pattern: &[u8], out: &mut Vec<Vec<u8>>) 
                 resolved.push(b'/');
                 resolved.extend_from_slice(rest);
             }
-            if !out.contains(&prefix) {
+            if seen.insert(prefix.clone()) {
                 out.push(prefix.clone());
             }
             queue.push(normalize(&resolved));

@@ -1,11 +1,14 @@
 //! Which files of the build context a build may read (BuildKit's
 //! "followpaths"), with BuildKit's `ARG`/`ENV` scoping rules.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::rc::Rc;
 
 use super::instructions::parse_heredoc_word;
-use super::shell::{expand_word, Expansion};
+use super::pmap::PMap;
+use super::shell::{expand_word_within, Budget, ExpandError, Expansion};
 use super::{locate, Dockerfile, DockerfileError, ErrorKind, Instruction};
 
 /// Options of the build being planned.
@@ -138,12 +141,25 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
         });
     }
     check_copy_flags(df)?;
-    let meta = meta_scope(df, &opts.build_args, opts.platform.as_deref())?;
-    let mut results: Vec<StageResult> = Vec::with_capacity(df.stages.len());
-    for i in 0..df.stages.len() {
-        let r = simulate_stage(df, opts, &meta, &results, i);
-        results.push(r);
+    let budget = Cell::new(Budget::default());
+    let meta = meta_scope(df, &opts.build_args, opts.platform.as_deref(), &budget)?;
+    // Stage names: the first stage of a name for `--from` (as BuildKit
+    // finds it), the latest earlier one for `FROM`.
+    let mut names = Names::default();
+    for st in &df.stages {
+        if let Some(n) = &st.name {
+            names.first.entry(n.clone()).or_insert(st.index);
+        }
     }
+    let mut results: Vec<StageResult> = Vec::with_capacity(df.stages.len());
+    for (i, st) in df.stages.iter().enumerate() {
+        let r = simulate_stage(df, opts, &meta, &results, i, &budget, &names);
+        results.push(r);
+        if let Some(n) = &st.name {
+            names.earlier.insert(n.clone(), i);
+        }
+    }
+    find_cycle(df, &results)?;
     // Reachability.
     let mut seen = BTreeSet::new();
     let mut todo = if opts.every_stage_to_target {
@@ -159,6 +175,7 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
         }
     }
     let mut uses: Vec<UsedPath> = Vec::new();
+    let mut seen_uses: HashSet<(&str, usize)> = HashSet::new();
     let mut whole = Vec::new();
     let mut external_bases = Vec::new();
     for &s in &seen {
@@ -167,10 +184,7 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
             return Err(e.clone());
         }
         for u in &r.uses {
-            if !uses
-                .iter()
-                .any(|x| x.pattern == u.pattern && x.line == u.line)
-            {
+            if seen_uses.insert((u.pattern.as_str(), u.line)) {
                 uses.push(u.clone());
             }
         }
@@ -196,7 +210,10 @@ pub fn analyze(df: &Dockerfile, opts: &PlanOptions) -> Result<ContextAnalysis, D
         external_bases,
         paths,
         stage_parents: results.iter().map(|r| r.parent).collect(),
-        stage_deps: results.iter().map(|r| r.deps.clone()).collect(),
+        stage_deps: results
+            .iter()
+            .map(|r| r.deps.iter().copied().collect())
+            .collect(),
     })
 }
 
@@ -306,17 +323,13 @@ fn custom_frontend(df: &Dockerfile, opts: &PlanOptions) -> Option<String> {
 /// Variables visible to `FROM` lines: builtin platform args plus global ARGs.
 #[derive(Debug, Clone, Default)]
 pub(super) struct MetaScope {
-    vars: Vec<(String, Option<String>)>,
+    vars: HashMap<String, Option<String>>,
     tainted: BTreeSet<String>,
 }
 
 impl MetaScope {
     fn get(&self, name: &str) -> Option<Option<String>> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+        self.vars.get(name).cloned()
     }
     fn lookup(&self, name: &str) -> Option<String> {
         self.get(name).flatten()
@@ -346,21 +359,22 @@ pub(super) fn meta_scope(
     df: &Dockerfile,
     build_args: &BTreeMap<String, String>,
     platform: Option<&str>,
+    budget: &Cell<Budget>,
 ) -> Result<MetaScope, DockerfileError> {
     let mut meta = MetaScope {
-        vars: builtin_args(platform),
+        vars: builtin_args(platform).into_iter().collect(),
         tainted: BTreeSet::new(),
     };
     for decl in &df.global_args {
         let (value, taint) = if let Some(v) = build_args.get(&decl.name) {
             (Some(v.clone()), false)
         } else if let Some(d) = &decl.default {
-            let e = expand_word(d, df.directives.escape, &|n| meta.lookup(n)).map_err(|m| {
+            let e = expand_in(df, d, &|n| meta.lookup(n), budget).map_err(|m| {
                 DockerfileError::new(
                     &df.path,
                     decl.line,
                     1,
-                    ErrorKind::Expansion,
+                    kind_of(&m),
                     format!(
                         "cannot expand the default of ARG {}: {m}",
                         crate::text::excerpt(&decl.name)
@@ -378,7 +392,7 @@ pub(super) fn meta_scope(
         } else {
             meta.tainted.remove(&decl.name);
         }
-        meta.vars.push((decl.name.clone(), value));
+        meta.vars.insert(decl.name.clone(), value);
     }
     Ok(meta)
 }
@@ -388,42 +402,178 @@ pub(super) fn expand_from(
     df: &Dockerfile,
     meta: &MetaScope,
     raw: &str,
-) -> Result<Expansion, String> {
-    expand_word(raw, df.directives.escape, &|n| meta.lookup(n))
+    budget: &Cell<Budget>,
+) -> Result<Expansion, ExpandError> {
+    expand_in(df, raw, &|n| meta.lookup(n), budget)
+}
+
+/// Expands one word of `df`, charging the shared budget.
+fn expand_in(
+    df: &Dockerfile,
+    word: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    budget: &Cell<Budget>,
+) -> Result<Expansion, ExpandError> {
+    let mut b = budget.get();
+    let r = expand_word_within(word, df.directives.escape, lookup, &mut b);
+    budget.set(b);
+    r
+}
+
+fn kind_of(e: &ExpandError) -> ErrorKind {
+    match e {
+        ExpandError::Syntax(_) => ErrorKind::Expansion,
+        ExpandError::Limit(_) => ErrorKind::Limit,
+    }
 }
 
 /// Variables inside a stage: ENV (inherited from a parent stage) wins over ARG.
 #[derive(Debug, Clone, Default)]
 struct StageScope {
-    env: Vec<(String, String)>,
-    env_tainted: BTreeSet<String>,
-    args: Vec<(String, Option<String>)>,
+    /// `ENV` values with whether they are computed from unknown values;
+    /// persistent, so a child stage shares its parent's.
+    env: PMap<(Rc<str>, bool)>,
+    args: HashMap<String, Option<String>>,
     arg_tainted: BTreeSet<String>,
 }
 
 impl StageScope {
     fn lookup(&self, name: &str) -> Option<String> {
-        if let Some((_, v)) = self.env.iter().rev().find(|(n, _)| n == name) {
-            return Some(v.clone());
+        if let Some((v, _)) = self.env.get(name) {
+            return Some(v.to_string());
         }
-        self.args
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.clone())
+        self.args.get(name).cloned().flatten()
     }
     fn tainted(&self, name: &str) -> bool {
-        if self.env.iter().any(|(n, _)| n == name) {
-            self.env_tainted.contains(name)
-        } else {
-            self.arg_tainted.contains(name)
+        match self.env.get(name) {
+            Some((_, tainted)) => *tainted,
+            None => self.arg_tainted.contains(name),
         }
     }
 }
 
+/// A stage's reference to another stage.
+#[derive(Debug, Clone)]
+struct Edge {
+    to: usize,
+    line: usize,
+    /// `FROM`, `COPY --from`, `RUN --mount from`, ...
+    what: String,
+}
+
+/// BuildKit's name for a stage in messages: its name or `stage-N`.
+fn stage_label(df: &Dockerfile, i: usize) -> String {
+    match df.stages.get(i).and_then(|s| s.name.clone()) {
+        Some(n) => n,
+        None => format!("stage-{i}"),
+    }
+}
+
+/// A dependency cycle between stages (BuildKit refuses the Dockerfile
+/// with "circular dependency detected on stage"). Every stage counts,
+/// reachable or not, as in BuildKit. Depth-first without recursion: a
+/// stack of (stage, next edge).
+fn find_cycle(df: &Dockerfile, results: &[StageResult]) -> Result<(), DockerfileError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut mark = vec![Mark::New; results.len()];
+    for start in 0..results.len() {
+        if mark.get(start) != Some(&Mark::New) {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        if let Some(m) = mark.get_mut(start) {
+            *m = Mark::OnPath;
+        }
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let edge = results.get(node).and_then(|r| r.edges.get(*next));
+            *next += 1;
+            let Some(edge) = edge else {
+                if let Some(m) = mark.get_mut(node) {
+                    *m = Mark::Done;
+                }
+                stack.pop();
+                continue;
+            };
+            match mark.get(edge.to) {
+                Some(Mark::New) => {
+                    if let Some(m) = mark.get_mut(edge.to) {
+                        *m = Mark::OnPath;
+                    }
+                    stack.push((edge.to, 0));
+                }
+                Some(Mark::OnPath) => {
+                    // The cycle: from `edge.to` along the path to `node`,
+                    // then this edge.
+                    let from = stack.iter().position(|(n, _)| *n == edge.to).unwrap_or(0);
+                    let steps: Vec<(usize, &Edge)> = stack
+                        .get(from..)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|&(n, nx)| {
+                            let e = results.get(n)?.edges.get(nx.checked_sub(1)?)?;
+                            Some((n, e))
+                        })
+                        .collect();
+                    let name = stage_label(df, edge.to);
+                    let chain: Vec<String> = steps
+                        .iter()
+                        .map(|(n, e)| {
+                            format!(
+                                "stage {} {} {} at line {}",
+                                stage_label(df, *n),
+                                if e.what == "FROM" {
+                                    "is built FROM"
+                                } else {
+                                    "uses"
+                                },
+                                if e.to == *n {
+                                    "itself".to_string()
+                                } else {
+                                    stage_label(df, e.to)
+                                },
+                                e.line
+                            )
+                        })
+                        .collect();
+                    let line = steps.first().map_or(1, |(_, e)| e.line);
+                    return Err(DockerfileError::new(
+                        &df.path,
+                        line,
+                        1,
+                        ErrorKind::Stage,
+                        format!(
+                            "circular dependency detected on stage: {name} ({}); a stage can only use stages that do not use it back: copy from an earlier stage or move the shared steps into a stage both use",
+                            chain.join(", ")
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stage indices by name.
+#[derive(Default)]
+struct Names {
+    /// The first stage of each name.
+    first: HashMap<String, usize>,
+    /// The latest stage of each name before the one simulated.
+    earlier: HashMap<String, usize>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct StageResult {
-    deps: Vec<usize>,
+    deps: BTreeSet<usize>,
+    /// The first reference to each of `deps`, to explain a cycle.
+    edges: Vec<Edge>,
+    /// The stage this one is built `FROM`, if any.
     parent: Option<usize>,
     uses: Vec<UsedPath>,
     whole: Vec<WholeReason>,
@@ -434,8 +584,10 @@ struct StageResult {
 
 struct Sim<'a> {
     df: &'a Dockerfile,
+    budget: &'a Cell<Budget>,
     opts: &'a PlanOptions,
     meta: &'a MetaScope,
+    names: &'a Names,
     index: usize,
     scope: StageScope,
     res: StageResult,
@@ -471,9 +623,13 @@ fn simulate_stage(
     meta: &MetaScope,
     done: &[StageResult],
     index: usize,
+    budget: &Cell<Budget>,
+    names: &Names,
 ) -> StageResult {
     let mut sim = Sim {
         df,
+        budget,
+        names,
         opts,
         meta,
         index,
@@ -506,11 +662,11 @@ impl Sim<'_> {
         };
         let from = &stage.from;
         if let Some(Some(p)) = from.flag("platform") {
-            expand_from(df, self.meta, p).map_err(|m| {
+            expand_from(df, self.meta, p, self.budget).map_err(|m| {
                 self.err(
                     from,
                     p,
-                    ErrorKind::Expansion,
+                    kind_of(&m),
                     format!(
                         "cannot expand --platform `{}`: {m}",
                         crate::text::excerpt(p)
@@ -518,11 +674,11 @@ impl Sim<'_> {
                 )
             })?;
         }
-        let base = expand_from(df, self.meta, &stage.base_raw).map_err(|m| {
+        let base = expand_from(df, self.meta, &stage.base_raw, self.budget).map_err(|m| {
             self.err(
                 from,
                 &stage.base_raw,
-                ErrorKind::Expansion,
+                kind_of(&m),
                 format!(
                     "cannot expand the FROM image `{}`: {m}",
                     crate::text::excerpt(&stage.base_raw)
@@ -552,20 +708,23 @@ impl Sim<'_> {
             });
         }
         let lower = base.value.to_ascii_lowercase();
-        let parent = df
-            .stages
-            .iter()
-            .take(self.index)
-            .rev()
-            .find(|s| s.name.as_deref() == Some(lower.as_str()));
+        let parent = self
+            .names
+            .earlier
+            .get(&lower)
+            .and_then(|&i| df.stages.get(i));
         let mut triggers: Vec<&Instruction> = Vec::new();
         match parent {
             Some(p) => {
-                self.res.deps.push(p.index);
+                self.res.deps.insert(p.index);
                 self.res.parent = Some(p.index);
+                self.res.edges.push(Edge {
+                    to: p.index,
+                    line: stage.line,
+                    what: "FROM".to_string(),
+                });
                 if let Some(pr) = done.get(p.index) {
                     self.scope.env = pr.scope.env.clone();
-                    self.scope.env_tainted = pr.scope.env_tainted.clone();
                 }
                 triggers = p
                     .instructions
@@ -592,11 +751,11 @@ impl Sim<'_> {
         what: &str,
     ) -> Result<Expansion, DockerfileError> {
         let scope = &self.scope;
-        expand_word(word, self.df.directives.escape, &|n| scope.lookup(n)).map_err(|m| {
+        expand_in(self.df, word, &|n| scope.lookup(n), self.budget).map_err(|m| {
             self.err(
                 ins,
                 word,
-                ErrorKind::Expansion,
+                kind_of(&m),
                 format!("cannot expand {what} `{}`: {m}", crate::text::excerpt(word)),
             )
         })
@@ -611,14 +770,17 @@ impl Sim<'_> {
     ) -> Result<(Expansion, Vec<String>), DockerfileError> {
         let scope = &self.scope;
         let meta = self.meta;
-        let e = expand_word(word, self.df.directives.escape, &|n| {
-            scope.lookup(n).or_else(|| meta.lookup(n))
-        })
+        let e = expand_in(
+            self.df,
+            word,
+            &|n| scope.lookup(n).or_else(|| meta.lookup(n)),
+            self.budget,
+        )
         .map_err(|m| {
             self.err(
                 ins,
                 word,
-                ErrorKind::Expansion,
+                kind_of(&m),
                 format!("cannot expand {what} `{}`: {m}", crate::text::excerpt(word)),
             )
         })?;
@@ -660,7 +822,7 @@ impl Sim<'_> {
             } else {
                 self.scope.arg_tainted.remove(name);
             }
-            self.scope.args.push((name.to_string(), value));
+            self.scope.args.insert(name.to_string(), value);
         }
         Ok(())
     }
@@ -672,12 +834,7 @@ impl Sim<'_> {
             let e = self.expand(ins, v, &format!("the value of ENV {key}"))?;
             let scope = &self.scope;
             let taint = !unknown_names(&e, &|n| scope.tainted(n)).is_empty();
-            if taint {
-                self.scope.env_tainted.insert(key.clone());
-            } else {
-                self.scope.env_tainted.remove(&key);
-            }
-            self.scope.env.push((key, e.value));
+            self.scope.env.insert(&key, (Rc::from(e.value), taint));
         }
         Ok(())
     }
@@ -687,13 +844,9 @@ impl Sim<'_> {
         let stages = &self.df.stages;
         if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
             let idx = v.parse::<usize>().ok().filter(|i| *i < stages.len());
+            // A reference to the stage itself is a cycle, reported with
+            // the others once every stage is read.
             return match idx {
-                Some(i) if i == self.index => Err(self.err(
-                    ins,
-                    v,
-                    ErrorKind::Stage,
-                    format!("stage {i} cannot refer to itself with from={v}; use an earlier stage"),
-                )),
                 Some(i) => Ok(Some(i)),
                 None => Err(self.err(
                     ins,
@@ -707,16 +860,7 @@ impl Sim<'_> {
             };
         }
         let lower = v.to_ascii_lowercase();
-        match stages
-            .iter()
-            .find(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
-            Some(s) if s.index == self.index => Err(self.err(
-                ins,
-                v,
-                ErrorKind::Stage,
-                format!("stage `{lower}` cannot refer to itself with from={v}; use another stage"),
-            )),
+        match self.names.first.get(&lower).and_then(|&i| stages.get(i)) {
             Some(s) => Ok(Some(s.index)),
             None => Ok(None),
         }
@@ -740,8 +884,12 @@ impl Sim<'_> {
             });
         }
         if let Some(s) = self.resolve_stage(ins, &e.value)? {
-            if !self.res.deps.contains(&s) {
-                self.res.deps.push(s);
+            if self.res.deps.insert(s) {
+                self.res.edges.push(Edge {
+                    to: s,
+                    line: ins.line,
+                    what: what.to_string(),
+                });
             }
         }
         Ok(())
@@ -1377,7 +1525,7 @@ COPY public/*.html /app/public/
                 &[],
                 2,
                 ErrorKind::Stage,
-                "cannot refer to itself",
+                "circular dependency detected on stage: me (stage me uses itself at line 2)",
             ),
             (
                 "ARG X\nFROM ${X}\n",
@@ -1429,5 +1577,153 @@ COPY public/*.html /app/public/
                 has_wildcard: false
             }])
         );
+    }
+
+    fn analyze_err(src: &str) -> DockerfileError {
+        let df = parse("Dockerfile", src.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        analyze(&df, &PlanOptions::default()).unwrap_err()
+    }
+
+    /// `ARG A1=$A0$A0...` ten times per level: 10^(n+1) bytes at level n.
+    fn growth(prefix: &str, levels: usize) -> String {
+        let mut src = format!("{prefix} A0=xxxxxxxxxx\n");
+        for i in 1..levels {
+            src += &format!("{prefix} A{i}={}\n", format!("${{A{}}}", i - 1).repeat(10));
+        }
+        src
+    }
+
+    #[test]
+    fn expansion_growth_is_capped() {
+        // Global ARGs: A5 is 10^6 bytes (under 1 MiB), A6 would be 10^7.
+        let src = growth("ARG", 12) + "FROM scratch\nCOPY $A11 /x\n";
+        let e = analyze_err(&src);
+        assert_eq!((e.kind, e.line), (ErrorKind::Limit, 7), "{e}");
+        assert!(
+            e.message.contains("cannot expand the default of ARG A6"),
+            "{e}"
+        );
+        assert!(e.message.contains("exceed 1 MiB"), "{e}");
+        // The same inside a stage, with ENV and ARG.
+        for kw in ["ENV", "ARG"] {
+            let src = format!("FROM scratch\n{}COPY $A11 /x\n", growth(kw, 12));
+            let e = analyze_err(&src);
+            assert_eq!((e.kind, e.line), (ErrorKind::Limit, 8), "{kw}: {e}");
+        }
+        // A replacement that multiplies the value.
+        let src = growth("ARG", 6) + "FROM scratch\nARG A5\nCOPY ${A5//?/$A5} /x\n";
+        let e = analyze_err(&src);
+        assert_eq!((e.kind, e.line), (ErrorKind::Limit, 9), "{e}");
+    }
+
+    #[test]
+    fn expansion_work_is_capped_per_dockerfile() {
+        // Each line is under the value cap, but together they are not.
+        let mut src = growth("ARG", 6) + "FROM scratch\nARG A5\n";
+        for i in 0..100 {
+            src += &format!("ENV B{i}=$A5\n");
+        }
+        let e = analyze_err(&src);
+        assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+        assert!(e.message.contains("more than 64 MiB"), "{e}");
+        assert!(e.line > 9 && e.line < 9 + 100, "{e}");
+        // Lookups count even when their value is dropped.
+        let src = growth("ARG", 6)
+            + "FROM scratch\nARG A5\nRUN --mount=type=bind,source="
+            + &"${A5:+}".repeat(200)
+            + "x,target=/x true\n";
+        let e = analyze_err(&src);
+        assert_eq!((e.kind, e.line), (ErrorKind::Limit, 9), "{e}");
+    }
+
+    #[test]
+    fn long_stage_chains_inherit_env() {
+        // Each stage inherits its parent's ENV (shared, not copied) and
+        // overrides one variable; names resolve through maps.
+        let mut src = String::from("FROM alpine AS s0\nENV V0=d0 KEEP=k\n");
+        for i in 1..3000 {
+            src += &format!(
+                "FROM s{} AS s{i}\nENV V{i}=d{i} V0=o{i}\nCOPY --from=s0 /x /x\n",
+                i - 1
+            );
+        }
+        src += "FROM s2999\nCOPY $KEEP/$V0/$V17/$V2999 /app/\nRUN --mount=from=s5,target=/m true\n";
+        let got = run(&src, &PlanOptions::default()).unwrap();
+        assert_eq!(
+            got,
+            vec![("k/o2999/d17/d2999".to_string(), 9001, "COPY".to_string())]
+        );
+        let df = parse("Dockerfile", src.as_bytes()).unwrap();
+        let a = analyze(&df, &PlanOptions::default()).unwrap();
+        assert_eq!(a.reachable_stages.len(), 3001);
+    }
+
+    #[test]
+    fn stage_cycles_are_errors() {
+        // (Dockerfile, target, line, message)
+        let cases: &[(&str, Option<&str>, usize, &str)] = &[
+            // BuildKit's own test cases (dockerfile2llb).
+            (
+                "FROM busybox AS stage0\nCOPY --from=stage0 f1 /sub/\n",
+                None,
+                2,
+                "circular dependency detected on stage: stage0 (stage stage0 uses itself at line 2)",
+            ),
+            (
+                "FROM busybox AS stage0\nCOPY --from=stage2 f1 /sub/\nFROM busybox AS stage1\nCOPY --from=stage0 f2 /sub/\nFROM busybox AS stage2\nCOPY --from=stage1 f2 /sub/\n",
+                None,
+                2,
+                "circular dependency detected on stage: stage0 (stage stage0 uses stage2 at line 2, stage stage2 uses stage1 at line 6, stage stage1 uses stage0 at line 4)",
+            ),
+            // By index, unnamed stages, through a mount, and unreachable
+            // from the target: BuildKit checks every stage.
+            (
+                "FROM a\nCOPY --from=0 /x /y\n",
+                None,
+                2,
+                "circular dependency detected on stage: stage-0 (stage stage-0 uses itself at line 2)",
+            ),
+            (
+                "FROM a AS x\nRUN --mount=from=y,target=/y true\nFROM b AS y\nCOPY --from=x /a /b\nFROM c AS final\n",
+                Some("final"),
+                2,
+                "stage x uses y at line 2, stage y uses x at line 4",
+            ),
+            // A later stage built on the one that copies from it.
+            (
+                "FROM a AS base\nCOPY --from=child /x /x\nFROM base AS child\n",
+                None,
+                2,
+                "stage base uses child at line 2, stage child is built FROM base at line 3",
+            ),
+        ];
+        for (src, target, line, msg) in cases {
+            let df = parse("Dockerfile", src.as_bytes()).unwrap();
+            let o = opts(*target, &[]);
+            let e = analyze(&df, &o).unwrap_err();
+            assert_eq!((e.kind, e.line), (ErrorKind::Stage, *line), "{src}: {e}");
+            assert!(e.message.contains(msg), "{src}: {e}");
+        }
+        // FROM a later stage or itself names an image, as in BuildKit
+        // (stage names resolve only backwards).
+        let df = parse(
+            "Dockerfile",
+            b"FROM later AS first\nFROM first AS later\nCOPY x /x\n",
+        )
+        .unwrap();
+        let a = analyze(&df, &PlanOptions::default()).unwrap();
+        assert_eq!(a.reachable_stages, vec![0, 1]);
+        assert_eq!(a.external_bases[0].image, "later");
+        // A long chain of forward copies is no cycle (and is not recursed).
+        let mut src = String::new();
+        for i in 0..20_000 {
+            src += &format!("FROM a AS s{i}\nCOPY --from=s{} /x /x\n", i + 1);
+        }
+        src += "FROM a AS s20000\n";
+        let df = parse("Dockerfile", src.as_bytes()).unwrap();
+        let a = crate::test_support::on_small_stack(move || {
+            analyze(&df, &opts(Some("s0"), &[])).map(|a| a.reachable_stages.len())
+        });
+        assert_eq!(a, Ok(20_001));
     }
 }

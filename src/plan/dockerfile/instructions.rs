@@ -118,16 +118,23 @@ pub(super) fn parse_instruction(
                     "ONBUILD requires an instruction, e.g. `ONBUILD COPY . /app`",
                 ));
             }
-            let sub = parse_instruction(ctx, rest, escape)?;
-            if matches!(sub.keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+            // Checked before parsing the trigger, so `ONBUILD ONBUILD ...`
+            // never recurses more than once.
+            let trigger = rest
+                .split(char::is_whitespace)
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            if matches!(trigger.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
                 return Err(ctx.err(
                     ErrorKind::Syntax,
                     format!(
                         "{} isn't allowed as an ONBUILD trigger",
-                        crate::text::excerpt(&sub.keyword)
+                        crate::text::excerpt(&trigger)
                     ),
                 ));
             }
+            let sub = parse_instruction(ctx, rest, escape)?;
             ins.onbuild = Some(Box::new(sub));
         }
         _ => {
@@ -500,6 +507,26 @@ mod tests {
     }
 
     #[test]
+    fn repeated_onbuild_does_not_recurse() {
+        let text = "ONBUILD ".repeat(1_000_000) + "RUN x";
+        let e = crate::test_support::on_small_stack(move || {
+            parse_instruction(
+                &Ctx {
+                    path: "Dockerfile",
+                    line: 3,
+                },
+                &text,
+                '\\',
+            )
+            .unwrap_err()
+        });
+        assert_eq!((e.line, e.kind), (3, ErrorKind::Syntax));
+        assert!(e
+            .message
+            .contains("ONBUILD isn't allowed as an ONBUILD trigger"));
+    }
+
+    #[test]
     fn instruction_errors() {
         let cases: &[(&str, &str)] = &[
             ("COPYY a b", "unknown instruction `COPYY`"),
@@ -513,7 +540,8 @@ mod tests {
             ("ENV A=1 B", "can't find ="),
             ("ONBUILD", "ONBUILD requires"),
             ("ONBUILD FROM x", "isn't allowed"),
-            ("ONBUILD ONBUILD RUN x", "isn't allowed"),
+            ("ONBUILD ONBUILD RUN x", "ONBUILD isn't allowed"),
+            ("onbuild from x", "FROM isn't allowed"),
             ("RUN", "RUN requires"),
         ];
         for (text, want) in cases {

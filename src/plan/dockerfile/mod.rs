@@ -19,6 +19,7 @@ mod directives;
 mod followpaths;
 mod instructions;
 mod parser;
+mod pmap;
 mod shell;
 
 pub use directives::Directives;
@@ -27,7 +28,10 @@ pub use followpaths::{
     WholeReason,
 };
 pub use parser::parse;
-pub use shell::{expand_word, Expansion};
+pub use shell::{
+    expand_word, expand_word_within, Budget, ExpandError, Expansion, MAX_TOTAL_BYTES,
+    MAX_VALUE_BYTES,
+};
 
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +171,9 @@ pub enum ErrorKind {
     Stage,
     /// The requested target stage does not exist.
     Target,
+    /// An input limit was exceeded: expanded value size, total expansion
+    /// work, nesting depth.
+    Limit,
 }
 
 /// An error with its location in the Dockerfile.

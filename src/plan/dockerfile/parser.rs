@@ -1,11 +1,13 @@
 //! Line handling (continuations, comments, heredoc bodies) and stage
 //! assembly, following BuildKit's `parser.Parse`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use super::directives::parse_directives;
 use super::followpaths::{expand_from, meta_scope};
 use super::instructions::{parse_instruction, Ctx};
+use super::shell::Budget;
 use super::{ArgDecl, Dockerfile, DockerfileError, ErrorKind, Instruction, Stage};
 
 /// Parses a Dockerfile.
@@ -108,12 +110,13 @@ pub fn parse(path_label: &str, source: &[u8]) -> Result<Dockerfile, DockerfileEr
         stages,
     };
     // Expand base names with the defaults (lenient: keep the raw text on error).
-    if let Ok(meta) = meta_scope(&df, &BTreeMap::new(), None) {
+    let budget = Cell::new(Budget::default());
+    if let Ok(meta) = meta_scope(&df, &BTreeMap::new(), None, &budget) {
         for i in 0..df.stages.len() {
             let expanded = df
                 .stages
                 .get(i)
-                .and_then(|st| expand_from(&df, &meta, &st.base_raw).ok());
+                .and_then(|st| expand_from(&df, &meta, &st.base_raw, &budget).ok());
             if let (Some(e), Some(st)) = (expanded, df.stages.get_mut(i)) {
                 st.base = e.value;
             }

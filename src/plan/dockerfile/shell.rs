@@ -19,17 +19,93 @@ pub struct Expansion {
 /// Maximum nesting of `${...}` before giving up (protects the stack).
 const MAX_DEPTH: usize = 64;
 
+/// The largest value one word may expand to. Values built from each other
+/// (`ARG B=$A$A$A`, `ARG C=$B$B$B`, ...) grow exponentially; real ones are
+/// short.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// The most bytes all expansions of one Dockerfile may read and produce
+/// together (every variable value looked up counts, used or not): bounds
+/// the time and memory a hostile Dockerfile can cost.
+pub const MAX_TOTAL_BYTES: usize = 64 << 20;
+
+/// What is left of a [`MAX_TOTAL_BYTES`] budget, shared by the expansions
+/// of one Dockerfile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget(usize);
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget(MAX_TOTAL_BYTES)
+    }
+}
+
+/// Why an expansion failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpandError {
+    /// A syntax error or `${V:?msg}`.
+    Syntax(String),
+    /// A size or nesting limit was exceeded.
+    Limit(String),
+}
+
+impl std::fmt::Display for ExpandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpandError::Syntax(m) | ExpandError::Limit(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<String> for ExpandError {
+    fn from(m: String) -> Self {
+        ExpandError::Syntax(m)
+    }
+}
+
+fn too_large() -> ExpandError {
+    ExpandError::Limit(format!(
+        "the expanded value would exceed {} MiB: variables built from each other grow exponentially; build long values in a RUN step instead",
+        MAX_VALUE_BYTES >> 20
+    ))
+}
+
+fn budget_spent() -> ExpandError {
+    ExpandError::Limit(format!(
+        "the variable expansions of this Dockerfile would read or produce more than {} MiB; use fewer or shorter ARG/ENV values",
+        MAX_TOTAL_BYTES >> 20
+    ))
+}
+
 /// Expands `word` like BuildKit's `ProcessWord`: the whole input is one word
 /// (whitespace is kept), quotes are removed, `escape` escapes the next
 /// character and variables are looked up with `lookup`.
 ///
 /// Errors (as a message) on unbalanced quotes, bad substitutions and
 /// `${V:?msg}` / `${V?msg}` with the variable empty/unset.
+///
+/// The value is capped at [`MAX_VALUE_BYTES`] and the work at
+/// [`MAX_TOTAL_BYTES`]; see [`expand_word_within`] to share one budget
+/// between the words of a Dockerfile.
 pub fn expand_word(
     word: &str,
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Expansion, String> {
+    expand_word_within(word, escape, lookup, &mut Budget::default()).map_err(|e| e.to_string())
+}
+
+/// [`expand_word`] charging what it reads and produces to `budget`.
+pub fn expand_word_within(
+    word: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    budget: &mut Budget,
+) -> Result<Expansion, ExpandError> {
+    if budget.0 < word.len() {
+        return Err(budget_spent());
+    }
+    budget.0 -= word.len();
     let mut lx = Lexer {
         chars: word.chars().collect(),
         pos: 0,
@@ -38,8 +114,11 @@ pub fn expand_word(
         referenced: Vec::new(),
         unset: Vec::new(),
         depth: 0,
+        budget: budget.0,
     };
-    let value = lx.process_stop_on(None, false)?;
+    let r = lx.process_stop_on(None, false);
+    budget.0 = lx.budget;
+    let value = r?;
     Ok(Expansion {
         value,
         referenced: lx.referenced,
@@ -55,6 +134,8 @@ struct Lexer<'a> {
     referenced: Vec<String>,
     unset: Vec<String>,
     depth: usize,
+    /// Bytes left of the caller's [`Budget`].
+    budget: usize,
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -78,8 +159,9 @@ impl Lexer<'_> {
 
     /// Looks a variable up and records it. `direct` marks uses where an unset
     /// value is used as-is.
-    fn get(&mut self, name: &str, direct: bool) -> Option<String> {
+    fn get(&mut self, name: &str, direct: bool) -> Result<Option<String>, ExpandError> {
         let v = (self.lookup)(name);
+        self.charge(v.as_ref().map_or(0, String::len))?;
         if is_identifier(name) {
             if !self.referenced.iter().any(|n| n == name) {
                 self.referenced.push(name.to_string());
@@ -88,10 +170,38 @@ impl Lexer<'_> {
                 self.unset.push(name.to_string());
             }
         }
-        v
+        Ok(v)
     }
 
-    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> Result<String, String> {
+    /// Counts `n` bytes read or produced against the budget.
+    fn charge(&mut self, n: usize) -> Result<(), ExpandError> {
+        match self.budget.checked_sub(n) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => {
+                self.budget = 0;
+                Err(budget_spent())
+            }
+        }
+    }
+
+    /// Appends an expanded piece to a value being built, within the caps.
+    fn append(&mut self, out: &mut String, piece: &str) -> Result<(), ExpandError> {
+        if out.len() + piece.len() > MAX_VALUE_BYTES {
+            return Err(too_large());
+        }
+        self.charge(piece.len())?;
+        out.push_str(piece);
+        Ok(())
+    }
+
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Result<String, ExpandError> {
         let mut out = String::new();
         while let Some(ch) = self.peek() {
             if Some(ch) == stop {
@@ -101,7 +211,7 @@ impl Lexer<'_> {
             match ch {
                 '$' => {
                     let v = self.process_dollar()?;
-                    out.push_str(&v);
+                    self.append(&mut out, &v)?;
                 }
                 '\'' => {
                     let v = self.single_quote()?;
@@ -109,7 +219,7 @@ impl Lexer<'_> {
                 }
                 '"' => {
                     let v = self.double_quote()?;
-                    out.push_str(&v);
+                    self.append(&mut out, &v)?;
                 }
                 _ => {
                     self.pos += 1;
@@ -128,23 +238,23 @@ impl Lexer<'_> {
             }
         }
         match stop {
-            Some(s) => Err(format!(
-                "unexpected end of statement while looking for matching {s}"
-            )),
+            Some(s) => {
+                Err(format!("unexpected end of statement while looking for matching {s}").into())
+            }
             None => Ok(out),
         }
     }
 
-    fn single_quote(&mut self) -> Result<String, String> {
+    fn single_quote(&mut self) -> Result<String, ExpandError> {
         self.pos += 1; // opening quote
         let mut out = String::new();
         loop {
             match self.next() {
                 None => {
-                    return Err(
+                    return Err(ExpandError::Syntax(
                         "unexpected end of statement while looking for matching single-quote; close the ' quote"
                             .to_string(),
-                    )
+                    ))
                 }
                 Some('\'') => return Ok(out),
                 Some(c) => out.push(c),
@@ -152,16 +262,16 @@ impl Lexer<'_> {
         }
     }
 
-    fn double_quote(&mut self) -> Result<String, String> {
+    fn double_quote(&mut self) -> Result<String, ExpandError> {
         self.pos += 1; // opening quote
         let mut out = String::new();
         loop {
             match self.peek() {
                 None => {
-                    return Err(
+                    return Err(ExpandError::Syntax(
                         "unexpected end of statement while looking for matching double-quote; close the \" quote"
                             .to_string(),
-                    )
+                    ))
                 }
                 Some('"') => {
                     self.pos += 1;
@@ -169,7 +279,7 @@ impl Lexer<'_> {
                 }
                 Some('$') => {
                     let v = self.process_dollar()?;
-                    out.push_str(&v);
+                    self.append(&mut out, &v)?;
                 }
                 Some(mut ch) => {
                     self.pos += 1;
@@ -213,10 +323,12 @@ impl Lexer<'_> {
         name
     }
 
-    fn process_dollar(&mut self) -> Result<String, String> {
+    fn process_dollar(&mut self) -> Result<String, ExpandError> {
         self.depth += 1;
         let r = if self.depth > MAX_DEPTH {
-            Err("variable substitutions are nested too deeply".to_string())
+            Err(ExpandError::Limit(format!(
+                "variable substitutions are nested more than {MAX_DEPTH} deep; flatten the `${{...}}` forms"
+            )))
         } else {
             self.process_dollar_inner()
         };
@@ -224,31 +336,31 @@ impl Lexer<'_> {
         r
     }
 
-    fn process_dollar_inner(&mut self) -> Result<String, String> {
+    fn process_dollar_inner(&mut self) -> Result<String, ExpandError> {
         self.pos += 1; // '$'
         if self.peek() != Some('{') {
             let name = self.process_name();
             if name.is_empty() {
                 return Ok("$".to_string());
             }
-            return Ok(self.get(&name, true).unwrap_or_default());
+            return Ok(self.get(&name, true)?.unwrap_or_default());
         }
         self.pos += 1; // '{'
         match self.peek() {
-            None => return Err("syntax error: missing '}'".to_string()),
+            None => return Err(syntax("syntax error: missing '}'")),
             Some('{') | Some('}') | Some(':') => {
-                return Err("syntax error: bad substitution".to_string())
+                return Err(syntax("syntax error: bad substitution"))
             }
             _ => {}
         }
         let name = self.process_name();
         let Some(mut ch) = self.next() else {
-            return Err("syntax error: missing '}'".to_string());
+            return Err(syntax("syntax error: missing '}'"));
         };
         let mut modifier = ch.to_string();
         let mut null_is_unset = false;
         match ch {
-            '}' => return Ok(self.get(&name, true).unwrap_or_default()),
+            '}' => return Ok(self.get(&name, true)?.unwrap_or_default()),
             ':' => {
                 null_is_unset = true;
                 match self.next() {
@@ -256,34 +368,30 @@ impl Lexer<'_> {
                         ch = c;
                         modifier.push(c);
                     }
-                    None => return Err("syntax error: missing '}'".to_string()),
+                    None => return Err(syntax("syntax error: missing '}'")),
                 }
                 if !matches!(ch, '+' | '-' | '?') {
-                    return Err(format!(
+                    return Err(syntax(format!(
                         "unsupported modifier ({}) in substitution",
                         crate::text::excerpt(&modifier)
-                    ));
+                    )));
                 }
             }
             '+' | '-' | '?' | '#' | '%' => {}
             '/' => return self.substitute(&name),
             _ => {
-                return Err(format!(
+                return Err(syntax(format!(
                     "unsupported modifier ({}) in substitution",
                     crate::text::excerpt(&modifier)
-                ))
+                )))
             }
         }
         let raw_escapes = ch == '#' || ch == '%';
-        let mut word = self.process_stop_on(Some('}'), raw_escapes).map_err(|e| {
-            if self.peek().is_none() {
-                "syntax error: missing '}'".to_string()
-            } else {
-                e
-            }
-        })?;
+        let mut word = self
+            .process_stop_on(Some('}'), raw_escapes)
+            .map_err(|e| self.missing_or(e, "syntax error: missing '}'"))?;
         let direct = raw_escapes;
-        let value = self.get(&name, direct);
+        let value = self.get(&name, direct)?;
         let empty = value
             .as_deref()
             .is_none_or(|v| null_is_unset && v.is_empty());
@@ -295,7 +403,7 @@ impl Lexer<'_> {
             }),
             '+' => Ok(if empty { String::new() } else { word }),
             '?' => match value {
-                None => Err(format!(
+                None => Err(syntax(format!(
                     "{}: {}",
                     crate::text::excerpt(&name),
                     if word.is_empty() {
@@ -303,8 +411,8 @@ impl Lexer<'_> {
                     } else {
                         crate::text::excerpt(&word)
                     }
-                )),
-                Some(v) if null_is_unset && v.is_empty() => Err(format!(
+                ))),
+                Some(v) if null_is_unset && v.is_empty() => Err(syntax(format!(
                     "{}: {}",
                     crate::text::excerpt(&name),
                     if word.is_empty() {
@@ -312,7 +420,7 @@ impl Lexer<'_> {
                     } else {
                         crate::text::excerpt(&word)
                     }
-                )),
+                ))),
                 Some(v) => Ok(v),
             },
             _ => {
@@ -321,40 +429,55 @@ impl Lexer<'_> {
                 if greedy {
                     word.remove(0);
                 }
-                let pat = compile_glob(&word, self.escape);
-                let v: Vec<char> = value.unwrap_or_default().chars().collect();
-                Ok(if ch == '%' {
-                    trim_suffix(&pat, &v, greedy)
+                let mut pat = compile_glob(&word, self.escape);
+                let mut v: Vec<char> = value.unwrap_or_default().chars().collect();
+                let want = if greedy { Want::Last } else { Want::First };
+                if ch == '%' {
+                    // The shortest/longest suffix is the shortest/longest
+                    // prefix of the reversed value (as BuildKit does it).
+                    pat.reverse();
+                    v.reverse();
+                    let cut = anchored_match(&pat, &v, 0, want, &mut self.budget)?;
+                    let keep = v.get(cut.unwrap_or(0)..).unwrap_or_default();
+                    Ok(keep.iter().rev().collect())
                 } else {
-                    trim_prefix(&pat, &v, greedy)
-                })
+                    let cut = anchored_match(&pat, &v, 0, want, &mut self.budget)?;
+                    Ok(v.get(cut.unwrap_or(0)..)
+                        .unwrap_or_default()
+                        .iter()
+                        .collect())
+                }
             }
         }
     }
 
-    fn substitute(&mut self, name: &str) -> Result<String, String> {
+    /// A "missing delimiter" error when the input ended, else `e` itself.
+    fn missing_or(&self, e: ExpandError, missing: &str) -> ExpandError {
+        match e {
+            ExpandError::Syntax(_) if self.peek().is_none() => syntax(missing),
+            e => e,
+        }
+    }
+
+    fn substitute(&mut self, name: &str) -> Result<String, ExpandError> {
         let all = self.peek() == Some('/');
         if all {
             self.pos += 1;
         }
-        let pattern = self.process_stop_on(Some('/'), true).map_err(|e| {
-            if self.peek().is_none() {
-                "syntax error: missing '/' in ${}".to_string()
-            } else {
-                e
-            }
-        })?;
-        let replacement = self.process_stop_on(Some('}'), true).map_err(|e| {
-            if self.peek().is_none() {
-                "syntax error: missing '}'".to_string()
-            } else {
-                e
-            }
-        })?;
-        let value: Vec<char> = self.get(name, true).unwrap_or_default().chars().collect();
+        let pattern = self
+            .process_stop_on(Some('/'), true)
+            .map_err(|e| self.missing_or(e, "syntax error: missing '/' in ${}"))?;
+        let replacement = self
+            .process_stop_on(Some('}'), true)
+            .map_err(|e| self.missing_or(e, "syntax error: missing '}'"))?;
+        let value: Vec<char> = self.get(name, true)?.unwrap_or_default().chars().collect();
         let pat = compile_glob(&pattern, self.escape);
-        Ok(replace(&pat, &value, &replacement, all))
+        replace(&pat, &value, &replacement, all, &mut self.budget)
     }
+}
+
+fn syntax(m: impl Into<String>) -> ExpandError {
+    ExpandError::Syntax(m.into())
 }
 
 /// One token of a shell glob pattern.
@@ -452,98 +575,203 @@ fn tok_matches(t: &Tok, c: char) -> bool {
     }
 }
 
-/// Whole-string glob match (iterative, O(n*m)).
-fn glob_full(pat: &[Tok], s: &[char]) -> bool {
-    let (mut p, mut i) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        match (pat.get(p), s.get(i)) {
-            (Some(Tok::Star), _) => {
-                star = Some((p, i));
-                p += 1;
-            }
-            (Some(t), Some(&c)) if tok_matches(t, c) => {
-                p += 1;
-                i += 1;
-            }
-            _ => match star {
-                Some((sp, si)) => {
-                    p = sp + 1;
-                    i = si + 1;
-                    star = Some((sp, si + 1));
-                }
-                None => return false,
-            },
+/// Which accepting end an anchored match reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    First,
+    Last,
+}
+
+/// The states of a glob's automaton: state `p` has matched the first `p`
+/// tokens; `toks.len()` accepts. Runs in time linear in the value for a
+/// given pattern (each step touches each state at most once), and every
+/// step is charged to the budget so a long pattern on a long value cannot
+/// run unbounded.
+struct States {
+    list: Vec<(usize, usize)>,
+    stamp: Vec<u32>,
+    generation: u32,
+}
+
+impl States {
+    fn new(m: usize) -> States {
+        States {
+            list: Vec::new(),
+            stamp: vec![0; m + 1],
+            generation: 1,
         }
     }
-    pat.get(p..)
-        .is_some_and(|rest| rest.iter().all(|t| *t == Tok::Star))
-}
 
-fn collect(cs: &[char]) -> String {
-    cs.iter().collect()
-}
+    fn clear(&mut self) {
+        self.list.clear();
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+    }
 
-fn trim_prefix(pat: &[Tok], v: &[char], greedy: bool) -> String {
-    let n = v.len();
-    let mut ends: Box<dyn Iterator<Item = usize>> = if greedy {
-        Box::new((0..=n).rev())
-    } else {
-        Box::new(0..=n)
-    };
-    match ends.find(|&e| v.get(..e).is_some_and(|pre| glob_full(pat, pre))) {
-        Some(e) => collect(v.get(e..).unwrap_or_default()),
-        None => collect(v),
+    /// Adds state `p` reached by a match that started at `start`, and the
+    /// state after a star (which may match nothing). The first add wins:
+    /// callers add in order of increasing start.
+    fn add(&mut self, toks: &[Tok], mut p: usize, start: usize) {
+        while let Some(slot) = self.stamp.get_mut(p) {
+            if *slot == self.generation {
+                return;
+            }
+            *slot = self.generation;
+            self.list.push((p, start));
+            if toks.get(p) != Some(&Tok::Star) {
+                return;
+            }
+            p += 1;
+        }
+    }
+
+    fn accepts(&self, m: usize) -> Option<usize> {
+        self.list.iter().find(|(p, _)| *p == m).map(|(_, s)| *s)
     }
 }
 
-fn trim_suffix(pat: &[Tok], v: &[char], greedy: bool) -> String {
-    let n = v.len();
-    let mut starts: Box<dyn Iterator<Item = usize>> = if greedy {
-        Box::new(0..=n)
-    } else {
-        Box::new((0..=n).rev())
-    };
-    match starts.find(|&s| v.get(s..).is_some_and(|suf| glob_full(pat, suf))) {
-        Some(s) => collect(v.get(..s).unwrap_or_default()),
-        None => collect(v),
+/// One step of every state in `cur` over `c` into `next`.
+fn step(
+    toks: &[Tok],
+    cur: &States,
+    next: &mut States,
+    c: char,
+    budget: &mut usize,
+) -> Result<(), ExpandError> {
+    *budget = budget
+        .checked_sub(cur.list.len() + 1)
+        .ok_or_else(budget_spent)?;
+    next.clear();
+    for &(p, start) in &cur.list {
+        match toks.get(p) {
+            Some(Tok::Star) => next.add(toks, p, start),
+            Some(t) if tok_matches(t, c) => next.add(toks, p + 1, start),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The first or last `e` such that `pat` matches `v[start..e]` exactly.
+fn anchored_match(
+    pat: &[Tok],
+    v: &[char],
+    start: usize,
+    want: Want,
+    budget: &mut usize,
+) -> Result<Option<usize>, ExpandError> {
+    let m = pat.len();
+    let (mut cur, mut next) = (States::new(m), States::new(m));
+    cur.add(pat, 0, start);
+    let mut found = cur.accepts(m).map(|_| start);
+    if want == Want::First && found.is_some() {
+        return Ok(found);
+    }
+    for (i, &c) in v.iter().enumerate().skip(start) {
+        step(pat, &cur, &mut next, c, budget)?;
+        std::mem::swap(&mut cur, &mut next);
+        if cur.list.is_empty() {
+            break;
+        }
+        if cur.accepts(m).is_some() {
+            found = Some(i + 1);
+            if want == Want::First {
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The leftmost `s >= from` where `pat` matches some `v[s..e]`.
+fn leftmost_start(
+    pat: &[Tok],
+    v: &[char],
+    from: usize,
+    budget: &mut usize,
+) -> Result<Option<usize>, ExpandError> {
+    let m = pat.len();
+    let (mut cur, mut next) = (States::new(m), States::new(m));
+    let mut best: Option<usize> = None;
+    let mut i = from;
+    loop {
+        // Threads stay sorted by start: older ones step first, the new one
+        // (started here) comes last, so the first to reach a state has the
+        // leftmost start.
+        if best.is_none() {
+            cur.add(pat, 0, i);
+        }
+        if let Some(s) = cur.accepts(m) {
+            best = Some(best.map_or(s, |b| b.min(s)));
+        }
+        if let Some(b) = best {
+            cur.list.retain(|(_, s)| *s < b);
+            if cur.list.is_empty() {
+                return Ok(best);
+            }
+        }
+        let Some(&c) = v.get(i) else {
+            return Ok(best);
+        };
+        step(pat, &cur, &mut next, c, budget)?;
+        std::mem::swap(&mut cur, &mut next);
+        i += 1;
     }
 }
 
-/// Longest match of `pat` starting at `start`, as its end index.
-fn longest_match_at(pat: &[Tok], v: &[char], start: usize) -> Option<usize> {
-    (start..=v.len())
-        .rev()
-        .find(|&e| v.get(start..e).is_some_and(|sub| glob_full(pat, sub)))
-}
-
-/// `${V/p/r}` (first match) and `${V//p/r}` (all matches), leftmost-longest.
-fn replace(pat: &[Tok], v: &[char], repl: &str, all: bool) -> String {
-    let n = v.len();
+/// `${V/p/r}` (first match) and `${V//p/r}` (all matches): leftmost, then
+/// longest; an empty match right after a match is skipped.
+fn replace(
+    pat: &[Tok],
+    v: &[char],
+    repl: &str,
+    all: bool,
+    budget: &mut usize,
+) -> Result<String, ExpandError> {
     let mut out = String::new();
+    let push = |out: &mut String, piece: &[char], budget: &mut usize| {
+        let bytes: usize = piece.iter().map(|c| c.len_utf8()).sum();
+        if out.len() + bytes > MAX_VALUE_BYTES {
+            return Err(too_large());
+        }
+        *budget = budget.checked_sub(bytes).ok_or_else(budget_spent)?;
+        out.extend(piece);
+        Ok(())
+    };
+    let repl: Vec<char> = repl.chars().collect();
     let mut pos = 0;
     let mut prev_end: Option<usize> = None;
-    let mut done = false;
-    while pos <= n {
-        if !done {
-            if let Some(end) = longest_match_at(pat, v, pos) {
-                if !(end == pos && prev_end == Some(pos)) {
-                    out.push_str(repl);
-                    prev_end = Some(end);
-                    done = !all;
-                    if end > pos {
-                        pos = end;
-                        continue;
-                    }
-                }
+    while let Some(s) = leftmost_start(pat, v, pos, budget)? {
+        let e = anchored_match(pat, v, s, Want::Last, budget)?.unwrap_or(s);
+        push(&mut out, v.get(pos..s).unwrap_or_default(), budget)?;
+        if e == s && prev_end == Some(s) {
+            // An empty match abutting the previous one does not count.
+            push(&mut out, v.get(s..s + 1).unwrap_or_default(), budget)?;
+            pos = s + 1;
+            if s >= v.len() {
+                break;
+            }
+            continue;
+        }
+        push(&mut out, &repl, budget)?;
+        prev_end = Some(e);
+        pos = e;
+        if !all {
+            break;
+        }
+        if e == s {
+            push(&mut out, v.get(s..s + 1).unwrap_or_default(), budget)?;
+            pos = s + 1;
+            if s >= v.len() {
+                break;
             }
         }
-        if let Some(c) = v.get(pos) {
-            out.push(*c);
-        }
-        pos += 1;
     }
-    out
+    push(&mut out, v.get(pos..).unwrap_or_default(), budget)?;
+    Ok(out)
 }
 
 /// Splits on whitespace keeping quotes and escapes in the words, like
@@ -753,6 +981,7 @@ pub(super) fn unquote(word: &str) -> Option<(String, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::on_small_stack;
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -854,10 +1083,22 @@ mod tests {
             let e = expand_word(input, '\\', &env).unwrap_err();
             assert!(e.contains(want), "{input:?}: {e}");
         }
-        let deep = "${A:-".repeat(200) + &"}".repeat(200);
-        assert!(expand_word(&deep, '\\', &env)
-            .unwrap_err()
-            .contains("nested"));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        for (open, close) in [
+            ("${A:-", "}"),
+            ("\"${A:+", "}\""),
+            ("${A#", "}"),
+            ("${A/", "/x}"),
+        ] {
+            let deep = open.repeat(100_000) + &close.repeat(100_000);
+            let e = on_small_stack(move || expand_word(&deep, '\\', &env).unwrap_err());
+            assert!(e.contains("nested more than 64 deep"), "{open}: {e}");
+        }
+        let ok = "${A:-".repeat(64) + &"}".repeat(64);
+        assert_eq!(expand_word(&ok, '\\', &env).unwrap().value, "a");
     }
 
     #[test]
@@ -885,17 +1126,167 @@ mod tests {
         ];
         for (p, s, want) in cases {
             let s: Vec<char> = s.chars().collect();
-            assert_eq!(glob_full(&compile_glob(p, '\\'), &s), *want, "{p} vs {s:?}");
+            let full = anchored_match(&compile_glob(p, '\\'), &s, 0, Want::Last, &mut {
+                usize::MAX
+            })
+            .unwrap()
+                == Some(s.len());
+            assert_eq!(full, *want, "{p} vs {s:?}");
+        }
+    }
+
+    /// The former quadratic-to-cubic implementations, kept as the oracle
+    /// of the automaton-based ones.
+    mod naive {
+        use super::super::{tok_matches, Tok};
+
+        pub fn full(pat: &[Tok], s: &[char]) -> bool {
+            let (mut p, mut i) = (0usize, 0usize);
+            let mut star: Option<(usize, usize)> = None;
+            while i < s.len() {
+                match (pat.get(p), s.get(i)) {
+                    (Some(Tok::Star), _) => {
+                        star = Some((p, i));
+                        p += 1;
+                    }
+                    (Some(t), Some(&c)) if tok_matches(t, c) => {
+                        p += 1;
+                        i += 1;
+                    }
+                    _ => match star {
+                        Some((sp, si)) => {
+                            p = sp + 1;
+                            i = si + 1;
+                            star = Some((sp, si + 1));
+                        }
+                        None => return false,
+                    },
+                }
+            }
+            pat[p..].iter().all(|t| *t == Tok::Star)
+        }
+
+        pub fn trim_prefix(pat: &[Tok], v: &[char], greedy: bool) -> String {
+            let n = v.len();
+            let ends: Vec<usize> = if greedy {
+                (0..=n).rev().collect()
+            } else {
+                (0..=n).collect()
+            };
+            match ends.into_iter().find(|&e| full(pat, &v[..e])) {
+                Some(e) => v[e..].iter().collect(),
+                None => v.iter().collect(),
+            }
+        }
+
+        pub fn trim_suffix(pat: &[Tok], v: &[char], greedy: bool) -> String {
+            let n = v.len();
+            let starts: Vec<usize> = if greedy {
+                (0..=n).collect()
+            } else {
+                (0..=n).rev().collect()
+            };
+            match starts.into_iter().find(|&s| full(pat, &v[s..])) {
+                Some(s) => v[..s].iter().collect(),
+                None => v.iter().collect(),
+            }
+        }
+
+        pub fn replace(pat: &[Tok], v: &[char], repl: &str, all: bool) -> String {
+            let n = v.len();
+            let longest = |start: usize| (start..=n).rev().find(|&e| full(pat, &v[start..e]));
+            let mut out = String::new();
+            let mut pos = 0;
+            let mut prev_end: Option<usize> = None;
+            let mut done = false;
+            while pos <= n {
+                if !done {
+                    if let Some(end) = longest(pos) {
+                        if !(end == pos && prev_end == Some(pos)) {
+                            out.push_str(repl);
+                            prev_end = Some(end);
+                            done = !all;
+                            if end > pos {
+                                pos = end;
+                                continue;
+                            }
+                        }
+                    }
+                }
+                if let Some(c) = v.get(pos) {
+                    out.push(*c);
+                }
+                pos += 1;
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn pattern_operations_match_the_naive_ones() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut rand = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let pat_atoms = [
+            "a", "b", "*", "?", "[ab]", "[!a]", "\\*", "é", "*a", "[z-a]",
+        ];
+        let val_chars = ['a', 'b', 'c', '*', 'é'];
+        for _ in 0..20_000 {
+            let p: String = (0..rand(5))
+                .map(|_| pat_atoms[rand(pat_atoms.len())])
+                .collect();
+            let v: Vec<char> = (0..rand(9))
+                .map(|_| val_chars[rand(val_chars.len())])
+                .collect();
+            let pat = compile_glob(&p, '\\');
+            let value: String = v.iter().collect();
+            let lookup = |n: &str| (n == "V").then(|| value.clone());
+            let ex = |w: String| expand_word(&w, '\\', &lookup).unwrap().value;
+            assert_eq!(
+                ex(format!("${{V#{p}}}")),
+                naive::trim_prefix(&pat, &v, false),
+                "# {p} {value}"
+            );
+            assert_eq!(
+                ex(format!("${{V##{p}}}")),
+                naive::trim_prefix(&pat, &v, true),
+                "## {p} {value}"
+            );
+            assert_eq!(
+                ex(format!("${{V%{p}}}")),
+                naive::trim_suffix(&pat, &v, false),
+                "% {p} {value}"
+            );
+            assert_eq!(
+                ex(format!("${{V%%{p}}}")),
+                naive::trim_suffix(&pat, &v, true),
+                "%% {p} {value}"
+            );
+            for all in [false, true] {
+                let got = replace(&pat, &v, "R", all, &mut { usize::MAX }).unwrap();
+                assert_eq!(
+                    got,
+                    naive::replace(&pat, &v, "R", all),
+                    "/ {p} {value} {all}"
+                );
+            }
         }
     }
 
     #[test]
     fn replace_semantics() {
         let v: Vec<char> = "abc".chars().collect();
-        assert_eq!(replace(&compile_glob("", '\\'), &v, "X", true), "XaXbXcX");
-        assert_eq!(replace(&compile_glob("", '\\'), &v, "X", false), "Xabc");
-        assert_eq!(replace(&compile_glob("*", '\\'), &v, "X", true), "X");
-        assert_eq!(replace(&compile_glob("b", '\\'), &v, "X", true), "aXc");
+        let r = |p: &str, all: bool| {
+            replace(&compile_glob(p, '\\'), &v, "X", all, &mut { usize::MAX }).unwrap()
+        };
+        assert_eq!(r("", true), "XaXbXcX");
+        assert_eq!(r("", false), "Xabc");
+        assert_eq!(r("*", true), "X");
+        assert_eq!(r("b", true), "aXc");
     }
 
     #[test]
