@@ -168,7 +168,7 @@ pub fn human(a: &Analysis, style: Style) -> String {
             ),
             (false, _) => format!(
                 "NOT verified: under the paths the Dockerfile reads it would not send what today's build sends ({}); review before use",
-                ig.differences.join(", ")
+                esc(&ig.differences.join(", "))
             ),
         };
         let _ = writeln!(

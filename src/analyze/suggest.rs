@@ -449,8 +449,8 @@ pub fn ignore_file(
     let totals = totals(&target, &path, &text)?;
     let header = format!(
         "# Suggested by reggie-build for context {} and Dockerfile {}.\n",
-        root.display(),
-        ctx.dockerfile().display()
+        crate::text::show_path(&root),
+        crate::text::show_path(ctx.dockerfile())
     );
     Ok(Some(IgnoreSuggestion {
         path,

@@ -172,12 +172,6 @@ fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()>
         );
     };
     let shown = reggie_build::text::show_path(&ig.path);
-    if !ig.verified {
-        bail!(
-            "the suggested ignore file was not verified to send what today's build sends under the paths the Dockerfile reads ({}); not writing {shown}",
-            reggie_build::text::escape(&ig.differences.join(", "))
-        );
-    }
     // Never through a link (it may point anywhere, a dangling one
     // included); an existing file keeps its mode.
     let mode = match std::fs::symlink_metadata(&ig.path) {
@@ -190,6 +184,12 @@ fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot inspect {shown}")),
     };
+    if !ig.verified {
+        bail!(
+            "the suggested ignore file was not verified to send what today's build sends under the paths the Dockerfile reads ({}); not writing {shown}",
+            reggie_build::text::escape(&ig.differences.join(", "))
+        );
+    }
     let (mut file, tmp) = super::output::create_temp_beside(&ig.path)?;
     let written = (|| -> std::io::Result<()> {
         use std::io::Write as _;
