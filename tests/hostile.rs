@@ -95,6 +95,16 @@ fn content_rules_read_only_regular_files_in_the_context() {
     mkfifo(&ctx.join(".pypirc"));
     fs::create_dir(ctx.join("sub")).unwrap();
     mkfifo(&ctx.join("sub/.yarnrc.yml"));
+    if unsafe { libc::geteuid() } == 0 {
+        // A device node in the context itself, with /dev/zero's numbers.
+        let c =
+            std::ffi::CString::new(ctx.join("sub/.npmrc").into_os_string().into_encoded_bytes())
+                .unwrap();
+        assert_eq!(
+            unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o644, libc::makedev(1, 5)) },
+            0
+        );
+    }
     for args in [
         &["check", "ctx"][..],
         &["check", "ctx", "--full"],
@@ -760,6 +770,11 @@ fn hostile_tree(rng: &mut Rng, ctx: &Path, outside: &Path) -> Vec<Vec<u8>> {
                 let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
                 unsafe { libc::mkfifo(c.as_ptr(), 0o644) == 0 }
             }
+            // A character device (/dev/zero's numbers) where allowed.
+            _ if rng.chance(50) && unsafe { libc::geteuid() } == 0 => {
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+                unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o644, libc::makedev(1, 5)) == 0 }
+            }
             _ => std::os::unix::net::UnixListener::bind(&path).is_ok(),
         };
         if made_ok {
@@ -780,8 +795,8 @@ fn hostile_tree(rng: &mut Rng, ctx: &Path, outside: &Path) -> Vec<Vec<u8>> {
 }
 
 /// Every command on random hostile trees (links in and out of the
-/// context, to /dev/zero and a FIFO, FIFOs, sockets, odd names, deep
-/// directories): exit 0, 1 or 2 (no panic, no signal), within a time
+/// context, to /dev/zero and a FIFO, FIFOs, sockets, devices when root,
+/// odd names, deep directories): exit 0, 1 or 2 (no panic, no signal), within a time
 /// limit (a read of the FIFO outside, which every outward link can reach,
 /// would hang), and nothing from outside the context in the output.
 #[test]
