@@ -1021,3 +1021,28 @@ fn image_upload_stall_fails_after_the_idle_timeout() {
     assert!(all.contains("\"event\":\"warning\""), "{all}");
     assert!(all.contains("the upload is stalled"), "{all}");
 }
+
+/// `discover --write --force` does not write through a symlinked
+/// `reggie-build.toml` either.
+#[test]
+fn discover_write_refuses_links() {
+    let dir = repo();
+    let outside = dir.path().join("outside.toml");
+    fs::write(&outside, "precious\n").unwrap();
+    let ctx = dir.path().join("ctx");
+    symlink(&outside, ctx.join("reggie-build.toml")).unwrap();
+    let out = run(&ctx, &["discover", ".", "--write", "--force"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is a symbolic link; not writing through it"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "precious\n");
+    fs::remove_file(ctx.join("reggie-build.toml")).unwrap();
+    let out = run(&ctx, &["discover", ".", "--write"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(fs::read_to_string(ctx.join("reggie-build.toml"))
+        .unwrap()
+        .contains("[[image]]"));
+}
