@@ -366,8 +366,9 @@ fn keeps_every_used_path(
     for (i, h) in hit.iter_mut().enumerate() {
         if !*h {
             let on_disk = target.root().join(os(&used[i]));
-            if on_disk.is_dir() && std::fs::read_dir(&on_disk).is_ok_and(|mut d| d.next().is_none())
-            {
+            // Not through a link: its target may lie outside the context.
+            let is_dir = on_disk.symlink_metadata().is_ok_and(|m| m.is_dir());
+            if is_dir && std::fs::read_dir(&on_disk).is_ok_and(|mut d| d.next().is_none()) {
                 *h = true;
             }
         }
