@@ -1046,3 +1046,25 @@ fn discover_write_refuses_links() {
         .unwrap()
         .contains("[[image]]"));
 }
+
+/// `context -o - > FILE` with FILE inside the context leaves FILE out too.
+#[test]
+fn context_stdout_file_inside_the_context_is_not_archived() {
+    let dir = repo();
+    fs::write(dir.path().join("ctx/data"), "x").unwrap();
+    let out_path = dir.path().join("ctx/out.tar");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
+        .current_dir(dir.path())
+        .args(["context", "ctx", "-o", "-"])
+        .stdout(fs::File::create(&out_path).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut archive = tar::Archive::new(fs::File::open(&out_path).unwrap());
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["Dockerfile", "data"]);
+}
