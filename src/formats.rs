@@ -344,6 +344,20 @@ mod tests {
         );
     }
 
+    /// A name cannot end a workflow command or start another: CR, LF and
+    /// `%` as GitHub escapes them, `:` and `,` in properties, other
+    /// control characters as text.
+    #[test]
+    fn github_escapes_hostile_names() {
+        let mut f = finding();
+        f.file = "a\n::error::x\r,b:c%\x1b[31m".into();
+        f.message = "m\n::error::pwned\x07%".into();
+        assert_eq!(
+            github_annotations(&[f]),
+            "::warning file=a%0A%3A%3Aerror%3A%3Ax%0D%2Cb%3Ac%25\\x1b[31m,line=3,title=ignore/root-anchored::m%0A::error::pwned\\x07%25\n"
+        );
+    }
+
     #[test]
     fn sarif_has_results_with_locations() {
         let v: serde_json::Value = serde_json::from_str(&sarif(&[finding()])).unwrap();

@@ -95,6 +95,16 @@ fn content_rules_read_only_regular_files_in_the_context() {
     mkfifo(&ctx.join(".pypirc"));
     fs::create_dir(ctx.join("sub")).unwrap();
     mkfifo(&ctx.join("sub/.yarnrc.yml"));
+    if unsafe { libc::geteuid() } == 0 {
+        // A device node in the context itself, with /dev/zero's numbers.
+        let c =
+            std::ffi::CString::new(ctx.join("sub/.npmrc").into_os_string().into_encoded_bytes())
+                .unwrap();
+        assert_eq!(
+            unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o644, libc::makedev(1, 5)) },
+            0
+        );
+    }
     for args in [
         &["check", "ctx"][..],
         &["check", "ctx", "--full"],
@@ -760,6 +770,11 @@ fn hostile_tree(rng: &mut Rng, ctx: &Path, outside: &Path) -> Vec<Vec<u8>> {
                 let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
                 unsafe { libc::mkfifo(c.as_ptr(), 0o644) == 0 }
             }
+            // A character device (/dev/zero's numbers) where allowed.
+            _ if rng.chance(50) && unsafe { libc::geteuid() } == 0 => {
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+                unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o644, libc::makedev(1, 5)) == 0 }
+            }
             _ => std::os::unix::net::UnixListener::bind(&path).is_ok(),
         };
         if made_ok {
@@ -780,8 +795,8 @@ fn hostile_tree(rng: &mut Rng, ctx: &Path, outside: &Path) -> Vec<Vec<u8>> {
 }
 
 /// Every command on random hostile trees (links in and out of the
-/// context, to /dev/zero and a FIFO, FIFOs, sockets, odd names, deep
-/// directories): exit 0, 1 or 2 (no panic, no signal), within a time
+/// context, to /dev/zero and a FIFO, FIFOs, sockets, devices when root,
+/// odd names, deep directories): exit 0, 1 or 2 (no panic, no signal), within a time
 /// limit (a read of the FIFO outside, which every outward link can reach,
 /// would hang), and nothing from outside the context in the output.
 #[test]
@@ -883,4 +898,173 @@ fn every_command_on_random_hostile_trees() {
             );
         }
     }
+}
+
+/// A fake Docker daemon on a unix socket: answers the version handshake,
+/// accepts `POST /build` and then never reads the upload.
+fn stalling_daemon(sock: std::path::PathBuf) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = {
+        let std_listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        std_listener
+    };
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    loop {
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") {
+                            match conn.read(&mut byte).await {
+                                Ok(1) => head.push(byte[0]),
+                                _ => return,
+                            }
+                        }
+                        let head = String::from_utf8_lossy(&head).into_owned();
+                        let line = head.lines().next().unwrap_or_default().to_string();
+                        if line.starts_with("POST") && line.contains("/build") {
+                            // Takes the request, then stops reading.
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            return;
+                        }
+                        let (status, body) = if line.contains("/_ping") {
+                            ("200 OK", "OK".to_string())
+                        } else if line.contains("/version") {
+                            (
+                                "200 OK",
+                                r#"{"ApiVersion":"1.41","MinAPIVersion":"1.12","Version":"20.10.0","Os":"linux","Arch":"amd64"}"#
+                                    .to_string(),
+                            )
+                        } else {
+                            ("404 Not Found", r#"{"message":"not found"}"#.to_string())
+                        };
+                        let response = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nApi-Version: 1.41\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+}
+
+/// `image` against a daemon that stops reading mid-upload reports the
+/// stall and fails after --idle-timeout, instead of hanging.
+#[test]
+fn image_upload_stall_fails_after_the_idle_timeout() {
+    let dir = big_context(12);
+    let sock = dir.path().join("fake-docker.sock");
+    stalling_daemon(sock.clone());
+    let bin = env!("CARGO_BIN_EXE_reggie-build-image");
+    let mut cmd = std::process::Command::new(bin);
+    cmd.current_dir(dir.path())
+        .args([
+            "image",
+            "ctx",
+            "-t",
+            "stall:test",
+            "--builder",
+            "classic",
+            "--compress",
+            "none",
+            "--json",
+            "--idle-timeout",
+            "2",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .env("DOCKER_CONFIG", dir.path())
+        .env("HOME", dir.path())
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("REGGIE_IDLE_TIMEOUT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let start = Instant::now();
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    let took = start.elapsed();
+    let all = text(&out);
+    assert!(
+        out.status.code().is_some(),
+        "killed after {took:?} (hung)\n{all}"
+    );
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(took < Duration::from_secs(30), "{took:?}\n{all}");
+    assert!(
+        all.contains("the upload stalled: the daemon read nothing"),
+        "{all}"
+    );
+    assert!(all.contains("--idle-timeout"), "{all}");
+    // The stall was reported before giving up.
+    assert!(all.contains("\"event\":\"warning\""), "{all}");
+    assert!(all.contains("the upload is stalled"), "{all}");
+}
+
+/// `discover --write --force` does not write through a symlinked
+/// `reggie-build.toml` either.
+#[test]
+fn discover_write_refuses_links() {
+    let dir = repo();
+    let outside = dir.path().join("outside.toml");
+    fs::write(&outside, "precious\n").unwrap();
+    let ctx = dir.path().join("ctx");
+    symlink(&outside, ctx.join("reggie-build.toml")).unwrap();
+    let out = run(&ctx, &["discover", ".", "--write", "--force"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is a symbolic link; not writing through it"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "precious\n");
+    fs::remove_file(ctx.join("reggie-build.toml")).unwrap();
+    let out = run(&ctx, &["discover", ".", "--write"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(fs::read_to_string(ctx.join("reggie-build.toml"))
+        .unwrap()
+        .contains("[[image]]"));
+}
+
+/// `context -o - > FILE` with FILE inside the context leaves FILE out too.
+#[test]
+fn context_stdout_file_inside_the_context_is_not_archived() {
+    let dir = repo();
+    fs::write(dir.path().join("ctx/data"), "x").unwrap();
+    let out_path = dir.path().join("ctx/out.tar");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
+        .current_dir(dir.path())
+        .args(["context", "ctx", "-o", "-"])
+        .stdout(fs::File::create(&out_path).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut archive = tar::Archive::new(fs::File::open(&out_path).unwrap());
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["Dockerfile", "data"]);
 }

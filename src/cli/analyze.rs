@@ -172,41 +172,19 @@ fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()>
         );
     };
     let shown = reggie_build::text::show_path(&ig.path);
-    // Never through a link (it may point anywhere, a dangling one
-    // included); an existing file keeps its mode.
-    let mode = match std::fs::symlink_metadata(&ig.path) {
-        Ok(m) if m.file_type().is_symlink() => bail!(
-            "{shown} is a symbolic link; not writing through it. Replace the link with a regular file (or remove it) and run again"
-        ),
-        Ok(m) if !m.is_file() => bail!("{shown} exists and is not a regular file; not writing it"),
-        Ok(_) if !force => bail!("{shown} already exists; pass --force to overwrite it"),
-        Ok(m) => Some(m.permissions()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("cannot inspect {shown}")),
-    };
     if !ig.verified {
+        // Without --force nothing would be written anyway: say that first.
+        if !force && std::fs::symlink_metadata(&ig.path).is_ok() {
+            bail!("{shown} already exists; pass --force to overwrite it");
+        }
         bail!(
             "the suggested ignore file was not verified to send what today's build sends under the paths the Dockerfile reads ({}); not writing {shown}",
             reggie_build::text::escape(&ig.differences.join(", "))
         );
     }
-    let (mut file, tmp) = super::output::create_temp_beside(&ig.path)?;
-    let written = (|| -> std::io::Result<()> {
-        use std::io::Write as _;
-        file.write_all(ig.text.as_bytes())?;
-        if let Some(mode) = mode {
-            file.set_permissions(mode)?;
-        }
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, &ig.path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {shown}"));
-    }
+    super::output::replace_file(&ig.path, ig.text.as_bytes(), force)?;
     if !super::output::quiet() {
-        eprintln!("wrote {}", ig.path.display());
+        eprintln!("wrote {shown}");
     }
     Ok(())
 }

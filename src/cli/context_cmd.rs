@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
 use reggie_build::context::digest::DigestSink;
-use reggie_build::context::tarball::{write_context, EntrySink, TarOptions};
+use reggie_build::context::tarball::{write_context, EntrySink, SkipFile, TarOptions};
 
 use super::output::print_stdout;
 use super::ContextArgs;
@@ -212,32 +212,35 @@ impl Output {
 
     /// The files the archive must not contain: the output itself (and the
     /// file it replaces), wherever they are.
-    fn own_files(&self) -> Vec<(u64, u64)> {
+    fn own_files(&self) -> Vec<SkipFile> {
+        use std::os::unix::ffi::OsStrExt;
         use std::os::unix::fs::MetadataExt;
         let mut ids = Vec::new();
-        let mut add = |meta: std::io::Result<std::fs::Metadata>| {
-            if let Ok(m) = meta {
+        let mut add = |path: &Path, meta: std::io::Result<std::fs::Metadata>| {
+            if let (Ok(m), Some(name)) = (meta, path.file_name()) {
                 if m.is_file() {
-                    ids.push((m.dev(), m.ino()));
+                    ids.push(SkipFile {
+                        name: name.as_bytes().to_vec(),
+                        dev: m.dev(),
+                        ino: m.ino(),
+                    });
                 }
             }
         };
         match self {
             Output::Stdout => {
-                // `context . -o - > archive.tar` inside the context.
-                let stdout = std::io::stdout();
-                let fd = std::os::fd::AsFd::as_fd(&stdout);
-                add(fd
-                    .try_clone_to_owned()
-                    .map(File::from)
-                    .and_then(|f| f.metadata()));
+                // `context . -o - > archive.tar` inside the context: its
+                // name from /proc.
+                if let Ok(path) = std::fs::read_link("/proc/self/fd/1") {
+                    add(&path, std::fs::metadata("/proc/self/fd/1"));
+                }
             }
             Output::Special(_) => {}
-            Output::File { file, dest, .. } => {
+            Output::File { file, tmp, dest } => {
                 if let Some(f) = file.borrow().as_ref() {
-                    add(f.metadata());
+                    add(tmp, f.metadata());
                 }
-                add(std::fs::symlink_metadata(dest));
+                add(dest, std::fs::symlink_metadata(dest));
             }
         }
         ids

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::Args;
 
 use reggie_build::analyze::humanize;
@@ -175,7 +175,7 @@ fn write_config(
     sizes: &[Result<u64, String>],
 ) -> anyhow::Result<()> {
     let path = args.path.join(write::CONFIG_FILE);
-    if path.exists() && !args.force {
+    if std::fs::symlink_metadata(&path).is_ok() && !args.force {
         bail!(
             "{} already exists; pass --force to overwrite it",
             path.display()
@@ -195,8 +195,7 @@ fn write_config(
     if entries.is_empty() {
         bail!("no build to write to {}", path.display());
     }
-    std::fs::write(&path, write::render(&entries))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    super::output::replace_file(&path, write::render(&entries).as_bytes(), args.force)?;
     eprintln!("wrote {} ({} images)", path.display(), entries.len());
     Ok(())
 }

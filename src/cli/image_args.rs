@@ -87,4 +87,15 @@ pub struct ImageArgs {
     /// or (with --push) under the first tag in the registry.
     #[arg(long)]
     pub skip_if_exists: bool,
+    /// Fail when the daemon reads nothing of the upload for this many
+    /// seconds (a stalled daemon or connection); progress is reported as
+    /// stalled before that.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "REGGIE_IDLE_TIMEOUT",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub idle_timeout: u64,
 }

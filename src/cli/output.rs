@@ -56,6 +56,41 @@ pub fn create_temp_beside(
     }
 }
 
+/// Writes `contents` to `path` the safe way: never through a symlink (it
+/// may point anywhere, a dangling one included), an existing file only
+/// with `force` and keeping its mode, through an exclusive temporary file
+/// renamed over it (a failure leaves the old file whole).
+pub fn replace_file(path: &std::path::Path, contents: &[u8], force: bool) -> anyhow::Result<()> {
+    use anyhow::{bail, Context as _};
+    let shown = reggie_build::text::show_path(path);
+    let mode = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => bail!(
+            "{shown} is a symbolic link; not writing through it. Replace the link with a regular file (or remove it) and run again"
+        ),
+        Ok(m) if !m.is_file() => bail!("{shown} exists and is not a regular file; not writing it"),
+        Ok(_) if !force => bail!("{shown} already exists; pass --force to overwrite it"),
+        Ok(m) => Some(m.permissions()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {shown}")),
+    };
+    let (mut file, tmp) = create_temp_beside(path)?;
+    let written = (|| -> std::io::Result<()> {
+        use std::io::Write as _;
+        file.write_all(contents)?;
+        if let Some(mode) = mode {
+            file.set_permissions(mode)?;
+        }
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {shown}"));
+    }
+    Ok(())
+}
+
 /// 64 random bits for a temporary name (the standard library's hasher keys
 /// come from the OS's random source).
 fn random_u64() -> u64 {

@@ -25,10 +25,19 @@ pub struct TarOptions {
     /// Clamp every mtime to at most this (Unix seconds), for reproducible
     /// archives (`--reproducible`, `SOURCE_DATE_EPOCH`).
     pub clamp_mtime: Option<i64>,
-    /// Files never archived, by `(device, inode)`: the archive being
-    /// written and its temporary file when they lie inside the context
-    /// (as GNU tar skips its own archive), so a run never archives itself.
-    pub skip_files: Vec<(u64, u64)>,
+    /// Files never archived, by base name and `(device, inode)`: the
+    /// archive being written and its temporary file when they lie inside
+    /// the context (as GNU tar skips its own archive), so a run never
+    /// archives itself. Only entries of that name are `lstat`ed.
+    pub skip_files: Vec<SkipFile>,
+}
+
+/// A file [`write_context`] leaves out; see [`TarOptions::skip_files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkipFile {
+    pub name: Vec<u8>,
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// Errors while writing a context archive.
@@ -100,20 +109,30 @@ pub fn write_context<W: Write>(
     let mut writer = TarWriter::new(out);
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     ctx.walk::<TarError, _>(|entry| {
-        if !options.skip_files.is_empty() && entry.kind == FileKind::File {
-            if let Ok(st) = entry.lstat() {
-                if options.skip_files.contains(&(st.dev, st.ino)) {
-                    tracing::debug!(
-                        "not archiving {}: it is the output",
-                        crate::text::show_bytes(entry.rel)
-                    );
-                    return Ok(());
-                }
-            }
+        if entry.kind == FileKind::File && is_skipped(entry, &options.skip_files) {
+            tracing::debug!(
+                "not archiving {}: it is the output",
+                crate::text::show_bytes(entry.rel)
+            );
+            return Ok(());
         }
         writer.append(entry, options, &mut links, sink)
     })?;
     writer.finish()
+}
+
+/// Whether `entry` is one of `skip` (its name first: a stat only then).
+fn is_skipped(entry: &Entry<'_>, skip: &[SkipFile]) -> bool {
+    let name = match entry.rel.iter().rposition(|&b| b == b'/') {
+        Some(p) => &entry.rel[p + 1..],
+        None => entry.rel,
+    };
+    skip.iter().any(|s| {
+        s.name == name
+            && entry
+                .lstat()
+                .is_ok_and(|st| st.dev == s.dev && st.ino == s.ino)
+    })
 }
 
 /// Size of the archive buffer. Headers are built and file contents read

@@ -81,6 +81,9 @@ pub struct BuildSpec {
     pub secrets: session::SecretValues,
     /// ssh agent sockets by id (`--ssh`), forwarded through the session.
     pub ssh: HashMap<String, std::path::PathBuf>,
+    /// How long the upload may make no progress before the build fails
+    /// (`--idle-timeout`): a daemon that stops reading must not hang it.
+    pub idle_timeout: Duration,
 }
 
 /// The credentials map in the form each builder looks registries up:
@@ -209,6 +212,8 @@ pub enum ShipError {
     Changed { before: String, after: String },
     #[error("the daemon ended the build without an image id")]
     NoImage,
+    #[error("the upload stalled: the daemon read nothing of the build context for {secs} s, after {bytes} bytes; the build is abandoned. Check the daemon (disk space, load) and the connection to it, or allow longer with --idle-timeout (REGGIE_IDLE_TIMEOUT)")]
+    Stalled { bytes: u64, secs: u64 },
     #[error("{what}: {message}")]
     Api { what: String, message: String },
 }
@@ -500,6 +505,7 @@ pub async fn build_prepared(
 
     let up = upload::start(ctx.clone(), tar, placement.extra, spec.compression);
     let sent = up.sent.clone();
+    let body_done = up.finished.clone();
     let mut stream = daemon.long.build_image(
         options,
         registry_config(&spec.pull_credentials, spec.builder),
@@ -511,6 +517,11 @@ pub async fn build_prepared(
     let mut upload_done = false;
     let mut state = StreamState::default();
     let mut failure: Option<ShipError> = None;
+    // Stall detection: the last time the daemon took bytes, and whether
+    // the stall was reported (once, before giving up).
+    let mut last_progress = tokio::time::Instant::now();
+    let mut stall_reported = false;
+    let report_stall_after = (spec.idle_timeout / 3).min(Duration::from_secs(30));
 
     loop {
         tokio::select! {
@@ -546,12 +557,32 @@ pub async fn build_prepared(
                 let bytes = sent.load(Ordering::Relaxed);
                 if bytes != last_reported {
                     last_reported = bytes;
+                    last_progress = tokio::time::Instant::now();
+                    stall_reported = false;
                     on_event(Event::Upload { bytes, done: false });
+                } else if !body_done.load(Ordering::Relaxed) {
+                    let idle = last_progress.elapsed();
+                    if idle >= spec.idle_timeout {
+                        failure = Some(ShipError::Stalled { bytes, secs: idle.as_secs() });
+                        break;
+                    }
+                    if idle >= report_stall_after && !stall_reported {
+                        stall_reported = true;
+                        on_event(Event::Warning {
+                            message: format!(
+                                "the upload is stalled: the daemon has read nothing for {} s ({bytes} bytes sent); giving up after {} s",
+                                idle.as_secs(),
+                                spec.idle_timeout.as_secs()
+                            ),
+                        });
+                    }
                 }
             }
         }
     }
     drop(stream);
+    // The connection may still hold the body, unread: stop the writer.
+    let _ = up.cancel.send(true);
     let upload_result = up.writer.await;
     // An upload error explains a failed request better than the request.
     let stats = match upload_result {

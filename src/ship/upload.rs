@@ -25,7 +25,7 @@
 //! the context root can see it, and the build warns when one can.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -230,6 +230,13 @@ pub struct Upload {
     /// The request body: pass to `bollard::body_try_stream`.
     pub body: BodyStream,
     pub sent: Arc<AtomicU64>,
+    /// Set when the body has given its last chunk: no more progress is
+    /// expected from the upload.
+    pub finished: Arc<AtomicBool>,
+    /// `send(true)` stops the writer even while it waits for room in the
+    /// body (the HTTP connection may keep the body alive, unread, after
+    /// the request is given up).
+    pub cancel: tokio::sync::watch::Sender<bool>,
     pub writer: tokio::task::JoinHandle<Result<UploadStats, UploadError>>,
 }
 
@@ -262,25 +269,44 @@ pub fn start(
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, io::Error>>(CHUNKS_IN_FLIGHT);
     let sent = Arc::new(AtomicU64::new(0));
     let counter = sent.clone();
+    let finished = Arc::new(AtomicBool::new(false));
+    let ended = finished.clone();
     let body_stream = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|item| {
-            if let Some(Ok(bytes)) = &item {
-                counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            match &item {
+                Some(Ok(bytes)) => {
+                    counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                }
+                Some(Err(_)) | None => ended.store(true, Ordering::Relaxed),
             }
             item
         })
     });
     let body: BodyStream = Box::pin(body_stream);
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
     let writer = tokio::task::spawn_blocking(move || {
         let err_tx = tx.clone();
-        let result = write_all(&ctx, &options, &extra, compression, ChannelWriter::new(tx));
+        let mut err_cancelled = cancelled.clone();
+        let out = ChannelWriter::new(tx, cancelled);
+        let result = write_all(&ctx, &options, &extra, compression, out);
         if let Err(e) = &result {
-            // Make the request fail rather than end as a truncated archive.
-            let _ = err_tx.blocking_send(Err(io::Error::other(e.to_string())));
+            // Make the request fail rather than end as a truncated archive
+            // (unless the request was given up: nobody reads any more).
+            let _ = send_unless_cancelled(
+                &err_tx,
+                Err(io::Error::other(e.to_string())),
+                &mut err_cancelled,
+            );
         }
         result
     });
-    Upload { body, sent, writer }
+    Upload {
+        body,
+        sent,
+        finished,
+        cancel,
+        writer,
+    }
 }
 
 fn write_all(
@@ -409,13 +435,18 @@ fn ustar_header(name: &str, mode: u32, size: u64, mtime: u64) -> [u8; BLOCK] {
 struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
     buf: BytesMut,
+    cancelled: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ChannelWriter {
-    fn new(tx: mpsc::Sender<Result<Bytes, io::Error>>) -> Self {
+    fn new(
+        tx: mpsc::Sender<Result<Bytes, io::Error>>,
+        cancelled: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         ChannelWriter {
             tx,
             buf: BytesMut::with_capacity(CHUNK),
+            cancelled,
         }
     }
 
@@ -425,13 +456,34 @@ impl ChannelWriter {
         }
         let chunk = self.buf.split().freeze();
         self.buf.reserve(CHUNK);
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+        let closed = || {
             io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "the daemon stopped reading the build context",
             )
-        })
+        };
+        if send_unless_cancelled(&self.tx, Ok(chunk), &mut self.cancelled) {
+            Ok(())
+        } else {
+            Err(closed())
+        }
     }
+}
+
+/// Sends `item`, waiting for room, unless the upload is cancelled first;
+/// `false` when it was not sent. Runs on the blocking pool, where waiting
+/// on the runtime is allowed.
+fn send_unless_cancelled(
+    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+    item: Result<Bytes, io::Error>,
+    cancelled: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    tokio::runtime::Handle::current().block_on(async move {
+        tokio::select! {
+            sent = tx.send(item) => sent.is_ok(),
+            _ = cancelled.wait_for(|c| *c) => false,
+        }
+    })
 }
 
 impl Write for ChannelWriter {

@@ -361,6 +361,7 @@ async fn build_and_push(
             crate::cli::BuilderArg::Buildkit => ship::DaemonBuilder::BuildKit,
             crate::cli::BuilderArg::Classic => ship::DaemonBuilder::Classic,
         },
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
     };
     let endpoint = args.registry_endpoint.clone().or_else(|| {
         std::env::var("REGGIE_REGISTRY_ENDPOINT")
