@@ -130,6 +130,15 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
             false,
         ),
     };
+    // Only COPY/ADD sources are rewritten: a RUN --mount source or an
+    // ONBUILD trigger would still name the old path.
+    if plan
+        .used
+        .iter()
+        .any(|u| !matches!(u.instruction.as_str(), "COPY" | "ADD"))
+    {
+        return None;
+    }
     let used_lines: BTreeSet<usize> = plan.used.iter().map(|u| u.line).collect();
     let mut rewrites = Vec::new();
     for stage in &plan.dockerfile.stages {
@@ -143,6 +152,9 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
             let mut after = ins.original.clone();
             let sources = ins.args.len().saturating_sub(1);
             for src in &ins.args[..sources] {
+                if !ins.json && src.starts_with("<<") {
+                    continue;
+                }
                 let trimmed = src.trim_start_matches("./").trim_start_matches('/');
                 let new = if trimmed == dir_s || trimmed == format!("{dir_s}/") {
                     Some(".".to_string())
@@ -151,9 +163,10 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
                         .strip_prefix(&format!("{dir_s}/"))
                         .map(str::to_string)
                 };
-                if let Some(new) = new {
-                    after = replace_word(&after, src, &new);
-                }
+                // A source that does not spell the directory out
+                // (`${DIR}/x`) cannot be rewritten: no narrower context.
+                let new = new.filter(|_| !src.contains('$'))?;
+                after = replace_word(&after, src, &new);
             }
             if after != ins.original {
                 rewrites.push(Rewrite {
@@ -673,6 +686,33 @@ mod tests {
                 want.map(str::as_bytes),
                 "{pattern} under {dir}"
             );
+        }
+    }
+
+    #[test]
+    fn no_narrower_context_when_a_source_cannot_be_rewritten() {
+        for df in [
+            "FROM scratch\nARG D=conf\nCOPY ${D}/*.toml /etc/\n",
+            "FROM busybox\nRUN --mount=type=bind,source=conf/a,target=/a true\nCOPY conf/b /b\n",
+            "FROM scratch AS base\nONBUILD COPY conf/a /a\nFROM base\nCOPY conf/b /b\n",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            std::fs::create_dir_all(d.join("conf")).unwrap();
+            for f in ["a", "b", "x.toml"] {
+                std::fs::write(d.join("conf").join(f), "x").unwrap();
+            }
+            std::fs::write(d.join("Dockerfile"), df).unwrap();
+            let ctx = ContextSpec {
+                root: d.to_path_buf(),
+                dockerfile: None,
+                builder: Builder::BuildKit,
+            }
+            .resolve()
+            .unwrap();
+            let plan = Plan::new(&ctx, &Default::default()).unwrap();
+            assert!(narrowest_dir(&ctx, &plan).is_some(), "{df}");
+            assert!(narrowest_context(&ctx, &plan).is_none(), "{df}");
         }
     }
 
