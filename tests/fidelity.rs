@@ -819,3 +819,72 @@ fn scratch_version_keeps_what_reads_the_context() {
         "FROM scratch AS deps\nCOPY a \\\n  b /x/\nFROM deps AS build\nFROM scratch\nCOPY d /d\n"
     );
 }
+
+/// Issue 13 item 6: which ignore files Docker accepts (it checks a pattern
+/// only up to its first chunk that cannot match `.`, and fails on a regex
+/// that does not compile) and what it sends with them, against the docker
+/// CLIs themselves.
+#[test]
+fn ignore_syntax_matches_docker() {
+    let env = services();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        &[
+            ("a.txt", "a\n"),
+            ("dz/x", "x\n"),
+            ("dz/x$", "dollar\n"),
+            ("dz/a", "a\n"),
+            ("dz/-", "dash\n"),
+            ("Dockerfile", "FROM scratch\nCOPY . /dest/\n"),
+        ],
+    );
+    let patterns = [
+        "d*/x\\", "d*/[]a]", "d*/[-]", "d*/x[", "*x/[]a]", "*/x\\", "?*/[", "x*[]a]",
+    ];
+    let mut built = 0;
+    for pattern in patterns {
+        std::fs::write(d.join(".dockerignore"), format!("{pattern}\n")).unwrap();
+        for builder in BOTH {
+            let tag = format!("reggie-fidelity-syntax:{}", builder.arg());
+            let out = docker_cmd(&env, builder, d)
+                .args(["build", "-q", "-t", &tag, "."])
+                .output()
+                .unwrap();
+            let ls = reggie(&env, d, &["ls", ".", "--builder", builder.arg()]);
+            if !out.status.success() {
+                assert_eq!(
+                    ls.status.code(),
+                    Some(2),
+                    "{pattern:?} ({builder:?}): docker fails, reggie-build must too:\n{}\n{}",
+                    text(&out),
+                    text(&ls)
+                );
+                continue;
+            }
+            assert!(
+                ls.status.success(),
+                "{pattern:?} ({builder:?}): docker builds:\n{}",
+                text(&ls)
+            );
+            let sent: Vec<String> = image_fs(&env, &tag)
+                .into_iter()
+                .filter(|(k, v)| v.0 != b'5' && k.starts_with("dest/"))
+                .map(|(k, _)| k["dest/".len()..].to_string())
+                .collect();
+            let mut ours: Vec<String> = String::from_utf8_lossy(&ls.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            ours.sort();
+            assert_eq!(ours, sent, "{pattern:?} ({builder:?})");
+            built += 1;
+        }
+    }
+    // d*/x\, d*/[]a], d*/[-] and x*[]a] build with both (docker 20.10 and 28).
+    assert_eq!(
+        built, 8,
+        "docker accepted fewer ignore files than it did when checked"
+    );
+}
