@@ -1,6 +1,7 @@
 //! How to get to the minimal context: the narrowest context directory, the
 //! Dockerfile lines and build configuration to change, and an ignore file
-//! that is checked to keep every path the Dockerfile reads.
+//! checked file by file to send what today's build sends under every path
+//! the Dockerfile reads (but for what it says it drops, and why).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
