@@ -44,8 +44,9 @@ pub struct Rewrite {
 /// A suggested ignore file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IgnoreSuggestion {
-    /// Where it goes (`<Dockerfile>.dockerignore`, or `.dockerignore` in the
-    /// context directory for the classic builder).
+    /// Where it goes: `<Dockerfile>.dockerignore`, or `.dockerignore` in
+    /// the context directory for the classic builder (and for BuildKit in
+    /// a narrower context, when neither file exists).
     pub path: PathBuf,
     /// The context directory it is written for.
     pub context: PathBuf,
@@ -328,7 +329,20 @@ pub fn ignore_file(
         Builder::BuildKit => {
             let mut name = ctx.dockerfile().as_os_str().to_os_string();
             name.push(".dockerignore");
-            PathBuf::from(name)
+            let specific = PathBuf::from(name);
+            // A file beside the Dockerfile applies to every context it is
+            // built with, the current one too, which these patterns would
+            // break: for a narrower context, its own `.dockerignore`
+            // (BuildKit's fallback) when neither file exists yet.
+            let own = root.join(".dockerignore");
+            if !dir.is_empty()
+                && specific.symlink_metadata().is_err()
+                && own.symlink_metadata().is_err()
+            {
+                own
+            } else {
+                specific
+            }
         }
         Builder::Classic => root.join(".dockerignore"),
     };
@@ -688,6 +702,55 @@ mod tests {
                 "{pattern} under {dir}"
             );
         }
+    }
+
+    /// Writing the file for a narrower context leaves the current
+    /// command's upload as it is.
+    #[test]
+    fn a_narrower_suggestion_does_not_change_the_current_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (p, c) in [
+            ("app/src/a.js", "a"),
+            ("app/dist/b.js", "b"),
+            ("app/package.json", "{}"),
+            (".dockerignore", "*/dist\n"),
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY app/src /src\nCOPY app/package.json /\n",
+            ),
+        ] {
+            std::fs::create_dir_all(d.join(p).parent().unwrap()).unwrap();
+            std::fs::write(d.join(p), c).unwrap();
+        }
+        let sent = || {
+            let ctx = ContextSpec {
+                root: d.to_path_buf(),
+                dockerfile: None,
+                builder: Builder::BuildKit,
+            }
+            .resolve()
+            .unwrap();
+            let plan = Plan::new(&ctx, &Default::default()).unwrap();
+            let mut out = Vec::new();
+            plan.apply(&ctx, true)
+                .unwrap()
+                .walk::<AnalyzeError, _>(|e| {
+                    out.push(e.rel.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+            (ctx, plan, out)
+        };
+        let (ctx, plan, before) = sent();
+        let s = narrowest_context(&ctx, &plan).unwrap();
+        let ig = ignore_file(&ctx, &plan, &RuleSet::builtin(), Some(&s))
+            .unwrap()
+            .unwrap();
+        assert!(ig.verified, "{ig:?}");
+        assert_eq!(ig.path, d.join("app/.dockerignore"));
+        std::fs::write(&ig.path, &ig.text).unwrap();
+        assert_eq!(sent().2, before);
     }
 
     #[test]
