@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::context::ignore::gopath::is_valid_match_pattern;
 use crate::context::{Builder, Context, ContextSpec, FileKind};
 use crate::plan::Plan;
 
@@ -354,7 +355,8 @@ pub fn ignore_file(
         );
         for u in &used {
             text.push('!');
-            text.push_str(&escape_literal(u).unwrap_or_else(|| show(u)));
+            // Used paths are patterns already (`public/*.html`).
+            text.push_str(&show(u));
             text.push('\n');
         }
     }
@@ -496,10 +498,15 @@ fn user_rules(ctx: &Context, dir: &[u8]) -> String {
         let line = if dir.is_empty() {
             Some(rule.raw.trim().to_string())
         } else {
-            reroot(rule.pattern.as_bytes(), dir).map(|p| {
-                let bang = if rule.exception { "!" } else { "" };
-                format!("{bang}{}", show(&p))
-            })
+            // A part Docker never checked (`d*/x\\` below `dz` is `x\\`)
+            // may be invalid alone: left out, the check below names what
+            // differs instead.
+            reroot(rule.pattern.as_bytes(), dir)
+                .filter(|p| is_valid_match_pattern(p) && std::str::from_utf8(p).is_ok())
+                .map(|p| {
+                    let bang = if rule.exception { "!" } else { "" };
+                    format!("{bang}{}", show(&p))
+                })
         };
         if let Some(line) = line {
             out.push_str(&line);
@@ -702,6 +709,32 @@ mod tests {
                 "{pattern} under {dir}"
             );
         }
+    }
+
+    #[test]
+    fn rerooted_rules_stay_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (p, c) in [
+            ("dz/x", "x"),
+            ("dz/y", "y"),
+            (".dockerignore", "d*/x\\\nd*/y\n"),
+            ("Dockerfile", "FROM scratch\nCOPY dz/x dz/y /\n"),
+        ] {
+            std::fs::create_dir_all(d.join(p).parent().unwrap()).unwrap();
+            std::fs::write(d.join(p), c).unwrap();
+        }
+        let ctx = ContextSpec {
+            root: d.to_path_buf(),
+            dockerfile: None,
+            builder: Builder::BuildKit,
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(user_rules(&ctx, b"dz"), "y\n");
+        let plan = Plan::new(&ctx, &Default::default()).unwrap();
+        let s = narrowest_context(&ctx, &plan);
+        assert!(ignore_file(&ctx, &plan, &RuleSet::builtin(), s.as_ref()).is_ok());
     }
 
     /// Writing the file for a narrower context leaves the current
