@@ -1,10 +1,12 @@
 //! How to get to the minimal context: the narrowest context directory, the
 //! Dockerfile lines and build configuration to change, and an ignore file
-//! that is checked to keep every path the Dockerfile reads.
+//! checked file by file to send what today's build sends under every path
+//! the Dockerfile reads (but for what it says it drops, and why).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::context::ignore::gopath::is_valid_match_pattern;
 use crate::context::{Builder, Context, ContextSpec, FileKind};
 use crate::plan::Plan;
 
@@ -43,8 +45,9 @@ pub struct Rewrite {
 /// A suggested ignore file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IgnoreSuggestion {
-    /// Where it goes (`<Dockerfile>.dockerignore`, or `.dockerignore` in the
-    /// context directory for the classic builder).
+    /// Where it goes: `<Dockerfile>.dockerignore`, or `.dockerignore` in
+    /// the context directory for the classic builder (and for BuildKit in
+    /// a narrower context, when neither file exists).
     pub path: PathBuf,
     /// The context directory it is written for.
     pub context: PathBuf,
@@ -130,6 +133,15 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
             false,
         ),
     };
+    // Only COPY/ADD sources are rewritten: a RUN --mount source or an
+    // ONBUILD trigger would still name the old path.
+    if plan
+        .used
+        .iter()
+        .any(|u| !matches!(u.instruction.as_str(), "COPY" | "ADD"))
+    {
+        return None;
+    }
     let used_lines: BTreeSet<usize> = plan.used.iter().map(|u| u.line).collect();
     let mut rewrites = Vec::new();
     for stage in &plan.dockerfile.stages {
@@ -143,6 +155,9 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
             let mut after = ins.original.clone();
             let sources = ins.args.len().saturating_sub(1);
             for src in &ins.args[..sources] {
+                if !ins.json && src.starts_with("<<") {
+                    continue;
+                }
                 let trimmed = src.trim_start_matches("./").trim_start_matches('/');
                 let new = if trimmed == dir_s || trimmed == format!("{dir_s}/") {
                     Some(".".to_string())
@@ -151,9 +166,10 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
                         .strip_prefix(&format!("{dir_s}/"))
                         .map(str::to_string)
                 };
-                if let Some(new) = new {
-                    after = replace_word(&after, src, &new);
-                }
+                // A source that does not spell the directory out
+                // (`${DIR}/x`) cannot be rewritten: no narrower context.
+                let new = new.filter(|_| !src.contains('$'))?;
+                after = replace_word(&after, src, &new);
             }
             if after != ins.original {
                 rewrites.push(Rewrite {
@@ -314,7 +330,20 @@ pub fn ignore_file(
         Builder::BuildKit => {
             let mut name = ctx.dockerfile().as_os_str().to_os_string();
             name.push(".dockerignore");
-            PathBuf::from(name)
+            let specific = PathBuf::from(name);
+            // A file beside the Dockerfile applies to every context it is
+            // built with, the current one too, which these patterns would
+            // break: for a narrower context, its own `.dockerignore`
+            // (BuildKit's fallback) when neither file exists yet.
+            let own = root.join(".dockerignore");
+            if !dir.is_empty()
+                && specific.symlink_metadata().is_err()
+                && own.symlink_metadata().is_err()
+            {
+                own
+            } else {
+                specific
+            }
         }
         Builder::Classic => root.join(".dockerignore"),
     };
@@ -326,7 +355,8 @@ pub fn ignore_file(
         );
         for u in &used {
             text.push('!');
-            text.push_str(&escape_literal(u).unwrap_or_else(|| show(u)));
+            // Used paths are patterns already (`public/*.html`).
+            text.push_str(&show(u));
             text.push('\n');
         }
     }
@@ -473,10 +503,15 @@ fn user_rules(ctx: &Context, dir: &[u8]) -> String {
         let line = if dir.is_empty() {
             Some(rule.raw.trim().to_string())
         } else {
-            reroot(rule.pattern.as_bytes(), dir).map(|p| {
-                let bang = if rule.exception { "!" } else { "" };
-                format!("{bang}{}", show(&p))
-            })
+            // A part Docker never checked (`d*/x\\` below `dz` is `x\\`)
+            // may be invalid alone: left out, the check below names what
+            // differs instead.
+            reroot(rule.pattern.as_bytes(), dir)
+                .filter(|p| is_valid_match_pattern(p) && std::str::from_utf8(p).is_ok())
+                .map(|p| {
+                    let bang = if rule.exception { "!" } else { "" };
+                    format!("{bang}{}", show(&p))
+                })
         };
         if let Some(line) = line {
             out.push_str(&line);
@@ -678,6 +713,108 @@ mod tests {
                 want.map(str::as_bytes),
                 "{pattern} under {dir}"
             );
+        }
+    }
+
+    #[test]
+    fn rerooted_rules_stay_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (p, c) in [
+            ("dz/x", "x"),
+            ("dz/y", "y"),
+            (".dockerignore", "d*/x\\\nd*/y\n"),
+            ("Dockerfile", "FROM scratch\nCOPY dz/x dz/y /\n"),
+        ] {
+            std::fs::create_dir_all(d.join(p).parent().unwrap()).unwrap();
+            std::fs::write(d.join(p), c).unwrap();
+        }
+        let ctx = ContextSpec {
+            root: d.to_path_buf(),
+            dockerfile: None,
+            builder: Builder::BuildKit,
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(user_rules(&ctx, b"dz"), "y\n");
+        let plan = Plan::new(&ctx, &Default::default()).unwrap();
+        let s = narrowest_context(&ctx, &plan);
+        assert!(ignore_file(&ctx, &plan, &RuleSet::builtin(), s.as_ref()).is_ok());
+    }
+
+    /// Writing the file for a narrower context leaves the current
+    /// command's upload as it is.
+    #[test]
+    fn a_narrower_suggestion_does_not_change_the_current_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (p, c) in [
+            ("app/src/a.js", "a"),
+            ("app/dist/b.js", "b"),
+            ("app/package.json", "{}"),
+            (".dockerignore", "*/dist\n"),
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY app/src /src\nCOPY app/package.json /\n",
+            ),
+        ] {
+            std::fs::create_dir_all(d.join(p).parent().unwrap()).unwrap();
+            std::fs::write(d.join(p), c).unwrap();
+        }
+        let sent = || {
+            let ctx = ContextSpec {
+                root: d.to_path_buf(),
+                dockerfile: None,
+                builder: Builder::BuildKit,
+            }
+            .resolve()
+            .unwrap();
+            let plan = Plan::new(&ctx, &Default::default()).unwrap();
+            let mut out = Vec::new();
+            plan.apply(&ctx, true)
+                .unwrap()
+                .walk::<AnalyzeError, _>(|e| {
+                    out.push(e.rel.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+            (ctx, plan, out)
+        };
+        let (ctx, plan, before) = sent();
+        let s = narrowest_context(&ctx, &plan).unwrap();
+        let ig = ignore_file(&ctx, &plan, &RuleSet::builtin(), Some(&s))
+            .unwrap()
+            .unwrap();
+        assert!(ig.verified, "{ig:?}");
+        assert_eq!(ig.path, d.join("app/.dockerignore"));
+        std::fs::write(&ig.path, &ig.text).unwrap();
+        assert_eq!(sent().2, before);
+    }
+
+    #[test]
+    fn no_narrower_context_when_a_source_cannot_be_rewritten() {
+        for df in [
+            "FROM scratch\nARG D=conf\nCOPY ${D}/*.toml /etc/\n",
+            "FROM busybox\nRUN --mount=type=bind,source=conf/a,target=/a true\nCOPY conf/b /b\n",
+            "FROM scratch AS base\nONBUILD COPY conf/a /a\nFROM base\nCOPY conf/b /b\n",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            std::fs::create_dir_all(d.join("conf")).unwrap();
+            for f in ["a", "b", "x.toml"] {
+                std::fs::write(d.join("conf").join(f), "x").unwrap();
+            }
+            std::fs::write(d.join("Dockerfile"), df).unwrap();
+            let ctx = ContextSpec {
+                root: d.to_path_buf(),
+                dockerfile: None,
+                builder: Builder::BuildKit,
+            }
+            .resolve()
+            .unwrap();
+            let plan = Plan::new(&ctx, &Default::default()).unwrap();
+            assert!(narrowest_dir(&ctx, &plan).is_some(), "{df}");
+            assert!(narrowest_context(&ctx, &plan).is_none(), "{df}");
         }
     }
 
