@@ -70,3 +70,39 @@ fn image_without_the_image_binary_says_what_to_install() {
         .success()
         .stdout(predicate::str::contains("app/main.py"));
 }
+
+#[test]
+fn secret_and_ssh_arguments_are_checked_before_the_daemon() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--secret", "src=/etc/hostname"],
+            "--secret \"src=/etc/hostname\": no id",
+        ),
+        (
+            &["--secret", "id=x,src=/nonexistent/reggie-secret"],
+            "--secret id=x: cannot read /nonexistent/reggie-secret",
+        ),
+        (
+            &["--secret", "id=x,env=REGGIE_CLI_UNSET_VAR"],
+            "the environment variable REGGIE_CLI_UNSET_VAR is not set",
+        ),
+        (
+            &["--builder", "classic", "--secret", "id=x,src=/etc/hostname"],
+            "--secret and --ssh need BuildKit",
+        ),
+    ];
+    for (args, message) in cases {
+        Command::cargo_bin("reggie-build")
+            .unwrap()
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env_remove("REGGIE_CLI_UNSET_VAR")
+            .arg("image")
+            .arg(backend())
+            .args(["-t", "reggie-cli:x"])
+            .args(args)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(message))
+            .stderr(predicate::str::contains("cannot reach the Docker daemon").not());
+    }
+}

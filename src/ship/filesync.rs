@@ -306,7 +306,18 @@ impl Transfer {
                     .into())
                 }
             };
-            let path = String::from_utf8_lossy(e.rel).into_owned();
+            let path = match std::str::from_utf8(e.rel) {
+                Ok(p) => p.to_string(),
+                Err(_) => {
+                    // The wire type is a protobuf string: the name cannot
+                    // travel as its bytes (the docker CLI's Go sends them).
+                    let shown = String::from_utf8_lossy(e.rel).into_owned();
+                    tracing::warn!(
+                        "{shown:?} is not valid UTF-8: it is sent to BuildKit with U+FFFD in place of the bad bytes; rename it, exclude it, or use --builder classic"
+                    );
+                    shown
+                }
+            };
             let mode = go_file_mode(st.mode);
             let mut stat = WireStat {
                 path: path.clone(),
@@ -869,6 +880,20 @@ mod tests {
                 "node_modules/x/big"
             ]
         );
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_sent_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join(OsStr::from_bytes(b"bad\xff.txt")), b"x").unwrap();
+        let (tr, _) = transfer(t.path(), SyncRequest::default());
+        let paths: Vec<String> = stats(&tr)
+            .into_iter()
+            .filter_map(|p| p.stat.map(|s| s.path))
+            .collect();
+        assert_eq!(paths, ["bad\u{fffd}.txt"]);
+        // Its contents still travel: the request names the raw path.
+        assert_eq!(fetch(&tr, 0), b"x");
     }
 
     #[test]
