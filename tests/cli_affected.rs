@@ -518,7 +518,7 @@ fn build_cached(
 ) -> (BTreeSet<String>, BTreeSet<String>) {
     let (context, dockerfile, args): (&str, &str, Vec<String>) = match image {
         "api" => (".", "backend/Dockerfile", vec![]),
-        _ => {
+        "web" => {
             let cfg = fs::read_to_string(p.join("reggie-build.toml")).unwrap();
             let mode = if cfg.contains("\"prod\"") {
                 "prod"
@@ -531,6 +531,7 @@ fn build_cached(
                 vec!["--build-arg".into(), format!("MODE={mode}")],
             )
         }
+        _ => (".", "Dockerfile", vec![]),
     };
     let out = Std::new("/usr/bin/docker")
         .current_dir(p)
@@ -612,6 +613,56 @@ fn buildkit_reports_cached_exactly_the_steps_predicted() {
     }
 }
 
+#[test]
+fn buildkit_confirms_onbuild_bind_mounts_and_whole_context_copies() {
+    let Some(env) = services() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let nonce = format!("{}", std::process::id());
+    git(p, &["init", "-q", "-b", "main"]);
+    write(
+        p,
+        "Dockerfile",
+        &format!(
+            "FROM reggie-busybox:latest AS base\nONBUILD COPY req.txt /r\nWORKDIR /{nonce}-{}\nFROM base AS b\nRUN --mount=type=bind,source=scripts,target=/s cat /s/x\nCOPY . /all\n",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ),
+    );
+    write(p, "req.txt", "r\n");
+    write(p, "scripts/x", "x\n");
+    write(p, "src/s", "s\n");
+    write(p, ".dockerignore", "node_modules\n");
+    commit(p, "base");
+    let changes: [(&str, &str, &str, &str); 4] = [
+        ("scripts/x", "y\n", "b 2/2", "scripts/x"),
+        ("req.txt", "r2\n", "b 1/2", "req.txt"),
+        ("src/s", "t\n", "b 3/2", "src/s"),
+        (
+            ".dockerignore",
+            "node_modules\nsrc\n",
+            "b 3/2",
+            ".dockerignore",
+        ),
+    ];
+    for (file, text, label, cause) in changes {
+        build_cached(&env, p, "df");
+        write(p, file, text);
+        commit(p, file);
+        // Without a config, the image is the one `discover` finds.
+        let r = report(p, &[]);
+        let name = r["images"][0]["name"].as_str().unwrap().to_string();
+        let v = verdicts(&r);
+        let first = v[&name].as_ref().expect("affected");
+        assert_eq!((first[0].0.as_str(), first[0].2.as_str()), (label, cause));
+        let (all, cached) = build_cached(&env, p, "df");
+        assert_eq!(all, predicted_steps(&r, &name), "{file}");
+        assert_eq!(cached, predicted_cached(&r, &name), "{file}");
+    }
+}
+
 /// `DOCKER_HOST` of the test services; a missing daemon fails the test
 /// unless skips are allowed.
 fn services() -> Option<BTreeMap<String, String>> {
@@ -622,7 +673,7 @@ fn services() -> Option<BTreeMap<String, String>> {
         Ok(t) => t,
         Err(_) => {
             common::missing_prerequisite(
-                "buildkit_reports_cached_exactly_the_steps_predicted",
+                std::thread::current().name().unwrap_or("an e2e test"),
                 &format!("{} is missing", path.display()),
                 "Start the services with `bash tests/services.sh` (dockerd, registry, moto), or run `bash tests/run.sh`.",
             );
@@ -642,7 +693,7 @@ fn services() -> Option<BTreeMap<String, String>> {
         .collect();
     if !env.contains_key("DOCKER_HOST") || !Path::new("/usr/bin/docker").exists() {
         common::missing_prerequisite(
-            "buildkit_reports_cached_exactly_the_steps_predicted",
+            std::thread::current().name().unwrap_or("an e2e test"),
             "no DOCKER_HOST in the services' env, or no /usr/bin/docker",
             "Install docker.io (20.10, BuildKit) and start the services with `bash tests/services.sh`.",
         );
