@@ -374,6 +374,7 @@ fn verdicts_and_busted_steps_per_kind_of_change() {
         (case.change)(p);
         commit(p, case.name);
         let r = report(p, &["--base", "HEAD~1"]);
+        assert_eq!(r["schema"], 1);
         assert_eq!(normalize(verdicts(&r), nonce), case.want, "{}", case.name);
     }
     // Steps before the first busted one stay cached, the others do not.
