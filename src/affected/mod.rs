@@ -51,6 +51,8 @@ pub enum AffectedError {
     Config(#[from] ConfigError),
     #[error("{} is outside the repository {}: affected compares revisions of files inside it", path.display(), top.display())]
     OutsideRepo { path: PathBuf, top: PathBuf },
+    #[error("image `{image}`: {} is outside the repository: affected compares revisions of files inside it", path.display())]
+    ConfigPathOutside { image: String, path: PathBuf },
     #[error("image `{image}`: Dockerfile {path} does not exist in {rev} (or is a symlink): fix `dockerfile` in the config")]
     MissingDockerfile {
         image: String,
@@ -202,7 +204,12 @@ fn show(p: &[u8]) -> String {
 }
 
 /// Images from a config text at one revision.
-fn config_images(label: &Path, cfg_dir: &str, text: &[u8]) -> Result<Vec<ImageDef>, AffectedError> {
+fn config_images(
+    label: &Path,
+    top: &Path,
+    cfg_dir: &str,
+    text: &[u8],
+) -> Result<Vec<ImageDef>, AffectedError> {
     let text = String::from_utf8_lossy(text);
     let parsed = Config::parse(label, &text)?;
     let mut out = Vec::new();
@@ -210,8 +217,18 @@ fn config_images(label: &Path, cfg_dir: &str, text: &[u8]) -> Result<Vec<ImageDe
         // Paths come out joined to the label's directory; re-root them at
         // the config's directory in the repository.
         let rel = |p: &Path| -> Result<String, AffectedError> {
+            let outside = || AffectedError::ConfigPathOutside {
+                image: img.name.clone(),
+                path: p.to_path_buf(),
+            };
             let base = label.parent().unwrap_or(Path::new(""));
             let inner = p.strip_prefix(base).unwrap_or(p);
+            // An absolute path: inside the repository or not at all.
+            let (cfg_dir, inner) = if inner.is_absolute() {
+                ("", inner.strip_prefix(top).map_err(|_| outside())?)
+            } else {
+                (cfg_dir, inner)
+            };
             let joined = rel_clean(&format!("/{}/{}", cfg_dir, inner.to_string_lossy()));
             // Cleaning clamps `..` at the root: catch paths that leave it.
             let raw = format!("{}/{}", cfg_dir, inner.to_string_lossy());
@@ -223,10 +240,7 @@ fn config_images(label: &Path, cfg_dir: &str, text: &[u8]) -> Result<Vec<ImageDe
                     _ => depth += 1,
                 }
                 if depth < 0 {
-                    return Err(AffectedError::OutsideRepo {
-                        path: p.to_path_buf(),
-                        top: PathBuf::from("."),
-                    });
+                    return Err(outside());
                 }
             }
             let r = joined.trim_start_matches('/').to_string();
@@ -314,7 +328,7 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
                         rev: short(c),
                     })?,
             };
-            let head = config_images(path, &cfg_dir, &head_text)?;
+            let head = config_images(path, &top, &cfg_dir, &head_text)?;
             let base_text = git
                 .read(Some(&base_commit), std::slice::from_ref(&rel))?
                 .pop()
@@ -322,7 +336,7 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
             // A config that does not parse at the base (or is not there)
             // tells nothing: the head's definitions stand for both.
             let base = base_text
-                .and_then(|t| config_images(path, &cfg_dir, &t).ok())
+                .and_then(|t| config_images(path, &top, &cfg_dir, &t).ok())
                 .unwrap_or_default();
             (head, base)
         }
