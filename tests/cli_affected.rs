@@ -662,6 +662,26 @@ fn buildkit_confirms_onbuild_bind_mounts_and_whole_context_copies() {
         assert_eq!(all, predicted_steps(&r, &name), "{file}");
         assert_eq!(cached, predicted_cached(&r, &name), "{file}");
     }
+    // An ENV at the end of the parent stage: the parent stays cached, the
+    // child's COPY too, but its RUN sees the new environment.
+    build_cached(&env, p, "df");
+    let df = fs::read_to_string(p.join("Dockerfile")).unwrap();
+    write(
+        p,
+        "Dockerfile",
+        &df.replacen("\nFROM base AS b", "\nENV E=1\nFROM base AS b", 1),
+    );
+    commit(p, "env");
+    let r = report(p, &[]);
+    let name = r["images"][0]["name"].as_str().unwrap().to_string();
+    let first = verdicts(&r)[&name].clone().expect("affected");
+    assert_eq!(
+        (first[0].0.as_str(), first[0].2.as_str()),
+        ("b 2/2", "an ARG, ENV, USER or SHELL line above it changed")
+    );
+    let (all, cached) = build_cached(&env, p, "df");
+    assert_eq!(all, predicted_steps(&r, &name));
+    assert_eq!(cached, predicted_cached(&r, &name));
 }
 
 /// `DOCKER_HOST` of the test services; a missing daemon fails the test

@@ -747,7 +747,7 @@ fn evaluate(
             continue;
         }
         let what = match c.status {
-            Status::Modified => crate::affected::show(&c.path),
+            Status::Modified => show(&c.path),
             s => format!("{} ({})", show(&c.path), s.word()),
         };
         for (k, r) in &readers {
@@ -971,9 +971,9 @@ fn evaluate(
                 None => reasons.push(format!("stage `{}` is new", stage_label(stage))),
 
                 Some(bs) => {
-                    if bs.config != stage.config {
+                    if bs.config != stage.config || bs.scope != stage.scope {
                         reasons.push(format!(
-                            "the image config{} changed (LABEL, CMD, EXPOSE...); every step stays cached",
+                            "the image config{} changed (LABEL, CMD, ENV...); every step stays cached",
                             in_stage(stage)
                         ));
                     }

@@ -60,6 +60,9 @@ pub struct Stage {
     pub steps: Vec<Step>,
     /// Instructions that only set the image config (`LABEL`, `CMD`, ...).
     pub config: String,
+    /// The `ARG`/`ENV`/`USER`/`SHELL` lines in effect at its end, its
+    /// parent's included: what a child stage's steps and the image see.
+    pub scope: String,
 }
 
 /// A Dockerfile's reachable stages as steps.
@@ -181,7 +184,12 @@ impl Model {
             };
             let mut steps: Vec<Step> = Vec::new();
             let mut config = String::new();
-            let mut scope = String::new();
+            // ENV, USER and SHELL carry over from a parent stage (its ARGs
+            // do not, but counting them only errs towards rebuilding).
+            let mut scope = parent
+                .and_then(|p| stages.get(p))
+                .map(|p: &Stage| p.scope.clone())
+                .unwrap_or_default();
             let mut args: BTreeMap<String, String> = BTreeMap::new();
             let external = analysis.external_bases.iter().find(|b| b.stage == st.index);
             let triggers: Vec<&Instruction> = parent
@@ -316,6 +324,7 @@ impl Model {
                 parent,
                 steps,
                 config,
+                scope,
             });
         }
         let mut model = Model {
