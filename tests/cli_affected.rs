@@ -823,3 +823,23 @@ fn config_changes_name_the_base_image_build_arg_and_platform() {
         assert_eq!(verdicts(&r)["x"], Some(vec![want]), "{text}");
     }
 }
+
+#[test]
+fn image_selects_and_an_unknown_one_lists_the_others() {
+    let repo = fixture("i");
+    let p = repo.path();
+    write(p, "frontend/src/a.js", "b\n");
+    commit(p, "fe");
+    let r = report(p, &["--image", "web"]);
+    assert_eq!(verdicts(&r).keys().collect::<Vec<_>>(), ["web"]);
+    let out = bin(p)
+        .args(["affected", "--image", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no image named `nope`; images: api, web"),
+        "{err}"
+    );
+}
