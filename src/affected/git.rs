@@ -197,7 +197,9 @@ impl Git {
         if let Some(mut stdout) = child.stdout.take() {
             let mut buf = Vec::new();
             // Bounded: at most every requested blob up to MAX_BLOB.
-            let limit = (MAX_BLOB + 4096) * paths.len() as u64 + 4096;
+            let limit = (MAX_BLOB + 4096)
+                .saturating_mul(paths.len() as u64)
+                .saturating_add(4096);
             let _ = (&mut stdout).take(limit).read_to_end(&mut buf);
             out = buf;
         }
