@@ -843,3 +843,42 @@ fn image_selects_and_an_unknown_one_lists_the_others() {
         "{err}"
     );
 }
+
+#[test]
+fn build_args_that_pick_the_base_stage_or_feed_another_arg() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    git(p, &["init", "-q", "-b", "main"]);
+    write(
+        p,
+        "Dockerfile",
+        "ARG FLAVOR=one\nARG TAG=3\nARG IMG=alpine:${TAG}\nFROM alpine AS one\nFROM busybox AS two\nFROM ${FLAVOR}\nARG IMG\nRUN echo $IMG\nCOPY a /a\n",
+    );
+    write(p, "a", "a\n");
+    let cfg = |flavor: &str, tag: &str| {
+        format!(
+            "[[image]]\nname = \"x\"\nbuild_args = {{ FLAVOR = \"{flavor}\", TAG = \"{tag}\" }}\n"
+        )
+    };
+    write(p, "reggie-build.toml", &cfg("one", "3"));
+    commit(p, "base");
+    for (text, want) in [
+        (
+            cfg("two", "3"),
+            step(
+                "stage-2 1/2",
+                "RUN echo $IMG",
+                "its base is now stage `two`",
+            ),
+        ),
+        (
+            cfg("two", "4"),
+            step("stage-2 1/2", "RUN echo $IMG", "build arg IMG changed"),
+        ),
+    ] {
+        write(p, "reggie-build.toml", &text);
+        commit(p, "config");
+        let r = report(p, &[]);
+        assert_eq!(verdicts(&r)["x"], Some(vec![want]), "{text}");
+    }
+}

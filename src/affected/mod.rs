@@ -846,6 +846,23 @@ fn evaluate(
                 .parent
                 .filter(|_| prev)
                 .map(|p| format!("its base stage `{}` is rebuilt", stage_name(p)));
+            // `FROM $STAGE` moved by a build arg: another base altogether.
+            if let (Some(b), Some(bs)) = (base_model.as_ref(), base_stage) {
+                let head_parent = stage.parent.map(stage_name);
+                let base_parent = bs.parent.map(|i| {
+                    b.stages
+                        .get(i)
+                        .and_then(|s| s.name.clone())
+                        .unwrap_or_else(|| format!("stage-{i}"))
+                });
+                if head_parent != base_parent {
+                    prev = true;
+                    chain_cause = Some(match head_parent {
+                        Some(p) => format!("its base is now stage `{p}`"),
+                        None => "its base is no longer a stage".into(),
+                    });
+                }
+            }
             for step in &stage.steps {
                 let mut causes: Vec<String> = Vec::new();
                 if let Some(c) = chain_cause.take() {
