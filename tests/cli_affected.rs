@@ -882,3 +882,25 @@ fn build_args_that_pick_the_base_stage_or_feed_another_arg() {
         assert_eq!(verdicts(&r)["x"], Some(vec![want]), "{text}");
     }
 }
+
+/// GitHub's `before` for a push that creates a branch.
+#[test]
+fn an_all_zero_base_means_everything_is_new() {
+    let repo = fixture("z");
+    let p = repo.path();
+    let r = report(p, &["--base", &"0".repeat(40)]);
+    for img in r["images"].as_array().unwrap() {
+        assert_eq!(img["affected"], true);
+        let reason = img["reasons"][0].as_str().unwrap();
+        assert!(
+            reason.starts_with("new image: no Dockerfile")
+                && reason.contains("the null base revision (a new branch)"),
+            "{reason}"
+        );
+        assert!(img["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["cached"] == false));
+    }
+}

@@ -94,6 +94,16 @@ impl Git {
         Ok(out.map(|o| String::from_utf8_lossy(trim_newline(&o)).into_owned()))
     }
 
+    /// The empty tree's id (SHA-1 or SHA-256, as the repository uses).
+    pub fn empty_tree(&self) -> Result<String, AffectedError> {
+        let args = ["hash-object", "-t", "tree", "/dev/null"];
+        let out = self.git(&args)?.ok_or_else(|| AffectedError::Git {
+            args: args.join(" "),
+            stderr: "cannot hash the empty tree".into(),
+        })?;
+        Ok(String::from_utf8_lossy(trim_newline(&out)).into_owned())
+    }
+
     /// Whether this is a shallow clone.
     pub fn is_shallow(&self) -> Result<bool, AffectedError> {
         let out = self.git(&["rev-parse", "--is-shallow-repository"])?;

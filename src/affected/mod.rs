@@ -262,7 +262,11 @@ fn config_images(
 pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
     let git = Git::discover(&opts.dir)?;
     let top = std::fs::canonicalize(&git.top).unwrap_or_else(|_| git.top.clone());
+    // GitHub gives an all-zero `before` for a push that creates a branch:
+    // nothing to compare with, so the empty tree (everything is new).
+    let null_base = !opts.base.is_empty() && opts.base.bytes().all(|b| b == b'0');
     let base_commit = match git.commit(&opts.base)? {
+        _ if null_base => git.empty_tree()?,
         Some(c) => c,
         None if git.is_shallow()? => {
             return Err(AffectedError::ShallowBase {
@@ -441,7 +445,11 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
         let side_base = Side {
             def: b,
             files: &base_files,
-            rev_label: short(&base_commit),
+            rev_label: if null_base {
+                "the null base revision (a new branch)".into()
+            } else {
+                short(&base_commit)
+            },
             disk: None,
         };
         images.push(evaluate(
