@@ -374,6 +374,7 @@ fn verdicts_and_busted_steps_per_kind_of_change() {
         (case.change)(p);
         commit(p, case.name);
         let r = report(p, &["--base", "HEAD~1"]);
+        assert_eq!(r["schema"], 1);
         assert_eq!(normalize(verdicts(&r), nonce), case.want, "{}", case.name);
     }
     // Steps before the first busted one stay cached, the others do not.
@@ -518,7 +519,7 @@ fn build_cached(
 ) -> (BTreeSet<String>, BTreeSet<String>) {
     let (context, dockerfile, args): (&str, &str, Vec<String>) = match image {
         "api" => (".", "backend/Dockerfile", vec![]),
-        _ => {
+        "web" => {
             let cfg = fs::read_to_string(p.join("reggie-build.toml")).unwrap();
             let mode = if cfg.contains("\"prod\"") {
                 "prod"
@@ -531,6 +532,7 @@ fn build_cached(
                 vec!["--build-arg".into(), format!("MODE={mode}")],
             )
         }
+        _ => (".", "Dockerfile", vec![]),
     };
     let out = Std::new("/usr/bin/docker")
         .current_dir(p)
@@ -612,6 +614,76 @@ fn buildkit_reports_cached_exactly_the_steps_predicted() {
     }
 }
 
+#[test]
+fn buildkit_confirms_onbuild_bind_mounts_and_whole_context_copies() {
+    let Some(env) = services() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let nonce = format!("{}", std::process::id());
+    git(p, &["init", "-q", "-b", "main"]);
+    write(
+        p,
+        "Dockerfile",
+        &format!(
+            "FROM reggie-busybox:latest AS base\nONBUILD COPY req.txt /r\nWORKDIR /{nonce}-{}\nFROM base AS b\nRUN --mount=type=bind,source=scripts,target=/s cat /s/x\nCOPY . /all\n",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ),
+    );
+    write(p, "req.txt", "r\n");
+    write(p, "scripts/x", "x\n");
+    write(p, "src/s", "s\n");
+    write(p, ".dockerignore", "node_modules\n");
+    commit(p, "base");
+    let changes: [(&str, &str, &str, &str); 4] = [
+        ("scripts/x", "y\n", "b 2/2", "scripts/x"),
+        ("req.txt", "r2\n", "b 1/2", "req.txt"),
+        ("src/s", "t\n", "b 3/2", "src/s"),
+        (
+            ".dockerignore",
+            "node_modules\nsrc\n",
+            "b 3/2",
+            ".dockerignore",
+        ),
+    ];
+    for (file, text, label, cause) in changes {
+        build_cached(&env, p, "df");
+        write(p, file, text);
+        commit(p, file);
+        // Without a config, the image is the one `discover` finds.
+        let r = report(p, &[]);
+        let name = r["images"][0]["name"].as_str().unwrap().to_string();
+        let v = verdicts(&r);
+        let first = v[&name].as_ref().expect("affected");
+        assert_eq!((first[0].0.as_str(), first[0].2.as_str()), (label, cause));
+        let (all, cached) = build_cached(&env, p, "df");
+        assert_eq!(all, predicted_steps(&r, &name), "{file}");
+        assert_eq!(cached, predicted_cached(&r, &name), "{file}");
+    }
+    // An ENV at the end of the parent stage: the parent stays cached, the
+    // child's COPY too, but its RUN sees the new environment.
+    build_cached(&env, p, "df");
+    let df = fs::read_to_string(p.join("Dockerfile")).unwrap();
+    write(
+        p,
+        "Dockerfile",
+        &df.replacen("\nFROM base AS b", "\nENV E=1\nFROM base AS b", 1),
+    );
+    commit(p, "env");
+    let r = report(p, &[]);
+    let name = r["images"][0]["name"].as_str().unwrap().to_string();
+    let first = verdicts(&r)[&name].clone().expect("affected");
+    assert_eq!(
+        (first[0].0.as_str(), first[0].2.as_str()),
+        ("b 2/2", "an ARG, ENV, USER or SHELL line above it changed")
+    );
+    let (all, cached) = build_cached(&env, p, "df");
+    assert_eq!(all, predicted_steps(&r, &name));
+    assert_eq!(cached, predicted_cached(&r, &name));
+}
+
 /// `DOCKER_HOST` of the test services; a missing daemon fails the test
 /// unless skips are allowed.
 fn services() -> Option<BTreeMap<String, String>> {
@@ -622,7 +694,7 @@ fn services() -> Option<BTreeMap<String, String>> {
         Ok(t) => t,
         Err(_) => {
             common::missing_prerequisite(
-                "buildkit_reports_cached_exactly_the_steps_predicted",
+                std::thread::current().name().unwrap_or("an e2e test"),
                 &format!("{} is missing", path.display()),
                 "Start the services with `bash tests/services.sh` (dockerd, registry, moto), or run `bash tests/run.sh`.",
             );
@@ -642,7 +714,7 @@ fn services() -> Option<BTreeMap<String, String>> {
         .collect();
     if !env.contains_key("DOCKER_HOST") || !Path::new("/usr/bin/docker").exists() {
         common::missing_prerequisite(
-            "buildkit_reports_cached_exactly_the_steps_predicted",
+            std::thread::current().name().unwrap_or("an e2e test"),
             "no DOCKER_HOST in the services' env, or no /usr/bin/docker",
             "Install docker.io (20.10, BuildKit) and start the services with `bash tests/services.sh`.",
         );
@@ -749,5 +821,86 @@ fn config_changes_name_the_base_image_build_arg_and_platform() {
         commit(p, "config");
         let r = report(p, &[]);
         assert_eq!(verdicts(&r)["x"], Some(vec![want]), "{text}");
+    }
+}
+
+#[test]
+fn image_selects_and_an_unknown_one_lists_the_others() {
+    let repo = fixture("i");
+    let p = repo.path();
+    write(p, "frontend/src/a.js", "b\n");
+    commit(p, "fe");
+    let r = report(p, &["--image", "web"]);
+    assert_eq!(verdicts(&r).keys().collect::<Vec<_>>(), ["web"]);
+    let out = bin(p)
+        .args(["affected", "--image", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no image named `nope`; images: api, web"),
+        "{err}"
+    );
+}
+
+#[test]
+fn build_args_that_pick_the_base_stage_or_feed_another_arg() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    git(p, &["init", "-q", "-b", "main"]);
+    write(
+        p,
+        "Dockerfile",
+        "ARG FLAVOR=one\nARG TAG=3\nARG IMG=alpine:${TAG}\nFROM alpine AS one\nFROM busybox AS two\nFROM ${FLAVOR}\nARG IMG\nRUN echo $IMG\nCOPY a /a\n",
+    );
+    write(p, "a", "a\n");
+    let cfg = |flavor: &str, tag: &str| {
+        format!(
+            "[[image]]\nname = \"x\"\nbuild_args = {{ FLAVOR = \"{flavor}\", TAG = \"{tag}\" }}\n"
+        )
+    };
+    write(p, "reggie-build.toml", &cfg("one", "3"));
+    commit(p, "base");
+    for (text, want) in [
+        (
+            cfg("two", "3"),
+            step(
+                "stage-2 1/2",
+                "RUN echo $IMG",
+                "its base is now stage `two`",
+            ),
+        ),
+        (
+            cfg("two", "4"),
+            step("stage-2 1/2", "RUN echo $IMG", "build arg IMG changed"),
+        ),
+    ] {
+        write(p, "reggie-build.toml", &text);
+        commit(p, "config");
+        let r = report(p, &[]);
+        assert_eq!(verdicts(&r)["x"], Some(vec![want]), "{text}");
+    }
+}
+
+/// GitHub's `before` for a push that creates a branch.
+#[test]
+fn an_all_zero_base_means_everything_is_new() {
+    let repo = fixture("z");
+    let p = repo.path();
+    let r = report(p, &["--base", &"0".repeat(40)]);
+    for img in r["images"].as_array().unwrap() {
+        assert_eq!(img["affected"], true);
+        let reason = img["reasons"][0].as_str().unwrap();
+        assert!(
+            reason.starts_with("new image: no Dockerfile")
+                && reason.contains("the null base revision (a new branch)"),
+            "{reason}"
+        );
+        assert!(img["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["cached"] == false));
     }
 }

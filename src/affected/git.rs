@@ -94,6 +94,16 @@ impl Git {
         Ok(out.map(|o| String::from_utf8_lossy(trim_newline(&o)).into_owned()))
     }
 
+    /// The empty tree's id (SHA-1 or SHA-256, as the repository uses).
+    pub fn empty_tree(&self) -> Result<String, AffectedError> {
+        let args = ["hash-object", "-t", "tree", "/dev/null"];
+        let out = self.git(&args)?.ok_or_else(|| AffectedError::Git {
+            args: args.join(" "),
+            stderr: "cannot hash the empty tree".into(),
+        })?;
+        Ok(String::from_utf8_lossy(trim_newline(&out)).into_owned())
+    }
+
     /// Whether this is a shallow clone.
     pub fn is_shallow(&self) -> Result<bool, AffectedError> {
         let out = self.git(&["rev-parse", "--is-shallow-repository"])?;
@@ -197,7 +207,9 @@ impl Git {
         if let Some(mut stdout) = child.stdout.take() {
             let mut buf = Vec::new();
             // Bounded: at most every requested blob up to MAX_BLOB.
-            let limit = (MAX_BLOB + 4096) * paths.len() as u64 + 4096;
+            let limit = (MAX_BLOB + 4096)
+                .saturating_mul(paths.len() as u64)
+                .saturating_add(4096);
             let _ = (&mut stdout).take(limit).read_to_end(&mut buf);
             out = buf;
         }

@@ -51,6 +51,8 @@ pub enum AffectedError {
     Config(#[from] ConfigError),
     #[error("{} is outside the repository {}: affected compares revisions of files inside it", path.display(), top.display())]
     OutsideRepo { path: PathBuf, top: PathBuf },
+    #[error("image `{image}`: {} is outside the repository: affected compares revisions of files inside it", path.display())]
+    ConfigPathOutside { image: String, path: PathBuf },
     #[error("image `{image}`: Dockerfile {path} does not exist in {rev} (or is a symlink): fix `dockerfile` in the config")]
     MissingDockerfile {
         image: String,
@@ -205,7 +207,12 @@ fn show(p: &[u8]) -> String {
 }
 
 /// Images from a config text at one revision.
-fn config_images(label: &Path, cfg_dir: &str, text: &[u8]) -> Result<Vec<ImageDef>, AffectedError> {
+fn config_images(
+    label: &Path,
+    top: &Path,
+    cfg_dir: &str,
+    text: &[u8],
+) -> Result<Vec<ImageDef>, AffectedError> {
     let text = String::from_utf8_lossy(text);
     let parsed = Config::parse(label, &text)?;
     let mut out = Vec::new();
@@ -213,8 +220,18 @@ fn config_images(label: &Path, cfg_dir: &str, text: &[u8]) -> Result<Vec<ImageDe
         // Paths come out joined to the label's directory; re-root them at
         // the config's directory in the repository.
         let rel = |p: &Path| -> Result<String, AffectedError> {
+            let outside = || AffectedError::ConfigPathOutside {
+                image: img.name.clone(),
+                path: p.to_path_buf(),
+            };
             let base = label.parent().unwrap_or(Path::new(""));
             let inner = p.strip_prefix(base).unwrap_or(p);
+            // An absolute path: inside the repository or not at all.
+            let (cfg_dir, inner) = if inner.is_absolute() {
+                ("", inner.strip_prefix(top).map_err(|_| outside())?)
+            } else {
+                (cfg_dir, inner)
+            };
             let joined = rel_clean(&format!("/{}/{}", cfg_dir, inner.to_string_lossy()));
             // Cleaning clamps `..` at the root: catch paths that leave it.
             let raw = format!("{}/{}", cfg_dir, inner.to_string_lossy());
@@ -226,10 +243,7 @@ fn config_images(label: &Path, cfg_dir: &str, text: &[u8]) -> Result<Vec<ImageDe
                     _ => depth += 1,
                 }
                 if depth < 0 {
-                    return Err(AffectedError::OutsideRepo {
-                        path: p.to_path_buf(),
-                        top: PathBuf::from("."),
-                    });
+                    return Err(outside());
                 }
             }
             let r = joined.trim_start_matches('/').to_string();
@@ -251,7 +265,11 @@ fn config_images(label: &Path, cfg_dir: &str, text: &[u8]) -> Result<Vec<ImageDe
 pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
     let git = Git::discover(&opts.dir)?;
     let top = std::fs::canonicalize(&git.top).unwrap_or_else(|_| git.top.clone());
+    // GitHub gives an all-zero `before` for a push that creates a branch:
+    // nothing to compare with, so the empty tree (everything is new).
+    let null_base = !opts.base.is_empty() && opts.base.bytes().all(|b| b == b'0');
     let base_commit = match git.commit(&opts.base)? {
+        _ if null_base => git.empty_tree()?,
         Some(c) => c,
         None if git.is_shallow()? => {
             return Err(AffectedError::ShallowBase {
@@ -317,7 +335,7 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
                         rev: short(c),
                     })?,
             };
-            let head = config_images(path, &cfg_dir, &head_text)?;
+            let head = config_images(path, &top, &cfg_dir, &head_text)?;
             let base_text = git
                 .read(Some(&base_commit), std::slice::from_ref(&rel))?
                 .pop()
@@ -325,7 +343,7 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
             // A config that does not parse at the base (or is not there)
             // tells nothing: the head's definitions stand for both.
             let base = base_text
-                .and_then(|t| config_images(path, &cfg_dir, &t).ok())
+                .and_then(|t| config_images(path, &top, &cfg_dir, &t).ok())
                 .unwrap_or_default();
             (head, base)
         }
@@ -430,7 +448,11 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
         let side_base = Side {
             def: b,
             files: &base_files,
-            rev_label: short(&base_commit),
+            rev_label: if null_base {
+                "the null base revision (a new branch)".into()
+            } else {
+                short(&base_commit)
+            },
             disk: None,
         };
         images.push(evaluate(
@@ -736,7 +758,7 @@ fn evaluate(
             continue;
         }
         let what = match c.status {
-            Status::Modified => crate::affected::show(&c.path),
+            Status::Modified => show(&c.path),
             s => format!("{} ({})", show(&c.path), s.word()),
         };
         for (k, r) in &readers {
@@ -835,6 +857,23 @@ fn evaluate(
                 .parent
                 .filter(|_| prev)
                 .map(|p| format!("its base stage `{}` is rebuilt", stage_name(p)));
+            // `FROM $STAGE` moved by a build arg: another base altogether.
+            if let (Some(b), Some(bs)) = (base_model.as_ref(), base_stage) {
+                let head_parent = stage.parent.map(stage_name);
+                let base_parent = bs.parent.map(|i| {
+                    b.stages
+                        .get(i)
+                        .and_then(|s| s.name.clone())
+                        .unwrap_or_else(|| format!("stage-{i}"))
+                });
+                if head_parent != base_parent {
+                    prev = true;
+                    chain_cause = Some(match head_parent {
+                        Some(p) => format!("its base is now stage `{p}`"),
+                        None => "its base is no longer a stage".into(),
+                    });
+                }
+            }
             for step in &stage.steps {
                 let mut causes: Vec<String> = Vec::new();
                 if let Some(c) = chain_cause.take() {
@@ -960,9 +999,9 @@ fn evaluate(
                 None => reasons.push(format!("stage `{}` is new", stage_label(stage))),
 
                 Some(bs) => {
-                    if bs.config != stage.config {
+                    if bs.config != stage.config || bs.scope != stage.scope {
                         reasons.push(format!(
-                            "the image config{} changed (LABEL, CMD, EXPOSE...); every step stays cached",
+                            "the image config{} changed (LABEL, CMD, ENV...); every step stays cached",
                             in_stage(stage)
                         ));
                     }

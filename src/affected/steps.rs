@@ -60,6 +60,9 @@ pub struct Stage {
     pub steps: Vec<Step>,
     /// Instructions that only set the image config (`LABEL`, `CMD`, ...).
     pub config: String,
+    /// The `ARG`/`ENV`/`USER`/`SHELL` lines in effect at its end, its
+    /// parent's included: what a child stage's steps and the image see.
+    pub scope: String,
 }
 
 /// A Dockerfile's reachable stages as steps.
@@ -150,6 +153,15 @@ impl Model {
                     .rev()
                     .find(|a| a.name == name)
                     .and_then(|a| a.default.clone())
+                    // A default that expands other global ARGs changes
+                    // with them: count every build arg in it.
+                    .map(|d| {
+                        if d.contains('$') {
+                            format!("{d} {:?}", opts.build_args)
+                        } else {
+                            d
+                        }
+                    })
             })
         };
         let mut stages = Vec::with_capacity(df.stages.len());
@@ -160,7 +172,20 @@ impl Model {
                 .get(st.index)
                 .cloned()
                 .unwrap_or_default();
-            let counted = usize::from(analysis.external_bases.iter().any(|b| b.stage == st.index))
+            // The base image: expanded with the build args for a stage that
+            // is built; for one that is not (it may be at the other
+            // revision), with the global ARG defaults.
+            let external: Option<String> = analysis
+                .external_bases
+                .iter()
+                .find(|b| b.stage == st.index)
+                .map(|b| b.image.clone())
+                .or_else(|| {
+                    let unreached = !analysis.reachable_stages.contains(&st.index);
+                    (unreached && parent.is_none() && !st.base.eq_ignore_ascii_case("scratch"))
+                        .then(|| st.base.clone())
+                });
+            let counted = usize::from(external.is_some())
                 + st.instructions
                     .iter()
                     .filter(|i| is_step(&i.keyword))
@@ -181,9 +206,13 @@ impl Model {
             };
             let mut steps: Vec<Step> = Vec::new();
             let mut config = String::new();
-            let mut scope = String::new();
+            // ENV, USER and SHELL carry over from a parent stage (its ARGs
+            // do not, but counting them only errs towards rebuilding).
+            let mut scope = parent
+                .and_then(|p| stages.get(p))
+                .map(|p: &Stage| p.scope.clone())
+                .unwrap_or_default();
             let mut args: BTreeMap<String, String> = BTreeMap::new();
-            let external = analysis.external_bases.iter().find(|b| b.stage == st.index);
             let triggers: Vec<&Instruction> = parent
                 .and_then(|p| df.stages.get(p))
                 .map(|p| {
@@ -194,7 +223,7 @@ impl Model {
                 })
                 .unwrap_or_default();
             let mut n = 0;
-            if let Some(b) = external {
+            if let Some(image) = &external {
                 n += 1;
                 steps.push(Step {
                     pos: 0,
@@ -205,7 +234,7 @@ impl Model {
                         text: format!(
                             "FROM {} {}",
                             st.platform.as_deref().unwrap_or_default(),
-                            b.image
+                            image
                         ),
                         scope: String::new(),
                         args: BTreeMap::new(),
@@ -316,6 +345,7 @@ impl Model {
                 parent,
                 steps,
                 config,
+                scope,
             });
         }
         let mut model = Model {

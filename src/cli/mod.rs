@@ -94,7 +94,7 @@ enum Command {
     /// Which images a git change affects, and the first Dockerfile step
     /// whose build cache it busts (exit 0 either way, 2 on errors).
     #[command(
-        after_help = "Examples:\n  reggie-build affected                               # HEAD against HEAD~1\n  reggie-build affected --base origin/main --format markdown\n  reggie-build affected --base origin/main --worktree   # uncommitted changes too\n  reggie-build affected --base ${{ github.event.before }} --format github   # in GitHub Actions\n  reggie-build affected --format json | jq -r '.images[] | select(.affected) | .name'\n\nA shallow clone needs the base commit: `git fetch --deepen=50`, or `fetch-depth: 0` in actions/checkout.\nExit codes: 0 whether or not an image is affected, 2 on errors."
+        after_help = "Examples:\n  reggie-build affected                               # HEAD against HEAD~1\n  reggie-build affected --base origin/main --format markdown\n  reggie-build affected --base origin/main --worktree   # uncommitted changes too\n  reggie-build affected --base origin/main --format github   # matrix=... to $GITHUB_OUTPUT\n  reggie-build affected --format json | jq -r '.images[] | select(.affected) | .name'\n\nA shallow clone needs the base commit: `git fetch --deepen=50`, or `fetch-depth: 0` in actions/checkout.\nExit codes: 0 whether or not an image is affected, 2 on errors."
     )]
     Affected(affected::AffectedArgs),
     /// The content digest of what a build reads: the minimal context, the
