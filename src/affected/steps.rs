@@ -48,6 +48,9 @@ pub struct Step {
     /// Stages whose result it copies or mounts.
     pub from_stages: Vec<usize>,
     pub is_from: bool,
+    /// A `COPY`/`ADD` without `--from` or a `RUN` with a bind mount: it
+    /// reads the context even when its paths cannot be told.
+    pub may_read_context: bool,
 }
 
 /// One stage.
@@ -174,16 +177,21 @@ impl Model {
                 .unwrap_or_default();
             // The base image: expanded with the build args for a stage that
             // is built; for one that is not (it may be at the other
-            // revision), with the global ARG defaults.
+            // revision) or not analysed (a custom frontend), with the
+            // global ARG defaults.
             let external: Option<String> = analysis
                 .external_bases
                 .iter()
                 .find(|b| b.stage == st.index)
                 .map(|b| b.image.clone())
                 .or_else(|| {
-                    let unreached = !analysis.reachable_stages.contains(&st.index);
-                    (unreached && parent.is_none() && !st.base.eq_ignore_ascii_case("scratch"))
-                        .then(|| st.base.clone())
+                    let lower = st.base.to_ascii_lowercase();
+                    let is_stage = df
+                        .stages
+                        .iter()
+                        .take(st.index)
+                        .any(|s| s.name.as_deref() == Some(lower.as_str()));
+                    (parent.is_none() && lower != "scratch" && !is_stage).then(|| st.base.clone())
                 });
             let counted = usize::from(external.is_some())
                 + st.instructions
@@ -244,6 +252,7 @@ impl Model {
                     reads_whole: false,
                     from_stages: Vec::new(),
                     is_from: true,
+                    may_read_context: false,
                 });
             }
             let n_triggers = triggers.len();
@@ -335,6 +344,15 @@ impl Model {
                     },
                     reads,
                     reads_whole,
+                    may_read_context: match kw {
+                        "COPY" | "ADD" => ins.flag("from").is_none(),
+                        "RUN" => ins.flag_values("mount").any(|m| {
+                            let m = m.to_ascii_lowercase();
+                            !m.contains("from=")
+                                && (m.contains("type=bind") || !m.contains("type="))
+                        }),
+                        _ => false,
+                    },
                     from_stages,
                     is_from: false,
                 });
@@ -380,7 +398,7 @@ impl Model {
         for &s in &self.reachable {
             if let Some(stage) = self.stages.get_mut(s) {
                 for st in &mut stage.steps {
-                    if !st.reads.is_empty() || st.reads_whole {
+                    if !st.reads.is_empty() || st.reads_whole || st.may_read_context {
                         st.reads_whole = true;
                         any = true;
                     }
