@@ -361,6 +361,10 @@ pub fn ignore_file(
         }
     }
     let own = user_rules(ctx, &dir);
+    // Nothing to say but the file's own name: the narrower context alone
+    // is the fix, and writing the file would only add it to a COPY source
+    // of today's build.
+    let mut has_rules = !whole_dir || !own.is_empty();
     if !own.is_empty() {
         text.push_str("# The rules of your ignore file, so what they exclude stays excluded:\n");
         text.push_str(&own);
@@ -382,6 +386,7 @@ pub fn ignore_file(
     if !extra.is_empty() || !missing.is_empty() {
         let fixes = literal_fixes(&extra, &missing);
         if !fixes.is_empty() {
+            has_rules = true;
             text.push_str("# Sent or excluded by name, as today:\n");
             text.push_str(&fixes);
         }
@@ -452,7 +457,7 @@ pub fn ignore_file(
         sent = trial_sent;
     }
     let text = render(&text, &kept, None);
-    if text.is_empty() {
+    if text.is_empty() || (!has_rules && kept.is_empty()) {
         return Ok(None);
     }
     let sent = sent_under(&target, &path, &text, &used)?;
