@@ -17,7 +17,7 @@ mod explain;
 pub mod image_args;
 mod ls;
 pub mod output;
-mod plan_args;
+pub mod plan_args;
 mod targets;
 
 use std::path::PathBuf;

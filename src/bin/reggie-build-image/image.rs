@@ -14,6 +14,7 @@ use reggie_build::publish::{self, Credentials, PushOptions};
 use reggie_build::ship::{self, BuildSpec, Compression, Event};
 
 use crate::cli::image_args::{CompressArg, ImageArgs};
+use crate::cli::plan_args::parse_build_args;
 use crate::live::{terminal_width, LiveView};
 
 pub fn run(args: ImageArgs) -> anyhow::Result<i32> {
@@ -164,7 +165,7 @@ impl Printer {
 }
 
 fn size(bytes: u64) -> String {
-    humansize::format_size(bytes, humansize::BINARY)
+    reggie_build::analyze::humanize(bytes)
 }
 
 async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
@@ -228,25 +229,6 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
             Ok(1)
         }
     }
-}
-
-fn parse_build_args(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for a in raw {
-        match a.split_once('=') {
-            Some((k, v)) => {
-                out.insert(k.to_string(), v.to_string());
-            }
-            None => {
-                // `docker build --build-arg KEY` takes it from the
-                // environment, and drops it when unset.
-                if let Ok(v) = std::env::var(a) {
-                    out.insert(a.clone(), v);
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn parse_labels(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -445,26 +427,4 @@ async fn skip_existing(
         pushed.extend(publish::push(daemon, &reused.missing, options, on_event).await?);
     }
     Ok(Some((reused.image_id, pushed)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn build_args_from_env() {
-        std::env::set_var("REGGIE_TEST_BUILD_ARG_X", "from-env");
-        let a = parse_build_args(&[
-            "A=1".into(),
-            "REGGIE_TEST_BUILD_ARG_X".into(),
-            "REGGIE_TEST_UNSET_Y".into(),
-        ])
-        .unwrap();
-        assert_eq!(a.get("A").map(String::as_str), Some("1"));
-        assert_eq!(
-            a.get("REGGIE_TEST_BUILD_ARG_X").map(String::as_str),
-            Some("from-env")
-        );
-        assert!(!a.contains_key("REGGIE_TEST_UNSET_Y"));
-    }
 }

@@ -120,7 +120,7 @@ impl LiveView {
 }
 
 fn upload_bar(sent: u64, total: Option<u64>, width: usize) -> String {
-    let amount = humansize::format_size(sent, humansize::BINARY);
+    let amount = reggie_build::analyze::humanize(sent);
     match total.filter(|t| *t > 0) {
         Some(total) => {
             // Headers make the upload a little larger than the contents.
@@ -132,7 +132,7 @@ fn upload_bar(sent: u64, total: Option<u64>, width: usize) -> String {
                 "#".repeat(filled),
                 " ".repeat(bar_width - filled),
                 (fraction * 100.0).round() as u32,
-                humansize::format_size(total, humansize::BINARY)
+                reggie_build::analyze::humanize(total)
             )
         }
         None => format!("upload {amount}"),
@@ -171,7 +171,7 @@ mod tests {
         v.uploaded(500, false);
         assert_eq!(
             v.frame(),
-            ["upload [####################                    ]  50% 500 B of 1000 B"]
+            ["upload [####################                    ]  50% 500 B of 1 kB"]
         );
         v.uploaded(1100, true);
         assert!(v.frame().is_empty());
