@@ -46,12 +46,7 @@ pub struct ContextCmdArgs {
 pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
     let ctx = args.context.spec().resolve()?;
     let mut options = TarOptions::default();
-    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-    if let Some(epoch) = epoch.as_deref().filter(|s| !s.is_empty()) {
-        let secs: i64 = epoch
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={epoch:?} is not a number of seconds"))?;
+    if let Some(secs) = reggie_build::context::tarball::source_date_epoch()? {
         options.clamp_mtime = Some(secs);
     } else if args.reproducible {
         options.clamp_mtime = Some(0);

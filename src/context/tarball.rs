@@ -41,6 +41,30 @@ pub struct SkipFile {
 }
 
 /// Errors while writing a context archive.
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org): the one reading of it for
+/// every command, so the archive's clamped mtimes and the image's
+/// `created` label agree. Unset or empty is `None`; anything but a number
+/// of seconds is an error, not silently a clock time.
+pub fn source_date_epoch() -> Result<Option<i64>, SourceDateEpochError> {
+    parse_source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())
+}
+
+fn parse_source_date_epoch(value: Option<&str>) -> Result<Option<i64>, SourceDateEpochError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| SourceDateEpochError {
+            value: crate::text::excerpt(v),
+        }),
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` is set to something other than a number of seconds.
+#[derive(Debug, thiserror::Error)]
+#[error("SOURCE_DATE_EPOCH={value} is not a number of seconds since 1970; set it to one (e.g. `$(git log -1 --format=%ct)`) or unset it")]
+pub struct SourceDateEpochError {
+    value: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TarError {
     #[error(transparent)]
@@ -545,6 +569,24 @@ fn expect_end(file: &mut impl Read, path: &Path, size: u64) -> Result<(), TarErr
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn source_date_epoch_is_seconds_or_an_error() {
+        assert_eq!(super::parse_source_date_epoch(None).unwrap(), None);
+        assert_eq!(super::parse_source_date_epoch(Some(" ")).unwrap(), None);
+        assert_eq!(
+            super::parse_source_date_epoch(Some("1700000000\n")).unwrap(),
+            Some(1_700_000_000)
+        );
+        let err = super::parse_source_date_epoch(Some("yesterday"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SOURCE_DATE_EPOCH=yesterday is not a number"),
+            "{err}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -248,13 +248,6 @@ fn step_failure(step: &Option<String>, message: &str, tail: &[String]) -> String
     out
 }
 
-/// `SOURCE_DATE_EPOCH`, when set to a number of seconds.
-pub fn source_date_epoch() -> Option<i64> {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-}
-
 /// The labels every image gets: OCI source and revision, the context
 /// digest, and the creation time when `SOURCE_DATE_EPOCH` pins it (the
 /// clock's time would change the image on every rebuild).
@@ -282,7 +275,8 @@ pub fn default_labels(ctx: &Context, context_digest: &str) -> BTreeMap<String, S
     }
     // The build time would make every rebuild a new image (and the classic
     // builder's label step a cache miss): only a pinned time is a label.
-    if let Some(epoch) = source_date_epoch() {
+    // `image` has already refused a value that is not a number.
+    if let Ok(Some(epoch)) = crate::context::tarball::source_date_epoch() {
         labels.insert("org.opencontainers.image.created".into(), rfc3339(epoch));
     }
     labels.insert(CONTEXT_DIGEST_LABEL.into(), context_digest.to_string());

@@ -317,13 +317,10 @@ async fn build_and_push(
         CompressArg::Auto if daemon.local => Compression::None,
         CompressArg::Auto => Compression::Gzip,
     };
-    let mut tar = TarOptions::default();
-    if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-    {
-        tar.clamp_mtime = Some(epoch);
-    }
+    let tar = TarOptions {
+        clamp_mtime: reggie_build::context::tarball::source_date_epoch()?,
+        ..TarOptions::default()
+    };
     let spec = BuildSpec {
         context: uploaded,
         tags: args.tags.clone(),
