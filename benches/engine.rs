@@ -139,7 +139,7 @@ fn bench_matcher(c: &mut Criterion, fx: &Fixture) {
             let mut excluded = 0usize;
             for &(rel, parent) in &with_parent {
                 let (v, _) = m.matches_with_parent(rel, &infos[parent]).unwrap();
-                excluded += v.excluded as usize;
+                excluded += v.excluded() as usize;
             }
             black_box(excluded)
         })
@@ -148,7 +148,7 @@ fn bench_matcher(c: &mut Criterion, fx: &Fixture) {
         b.iter(|| {
             let mut excluded = 0usize;
             for (rel, _) in &fx.paths {
-                excluded += m.matches_or_parent_matches(rel).unwrap().excluded as usize;
+                excluded += m.matches_or_parent_matches(rel).unwrap().excluded() as usize;
             }
             black_box(excluded)
         })

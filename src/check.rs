@@ -319,7 +319,7 @@ pub fn affected_by(
         if plan.uses_whole_context()
             || includes
                 .matches_or_parent_matches(rel)
-                .map(|v| v.excluded)
+                .map(|v| v.reached())
                 .unwrap_or(true)
         {
             return Ok(true);

@@ -496,7 +496,7 @@ impl IgnoreRules {
     fn excluded(&self, rel: &[u8]) -> bool {
         self.matcher
             .matches_or_parent_matches(rel)
-            .map(|v| v.excluded)
+            .map(|v| v.excluded())
             .unwrap_or(false)
     }
 }
@@ -623,7 +623,7 @@ impl Reader {
         if self
             .matcher
             .matches_or_parent_matches(rel)
-            .is_ok_and(|v| v.excluded)
+            .is_ok_and(|v| v.excluded())
         {
             return true;
         }

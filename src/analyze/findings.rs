@@ -86,7 +86,7 @@ pub(crate) fn builders_may_differ(ctx: &Context) -> bool {
         let excludes = |p: &[u8]| {
             ctx.matcher()
                 .matches_or_parent_matches(p)
-                .map(|v| v.excluded)
+                .map(|v| v.excluded())
                 .unwrap_or(false)
         };
         excludes(b".dockerignore") || ctx.dockerfile_rel().is_some_and(excludes)

@@ -22,7 +22,7 @@ pub mod walk;
 
 use std::path::{Path, PathBuf};
 
-pub use ignore::{Matcher, Verdict};
+pub use ignore::{Decision, Matcher};
 pub use walk::{read_head_at, Entry, FileKind, Stat, WalkError};
 
 /// Which Docker builder's rules to reproduce.
@@ -277,7 +277,7 @@ impl Context {
             Some(inc) => inc
                 .matcher
                 .matches_or_parent_matches(rel)
-                .is_ok_and(|v| v.excluded),
+                .is_ok_and(|v| v.reached()),
         }
     }
 

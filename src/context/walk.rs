@@ -655,8 +655,8 @@ impl Context {
                     .matches_with_parent(&rel, &frame.include_info)
                     .map_err(|source| self.pattern_error(&rel, source))?;
                 include_info = info;
-                needed = verdict.excluded;
-                include_rule = verdict.decided_by;
+                needed = verdict.reached();
+                include_rule = verdict.rule();
                 if !needed && include.filter {
                     if is_dir && !include.descend.enters(&rel) {
                         continue;
@@ -674,10 +674,10 @@ impl Context {
                     *hits += 1;
                 }
             }
-            if let (false, Some(i)) = (verdict.excluded, verdict.decided_by) {
+            if let super::Decision::Exception(i) = verdict {
                 summary.rule_reincluded[i] += 1;
             }
-            if verdict.excluded {
+            if verdict.excluded() {
                 if !(is_dir && self.descend.enters(&rel)) {
                     continue;
                 }
@@ -927,15 +927,15 @@ pub(crate) fn explain(ctx: &Context, rel: &[u8]) -> Result<Explanation, PatternE
         let last = i + 1 == components.len();
         if last {
             return Ok(Explanation {
-                included: !verdict.excluded,
-                rule: verdict.decided_by,
+                included: !verdict.excluded(),
+                rule: verdict.rule(),
                 via_directory: None,
             });
         }
-        if verdict.excluded && !ctx.descend.enters(&prefix) {
+        if verdict.excluded() && !ctx.descend.enters(&prefix) {
             return Ok(Explanation {
                 included: false,
-                rule: verdict.decided_by,
+                rule: verdict.rule(),
                 via_directory: Some(prefix),
             });
         }

@@ -88,13 +88,40 @@ impl RuleSet {
     }
 }
 
-/// Outcome of matching one path.
+/// Which rule decided a path, and how: the last rule that matched wins.
+///
+/// For an ignore file, [`Decision::Pattern`] means excluded. A matcher
+/// built from a Dockerfile's paths ([`Matcher::push_include`]) holds only
+/// plain patterns, and there it means the path is reached
+/// ([`Decision::reached`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
-    /// Whether the path is excluded from the context.
-    pub excluded: bool,
-    /// Index of the last rule that matched and so decided, if any.
-    pub decided_by: Option<usize>,
+pub enum Decision {
+    /// No rule matched the path or a parent.
+    Unmatched,
+    /// Rule `i`, a plain pattern, matched last.
+    Pattern(usize),
+    /// Rule `i`, an exception (`!pattern`), matched last: re-included.
+    Exception(usize),
+}
+
+impl Decision {
+    /// For an ignore file: the path is not sent.
+    pub fn excluded(self) -> bool {
+        matches!(self, Decision::Pattern(_))
+    }
+
+    /// For a matcher of paths a build reads: the path is one of them.
+    pub fn reached(self) -> bool {
+        matches!(self, Decision::Pattern(_))
+    }
+
+    /// The rule that decided, if one matched.
+    pub fn rule(self) -> Option<usize> {
+        match self {
+            Decision::Unmatched => None,
+            Decision::Pattern(i) | Decision::Exception(i) => Some(i),
+        }
+    }
 }
 
 /// The patterns of one ignore file, ready to match.
@@ -215,12 +242,12 @@ impl Matcher {
         &self,
         path: &[u8],
         parent: &MatchInfo,
-    ) -> Result<(Verdict, MatchInfo), PatternError> {
+    ) -> Result<(Decision, MatchInfo), PatternError> {
         let parent_matched = parent.parent_matched.as_ref();
         let mut matched_here = RuleSet::new(self.rules.len());
-        let mut excluded = false;
-        let mut decided_by = None;
+        let mut decision = Decision::Unmatched;
         for (i, rule) in self.rules.iter().enumerate() {
+            let excluded = decision.excluded();
             let mut matched = parent_matched.is_some_and(|set| set.contains(i));
             if !matched {
                 // Inclusions are skipped once excluded, exceptions until then.
@@ -234,15 +261,15 @@ impl Matcher {
             }
             if matched {
                 matched_here.insert(i);
-                excluded = !rule.exception;
-                decided_by = Some(i);
+                decision = if rule.exception {
+                    Decision::Exception(i)
+                } else {
+                    Decision::Pattern(i)
+                };
             }
         }
         Ok((
-            Verdict {
-                excluded,
-                decided_by,
-            },
+            decision,
             MatchInfo {
                 parent_matched: Some(matched_here),
             },
@@ -266,7 +293,7 @@ impl Matcher {
     /// Matches a path from scratch, checking every ancestor against every
     /// rule (`MatchesOrParentMatches`). Used by `explain` and by BuildKit
     /// when it opens a single file.
-    pub fn matches_or_parent_matches(&self, path: &[u8]) -> Result<Verdict, PatternError> {
+    pub fn matches_or_parent_matches(&self, path: &[u8]) -> Result<Decision, PatternError> {
         self.matches_with_parent(path, &MatchInfo::default())
             .map(|(v, _)| v)
     }
@@ -321,7 +348,7 @@ mod tests {
                 .unwrap_or_default();
             let (v, child) = m.matches_with_parent(path.as_bytes(), &info).unwrap();
             infos.push((path.to_string(), child));
-            if v.excluded {
+            if v.excluded() {
                 out.push(path.to_string());
             }
         }
@@ -357,7 +384,7 @@ mod tests {
         assert_eq!(walk_excluded(&m, &["foo", "foo/bar"]), ["foo/bar"]);
         // One-shot matching (MatchesOrParentMatches) disagrees: `!foo`
         // re-includes it through its ancestor.
-        assert!(!m.matches_or_parent_matches(b"foo/bar").unwrap().excluded);
+        assert!(!m.matches_or_parent_matches(b"foo/bar").unwrap().excluded());
     }
 
     /// Every vector of moby/patternmatcher's own tests, kept as data in
@@ -388,7 +415,7 @@ mod tests {
                 }
                 "parent" => {
                     compiled.unwrap();
-                    let got = m.matches_or_parent_matches(path).unwrap().excluded;
+                    let got = m.matches_or_parent_matches(path).unwrap().excluded();
                     assert_eq!(got, v["expected"].as_bool().unwrap(), "{line}");
                 }
                 "legacy" => {
@@ -512,11 +539,13 @@ mod tests {
     #[test]
     fn last_match_wins() {
         let m = matcher("*.md\n!README.md\nREADME.md\n");
-        assert!(m.matches_or_parent_matches(b"README.md").unwrap().excluded);
+        assert!(m
+            .matches_or_parent_matches(b"README.md")
+            .unwrap()
+            .excluded());
         let m = matcher("*.md\n!README.md\n");
         let v = m.matches_or_parent_matches(b"README.md").unwrap();
-        assert!(!v.excluded);
-        assert_eq!(v.decided_by, Some(1));
+        assert_eq!(v, Decision::Exception(1));
     }
 
     /// Vectors from moby/patternmatcher's TestMatchesWithMalformedPatterns
@@ -535,25 +564,22 @@ mod tests {
     fn exceptions_reopen_excluded_parents() {
         // Vectors from patternmatcher's TestPatternMatchesFolderExclusions.
         let m = matcher("docs\n!docs/README.md\n");
-        assert!(
-            !m.matches_or_parent_matches(b"docs/README.md")
-                .unwrap()
-                .excluded
-        );
+        assert!(!m
+            .matches_or_parent_matches(b"docs/README.md")
+            .unwrap()
+            .excluded());
         let m = matcher("docs/*\n!docs/README.md\n");
-        assert!(
-            !m.matches_or_parent_matches(b"docs/README.md")
-                .unwrap()
-                .excluded
-        );
+        assert!(!m
+            .matches_or_parent_matches(b"docs/README.md")
+            .unwrap()
+            .excluded());
         let m = matcher("docs/\n!docs/README.md\n");
-        assert!(
-            !m.matches_or_parent_matches(b"docs/README.md")
-                .unwrap()
-                .excluded
-        );
+        assert!(!m
+            .matches_or_parent_matches(b"docs/README.md")
+            .unwrap()
+            .excluded());
         let m = matcher("a\n!a/b\n");
-        assert!(m.matches_or_parent_matches(b"a/c").unwrap().excluded);
+        assert!(m.matches_or_parent_matches(b"a/c").unwrap().excluded());
     }
 
     #[test]
@@ -564,7 +590,7 @@ mod tests {
         // `**/b` is tried against `b/c` (its own depth), never against `b`.
         let m = matcher("**/b\n");
         assert!(!m.legacy_matches(b"b/c/d"));
-        assert!(m.matches_or_parent_matches(b"b/c/d").unwrap().excluded);
+        assert!(m.matches_or_parent_matches(b"b/c/d").unwrap().excluded());
         let m = matcher("a\n");
         assert!(!m.legacy_matches(b"b/a"));
     }

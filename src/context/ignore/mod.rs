@@ -14,5 +14,5 @@ pub mod matcher;
 pub mod pattern;
 
 pub use file::{read_patterns, IgnoreLine};
-pub use matcher::{CompileError, MatchInfo, Matcher, Rule, Verdict};
+pub use matcher::{CompileError, Decision, MatchInfo, Matcher, Rule};
 pub use pattern::{MatchKind, Pattern, PatternError};
