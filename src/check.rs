@@ -262,21 +262,25 @@ fn signed(delta: i128) -> String {
     }
 }
 
-/// Whether a change to `changed` (paths relative to the current
-/// directory, as a pre-commit hook receives them) can change `target`'s
-/// context: its Dockerfile, an ignore file, the config, or a file the
-/// Dockerfile reads.
+/// Whether a change to `changed` (paths relative to `cwd`, as a
+/// pre-commit hook receives them) can change `target`'s context: its
+/// Dockerfile, an ignore file, the config, or a file the Dockerfile reads.
+///
+/// Paths are compared resolved, so a repository reached through a
+/// symlinked directory is still recognised (a miss here would skip the
+/// check silently).
 pub fn affected_by(
     target: &Target,
     config: Option<&std::path::Path>,
     changed: &[std::path::PathBuf],
+    cwd: &std::path::Path,
 ) -> Result<bool, AnalyzeError> {
     use crate::context::ignore::gopath::clean;
     use crate::context::ignore::Matcher;
     use std::os::unix::ffi::OsStrExt;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     let absolute = |p: &Path| -> Vec<u8> {
         let joined = if p.is_absolute() {
             p.to_path_buf()
@@ -326,4 +330,71 @@ pub fn affected_by(
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    /// ctx/Dockerfile copies `app`; `docs` is excluded by the ignore file.
+    fn fixture() -> (tempfile::TempDir, Target, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let top = std::fs::canonicalize(dir.path()).unwrap();
+        let ctx = top.join("ctx");
+        for (path, text) in [
+            ("Dockerfile", "FROM scratch\nCOPY app /app\n"),
+            (".dockerignore", "docs\n"),
+            ("app/main.py", "print(1)\n"),
+            ("docs/readme.md", "# docs\n"),
+            ("other/notes.txt", "x\n"),
+        ] {
+            let p = ctx.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        std::fs::write(top.join("reggie-build.toml"), "").unwrap();
+        let target = Target {
+            name: "app".into(),
+            spec: ContextSpec::new(&ctx),
+            plan: PlanOptions::default(),
+            budget: Default::default(),
+        };
+        (dir, target, top)
+    }
+
+    #[test]
+    fn only_changes_that_reach_the_build_affect_it() {
+        let (_dir, target, top) = fixture();
+        let config = top.join("reggie-build.toml");
+        let cases: &[(&str, bool)] = &[
+            ("ctx/app/main.py", true),
+            ("ctx/app/new.py", true),
+            ("ctx/Dockerfile", true),
+            ("ctx/.dockerignore", true),
+            ("ctx/Dockerfile.dockerignore", true),
+            ("reggie-build.toml", true),
+            ("ctx/other/notes.txt", false),
+            ("ctx/apps/main.py", false),
+            ("README.md", false),
+            ("../elsewhere/app/main.py", false),
+        ];
+        for (path, want) in cases {
+            let got = affected_by(&target, Some(&config), &[PathBuf::from(path)], &top).unwrap();
+            assert_eq!(got, *want, "{path}");
+        }
+        // Absolute paths, and several at once.
+        let many = [top.join("README.md"), top.join("ctx/app/main.py")];
+        assert!(affected_by(&target, None, &many, Path::new("/")).unwrap());
+        assert!(!affected_by(&target, None, &[], &top).unwrap());
+    }
+
+    #[test]
+    fn a_repository_reached_through_a_symlink_is_recognised() {
+        let (dir, target, top) = fixture();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&top, &link).unwrap();
+        let changed = [PathBuf::from("ctx/app/main.py")];
+        assert!(affected_by(&target, None, &changed, &link).unwrap());
+    }
 }

@@ -78,9 +78,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         .config
         .clone()
         .or_else(|| reggie_build::config::find(std::path::Path::new(".")));
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
     for mut target in args.targets.targets()? {
         if let Some(changed) = &args.changed {
-            if !check::affected_by(&target, config_path.as_deref(), changed)? {
+            if !check::affected_by(&target, config_path.as_deref(), changed, &cwd)? {
                 tracing::info!("{}: no staged file can change its context", target.name);
                 continue;
             }
