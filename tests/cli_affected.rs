@@ -687,36 +687,12 @@ fn buildkit_confirms_onbuild_bind_mounts_and_whole_context_copies() {
 /// `DOCKER_HOST` of the test services; a missing daemon fails the test
 /// unless skips are allowed.
 fn services() -> Option<BTreeMap<String, String>> {
-    let dir =
-        std::env::var("REGGIE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/reggie-services".into());
-    let path = Path::new(&dir).join("env");
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(_) => {
-            common::missing_prerequisite(
-                std::thread::current().name().unwrap_or("an e2e test"),
-                &format!("{} is missing", path.display()),
-                "Start the services with `bash tests/services.sh` (dockerd, registry, moto), or run `bash tests/run.sh`.",
-            );
-            return None;
-        }
-    };
-    let env: BTreeMap<String, String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                v.trim().trim_matches('\'').trim_matches('"').to_string(),
-            )
-        })
-        .collect();
-    if !env.contains_key("DOCKER_HOST") || !Path::new("/usr/bin/docker").exists() {
+    let env = common::services()?;
+    if !Path::new("/usr/bin/docker").exists() {
         common::missing_prerequisite(
             std::thread::current().name().unwrap_or("an e2e test"),
-            "no DOCKER_HOST in the services' env, or no /usr/bin/docker",
-            "Install docker.io (20.10, BuildKit) and start the services with `bash tests/services.sh`.",
+            "/usr/bin/docker (the 20.10 CLI that drives BuildKit) is missing",
+            "Install docker.io, or run `bash tests/run.sh`.",
         );
         return None;
     }

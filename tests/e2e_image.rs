@@ -22,32 +22,7 @@ fn repo_root() -> PathBuf {
 /// The services' environment, or `None` when skips are allowed and the
 /// services are missing (see [`common::missing_prerequisite`]).
 fn services() -> Option<BTreeMap<String, String>> {
-    let dir =
-        std::env::var("REGGIE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/reggie-services".into());
-    let path = Path::new(&dir).join("env");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(_) => {
-            common::missing_prerequisite(
-                std::thread::current().name().unwrap_or("an e2e test"),
-                &format!("{} is missing", path.display()),
-                "Start the services with `bash tests/services.sh` (dockerd, registry, moto), or run `bash tests/run.sh`.",
-            );
-            return None;
-        }
-    };
-    let mut env = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("export ") else {
-            continue;
-        };
-        let Some((k, v)) = rest.split_once('=') else {
-            continue;
-        };
-        let v = v.trim().trim_matches('\'').trim_matches('"');
-        env.insert(k.to_string(), v.to_string());
-    }
-    Some(env)
+    common::services()
 }
 
 fn reggie(

@@ -11,35 +11,15 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The services' environment; a missing one fails the test.
 fn services() -> BTreeMap<String, String> {
-    let dir =
-        std::env::var("REGGIE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/reggie-services".into());
-    let path = Path::new(&dir).join("env");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}: start the services with `bash tests/services.sh` (these tests need the daemon)",
-            path.display()
-        )
-    });
-    let mut env = BTreeMap::new();
-    for line in text.lines() {
-        let Some((k, v)) = line.strip_prefix("export ").and_then(|r| r.split_once('=')) else {
-            continue;
-        };
-        let v = v.trim().trim_matches('\'').trim_matches('"');
-        env.insert(k.to_string(), v.to_string());
-    }
-    assert!(
-        env.contains_key("DOCKER_HOST"),
-        "{} names no DOCKER_HOST",
-        path.display()
-    );
-    env
+    common::services().expect("the session tests need the daemon: they never skip")
 }
 
 /// Runs `reggie-build image ARGS` with the services' daemon and

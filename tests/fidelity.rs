@@ -14,34 +14,12 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
 type Env = BTreeMap<String, String>;
 
 fn services() -> Env {
-    let dir =
-        std::env::var("REGGIE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/reggie-services".into());
-    let path = Path::new(&dir).join("env");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; start the services with `bash tests/services.sh` (these tests need the daemon)",
-            path.display()
-        )
-    });
-    let mut env = Env::new();
-    for line in text.lines() {
-        let Some((k, v)) = line.strip_prefix("export ").and_then(|r| r.split_once('=')) else {
-            continue;
-        };
-        env.insert(
-            k.to_string(),
-            v.trim().trim_matches('\'').trim_matches('"').to_string(),
-        );
-    }
-    assert!(
-        env.contains_key("DOCKER_HOST"),
-        "{} has no DOCKER_HOST",
-        path.display()
-    );
-    env
+    common::services().expect("the fidelity tests need the daemon: they never skip")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -44,4 +45,42 @@ pub fn missing_prerequisite(test: &str, what: &str, how: &str) {
             let _ = writeln!(f, "{test}: {what}");
         }
     }
+}
+
+/// The variables `tests/services.sh` writes (`DOCKER_HOST`, the registry,
+/// moto...), read from `$REGGIE_SERVICES_DIR/env` (default
+/// /tmp/reggie-services/env). Missing, or without `DOCKER_HOST`, that is a
+/// failure ([`missing_prerequisite`]); `None` only when skips are allowed.
+#[allow(dead_code)]
+pub fn services() -> Option<BTreeMap<String, String>> {
+    let dir =
+        std::env::var("REGGIE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/reggie-services".into());
+    let path = Path::new(&dir).join("env");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("an end-to-end test")
+        .to_string();
+    let how = "Start the services with `bash tests/services.sh` (dockerd, registry, moto), or run `bash tests/run.sh`.";
+    let Ok(text) = fs::read_to_string(&path) else {
+        missing_prerequisite(&test, &format!("{} is missing", path.display()), how);
+        return None;
+    };
+    let env: BTreeMap<String, String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim().trim_matches('\'').trim_matches('"');
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    if !env.contains_key("DOCKER_HOST") {
+        missing_prerequisite(
+            &test,
+            &format!("{} names no DOCKER_HOST", path.display()),
+            how,
+        );
+        return None;
+    }
+    Some(env)
 }
