@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::walk::{Entry, FileKind, WalkError};
+use super::walk::{Entry, FileKind, Stat, WalkError};
 use super::Context;
 
 const BLOCK: usize = 512;
@@ -75,6 +75,12 @@ pub trait EntrySink {
     fn entry(&mut self, entry: &ArchivedEntry<'_>);
     /// Called with each chunk of a regular file's content, in order.
     fn content(&mut self, chunk: &[u8]);
+    /// In [`survey_context`] only, before a regular file's content is
+    /// read: true when the sink knows that content already (from `stat`),
+    /// and the file is then not read.
+    fn known_content(&mut self, _stat: &Stat) -> bool {
+        false
+    }
 }
 
 /// What a sink sees of an entry.
@@ -121,6 +127,25 @@ pub fn write_context<W: Write>(
     writer.finish()
 }
 
+/// Walks the context as [`write_context`] does, writing no archive, and
+/// reads no file whose content `sink` knows ([`EntrySink::known_content`]).
+pub fn survey_context(
+    ctx: &Context,
+    options: &TarOptions,
+    sink: &mut dyn EntrySink,
+) -> Result<TarStats, TarError> {
+    let mut writer = TarWriter::new(io::sink());
+    writer.survey = true;
+    let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    ctx.walk::<TarError, _>(|entry| {
+        if entry.kind == FileKind::File && is_skipped(entry, &options.skip_files) {
+            return Ok(());
+        }
+        writer.append(entry, options, &mut links, sink)
+    })?;
+    writer.finish()
+}
+
 /// Whether `entry` is one of `skip` (its name first: a stat only then).
 fn is_skipped(entry: &Entry<'_>, skip: &[SkipFile]) -> bool {
     let name = match entry.rel.iter().rposition(|&b| b == b'/') {
@@ -147,6 +172,9 @@ struct TarWriter<W: Write> {
     /// Bytes of `buf` filled.
     len: usize,
     stats: TarStats,
+    /// The archive is discarded ([`survey_context`]): known contents are
+    /// not read.
+    survey: bool,
 }
 
 impl<W: Write> TarWriter<W> {
@@ -160,6 +188,7 @@ impl<W: Write> TarWriter<W> {
             buf: vec![0u8; size.max(BLOCK)].into_boxed_slice(),
             len: 0,
             stats: TarStats::default(),
+            survey: false,
         }
     }
 
@@ -269,6 +298,11 @@ impl<W: Write> TarWriter<W> {
             hard_link,
             size: header.size,
         });
+        if header.typeflag == b'0' && header.size > 0 && self.survey && sink.known_content(&meta) {
+            self.stats.content_bytes += header.size;
+            self.stats.entries += 1;
+            return Ok(());
+        }
         if header.typeflag == b'0' && header.size > 0 {
             // Docker opens a file only when it has contents (moby/go-archive
             // checks the size; BuildKit's sender sends nothing for a file it
