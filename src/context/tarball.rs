@@ -146,6 +146,34 @@ pub fn survey_context(
     writer.finish()
 }
 
+/// Opens a file the survey `lstat`ed, never through a link or a special
+/// file swapped in since, and only if it is still the file stat'ed.
+fn read_surveyed(entry: &Entry<'_>, meta: &Stat) -> Result<std::fs::File, TarError> {
+    let changed = || TarError::Changed {
+        path: entry.path.to_path_buf(),
+        expected: meta.size,
+        found: "another file took its place".into(),
+    };
+    let Some((file, now)) = entry.open_regular() else {
+        // Still the same regular file, but unreadable: the error says why
+        // (as when archiving); anything else took its place.
+        let same = entry.lstat().is_ok_and(|st| {
+            (st.dev, st.ino) == (meta.dev, meta.ino) && st.mode & 0o170000 == 0o100000
+        });
+        if !same {
+            return Err(changed());
+        }
+        return entry.open().map_err(|source| TarError::Read {
+            path: entry.path.to_path_buf(),
+            source,
+        });
+    };
+    if (now.dev, now.ino, now.size) != (meta.dev, meta.ino, meta.size) {
+        return Err(changed());
+    }
+    Ok(file)
+}
+
 /// Whether `entry` is one of `skip` (its name first: a stat only then).
 fn is_skipped(entry: &Entry<'_>, skip: &[SkipFile]) -> bool {
     let name = match entry.rel.iter().rposition(|&b| b == b'/') {
@@ -231,6 +259,9 @@ impl<W: Write> TarWriter<W> {
         // two); anything else, or a file that will not open, is `lstat`ed.
         let mut opened = None;
         let meta = match (entry.kind, entry.metadata) {
+            // A survey opens only the files it reads (one `lstat` each,
+            // not open, `fstat`, close); see `read_surveyed`.
+            (FileKind::File, None) if self.survey => entry.lstat().map_err(read_err)?,
             (FileKind::File, None) => match entry.open_regular() {
                 Some((file, stat)) => {
                     opened = Some(file);
@@ -311,6 +342,7 @@ impl<W: Write> TarWriter<W> {
             // an unreadable file fails cleanly without leaving a half entry.
             let file = match opened {
                 Some(file) => file,
+                None if self.survey => read_surveyed(entry, &meta)?,
                 None => entry.open().map_err(read_err)?,
             };
             self.write_header(&header)?;
