@@ -10,7 +10,8 @@
 //! `~/.cache/...`), one file per context root, never inside the context.
 //! It is advisory: a missing, unreadable, foreign or corrupt cache is
 //! ignored; it is opened without following links, bounded in size, and
-//! replaced atomically (written aside, then renamed). Set
+//! replaced atomically (written aside, then renamed); the caches of the
+//! [`MAX_CONTEXTS`] most recently built contexts are kept. Set
 //! `REGGIE_HASH_CACHE=0` to disable it.
 
 use std::collections::HashMap;
@@ -24,6 +25,8 @@ use super::walk::Stat;
 
 /// Entries kept at most (80 bytes each on disk).
 pub const MAX_ENTRIES: usize = 250_000;
+/// Contexts with a cache kept at most; the least recently saved go first.
+pub const MAX_CONTEXTS: usize = 64;
 /// Files whose ctime or mtime is this recent are not cached.
 pub const RACY_SECS: i64 = 2;
 
@@ -233,7 +236,38 @@ fn save(path: &Path, seen: &HashMap<Key, [u8; 32]>) -> std::io::Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result
+    result?;
+    prune(dir, MAX_CONTEXTS);
+    Ok(())
+}
+
+/// Keeps the `keep` most recently saved caches in `dir` (only files named
+/// as caches are touched, never through a link).
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut caches: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .take(10 * keep + 100)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.as_encoded_bytes();
+            name.len() == 64 && name.iter().all(u8::is_ascii_hexdigit)
+        })
+        .filter_map(|e| {
+            let meta = std::fs::symlink_metadata(e.path()).ok()?;
+            let modified = meta.modified().ok()?;
+            meta.is_file().then(|| (modified, e.path()))
+        })
+        .collect();
+    if caches.len() <= keep {
+        return;
+    }
+    caches.sort_by_key(|c| std::cmp::Reverse(c.0));
+    for (_, path) in caches.drain(keep..) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 #[cfg(test)]
@@ -255,6 +289,33 @@ mod tests {
             nlink: 1,
             rdev: 0,
         }
+    }
+
+    #[test]
+    fn hash_cache_keeps_the_newest_contexts() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(100);
+        for i in 0..5u8 {
+            let path = dir.path().join(format!("{i:064x}"));
+            let f = std::fs::File::create(&path).unwrap();
+            f.set_modified(old + std::time::Duration::from_secs(i.into()))
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("not-a-cache"), "x").unwrap();
+        prune(dir.path(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                format!("{:064x}", 3),
+                format!("{:064x}", 4),
+                "not-a-cache".into()
+            ]
+        );
     }
 
     #[test]
