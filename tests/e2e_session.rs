@@ -598,3 +598,114 @@ fn ssh_agent_forwarded_into_the_build() {
         text(&out)
     );
 }
+
+/// A fake daemon on a unix socket: it answers the handshake (`/_ping`,
+/// `/version`), accepts `/session` (101) and `/build` (200), then says
+/// nothing more, as a daemon that hangs mid-build.
+fn silent_daemon(sock: &Path) -> std::thread::JoinHandle<()> {
+    use std::io::Write;
+    let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match conn.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                    let reply = |body: &str| {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                    };
+                    let out = if path.ends_with("/_ping") {
+                        reply("OK")
+                    } else if path.ends_with("/version") {
+                        reply(
+                            r#"{"ApiVersion":"1.41","MinAPIVersion":"1.12","Version":"20.10.0","Arch":"amd64","Os":"linux"}"#,
+                        )
+                    } else if path.contains("/session") {
+                        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".into()
+                    } else if path.contains("/build") {
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".into()
+                    } else {
+                        let body = r#"{"message":"not in this fake"}"#;
+                        format!("HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+                    };
+                    if conn.write_all(out.as_bytes()).is_err() {
+                        return;
+                    }
+                    if path.contains("/session") || path.contains("/build") {
+                        // Silent from now on; keep the connection open.
+                        let _ = conn.read_to_end(&mut held);
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[test]
+fn session_stall_fails_after_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
+    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    let sock = dir.path().join("docker.sock");
+    let _daemon = silent_daemon(&sock);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
+    cmd.current_dir(&ctx)
+        .args(["image", ".", "--idle-timeout", "2"])
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .env("DOCKER_CONFIG", dir.path().join("docker-config"))
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("REGGIE_IDLE_TIMEOUT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let started = std::time::Instant::now();
+    // Without the timeout the build waits forever: give it a minute.
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("image still waits on a silent daemon after 60 s (--idle-timeout 2)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the BuildKit session stalled")
+            && stderr.contains("sent no build progress and asked for no files")
+            && stderr.contains("--idle-timeout"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{stderr}"
+    );
+}

@@ -16,6 +16,7 @@
 
 pub mod digest;
 pub mod fold;
+pub mod hash_cache;
 pub mod ignore;
 pub mod tarball;
 pub mod walk;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::walk::{Entry, FileKind, WalkError};
+use super::walk::{Entry, FileKind, Stat, WalkError};
 use super::Context;
 
 const BLOCK: usize = 512;
@@ -99,6 +99,12 @@ pub trait EntrySink {
     fn entry(&mut self, entry: &ArchivedEntry<'_>);
     /// Called with each chunk of a regular file's content, in order.
     fn content(&mut self, chunk: &[u8]);
+    /// In [`survey_context`] only, before a regular file's content is
+    /// read: true when the sink knows that content already (from `stat`),
+    /// and the file is then not read.
+    fn known_content(&mut self, _stat: &Stat) -> bool {
+        false
+    }
 }
 
 /// What a sink sees of an entry.
@@ -145,6 +151,53 @@ pub fn write_context<W: Write>(
     writer.finish()
 }
 
+/// Walks the context as [`write_context`] does, writing no archive, and
+/// reads no file whose content `sink` knows ([`EntrySink::known_content`]).
+pub fn survey_context(
+    ctx: &Context,
+    options: &TarOptions,
+    sink: &mut dyn EntrySink,
+) -> Result<TarStats, TarError> {
+    let mut writer = TarWriter::new(io::sink());
+    writer.survey = true;
+    let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    ctx.walk::<TarError, _>(|entry| {
+        if entry.kind == FileKind::File && is_skipped(entry, &options.skip_files) {
+            return Ok(());
+        }
+        writer.append(entry, options, &mut links, sink)
+    })?;
+    writer.finish()
+}
+
+/// Opens a file the survey `lstat`ed, never through a link or a special
+/// file swapped in since, and only if it is still the file stat'ed.
+fn read_surveyed(entry: &Entry<'_>, meta: &Stat) -> Result<std::fs::File, TarError> {
+    let changed = || TarError::Changed {
+        path: entry.path.to_path_buf(),
+        expected: meta.size,
+        found: "another file took its place".into(),
+    };
+    let Some((file, now)) = entry.open_regular() else {
+        // Still the same regular file, but unreadable: the error says why
+        // (as when archiving); anything else took its place.
+        let same = entry.lstat().is_ok_and(|st| {
+            (st.dev, st.ino) == (meta.dev, meta.ino) && st.mode & 0o170000 == 0o100000
+        });
+        if !same {
+            return Err(changed());
+        }
+        return entry.open().map_err(|source| TarError::Read {
+            path: entry.path.to_path_buf(),
+            source,
+        });
+    };
+    if (now.dev, now.ino, now.size) != (meta.dev, meta.ino, meta.size) {
+        return Err(changed());
+    }
+    Ok(file)
+}
+
 /// Whether `entry` is one of `skip` (its name first: a stat only then).
 fn is_skipped(entry: &Entry<'_>, skip: &[SkipFile]) -> bool {
     let name = match entry.rel.iter().rposition(|&b| b == b'/') {
@@ -171,6 +224,9 @@ struct TarWriter<W: Write> {
     /// Bytes of `buf` filled.
     len: usize,
     stats: TarStats,
+    /// The archive is discarded ([`survey_context`]): known contents are
+    /// not read.
+    survey: bool,
 }
 
 impl<W: Write> TarWriter<W> {
@@ -184,6 +240,7 @@ impl<W: Write> TarWriter<W> {
             buf: vec![0u8; size.max(BLOCK)].into_boxed_slice(),
             len: 0,
             stats: TarStats::default(),
+            survey: false,
         }
     }
 
@@ -226,6 +283,9 @@ impl<W: Write> TarWriter<W> {
         // two); anything else, or a file that will not open, is `lstat`ed.
         let mut opened = None;
         let meta = match (entry.kind, entry.metadata) {
+            // A survey opens only the files it reads (one `lstat` each,
+            // not open, `fstat`, close); see `read_surveyed`.
+            (FileKind::File, None) if self.survey => entry.lstat().map_err(read_err)?,
             (FileKind::File, None) => match entry.open_regular() {
                 Some((file, stat)) => {
                     opened = Some(file);
@@ -293,6 +353,11 @@ impl<W: Write> TarWriter<W> {
             hard_link,
             size: header.size,
         });
+        if header.typeflag == b'0' && header.size > 0 && self.survey && sink.known_content(&meta) {
+            self.stats.content_bytes += header.size;
+            self.stats.entries += 1;
+            return Ok(());
+        }
         if header.typeflag == b'0' && header.size > 0 {
             // Docker opens a file only when it has contents (moby/go-archive
             // checks the size; BuildKit's sender sends nothing for a file it
@@ -301,6 +366,7 @@ impl<W: Write> TarWriter<W> {
             // an unreadable file fails cleanly without leaving a half entry.
             let file = match opened {
                 Some(file) => file,
+                None if self.survey => read_surveyed(entry, &meta)?,
                 None => entry.open().map_err(read_err)?,
             };
             self.write_header(&header)?;

@@ -78,6 +78,10 @@ pub struct Stat {
     /// The nanoseconds of the modification time (BuildKit's file sync
     /// compares times to the nanosecond).
     pub mtime_nsec: u32,
+    /// The status change time (seconds, nanoseconds): with the inode,
+    /// size and mtime it tells whether a file's content may have changed.
+    pub ctime: i64,
+    pub ctime_nsec: u32,
     pub uid: u32,
     pub gid: u32,
     pub dev: u64,
@@ -96,6 +100,8 @@ impl Stat {
             size: st.st_size as u64,
             mtime: st.st_mtime as i64,
             mtime_nsec: st.st_mtime_nsec as u32,
+            ctime: st.st_ctime as i64,
+            ctime_nsec: st.st_ctime_nsec as u32,
             uid: st.st_uid as u32,
             gid: st.st_gid as u32,
             dev: st.st_dev as u64,

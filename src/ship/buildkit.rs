@@ -80,6 +80,18 @@ fn seconds(v: &Vertex) -> Option<f64> {
 }
 
 impl Progress {
+    /// Whether a `RUN` step is running: its silence is its own (a long
+    /// compile), not a stalled daemon.
+    pub fn run_step_running(&self) -> bool {
+        self.vertices.values().any(|v| {
+            v.started
+                && !v.finished
+                && parse_step_name(&v.name).is_some_and(|(_, _, _, i)| {
+                    i.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("RUN "))
+                })
+        })
+    }
+
     /// Reports what changed in `status`.
     pub fn handle(&mut self, status: &StatusResponse, on_event: &mut (dyn FnMut(Event) + Send)) {
         for v in &status.vertexes {
@@ -185,6 +197,43 @@ mod tests {
 
     fn ts(seconds: i64, nanos: i32) -> Option<Timestamp> {
         Some(Timestamp { seconds, nanos })
+    }
+
+    #[test]
+    fn run_steps_are_quiet_on_their_own() {
+        let mut p = Progress::default();
+        let mut sink = |_: Event| {};
+        let mut load = vertex("sha256:l", "[internal] load build context");
+        load.started = ts(1, 0);
+        let mut copy = vertex("sha256:c", "[2/3] COPY . /app");
+        copy.started = ts(1, 0);
+        p.handle(
+            &StatusResponse {
+                vertexes: vec![load, copy.clone()],
+                ..Default::default()
+            },
+            &mut sink,
+        );
+        assert!(!p.run_step_running());
+        let mut run = vertex("sha256:r", "[stage-1 3/3] RUN make");
+        run.started = ts(2, 0);
+        p.handle(
+            &StatusResponse {
+                vertexes: vec![run.clone()],
+                ..Default::default()
+            },
+            &mut sink,
+        );
+        assert!(p.run_step_running());
+        run.completed = ts(3, 0);
+        p.handle(
+            &StatusResponse {
+                vertexes: vec![run],
+                ..Default::default()
+            },
+            &mut sink,
+        );
+        assert!(!p.run_step_running());
     }
 
     fn vertex(digest: &str, name: &str) -> Vertex {

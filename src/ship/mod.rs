@@ -214,6 +214,14 @@ pub enum ShipError {
     NoImage,
     #[error("the upload stalled: the daemon read nothing of the build context for {secs} s, after {bytes} bytes; the build is abandoned. Check the daemon (disk space, load) and the connection to it, or allow longer with --idle-timeout (REGGIE_IDLE_TIMEOUT)")]
     Stalled { bytes: u64, secs: u64 },
+    #[error("the BuildKit session stalled: {what} for {secs} s (file sync: {stats} entries listed, {files} files and {bytes} bytes sent); the build is abandoned. Check the daemon (`docker info`, disk space, load) and the connection to it, or allow longer with --idle-timeout (REGGIE_IDLE_TIMEOUT)")]
+    SessionStalled {
+        what: &'static str,
+        secs: u64,
+        stats: u64,
+        files: u64,
+        bytes: u64,
+    },
     #[error("{what}: {message}")]
     Api { what: String, message: String },
 }
@@ -674,9 +682,20 @@ async fn build_session(
         what: "the BuildKit session".into(),
         message: e.to_string(),
     };
-    let served = session::start(&daemon.endpoint, &api, &info, services)
-        .await
-        .map_err(session_err)?;
+    let stalled = |what: &'static str| ShipError::SessionStalled {
+        what,
+        secs: spec.idle_timeout.as_secs(),
+        stats: 0,
+        files: 0,
+        bytes: 0,
+    };
+    let served = tokio::time::timeout(
+        spec.idle_timeout,
+        session::start(&daemon.endpoint, &api, &info, services),
+    )
+    .await
+    .map_err(|_| stalled("the daemon did not answer the session request (POST /session)"))?
+    .map_err(session_err)?;
     // The session task must not outlive the build, whatever way it ends.
     struct Abort(tokio::task::JoinHandle<()>);
     impl Drop for Abort {
@@ -707,9 +726,13 @@ async fn build_session(
         what: "encoding the build options".into(),
         message: e.to_string(),
     })?;
-    let mut body = session::build_request(&daemon.endpoint, &api, &query)
-        .await
-        .map_err(session_err)?;
+    let mut body = tokio::time::timeout(
+        spec.idle_timeout,
+        session::build_request(&daemon.endpoint, &api, &query),
+    )
+    .await
+    .map_err(|_| stalled("the daemon did not answer the build request (POST /build)"))?
+    .map_err(session_err)?;
 
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -717,9 +740,24 @@ async fn build_session(
     let mut state = StreamState::default();
     let mut lines = session::JsonLines::default();
     let mut failure: Option<ShipError> = None;
+    // Stall detection: the last time the daemon sent progress or asked
+    // the session for files, and what the file sync had done then.
+    let sync_progress = || {
+        (
+            counters.stats.load(Ordering::Relaxed),
+            counters.files.load(Ordering::Relaxed),
+            counters.data_bytes.load(Ordering::Relaxed),
+        )
+    };
+    let mut last_activity = tokio::time::Instant::now();
+    let mut last_sync = sync_progress();
+    let mut stall_reported = false;
+    let report_stall_after = (spec.idle_timeout / 3).min(Duration::from_secs(30));
     'read: loop {
         tokio::select! {
             frame = http_body_util::BodyExt::frame(&mut body) => {
+                last_activity = tokio::time::Instant::now();
+                stall_reported = false;
                 let chunk = match frame {
                     None => break,
                     Some(Ok(frame)) => match frame.into_data() {
@@ -763,6 +801,35 @@ async fn build_session(
                 if bytes != last_reported {
                     last_reported = bytes;
                     on_event(Event::Upload { bytes, done: false });
+                }
+                let sync = sync_progress();
+                if sync != last_sync || state.buildkit.run_step_running() {
+                    last_sync = sync;
+                    last_activity = tokio::time::Instant::now();
+                    stall_reported = false;
+                    continue;
+                }
+                let idle = last_activity.elapsed();
+                if idle >= spec.idle_timeout {
+                    let (stats, files, bytes) = sync;
+                    failure = Some(ShipError::SessionStalled {
+                        what: "the daemon sent no build progress and asked for no files",
+                        secs: idle.as_secs(),
+                        stats,
+                        files,
+                        bytes,
+                    });
+                    break;
+                }
+                if idle >= report_stall_after && !stall_reported {
+                    stall_reported = true;
+                    on_event(Event::Warning {
+                        message: format!(
+                            "the build is stalled: the daemon has sent no progress and asked for no files for {} s; giving up after {} s",
+                            idle.as_secs(),
+                            spec.idle_timeout.as_secs()
+                        ),
+                    });
                 }
             }
         }
