@@ -41,19 +41,10 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::context::tarball::TarOptions;
-use crate::context::Context;
+use crate::context::{Builder, Context};
 
 pub use daemon::{connect, Daemon, DaemonError};
 pub use upload::Compression;
-
-/// The daemon's builder to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DaemonBuilder {
-    /// The classic builder (`DOCKER_BUILDKIT=0`).
-    Classic,
-    /// BuildKit, as `docker build` runs it by default since Docker 23.
-    BuildKit,
-}
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -70,7 +61,6 @@ pub struct BuildSpec {
     pub pull: bool,
     pub compression: Compression,
     pub tar: TarOptions,
-    pub builder: DaemonBuilder,
     /// The network of RUN steps (`default`, `host`, `none`, or a network
     /// name for the classic builder).
     pub network: Option<String>,
@@ -92,7 +82,7 @@ pub struct BuildSpec {
 /// keyed like docker's config (Docker Hub's is its v1 index URL).
 fn registry_config(
     creds: &BTreeMap<String, crate::publish::Credentials>,
-    builder: DaemonBuilder,
+    builder: Builder,
 ) -> Option<HashMap<String, bollard::auth::DockerCredentials>> {
     if creds.is_empty() {
         return None;
@@ -101,8 +91,8 @@ fn registry_config(
         .iter()
         .map(|(registry, c)| {
             let key = match (registry.as_str(), builder) {
-                ("docker.io", DaemonBuilder::BuildKit) => "registry-1.docker.io",
-                ("docker.io", DaemonBuilder::Classic) => "https://index.docker.io/v1/",
+                ("docker.io", Builder::BuildKit) => "registry-1.docker.io",
+                ("docker.io", Builder::Classic) => "https://index.docker.io/v1/",
                 (other, _) => other,
             };
             (key.to_string(), c.docker(key))
@@ -405,7 +395,7 @@ pub async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, Ship
     })??;
     let dockerfile =
         crate::context::walk::read_input_file(ctx.dockerfile()).map_err(ShipError::Dockerfile)?;
-    let placement = upload::place_dockerfile(&ctx, &survey, &dockerfile, spec.builder)
+    let placement = upload::place_dockerfile(&ctx, &survey, &dockerfile, spec.context.builder())
         .map_err(ShipError::Dockerfile)?;
     let platform = spec
         .platform
@@ -456,12 +446,12 @@ pub async fn build_prepared(
         digest: survey.digest.clone(),
         entries: survey.entries,
         content_bytes: survey.content_bytes,
-        dockerfile: match spec.builder {
-            DaemonBuilder::BuildKit => session_dockerfile_name(&ctx),
-            DaemonBuilder::Classic => placement.dockerfile_param.clone(),
+        dockerfile: match spec.context.builder() {
+            Builder::BuildKit => session_dockerfile_name(&ctx),
+            Builder::Classic => placement.dockerfile_param.clone(),
         },
-        compression: match (spec.builder, spec.compression) {
-            (DaemonBuilder::BuildKit, _) | (_, Compression::None) => "none",
+        compression: match (spec.context.builder(), spec.compression) {
+            (Builder::BuildKit, _) | (_, Compression::None) => "none",
             (_, Compression::Gzip) => "gzip",
         },
     });
@@ -481,7 +471,7 @@ pub async fn build_prepared(
     let mut labels = default_labels(&ctx, &survey.digest);
     labels.insert(BUILD_KEY_LABEL.into(), build_key);
     labels.extend(spec.labels.clone());
-    if spec.builder == DaemonBuilder::BuildKit {
+    if spec.context.builder() == Builder::BuildKit {
         return build_session(daemon, spec, survey, labels, on_event).await;
     }
     let options = bollard::query_parameters::BuildImageOptions {
@@ -510,7 +500,7 @@ pub async fn build_prepared(
     let body_done = up.finished.clone();
     let mut stream = daemon.long.build_image(
         options,
-        registry_config(&spec.pull_credentials, spec.builder),
+        registry_config(&spec.pull_credentials, spec.context.builder()),
         Some(bollard::body_try_stream(up.body)),
     );
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
@@ -1057,10 +1047,10 @@ mod tests {
                 )
             })
             .collect();
-        assert!(registry_config(&BTreeMap::new(), DaemonBuilder::BuildKit).is_none());
+        assert!(registry_config(&BTreeMap::new(), Builder::BuildKit).is_none());
         for (builder, hub) in [
-            (DaemonBuilder::BuildKit, "registry-1.docker.io"),
-            (DaemonBuilder::Classic, "https://index.docker.io/v1/"),
+            (Builder::BuildKit, "registry-1.docker.io"),
+            (Builder::Classic, "https://index.docker.io/v1/"),
         ] {
             let map = registry_config(&creds, builder).unwrap_or_default();
             let mut keys: Vec<&str> = map.keys().map(String::as_str).collect();

@@ -185,7 +185,7 @@ pub fn place_dockerfile(
     ctx: &Context,
     survey: &Survey,
     dockerfile: &[u8],
-    builder: super::DaemonBuilder,
+    builder: crate::context::Builder,
 ) -> io::Result<DockerfilePlacement> {
     let rel = ctx
         .dockerfile_rel()
@@ -198,7 +198,7 @@ pub fn place_dockerfile(
         });
     }
     let content = dockerfile.to_vec();
-    if builder == super::DaemonBuilder::BuildKit {
+    if builder == crate::context::Builder::BuildKit {
         // BuildKit deletes nothing from an uploaded archive: the Dockerfile
         // goes under a name no COPY source but the context root reaches.
         let name = format!(".dockerfile.{}", random_hex(20));

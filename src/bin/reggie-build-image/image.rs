@@ -336,10 +336,6 @@ async fn build_and_push(
         pull_credentials,
         secrets,
         ssh,
-        builder: match args.context.builder {
-            crate::cli::BuilderArg::Buildkit => ship::DaemonBuilder::BuildKit,
-            crate::cli::BuilderArg::Classic => ship::DaemonBuilder::Classic,
-        },
         idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
     };
     let endpoint = args.registry_endpoint.clone().or_else(|| {
