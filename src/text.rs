@@ -68,6 +68,27 @@ pub fn show_path(path: &Path) -> String {
     show_bytes(path.as_os_str().as_bytes())
 }
 
+/// `s` as one word of a POSIX shell command line: as it is when every
+/// character is plain (letters, digits, `-_./,:=@+%`), else in single
+/// quotes (`'` written as `'\''`). Suggested commands are run as printed.
+pub fn shell_word(s: &str) -> Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./,:=@+%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(format!("'{}'", s.replace('\'', "'\\''")))
+}
+
+/// `s` as a YAML flow scalar: as it is when plain, else a double-quoted
+/// (JSON) string, which YAML reads the same.
+pub fn yaml_scalar(s: &str) -> Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(serde_json::Value::from(s).to_string())
+}
+
 /// A short excerpt of input for an error message: at most
 /// [`EXCERPT_CHARS`] characters of `s`, escaped, with `…` when cut. A
 /// message never quotes a whole line: a "Dockerfile" may be a link to a
@@ -124,6 +145,19 @@ pub fn bounded(message: &str, max: usize) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn shell_words_and_yaml_scalars_quote_only_when_needed() {
+        assert_eq!(shell_word("apps/web"), "apps/web");
+        assert_eq!(shell_word("my app"), "'my app'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word("$(rm -rf ~)"), "'$(rm -rf ~)'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(yaml_scalar("./apps/web"), "./apps/web");
+        assert_eq!(yaml_scalar("./a: b"), "\"./a: b\"");
+        assert_eq!(yaml_scalar("./x#y\"z"), "\"./x#y\\\"z\"");
+    }
+
     use super::*;
 
     #[test]

@@ -180,9 +180,11 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
             }
         }
     }
-    let old_ctx = ctx.root().display().to_string();
-    let df_shown = ctx.dockerfile().display().to_string();
-    let new_ctx = new_root.display().to_string();
+    // Quoted for the shell: the commands are meant to be run as printed.
+    let word = |p: &Path| crate::text::shell_word(&p.to_string_lossy()).into_owned();
+    let old_ctx = word(ctx.root());
+    let df_shown = word(ctx.dockerfile());
+    let new_ctx = word(&new_root);
     // docker looks for `Dockerfile` in the context: `-f` can go only when
     // that is the file (paths on the command line are relative to the
     // current directory).
@@ -196,8 +198,17 @@ pub fn narrowest_context(ctx: &Context, plan: &Plan) -> Option<ContextSuggestion
         dockerfile: dockerfile_rel.clone(),
         rewrites,
         docker_build: (format!("docker build -f {df_shown} {old_ctx}"), after_cmd),
-        compose: format!("build: {{ context: ./{dir_s}, dockerfile: {dockerfile_rel} }}"),
-        sst: format!("image: {{ context: \"./{dir_s}\", dockerfile: \"{dockerfile_rel}\" }}"),
+        compose: format!(
+            "build: {{ context: {}, dockerfile: {} }}",
+            crate::text::yaml_scalar(&format!("./{dir_s}")),
+            crate::text::yaml_scalar(&dockerfile_rel)
+        ),
+        // A JSON string is a TypeScript string literal.
+        sst: format!(
+            "image: {{ context: {}, dockerfile: {} }}",
+            serde_json::Value::from(format!("./{dir_s}")),
+            serde_json::Value::from(dockerfile_rel.as_str())
+        ),
     })
 }
 
@@ -866,6 +877,44 @@ mod tests {
         assert_eq!(
             relative_to(Path::new("/a/b/c"), Path::new("/a/x/Dockerfile")).as_deref(),
             Some("../../x/Dockerfile")
+        );
+    }
+
+    /// Names a shell or YAML would split are quoted in the suggested
+    /// commands.
+    #[test]
+    fn commands_quote_names_with_spaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("my repo");
+        std::fs::create_dir_all(d.join("web app/src")).unwrap();
+        std::fs::write(d.join("web app/src/a.js"), "a").unwrap();
+        std::fs::write(
+            d.join("Dockerfile"),
+            "FROM scratch\nCOPY [\"web app/src\", \"/src\"]\n",
+        )
+        .unwrap();
+        let ctx = ContextSpec {
+            root: d.clone(),
+            dockerfile: None,
+            builder: Builder::BuildKit,
+        }
+        .resolve()
+        .unwrap();
+        let plan = Plan::new(&ctx, &Default::default()).unwrap();
+        let s = narrowest_context(&ctx, &plan).unwrap();
+        assert_eq!(s.dir, "web app/src");
+        let root = d.display();
+        assert_eq!(
+            s.docker_build.1,
+            format!("docker build -f '{root}/Dockerfile' '{root}/web app/src'")
+        );
+        assert_eq!(
+            s.compose,
+            "build: { context: \"./web app/src\", dockerfile: ../../Dockerfile }"
+        );
+        assert_eq!(
+            s.sst,
+            "image: { context: \"./web app/src\", dockerfile: \"../../Dockerfile\" }"
         );
     }
 
