@@ -209,6 +209,7 @@ fn declare(
         context: ctx,
         dockerfile: df,
         target: spec.target.clone(),
+        platform: None,
         source: Source::Compose {
             file: file.to_path_buf(),
             line: Some(line),

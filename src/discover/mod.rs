@@ -90,6 +90,10 @@ pub struct DiscoveredBuild {
     pub source: Source,
     /// The stage to build, if the declaration names one.
     pub target: Option<String>,
+    /// The platform the deploy runs the image on (SST's `architecture`,
+    /// `x86_64` unless set), when the declaration says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     pub warnings: Vec<String>,
     /// `false` when the context or Dockerfile could not be read statically
     /// (the paths shown are then the tool's defaults, see the warnings).
@@ -128,6 +132,9 @@ pub(crate) struct Declared {
     pub context: PathBuf,
     pub dockerfile: PathBuf,
     pub target: Option<String>,
+    /// The platform the deploy runs the image on, when it says
+    /// (`linux/amd64`).
+    pub platform: Option<String>,
     pub source: Source,
     pub warnings: Vec<String>,
     pub resolved: bool,
@@ -172,6 +179,7 @@ pub fn discover_all(root: &Path) -> Result<Discovery, DiscoverError> {
             context: dir,
             dockerfile: dockerfile.clone(),
             target: None,
+            platform: None,
             source: Source::Dockerfile,
             warnings: Vec::new(),
             resolved: true,
@@ -180,18 +188,46 @@ pub fn discover_all(root: &Path) -> Result<Discovery, DiscoverError> {
 
     for mut d in declared {
         check(root, &mut d);
+        if let Some(w) = d
+            .platform
+            .as_deref()
+            .and_then(|p| platform_warning(p, std::env::consts::ARCH))
+        {
+            d.warnings.push(w);
+        }
         out.builds.push(DiscoveredBuild {
             name: d.name,
             dockerfile: d.dockerfile,
             context: d.context,
             source: d.source,
             target: d.target,
+            platform: d.platform,
             warnings: d.warnings,
             resolved: d.resolved,
         });
     }
     unique_names(&mut out.builds);
     Ok(out)
+}
+
+/// The warning for a deploy on `platform` built on a host whose CPU is
+/// `host_arch` (Rust's `std::env::consts::ARCH` names): an image built
+/// without `--platform` runs `RUN` steps and gets binaries for the host,
+/// which the deploy's machines refuse ("exec format error"), the arm64
+/// laptop to x86_64 Fargate mistake.
+fn platform_warning(platform: &str, host_arch: &str) -> Option<String> {
+    let deploy = platform.split('/').nth(1).filter(|a| !a.is_empty())?;
+    let host = match host_arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    };
+    (deploy != host).then(|| {
+        format!(
+            "deployed on {platform}, but this machine builds {host} images: build with --platform {platform} (`discover --write` puts it in reggie-build.toml), or the image fails with \"exec format error\""
+        )
+    })
 }
 
 /// Warnings that hold whatever declared the build.
@@ -506,6 +542,26 @@ mod tests {
     }
 
     #[test]
+    fn a_deploy_on_another_architecture_is_named() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("linux/amd64", "x86_64", false),
+            ("linux/amd64", "aarch64", true),
+            ("linux/arm64", "aarch64", false),
+            ("linux/arm64", "x86_64", true),
+            ("linux/arm64/v8", "aarch64", false),
+            ("linux", "x86_64", false),
+        ];
+        for (platform, host, warns) in cases {
+            let w = platform_warning(platform, host);
+            assert_eq!(w.is_some(), *warns, "{platform} on {host}: {w:?}");
+            if let Some(w) = w {
+                assert!(w.contains(&format!("--platform {platform}")), "{w}");
+                assert!(w.contains("exec format error"), "{w}");
+            }
+        }
+    }
+
+    #[test]
     fn duplicate_names_get_a_suffix() {
         let mk = |name: &str| DiscoveredBuild {
             name: name.into(),
@@ -513,6 +569,7 @@ mod tests {
             context: ".".into(),
             source: Source::Dockerfile,
             target: None,
+            platform: None,
             warnings: vec![],
             resolved: true,
         };

@@ -214,6 +214,8 @@ impl Reader<'_> {
                 format!("{kind}-{line}")
             }
         };
+        // SST runs Services and Tasks on x86_64 unless `architecture` says.
+        let mut platform = Some("linux/amd64".to_string());
         let props = match args.get(1).map(|a| unwrap(&a.expr)) {
             Some(Expr::Object(obj)) => Some(obj),
             None => None,
@@ -227,10 +229,25 @@ impl Reader<'_> {
                     resolved: false,
                     ..Image::default()
                 };
-                self.push(file, line, name, image);
+                self.push(file, line, name, image, None);
                 return;
             }
         };
+        match props
+            .and_then(|p| prop(p, "architecture"))
+            .map(Field::literal)
+        {
+            None => {}
+            Some(Literal::Str(a)) if a == "arm64" => platform = Some("linux/arm64".into()),
+            Some(Literal::Str(a)) if a == "x86_64" => {}
+            Some(_) => {
+                warnings.push(
+                    "cannot read `architecture` statically; the platform it deploys on is unknown"
+                        .to_string(),
+                );
+                platform = None;
+            }
+        }
         // A Service may list its containers, each with its own image.
         if let Some(containers) = props.and_then(|p| prop(p, "containers")?.expr()) {
             if let Expr::Array(arr) = unwrap(containers) {
@@ -245,14 +262,20 @@ impl Reader<'_> {
                     };
                     let mut image = self.image(prop(c, "image"));
                     image.warnings.splice(0..0, warnings.iter().cloned());
-                    self.push(file, line, format!("{name}-{cname}"), image);
+                    self.push(
+                        file,
+                        line,
+                        format!("{name}-{cname}"),
+                        image,
+                        platform.clone(),
+                    );
                 }
                 return;
             }
         }
         let mut image = self.image(props.and_then(|p| prop(p, "image")));
         image.warnings.splice(0..0, warnings);
-        self.push(file, line, name, image);
+        self.push(file, line, name, image, platform);
     }
 
     /// Reads an `image` value (`None`: not given, SST's default).
@@ -326,7 +349,14 @@ impl Reader<'_> {
         image
     }
 
-    fn push(&mut self, file: &Path, line: usize, name: String, image: Image) {
+    fn push(
+        &mut self,
+        file: &Path,
+        line: usize,
+        name: String,
+        image: Image,
+        platform: Option<String>,
+    ) {
         if let Some(reference) = image.prebuilt {
             self.warnings.push(format!(
                 "{}:{line}: {}: image \"{}\" is not a directory: taken as a pre-built image, nothing to build",
@@ -355,6 +385,7 @@ impl Reader<'_> {
             context,
             dockerfile,
             target: image.target,
+            platform,
             source: Source::Sst {
                 file: file.to_path_buf(),
                 line,
@@ -1029,5 +1060,45 @@ mod tests {
         assert_eq!(builds[0].context, PathBuf::from("."));
         assert_eq!(builds[0].dockerfile, PathBuf::from("api/Dockerfile"));
         assert_eq!(builds[0].source.to_string(), "sst:infra/sst.config.ts:1");
+    }
+
+    /// The platform the deploy runs on: SST's `architecture`, x86_64
+    /// unless set; unknown when not a literal. Containers inherit it.
+    #[test]
+    fn architecture_is_the_deploy_platform() {
+        let cases: &[(&str, Option<&str>, bool)] = &[
+            ("{ image: \"./api\" }", Some("linux/amd64"), false),
+            (
+                "{ architecture: \"arm64\", image: \"./api\" }",
+                Some("linux/arm64"),
+                false,
+            ),
+            (
+                "{ architecture: \"x86_64\", image: \"./api\" }",
+                Some("linux/amd64"),
+                false,
+            ),
+            ("{ architecture: arch, image: \"./api\" }", None, true),
+            (
+                "{ architecture: \"arm64\", containers: [{ name: \"w\", image: \"./api\" }] }",
+                Some("linux/arm64"),
+                false,
+            ),
+        ];
+        for (args, want, warns) in cases {
+            let text = config(&format!("new sst.aws.Service(\"Api\", {args});"));
+            let t = tree(&[
+                ("api/Dockerfile", "FROM scratch\n"),
+                ("sst.config.ts", &text),
+            ]);
+            let (builds, _) = read(t.path(), Path::new("sst.config.ts"));
+            assert_eq!(builds.len(), 1, "{args}");
+            assert_eq!(builds[0].platform.as_deref(), *want, "{args}");
+            let warned = builds[0]
+                .warnings
+                .iter()
+                .any(|w| w.contains("architecture"));
+            assert_eq!(warned, *warns, "{args}: {:?}", builds[0].warnings);
+        }
     }
 }

@@ -131,6 +131,9 @@ pub fn render(builds: &[(&DiscoveredBuild, Option<u64>)]) -> String {
         if let Some(t) = &b.target {
             let _ = writeln!(out, "target = {}", toml_str(t));
         }
+        if let Some(p) = &b.platform {
+            let _ = writeln!(out, "platform = {}", toml_str(p));
+        }
         match minimal {
             Some(bytes) => {
                 let _ = writeln!(
@@ -196,6 +199,7 @@ mod tests {
             context: ".".into(),
             source: Source::Dockerfile,
             target: None,
+            platform: None,
             warnings: vec![],
             resolved: true,
         };
@@ -204,6 +208,7 @@ mod tests {
             dockerfile: "worker/Dockerfile".into(),
             context: "worker".into(),
             target: Some("prod \"x\"".into()),
+            platform: Some("linux/arm64".into()),
             ..api.clone()
         };
         let text = render(&[(&api, Some(10_000_000)), (&worker, None)]);
@@ -221,6 +226,7 @@ mod tests {
              dockerfile = \"worker/Dockerfile\"\n\
              context = \"worker\"\n\
              target = \"prod \\\"x\\\"\"\n\
+             platform = \"linux/arm64\"\n\
              # budget: the minimal context could not be measured\n"
         );
         // The config reader accepts it.
@@ -230,5 +236,6 @@ mod tests {
         assert_eq!(config.images[0].name, "reggie-api");
         assert_eq!(config.images[0].budget.max_bytes, Some(12_000_000));
         assert_eq!(config.images[1].target.as_deref(), Some("prod \"x\""));
+        assert_eq!(config.images[1].platform.as_deref(), Some("linux/arm64"));
     }
 }
