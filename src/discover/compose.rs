@@ -20,6 +20,9 @@ struct BuildSpec {
     context: Option<String>,
     dockerfile: Option<String>,
     target: Option<String>,
+    /// The service's `platform` (a service key, not a `build` one): where
+    /// the image runs.
+    platform: Option<String>,
     inline: bool,
 }
 
@@ -30,6 +33,7 @@ impl BuildSpec {
             context: over.context.clone().or_else(|| self.context.clone()),
             dockerfile: over.dockerfile.clone().or_else(|| self.dockerfile.clone()),
             target: over.target.clone().or_else(|| self.target.clone()),
+            platform: over.platform.clone().or_else(|| self.platform.clone()),
             inline: over.inline || (self.inline && over.dockerfile.is_none()),
         }
     }
@@ -209,7 +213,7 @@ fn declare(
         context: ctx,
         dockerfile: df,
         target: spec.target.clone(),
-        platform: None,
+        platform: spec.platform.clone().filter(|p| !interpolated(p)),
         source: Source::Compose {
             file: file.to_path_buf(),
             line: Some(line),
@@ -283,11 +287,12 @@ fn parse(text: &str) -> Result<Vec<ServiceBuild>, ParseError> {
         let Some(build) = get(service, "build") else {
             continue;
         };
-        let spec = match &untag(build).data {
+        let mut spec = match &untag(build).data {
             YamlData::Mapping(_) => BuildSpec {
                 context: get(build, "context").and_then(scalar),
                 dockerfile: get(build, "dockerfile").and_then(scalar),
                 target: get(build, "target").and_then(scalar),
+                platform: None,
                 inline: get(build, "dockerfile_inline").is_some_and(|n| scalar(n).is_some()),
             },
             _ => match scalar(build) {
@@ -298,6 +303,7 @@ fn parse(text: &str) -> Result<Vec<ServiceBuild>, ParseError> {
                 None => continue,
             },
         };
+        spec.platform = get(service, "platform").and_then(scalar);
         out.push(ServiceBuild {
             service: name,
             line: key.span.start.line(),
@@ -481,6 +487,44 @@ mod tests {
             assert_eq!(&rows(&builds), want, "{what}");
             assert!(warnings.is_empty(), "{what}: {warnings:?}");
         }
+    }
+
+    /// A service's `platform` is where its image runs; an override file
+    /// can set it; an interpolated one is unknown.
+    #[test]
+    fn service_platform_is_read() {
+        let t = tree(&[
+            (
+                "compose.yaml",
+                "services:\n  api:\n    platform: linux/amd64\n    build: ./api\n  web:\n    build: ./web\n  job:\n    platform: ${PLATFORM}\n    build: ./job\n",
+            ),
+            (
+                "compose.override.yaml",
+                "services:\n  web:\n    platform: linux/arm64\n    build: ./web\n",
+            ),
+        ]);
+        let files = [
+            PathBuf::from("compose.yaml"),
+            PathBuf::from("compose.override.yaml"),
+        ];
+        let (builds, _) = read_all(t.path(), &files);
+        let platform = |name: &str| {
+            builds
+                .iter()
+                .find(|b| b.name == name)
+                .unwrap_or_else(|| panic!("{name}: {builds:?}"))
+                .platform
+                .clone()
+        };
+        assert_eq!(platform("api").as_deref(), Some("linux/amd64"));
+        // The override's variant is a build of its own.
+        assert!(
+            builds
+                .iter()
+                .any(|b| b.name.starts_with("web") && b.platform.as_deref() == Some("linux/arm64")),
+            "{builds:?}"
+        );
+        assert_eq!(platform("job"), None);
     }
 
     #[test]
