@@ -646,6 +646,15 @@ mod tests {
         out
     }
 
+    /// The paths of the stats a transfer of `root` sends, in order.
+    fn sent_paths(root: &std::path::Path, req: SyncRequest) -> Vec<String> {
+        let (tr, _) = transfer(root, req);
+        stats(&tr)
+            .into_iter()
+            .filter_map(|p| p.stat.map(|s| s.path))
+            .collect()
+    }
+
     fn transfer(root: &std::path::Path, req: SyncRequest) -> (Transfer, Arc<Counters>) {
         let counters = Arc::new(Counters::default());
         let dir = SyncDir {
@@ -837,11 +846,7 @@ mod tests {
             excludes: vec![b"node_modules".to_vec(), b"**/*.sh".to_vec()],
             ..Default::default()
         };
-        let (tr, _) = transfer(t.path(), req);
-        let paths: Vec<String> = stats(&tr)
-            .into_iter()
-            .filter_map(|p| p.stat.map(|s| s.path))
-            .collect();
+        let paths = sent_paths(t.path(), req);
         assert_eq!(
             paths,
             ["a", "a/b", "a/b/c.txt", "a.txt", "fifo", "ln", "z-link.txt"]
@@ -853,11 +858,7 @@ mod tests {
             follow_paths: vec![b"ln/c.txt".to_vec()],
             ..Default::default()
         };
-        let (tr, _) = transfer(t.path(), req);
-        let paths: Vec<String> = stats(&tr)
-            .into_iter()
-            .filter_map(|p| p.stat.map(|s| s.path))
-            .collect();
+        let paths = sent_paths(t.path(), req);
         assert_eq!(paths, ["a", "a/b", "a/b/c.txt", "ln"]);
 
         // Includes with an exception in the excludes re-opening a directory.
@@ -866,11 +867,7 @@ mod tests {
             excludes: vec![b"node_modules".to_vec(), b"!node_modules/x/big".to_vec()],
             ..Default::default()
         };
-        let (tr, _) = transfer(t.path(), req);
-        let paths: Vec<String> = stats(&tr)
-            .into_iter()
-            .filter_map(|p| p.stat.map(|s| s.path))
-            .collect();
+        let paths = sent_paths(t.path(), req);
         assert_eq!(
             paths,
             [

@@ -434,9 +434,7 @@ impl Auth for AuthService {
         &self,
         _request: tonic::Request<FetchTokenRequest>,
     ) -> Result<tonic::Response<FetchTokenResponse>, tonic::Status> {
-        Err(tonic::Status::unavailable(
-            "client-side token fetching is off",
-        ))
+        Err(token_fetching_off())
     }
 
     async fn get_token_authority(
@@ -444,18 +442,14 @@ impl Auth for AuthService {
         _request: tonic::Request<GetTokenAuthorityRequest>,
     ) -> Result<tonic::Response<GetTokenAuthorityResponse>, tonic::Status> {
         // Unavailable makes BuildKit fetch tokens itself with Credentials.
-        Err(tonic::Status::unavailable(
-            "client-side token fetching is off",
-        ))
+        Err(token_fetching_off())
     }
 
     async fn verify_token_authority(
         &self,
         _request: tonic::Request<VerifyTokenAuthorityRequest>,
     ) -> Result<tonic::Response<VerifyTokenAuthorityResponse>, tonic::Status> {
-        Err(tonic::Status::unavailable(
-            "client-side token fetching is off",
-        ))
+        Err(token_fetching_off())
     }
 }
 
@@ -619,6 +613,12 @@ impl Ssh for SshService {
         });
         Ok(tonic::Response::new(Box::pin(out)))
     }
+}
+
+/// The answer to BuildKit's token calls: Unavailable makes it fetch
+/// tokens itself, with the credentials the session gives.
+fn token_fetching_off() -> tonic::Status {
+    tonic::Status::unavailable("client-side token fetching is off")
 }
 
 #[cfg(test)]
