@@ -4,6 +4,7 @@
 //! is built; `reggie-build` parses these to validate and document them.
 
 use clap::{Args, ValueEnum};
+use reggie_build::ship::outputs::{self, CacheSpec, OutputError, OutputSpec};
 
 use super::ContextArgs;
 
@@ -31,9 +32,26 @@ pub struct ImageArgs {
     /// The stage to build.
     #[arg(long)]
     pub target: Option<String>,
-    /// Target platform, e.g. linux/amd64.
-    #[arg(long)]
+    /// Target platform, e.g. linux/amd64 (several, comma-separated, where
+    /// the builder can build them; the Docker daemon builds one).
+    #[arg(long, value_name = "OS/ARCH[,OS/ARCH...]")]
     pub platform: Option<String>,
+    /// Where the result goes instead of an image, as `docker build -o`:
+    /// type=local,dest=DIR (or DIR), type=tar,dest=FILE (or - for stdout).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "type=local,dest=DIR|type=tar,dest=FILE|DIR|-"
+    )]
+    pub outputs: Vec<String>,
+    /// Import build cache: an image pushed with inline cache
+    /// (type=registry,ref=IMAGE, or IMAGE).
+    #[arg(long = "cache-from", value_name = "type=registry,ref=IMAGE|IMAGE")]
+    pub cache_from: Vec<String>,
+    /// Export build cache: type=inline puts it in the image (push it with
+    /// --push; a later build imports it with --cache-from).
+    #[arg(long = "cache-to", value_name = "type=inline")]
+    pub cache_to: Vec<String>,
     /// An image label (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
@@ -98,4 +116,34 @@ pub struct ImageArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub idle_timeout: u64,
+}
+
+/// `--output`, `--cache-from` and `--cache-to`, parsed.
+// Used by reggie-build-image only; reggie-build parses to validate.
+#[allow(dead_code)]
+pub type ParsedOutputs = (Vec<OutputSpec>, Vec<CacheSpec>, Vec<CacheSpec>);
+
+#[allow(dead_code)]
+impl ImageArgs {
+    /// Parses `--output`, `--cache-from` and `--cache-to`, and refuses
+    /// the combinations docker refuses (`--push` with files as output).
+    pub fn outputs(&self) -> Result<ParsedOutputs, OutputError> {
+        let outs = self
+            .outputs
+            .iter()
+            .map(|s| OutputSpec::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let from = self
+            .cache_from
+            .iter()
+            .map(|s| CacheSpec::parse_from(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let to = self
+            .cache_to
+            .iter()
+            .map(|s| CacheSpec::parse_to(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        outputs::check_conflicts(&outs, self.push, self.skip_if_exists, self.json)?;
+        Ok((outs, from, to))
+    }
 }

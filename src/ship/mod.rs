@@ -26,7 +26,9 @@
 pub mod buildkit;
 pub mod daemon;
 pub mod endpoint;
+pub mod filesend;
 pub mod filesync;
+pub mod outputs;
 pub mod secrets;
 pub mod session;
 pub mod skip;
@@ -74,6 +76,12 @@ pub struct BuildSpec {
     /// How long the upload may make no progress before the build fails
     /// (`--idle-timeout`): a daemon that stops reading must not hang it.
     pub idle_timeout: Duration,
+    /// `--output`s; none: the image into the daemon.
+    pub outputs: Vec<outputs::OutputSpec>,
+    /// `--cache-from`.
+    pub cache_from: Vec<outputs::CacheSpec>,
+    /// `--cache-to`.
+    pub cache_to: Vec<outputs::CacheSpec>,
 }
 
 /// The credentials map in the form each builder looks registries up:
@@ -214,6 +222,10 @@ pub enum ShipError {
     },
     #[error("{what}: {message}")]
     Api { what: String, message: String },
+    #[error(transparent)]
+    Outputs(#[from] outputs::OutputError),
+    #[error("--output: {0}")]
+    Export(String),
 }
 
 /// Adds what to do to daemon messages whose cause is known.
@@ -347,6 +359,8 @@ pub struct Prepared {
     /// The platform the build is for (`--platform`, or the daemon's).
     pub platform: String,
     pub build_key: String,
+    /// How outputs, caches and platforms reach the daemon.
+    pub daemon_plan: outputs::DaemonPlan,
 }
 
 /// sha256 over everything that decides the image: the context digest,
@@ -382,6 +396,7 @@ pub fn build_key(
 /// Surveys the context (its digest, which build files it sends) and
 /// computes the build key, without sending anything.
 pub async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, ShipError> {
+    let daemon_plan = plan_outputs(daemon, spec)?;
     let ctx = spec.context.clone();
     let tar = spec.tar.clone();
     let survey = tokio::task::spawn_blocking({
@@ -413,7 +428,35 @@ pub async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, Ship
         placement,
         platform,
         build_key,
+        daemon_plan,
     })
+}
+
+/// Checks `--output`, `--cache-from`, `--cache-to` and `--platform`
+/// against what the daemon's builder can do, and maps them onto `/build`.
+pub fn plan_outputs(daemon: &Daemon, spec: &BuildSpec) -> Result<outputs::DaemonPlan, ShipError> {
+    let platforms = outputs::parse_platforms(spec.platform.as_slice())?;
+    let extras =
+        !spec.outputs.is_empty() || !spec.cache_from.is_empty() || !spec.cache_to.is_empty();
+    if spec.context.builder() == Builder::Classic && (extras || platforms.len() > 1) {
+        return Err(outputs::OutputError::Conflict(
+            "--output, --cache-from, --cache-to and several platforms need BuildKit: drop --builder classic".into(),
+        )
+        .into());
+    }
+    let engine = match &daemon.version {
+        Some(v) => format!("Docker {v}"),
+        None => "this Docker daemon".to_string(),
+    };
+    Ok(outputs::plan_daemon(
+        &outputs::Request {
+            outputs: &spec.outputs,
+            cache_from: &spec.cache_from,
+            cache_to: &spec.cache_to,
+            platforms: &platforms,
+        },
+        &engine,
+    )?)
 }
 
 /// Surveys the context, uploads it and runs the build; returns the image
@@ -440,6 +483,7 @@ pub async fn build_prepared(
         survey,
         placement,
         build_key,
+        daemon_plan,
         ..
     } = prepared;
     on_event(Event::Context {
@@ -472,7 +516,7 @@ pub async fn build_prepared(
     labels.insert(BUILD_KEY_LABEL.into(), build_key);
     labels.extend(spec.labels.clone());
     if spec.context.builder() == Builder::BuildKit {
-        return build_session(daemon, spec, survey, labels, on_event).await;
+        return build_session(daemon, spec, &daemon_plan, survey, labels, on_event).await;
     }
     let options = bollard::query_parameters::BuildImageOptions {
         dockerfile: placement.dockerfile_param.clone(),
@@ -621,6 +665,7 @@ pub async fn build_prepared(
 async fn build_session(
     daemon: &Daemon,
     spec: &BuildSpec,
+    plan: &outputs::DaemonPlan,
     survey: upload::Survey,
     labels: BTreeMap<String, String>,
     on_event: &mut (dyn FnMut(Event) + Send),
@@ -633,6 +678,20 @@ async fn build_session(
         _ => std::path::PathBuf::from("."),
     };
     let counters = std::sync::Arc::new(filesync::Counters::default());
+    let export_state = std::sync::Arc::new(filesend::ExportState::default());
+    if plan.export.is_some() && !spec.tags.is_empty() {
+        // As docker: the tags of a build that exports files go nowhere.
+        on_event(Event::Warning {
+            message: format!(
+                "--tag {} is not applied: this build writes its result to --output, not to an image",
+                spec.tags.join(", --tag ")
+            ),
+        });
+    }
+    let mut build_args = spec.build_args.clone();
+    if plan.inline_cache {
+        build_args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
+    }
     let dirs = [
         (
             "context".to_string(),
@@ -666,6 +725,8 @@ async fn build_session(
         secrets: spec.secrets.clone(),
         ssh: spec.ssh.clone(),
         counters: counters.clone(),
+        export: plan.export.clone(),
+        export_state: export_state.clone(),
     };
     let api = daemon.api_prefix();
     let session_err = |e: session::SessionError| ShipError::Api {
@@ -697,25 +758,34 @@ async fn build_session(
 
     let options = bollard::query_parameters::BuildImageOptions {
         dockerfile: dockerfile_name,
-        t: spec.tags.first().cloned(),
+        t: if plan.makes_image() {
+            spec.tags.first().cloned()
+        } else {
+            None
+        },
+        cachefrom: (!plan.cache_from.is_empty()).then(|| plan.cache_from.clone()),
         remote: Some("client-session".into()),
         session: Some(info.id.clone()),
         nocache: spec.no_cache,
         pull: spec.pull.then(|| "1".to_string()),
         rm: true,
         forcerm: true,
-        buildargs: Some(spec.build_args.clone().into_iter().collect()),
+        buildargs: Some(build_args.into_iter().collect()),
         labels: Some(labels.into_iter().collect()),
-        platform: spec.platform.clone().unwrap_or_default(),
+        platform: plan.platform.clone().unwrap_or_default(),
         target: spec.target.clone().unwrap_or_default(),
         networkmode: spec.network.clone(),
         version: bollard::query_parameters::BuilderVersion::BuilderBuildKit,
         ..Default::default()
     };
-    let query = serde_urlencoded::to_string(&options).map_err(|e| ShipError::Api {
+    let mut query = serde_urlencoded::to_string(&options).map_err(|e| ShipError::Api {
         what: "encoding the build options".into(),
         message: e.to_string(),
     })?;
+    if let Some(json) = &plan.outputs_json {
+        query.push('&');
+        query.push_str(&serde_urlencoded::to_string([("outputs", json)]).unwrap_or_default());
+    }
     let mut body = tokio::time::timeout(
         spec.idle_timeout,
         session::build_request(&daemon.endpoint, &api, &query),
@@ -736,7 +806,8 @@ async fn build_session(
         (
             counters.stats.load(Ordering::Relaxed),
             counters.files.load(Ordering::Relaxed),
-            counters.data_bytes.load(Ordering::Relaxed),
+            counters.data_bytes.load(Ordering::Relaxed)
+                + export_state.messages.load(Ordering::Relaxed),
         )
     };
     let mut last_activity = tokio::time::Instant::now();
@@ -837,6 +908,28 @@ async fn build_session(
     );
     if let Some(f) = failure {
         return Err(f);
+    }
+    if plan.export.is_some() {
+        // BuildKit finished sending; the last writes may still be landing.
+        let received = tokio::time::timeout(spec.idle_timeout, export_state.wait())
+            .await
+            .map_err(|_| {
+                ShipError::Export(
+                    "the daemon finished the build, but the output transfer never completed".into(),
+                )
+            })?
+            .map_err(ShipError::Export)?;
+        tracing::debug!(
+            entries = received.entries,
+            bytes = received.bytes,
+            "output received"
+        );
+        return Ok(Built {
+            image_id: String::new(),
+            context_digest: survey.digest,
+            uploaded_bytes: sent,
+            steps: state.steps + state.buildkit.steps,
+        });
     }
     let image_id = state.image_id.ok_or(ShipError::NoImage)?;
     tag_rest(daemon, spec, &image_id).await?;

@@ -57,6 +57,8 @@ const METHODS: &[&str] = &[
     "/moby.sshforward.v1.SSH/ForwardAgent",
 ];
 
+const FILE_SEND: &str = "/moby.filesync.v1.FileSend/DiffCopy";
+
 /// Errors of a session.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -137,6 +139,9 @@ pub struct Services {
     /// ssh agent sockets by id (`--ssh`).
     pub ssh: HashMap<String, std::path::PathBuf>,
     pub counters: Arc<Counters>,
+    /// Where an `--output` the daemon sends back is written.
+    pub export: Option<super::outputs::Export>,
+    pub export_state: Arc<super::filesend::ExportState>,
 }
 
 /// Who the session is, for the daemon.
@@ -181,6 +186,10 @@ pub async fn start(
     for m in METHODS {
         req = req.header("X-Docker-Expose-Session-Grpc-Method", *m);
     }
+    // As the docker CLI: FileSend only when the build exports files.
+    if services.export.is_some() {
+        req = req.header("X-Docker-Expose-Session-Grpc-Method", FILE_SEND);
+    }
     let req = req
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .map_err(|e| http_err(e.to_string()))?;
@@ -213,6 +222,9 @@ pub async fn start(
                 .max_decoding_message_size(16 << 20)
                 .max_encoding_message_size(16 << 20),
         )
+        .add_service(super::filesend::FileSendServer(
+            super::filesend::FileSendService::new(services.export, services.export_state),
+        ))
         .add_service(AuthServer::new(AuthService {
             credentials: services.credentials,
         }))

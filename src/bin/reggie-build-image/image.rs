@@ -204,11 +204,14 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
             if args.json {
                 printer.print(&Event::Result {
                     ok: true,
-                    image_id: Some(image_id),
+                    image_id: (!image_id.is_empty()).then_some(image_id),
                     error: None,
                 });
             } else {
-                println!("{image_id}");
+                // A build to --output makes no image (and stdout may be its tar).
+                if !image_id.is_empty() {
+                    println!("{image_id}");
+                }
                 for p in pushed {
                     if let Some(d) = p.digest {
                         println!("{}@{d}", p.tag);
@@ -274,6 +277,7 @@ async fn build_and_push(
     };
 
     let build_args = parse_build_args(&args.build_args)?;
+    let (outputs, cache_from, cache_to) = args.outputs()?;
     let secrets = ship::secrets::parse_secrets(&args.secrets)?;
     let ssh = ship::secrets::parse_ssh(&args.ssh)?;
     if matches!(args.context.builder, crate::cli::BuilderArg::Classic)
@@ -304,7 +308,13 @@ async fn build_and_push(
             (plan.apply(&ctx, true)?, plan.external_bases)
         }
     };
-    let base_images: Vec<String> = bases.into_iter().map(|b| b.image).collect();
+    let mut base_images: Vec<String> = bases.into_iter().map(|b| b.image).collect();
+    // Cache imports are pulled with the same credentials.
+    base_images.extend(
+        cache_from
+            .iter()
+            .filter_map(|c| c.attr("ref").map(str::to_string)),
+    );
     let (pull_credentials, problems) = publish::pull_credentials(&base_images).await;
     for message in problems {
         on_event(Event::Warning { message });
@@ -337,6 +347,9 @@ async fn build_and_push(
         secrets,
         ssh,
         idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+        outputs,
+        cache_from,
+        cache_to,
     };
     let endpoint = args.registry_endpoint.clone().or_else(|| {
         std::env::var("REGGIE_REGISTRY_ENDPOINT")
