@@ -1,0 +1,705 @@
+//! End-to-end tests of `image --output`, `--cache-from`/`--cache-to` and
+//! Ctrl-C during a BuildKit session, against the real daemon and registry
+//! started by `tests/services.sh` (a missing service fails the test), side
+//! by side with `DOCKER_BUILDKIT=1 /usr/bin/docker build` (the 20.10 CLI
+//! that speaks BuildKit sessions).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+mod common;
+
+fn nonce(prefix: &str) -> String {
+    format!(
+        "bkout-{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// `reggie-build image ARGS` in `cwd`, with only the services' daemon
+/// settings and an empty HOME (no ambient credentials).
+fn reggie_cmd(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str], home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
+    cmd.current_dir(cwd).arg("image").args(args);
+    for var in [
+        "DOCKER_HOST",
+        "DOCKER_CONTEXT",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+        "REGGIE_REGISTRY_ENDPOINT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env)
+        .env("HOME", home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn reggie(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str], home: &Path) -> Output {
+    reggie_cmd(env, cwd, args, home).output().unwrap()
+}
+
+/// The 20.10 docker CLI with BuildKit, on the test daemon.
+fn docker_buildkit(
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+    args: &[&str],
+    home: &Path,
+) -> Output {
+    let out = Command::new("/usr/bin/docker")
+        .current_dir(cwd)
+        .args(args)
+        .envs(env)
+        .env("DOCKER_BUILDKIT", "1")
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .output()
+        .expect("run /usr/bin/docker");
+    assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
+    out
+}
+
+fn docker(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .envs(env)
+        .output()
+        .expect("run docker")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: &Output) {
+    assert!(out.status.success(), "reggie-build failed:\n{}", text(out));
+}
+
+fn json_events(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Path → (kind, permission bits, link target, contents).
+type Tree = BTreeMap<String, (char, u32, String, Vec<u8>)>;
+
+fn dir_tree(root: &Path) -> Tree {
+    let mut out = Tree::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let rel = rel.join(e.file_name());
+            let md = std::fs::symlink_metadata(e.path()).unwrap();
+            let ft = md.file_type();
+            let (kind, link, content) = if ft.is_dir() {
+                stack.push(rel.clone());
+                ('d', String::new(), Vec::new())
+            } else if ft.is_symlink() {
+                let target = std::fs::read_link(e.path()).unwrap();
+                ('l', target.to_string_lossy().into_owned(), Vec::new())
+            } else {
+                ('f', String::new(), std::fs::read(e.path()).unwrap())
+            };
+            out.insert(
+                rel.to_string_lossy().into_owned(),
+                (kind, md.permissions().mode() & 0o7777, link, content),
+            );
+        }
+    }
+    out
+}
+
+fn tar_tree(path: &Path) -> Tree {
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let mut out = Tree::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let h = entry.header().clone();
+        let kind = match h.entry_type() {
+            tar::EntryType::Directory => 'd',
+            tar::EntryType::Symlink => 'l',
+            tar::EntryType::Link => 'h',
+            _ => 'f',
+        };
+        let link = entry
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        out.insert(
+            path.trim_end_matches('/').to_string(),
+            (kind, h.mode().unwrap() & 0o7777, link, content),
+        );
+    }
+    out
+}
+
+fn assert_same(ours: &Tree, theirs: &Tree) {
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>(),
+        "different paths"
+    );
+    for (path, a) in ours {
+        let b = &theirs[path];
+        assert_eq!((a.0, a.1, &a.2), (b.0, b.1, &b.2), "{path}: kind/mode/link");
+        assert!(a.3 == b.3, "{path}: contents differ");
+    }
+}
+
+/// A two-stage build whose result has directories with their own modes,
+/// an executable, an empty file, symlinks (one dangling, one absolute),
+/// a hard link, and the context itself.
+fn output_fixture(tag: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    std::fs::create_dir_all(r.join("src/deep")).unwrap();
+    std::fs::write(r.join("src/deep/a.txt"), "alpha\n").unwrap();
+    std::fs::write(r.join("src/run.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(r.join("src/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(r.join("src/empty"), "").unwrap();
+    std::fs::write(r.join("with space.txt"), vec![b'z'; 300_000]).unwrap();
+    std::os::unix::fs::symlink("deep/a.txt", r.join("src/ln")).unwrap();
+    std::fs::write(
+        r.join("Dockerfile"),
+        format!(
+            "FROM reggie-busybox:latest AS gen\n\
+             RUN mkdir -p /out/d/e && echo {tag} > /out/d/x && ln -s x /out/d/y \
+             && ln -s /etc/passwd /out/d/abs && ln -s missing /out/d/dangling \
+             && ln /out/d/x /out/d/hard && chmod 0750 /out/d && chmod 0700 /out/d/e \
+             && touch /out/d/e/f && chmod 0600 /out/d/e/f\n\
+             FROM scratch\n\
+             COPY --from=gen /out /gen/\n\
+             COPY . /ctx/\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// `-o type=local,dest=DIR` and `-o type=tar,dest=FILE` give exactly the
+/// files the docker CLI's `-o` gives on the same build.
+#[test]
+fn outputs_match_docker_build() {
+    let Some(env) = common::services() else {
+        return;
+    };
+    let tag = nonce("out");
+    let fx = output_fixture(&tag);
+    let home = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path();
+
+    let theirs_dir = o.join("docker-dir");
+    docker_buildkit(
+        &env,
+        fx.path(),
+        &[
+            "build",
+            "--network",
+            "none",
+            "-o",
+            &format!("type=local,dest={}", theirs_dir.display()),
+            ".",
+        ],
+        home.path(),
+    );
+    // Into a directory that does not exist yet, two levels down.
+    let ours_dir = o.join("ours/dir");
+    let res = reggie(
+        &env,
+        fx.path(),
+        &[
+            "--network",
+            "none",
+            "--json",
+            "-o",
+            &format!("type=local,dest={}", ours_dir.display()),
+            ".",
+        ],
+        home.path(),
+    );
+    ok(&res);
+    let result = json_events(&res)
+        .into_iter()
+        .find(|e| e["event"] == "result")
+        .unwrap();
+    assert_eq!(result["ok"], true);
+    assert!(result.get("image_id").is_none(), "no image: {result}");
+    let ours = dir_tree(&ours_dir);
+    assert!(
+        ours.contains_key("gen/d/hard") && ours.contains_key("ctx/src/ln"),
+        "{:?}",
+        ours.keys()
+    );
+    assert_eq!(ours["gen/d/x"].3, format!("{tag}\n").into_bytes());
+    assert_same(&ours, &dir_tree(&theirs_dir));
+    assert_eq!(
+        std::fs::metadata(ours_dir.join("gen/d/hard"))
+            .unwrap()
+            .ino(),
+        std::fs::metadata(ours_dir.join("gen/d/x")).unwrap().ino(),
+        "the hard link is one"
+    );
+
+    // The DIR shorthand, into the same directory again: merged, same tree.
+    let res = reggie(
+        &env,
+        fx.path(),
+        &["--network", "none", "-o", ours_dir.to_str().unwrap(), "."],
+        home.path(),
+    );
+    ok(&res);
+    assert!(
+        res.stdout.is_empty(),
+        "no image id on stdout: {}",
+        text(&res)
+    );
+    assert_same(&dir_tree(&ours_dir), &dir_tree(&theirs_dir));
+
+    let theirs_tar = o.join("docker.tar");
+    docker_buildkit(
+        &env,
+        fx.path(),
+        &[
+            "build",
+            "--network",
+            "none",
+            "-o",
+            &format!("type=tar,dest={}", theirs_tar.display()),
+            ".",
+        ],
+        home.path(),
+    );
+    let ours_tar = o.join("ours.tar");
+    ok(&reggie(
+        &env,
+        fx.path(),
+        &[
+            "--network",
+            "none",
+            "-o",
+            &format!("type=tar,dest={}", ours_tar.display()),
+            ".",
+        ],
+        home.path(),
+    ));
+    assert_same(&tar_tree(&ours_tar), &tar_tree(&theirs_tar));
+    // `-o -`: the tar on stdout, byte for byte the file's entries.
+    let res = reggie(
+        &env,
+        fx.path(),
+        &["--network", "none", "-o", "-", "."],
+        home.path(),
+    );
+    ok(&res);
+    let piped = o.join("piped.tar");
+    std::fs::write(&piped, &res.stdout).unwrap();
+    assert_same(&tar_tree(&piped), &tar_tree(&theirs_tar));
+    let leftovers: Vec<String> = std::fs::read_dir(o)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("reggie-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+/// What the daemon's BuildKit cannot do is refused before anything is
+/// sent, with what it can do and what to use instead.
+#[test]
+fn unsupported_outputs_and_caches_say_what_works() {
+    let Some(env) = common::services() else {
+        return;
+    };
+    let fx = output_fixture("unsupported");
+    let home = tempfile::tempdir().unwrap();
+    for (args, want) in [
+        (
+            vec!["--cache-to", "type=local,dest=cache"],
+            vec![
+                "--cache-to type=local",
+                "exports only inline cache",
+                "type=inline",
+                "--buildkit-addr",
+            ],
+        ),
+        (
+            vec!["--cache-from", "type=gha"],
+            vec!["--cache-from type=gha", "type=registry,ref=IMAGE"],
+        ),
+        (
+            vec!["-o", "type=oci,dest=x.tar"],
+            vec!["no \"oci\" exporter", "type=local,dest=DIR", "docker save"],
+        ),
+        (
+            vec!["--platform", "linux/amd64,linux/arm64"],
+            vec![
+                "one platform per build",
+                "--platform linux/amd64, then --platform linux/arm64",
+            ],
+        ),
+        (
+            vec!["-o", "type=local,dest=x", "-t", "bkout-x:1", "--push"],
+            vec!["--push and --output type=local cannot be used together"],
+        ),
+    ] {
+        let mut all = args.clone();
+        all.push(".");
+        let res = reggie(&env, fx.path(), &all, home.path());
+        assert_eq!(res.status.code(), Some(1), "{args:?}: {}", text(&res));
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        for w in want {
+            assert!(stderr.contains(w), "{args:?}: {w:?} not in {stderr}");
+        }
+        assert!(
+            !stderr.contains("upload:"),
+            "refused before the build: {stderr}"
+        );
+    }
+    assert!(!fx.path().join("x").exists() && !fx.path().join("cache").exists());
+}
+
+/// The builder cache records whose description names `needle`.
+fn cache_records(env: &BTreeMap<String, String>, needle: &str) -> Vec<String> {
+    let out = docker(
+        env,
+        &["system", "df", "-v", "--format", "{{json .BuildCache}}"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    records
+        .iter()
+        .filter(|r| {
+            r["Description"]
+                .as_str()
+                .is_some_and(|d| d.contains(needle))
+        })
+        .filter_map(|r| r["ID"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// `--cache-to type=inline`, pushed; with the image and its build cache
+/// gone, `--cache-from` that image reuses its layers (steps CACHED).
+#[test]
+fn inline_cache_is_imported_from_the_registry() {
+    use base64::Engine;
+    let Some(env) = common::services() else {
+        return;
+    };
+    let registry = env["REGGIE_TEST_REGISTRY"].clone();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        env["REGGIE_TEST_REGISTRY_USER"], env["REGGIE_TEST_REGISTRY_PASSWORD"]
+    ));
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".docker")).unwrap();
+    std::fs::write(
+        home.path().join(".docker/config.json"),
+        serde_json::json!({ "auths": { registry.clone(): { "auth": auth } } }).to_string(),
+    )
+    .unwrap();
+    let n = nonce("cache");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM reggie-busybox:latest\nRUN echo {n} > /one\nRUN echo {n}-two > /two\n"),
+    )
+    .unwrap();
+    let image = format!(
+        "{registry}/bkout-cache:{}",
+        n.rsplit('-').next().unwrap_or("x")
+    );
+    let res = reggie(
+        &env,
+        dir.path(),
+        &[
+            "--network",
+            "none",
+            "--cache-to",
+            "type=inline",
+            "-t",
+            &image,
+            "--push",
+            "--json",
+            ".",
+        ],
+        home.path(),
+    );
+    ok(&res);
+    let rm = docker(&env, &["rmi", &image]);
+    assert!(rm.status.success(), "{}", text(&rm));
+    let ids = cache_records(&env, &n);
+    assert_eq!(ids.len(), 2, "the two RUN steps' cache records: {ids:?}");
+    for id in &ids {
+        let out = docker(
+            &env,
+            &["builder", "prune", "-f", "--filter", &format!("id={id}")],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert!(
+        cache_records(&env, &n).is_empty(),
+        "the build cache is pruned"
+    );
+
+    let res = reggie(
+        &env,
+        dir.path(),
+        &[
+            "--network",
+            "none",
+            "--cache-from",
+            &format!("type=registry,ref={image}"),
+            "-t",
+            "bkout-cache-from:x",
+            "--json",
+            ".",
+        ],
+        home.path(),
+    );
+    ok(&res);
+    let events = json_events(&res);
+    let cached: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "vertex" && e["status"] == "cached")
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    for step in [
+        format!("RUN echo {n} > /one"),
+        format!("RUN echo {n}-two > /two"),
+    ] {
+        assert!(
+            cached.iter().any(|c| c.ends_with(&step)),
+            "{step} not CACHED: {cached:?}\n{}",
+            text(&res)
+        );
+    }
+    let _ = docker(&env, &["rmi", "bkout-cache-from:x"]);
+}
+
+/// Whether a process on this machine has `needle` in its command line.
+fn process_running(needle: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|p| {
+        std::fs::read(p.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+    })
+}
+
+/// Waits (bounded) for `cond`; false when it never held.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..600 {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+/// Sends SIGINT once `ready` holds for a line of stdout (JSON events) or
+/// the polled state; returns the exit status and the output seen.
+fn interrupt_when(
+    mut cmd: Command,
+    mut ready: impl FnMut(&str) -> bool,
+) -> (std::process::ExitStatus, Vec<String>) {
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx2.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_millis(50))
+            .unwrap_or_default();
+        if !line.is_empty() {
+            seen.push(line.clone());
+        }
+        if ready(&line) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("ended ({status}) before the moment to interrupt: {seen:?}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready: {seen:?}"
+        );
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    while let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+        seen.push(l);
+    }
+    (status, seen)
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.contains("reggie-") {
+                out.push(name);
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Ctrl-C while the context travels, while a RUN step sleeps, and while
+/// the output comes back: exit 130, the step's process gone, nothing
+/// left running in the daemon, no temporary files.
+#[test]
+fn ctrl_c_during_transfer_build_and_export() {
+    let Some(env) = common::services() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let n = nonce("ctrlc");
+    let dir = tempfile::tempdir().unwrap();
+    // A big context: 64 files of 8 MiB.
+    std::fs::create_dir_all(dir.path().join("big")).unwrap();
+    for i in 0..64 {
+        std::fs::write(
+            dir.path().join(format!("big/{i:02}")),
+            vec![i as u8; 8 << 20],
+        )
+        .unwrap();
+    }
+    let out_dir = tempfile::tempdir().unwrap();
+    let dest = out_dir.path().join("dest");
+    let dest_arg = format!("type=local,dest={}", dest.display());
+    let containers_before = docker(&env, &["ps", "-aq", "--no-trunc"]).stdout;
+
+    // 1. Mid-transfer: the first upload progress that is not the end.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM scratch\nCOPY big /big\nCOPY Dockerfile /{n}\n"),
+    )
+    .unwrap();
+    let cmd = reggie_cmd(
+        &env,
+        dir.path(),
+        &["--json", "--no-cache", "-o", &dest_arg, "."],
+        home.path(),
+    );
+    let (status, seen) = interrupt_when(cmd, |l| {
+        serde_json::from_str::<serde_json::Value>(l).is_ok_and(|e| {
+            e["event"] == "upload" && e["done"] == false && e["bytes"].as_u64() > Some(0)
+        })
+    });
+    assert_eq!(status.code(), Some(130), "{seen:?}");
+    assert!(seen.iter().any(|l| l.contains("interrupted")), "{seen:?}");
+
+    // 2. Mid-build: a RUN step that sleeps.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM reggie-busybox:latest\nRUN sleep 300; echo {n}\n"),
+    )
+    .unwrap();
+    let cmd = reggie_cmd(
+        &env,
+        dir.path(),
+        &["--network", "none", "-o", &dest_arg, "."],
+        home.path(),
+    );
+    let (status, seen) = interrupt_when(cmd, |_| process_running(&n));
+    assert_eq!(status.code(), Some(130), "{seen:?}");
+    assert!(
+        eventually(|| !process_running(&n)),
+        "the RUN step still runs after SIGINT"
+    );
+
+    // 3. Mid-export: the output's first temporary file.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM scratch\nCOPY big /big\nCOPY Dockerfile /{n}\n"),
+    )
+    .unwrap();
+    let cmd = reggie_cmd(&env, dir.path(), &["-o", &dest_arg, "."], home.path());
+    let (status, seen) = interrupt_when(cmd, |_| !temp_files(&dest).is_empty());
+    assert_eq!(status.code(), Some(130), "{seen:?}");
+    assert!(
+        temp_files(&dest).is_empty(),
+        "temporary files left: {:?}",
+        temp_files(&dest)
+    );
+
+    // Nothing left in the daemon: no new container, and a build runs.
+    let containers_after = docker(&env, &["ps", "-aq", "--no-trunc"]).stdout;
+    let new: Vec<&str> = std::str::from_utf8(&containers_after)
+        .unwrap()
+        .lines()
+        .filter(|c| !String::from_utf8_lossy(&containers_before).contains(c))
+        .collect();
+    assert!(
+        new.iter().all(|c| {
+            let inspect = docker(&env, &["inspect", "--format", "{{.Config.Cmd}}", c]);
+            !String::from_utf8_lossy(&inspect.stdout).contains(&n)
+        }),
+        "a container of these builds is left: {new:?}"
+    );
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY Dockerfile /\n",
+    )
+    .unwrap();
+    ok(&reggie(
+        &env,
+        dir.path(),
+        &["-o", &dest_arg, "."],
+        home.path(),
+    ));
+    assert!(dest.join("Dockerfile").is_file());
+}
