@@ -106,3 +106,39 @@ fn secret_and_ssh_arguments_are_checked_before_the_daemon() {
             .stderr(predicate::str::contains("cannot reach the Docker daemon").not());
     }
 }
+
+#[test]
+fn output_and_cache_arguments_are_checked_before_the_daemon() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["-o", "type=local"],
+            "--output \"type=local\": type=local needs dest=PATH",
+        ),
+        (
+            &["-o", "type=local,\"dest=a\"b"],
+            "text after a closing quote",
+        ),
+        (
+            &["--cache-from", "type=registry"],
+            "type=registry needs ref=IMAGE",
+        ),
+        (
+            &["-o", "out", "--push"],
+            "--push and --output type=local cannot be used together",
+        ),
+        (&["-o", "-", "--json"], "--json writes its events"),
+    ];
+    for (args, message) in cases {
+        Command::cargo_bin("reggie-build")
+            .unwrap()
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .arg("image")
+            .arg(backend())
+            .args(["-t", "reggie-cli:x"])
+            .args(args)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(message))
+            .stderr(predicate::str::contains("cannot reach the Docker daemon").not());
+    }
+}

@@ -144,6 +144,14 @@ impl ImageArgs {
             .map(|s| CacheSpec::parse_to(s))
             .collect::<Result<Vec<_>, _>>()?;
         outputs::check_conflicts(&outs, self.push, self.skip_if_exists, self.json)?;
+        // As docker: a tar is not for the terminal.
+        if outs.iter().any(|o| o.dest() == Some("-"))
+            && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        {
+            return Err(OutputError::Conflict(
+                "--output -: stdout is a terminal; redirect it (`-o - > out.tar`) or give type=tar,dest=FILE".into(),
+            ));
+        }
         Ok((outs, from, to))
     }
 }

@@ -501,6 +501,22 @@ impl Drop for LocalReceiver {
                 let _ = rustix::fs::unlinkat(&fd, tmp.as_str(), AtFlags::empty());
             }
         }
+        // A transfer cut short still leaves its directories with their
+        // modes, not the 0700 they had while being filled.
+        for (path, mode, _) in std::mem::take(&mut self.dirs) {
+            let dir = self.open_dir(&path).and_then(|fd| {
+                rustix::fs::openat(
+                    &fd,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io_err(&self.dest))
+            });
+            if let Ok(dir) = dir {
+                let _ = rustix::fs::fchmod(&dir, Mode::from_raw_mode(unix_perm(mode)));
+            }
+        }
     }
 }
 
@@ -1047,14 +1063,24 @@ mod tests {
             let mut rx = LocalReceiver::new(t.path()).unwrap();
             feed(
                 &mut rx,
-                vec![stat("big", 0o644), end(), data(0, &[7u8; 1000])],
+                vec![
+                    stat("d", go_mode::DIR | 0o751),
+                    stat("d/big", 0o644),
+                    end(),
+                    data(1, &[7u8; 1000]),
+                ],
             )
             .unwrap();
             assert!(!rx.complete());
             assert_eq!(leftovers(t.path()).len(), 1);
         }
         assert!(leftovers(t.path()).is_empty());
-        assert!(!t.path().join("big").exists());
+        assert!(!t.path().join("d/big").exists());
+        let mode = std::fs::metadata(t.path().join("d"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o751, "the directory gets its mode anyway");
         // Data for a file never requested is a protocol error.
         let mut rx = LocalReceiver::new(t.path()).unwrap();
         assert!(matches!(
