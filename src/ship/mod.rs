@@ -11,7 +11,11 @@
 //! frontend read excludes, and requesting only the files that changed
 //! since its copy of the last transfer under the docker CLI's shared key.
 //! The same session answers registry credentials (private base images)
-//! and `--secret`/`--ssh` ([`secrets`]).
+//! and `--secret`/`--ssh` ([`secrets`]). With `--output` the result is
+//! not stored as an image: BuildKit sends its files back through the
+//! session's `FileSend` ([`filesend`]); [`outputs`] maps `--output`,
+//! `--cache-from`/`--cache-to` and `--platform` onto what the daemon's
+//! BuildKit can do, and names what it cannot.
 //!
 //! The classic builder (`version=1`) gets the context (minimal or whole)
 //! streamed as the body of `/build` ([`upload`]); it applies the root
