@@ -608,7 +608,8 @@ fn ctrl_c_during_transfer_build_and_export() {
     let home = tempfile::tempdir().unwrap();
     let n = nonce("ctrlc");
     let dir = tempfile::tempdir().unwrap();
-    // A big context: 64 files of 8 MiB.
+    // A big context, 64 files of 8 MiB: its transfer outlasts several
+    // progress ticks (500 ms) even on a fast machine.
     std::fs::create_dir_all(dir.path().join("big")).unwrap();
     for i in 0..64 {
         std::fs::write(

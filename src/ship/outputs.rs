@@ -350,6 +350,19 @@ impl CacheSpec {
     }
 }
 
+impl CacheSpec {
+    /// Sets what ECR needs on a registry export to ECR (see
+    /// [`CacheSpec::ecr_missing_attrs`]); returns the attributes it set,
+    /// for a warning that says so.
+    pub fn set_ecr_attrs(&mut self) -> Vec<&'static str> {
+        let missing = self.ecr_missing_attrs();
+        for k in &missing {
+            self.attrs.insert(k.to_string(), "true".into());
+        }
+        missing
+    }
+}
+
 /// The registry host of an image reference (`docker.io` when it names none).
 fn registry_host(reference: &str) -> &str {
     match reference.split_once('/') {
@@ -682,6 +695,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ecr.ecr_missing_attrs(), ["image-manifest"]);
+        let mut set = ecr.clone();
+        assert_eq!(set.set_ecr_attrs(), ["image-manifest"]);
+        assert!(set.ecr_missing_attrs().is_empty());
+        assert_eq!(set.attr("image-manifest"), Some("true"));
         let hub = CacheSpec::parse_to("type=registry,ref=me/app:cache").unwrap();
         assert!(hub.ecr_missing_attrs().is_empty());
     }
