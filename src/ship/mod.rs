@@ -24,9 +24,11 @@
 //! rebuild of unchanged inputs is fully cached and gives the same image.
 
 pub mod buildkit;
+pub mod control;
 pub mod daemon;
 pub mod endpoint;
 pub mod filesync;
+pub mod grpc_io;
 pub mod secrets;
 pub mod session;
 pub mod skip;
@@ -186,6 +188,8 @@ pub struct Built {
 pub enum ShipError {
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
     #[error("cannot read the build context: {0}")]
     Context(#[from] crate::context::tarball::TarError),
     #[error("cannot read the Dockerfile: {0}")]
@@ -626,47 +630,10 @@ async fn build_session(
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Built, ShipError> {
     let ctx = &spec.context;
-    let dockerfile = ctx.dockerfile();
     let dockerfile_name = session_dockerfile_name(ctx);
-    let dockerfile_dir = match dockerfile.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let counters = std::sync::Arc::new(filesync::Counters::default());
-    let dirs = [
-        (
-            "context".to_string(),
-            filesync::SyncDir {
-                root: ctx.root().to_path_buf(),
-                reset_owner: true,
-            },
-        ),
-        (
-            "dockerfile".to_string(),
-            filesync::SyncDir {
-                root: dockerfile_dir,
-                reset_owner: false,
-            },
-        ),
-    ]
-    .into();
-    let info = session::SessionInfo {
-        id: format!("reggie-build-{}", upload::random_hex(20)),
-        name: ctx
-            .root()
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "context".into()),
-        shared_key: session::shared_key(ctx.root()),
-    };
-    let services = session::Services {
-        dirs,
-        credentials: session::session_credentials(&spec.pull_credentials),
-        secrets: spec.secrets.clone(),
-        ssh: spec.ssh.clone(),
-        counters: counters.clone(),
-    };
+    let (info, services) =
+        session_parts(spec, session::session_credentials(&spec.pull_credentials));
+    let counters = services.counters.clone();
     let api = daemon.api_prefix();
     let session_err = |e: session::SessionError| ShipError::Api {
         what: "the BuildKit session".into(),
@@ -849,6 +816,55 @@ async fn build_session(
         uploaded_bytes: sent,
         steps: state.steps + state.buildkit.steps,
     })
+}
+
+/// The session of a BuildKit build: who it is (its shared key) and what it
+/// serves (the `context` and `dockerfile` directories, credentials,
+/// secrets, ssh agents), whichever way it reaches the engine.
+fn session_parts(
+    spec: &BuildSpec,
+    credentials: HashMap<String, (String, String)>,
+) -> (session::SessionInfo, session::Services) {
+    let ctx = &spec.context;
+    let dockerfile_dir = match ctx.dockerfile().parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let dirs = [
+        (
+            "context".to_string(),
+            filesync::SyncDir {
+                root: ctx.root().to_path_buf(),
+                reset_owner: true,
+            },
+        ),
+        (
+            "dockerfile".to_string(),
+            filesync::SyncDir {
+                root: dockerfile_dir,
+                reset_owner: false,
+            },
+        ),
+    ]
+    .into();
+    let info = session::SessionInfo {
+        id: format!("reggie-build-{}", upload::random_hex(20)),
+        name: ctx
+            .root()
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "context".into()),
+        shared_key: session::shared_key(ctx.root()),
+    };
+    let services = session::Services {
+        dirs,
+        credentials,
+        secrets: spec.secrets.clone(),
+        ssh: spec.ssh.clone(),
+        counters: std::sync::Arc::new(filesync::Counters::default()),
+    };
+    (info, services)
 }
 
 /// The Dockerfile's name in its own synced directory.
