@@ -64,15 +64,17 @@ impl Engine {
 pub enum ControlError {
     #[error("--buildkit-addr {addr:?}: {reason}")]
     Address { addr: String, reason: String },
-    #[error("cannot reach the BuildKit builder at {addr}: {reason}\n  Check that buildkitd listens there (`buildkitd --addr {addr}`), that this machine can reach it (firewall, port-forward), or fix --buildkit-addr / BUILDKIT_HOST")]
-    Unreachable { addr: String, reason: String },
-    #[error("the TLS connection to the BuildKit builder at {addr} failed: {reason}\n  Check that {ca} is the CA that signed the builder's certificate, that the certificate names the host you connect to (or pass --buildkit-server-name), and that {cert} and {key} are a client certificate signed by a CA the builder trusts (buildkitd --tlscacert)")]
+    #[error("cannot reach the BuildKit builder at {addr}: {reason}\n  {hint}")]
+    Unreachable {
+        addr: String,
+        reason: String,
+        hint: String,
+    },
+    #[error("the TLS connection to the BuildKit builder at {addr} failed: {reason}\n  {check}")]
     Tls {
         addr: String,
         reason: String,
-        ca: String,
-        cert: String,
-        key: String,
+        check: String,
     },
     #[error("the builder at {addr} is {engine}: {what}. It supports {supported}; {instead}")]
     Unsupported {
@@ -101,38 +103,51 @@ impl Remote {
     }
 
     fn tls_error(&self, reason: String) -> ControlError {
-        let file = |p: &Option<std::path::PathBuf>, flag: &str| {
-            p.as_ref()
-                .map_or_else(|| format!("(no {flag})"), |p| p.display().to_string())
+        let ca = match &self.tls.ca {
+            Some(ca) => format!("that {} is the CA that signed the builder's certificate and that the certificate names the host you connect to (else pass --buildkit-server-name)", ca.display()),
+            None => "--buildkit-ca (the CA that signed the builder's certificate)".into(),
+        };
+        let client = match (&self.tls.cert, &self.tls.key) {
+            (Some(cert), Some(key)) => format!(
+                "that {} and {} are a client certificate and key signed by a CA the builder trusts (buildkitd --tlscacert)",
+                cert.display(),
+                key.display()
+            ),
+            _ => "the client certificate: a builder that requires one (buildkitd --tlscacert) refuses a connection without it; pass --buildkit-cert and --buildkit-key".into(),
         };
         ControlError::Tls {
             addr: self.addr.to_string(),
             reason,
-            ca: file(&self.tls.ca, "--buildkit-ca"),
-            cert: file(&self.tls.cert, "--buildkit-cert"),
-            key: file(&self.tls.key, "--buildkit-key"),
+            check: format!("Check {ca}, and {client}"),
         }
     }
 
     /// A failed connection or call, with what to check: TLS when TLS is on
     /// and the failure looks like one, else reachability.
     fn connection_error(&self, reason: String) -> ControlError {
-        if self.tls.enabled() && looks_like_tls(&reason) {
+        // A server that refuses the client certificate closes the
+        // connection after a TLS 1.3 handshake the client saw succeed.
+        let closed = ["reset", "closed", "broken pipe", "eof"]
+            .iter()
+            .any(|w| reason.to_ascii_lowercase().contains(w));
+        if self.tls.enabled() && (looks_like_tls(&reason) || closed) {
             return self.tls_error(reason);
         }
-        ControlError::Unreachable {
-            addr: self.addr.to_string(),
-            reason,
+        let addr = self.addr.to_string();
+        let mut hint = format!("Check that buildkitd listens there (`buildkitd --addr {addr}`), that this machine can reach it (firewall, port-forward), or fix --buildkit-addr / BUILDKIT_HOST");
+        if !self.tls.enabled() && closed {
+            hint.push_str("; a builder that serves TLS closes plain connections: pass --buildkit-ca (and --buildkit-cert/--buildkit-key for mutual TLS)");
         }
+        ControlError::Unreachable { addr, reason, hint }
     }
 
     fn call_error(&self, what: &'static str, status: tonic::Status) -> ControlError {
         let message = status_message(&status);
         match status.code() {
+            // Errors of the connection carry their cause; the engine's
+            // own answers (a failed pull naming a "connection") do not.
             tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-                if status.message().contains("transport")
-                    || status.message().contains("connection")
-                    || looks_like_tls(&message) =>
+                if std::error::Error::source(&status).is_some() =>
             {
                 self.connection_error(message)
             }
@@ -162,17 +177,9 @@ fn status_message(status: &tonic::Status) -> String {
 
 fn looks_like_tls(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
-    [
-        "certificate",
-        "tls",
-        "handshake",
-        "alert",
-        "unknownissuer",
-        "connection reset",
-        "broken pipe",
-    ]
-    .iter()
-    .any(|w| r.contains(w))
+    ["certificate", "tls", "handshake", "alert", "unknownissuer"]
+        .iter()
+        .any(|w| r.contains(w))
 }
 
 /// The engine behind the workers `ListWorkers` returned. buildkitd labels

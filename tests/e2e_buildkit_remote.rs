@@ -1,0 +1,368 @@
+//! End-to-end tests of `image --buildkit-addr`: builds through BuildKit's
+//! Control API on a remote engine. No buildkitd can be installed here, so
+//! the engine is the services' daemon's embedded BuildKit, exposed by
+//! `tests/buildkit-relay.py` as a gRPC listener (plain, and mutual TLS),
+//! the real engine behind it; results are compared with
+//! `DOCKER_BUILDKIT=1 /usr/bin/docker build` on the same daemon.
+//!
+//! These fail when the relays are missing (`bash tests/services.sh`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+#[path = "common/build.rs"]
+mod build;
+mod common;
+use build::*;
+
+/// The services' environment and the value of `key` in it; a missing
+/// relay fails the test (unless skips are allowed: then `None`).
+fn relay(key: &str) -> Option<(BTreeMap<String, String>, String)> {
+    let env = common::services()?;
+    match env.get(key).cloned() {
+        Some(v) => Some((env, v)),
+        None => {
+            common::missing_prerequisite(
+                std::thread::current()
+                    .name()
+                    .unwrap_or("a remote-builder test"),
+                &format!(
+                    "{key} is not in the services' env file (the BuildKit relay is not running)"
+                ),
+                "Start it with `bash tests/services.sh` (tests/buildkit-relay.py).",
+            );
+            None
+        }
+    }
+}
+
+fn work() -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    (work, config)
+}
+
+fn failed_with(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure:\n{}", text(out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn remote_image_equals_docker_buildkit() {
+    let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
+        return;
+    };
+    let (work, config) = work();
+    let odd = work.path().join("odd");
+    odd_tree(&odd);
+    let copy_all = work.path().join("copy-all.Dockerfile");
+    std::fs::write(&copy_all, "FROM scratch\nCOPY . /app/\n").unwrap();
+    let copy_all = copy_all.to_str().unwrap().to_string();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let scratch = fixtures.join("image/scratch.Dockerfile");
+    let cases: Vec<(&str, PathBuf, String)> = vec![
+        (
+            "reggie backend paths (followpaths)",
+            fixtures.join("reggie"),
+            scratch.to_str().unwrap().to_string(),
+        ),
+        ("odd tree, COPY .", odd, copy_all),
+    ];
+    for (i, (case, ctx, dockerfile)) in cases.iter().enumerate() {
+        let ours = format!("bkctl-e2e-remote:ours-{i}");
+        let theirs = format!("bkctl-e2e-remote:docker-{i}");
+        let out = reggie(
+            &env,
+            ctx,
+            &config,
+            &["--buildkit-addr", &addr, "-f", dockerfile, "-t", &ours, "."],
+            &[],
+        );
+        ok(&out);
+        docker(
+            &env,
+            ctx,
+            true,
+            &["build", "-q", "-f", dockerfile, "-t", &theirs, "."],
+        );
+        let (a, b) = (image_fs(&env, &ours), image_fs(&env, &theirs));
+        assert!(a.len() > 2, "{case}: an empty image: {:?}", a.keys());
+        assert_same_fs(case, &a, &b);
+        assert!(
+            !a.keys().any(|k| k.contains("Dockerfile")),
+            "{case}: {:?}",
+            a.keys()
+        );
+    }
+}
+
+#[test]
+fn remote_rebuild_sends_only_what_changed() {
+    let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
+        return;
+    };
+    let (work, config) = work();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("src")).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /app/\n").unwrap();
+    std::fs::write(ctx.join("big.bin"), vec![7u8; 1_000_000]).unwrap();
+    std::fs::write(ctx.join("src/edit.py"), "print(1)\n").unwrap();
+    let tag = "bkctl-e2e-remote:incremental";
+    let build = || {
+        let out = reggie(
+            &env,
+            &ctx,
+            &config,
+            &[
+                "--buildkit-addr",
+                &addr,
+                "-t",
+                tag,
+                "--no-cache",
+                "--json",
+                ".",
+            ],
+            &[],
+        );
+        ok(&out);
+        out
+    };
+    let first = build();
+    assert!(bytes_sent(&first) >= 1_000_000, "{}", text(&first));
+    let second = build();
+    assert_eq!(bytes_sent(&second), 0, "{}", text(&second));
+    std::fs::write(ctx.join("src/edit.py"), "print(22)\n").unwrap();
+    let third = build();
+    assert_eq!(bytes_sent(&third), 10, "{}", text(&third));
+    let fs = image_fs(&env, tag);
+    assert_eq!(fs["app/src/edit.py"].7, b"print(22)\n");
+    assert_eq!(fs["app/big.bin"].7.len(), 1_000_000);
+    // --json names the image the engine exported, the one now tagged.
+    let result: serde_json::Value = String::from_utf8_lossy(&third.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v["event"] == "result")
+        .unwrap_or_else(|| panic!("no result event:\n{}", text(&third)));
+    let inspect = docker(
+        &env,
+        Path::new("/"),
+        false,
+        &["image", "inspect", "--format", "{{.Id}}", tag],
+    );
+    assert_eq!(
+        result["image_id"].as_str(),
+        Some(String::from_utf8_lossy(&inspect.stdout).trim()),
+        "{}",
+        text(&third)
+    );
+}
+
+/// A client certificate no CA of the builder signed: self-signed.
+fn stranger_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("stranger-cert.pem"), dir.join("stranger-key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=bkctl stranger", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-addext", "extendedKeyUsage=clientAuth"])
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl:\n{}", text(&out));
+    (cert, key)
+}
+
+#[test]
+fn remote_mtls_needs_the_right_client_certificate() {
+    let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TLS") else {
+        return;
+    };
+    let certs = PathBuf::from(&env["REGGIE_TEST_BUILDKIT_CERTS"]);
+    let (work, config) = work();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
+    std::fs::write(ctx.join("a.txt"), "over mTLS\n").unwrap();
+    let ca = certs.join("ca.pem");
+    let run = |cert: Option<(&Path, &Path)>| {
+        let mut args = vec![
+            "--buildkit-addr".to_string(),
+            addr.clone(),
+            "--buildkit-ca".into(),
+            ca.display().to_string(),
+            "-t".into(),
+            "bkctl-e2e-remote:mtls".into(),
+        ];
+        if let Some((c, k)) = cert {
+            args.extend([
+                "--buildkit-cert".into(),
+                c.display().to_string(),
+                "--buildkit-key".into(),
+                k.display().to_string(),
+            ]);
+        }
+        args.push(".".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        reggie(&env, &ctx, &config, &args, &[])
+    };
+    let out = run(Some((&certs.join("cert.pem"), &certs.join("key.pem"))));
+    ok(&out);
+    let fs = image_fs(&env, "bkctl-e2e-remote:mtls");
+    assert_eq!(fs["a.txt"].7, b"over mTLS\n");
+
+    let (cert, key) = stranger_cert(work.path());
+    let err = failed_with(&run(Some((&cert, &key))));
+    assert!(
+        err.contains(&format!(
+            "TLS connection to the BuildKit builder at {addr} failed"
+        )) && err.contains(&cert.display().to_string())
+            && err.contains("signed by a CA the builder trusts"),
+        "{err}"
+    );
+    let err = failed_with(&run(None));
+    assert!(
+        err.contains(&addr) && err.contains("pass --buildkit-cert and --buildkit-key"),
+        "{err}"
+    );
+    // Plain gRPC to a TLS listener: the hint names the TLS flags.
+    let out = reggie(&env, &ctx, &config, &["--buildkit-addr", &addr, "."], &[]);
+    let err = failed_with(&out);
+    assert!(
+        err.contains(&addr) && err.contains("--buildkit-ca"),
+        "{err}"
+    );
+}
+
+#[test]
+fn remote_unreachable_and_env_address() {
+    let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
+        return;
+    };
+    let (work, config) = work();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
+    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    // A port nobody listens on: bound, then released.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let err = failed_with(&reggie(
+        &env,
+        &ctx,
+        &config,
+        &["--buildkit-addr", &closed, "."],
+        &[],
+    ));
+    assert!(
+        err.contains(&format!("cannot reach the BuildKit builder at {closed}"))
+            && err.contains("Check that buildkitd listens there"),
+        "{err}"
+    );
+    // BUILDKIT_HOST chooses the builder; the flag wins over it.
+    let err = failed_with(&reggie(
+        &env,
+        &ctx,
+        &config,
+        &["."],
+        &[("BUILDKIT_HOST", &closed)],
+    ));
+    assert!(err.contains(&closed), "{err}");
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &["--buildkit-addr", &addr, "-t", "bkctl-e2e-remote:env", "."],
+        &[("BUILDKIT_HOST", &closed)],
+    );
+    ok(&out);
+    // The daemon's engine stores images in that daemon; it cannot push.
+    let err = failed_with(&reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            &addr,
+            "-t",
+            "127.0.0.1:9/bkctl:x",
+            "--push",
+            ".",
+        ],
+        &[],
+    ));
+    assert!(
+        err.contains(&addr) && err.contains("embedded BuildKit") && err.contains("moby"),
+        "{err}"
+    );
+}
+
+#[test]
+fn remote_secret_reaches_the_build_but_not_the_output() {
+    let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
+        return;
+    };
+    let (work, config) = work();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let value = "bkctl-REMOTE-s3cret-9b1e";
+    let secret_file = work.path().join("token");
+    std::fs::write(&secret_file, value).unwrap();
+    let sha: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(value.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM reggie-busybox:latest\n\
+             RUN --mount=type=secret,id=tok \
+             test \"$(sha256sum < /run/secrets/tok | cut -d' ' -f1)\" = {sha} && \
+             wc -c < /run/secrets/tok > /len && echo secret-arrived\n"
+        ),
+    )
+    .unwrap();
+    let tag = "bkctl-e2e-remote:secret";
+    let src = format!("id=tok,src={}", secret_file.display());
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            &addr,
+            "-t",
+            tag,
+            "--network",
+            "none",
+            "--no-cache",
+            "--secret",
+            &src,
+            "--json",
+            "-vv",
+            ".",
+        ],
+        &[],
+    );
+    ok(&out);
+    let all = text(&out);
+    assert!(all.contains("secret-arrived"), "{all}");
+    assert!(!all.contains(value), "{all}");
+    let fs = image_fs(&env, tag);
+    assert_eq!(fs["len"].7, format!("{}\n", value.len()).into_bytes());
+    assert!(
+        fs.values()
+            .all(|m| !String::from_utf8_lossy(&m.7).contains(value)),
+        "an image file holds the secret"
+    );
+    let history = docker(&env, Path::new("/"), false, &["history", "--no-trunc", tag]);
+    assert!(!text(&history).contains(value));
+}
