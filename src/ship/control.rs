@@ -447,6 +447,15 @@ pub async fn build(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_reported = 0u64;
     let mut drain_ticks = 0u32;
+    let sync_progress = || {
+        (
+            counters.stats.load(Ordering::Relaxed),
+            counters.files.load(Ordering::Relaxed),
+            counters.data_bytes.load(Ordering::Relaxed),
+        )
+    };
+    let mut last_sync = sync_progress();
+    let mut last_activity = tokio::time::Instant::now();
     loop {
         tokio::select! {
             opened = &mut status, if stream.is_none() && !status_done => match opened {
@@ -462,7 +471,10 @@ pub async fn build(
                     None => std::future::pending().await,
                 }
             }, if stream.is_some() && !status_done => match item {
-                Ok(Some(update)) => progress.handle(&update, on_event),
+                Ok(Some(update)) => {
+                    last_activity = tokio::time::Instant::now();
+                    progress.handle(&update, on_event);
+                }
                 Ok(None) | Err(_) => {
                     status_done = true;
                     if solved.is_some() {
@@ -491,6 +503,22 @@ pub async fn build(
                 if bytes != last_reported {
                     last_reported = bytes;
                     on_event(Event::Upload { bytes, done: false });
+                }
+                // As on the daemon path: silence is a stall unless the
+                // file sync moves or a RUN step runs.
+                let sync = sync_progress();
+                if sync != last_sync || progress.run_step_running() {
+                    last_sync = sync;
+                    last_activity = tokio::time::Instant::now();
+                } else if solved.is_none() && last_activity.elapsed() >= spec.idle_timeout {
+                    let (stats, files, bytes) = sync;
+                    return Err(ShipError::SessionStalled {
+                        what: "the builder sent no build progress and asked for no files",
+                        secs: last_activity.elapsed().as_secs(),
+                        stats,
+                        files,
+                        bytes,
+                    });
                 }
             }
         }

@@ -13,6 +13,10 @@
 //! The same session answers registry credentials (private base images)
 //! and `--secret`/`--ssh` ([`secrets`]).
 //!
+//! With `--buildkit-addr` the same session reaches a BuildKit engine
+//! through its Control API instead ([`control`] over [`grpc_io`]): a
+//! standalone buildkitd, or a daemon's embedded BuildKit.
+//!
 //! The classic builder (`version=1`) gets the context (minimal or whole)
 //! streamed as the body of `/build` ([`upload`]); it applies the root
 //! `.dockerignore` it finds in the upload again, which
