@@ -366,3 +366,181 @@ fn remote_secret_reaches_the_build_but_not_the_output() {
     let history = docker(&env, Path::new("/"), false, &["history", "--no-trunc", tag]);
     assert!(!text(&history).contains(value));
 }
+
+/// Build arguments, the target stage, labels, the platform and the
+/// network reach the engine as the docker CLI's frontend attributes.
+#[test]
+fn remote_build_args_target_labels_and_network() {
+    let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
+        return;
+    };
+    let (work, config) = work();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM reggie-busybox:latest AS base\n\
+         ARG GREETING=unset\n\
+         RUN echo \"$GREETING\" > /greeting\n\
+         FROM base AS other\n\
+         RUN echo other > /other\n\
+         FROM base AS picked\n\
+         RUN echo picked > /picked\n",
+    )
+    .unwrap();
+    let tag = "bkctl-e2e-remote:attrs";
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            &addr,
+            "-t",
+            tag,
+            "--target",
+            "base",
+            "--build-arg",
+            "GREETING=hello-remote",
+            "--label",
+            "dev.bkctl.test=yes",
+            "--platform",
+            "linux/amd64",
+            "--network",
+            "none",
+            "--no-cache",
+            ".",
+        ],
+        &[],
+    );
+    ok(&out);
+    let fs = image_fs(&env, tag);
+    assert_eq!(fs["greeting"].7, b"hello-remote\n");
+    assert!(!fs.contains_key("picked") && !fs.contains_key("other"));
+    let inspect = docker(&env, Path::new("/"), false, &["image", "inspect", tag]);
+    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(v[0]["Config"]["Labels"]["dev.bkctl.test"], "yes");
+    assert!(
+        v[0]["Config"]["Labels"]["dev.reggie-build.context-digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{v}"
+    );
+    assert_eq!(v[0]["Architecture"], "amd64");
+
+    // --target picked builds that stage; the daemon has no bridge network,
+    // so without --network the RUN step fails with the hint.
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            &addr,
+            "-t",
+            tag,
+            "--target",
+            "picked",
+            "--no-cache",
+            ".",
+        ],
+        &[],
+    );
+    let err = failed_with(&out);
+    assert!(err.contains("--network host or --network none"), "{err}");
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            &addr,
+            "-t",
+            tag,
+            "--target",
+            "picked",
+            "--network",
+            "host",
+            ".",
+        ],
+        &[],
+    );
+    ok(&out);
+    let fs = image_fs(&env, tag);
+    assert_eq!(fs["picked"].7, b"picked\n");
+    assert_eq!(fs["greeting"].7, b"unset\n");
+}
+
+/// Whether a process on this machine has `needle` in its command line
+/// (the engine runs RUN steps with runc).
+fn process_running(needle: &str) -> bool {
+    std::fs::read_dir("/proc").is_ok_and(|dir| {
+        dir.flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+    })
+}
+
+/// SIGINT during a RUN step on the remote builder: exit 130, and the
+/// engine cancels the build (the step's process goes away).
+#[test]
+fn remote_ctrl_c_cancels_the_build() {
+    let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
+        return;
+    };
+    let (work, config) = work();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let nonce = format!(
+        "bkctl-ctrlc-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM reggie-busybox:latest\nRUN sleep 60; echo {nonce}\n"),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
+        .current_dir(&ctx)
+        .args(["image", "--buildkit-addr", &addr, "--network", "none", "."])
+        .envs(&env)
+        .env("HOME", &config)
+        .env("DOCKER_CONFIG", &config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while !process_running(&nonce) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the build ended before its RUN step ran"
+        );
+        waited += 1;
+        assert!(waited < 600, "the RUN step never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: signals our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    for _ in 0..80 {
+        if !process_running(&nonce) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        !process_running(&nonce),
+        "the RUN step still runs after SIGINT"
+    );
+}
