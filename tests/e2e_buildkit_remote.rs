@@ -398,6 +398,8 @@ fn remote_build_args_target_labels_and_network() {
             &addr,
             "-t",
             tag,
+            "-t",
+            "bkctl-e2e-remote:attrs-second",
             "--target",
             "base",
             "--build-arg",
@@ -427,6 +429,15 @@ fn remote_build_args_target_labels_and_network() {
         "{v}"
     );
     assert_eq!(v[0]["Architecture"], "amd64");
+    // Every tag names the image (the moby exporter's name=A,B).
+    let second = docker(
+        &env,
+        Path::new("/"),
+        false,
+        &["image", "inspect", "bkctl-e2e-remote:attrs-second"],
+    );
+    let second: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(second[0]["Id"], v[0]["Id"]);
 
     // --target picked builds that stage; the daemon has no bridge network,
     // so without --network the RUN step fails with the hint.

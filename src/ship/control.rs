@@ -307,26 +307,6 @@ pub async fn build(
     push: bool,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<RemoteBuilt, ShipError> {
-    let ctx = spec.context.clone();
-    let survey = tokio::task::spawn_blocking({
-        let ctx = ctx.clone();
-        let tar = spec.tar.clone();
-        move || upload::survey(&ctx, &tar)
-    })
-    .await
-    .map_err(|e| ShipError::Api {
-        what: "surveying the context".into(),
-        message: e.to_string(),
-    })??;
-    let dockerfile_name = session_dockerfile_name(&ctx);
-    on_event(Event::Context {
-        digest: survey.digest.clone(),
-        entries: survey.entries,
-        content_bytes: survey.content_bytes,
-        dockerfile: dockerfile_name.clone(),
-        compression: "none",
-    });
-
     let channel = grpc_io::channel(&remote.addr, &remote.tls)
         .await
         .map_err(|e| remote.connection_error(super::daemon::describe(&e)))?;
@@ -359,6 +339,28 @@ pub async fn build(
             ),
         });
     }
+
+    // The context is surveyed once the builder answered: an unreachable
+    // one fails before a walk of the whole context.
+    let ctx = spec.context.clone();
+    let survey = tokio::task::spawn_blocking({
+        let ctx = ctx.clone();
+        let tar = spec.tar.clone();
+        move || upload::survey(&ctx, &tar)
+    })
+    .await
+    .map_err(|e| ShipError::Api {
+        what: "surveying the context".into(),
+        message: e.to_string(),
+    })??;
+    let dockerfile_name = session_dockerfile_name(&ctx);
+    on_event(Event::Context {
+        digest: survey.digest.clone(),
+        entries: survey.entries,
+        content_bytes: survey.content_bytes,
+        dockerfile: dockerfile_name.clone(),
+        compression: "none",
+    });
 
     // The build key's platform: --platform, or the engine's first.
     let platform = spec.platform.clone().unwrap_or_else(|| {
