@@ -555,3 +555,75 @@ fn remote_ctrl_c_cancels_the_build() {
         "the RUN step still runs after SIGINT"
     );
 }
+
+/// A base image in a registry that needs credentials: the remote engine
+/// asks the session's Auth service, which answers with docker config's;
+/// without them the pull is refused with the hint.
+#[test]
+fn remote_private_base_image_pulled_through_the_session() {
+    use base64::Engine;
+    let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
+        return;
+    };
+    let registry = env["REGGIE_TEST_REGISTRY"].clone();
+    let user = env["REGGIE_TEST_REGISTRY_USER"].clone();
+    let password = env["REGGIE_TEST_REGISTRY_PASSWORD"].clone();
+    let (work, config) = work();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        config.join("config.json"),
+        serde_json::json!({ "auths": { registry.clone(): { "auth": auth } } }).to_string(),
+    )
+    .unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let base = format!("{registry}/bkctl-e2e/private-base:v{nanos}");
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM reggie-busybox:latest\nCOPY marker /marker\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("marker"), "base\n").unwrap();
+    // Published through the daemon, then forgotten so that builds pull.
+    ok(&reggie(
+        &env,
+        &ctx,
+        &config,
+        &["-t", &base, "--push", "."],
+        &[],
+    ));
+    docker(&env, Path::new("/"), false, &["rmi", &base]);
+
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN cat /marker > /copied\n"),
+    )
+    .unwrap();
+    let tag = "bkctl-e2e-remote:private";
+    let args = [
+        "--buildkit-addr",
+        &addr,
+        "-t",
+        tag,
+        "--network",
+        "none",
+        "--no-cache",
+        ".",
+    ];
+    let anonymous = work.path().join("anonymous");
+    std::fs::create_dir_all(&anonymous).unwrap();
+    let err = failed_with(&reggie(&env, &ctx, &anonymous, &args, &[]));
+    assert!(
+        err.contains("a base image needs credentials: `docker login`"),
+        "{err}"
+    );
+    let out = reggie(&env, &ctx, &config, &args, &[]);
+    ok(&out);
+    assert!(!text(&out).contains(&password), "{}", text(&out));
+    let fs = image_fs(&env, tag);
+    assert_eq!(fs["copied"].7, b"base\n");
+}
