@@ -2,6 +2,7 @@
 """The Docker daemon's embedded BuildKit as a buildkitd-like gRPC listener.
 
     buildkit-relay.py PORT UNIX_SOCKET                 # plain h2c
+    buildkit-relay.py unix:PATH UNIX_SOCKET            # on a unix socket
     buildkit-relay.py PORT UNIX_SOCKET CERT KEY CA     # mutual TLS
     buildkit-relay.py --check PORT [CERT KEY CA]       # is it serving?
 
@@ -120,13 +121,18 @@ def main():
         ctx.load_verify_locations(ca)
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.set_alpn_protocols(["h2"])
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", int(port)))
+    if port.startswith("unix:"):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(port[len("unix:"):])
+    else:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", int(port)))
     listener.listen(64)
     while True:
         conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if conn.family == socket.AF_INET:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         threading.Thread(target=serve, args=(conn, ctx, unix_path), daemon=True).start()
 
 

@@ -627,3 +627,47 @@ fn remote_private_base_image_pulled_through_the_session() {
     let fs = image_fs(&env, tag);
     assert_eq!(fs["copied"].7, b"base\n");
 }
+
+/// `unix://PATH`: the relay on a socket of this test's own.
+#[test]
+fn remote_builds_over_a_unix_socket() {
+    let Some((env, _)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
+        return;
+    };
+    let daemon = env["DOCKER_HOST"]
+        .strip_prefix("unix://")
+        .expect("the services' daemon is on a unix socket")
+        .to_string();
+    let (work, config) = work();
+    let sock = work.path().join("buildkitd.sock");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/buildkit-relay.py");
+    let mut relay = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(format!("unix:{}", sock.display()))
+        .arg(&daemon)
+        .spawn()
+        .expect("run python3 tests/buildkit-relay.py");
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
+    std::fs::write(ctx.join("a.txt"), "over a unix socket\n").unwrap();
+    let addr = format!("unix://{}", sock.display());
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &["--buildkit-addr", &addr, "-t", "bkctl-e2e-remote:unix", "."],
+        &[],
+    );
+    let _ = relay.kill();
+    let _ = relay.wait();
+    ok(&out);
+    let fs = image_fs(&env, "bkctl-e2e-remote:unix");
+    assert_eq!(fs["a.txt"].7, b"over a unix socket\n");
+}
