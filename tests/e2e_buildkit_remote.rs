@@ -671,3 +671,52 @@ fn remote_builds_over_a_unix_socket() {
     let fs = image_fs(&env, "bkctl-e2e-remote:unix");
     assert_eq!(fs["a.txt"].7, b"over a unix socket\n");
 }
+
+/// Flags that cannot work are refused before anything runs (no service
+/// needed).
+#[test]
+fn remote_flags_refused_clearly() {
+    let (work, config) = work();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let env = BTreeMap::new();
+    for (args, says) in [
+        (
+            vec!["--buildkit-addr", "http://h:1", "."],
+            "--buildkit-addr \"http://h:1\": use tcp://HOST:PORT or unix://PATH",
+        ),
+        (
+            vec![
+                "--buildkit-addr",
+                "tcp://127.0.0.1:1",
+                "--skip-if-exists",
+                ".",
+            ],
+            "--skip-if-exists is not available with --buildkit-addr",
+        ),
+        (
+            vec![
+                "--buildkit-addr",
+                "tcp://127.0.0.1:1",
+                "--builder",
+                "classic",
+                ".",
+            ],
+            "--builder classic is not available with --buildkit-addr",
+        ),
+        (
+            vec![
+                "--buildkit-addr",
+                "tcp://127.0.0.1:1",
+                "--buildkit-cert",
+                "c.pem",
+                ".",
+            ],
+            "--buildkit-key",
+        ),
+    ] {
+        let err = failed_with(&reggie(&env, &ctx, &config, &args, &[]));
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
