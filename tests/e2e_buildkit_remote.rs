@@ -720,3 +720,48 @@ fn remote_flags_refused_clearly() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// A platform the builder does not list is built (a `FROM scratch` image
+/// needs no emulation) with a warning naming what it lists.
+#[test]
+fn remote_foreign_platform_warns() {
+    let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
+        return;
+    };
+    let (work, config) = work();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
+    std::fs::write(ctx.join("a.txt"), "riscv\n").unwrap();
+    let tag = "bkctl-e2e-remote:riscv64";
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            &addr,
+            "-t",
+            tag,
+            "--platform",
+            "linux/riscv64",
+            ".",
+        ],
+        &[],
+    );
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the builder at {addr} does not list linux/riscv64 among its platforms (linux/"
+        )),
+        "{stderr}"
+    );
+    let inspect = docker(
+        &env,
+        Path::new("/"),
+        false,
+        &["image", "inspect", "--format", "{{.Architecture}}", tag],
+    );
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), "riscv64");
+}

@@ -329,7 +329,7 @@ pub async fn build(
     .record;
     let engine = engine_of(&workers);
     tracing::info!(addr = %remote.addr, ?engine, workers = workers.len(), "BuildKit builder");
-    tracing::debug!(workers = ?workers.iter().map(|w| (&w.id, &w.labels)).collect::<Vec<_>>(), "workers");
+    tracing::debug!(workers = ?workers.iter().map(|w| (&w.id, &w.labels, &w.platforms)).collect::<Vec<_>>(), "workers");
     let exporter = choose_exporter(engine, &remote.addr, &spec.tags, push)?;
     if engine == Engine::Standalone && !push {
         on_event(Event::Warning {
@@ -362,6 +362,23 @@ pub async fn build(
         compression: "none",
     });
 
+    if let Some(want) = &spec.platform {
+        let offered: Vec<String> = workers
+            .iter()
+            .flat_map(|w| &w.platforms)
+            .map(|p| format!("{}/{}", p.os, p.architecture))
+            .collect();
+        let arch = super::platform_arch(want).unwrap_or_default();
+        if !offered.is_empty() && !offered.iter().any(|p| p.ends_with(&format!("/{arch}"))) {
+            on_event(Event::Warning {
+                message: format!(
+                    "the builder at {} does not list {want} among its platforms ({}): RUN steps need binfmt/QEMU emulation there, or fail with 'exec format error'",
+                    remote.addr,
+                    offered.join(", ")
+                ),
+            });
+        }
+    }
     // The build key's platform: --platform, or the engine's first.
     let platform = spec.platform.clone().unwrap_or_else(|| {
         workers
@@ -402,14 +419,8 @@ pub async fn build(
     })?
     .map_err(|s| remote.call_error("opening the session (Control.Session)", s))?;
     // Neither task may outlive the build, whatever way it ends.
-    struct Abort(tokio::task::JoinHandle<()>);
-    impl Drop for Abort {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let _pump = Abort(pump);
-    let _served = Abort(session::serve(io, services));
+    let _pump = session::AbortOnDrop(pump);
+    let _served = session::AbortOnDrop(session::serve(io, services));
 
     let build_ref = format!("reggie-build-{}", upload::random_hex(20));
     let mut entitlements = Vec::new();

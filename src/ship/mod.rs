@@ -658,13 +658,7 @@ async fn build_session(
     .map_err(|_| stalled("the daemon did not answer the session request (POST /session)"))?
     .map_err(session_err)?;
     // The session task must not outlive the build, whatever way it ends.
-    struct Abort(tokio::task::JoinHandle<()>);
-    impl Drop for Abort {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let _served = Abort(served);
+    let _served = session::AbortOnDrop(served);
 
     let options = bollard::query_parameters::BuildImageOptions {
         dockerfile: dockerfile_name,

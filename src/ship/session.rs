@@ -253,6 +253,16 @@ pub fn serve<T: Conn>(io: T, services: Services) -> tokio::task::JoinHandle<()> 
     })
 }
 
+/// Aborts a task when dropped: the session's tasks end with the build,
+/// whatever way it ends.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The `message` of a daemon's JSON error body.
 pub fn daemon_message(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
