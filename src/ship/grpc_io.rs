@@ -217,6 +217,9 @@ pub async fn channel(addr: &Addr, tls: &TlsOptions) -> io::Result<Channel> {
     // The URI only names the :authority of requests; the connector dials.
     tonic::transport::Endpoint::from_static("http://buildkitd")
         .connect_timeout(CONNECT_TIMEOUT)
+        // The session's file data shares this connection: windows grow
+        // with the bandwidth-delay product, as grpc-go's do.
+        .http2_adaptive_window(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
         .connect_with_connector(connector)
