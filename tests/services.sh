@@ -12,6 +12,9 @@
 #   * the daemon's socket on plain tcp (socat) and on tcp+TLS with client
 #     certificates checked (tests/tls-relay.py), relays to the unix socket; the CA,
 #     server and client certificates are made here with openssl,
+#   * the daemon's embedded BuildKit as a buildkitd-like gRPC listener,
+#     plain and with mutual TLS (tests/buildkit-relay.py: `POST /grpc`
+#     upgraded to h2c, then piped), for `image --buildkit-addr`,
 #   * a busybox base image, reggie-busybox:latest, imported from
 #     busybox-static (nothing is pulled from the network).
 #
@@ -74,6 +77,8 @@ stop_pidfile() {
 if [ "${1:-}" = stop ]; then
     stop_pidfile "$DIR/docker-tcp.pid"
     stop_pidfile "$DIR/docker-tls.pid"
+    stop_pidfile "$DIR/buildkit-tcp.pid"
+    stop_pidfile "$DIR/buildkit-tls.pid"
     stop_pidfile "$DIR/sshd.pid"
     stop_pidfile "$DIR/moto.pid"
     stop_pidfile "$DIR/registry.pid"
@@ -306,6 +311,36 @@ else
     wait_for docker-tls 20 tls_ok || die "the TLS relay did not start; see $DIR/docker-tls.log"
 fi
 
+# ---- the daemon's BuildKit as a remote builder --------------------------------
+# No buildkitd can be installed here: tests/buildkit-relay.py serves the
+# daemon's embedded BuildKit (its /grpc endpoint) on 127.0.0.1, plain and
+# with client certificates required, as `buildkitd --addr tcp://...` would.
+RELAY="$(dirname "${BASH_SOURCE[0]}")/buildkit-relay.py"
+relay_tls=("$TLS/server/cert.pem" "$TLS/server/key.pem" "$TLS/server/ca.pem")
+check_tls=("$TLS/client/cert.pem" "$TLS/client/key.pem" "$TLS/client/ca.pem")
+is_bk_relay() { grep -q buildkit-relay "/proc/$(cat "$1")/cmdline" 2>/dev/null; }
+for kind in tcp tls; do
+    port=
+    [ -s "$DIR/buildkit-$kind.port" ] && port=$(cat "$DIR/buildkit-$kind.port")
+    if [ "$kind" = tls ]; then serve_args=("${relay_tls[@]}") check_args=("${check_tls[@]}"); else serve_args=() check_args=(); fi
+    if [ -n "$port" ] && alive "$DIR/buildkit-$kind.pid" && is_bk_relay "$DIR/buildkit-$kind.pid" &&
+        python3 "$RELAY" --check "$port" "${check_args[@]}" 2>/dev/null; then
+        log "BuildKit relay already on $kind 127.0.0.1:$port"
+    else
+        stop_pidfile "$DIR/buildkit-$kind.pid"
+        port=$(free_port)
+        echo "$port" >"$DIR/buildkit-$kind.port"
+        log "relaying the daemon's BuildKit on $kind 127.0.0.1:$port"
+        setsid python3 "$RELAY" "$port" "$SOCK" "${serve_args[@]}" \
+            >"$DIR/buildkit-$kind.log" 2>&1 </dev/null &
+        echo $! >"$DIR/buildkit-$kind.pid"
+        wait_for "buildkit-$kind" 20 python3 "$RELAY" --check "$port" "${check_args[@]}" ||
+            die "the BuildKit $kind relay did not start; see $DIR/buildkit-$kind.log"
+    fi
+done
+buildkit_tcp_port=$(cat "$DIR/buildkit-tcp.port")
+buildkit_tls_port=$(cat "$DIR/buildkit-tls.port")
+
 # An sshd on 127.0.0.1 for ssh:// daemons: key login only, and sessions
 # get DOCKER_HOST so that `docker system dial-stdio` reaches the private
 # daemon. ssh_config holds everything a client needs (key, port, no
@@ -366,5 +401,9 @@ export REGGIE_TEST_DOCKER_TLS=tcp://127.0.0.1:$tls_port
 export REGGIE_TEST_DOCKER_CERTS=$TLS/client
 export REGGIE_TEST_DOCKER_WRONG_CERTS=$TLS/wrong
 export REGGIE_TEST_SSH_CONFIG=$SSHD/ssh_config
+export REGGIE_TEST_BUILDKIT_TCP=tcp://127.0.0.1:$buildkit_tcp_port
+export REGGIE_TEST_BUILDKIT_TLS=tcp://127.0.0.1:$buildkit_tls_port
+export REGGIE_TEST_BUILDKIT_CERTS=$TLS/client
+export REGGIE_TEST_BUILDKIT_WRONG_CERTS=$TLS/wrong
 EOF
 log "ready: . $DIR/env"

@@ -105,6 +105,29 @@ pub struct ImageArgs {
     /// or (with --push) under the first tag in the registry.
     #[arg(long)]
     pub skip_if_exists: bool,
+    /// Build on this BuildKit engine through its Control API instead of
+    /// the Docker daemon: a buildkitd (on Kubernetes, a hosted builder)
+    /// pushes the image itself (--push); a Docker daemon's embedded
+    /// BuildKit stores it in that daemon.
+    #[arg(
+        long,
+        env = "BUILDKIT_HOST",
+        value_name = "tcp://HOST:PORT|unix://PATH"
+    )]
+    pub buildkit_addr: Option<String>,
+    /// The CA that signed the builder's certificate (TLS to --buildkit-addr).
+    #[arg(long, value_name = "PATH", requires = "buildkit_addr")]
+    pub buildkit_ca: Option<std::path::PathBuf>,
+    /// The client certificate for mutual TLS with the builder.
+    #[arg(long, value_name = "PATH", requires_all = ["buildkit_addr", "buildkit_key"])]
+    pub buildkit_cert: Option<std::path::PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, value_name = "PATH", requires_all = ["buildkit_addr", "buildkit_cert"])]
+    pub buildkit_key: Option<std::path::PathBuf>,
+    /// The name the builder's certificate carries, when not the host of
+    /// --buildkit-addr.
+    #[arg(long, value_name = "NAME", requires = "buildkit_ca")]
+    pub buildkit_server_name: Option<String>,
     /// Fail when the daemon reads nothing of the upload for this many
     /// seconds (a stalled daemon or connection); progress is reported as
     /// stalled before that.

@@ -84,7 +84,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'\n  DOCKER_HOST=ssh://me@build-host reggie-build image . -f backend/Dockerfile -t app\n  reggie-build image . -f backend/Dockerfile -t app --secret id=npm,src=$HOME/.npmrc\n\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context.\n\nThe build runs in the reggie-build-image binary installed beside reggie-build (cargo install installs both)."
     )]
-    Image(image_args::ImageArgs),
+    Image(Box<image_args::ImageArgs>),
     /// Find the images the repository builds (Dockerfiles, docker compose
     /// files, SST configs) and optionally write them to reggie-build.toml.
     #[command(
@@ -184,7 +184,7 @@ pub fn run(image: ImageCommand) -> i32 {
         Command::Ls(args) => ls::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Context(args) => context_cmd::run(args),
-        Command::Image(args) => image(args),
+        Command::Image(args) => image(*args),
         Command::Analyze(args) => analyze::run(args),
         Command::Check(args) => check::run(args),
         Command::Discover(args) => discover::run(args),

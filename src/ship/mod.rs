@@ -17,6 +17,10 @@
 //! `--cache-from`/`--cache-to` and `--platform` onto what the daemon's
 //! BuildKit can do, and names what it cannot.
 //!
+//! With `--buildkit-addr` the same session reaches a BuildKit engine
+//! through its Control API instead ([`control`] over [`grpc_io`]): a
+//! standalone buildkitd, or a daemon's embedded BuildKit.
+//!
 //! The classic builder (`version=1`) gets the context (minimal or whole)
 //! streamed as the body of `/build` ([`upload`]); it applies the root
 //! `.dockerignore` it finds in the upload again, which
@@ -28,10 +32,12 @@
 //! rebuild of unchanged inputs is fully cached and gives the same image.
 
 pub mod buildkit;
+pub mod control;
 pub mod daemon;
 pub mod endpoint;
 pub mod filesend;
 pub mod filesync;
+pub mod grpc_io;
 pub mod outputs;
 pub mod secrets;
 pub mod session;
@@ -198,6 +204,8 @@ pub struct Built {
 pub enum ShipError {
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
     #[error("cannot read the build context: {0}")]
     Context(#[from] crate::context::tarball::TarError),
     #[error("cannot read the Dockerfile: {0}")]
@@ -675,13 +683,7 @@ async fn build_session(
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Built, ShipError> {
     let ctx = &spec.context;
-    let dockerfile = ctx.dockerfile();
     let dockerfile_name = session_dockerfile_name(ctx);
-    let dockerfile_dir = match dockerfile.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let counters = std::sync::Arc::new(filesync::Counters::default());
     let export_state = std::sync::Arc::new(filesend::ExportState::default());
     if plan.export.is_some() && !spec.tags.is_empty() {
         // As docker: the tags of a build that exports files go nowhere.
@@ -696,42 +698,13 @@ async fn build_session(
     if plan.inline_cache {
         build_args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
     }
-    let dirs = [
-        (
-            "context".to_string(),
-            filesync::SyncDir {
-                root: ctx.root().to_path_buf(),
-                reset_owner: true,
-            },
-        ),
-        (
-            "dockerfile".to_string(),
-            filesync::SyncDir {
-                root: dockerfile_dir,
-                reset_owner: false,
-            },
-        ),
-    ]
-    .into();
-    let info = session::SessionInfo {
-        id: format!("reggie-build-{}", upload::random_hex(20)),
-        name: ctx
-            .root()
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "context".into()),
-        shared_key: session::shared_key(ctx.root()),
-    };
-    let services = session::Services {
-        dirs,
-        credentials: session::session_credentials(&spec.pull_credentials),
-        secrets: spec.secrets.clone(),
-        ssh: spec.ssh.clone(),
-        counters: counters.clone(),
-        export: plan.export.clone(),
-        export_state: export_state.clone(),
-    };
+    let (info, services) = session_parts(
+        spec,
+        session::session_credentials(&spec.pull_credentials),
+        plan.export.clone(),
+        export_state.clone(),
+    );
+    let counters = services.counters.clone();
     let api = daemon.api_prefix();
     let session_err = |e: session::SessionError| ShipError::Api {
         what: "the BuildKit session".into(),
@@ -752,13 +725,7 @@ async fn build_session(
     .map_err(|_| stalled("the daemon did not answer the session request (POST /session)"))?
     .map_err(session_err)?;
     // The session task must not outlive the build, whatever way it ends.
-    struct Abort(tokio::task::JoinHandle<()>);
-    impl Drop for Abort {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let _served = Abort(served);
+    let _served = session::AbortOnDrop(served);
 
     let options = bollard::query_parameters::BuildImageOptions {
         dockerfile: dockerfile_name,
@@ -946,6 +913,59 @@ async fn build_session(
         uploaded_bytes: sent,
         steps: state.steps + state.buildkit.steps,
     })
+}
+
+/// The session of a BuildKit build: who it is (its shared key) and what it
+/// serves (the `context` and `dockerfile` directories, credentials,
+/// secrets, ssh agents), whichever way it reaches the engine.
+fn session_parts(
+    spec: &BuildSpec,
+    credentials: HashMap<String, (String, String)>,
+    export: Option<outputs::Export>,
+    export_state: std::sync::Arc<filesend::ExportState>,
+) -> (session::SessionInfo, session::Services) {
+    let ctx = &spec.context;
+    let dockerfile_dir = match ctx.dockerfile().parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let dirs = [
+        (
+            "context".to_string(),
+            filesync::SyncDir {
+                root: ctx.root().to_path_buf(),
+                reset_owner: true,
+            },
+        ),
+        (
+            "dockerfile".to_string(),
+            filesync::SyncDir {
+                root: dockerfile_dir,
+                reset_owner: false,
+            },
+        ),
+    ]
+    .into();
+    let info = session::SessionInfo {
+        id: format!("reggie-build-{}", upload::random_hex(20)),
+        name: ctx
+            .root()
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "context".into()),
+        shared_key: session::shared_key(ctx.root()),
+    };
+    let services = session::Services {
+        dirs,
+        credentials,
+        secrets: spec.secrets.clone(),
+        ssh: spec.ssh.clone(),
+        counters: std::sync::Arc::new(filesync::Counters::default()),
+        export,
+        export_state,
+    };
+    (info, services)
 }
 
 /// The Dockerfile's name in its own synced directory.

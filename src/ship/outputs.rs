@@ -593,6 +593,127 @@ pub fn plan_daemon(req: &Request<'_>, engine: &str) -> Result<DaemonPlan, Output
     Ok(plan)
 }
 
+/// What a solve through BuildKit's Control API (`--buildkit-addr`)
+/// exports and caches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemotePlan {
+    /// The exporter for a file output (`local`, `tar`, `oci`, `docker`)
+    /// with its attributes (`dest` stays on the client); `None`: the
+    /// image exporter the caller chooses from the tags.
+    pub exporter: Option<(String, BTreeMap<String, String>)>,
+    /// Where the files the exporter sends back through the session go.
+    pub export: Option<Export>,
+    /// Cache imports and exports, as the engine takes them.
+    pub cache_imports: Vec<CacheSpec>,
+    pub cache_exports: Vec<CacheSpec>,
+}
+
+const REMOTE_DAEMON_OUTPUTS: &str =
+    "the image into that daemon (the default), type=local,dest=DIR and type=tar,dest=FILE|-";
+const REMOTE_CACHE: &str =
+    "type=registry, inline, gha and s3 (a local cache directory would need the client's content store, which reggie-build does not serve)";
+
+/// Maps outputs and caches onto a Control-API solve on `engine` (its
+/// description; `daemon_engine`: a Docker daemon's embedded BuildKit,
+/// which has fewer exporters and exports only inline cache).
+pub fn plan_remote(
+    req: &Request<'_>,
+    daemon_engine: bool,
+    engine: &str,
+) -> Result<RemotePlan, OutputError> {
+    let mut plan = RemotePlan::default();
+    let outputs: Vec<&OutputSpec> = req
+        .outputs
+        .iter()
+        .filter(|o| !o.is_daemon_image())
+        .collect();
+    if outputs.len() > 1 || (outputs.len() == 1 && req.outputs.len() > 1) {
+        return Err(OutputError::Unsupported {
+            what: format!("{} outputs", req.outputs.len()),
+            engine: engine.to_string(),
+            cannot: "is given one result per build by reggie-build".into(),
+            supports: "one --output",
+            instead: "Give one --output and build again for another.".into(),
+        });
+    }
+    if let Some(out) = outputs.first() {
+        let file = |dest: &str| match dest {
+            "-" => Export::Stdout,
+            d => Export::File(PathBuf::from(d)),
+        };
+        let export = match (&out.kind, out.dest()) {
+            (OutputKind::Local, Some(dest)) => Export::Dir(PathBuf::from(dest)),
+            (OutputKind::Tar, Some(dest)) => file(dest),
+            (OutputKind::Oci | OutputKind::Docker, Some(dest)) if !daemon_engine => file(dest),
+            (kind, _) => {
+                let (supports, instead) = if daemon_engine {
+                    (
+                        REMOTE_DAEMON_OUTPUTS,
+                        "Build into that daemon and `docker save` it, or write the files with type=local or type=tar.",
+                    )
+                } else {
+                    (
+                        "type=local,dest=DIR, type=tar|oci|docker,dest=FILE|-, and pushed images (-t NAME --push)",
+                        "Push with -t NAME --push, or give the output a dest=.",
+                    )
+                };
+                return Err(OutputError::Unsupported {
+                    what: format!("--output type={}", kind.name()),
+                    engine: engine.to_string(),
+                    cannot: "cannot take this output from reggie-build".into(),
+                    supports,
+                    instead: instead.into(),
+                });
+            }
+        };
+        let attrs = out
+            .attrs
+            .iter()
+            .filter(|(k, _)| k.as_str() != "dest")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        plan.exporter = Some((out.kind.name().to_string(), attrs));
+        plan.export = Some(export);
+    }
+    for (flag, list, into) in [
+        ("--cache-from", req.cache_from, &mut plan.cache_imports),
+        ("--cache-to", req.cache_to, &mut plan.cache_exports),
+    ] {
+        for c in list {
+            let refused = match (c.kind.as_str(), flag == "--cache-to", daemon_engine) {
+                ("local", _, _) => Some("has no access to this machine's cache directories"),
+                ("inline", false, _) => {
+                    Some("reads inline cache from an image: give it as type=registry,ref=IMAGE")
+                }
+                ("registry", false, true) | ("inline", true, true) => None,
+                (_, false, true) => Some("imports only registry cache"),
+                (_, true, true) => Some("exports only inline cache"),
+                _ => None,
+            };
+            if let Some(cannot) = refused {
+                return Err(OutputError::Unsupported {
+                    what: format!("{flag} type={}", c.kind),
+                    engine: engine.to_string(),
+                    cannot: cannot.into(),
+                    supports: if daemon_engine {
+                        "--cache-from type=registry,ref=IMAGE and --cache-to type=inline"
+                    } else {
+                        REMOTE_CACHE
+                    },
+                    instead: "Use --cache-to type=inline (or type=registry,ref=IMAGE on a standalone buildkitd) and --cache-from type=registry,ref=IMAGE.".into(),
+                });
+            }
+            let mut c = c.clone();
+            if flag == "--cache-to" {
+                // ECR refuses BuildKit's default cache manifest list.
+                c.set_ecr_attrs();
+            }
+            into.push(c);
+        }
+    }
+    Ok(plan)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -852,5 +973,44 @@ mod tests {
         assert_eq!(p.cache_from, ["r/x:c"]);
         assert!(p.inline_cache);
         assert_eq!(p.platform.as_deref(), Some("linux/arm64"));
+    }
+
+    #[test]
+    fn remote_plan_per_engine() {
+        let out = |s: &str| OutputSpec::parse(s).unwrap();
+        let from = |s: &str| CacheSpec::parse_from(s).unwrap();
+        let to = |s: &str| CacheSpec::parse_to(s).unwrap();
+        let plan = |o: &[OutputSpec], f: &[CacheSpec], t: &[CacheSpec], daemon: bool| {
+            let req = Request {
+                outputs: o,
+                cache_from: f,
+                cache_to: t,
+                platforms: &[],
+            };
+            plan_remote(&req, daemon, "the engine")
+        };
+        // A file output: its exporter without the client's dest.
+        let p = plan(&[out("type=tar,dest=-")], &[], &[], true).unwrap();
+        assert_eq!(p.exporter, Some(("tar".to_string(), BTreeMap::new())));
+        assert_eq!(p.export, Some(Export::Stdout));
+        let p = plan(&[out("type=oci,dest=o.tar")], &[], &[], false).unwrap();
+        assert_eq!(p.export, Some(Export::File("o.tar".into())));
+        assert!(plan(&[out("type=oci,dest=o.tar")], &[], &[], true).is_err());
+        // Caches: a daemon engine imports registry and exports inline only.
+        let p = plan(&[], &[from("r.example/a:c")], &[to("type=inline")], true).unwrap();
+        assert_eq!(p.cache_imports[0].kind, "registry");
+        assert_eq!(p.cache_exports[0].kind, "inline");
+        let err = plan(&[], &[], &[to("type=registry,ref=r.example/a:c")], true).unwrap_err();
+        assert!(
+            err.to_string().contains("exports only inline cache"),
+            "{err}"
+        );
+        let err = plan(&[], &[from("type=local,src=d")], &[], false).unwrap_err();
+        assert!(err.to_string().contains("cache directories"), "{err}");
+        // ECR gets the attributes it needs from a standalone engine.
+        let ecr = "type=registry,ref=123456789012.dkr.ecr.us-east-1.amazonaws.com/a:c";
+        let p = plan(&[], &[], &[to(ecr)], false).unwrap();
+        assert_eq!(p.cache_exports[0].attr("image-manifest"), Some("true"));
+        assert_eq!(p.cache_exports[0].attr("oci-mediatypes"), Some("true"));
     }
 }

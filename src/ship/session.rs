@@ -155,6 +155,29 @@ pub struct SessionInfo {
     pub shared_key: String,
 }
 
+impl SessionInfo {
+    /// The headers that name the session and the methods it serves: HTTP
+    /// headers of `POST /session`, gRPC metadata of `Control.Session`
+    /// (where BuildKit reads them lower-cased). As the docker CLI, it
+    /// offers `FileSend` only when the build exports files.
+    pub fn headers(&self, exports_files: bool) -> Vec<(&'static str, String)> {
+        let mut h = vec![
+            ("X-Docker-Expose-Session-Uuid", self.id.clone()),
+            ("X-Docker-Expose-Session-Name", self.name.clone()),
+            ("X-Docker-Expose-Session-Sharedkey", self.shared_key.clone()),
+        ];
+        h.extend(
+            METHODS
+                .iter()
+                .map(|m| ("X-Docker-Expose-Session-Grpc-Method", m.to_string())),
+        );
+        if exports_files {
+            h.push(("X-Docker-Expose-Session-Grpc-Method", FILE_SEND.to_string()));
+        }
+        h
+    }
+}
+
 /// Opens the session and serves it until the daemon closes it (or the
 /// returned task is aborted).
 pub async fn start(
@@ -179,16 +202,9 @@ pub async fn start(
     let mut req = hyper::Request::post(format!("/{api}/session"))
         .header(hyper::header::HOST, "docker")
         .header(hyper::header::CONNECTION, "Upgrade")
-        .header(hyper::header::UPGRADE, "h2c")
-        .header("X-Docker-Expose-Session-Uuid", &info.id)
-        .header("X-Docker-Expose-Session-Name", &info.name)
-        .header("X-Docker-Expose-Session-Sharedkey", &info.shared_key);
-    for m in METHODS {
-        req = req.header("X-Docker-Expose-Session-Grpc-Method", *m);
-    }
-    // As the docker CLI: FileSend only when the build exports files.
-    if services.export.is_some() {
-        req = req.header("X-Docker-Expose-Session-Grpc-Method", FILE_SEND);
+        .header(hyper::header::UPGRADE, "h2c");
+    for (name, value) in info.headers(services.export.is_some()) {
+        req = req.header(name, value);
     }
     let req = req
         .body(http_body_util::Empty::<bytes::Bytes>::new())
@@ -213,8 +229,15 @@ pub async fn start(
     let upgraded = hyper::upgrade::on(resp)
         .await
         .map_err(|e| http_err(e.to_string()))?;
-    let io = Upgraded(TokioIo::new(upgraded));
+    Ok(serve(TokioIo::new(upgraded), services))
+}
 
+/// Serves the session's services on `io`, a connection on which the
+/// engine is the HTTP/2 client: the daemon's upgraded `/session`, or the
+/// bytes of a `Control.Session` stream ([`super::grpc_io`]). The task ends
+/// when the engine closes it (or is aborted).
+pub fn serve<T: Conn>(io: T, services: Services) -> tokio::task::JoinHandle<()> {
+    let io = Served(io);
     let router = tonic::transport::Server::builder()
         .add_service(HealthServer::new(HealthService))
         .add_service(
@@ -234,12 +257,22 @@ pub async fn start(
         .add_service(SshServer::new(SshService {
             agents: services.ssh,
         }));
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         let incoming = futures_util::stream::iter([Ok::<_, io::Error>(io)]);
         if let Err(e) = router.serve_with_incoming(incoming).await {
             tracing::debug!(error = %e, "the BuildKit session ended");
         }
-    }))
+    })
+}
+
+/// Aborts a task when dropped: the session's tasks end with the build,
+/// whatever way it ends.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The `message` of a daemon's JSON error body.
@@ -257,15 +290,15 @@ pub fn daemon_message(body: &[u8]) -> Option<String> {
         })
 }
 
-/// The upgraded connection, as tonic's server takes a connection.
-struct Upgraded(TokioIo<hyper::upgrade::Upgraded>);
+/// A session connection, as tonic's server takes a connection.
+struct Served<T>(T);
 
-impl tonic::transport::server::Connected for Upgraded {
+impl<T> tonic::transport::server::Connected for Served<T> {
     type ConnectInfo = ();
     fn connect_info(&self) {}
 }
 
-impl AsyncRead for Upgraded {
+impl<T: Conn> AsyncRead for Served<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -275,7 +308,7 @@ impl AsyncRead for Upgraded {
     }
 }
 
-impl AsyncWrite for Upgraded {
+impl<T: Conn> AsyncWrite for Served<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -285,6 +285,7 @@ async fn build_and_push(
     {
         bail!("--secret and --ssh need BuildKit: drop --builder classic");
     }
+    let remote = remote_builder(args)?;
     let ctx = args.context.spec().resolve()?;
     let plan = Plan::new(
         &ctx,
@@ -315,23 +316,25 @@ async fn build_and_push(
             .iter()
             .filter_map(|c| c.attr("ref").map(str::to_string)),
     );
-    let (pull_credentials, problems) = publish::pull_credentials(&base_images).await;
+    if remote.is_some() && args.push {
+        // A remote builder pushes itself, with the session's credentials.
+        base_images.extend(args.tags.iter().cloned());
+    }
+    let (mut pull_credentials, problems) = publish::pull_credentials(&base_images).await;
     for message in problems {
         on_event(Event::Warning { message });
     }
+    if let (Some(_), Some(c)) = (&remote, &credentials) {
+        for tag in &args.tags {
+            pull_credentials.insert(publish::parse_reference(tag).registry, c.clone());
+        }
+    }
 
-    let daemon = ship::connect().await?;
-    let compression = match args.compress {
-        CompressArg::None => Compression::None,
-        CompressArg::Gzip => Compression::Gzip,
-        CompressArg::Auto if daemon.local => Compression::None,
-        CompressArg::Auto => Compression::Gzip,
-    };
     let tar = TarOptions {
         clamp_mtime: reggie_build::context::tarball::source_date_epoch()?,
         ..TarOptions::default()
     };
-    let spec = BuildSpec {
+    let mut spec = BuildSpec {
         context: uploaded,
         tags: args.tags.clone(),
         build_args,
@@ -340,7 +343,6 @@ async fn build_and_push(
         labels: parse_labels(&args.labels)?,
         no_cache: args.no_cache,
         pull: args.pull,
-        compression,
         tar,
         network: args.network.clone(),
         pull_credentials,
@@ -350,6 +352,29 @@ async fn build_and_push(
         outputs,
         cache_from,
         cache_to,
+        compression: Compression::None,
+    };
+    if let Some(remote) = &remote {
+        let done = ship::control::build(remote, &spec, args.push, on_event).await?;
+        let pushed = match done.pushed {
+            true => args
+                .tags
+                .iter()
+                .map(|tag| publish::Pushed {
+                    tag: tag.clone(),
+                    digest: done.digest.clone(),
+                })
+                .collect(),
+            false => Vec::new(),
+        };
+        return Ok((done.built.image_id, pushed));
+    }
+    let daemon = ship::connect().await?;
+    spec.compression = match args.compress {
+        CompressArg::None => Compression::None,
+        CompressArg::Gzip => Compression::Gzip,
+        CompressArg::Auto if daemon.local => Compression::None,
+        CompressArg::Auto => Compression::Gzip,
     };
     let endpoint = args.registry_endpoint.clone().or_else(|| {
         std::env::var("REGGIE_REGISTRY_ENDPOINT")
@@ -373,6 +398,33 @@ async fn build_and_push(
         pushed = publish::push(&daemon, &args.tags, &options, on_event).await?;
     }
     Ok((built.image_id, pushed))
+}
+
+/// `--buildkit-addr` (or BUILDKIT_HOST): the builder to solve on instead
+/// of the daemon, and what it cannot be combined with.
+fn remote_builder(args: &ImageArgs) -> anyhow::Result<Option<ship::control::Remote>> {
+    let Some(addr) = args.buildkit_addr.as_deref().filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
+    let refuse = |what: &str| -> anyhow::Result<()> {
+        bail!("{what} is not available with --buildkit-addr {addr} (BUILDKIT_HOST): it needs the Docker daemon")
+    };
+    if matches!(args.context.builder, crate::cli::BuilderArg::Classic) {
+        refuse("--builder classic")?;
+    }
+    if args.skip_if_exists {
+        refuse("--skip-if-exists")?;
+    }
+    if args.registry_endpoint.is_some() || args.create_repo {
+        refuse("--registry-endpoint/--create-repo")?;
+    }
+    let tls = ship::grpc_io::TlsOptions {
+        ca: args.buildkit_ca.clone(),
+        cert: args.buildkit_cert.clone(),
+        key: args.buildkit_key.clone(),
+        server_name: args.buildkit_server_name.clone(),
+    };
+    Ok(Some(ship::control::Remote::new(addr, tls)?))
 }
 
 /// `--skip-if-exists`: an image with the build key in the daemon, else

@@ -1,0 +1,216 @@
+//! Helpers of the end-to-end build tests (`e2e_session.rs`,
+//! `e2e_buildkit_remote.rs`): running `reggie-build image` and the docker
+//! CLI against the services, and comparing the filesystems of images.
+//! Included with `#[path = "common/build.rs"] mod build;`.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `reggie-build image ARGS` with the services' daemon and
+/// `docker_config` as DOCKER_CONFIG (where the node id of the shared key
+/// lives).
+pub fn reggie(
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+    docker_config: &Path,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
+    cmd.current_dir(cwd).arg("image").args(args);
+    for var in [
+        "DOCKER_HOST",
+        "DOCKER_CONTEXT",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+        "SOURCE_DATE_EPOCH",
+        "RUST_LOG",
+        "BUILDKIT_HOST",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env)
+        .env("HOME", docker_config)
+        .env("DOCKER_CONFIG", docker_config)
+        .envs(extra_env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.output().expect("run reggie-build")
+}
+
+/// The docker CLI: `buildkit` runs the 20.10 CLI with DOCKER_BUILDKIT=1.
+pub fn docker(env: &BTreeMap<String, String>, cwd: &Path, buildkit: bool, args: &[&str]) -> Output {
+    let (bin, flag) = if buildkit {
+        ("/usr/bin/docker", "1")
+    } else {
+        ("docker", "0")
+    };
+    let config = tempfile::tempdir().unwrap();
+    let out = Command::new(bin)
+        .current_dir(cwd)
+        .args(args)
+        .envs(env)
+        .env("DOCKER_BUILDKIT", flag)
+        .env("DOCKER_CONFIG", config.path())
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed:\n{}",
+        text(&out)
+    );
+    out
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn ok(out: &Output) {
+    assert!(out.status.success(), "reggie-build failed:\n{}", text(out));
+}
+
+/// Path → (type, mode, uid, gid, link target, device, mtime, content).
+pub type Fs = BTreeMap<String, (u8, u32, u64, u64, String, (u32, u32), u64, Vec<u8>)>;
+
+/// An image's filesystem, from `docker create` + `docker export`.
+pub fn image_fs(env: &BTreeMap<String, String>, image: &str) -> Fs {
+    let root = Path::new("/");
+    let id = docker(env, root, false, &["create", image, "/nonexistent"]);
+    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let tar_path = dir.path().join("fs.tar");
+    docker(
+        env,
+        root,
+        false,
+        &["export", "-o", tar_path.to_str().unwrap(), &id],
+    );
+    docker(env, root, false, &["rm", &id]);
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
+    let mut fs = Fs::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        // The container's own mount points and marker, not the image's.
+        if [".dockerenv", "dev", "etc", "proc", "sys"]
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+        {
+            continue;
+        }
+        let h = entry.header().clone();
+        let link = entry
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let device = (
+            h.device_major().ok().flatten().unwrap_or(0),
+            h.device_minor().ok().flatten().unwrap_or(0),
+        );
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        fs.insert(
+            path.trim_end_matches('/').to_string(),
+            (
+                h.entry_type().as_byte(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                link,
+                device,
+                h.mtime().unwrap(),
+                content,
+            ),
+        );
+    }
+    fs
+}
+
+pub fn assert_same_fs(case: &str, ours: &Fs, theirs: &Fs) {
+    let a: Vec<&String> = ours.keys().collect();
+    let b: Vec<&String> = theirs.keys().collect();
+    assert_eq!(a, b, "{case}: the images hold different paths");
+    for (path, meta) in ours {
+        let other = &theirs[path];
+        assert_eq!(
+            (meta.0, meta.1, meta.2, meta.3, &meta.4, meta.5),
+            (other.0, other.1, other.2, other.3, &other.4, other.5),
+            "{case}: {path}: type/mode/owner/link/device differ"
+        );
+        // Directories get the time of the build (BuildKit 0.8 does not
+        // keep them), in both.
+        if meta.0 != b'5' {
+            assert_eq!(meta.6, other.6, "{case}: {path}: mtime differs");
+        }
+        assert!(meta.7 == other.7, "{case}: {path}: contents differ");
+    }
+}
+
+/// The bytes of file contents the build sent (its last `upload` event).
+pub fn bytes_sent(out: &Output) -> u64 {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "upload" && v["done"] == true)
+        .filter_map(|v| v["bytes"].as_u64())
+        .next_back()
+        .unwrap_or_else(|| panic!("no upload event:\n{}", text(out)))
+}
+
+/// A tree with what file sync must carry exactly: modes, empty and
+/// nested directories, symlinks (relative, absolute, dangling), hard
+/// links, a FIFO and a character device, odd names, and a .dockerignore
+/// with an exception.
+pub fn odd_tree(root: &Path) {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let w = |p: &str, data: &[u8], mode: u32| {
+        let path = root.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    w("a.txt", b"alpha\n", 0o644);
+    w("bin/run.sh", b"#!/bin/sh\necho hi\n", 0o755);
+    w("bin/suid", b"x", 0o4755);
+    w("deep/er/still/file with spaces.txt", b"spaces", 0o600);
+    w("deep/er/caf\u{e9}.md", "é".as_bytes(), 0o644);
+    w("node_modules/pkg/index.js", b"module.exports = 1\n", 0o644);
+    w("node_modules/keep/README.md", b"kept\n", 0o644);
+    w("big.bin", &vec![0x5a; 300_000], 0o644);
+    std::fs::create_dir_all(root.join("empty/dir")).unwrap();
+    std::fs::set_permissions(root.join("empty"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    symlink("a.txt", root.join("link-rel")).unwrap();
+    symlink("/etc/passwd", root.join("link-abs")).unwrap();
+    symlink("nowhere", root.join("deep/dangling")).unwrap();
+    std::fs::hard_link(root.join("a.txt"), root.join("deep/hard.txt")).unwrap();
+    rustix_mknod(&root.join("fifo"), libc::S_IFIFO | 0o644, 0);
+    rustix_mknod(
+        &root.join("null"),
+        libc::S_IFCHR | 0o666,
+        libc::makedev(1, 3),
+    );
+    std::fs::write(
+        root.join(".dockerignore"),
+        "node_modules\n!node_modules/keep\n*.log\n",
+    )
+    .unwrap();
+    w("x.log", b"ignored", 0o644);
+}
+
+pub fn rustix_mknod(path: &Path, mode: u32, dev: u64) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mknod reads nothing else.
+    let rc = unsafe { libc::mknod(c.as_ptr(), mode, dev as libc::dev_t) };
+    assert_eq!(rc, 0, "mknod {}", path.display());
+}
