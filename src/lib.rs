@@ -23,6 +23,7 @@
 
 pub mod affected;
 pub mod analyze;
+pub mod auth;
 pub mod build_digest;
 pub mod check;
 pub mod config;
