@@ -103,6 +103,8 @@ pub enum ImageError {
     PushWithoutTag,
     #[error("--secret and --ssh need BuildKit: drop --builder classic")]
     SecretsNeedBuildKit,
+    #[error("image `{image}`: {message}")]
+    Tags { image: String, message: String },
     #[error(transparent)]
     Context(#[from] ContextError),
     #[error(transparent)]

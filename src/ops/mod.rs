@@ -3,5 +3,7 @@
 //! here, and print the events and the outcome it returns.
 
 pub mod image;
+pub mod images;
 
 pub use image::{image, CompressionChoice, ImageError, ImageOptions, ImageOutcome};
+pub use images::images;

@@ -29,11 +29,11 @@ pub fn run(args: ImageArgs) -> anyhow::Result<i32> {
 }
 
 /// The exit code after SIGINT, as shells report it.
-const INTERRUPTED: i32 = 130;
+pub(crate) const INTERRUPTED: i32 = 130;
 
 /// Prints events as JSON (stdout), plain lines (stderr), or on a terminal
 /// plain lines above a live region ([`LiveView`]).
-struct Printer {
+pub(crate) struct Printer {
     json: bool,
     live: Option<std::sync::Mutex<LiveView>>,
 }
@@ -103,7 +103,7 @@ impl Printer {
     }
 
     /// The event as one plain line, if it makes one.
-    fn line(event: &Event) -> Option<String> {
+    pub(crate) fn line(event: &Event) -> Option<String> {
         let line = match event {
             Event::Context {
                 digest,
@@ -168,6 +168,9 @@ fn size(bytes: u64) -> String {
 }
 
 async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
+    if args.all || args.affected {
+        return crate::many::run(&args).await;
+    }
     let printer = Printer {
         json: args.json,
         live: (!args.json && std::io::stderr().is_terminal())
@@ -244,8 +247,9 @@ fn parse_labels(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 
 /// The library's options from the arguments; reads the password from
 /// stdin last, after every other argument is known to be good.
-fn options(args: &ImageArgs) -> anyhow::Result<ImageOptions> {
-    if args.push && args.tags.is_empty() {
+pub(crate) fn options(args: &ImageArgs) -> anyhow::Result<ImageOptions> {
+    let many = args.all || args.affected;
+    if args.push && args.tags.is_empty() && !many {
         bail!("--push needs at least one --tag");
     }
     if args.password_stdin && args.username.is_none() {
@@ -280,7 +284,9 @@ fn options(args: &ImageArgs) -> anyhow::Result<ImageOptions> {
     });
     opts.create_repo = args.create_repo;
     opts.skip_if_exists = args.skip_if_exists;
-    reggie_build::ops::image::check(&opts)?;
+    if !many {
+        reggie_build::ops::image::check(&opts)?;
+    }
     if let Some(user) = &args.username {
         let mut password = String::new();
         std::io::stdin()
