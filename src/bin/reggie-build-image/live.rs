@@ -290,4 +290,22 @@ mod tests {
         assert_eq!(v.clear(), "\r\x1b[2A\x1b[J");
         assert_eq!(v.clear(), "");
     }
+
+    #[test]
+    fn several_images_one_line_each() {
+        let mut v = MultiView::new(30, &["api".into(), "worker".into()]);
+        let first = v.render(&[], true).unwrap_or_default();
+        assert_eq!(first, "api     waiting\nworker  waiting\n");
+        v.status("worker", "step 2/3: COPY worker/ /app/ and more".into());
+        let second = v
+            .render(&["[api] image: sha256:1".into()], false)
+            .unwrap_or_default();
+        // Up over the two lines, the permanent line, then the region again
+        // (each line cut to the width).
+        assert_eq!(
+            second,
+            "\r\x1b[2A\x1b[J[api] image: sha256:1\napi     waiting\nworker  step 2/3: COPY worker\n"
+        );
+        assert_eq!(v.clear(), "\r\x1b[2A\x1b[J");
+    }
 }
