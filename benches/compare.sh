@@ -78,6 +78,8 @@ fi
 WORK=$(mktemp -d)
 cleanup() {
     rm -rf "$WORK"
+    # The monorepo rows' config and Dockerfiles (the fixture is reused).
+    if [ -n "${FIXTURE:-}" ]; then rm -rf "$FIXTURE/.bench" "$FIXTURE/reggie-build.toml"; fi
     if [ -n "${TMP_BENCH:-}" ]; then rm -rf "$TMP_BENCH"; fi
 }
 trap cleanup EXIT
@@ -264,6 +266,54 @@ MEM_CMDS+=("$ANALYZE")
 CHECK="$CHECK || [ \$? = 1 ]"
 alone '`check`' "$CHECK" '< 100 ms' 100
 
+# Monorepo rows: five images in reggie-build.toml (the three backend
+# Dockerfiles, apps/web and apps/admin), a real git history of the fixture
+# (its .git is a generated stand-in) kept apart in $WORK/history.git, and
+# a second commit that changes 20 files (10 in backend/app, 10 in
+# apps/web), made in the history only: the fixture stays as generated.
+mkdir -p .bench
+printf 'FROM scratch\nCOPY . /app/\n' >.bench/web.Dockerfile
+printf 'FROM scratch\nCOPY . /app/\n' >.bench/admin.Dockerfile
+image_toml() { printf '[[image]]\nname = "%s"\ndockerfile = "%s"\ncontext = "%s"\nrepository = "bench-all-%s"\ntags = ["bench"]\n\n' "$1" "$2" "$3" "$1"; }
+{
+    image_toml api backend/Dockerfile .
+    image_toml api-backend backend/Dockerfile.backend-context backend
+    image_toml api-scratch backend/Dockerfile.scratch .
+    image_toml web .bench/web.Dockerfile apps/web
+    image_toml admin .bench/admin.Dockerfile apps/admin
+} >reggie-build.toml
+{
+    image_toml api-scratch ../backend/Dockerfile.scratch ..
+    image_toml web web.Dockerfile ../apps/web
+    image_toml admin admin.Dockerfile ../apps/admin
+} >.bench/three.toml
+HISTORY="env GIT_DIR=$WORK/history.git GIT_WORK_TREE=$FIXTURE"
+hgit() { env GIT_DIR="$WORK/history.git" GIT_WORK_TREE="$FIXTURE" git -c user.name=bench -c user.email=bench@localhost "$@"; }
+if hgit init -q 2>"$WORK/stderr" && hgit add -A 2>>"$WORK/stderr" && hgit commit -qm base 2>>"$WORK/stderr"; then
+    changed=$( (hgit ls-files backend/app | grep '\.py$' | head -n 10; hgit ls-files apps/web | head -n 10) )
+    for f in $changed; do
+        blob=$( (cat "$f"; echo "# changed") | hgit hash-object -w --stdin)
+        mode=$(hgit ls-files -s -- "$f" | cut -d' ' -f1)
+        hgit update-index --cacheinfo "$mode,$blob,$f"
+    done
+    head=$(hgit commit-tree "$(hgit write-tree)" -p HEAD -m '20 files changed')
+    hgit update-ref HEAD "$head"
+    log "history: $(hgit rev-list --count HEAD) commits, $(hgit ls-files | wc -l) tracked files, $(echo "$changed" | wc -l) changed"
+    AFFECTED="$HISTORY \"\$RB\" affected --base HEAD~1 --head HEAD"
+    run_us "$AFFECTED" >/dev/null || true
+    alone '`affected` (5 images, 20 files changed)' "$AFFECTED" '< 100 ms warm' 100
+    MEM_CMDS+=("$AFFECTED")
+else
+    fail 'git history of the fixture for the affected row'
+    ROWS+=("| \`affected\` | FAILED | | | | < 100 ms warm | failed |")
+fi
+# `digest`: the second run (hash cache warm: no file read) against the
+# first (an empty cache), both from the page cache.
+DIGEST_WARM="XDG_CACHE_HOME=$WORK/cache-warm \"\$RB\" digest --image api"
+DIGEST_COLD="rm -rf $WORK/cache-cold && XDG_CACHE_HOME=$WORK/cache-cold \"\$RB\" digest --image api"
+run_us "$DIGEST_WARM" >/dev/null || true
+pair '`digest --image api`, second run' "$DIGEST_WARM" "$DIGEST_COLD" '<= 0.2x the first run' 0.2
+
 # `image` vs `docker build`, only with a reachable daemon. FROM scratch so
 # neither side pulls a base image and the figure is the context transfer
 # and layer writing.
@@ -286,6 +336,14 @@ else
         "docker build -q -f $WORK/minimal.Dockerfile -t bench:docker-min backend" \
         'no slower than `docker build`' 1.0
     MEM_CMDS+=("\"\$RB\" image . -f backend/Dockerfile.scratch -t bench:reggie")
+    # Three images of one config in one run, against three `image` runs
+    # one after the other (same images, tags and builder).
+    ALL3='"$RB" image --all --config .bench/three.toml --jobs 3'
+    SEQ3='"$RB" image . -f backend/Dockerfile.scratch -t bench-all-api-scratch:bench && "$RB" image apps/web -f .bench/web.Dockerfile -t bench-all-web:bench && "$RB" image apps/admin -f .bench/admin.Dockerfile -t bench-all-admin:bench'
+    run_us "$ALL3" >/dev/null || true
+    pair '`image --all` (3 images, no change)' "$ALL3" "$SEQ3" '<= 0.6x three `image` runs' 0.6
+    WEB_TOUCH='echo "$RANDOM$RANDOM" >apps/web/bench-touch.txt &&'
+    pair '`image --all` (3 images, one changed)' "$WEB_TOUCH $ALL3" "$WEB_TOUCH $SEQ3" '<= 0.6x three `image` runs' 0.6
     # BuildKit as the docker CLI drives it (sessions, file sync): the 20.10
     # CLI at /usr/bin/docker with DOCKER_BUILDKIT=1. Both sides keep the
     # daemon's copy of their last transfer (the same shared key), so every

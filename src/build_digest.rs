@@ -7,13 +7,14 @@
 //! [`crate::context::digest`] hashes them: no mtimes, owners or inode
 //! numbers), the Dockerfile's bytes, every build argument, the target and
 //! the platform. Two clones of the same commit hash the same; a file the
-//! build cannot read changes nothing.
+//! build cannot read changes nothing. A second run reads only the files
+//! that changed (the context survey's hash cache).
 
 use sha2::{Digest as _, Sha256};
 
 use crate::check::Target;
-use crate::context::digest::DigestSink;
-use crate::context::tarball::{write_context, TarError, TarOptions};
+use crate::context::survey::survey;
+use crate::context::tarball::{TarError, TarOptions};
 use crate::context::ContextError;
 use crate::plan::{Plan, PlanError};
 
@@ -52,9 +53,9 @@ pub fn build_digest(target: &Target) -> Result<BuildDigest, BuildDigestError> {
     let ctx = target.spec.resolve()?;
     let plan = Plan::new(&ctx, &target.plan)?;
     let minimal = plan.apply(&ctx, true)?;
-    let mut sink = DigestSink::new();
-    let stats = write_context(&minimal, std::io::sink(), &TarOptions::default(), &mut sink)?;
-    let context = sink.finish();
+    // Files unchanged since the last run are not read (the hash cache).
+    let survey = survey(&minimal, &TarOptions::default())?;
+    let context = survey.digest;
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_be_bytes());
@@ -74,8 +75,8 @@ pub fn build_digest(target: &Target) -> Result<BuildDigest, BuildDigestError> {
     Ok(BuildDigest {
         digest,
         context,
-        entries: stats.entries,
-        bytes: stats.content_bytes,
+        entries: survey.entries,
+        bytes: survey.content_bytes,
     })
 }
 

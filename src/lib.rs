@@ -14,12 +14,16 @@
 //!    streamed as the request body.
 //! 5. [`publish`]: push it (ECR tokens, docker config credentials).
 //!
+//! [`ops`] has one entry point per command that runs several stages
+//! ([`ops::image`]: plan, build, push).
+//!
 //! [`discover`] finds the images a repo builds (Dockerfiles, compose, SST);
 //! [`affected`] says which of them a git change affects, and from which
 //! step their build cache is busted.
 
 pub mod affected;
 pub mod analyze;
+pub mod auth;
 pub mod build_digest;
 pub mod check;
 pub mod config;
@@ -28,6 +32,7 @@ pub mod discover;
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ops;
 pub mod plan;
 pub mod publish;
 pub mod ship;

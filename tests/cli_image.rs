@@ -142,3 +142,34 @@ fn output_and_cache_arguments_are_checked_before_the_daemon() {
             .stderr(predicate::str::contains("cannot reach the Docker daemon").not());
     }
 }
+
+#[test]
+fn image_all_takes_its_images_and_tags_from_the_config() {
+    // Tags and Dockerfiles come from reggie-build.toml: -t and -f are
+    // refused with --all; without a config it says how to make one.
+    for extra in [["-t", "x:1"], ["-f", "Dockerfile"]] {
+        Command::cargo_bin("reggie-build")
+            .unwrap()
+            .args(["image", "--all"])
+            .args(extra)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("cannot be used with"));
+    }
+    Command::cargo_bin("reggie-build")
+        .unwrap()
+        .args(["image", "--base", "main"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--affected"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    Command::cargo_bin("reggie-build")
+        .unwrap()
+        .current_dir(dir.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["image", "--all"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("reggie-build discover --write"));
+}

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
 use reggie_build::context::digest::DigestSink;
-use reggie_build::context::tarball::{write_context, EntrySink, SkipFile, TarOptions};
+use reggie_build::context::tarball::{write_context, EntrySink, Gzip, SkipFile, TarOptions};
 
 use super::output::print_stdout;
 use super::ContextArgs;
@@ -69,9 +69,8 @@ pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
                 write_context(&ctx, out, &options, sink)?;
             }
             Compress::Gzip => {
-                let level = flate2::Compression::new(args.level);
                 let out = BufWriter::with_capacity(64 * 1024, out);
-                let mut gz = ParallelGzip::new(out, level);
+                let mut gz = Gzip::new(out, args.level);
                 let written = write_context(&ctx, &mut gz, &options, sink);
                 // The compressor's own error (a full disk, a closed stdout)
                 // comes first: the archive writer only saw it stop.
@@ -97,77 +96,6 @@ pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
-}
-
-/// Gzip on a second thread: the walk and file reads run on this one while
-/// the other compresses, as `tar | gzip` does with two processes.
-struct ParallelGzip {
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    buf: Vec<u8>,
-    worker: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-}
-
-const GZIP_CHUNK: usize = 256 * 1024;
-
-impl ParallelGzip {
-    fn new<W: Write + Send + 'static>(out: W, level: flate2::Compression) -> ParallelGzip {
-        // A few chunks in flight keep both threads busy; memory stays flat.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let worker = std::thread::spawn(move || -> std::io::Result<()> {
-            let mut gz = flate2::write::GzEncoder::new(out, level);
-            for chunk in rx {
-                gz.write_all(&chunk)?;
-            }
-            gz.finish()?.flush()
-        });
-        ParallelGzip {
-            tx: Some(tx),
-            buf: Vec::with_capacity(GZIP_CHUNK),
-            worker: Some(worker),
-        }
-    }
-
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(GZIP_CHUNK));
-        let sent = self.tx.as_ref().map(|tx| tx.send(chunk));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            // The compressor stopped: its own error is reported by finish.
-            // Not a broken pipe, which would pass for a closed stdout.
-            _ => Err(std::io::Error::other("the compressor stopped")),
-        }
-    }
-
-    /// Flushes, waits for the compressor and returns its error, if any.
-    fn finish(mut self) -> std::io::Result<()> {
-        let sent = self.send();
-        self.tx = None;
-        let worker = self.worker.take();
-        let joined = match worker {
-            Some(w) => w
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the compressor panicked"))),
-            None => Ok(()),
-        };
-        joined.and(sent)
-    }
-}
-
-impl Write for ParallelGzip {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= GZIP_CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Where the archive goes. A regular file is written under a temporary

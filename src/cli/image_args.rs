@@ -139,6 +139,39 @@ pub struct ImageArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub idle_timeout: u64,
+    /// Build every image of reggie-build.toml (tags from its templates).
+    #[arg(long, conflicts_with_all = ["affected", "tags", "file"])]
+    pub all: bool,
+    /// Build the images of reggie-build.toml that a git change affects
+    /// (as `reggie-build affected` decides), tags from its templates.
+    #[arg(long, conflicts_with_all = ["tags", "file"])]
+    pub affected: bool,
+    /// With --affected: the revision to compare with (default HEAD~1).
+    #[arg(long, value_name = "REF", requires = "affected")]
+    pub base: Option<String>,
+    /// With --affected: the revision to check (default HEAD).
+    #[arg(
+        long,
+        value_name = "REF",
+        requires = "affected",
+        conflicts_with = "worktree"
+    )]
+    pub head: Option<String>,
+    /// With --affected: check the work tree as it is instead of --head.
+    #[arg(long, requires = "affected")]
+    pub worktree: bool,
+    /// With --all or --affected: the config file (default:
+    /// reggie-build.toml here or above, up to the repository root).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// With --all or --affected: images built at the same time.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u64).range(1..=64)
+    )]
+    pub jobs: u64,
 }
 
 /// `--output`, `--cache-from` and `--cache-to`, parsed.

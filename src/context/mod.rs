@@ -18,6 +18,7 @@ pub mod digest;
 pub mod fold;
 pub mod hash_cache;
 pub mod ignore;
+pub mod survey;
 pub mod tarball;
 pub mod walk;
 

@@ -136,6 +136,29 @@ pub fn write_context<W: Write>(
     options: &TarOptions,
     sink: &mut dyn EntrySink,
 ) -> Result<TarStats, TarError> {
+    write_context_with_extra(ctx, out, options, sink, &[])
+}
+
+/// A file appended after the context's own entries (the Dockerfile and
+/// `.dockerignore` the classic builder's upload adds), owned by root.
+#[derive(Debug, Clone)]
+pub struct ExtraEntry {
+    pub name: String,
+    pub mode: u32,
+    pub content: Vec<u8>,
+}
+
+/// [`write_context`], then `extra` before the end of the archive, with the
+/// same header writer. Appended entries carry the current time (clamped
+/// as the context's mtimes are), as the docker CLI's do; `sink` sees only
+/// the context's entries, so the context digest does not change.
+pub fn write_context_with_extra<W: Write>(
+    ctx: &Context,
+    out: W,
+    options: &TarOptions,
+    sink: &mut dyn EntrySink,
+    extra: &[ExtraEntry],
+) -> Result<TarStats, TarError> {
     let mut writer = TarWriter::new(out);
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     ctx.walk::<TarError, _>(|entry| {
@@ -148,7 +171,101 @@ pub fn write_context<W: Write>(
         }
         writer.append(entry, options, &mut links, sink)
     })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mtime = options.clamp_mtime.map_or(now, |c| now.min(c.max(0)));
+    for e in extra {
+        writer.write_header(&HeaderFields {
+            name: e.name.as_bytes().to_vec(),
+            mode: e.mode,
+            size: e.content.len() as u64,
+            mtime,
+            typeflag: b'0',
+            link: Vec::new(),
+            dev: None,
+        })?;
+        writer.write(&e.content)?;
+        let pad = (BLOCK - e.content.len() % BLOCK) % BLOCK;
+        writer.write(&[0u8; BLOCK][..pad])?;
+        writer.stats.entries += 1;
+        writer.stats.content_bytes += e.content.len() as u64;
+    }
     writer.finish()
+}
+
+/// Gzip on a second thread: the walk and file reads run on the caller's
+/// while the other compresses, as `tar | gzip` does with two processes.
+/// The one gzip path, for `context -o` and the classic builder's upload.
+pub struct Gzip {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    worker: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+const GZIP_CHUNK: usize = 256 * 1024;
+
+impl Gzip {
+    /// Compresses into `out` at `level` (1 fastest .. 9 smallest).
+    pub fn new<W: Write + Send + 'static>(out: W, level: u32) -> Gzip {
+        // A few chunks in flight keep both threads busy; memory stays flat.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let worker = std::thread::spawn(move || -> io::Result<()> {
+            let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::new(level));
+            for chunk in rx {
+                gz.write_all(&chunk)?;
+            }
+            gz.finish()?.flush()
+        });
+        Gzip {
+            tx: Some(tx),
+            buf: Vec::with_capacity(GZIP_CHUNK),
+            worker: Some(worker),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(GZIP_CHUNK));
+        let sent = self.tx.as_ref().map(|tx| tx.send(chunk));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The compressor stopped: its own error is reported by finish.
+            // Not a broken pipe, which would pass for a closed output.
+            _ => Err(io::Error::other("the compressor stopped")),
+        }
+    }
+
+    /// Flushes, waits for the compressor and returns its error (the
+    /// output's, such as a closed pipe) first, if any.
+    pub fn finish(mut self) -> io::Result<()> {
+        let sent = self.send();
+        self.tx = None;
+        let worker = self.worker.take();
+        let joined = match worker {
+            Some(w) => w
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the compressor panicked"))),
+            None => Ok(()),
+        };
+        joined.and(sent)
+    }
+}
+
+impl Write for Gzip {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= GZIP_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        // Chunks go out as they fill; finish sends the rest.
+        Ok(())
+    }
 }
 
 /// Walks the context as [`write_context`] does, writing no archive, and

@@ -8,7 +8,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use super::auth::Credentials;
+use crate::auth::Credentials;
 
 /// An ECR registry host.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,8 @@
-//! Pushing built images: credentials (ECR, docker config, explicit) and
-//! the daemon's `/images/{name}/push`.
+//! Pushing built images: credentials (ECR tokens here; docker config and
+//! explicit ones from [`crate::auth`]) and the daemon's
+//! `/images/{name}/push`. Builds come from [`crate::ship`]; nothing there
+//! depends on this module.
 
-pub mod auth;
 pub mod ecr;
 pub mod registry;
 pub mod reuse;
@@ -12,7 +13,8 @@ use futures_util::StreamExt;
 
 use crate::ship::{daemon, split_tag, Daemon, Event};
 
-pub use auth::Credentials;
+use crate::auth;
+pub use crate::auth::Credentials;
 
 /// How to push.
 #[derive(Debug, Clone, Default)]

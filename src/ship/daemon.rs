@@ -6,7 +6,7 @@ use std::time::Duration;
 use bollard::Docker;
 
 use super::endpoint::{self, Endpoint};
-use crate::publish::auth::urlsafe_registry_headers;
+use crate::auth::urlsafe_registry_headers;
 
 /// How long a quick call (ping, version, tag, inspect) may take.
 const QUICK: Duration = Duration::from_secs(30);

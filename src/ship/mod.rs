@@ -78,7 +78,7 @@ pub struct BuildSpec {
     pub network: Option<String>,
     /// Credentials the daemon may use to pull base images, by registry
     /// (`docker.io`, `host:port`).
-    pub pull_credentials: BTreeMap<String, crate::publish::Credentials>,
+    pub pull_credentials: BTreeMap<String, crate::auth::Credentials>,
     /// Build secrets by id (`--secret`), served to BuildKit's session.
     pub secrets: session::SecretValues,
     /// ssh agent sockets by id (`--ssh`), forwarded through the session.
@@ -99,7 +99,7 @@ pub struct BuildSpec {
 /// `registry-1.docker.io`), the classic builder reads `X-Registry-Config`
 /// keyed like docker's config (Docker Hub's is its v1 index URL).
 fn registry_config(
-    creds: &BTreeMap<String, crate::publish::Credentials>,
+    creds: &BTreeMap<String, crate::auth::Credentials>,
     builder: Builder,
 ) -> Option<HashMap<String, bollard::auth::DockerCredentials>> {
     if creds.is_empty() {
@@ -1151,12 +1151,12 @@ mod tests {
 
     #[test]
     fn registry_config_keys_per_builder() {
-        let creds: BTreeMap<String, crate::publish::Credentials> = ["docker.io", "127.0.0.1:5000"]
+        let creds: BTreeMap<String, crate::auth::Credentials> = ["docker.io", "127.0.0.1:5000"]
             .into_iter()
             .map(|r| {
                 (
                     r.to_string(),
-                    crate::publish::Credentials {
+                    crate::auth::Credentials {
                         username: "u".into(),
                         secret: "p".into(),
                         source: "test".into(),

@@ -534,7 +534,7 @@ impl Secrets for SecretsService {
 
 /// Credentials as the session's Auth service answers them.
 pub fn session_credentials(
-    creds: &BTreeMap<String, crate::publish::Credentials>,
+    creds: &BTreeMap<String, crate::auth::Credentials>,
 ) -> HashMap<String, (String, String)> {
     creds
         .iter()

@@ -8,10 +8,9 @@ use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{bail, Context as _};
 
-use reggie_build::context::tarball::TarOptions;
-use reggie_build::plan::{Plan, PlanOptions};
-use reggie_build::publish::{self, Credentials, PushOptions};
-use reggie_build::ship::{self, BuildSpec, Compression, Event};
+use reggie_build::ops::{CompressionChoice, ImageOptions};
+use reggie_build::publish::{self, Credentials};
+use reggie_build::ship::{self, Event};
 
 use crate::cli::image_args::{CompressArg, ImageArgs};
 use crate::cli::plan_args::parse_build_args;
@@ -30,11 +29,11 @@ pub fn run(args: ImageArgs) -> anyhow::Result<i32> {
 }
 
 /// The exit code after SIGINT, as shells report it.
-const INTERRUPTED: i32 = 130;
+pub(crate) const INTERRUPTED: i32 = 130;
 
 /// Prints events as JSON (stdout), plain lines (stderr), or on a terminal
 /// plain lines above a live region ([`LiveView`]).
-struct Printer {
+pub(crate) struct Printer {
     json: bool,
     live: Option<std::sync::Mutex<LiveView>>,
 }
@@ -104,7 +103,7 @@ impl Printer {
     }
 
     /// The event as one plain line, if it makes one.
-    fn line(event: &Event) -> Option<String> {
+    pub(crate) fn line(event: &Event) -> Option<String> {
         let line = match event {
             Event::Context {
                 digest,
@@ -169,6 +168,9 @@ fn size(bytes: u64) -> String {
 }
 
 async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
+    if args.all || args.affected {
+        return crate::many::run(&args).await;
+    }
     let printer = Printer {
         json: args.json,
         live: (!args.json && std::io::stderr().is_terminal())
@@ -208,7 +210,7 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
                     error: None,
                 });
             } else {
-                // A build to --output makes no image (and stdout may be its tar).
+                // An --output build makes no image: nothing to print.
                 if !image_id.is_empty() {
                     println!("{image_id}");
                 }
@@ -246,158 +248,66 @@ fn parse_labels(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-async fn build_and_push(
-    args: &ImageArgs,
-    on_event: &mut (dyn FnMut(Event) + Send),
-) -> anyhow::Result<(String, Vec<publish::Pushed>)> {
-    if args.push && args.tags.is_empty() {
+/// The library's options from the arguments; reads the password from
+/// stdin last, after every other argument is known to be good.
+pub(crate) fn options(args: &ImageArgs) -> anyhow::Result<ImageOptions> {
+    let many = args.all || args.affected;
+    if args.push && args.tags.is_empty() && !many {
         bail!("--push needs at least one --tag");
     }
     if args.password_stdin && args.username.is_none() {
         bail!("--password-stdin needs --username");
     }
-    let credentials = match (&args.username, args.password_stdin) {
-        (Some(user), true) => {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .context("reading the password from stdin")?;
-            let password = password.trim_end_matches(['\n', '\r']).to_string();
-            if password.is_empty() {
-                bail!("--password-stdin: stdin was empty");
-            }
-            Some(Credentials {
-                username: user.clone(),
-                secret: password,
-                source: "--password-stdin".into(),
-            })
-        }
-        (Some(_), false) => bail!("--username needs --password-stdin"),
-        _ => None,
-    };
-
-    let build_args = parse_build_args(&args.build_args)?;
-    let (outputs, cache_from, cache_to) = args.outputs()?;
-    let secrets = ship::secrets::parse_secrets(&args.secrets)?;
-    let ssh = ship::secrets::parse_ssh(&args.ssh)?;
-    if matches!(args.context.builder, crate::cli::BuilderArg::Classic)
-        && (!secrets.0.is_empty() || !ssh.is_empty())
-    {
-        bail!("--secret and --ssh need BuildKit: drop --builder classic");
+    if args.username.is_some() && !args.password_stdin {
+        bail!("--username needs --password-stdin");
     }
-    let remote = remote_builder(args)?;
-    let ctx = args.context.spec().resolve()?;
-    let plan = Plan::new(
-        &ctx,
-        &PlanOptions {
-            target: args.target.clone(),
-            build_args: build_args.clone(),
-            platform: args.platform.clone(),
-            ..PlanOptions::default()
-        },
-    );
-    // `--full` builds whatever the Dockerfile says, as docker does: a
-    // Dockerfile the planner cannot read only costs the base images'
-    // credentials there.
-    let (uploaded, bases) = match (args.full, plan) {
-        (true, plan) => (
-            ctx.clone(),
-            plan.map(|p| p.external_bases).unwrap_or_default(),
-        ),
-        (false, plan) => {
-            let plan = plan?;
-            (plan.apply(&ctx, true)?, plan.external_bases)
-        }
+    let mut opts = ImageOptions::new(args.context.spec());
+    opts.build_args = parse_build_args(&args.build_args)?;
+    opts.secrets = ship::secrets::parse_secrets(&args.secrets)?;
+    opts.ssh = ship::secrets::parse_ssh(&args.ssh)?;
+    opts.full = args.full;
+    opts.tags = args.tags.clone();
+    opts.target = args.target.clone();
+    opts.platform = args.platform.clone();
+    opts.labels = parse_labels(&args.labels)?;
+    opts.no_cache = args.no_cache;
+    opts.pull = args.pull;
+    opts.compression = match args.compress {
+        CompressArg::Auto => CompressionChoice::Auto,
+        CompressArg::None => CompressionChoice::None,
+        CompressArg::Gzip => CompressionChoice::Gzip,
     };
-    let mut base_images: Vec<String> = bases.into_iter().map(|b| b.image).collect();
-    // Cache imports are pulled with the same credentials.
-    base_images.extend(
-        cache_from
-            .iter()
-            .filter_map(|c| c.attr("ref").map(str::to_string)),
-    );
-    if remote.is_some() && args.push {
-        // A remote builder pushes itself, with the session's credentials.
-        base_images.extend(args.tags.iter().cloned());
-    }
-    let (mut pull_credentials, problems) = publish::pull_credentials(&base_images).await;
-    for message in problems {
-        on_event(Event::Warning { message });
-    }
-    if let (Some(_), Some(c)) = (&remote, &credentials) {
-        for tag in &args.tags {
-            pull_credentials.insert(publish::parse_reference(tag).registry, c.clone());
-        }
-    }
-
-    let tar = TarOptions {
-        clamp_mtime: reggie_build::context::tarball::source_date_epoch()?,
-        ..TarOptions::default()
-    };
-    let mut spec = BuildSpec {
-        context: uploaded,
-        tags: args.tags.clone(),
-        build_args,
-        target: args.target.clone(),
-        platform: args.platform.clone(),
-        labels: parse_labels(&args.labels)?,
-        no_cache: args.no_cache,
-        pull: args.pull,
-        tar,
-        network: args.network.clone(),
-        pull_credentials,
-        secrets,
-        ssh,
-        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
-        outputs,
-        cache_from,
-        cache_to,
-        compression: Compression::None,
-    };
-    if let Some(remote) = &remote {
-        let done = ship::control::build(remote, &spec, args.push, on_event).await?;
-        let pushed = match done.pushed {
-            true => args
-                .tags
-                .iter()
-                .map(|tag| publish::Pushed {
-                    tag: tag.clone(),
-                    digest: done.digest.clone(),
-                })
-                .collect(),
-            false => Vec::new(),
-        };
-        return Ok((done.built.image_id, pushed));
-    }
-    let daemon = ship::connect().await?;
-    spec.compression = match args.compress {
-        CompressArg::None => Compression::None,
-        CompressArg::Gzip => Compression::Gzip,
-        CompressArg::Auto if daemon.local => Compression::None,
-        CompressArg::Auto => Compression::Gzip,
-    };
-    let endpoint = args.registry_endpoint.clone().or_else(|| {
+    opts.network = args.network.clone();
+    opts.idle_timeout = std::time::Duration::from_secs(args.idle_timeout);
+    opts.push = args.push;
+    opts.registry_endpoint = args.registry_endpoint.clone().or_else(|| {
         std::env::var("REGGIE_REGISTRY_ENDPOINT")
             .ok()
             .filter(|s| !s.is_empty())
     });
-    let options = PushOptions {
-        registry_endpoint: endpoint,
-        create_repo: args.create_repo,
-        credentials,
-    };
-    let prepared = ship::prepare(&daemon, &spec).await?;
-    if args.skip_if_exists {
-        if let Some(done) = skip_existing(args, &daemon, &prepared, &options, on_event).await? {
-            return Ok(done);
+    opts.create_repo = args.create_repo;
+    opts.skip_if_exists = args.skip_if_exists;
+    (opts.outputs, opts.cache_from, opts.cache_to) = args.outputs()?;
+    opts.remote = remote_builder(args)?;
+    if !many {
+        reggie_build::ops::image::check(&opts)?;
+    }
+    if let Some(user) = &args.username {
+        let mut password = String::new();
+        std::io::stdin()
+            .read_to_string(&mut password)
+            .context("reading the password from stdin")?;
+        let password = password.trim_end_matches(['\n', '\r']).to_string();
+        if password.is_empty() {
+            bail!("--password-stdin: stdin was empty");
         }
+        opts.credentials = Some(Credentials {
+            username: user.clone(),
+            secret: password,
+            source: "--password-stdin".into(),
+        });
     }
-    let built = ship::build_prepared(&daemon, &spec, prepared, on_event).await?;
-    let mut pushed = Vec::new();
-    if args.push {
-        pushed = publish::push(&daemon, &args.tags, &options, on_event).await?;
-    }
-    Ok((built.image_id, pushed))
+    Ok(opts)
 }
 
 /// `--buildkit-addr` (or BUILDKIT_HOST): the builder to solve on instead
@@ -418,6 +328,9 @@ fn remote_builder(args: &ImageArgs) -> anyhow::Result<Option<ship::control::Remo
     if args.registry_endpoint.is_some() || args.create_repo {
         refuse("--registry-endpoint/--create-repo")?;
     }
+    if args.all || args.affected {
+        refuse("--all/--affected")?;
+    }
     let tls = ship::grpc_io::TlsOptions {
         ca: args.buildkit_ca.clone(),
         cert: args.buildkit_cert.clone(),
@@ -427,62 +340,11 @@ fn remote_builder(args: &ImageArgs) -> anyhow::Result<Option<ship::control::Remo
     Ok(Some(ship::control::Remote::new(addr, tls)?))
 }
 
-/// `--skip-if-exists`: an image with the build key in the daemon, else
-/// (with --push) under the first tag in the registry. `None`: build.
-async fn skip_existing(
+async fn build_and_push(
     args: &ImageArgs,
-    daemon: &ship::Daemon,
-    prepared: &ship::Prepared,
-    options: &PushOptions,
     on_event: &mut (dyn FnMut(Event) + Send),
-) -> anyhow::Result<Option<(String, Vec<publish::Pushed>)>> {
-    let key = &prepared.build_key;
-    match ship::skip::find_local(daemon, key).await {
-        Ok(Some(id)) => {
-            for tag in &args.tags {
-                ship::skip::tag(daemon, &id, tag).await?;
-            }
-            on_event(Event::Skip {
-                reason: "an image with this build key is in the daemon".into(),
-                image: id.clone(),
-            });
-            for tag in &args.tags {
-                on_event(Event::Tag { tag: tag.clone() });
-            }
-            let mut pushed = Vec::new();
-            if args.push {
-                pushed = publish::push(daemon, &args.tags, options, on_event).await?;
-            }
-            return Ok(Some((id, pushed)));
-        }
-        Ok(None) => tracing::info!("--skip-if-exists: no image with build key {key} in the daemon"),
-        Err(e) => {
-            tracing::info!("--skip-if-exists: cannot search the daemon's images ({e}); building")
-        }
-    }
-    if !args.push {
-        return Ok(None);
-    }
-    let reused = publish::reuse::from_registry(
-        daemon,
-        &args.tags,
-        options,
-        key,
-        &prepared.platform,
-        on_event,
-    )
-    .await;
-    let reused = match reused {
-        Ok(Some(r)) => r,
-        Ok(None) => return Ok(None),
-        Err(e) => {
-            tracing::info!("--skip-if-exists: registry lookup failed ({e}); building");
-            return Ok(None);
-        }
-    };
-    let mut pushed = reused.present;
-    if !reused.missing.is_empty() {
-        pushed.extend(publish::push(daemon, &reused.missing, options, on_event).await?);
-    }
-    Ok(Some((reused.image_id, pushed)))
+) -> anyhow::Result<(String, Vec<publish::Pushed>)> {
+    let opts = options(args)?;
+    let outcome = reggie_build::ops::image(&opts, on_event).await?;
+    Ok((outcome.image_id, outcome.pushed))
 }

@@ -119,6 +119,82 @@ impl LiveView {
     }
 }
 
+/// The live view of `image --all` on a terminal: permanent lines as for
+/// one image, prefixed with the image's name, and below them one redrawn
+/// line per image with what it is doing now.
+pub struct MultiView {
+    width: usize,
+    /// Images in the order given, with their status line.
+    lines: Vec<(String, String)>,
+    drawn: usize,
+    last_draw: Option<Instant>,
+}
+
+impl MultiView {
+    pub fn new(width: usize, names: &[String]) -> MultiView {
+        MultiView {
+            width: width.max(20),
+            lines: names
+                .iter()
+                .map(|n| (n.clone(), "waiting".into()))
+                .collect(),
+            drawn: 0,
+            last_draw: None,
+        }
+    }
+
+    pub fn status(&mut self, name: &str, status: String) {
+        if let Some(l) = self.lines.iter_mut().find(|(n, _)| n == name) {
+            l.1 = status;
+        }
+    }
+
+    /// As [`LiveView::render`].
+    pub fn render(&mut self, permanent: &[String], force: bool) -> Option<String> {
+        let now = Instant::now();
+        if permanent.is_empty()
+            && !force
+            && self
+                .last_draw
+                .is_some_and(|t| now.duration_since(t) < REDRAW_EVERY)
+        {
+            return None;
+        }
+        let mut out = String::new();
+        if self.drawn > 0 {
+            out.push_str(&format!("\r\x1b[{}A\x1b[J", self.drawn));
+        }
+        for p in permanent {
+            out.push_str(p);
+            out.push('\n');
+        }
+        let name_width = self
+            .lines
+            .iter()
+            .map(|(n, _)| n.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (name, status) in &self.lines {
+            out.push_str(&cut(&format!("{name:name_width$}  {status}"), self.width));
+            out.push('\n');
+        }
+        self.drawn = self.lines.len();
+        self.last_draw = Some(now);
+        Some(out)
+    }
+
+    /// Clears the live region (before the final results).
+    pub fn clear(&mut self) -> String {
+        let out = if self.drawn > 0 {
+            format!("\r\x1b[{}A\x1b[J", self.drawn)
+        } else {
+            String::new()
+        };
+        self.drawn = 0;
+        out
+    }
+}
+
 fn upload_bar(sent: u64, total: Option<u64>, width: usize) -> String {
     let amount = reggie_build::analyze::humanize(sent);
     match total.filter(|t| *t > 0) {
@@ -213,5 +289,23 @@ mod tests {
         assert!(v.render(&[], false).is_none());
         assert_eq!(v.clear(), "\r\x1b[2A\x1b[J");
         assert_eq!(v.clear(), "");
+    }
+
+    #[test]
+    fn several_images_one_line_each() {
+        let mut v = MultiView::new(30, &["api".into(), "worker".into()]);
+        let first = v.render(&[], true).unwrap_or_default();
+        assert_eq!(first, "api     waiting\nworker  waiting\n");
+        v.status("worker", "step 2/3: COPY worker/ /app/ and more".into());
+        let second = v
+            .render(&["[api] image: sha256:1".into()], false)
+            .unwrap_or_default();
+        // Up over the two lines, the permanent line, then the region again
+        // (each line cut to the width).
+        assert_eq!(
+            second,
+            "\r\x1b[2A\x1b[J[api] image: sha256:1\napi     waiting\nworker  step 2/3: COPY worker\n"
+        );
+        assert_eq!(v.clear(), "\r\x1b[2A\x1b[J");
     }
 }

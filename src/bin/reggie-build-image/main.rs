@@ -7,6 +7,7 @@
 mod cli;
 mod image;
 mod live;
+mod many;
 
 fn main() {
     std::process::exit(cli::run(image::run));

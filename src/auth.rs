@@ -1,5 +1,7 @@
 //! Registry credentials: docker's config file, credential helpers, and the
-//! `X-Registry-Auth` header.
+//! `X-Registry-Auth` header. Below both `ship` (base images' credentials
+//! for the build, the daemon connection's header fix) and `publish`
+//! (pushes), so neither imports the other for them.
 //!
 //! Secrets never reach a message: errors name the registry and the source
 //! of the credentials, never their value, and [`Credentials`]' `Debug`

@@ -1,0 +1,387 @@
+//! `reggie-build image`: plan the minimal context, find the base images'
+//! credentials, survey the context, skip the build when an image with the
+//! same build key exists (`--skip-if-exists`), build through the daemon,
+//! then push. Progress goes to `on_event` as [`Event`]s; nothing is
+//! printed here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::context::tarball::{SourceDateEpochError, TarOptions};
+use crate::context::{Builder, ContextError, ContextSpec};
+use crate::plan::{Plan, PlanError, PlanOptions};
+use crate::publish::{self, Credentials, PublishError, PushOptions, Pushed};
+use crate::ship::{
+    self, session::SecretValues, BuildSpec, Compression, DaemonError, Event, ShipError,
+};
+
+/// How to compress the classic builder's upload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CompressionChoice {
+    /// None for a local socket, gzip for a remote daemon.
+    #[default]
+    Auto,
+    None,
+    Gzip,
+}
+
+/// What to build and where to push it. The build fields follow
+/// [`BuildSpec`]; the rest say how the context is chosen and what happens
+/// around the build.
+#[derive(Debug, Clone)]
+pub struct ImageOptions {
+    /// The context and Dockerfile, and the builder that runs the build.
+    pub context: ContextSpec,
+    /// Upload the whole context (classic builder), not the minimal one.
+    pub full: bool,
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+    /// Labels, on top of [`ship::default_labels`].
+    pub labels: BTreeMap<String, String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub compression: CompressionChoice,
+    pub network: Option<String>,
+    pub secrets: SecretValues,
+    pub ssh: HashMap<String, PathBuf>,
+    pub idle_timeout: Duration,
+    /// Push every tag after the build.
+    pub push: bool,
+    pub registry_endpoint: Option<String>,
+    pub create_repo: bool,
+    /// Explicit registry credentials; they win over every other source.
+    pub credentials: Option<Credentials>,
+    /// Skip the build when an image with the same build key exists: in
+    /// the daemon, or (with `push`) under the first tag in the registry.
+    pub skip_if_exists: bool,
+    /// `--output`: the result's files instead of an image.
+    pub outputs: Vec<ship::outputs::OutputSpec>,
+    pub cache_from: Vec<ship::outputs::CacheSpec>,
+    pub cache_to: Vec<ship::outputs::CacheSpec>,
+    /// Build on this BuildKit engine (`--buildkit-addr`) instead of the
+    /// daemon.
+    pub remote: Option<ship::control::Remote>,
+}
+
+impl ImageOptions {
+    /// Options with the defaults of `reggie-build image` for a context.
+    pub fn new(context: ContextSpec) -> ImageOptions {
+        ImageOptions {
+            context,
+            full: false,
+            tags: Vec::new(),
+            build_args: BTreeMap::new(),
+            target: None,
+            platform: None,
+            labels: BTreeMap::new(),
+            no_cache: false,
+            pull: false,
+            compression: CompressionChoice::Auto,
+            network: None,
+            secrets: SecretValues::default(),
+            ssh: HashMap::new(),
+            idle_timeout: Duration::from_secs(300),
+            push: false,
+            registry_endpoint: None,
+            create_repo: false,
+            credentials: None,
+            skip_if_exists: false,
+            outputs: Vec::new(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            remote: None,
+        }
+    }
+}
+
+/// A built (or reused) and possibly pushed image.
+#[derive(Debug, Clone)]
+pub struct ImageOutcome {
+    pub image_id: String,
+    /// The pushed tags and their digests (empty without `push`).
+    pub pushed: Vec<Pushed>,
+    /// An existing image was reused (`skip_if_exists`).
+    pub skipped: bool,
+}
+
+/// Why an image was not built or pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("--push needs at least one --tag")]
+    PushWithoutTag,
+    #[error("--secret and --ssh need BuildKit: drop --builder classic")]
+    SecretsNeedBuildKit,
+    #[error("image `{image}`: {message}")]
+    Tags { image: String, message: String },
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    SourceDateEpoch(#[from] SourceDateEpochError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    Build(#[from] ShipError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// Builds the image (unless an identical one exists and
+/// `skip_if_exists`), then pushes it when asked.
+pub async fn image(
+    opts: &ImageOptions,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<ImageOutcome, ImageError> {
+    check(opts)?;
+    let planned = plan(opts, on_event).await?;
+    if let Some(remote) = &opts.remote {
+        let (spec, _) = spec(false, opts, planned)?;
+        let done = ship::control::build(remote, &spec, opts.push, on_event).await?;
+        // The builder pushed every tag itself, under one digest.
+        let pushed = match done.pushed {
+            true => opts
+                .tags
+                .iter()
+                .map(|tag| Pushed {
+                    tag: tag.clone(),
+                    digest: done.digest.clone(),
+                })
+                .collect(),
+            false => Vec::new(),
+        };
+        return Ok(ImageOutcome {
+            image_id: done.built.image_id,
+            pushed,
+            skipped: false,
+        });
+    }
+    let daemon = ship::connect().await?;
+    build_planned(&daemon, opts, planned, on_event).await
+}
+
+/// [`image`] on a daemon already connected (several images share one).
+pub async fn image_on(
+    daemon: &ship::Daemon,
+    opts: &ImageOptions,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<ImageOutcome, ImageError> {
+    check(opts)?;
+    let planned = plan(opts, on_event).await?;
+    build_planned(daemon, opts, planned, on_event).await
+}
+
+async fn build_planned(
+    daemon: &ship::Daemon,
+    opts: &ImageOptions,
+    planned: Planned,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<ImageOutcome, ImageError> {
+    let (spec, options) = spec(daemon.local, opts, planned)?;
+    let prepared = ship::prepare(daemon, &spec).await?;
+    if opts.skip_if_exists {
+        if let Some(done) = skip_existing(opts, daemon, &prepared, &options, on_event).await? {
+            return Ok(done);
+        }
+    }
+    let built = ship::build_prepared(daemon, &spec, prepared, on_event).await?;
+    let mut pushed = Vec::new();
+    if opts.push {
+        pushed = publish::push(daemon, &opts.tags, &options, on_event).await?;
+    }
+    Ok(ImageOutcome {
+        image_id: built.image_id,
+        pushed,
+        skipped: false,
+    })
+}
+
+/// The checks that need no file and no daemon.
+pub fn check(opts: &ImageOptions) -> Result<(), ImageError> {
+    if opts.push && opts.tags.is_empty() {
+        return Err(ImageError::PushWithoutTag);
+    }
+    if opts.context.builder == Builder::Classic
+        && (!opts.secrets.0.is_empty() || !opts.ssh.is_empty())
+    {
+        return Err(ImageError::SecretsNeedBuildKit);
+    }
+    Ok(())
+}
+
+/// The context to send and the credentials for the base images.
+struct Planned {
+    context: crate::context::Context,
+    pull_credentials: BTreeMap<String, Credentials>,
+}
+
+/// Plans the context (minimal unless `full`) and finds the base images'
+/// credentials, before the daemon is reached: a Dockerfile error comes
+/// first.
+async fn plan(
+    opts: &ImageOptions,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Planned, ImageError> {
+    let ctx = opts.context.resolve()?;
+    let plan = Plan::new(
+        &ctx,
+        &PlanOptions {
+            target: opts.target.clone(),
+            build_args: opts.build_args.clone(),
+            platform: opts.platform.clone(),
+            ..PlanOptions::default()
+        },
+    );
+    // `full` builds whatever the Dockerfile says, as docker does: a
+    // Dockerfile the planner cannot read only costs the base images'
+    // credentials there.
+    let (uploaded, bases) = match (opts.full, plan) {
+        (true, plan) => (
+            ctx.clone(),
+            plan.map(|p| p.external_bases).unwrap_or_default(),
+        ),
+        (false, plan) => {
+            let plan = plan?;
+            (plan.apply(&ctx, true)?, plan.external_bases)
+        }
+    };
+    let mut base_images: Vec<String> = bases.into_iter().map(|b| b.image).collect();
+    // Cache imports are pulled with the same credentials.
+    base_images.extend(
+        opts.cache_from
+            .iter()
+            .filter_map(|c| c.attr("ref").map(str::to_string)),
+    );
+    if opts.remote.is_some() && opts.push {
+        // A remote builder pushes itself, with the session's credentials.
+        base_images.extend(opts.tags.iter().cloned());
+    }
+    let (mut pull_credentials, problems) = publish::pull_credentials(&base_images).await;
+    for message in problems {
+        on_event(Event::Warning { message });
+    }
+    if let (Some(_), Some(c)) = (&opts.remote, &opts.credentials) {
+        for tag in &opts.tags {
+            pull_credentials.insert(publish::parse_reference(tag).registry, c.clone());
+        }
+    }
+    Ok(Planned {
+        context: uploaded,
+        pull_credentials,
+    })
+}
+
+/// The build spec and the push options.
+fn spec(
+    local_daemon: bool,
+    opts: &ImageOptions,
+    planned: Planned,
+) -> Result<(BuildSpec, PushOptions), ImageError> {
+    let compression = match opts.compression {
+        CompressionChoice::None => Compression::None,
+        CompressionChoice::Gzip => Compression::Gzip,
+        CompressionChoice::Auto if local_daemon => Compression::None,
+        CompressionChoice::Auto => Compression::Gzip,
+    };
+    let tar = TarOptions {
+        clamp_mtime: crate::context::tarball::source_date_epoch()?,
+        ..TarOptions::default()
+    };
+    let spec = BuildSpec {
+        context: planned.context,
+        tags: opts.tags.clone(),
+        build_args: opts.build_args.clone(),
+        target: opts.target.clone(),
+        platform: opts.platform.clone(),
+        labels: opts.labels.clone(),
+        no_cache: opts.no_cache,
+        pull: opts.pull,
+        compression,
+        tar,
+        network: opts.network.clone(),
+        pull_credentials: planned.pull_credentials,
+        secrets: opts.secrets.clone(),
+        ssh: opts.ssh.clone(),
+        idle_timeout: opts.idle_timeout,
+        outputs: opts.outputs.clone(),
+        cache_from: opts.cache_from.clone(),
+        cache_to: opts.cache_to.clone(),
+    };
+    let options = PushOptions {
+        registry_endpoint: opts.registry_endpoint.clone(),
+        create_repo: opts.create_repo,
+        credentials: opts.credentials.clone(),
+    };
+    Ok((spec, options))
+}
+
+/// `skip_if_exists`: an image with the build key in the daemon, else
+/// (with `push`) under the first tag in the registry. `None`: build.
+async fn skip_existing(
+    opts: &ImageOptions,
+    daemon: &ship::Daemon,
+    prepared: &ship::Prepared,
+    options: &PushOptions,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Option<ImageOutcome>, ImageError> {
+    let key = &prepared.build_key;
+    match ship::skip::find_local(daemon, key).await {
+        Ok(Some(id)) => {
+            for tag in &opts.tags {
+                ship::skip::tag(daemon, &id, tag).await?;
+            }
+            on_event(Event::Skip {
+                reason: "an image with this build key is in the daemon".into(),
+                image: id.clone(),
+            });
+            for tag in &opts.tags {
+                on_event(Event::Tag { tag: tag.clone() });
+            }
+            let mut pushed = Vec::new();
+            if opts.push {
+                pushed = publish::push(daemon, &opts.tags, options, on_event).await?;
+            }
+            return Ok(Some(ImageOutcome {
+                image_id: id,
+                pushed,
+                skipped: true,
+            }));
+        }
+        Ok(None) => tracing::info!("--skip-if-exists: no image with build key {key} in the daemon"),
+        Err(e) => {
+            tracing::info!("--skip-if-exists: cannot search the daemon's images ({e}); building")
+        }
+    }
+    if !opts.push {
+        return Ok(None);
+    }
+    let reused = publish::reuse::from_registry(
+        daemon,
+        &opts.tags,
+        options,
+        key,
+        &prepared.platform,
+        on_event,
+    )
+    .await;
+    let reused = match reused {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::info!("--skip-if-exists: registry lookup failed ({e}); building");
+            return Ok(None);
+        }
+    };
+    let mut pushed = reused.present;
+    if !reused.missing.is_empty() {
+        pushed.extend(publish::push(daemon, &reused.missing, options, on_event).await?);
+    }
+    Ok(Some(ImageOutcome {
+        image_id: reused.image_id,
+        pushed,
+        skipped: true,
+    }))
+}

@@ -1,0 +1,294 @@
+//! `image --all` / `--affected`: several images of `reggie-build.toml` in
+//! one run, at most `jobs` at a time, on one daemon connection. Each
+//! image's options are the shared ones with the config's context,
+//! Dockerfile, target, platform and build args (the shared build args and
+//! target win, as for `check`), and tags expanded from the config's
+//! templates. A failing image does not stop the others.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use futures_util::StreamExt;
+
+use crate::check::Target;
+use crate::config::{Budget, Image};
+use crate::context::ContextSpec;
+use crate::plan::PlanOptions;
+use crate::ship::{self, Event};
+
+use super::image::{image_on, ImageError, ImageOptions, ImageOutcome};
+
+/// What `{git_sha}`, `{git_short_sha}` and `{branch}` stand for in tag
+/// templates; read once for every image.
+#[derive(Debug, Clone, Default)]
+pub struct TagVars {
+    pub git_sha: Option<String>,
+    pub branch: Option<String>,
+}
+
+impl TagVars {
+    /// From the repository that holds `dir`. A detached HEAD (CI checks
+    /// out commits) takes its branch from `GITHUB_HEAD_REF` (pull
+    /// requests) or `GITHUB_REF_NAME`.
+    pub fn read(dir: &Path) -> TagVars {
+        let git = |args: &[&str]| -> Option<String> {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()?;
+            let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+            (out.status.success() && !s.is_empty()).then_some(s)
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let branch = git(&["symbolic-ref", "--short", "-q", "HEAD"])
+            .or_else(|| env("GITHUB_HEAD_REF"))
+            .or_else(|| env("GITHUB_REF_NAME"));
+        TagVars {
+            git_sha: git(&["rev-parse", "HEAD"]),
+            branch,
+        }
+    }
+}
+
+/// A branch name as a tag: Docker allows `[A-Za-z0-9_.-]`, 128 at most,
+/// not starting with `.` or `-`.
+fn tag_safe(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.starts_with(['.', '-']) {
+        out.remove(0);
+    }
+    out.truncate(128);
+    out
+}
+
+/// The image's tags: `REPOSITORY:TEMPLATE` for each template (the
+/// repository defaults to the image's name; no templates: `latest`).
+/// `context_digest` is asked for only when a template uses it.
+pub fn expand_tags(
+    image: &Image,
+    vars: &TagVars,
+    context_digest: &mut dyn FnMut() -> Result<String, String>,
+) -> Result<Vec<String>, String> {
+    let repository = image
+        .repository
+        .clone()
+        .unwrap_or_else(|| image.name.clone());
+    let templates: Vec<String> = if image.tags.is_empty() {
+        vec!["latest".into()]
+    } else {
+        image.tags.clone()
+    };
+    let mut digest: Option<String> = None;
+    let mut tags = Vec::new();
+    for t in templates {
+        let mut tag = t.clone();
+        if tag.contains("{git_sha}") || tag.contains("{git_short_sha}") {
+            let sha = vars.git_sha.as_deref().ok_or_else(|| {
+                format!("tag \"{t}\" needs the git commit, and this is not a git checkout")
+            })?;
+            tag = tag
+                .replace("{git_sha}", sha)
+                .replace("{git_short_sha}", &sha[..sha.len().min(7)]);
+        }
+        if tag.contains("{branch}") {
+            let branch = vars.branch.as_deref().ok_or_else(|| {
+                format!("tag \"{t}\" needs a branch, and HEAD is detached (set GITHUB_REF_NAME, or check out a branch)")
+            })?;
+            tag = tag.replace("{branch}", &tag_safe(branch));
+        }
+        if tag.contains("{context_digest}") {
+            if digest.is_none() {
+                digest = Some(context_digest()?);
+            }
+            let d = digest.as_deref().unwrap_or_default();
+            let hex = d.strip_prefix("sha256:").unwrap_or(d);
+            tag = tag.replace("{context_digest}", &hex[..hex.len().min(12)]);
+        }
+        tags.push(format!("{repository}:{tag}"));
+    }
+    Ok(tags)
+}
+
+/// The options of one configured image: `shared` with the image's build
+/// inputs and tags.
+pub fn options_for(
+    image: &Image,
+    shared: &ImageOptions,
+    vars: &TagVars,
+) -> Result<ImageOptions, ImageError> {
+    let mut opts = shared.clone();
+    opts.context = ContextSpec {
+        root: image.context.clone(),
+        dockerfile: Some(image.dockerfile.clone()),
+        builder: shared.context.builder,
+    };
+    for (k, v) in &image.build_args {
+        opts.build_args
+            .entry(k.clone())
+            .or_insert_with(|| v.clone());
+    }
+    opts.target = shared.target.clone().or_else(|| image.target.clone());
+    opts.platform = shared.platform.clone().or_else(|| image.platform.clone());
+    let target = Target {
+        name: image.name.clone(),
+        spec: opts.context.clone(),
+        plan: PlanOptions {
+            target: opts.target.clone(),
+            build_args: opts.build_args.clone(),
+            platform: opts.platform.clone(),
+            ..PlanOptions::default()
+        },
+        budget: Budget::default(),
+    };
+    let mut context_digest = || {
+        crate::build_digest::build_digest(&target)
+            .map(|d| d.context)
+            .map_err(|e| format!("{{context_digest}}: {e}"))
+    };
+    opts.tags =
+        expand_tags(image, vars, &mut context_digest).map_err(|message| ImageError::Tags {
+            image: image.name.clone(),
+            message,
+        })?;
+    Ok(opts)
+}
+
+/// One image's result.
+#[derive(Debug)]
+pub struct Finished {
+    pub name: String,
+    pub result: Result<ImageOutcome, ImageError>,
+}
+
+/// Builds (and pushes) every `(name, options)`, at most `jobs` at once,
+/// on one daemon connection. Events arrive tagged with the image's name;
+/// results come back in the order given. An error only when nothing was
+/// built (options refused, the daemon unreachable).
+pub async fn images(
+    list: &[(String, ImageOptions)],
+    jobs: usize,
+    on_event: &mut (dyn FnMut(&str, Event) + Send),
+) -> Result<Vec<Finished>, ImageError> {
+    for (_, opts) in list {
+        super::image::check(opts)?;
+    }
+    let daemon = ship::connect().await?;
+    let sink = Mutex::new(on_event);
+    let daemon = &daemon;
+    let sink = &sink;
+    let mut results: Vec<(usize, Finished)> = futures_util::stream::iter(list.iter().enumerate())
+        .map(|(i, (name, opts))| async move {
+            let mut forward = |e: Event| {
+                let mut f = sink.lock().unwrap_or_else(|p| p.into_inner());
+                f(name, e)
+            };
+            let result = image_on(daemon, opts, &mut forward).await;
+            (
+                i,
+                Finished {
+                    name: name.clone(),
+                    result,
+                },
+            )
+        })
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(i, _)| *i);
+    Ok(results.into_iter().map(|(_, f)| f).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(tags: &[&str], repository: Option<&str>) -> Image {
+        let config = crate::config::Config::parse(
+            Path::new("/r/reggie-build.toml"),
+            "[[image]]\nname = \"api\"\n",
+        )
+        .unwrap();
+        let mut img = config.images[0].clone();
+        img.tags = tags.iter().map(|t| t.to_string()).collect();
+        img.repository = repository.map(str::to_string);
+        img
+    }
+
+    #[test]
+    fn templates_expand_once_per_tag() {
+        let vars = TagVars {
+            git_sha: Some("0123456789abcdef".into()),
+            branch: Some("feature/Login page".into()),
+        };
+        let mut calls = 0;
+        let mut digest = || {
+            calls += 1;
+            Ok("sha256:abcdef0123456789abcdef".to_string())
+        };
+        let tags = expand_tags(
+            &image(
+                &[
+                    "{git_sha}",
+                    "{git_short_sha}-{branch}",
+                    "c-{context_digest}",
+                    "d-{context_digest}",
+                    "latest",
+                ],
+                Some("reg:5000/team/api"),
+            ),
+            &vars,
+            &mut digest,
+        )
+        .unwrap();
+        assert_eq!(
+            tags,
+            [
+                "reg:5000/team/api:0123456789abcdef",
+                "reg:5000/team/api:0123456-feature-Login-page",
+                "reg:5000/team/api:c-abcdef012345",
+                "reg:5000/team/api:d-abcdef012345",
+                "reg:5000/team/api:latest",
+            ]
+        );
+        assert_eq!(calls, 1);
+        let plain = expand_tags(&image(&[], None), &TagVars::default(), &mut || {
+            Err("unused".into())
+        })
+        .unwrap();
+        assert_eq!(plain, ["api:latest"]);
+    }
+
+    #[test]
+    fn missing_template_values_say_why() {
+        let err = expand_tags(
+            &image(&["{branch}"], None),
+            &TagVars::default(),
+            &mut || Err("unused".into()),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("detached") && err.contains("GITHUB_REF_NAME"),
+            "{err}"
+        );
+        let err = expand_tags(
+            &image(&["{git_sha}"], None),
+            &TagVars::default(),
+            &mut || Err("unused".into()),
+        )
+        .unwrap_err();
+        assert!(err.contains("not a git checkout"), "{err}");
+        assert_eq!(tag_safe("-.a/b c"), "a-b-c");
+    }
+}
