@@ -122,7 +122,6 @@ pub struct Inputs<'a> {
 /// The full tree before folding.
 struct Full<'a> {
     name: &'a [u8],
-    rel: Vec<u8>,
     parent: usize,
     children: Vec<usize>,
     needed: Totals,
@@ -198,7 +197,6 @@ impl<'a> Builder<'a> {
         let i = self.nodes.len();
         self.nodes.push(Full {
             name,
-            rel: rel.to_vec(),
             parent,
             children: Vec::new(),
             needed: Totals::default(),
@@ -237,7 +235,6 @@ impl Detail {
         let mut b = Builder {
             nodes: vec![Full {
                 name: b"",
-                rel: Vec::new(),
                 parent: 0,
                 children: Vec::new(),
                 needed: Totals::default(),
@@ -369,23 +366,37 @@ fn excluded(
     Ok(out)
 }
 
+/// A node's context-relative path (only drawn nodes need one, so it is
+/// not kept for every file).
+fn rel_of(nodes: &[Full<'_>], mut i: usize) -> Vec<u8> {
+    let mut parts = Vec::new();
+    while i != 0 {
+        parts.push(nodes[i].name);
+        i = nodes[i].parent;
+    }
+    parts.reverse();
+    parts.join(&b'/')
+}
+
 /// The nodes of the forced paths and of their ancestors.
 fn forced_nodes(b: &Builder<'_>, forced: &[&str]) -> HashSet<usize> {
     let mut out = HashSet::new();
-    let file_index: HashMap<&[u8], usize> = if forced.iter().any(|p| !p.ends_with('/')) {
-        b.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| !n.dir)
-            .map(|(i, n)| (n.rel.as_slice(), i))
-            .collect()
-    } else {
-        HashMap::new()
-    };
     for p in forced {
         let found = match p.strip_suffix('/') {
             Some(d) => b.dirs.get(d.as_bytes()).copied(),
-            None => file_index.get(p.as_bytes()).copied(),
+            None => {
+                let (dir, name) = match p.rfind('/') {
+                    Some(i) => (&p[..i], &p[i + 1..]),
+                    None => ("", *p),
+                };
+                b.dirs.get(dir.as_bytes()).and_then(|&d| {
+                    b.nodes[d]
+                        .children
+                        .iter()
+                        .copied()
+                        .find(|&c| !b.nodes[c].dir && b.nodes[c].name == name.as_bytes())
+                })
+            }
         };
         let mut next = found;
         while let Some(n) = next {
@@ -423,7 +434,8 @@ fn fold(
     };
     let mut out: Vec<Node> = Vec::new();
     let mut node =
-        |f: &Full<'_>, parent: Option<usize>, open: bool| -> Result<Node, AnalyzeError> {
+        |index: usize, parent: Option<usize>, open: bool| -> Result<Node, AnalyzeError> {
+            let f = &full[index];
             Ok(Node {
                 parent,
                 name: String::from_utf8_lossy(f.name).into_owned(),
@@ -431,12 +443,12 @@ fn fold(
                 files: f.files(),
                 class: f.class(),
                 kind: f.kind.clone(),
-                decided: decided(&f.rel, f.rule)?,
+                decided: decided(&rel_of(full, index), f.rule)?,
                 dir: f.dir && open,
                 folded: false,
             })
         };
-    out.push(node(&full[0], None, true)?);
+    out.push(node(0, None, true)?);
     // (index in `full`, index in `out`) of directories to open.
     let mut queue = std::collections::VecDeque::from([(0usize, 0usize)]);
     while let Some((fi, oi)) = queue.pop_front() {
@@ -464,7 +476,7 @@ fn fold(
             }
             let open = f.dir && (out.len() < MAX_NODES || forced.contains(&c));
             let index = out.len();
-            out.push(node(f, Some(oi), open)?);
+            out.push(node(c, Some(oi), open)?);
             if open {
                 queue.push_back((c, index));
             }

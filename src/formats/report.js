@@ -44,7 +44,8 @@
     });
   });
 
-  var palette = ["#d9822b", "#c8553d", "#b5446e", "#8e5cc4", "#c9a227", "#a8643a", "#e06c75", "#6f6fd0", "#c27ba0", "#b08b2e"];
+  // Kinds never take the generic unused orange (--unused).
+  var palette = ["#c8553d", "#b5446e", "#8e5cc4", "#c9a227", "#8f5a36", "#e06c75", "#6f6fd0", "#c27ba0", "#4f9a94", "#b08b2e"];
   var LABELS = { needed: "needed by the Dockerfile", unused: "sent, never used", excluded: "excluded by the ignore file", mixed: "directory: needed and unused" };
 
   // Squarified treemap (Bruls, Huizing, van Wijk): rows along the short
@@ -135,10 +136,12 @@
       li.style.setProperty("--sw", colour);
       self.legend.appendChild(li);
     }
-    item("needed", "var(--needed)");
+    var has = {};
+    this.nodes.forEach(function (n) { has[n.class] = true; });
+    if (has.needed) item("needed", "var(--needed)");
     Object.keys(this.kinds).forEach(function (k) { item("unused: " + vis(k), self.kinds[k]); });
-    item("excluded by the ignore file", "var(--excluded)");
-    item("directory with several", "var(--mixed)");
+    if (has.excluded) item("excluded by the ignore file", "var(--excluded)");
+    if (has.mixed) item("directory with several", "var(--mixed)");
   };
 
   Treemap.prototype.describe = function (i) {
