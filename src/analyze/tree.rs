@@ -129,8 +129,6 @@ struct Full<'a> {
     excluded: Totals,
     dir: bool,
     kind: Option<String>,
-    /// For excluded leaves: the deciding rule.
-    rule: Option<usize>,
 }
 
 impl Full<'_> {
@@ -204,7 +202,6 @@ impl<'a> Builder<'a> {
             excluded: Totals::default(),
             dir,
             kind: None,
-            rule: None,
         });
         self.nodes[parent].children.push(i);
         i
@@ -242,7 +239,6 @@ impl Detail {
                 excluded: Totals::default(),
                 dir: true,
                 kind: None,
-                rule: None,
             }],
             dirs: HashMap::new(),
         };
@@ -260,10 +256,9 @@ impl Detail {
         }
         let excluded = excluded(ctx, i.unused, i.needed)?;
         let mut excluded_total = Totals::default();
-        for (rel, bytes, rule) in &excluded {
+        for (rel, bytes) in &excluded {
             excluded_total.add(*bytes);
-            let n = b.leaf(rel, Class::Excluded, one(*bytes));
-            b.nodes[n].rule = *rule;
+            b.leaf(rel, Class::Excluded, one(*bytes));
         }
         // What is inside a recognised directory (a venv's `lib/`, a
         // package's files) is of its kind; parents come first.
@@ -322,45 +317,24 @@ fn one(bytes: u64) -> Totals {
     Totals { files: 1, bytes }
 }
 
-/// An excluded file: its path, size and the deciding rule.
-type Excluded = (Vec<u8>, u64, Option<usize>);
-
-/// The files the ignore file keeps out, with the deciding rule: a walk of
-/// the context without the ignore file, minus what is sent.
+/// The files the ignore file keeps out: a walk of the context without the
+/// ignore file, minus what is sent. Which line decided is asked only for
+/// the cells drawn ([`Decider`]), not for every excluded file.
 fn excluded(
     ctx: &Context,
     unused: &[Leaf<'_>],
     needed: &[Leaf<'_>],
-) -> Result<Vec<Excluded>, AnalyzeError> {
+) -> Result<Vec<(Vec<u8>, u64)>, AnalyzeError> {
     let Some(ignore) = ctx.ignore_file() else {
         return Ok(Vec::new());
     };
     let sent: HashSet<&[u8]> = unused.iter().chain(needed).map(|f| f.rel).collect();
     let all = ctx.with_ignore_text(&ignore.path, b"")?.with_sizes();
     let mut out = Vec::new();
-    // Inside a directory the walk never enters, the directory's rule
-    // decides for everything: ask once.
-    let mut via: Option<(Vec<u8>, Option<usize>)> = None;
     all.walk(|e| -> Result<(), AnalyzeError> {
-        if e.kind == crate::context::FileKind::Dir || sent.contains(e.rel) {
-            return Ok(());
+        if e.kind != crate::context::FileKind::Dir && !sent.contains(e.rel) {
+            out.push((e.rel.to_vec(), e.size));
         }
-        if let Some((dir, rule)) = &via {
-            if e.rel.len() > dir.len() && e.rel.starts_with(dir) && e.rel[dir.len()] == b'/' {
-                out.push((e.rel.to_vec(), e.size, *rule));
-                return Ok(());
-            }
-        }
-        let x = ctx.explain(e.rel)?;
-        if x.included {
-            // Sent but not a regular-file leaf of the walk (a symlink's
-            // target is counted where it is sent).
-            return Ok(());
-        }
-        if let Some(d) = x.via_directory {
-            via = Some((d, x.rule));
-        }
-        out.push((e.rel.to_vec(), e.size, x.rule));
         Ok(())
     })?;
     Ok(out)
@@ -421,8 +395,8 @@ fn fold(
     let decider = Decider::new(ctx);
     let mut decisions: Vec<String> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut decided = |rel: &[u8], rule: Option<usize>| -> Result<Option<usize>, AnalyzeError> {
-        let Some(text) = decider.say(rel, rule)? else {
+    let mut decided = |rel: &[u8]| -> Result<Option<usize>, AnalyzeError> {
+        let Some(text) = decider.say(rel)? else {
             return Ok(None);
         };
         let next = decisions.len();
@@ -443,7 +417,7 @@ fn fold(
                 files: f.files(),
                 class: f.class(),
                 kind: f.kind.clone(),
-                decided: decided(&rel_of(full, index), f.rule)?,
+                decided: decided(&rel_of(full, index))?,
                 dir: f.dir && open,
                 folded: false,
             })
@@ -518,25 +492,24 @@ impl<'a> Decider<'a> {
         Decider { ctx, label }
     }
 
-    fn say(&self, rel: &[u8], rule: Option<usize>) -> Result<Option<String>, AnalyzeError> {
+    fn say(&self, rel: &[u8]) -> Result<Option<String>, AnalyzeError> {
         if rel.is_empty() {
             return Ok(None);
         }
-        let (included, rule) = match rule {
-            Some(r) => (false, Some(r)),
-            None => {
-                let e = self.ctx.explain(rel)?;
-                (e.included, e.rule)
-            }
-        };
-        let verdict = if included { "included" } else { "excluded" };
+        let e = self.ctx.explain(rel)?;
+        let verdict = if e.included { "included" } else { "excluded" };
+        let via = e
+            .via_directory
+            .as_ref()
+            .map(|d| format!(", through directory {}/", String::from_utf8_lossy(d)))
+            .unwrap_or_default();
         Ok(Some(
-            match rule.and_then(|r| self.ctx.matcher().rules().get(r)) {
+            match e.rule.and_then(|r| self.ctx.matcher().rules().get(r)) {
                 Some(r) if r.line == 0 => format!(
-                    "{verdict}: the classic docker CLI always sends `{}`",
+                    "{verdict}: the classic docker CLI always sends `{}`{via}",
                     r.raw.trim_start_matches('!')
                 ),
-                Some(r) => format!("{verdict} by {}:{}: {}", self.label, r.line, r.raw),
+                Some(r) => format!("{verdict} by {}:{}: {}{via}", self.label, r.line, r.raw),
                 None => format!("{verdict}: no pattern in {} matches", self.label),
             },
         ))
