@@ -262,6 +262,16 @@ MEM_CMDS+=("$LS_ROOT" "$LS_BACKEND" "$CTX_BACKEND" "$CTX_BACKEND_GZ" "$CTX_ROOT"
 
 pair '`analyze . -f backend/Dockerfile`' "$ANALYZE" 'du -sb .' 'no slower than `du -sb`' 1.0
 MEM_CMDS+=("$ANALYZE")
+# The HTML report (treemap model, Dockerfile reads) against the JSON one,
+# both to stdout; then the size of the page for this tree.
+pair '`analyze --format html`' "$ANALYZE --format html" "$ANALYZE --format json" '<= 1.2x `analyze --format json`' 1.2
+if eval "$ANALYZE --format html" >"$WORK/report.html" 2>"$WORK/stderr"; then
+    REPORT_BYTES=$(wc -c <"$WORK/report.html")
+    REPORT_MB=$(awk -v b="$REPORT_BYTES" 'BEGIN { printf "%.2f", b / 1000000 }')
+    ROWS+=("| \`analyze --format html\` page size | $REPORT_MB MB ($REPORT_BYTES bytes) | — | | | < 2 MB | $(verdict size 2 "$REPORT_MB") |")
+else
+    fail "$ANALYZE --format html"
+fi
 # A linter exits 1 on findings; only 2 (the CLI's error code) fails.
 CHECK="$CHECK || [ \$? = 1 ]"
 alone '`check`' "$CHECK" '< 100 ms' 100

@@ -122,6 +122,7 @@ pub fn check(
             &AnalyzeOptions {
                 plan: target.plan.clone(),
                 top: 5,
+                detail: false,
             },
         )?;
         for f in analysis.findings {

@@ -1,5 +1,7 @@
 //! Machine formats for CI: GitHub workflow commands, SARIF 2.1.0 and
-//! markdown, shared by `analyze` and `check`.
+//! markdown, shared by `analyze` and `check`; [`html`] is the page.
+
+pub mod html;
 
 use std::fmt::Write as _;
 

@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/moby/patternmatcher ] || need_apt+=(golang-github-moby-patternmatcher-dev)
+# Headless Chromium renders the HTML report (tests/html_report.rs).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "==> installing ${need_apt[*]} (reference implementation for the differential test)"
+    echo "==> installing ${need_apt[*]} (reference implementation for the differential test, browser for the HTML report)"
     if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null

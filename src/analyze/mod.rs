@@ -13,6 +13,7 @@ pub mod findings;
 pub mod report;
 pub mod rules;
 pub mod suggest;
+pub mod tree;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
@@ -37,6 +38,8 @@ pub enum AnalyzeError {
     Context(#[from] ContextError),
     #[error(transparent)]
     Include(#[from] crate::context::ignore::CompileError),
+    #[error(transparent)]
+    Pattern(#[from] crate::context::ignore::PatternError),
 }
 
 /// Options of an analysis.
@@ -45,6 +48,9 @@ pub struct AnalyzeOptions {
     pub plan: PlanOptions,
     /// How many entries the "top" lists keep.
     pub top: usize,
+    /// Also build [`Analysis::detail`] (the HTML report's treemap and
+    /// Dockerfile annotations).
+    pub detail: bool,
 }
 
 impl Default for AnalyzeOptions {
@@ -52,6 +58,7 @@ impl Default for AnalyzeOptions {
         AnalyzeOptions {
             plan: PlanOptions::default(),
             top: 10,
+            detail: false,
         }
     }
 }
@@ -128,6 +135,8 @@ pub struct Analysis {
     pub suggestion: Option<suggest::ContextSuggestion>,
     pub suggested_ignore: Option<suggest::IgnoreSuggestion>,
     pub findings: Vec<Finding>,
+    /// The treemap and per-line reads, with [`AnalyzeOptions::detail`].
+    pub detail: Option<tree::Detail>,
 }
 
 /// Per-directory tallies kept while the walk is inside it.
@@ -187,6 +196,7 @@ fn analyze_spread(
         rules,
         anchored_patterns,
         collect_sent: findings::builders_may_differ(ctx),
+        keep_needed: opts.detail,
     };
     let (tally, summary) =
         annotated.walk_fold_spread(Tally::new(&shared, Vec::new(), 0), spread)?;
@@ -200,6 +210,7 @@ fn analyze_spread(
         secrets,
         sent_files,
         anchored_hits,
+        needed_files,
         ..
     } = tally.finish();
     let collect_sent = shared.collect_sent;
@@ -300,6 +311,53 @@ fn analyze_spread(
             .then(a.line.cmp(&b.line))
     });
 
+    let detail = if opts.detail {
+        let dirs: Vec<tree::DirInfo<'_>> = closed
+            .iter()
+            .map(|d| tree::DirInfo {
+                rel: &d.rel,
+                kind: d
+                    .rule
+                    .map(|(e, r)| rules.ecosystems[e].rules[r].kind.clone())
+                    .or_else(|| {
+                        d.dominant.map(|((e, r), _)| {
+                            format!("mostly {}", rules.ecosystems[e].rules[r].kind)
+                        })
+                    }),
+            })
+            .collect();
+        let unused: Vec<tree::Leaf<'_>> = unused_files
+            .iter()
+            .map(|f| tree::Leaf {
+                rel: &f.rel,
+                bytes: f.bytes,
+                kind: Some(
+                    f.rule
+                        .map_or("file", |(e, r)| rules.ecosystems[e].rules[r].kind.as_str()),
+                ),
+            })
+            .collect();
+        let needed: Vec<tree::Leaf<'_>> = needed_files
+            .iter()
+            .map(|(rel, bytes)| tree::Leaf {
+                rel,
+                bytes: *bytes,
+                kind: None,
+            })
+            .collect();
+        let forced: Vec<&str> = top_unused.iter().map(|u| u.path.as_str()).collect();
+        Some(tree::Detail::build(tree::Inputs {
+            ctx,
+            plan: &plan,
+            dirs: &dirs,
+            unused: &unused,
+            needed: &needed,
+            forced: &forced,
+        })?)
+    } else {
+        None
+    };
+
     Ok(Analysis {
         context: ctx.root().to_path_buf(),
         dockerfile: ctx.dockerfile().to_path_buf(),
@@ -317,6 +375,7 @@ fn analyze_spread(
         suggestion,
         suggested_ignore,
         findings,
+        detail,
     })
 }
 
@@ -327,6 +386,8 @@ struct Shared<'a> {
     anchored_patterns: Vec<&'a Pattern>,
     /// Whether to list every sent file (to compare builders).
     collect_sent: bool,
+    /// Whether to keep every needed file (for [`tree::Detail`]).
+    keep_needed: bool,
 }
 
 /// The analysis of the walk so far: of the whole context, or of one
@@ -347,6 +408,8 @@ struct Tally<'a> {
     by_ext: HashMap<Vec<u8>, Totals>,
     secrets: Vec<(String, String, String)>,
     sent_files: Vec<Vec<u8>>,
+    /// Needed files and their sizes, with [`Shared::keep_needed`].
+    needed_files: Vec<(Box<[u8]>, u64)>,
     /// Per root-anchored pattern: files sent below a directory it would
     /// match with `**/`.
     anchored_hits: Vec<Totals>,
@@ -376,6 +439,7 @@ impl<'a> Tally<'a> {
             by_ext: HashMap::new(),
             secrets: Vec::new(),
             sent_files: Vec::new(),
+            needed_files: Vec::new(),
             anchored_hits: vec![Totals::default(); shared.anchored_patterns.len()],
             subtree: None,
         }
@@ -544,6 +608,9 @@ impl crate::context::fold::Fold for Tally<'_> {
         if entry.needed {
             self.minimal.add(size);
             dir.needed.add(size);
+            if self.shared.keep_needed {
+                self.needed_files.push((entry.rel.into(), size));
+            }
             return Ok(());
         }
         dir.unused.add(size);
@@ -605,6 +672,7 @@ impl crate::context::fold::Fold for Tally<'_> {
         }
         self.secrets.extend(sub.secrets);
         self.sent_files.extend(sub.sent_files);
+        self.needed_files.extend(sub.needed_files);
         for (total, t) in self.anchored_hits.iter_mut().zip(sub.anchored_hits) {
             total.files += t.files;
             total.bytes += t.bytes;

@@ -255,7 +255,16 @@ struct JsonReport<'a> {
 
 /// The JSON report (`"schema": 1`), pretty-printed.
 pub fn json(a: &Analysis) -> String {
-    let report = JsonReport {
+    serde_json::to_string_pretty(&json_report(a)).unwrap_or_else(|_| "null".to_string())
+}
+
+/// The JSON report as a value (the HTML page's model extends it).
+pub fn json_value(a: &Analysis) -> serde_json::Value {
+    serde_json::to_value(json_report(a)).unwrap_or_default()
+}
+
+fn json_report(a: &Analysis) -> JsonReport<'_> {
+    JsonReport {
         schema: SCHEMA,
         context: a.context.display().to_string(),
         dockerfile: a.dockerfile.display().to_string(),
@@ -278,6 +287,5 @@ pub fn json(a: &Analysis) -> String {
         largest_unused_files: &a.largest_unused_files,
         contributors: &a.contributors,
         findings: &a.findings,
-    };
-    serde_json::to_string_pretty(&report).unwrap_or_else(|_| "null".to_string())
+    }
 }

@@ -13,7 +13,6 @@ use reggie_build::analyze::{self, report, AnalyzeOptions, RuleSet};
 
 use reggie_build::formats;
 
-use super::output::print_stdout;
 use super::targets::TargetArgs;
 use super::FormatArg;
 
@@ -72,6 +71,10 @@ pub struct AnalyzeArgs {
     /// Extra rule files (`*.toml`, same format as reggie-build's `rules/`).
     #[arg(long, value_name = "DIR", env = "REGGIE_BUILD_RULES")]
     pub rules: Option<PathBuf>,
+    /// Write the report to FILE instead of stdout (e.g. `--format html -o
+    /// report.html`).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
@@ -91,6 +94,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
         let opts = AnalyzeOptions {
             plan: target.plan.clone(),
             top: args.top,
+            detail: format == FormatArg::Html,
         };
         let spinner = Spinner::start(format == FormatArg::Human);
         let result = analyze::analyze(&ctx, &rules, &opts);
@@ -142,8 +146,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
             let all: Vec<_> = analyses.iter().flat_map(|a| a.findings.clone()).collect();
             format!("{}\n", formats::sarif(&all))
         }
+        FormatArg::Html => formats::html::analysis_page(&analyses),
     };
-    print_stdout(&text)?;
+    super::output::write_report(args.output.as_deref(), &text)?;
     if args.write_ignore {
         for analysis in &analyses {
             write_ignore(analysis, args.force)?;

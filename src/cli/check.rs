@@ -12,7 +12,6 @@ use reggie_build::config::parse_size;
 use reggie_build::formats;
 use reggie_build::text::escape as esc;
 
-use super::output::print_stdout;
 use super::targets::TargetArgs;
 use super::FormatArg;
 
@@ -46,6 +45,10 @@ pub struct CheckArgs {
     /// Extra rule files (`*.toml`).
     #[arg(long, value_name = "DIR", env = "REGGIE_BUILD_RULES")]
     pub rules: Option<PathBuf>,
+    /// Write the report to FILE instead of stdout (e.g. `--format html -o
+    /// budget.html`).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
@@ -144,8 +147,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
             let all: Vec<_> = verdicts.iter().flat_map(|v| v.findings.clone()).collect();
             format!("{}\n", formats::sarif(&all))
         }
+        FormatArg::Html => formats::html::check_page(&verdicts, &growth, passed),
     };
-    print_stdout(&text)?;
+    super::output::write_report(args.output.as_deref(), &text)?;
     Ok(if passed { 0 } else { 1 })
 }
 

@@ -122,6 +122,9 @@ pub enum FormatArg {
     Markdown,
     Github,
     Sarif,
+    /// One self-contained HTML page (a treemap of the context for
+    /// `analyze`, the budgets for `check`).
+    Html,
 }
 
 /// The builder whose rules to reproduce.

@@ -106,6 +106,22 @@ fn random_u64() -> u64 {
 
 /// Writes `text` to stdout, returning an error (not panicking) when stdout
 /// is closed.
+/// A report to `-o FILE` (replaced as a whole, never through a symbolic
+/// link: a report is regenerated, so an existing file is overwritten), or
+/// to stdout.
+pub fn write_report(output: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            replace_file(path, text.as_bytes(), true)?;
+            if !quiet() {
+                eprintln!("wrote {}", reggie_build::text::show_path(path));
+            }
+            Ok(())
+        }
+        None => print_stdout(text),
+    }
+}
+
 pub fn print_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
