@@ -29,7 +29,11 @@ pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod plan;
+// The image builder (feature `image`, on by default): the Docker, BuildKit
+// and AWS stacks, which the analysis commands never need.
+#[cfg(feature = "image")]
 pub mod publish;
+#[cfg(feature = "image")]
 pub mod ship;
 pub mod text;
 
