@@ -23,6 +23,7 @@
 
 pub mod affected;
 pub mod analyze;
+#[cfg(feature = "image")]
 pub mod auth;
 pub mod build_digest;
 pub mod check;
@@ -32,9 +33,14 @@ pub mod discover;
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "image")]
 pub mod ops;
 pub mod plan;
+// The image builder (feature `image`, on by default): the Docker, BuildKit
+// and AWS stacks, which the analysis commands never need.
+#[cfg(feature = "image")]
 pub mod publish;
+#[cfg(feature = "image")]
 pub mod ship;
 pub mod text;
 

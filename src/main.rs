@@ -2,6 +2,7 @@
 
 mod cli;
 
+#[cfg(feature = "image")]
 use std::os::unix::process::CommandExt;
 
 /// The binary that runs `image`, expected beside this one.
@@ -14,6 +15,7 @@ fn main() {
 /// `reggie-build image`: replaces this process with `reggie-build-image`
 /// and the same arguments, so that signals, the terminal and the exit
 /// code are the build's own.
+#[cfg(feature = "image")]
 fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot locate the reggie-build binary: {e}"))?;
@@ -26,5 +28,19 @@ fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
          beside reggie-build: install both (cargo install installs every binary of the package; \
          in a checkout, `cargo build --bins`, or `cargo run --bin {IMAGE_BINARY} -- image ...`)",
         image.display()
+    )
+}
+
+/// `reggie-build image` in a lean build (`--no-default-features`, the pip
+/// wheel): the image builder is not in it, so say which build has it rather
+/// than run a `reggie-build-image` of another build that may sit beside it.
+#[cfg(not(feature = "image"))]
+fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
+    anyhow::bail!(
+        "`reggie-build image` is not in this build: it is the lean build (the pip wheel, or \
+         `cargo install --no-default-features`), which has the analysis commands only. The \
+         image builder comes with the full build, which installs reggie-build and \
+         {IMAGE_BINARY} together: the release archive or shell installer, or `cargo install \
+         --locked --git <repository URL> reggie-build` (default features)"
     )
 }

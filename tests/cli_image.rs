@@ -1,6 +1,8 @@
 //! `reggie-build image` without a daemon: the hand-over from
 //! `reggie-build` to the `reggie-build-image` binary beside it (the builds
 //! themselves are in `e2e_image.rs`, against a real daemon).
+// The image builder is the default feature `image`.
+#![cfg(feature = "image")]
 
 use std::path::Path;
 

@@ -6,6 +6,7 @@
 //! `DOCKER_BUILDKIT=1 /usr/bin/docker build` on the same daemon.
 //!
 //! These fail when the relays are missing (`bash tests/services.sh`).
+#![cfg(feature = "image")]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

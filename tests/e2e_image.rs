@@ -4,6 +4,8 @@
 //! They read `$REGGIE_SERVICES_DIR/env` (default /tmp/reggie-services/env).
 //! Without it they fail, unless `REGGIE_ALLOW_SKIP=1` turns that into a
 //! counted skip.
+// The image builder is the default feature `image`.
+#![cfg(feature = "image")]
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

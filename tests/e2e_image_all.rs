@@ -2,6 +2,7 @@
 //! (`tests/services.sh`): every configured image built once, each equal
 //! to its single `image` build, a failing image not stopping the others,
 //! and `--affected` building only what a commit affects.
+#![cfg(feature = "image")]
 
 use std::collections::BTreeMap;
 use std::path::Path;

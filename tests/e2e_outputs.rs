@@ -3,6 +3,7 @@
 //! started by `tests/services.sh` (a missing service fails the test), side
 //! by side with `DOCKER_BUILDKIT=1 /usr/bin/docker build` (the 20.10 CLI
 //! that speaks BuildKit sessions).
+#![cfg(feature = "image")]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};

@@ -5,6 +5,8 @@
 //!
 //! Unlike `e2e_image.rs`, these fail when the services are missing: they
 //! are the only check of the session protocol against a real BuildKit.
+// The image builder is the default feature `image`.
+#![cfg(feature = "image")]
 
 use std::collections::BTreeMap;
 use std::io::Read;

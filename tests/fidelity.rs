@@ -8,6 +8,8 @@
 //! on PATH and `DOCKER_BUILDKIT=0`; BuildKit with `$REGGIE_TEST_DOCKER_BUILDKIT`
 //! (default `/usr/bin/docker` when it exists, else `docker`) and
 //! `DOCKER_BUILDKIT=1`.
+// The image builder is the default feature `image`.
+#![cfg(feature = "image")]
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -902,6 +902,7 @@ fn every_command_on_random_hostile_trees() {
 
 /// A fake Docker daemon on a unix socket: answers the version handshake,
 /// accepts `POST /build` and then never reads the upload.
+#[cfg(feature = "image")]
 fn stalling_daemon(sock: std::path::PathBuf) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = {
@@ -964,6 +965,7 @@ fn stalling_daemon(sock: std::path::PathBuf) {
 
 /// `image` against a daemon that stops reading mid-upload reports the
 /// stall and fails after --idle-timeout, instead of hanging.
+#[cfg(feature = "image")]
 #[test]
 fn image_upload_stall_fails_after_the_idle_timeout() {
     let dir = big_context(12);

@@ -29,12 +29,28 @@ export REGGIE_SARIF_SCHEMA="$schema"
 python3 -c "import jsonschema" 2>/dev/null || pip install -q jsonschema
 # The pre-commit framework, to run the hook for real.
 command -v pre-commit >/dev/null 2>&1 || pip install -q pre-commit
+# maturin builds the pip wheel (tests/wheel.rs); the wheel-based hook's
+# package builds with setuptools, which pip then finds here, offline.
+command -v maturin >/dev/null 2>&1 || pip install -q "maturin>=1.5,<2"
+export REGGIE_PIP_WHEELS="$deps/wheels"
+if ! ls "$REGGIE_PIP_WHEELS"/setuptools-*.whl >/dev/null 2>&1; then
+    pip download -q --no-deps --only-binary :all: -d "$REGGIE_PIP_WHEELS" "setuptools==80.9.0"
+fi
 
 echo "==> services for tests/e2e_image.rs (dockerd, registry, moto)"
 bash tests/services.sh
 if [ -n "${CI:-}" ]; then
     trap 'bash tests/services.sh stop >/dev/null 2>&1 || true' EXIT
 fi
+
+# The pip wheel under test (tests/wheel.rs, tests/action.rs): maturin
+# packages the lean debug build (`.ci/run` built it, so cargo finds it
+# fresh). Before `cargo test`, which then puts the full binary back in
+# target/debug where the other tests expect it.
+echo "==> the pip wheel (maturin build --profile dev)"
+export REGGIE_TEST_WHEELS="$deps/wheel"
+rm -rf "$REGGIE_TEST_WHEELS"
+maturin build --quiet --profile dev --jobs 2 --out "$REGGIE_TEST_WHEELS"
 
 echo "==> cargo test"
 log="$deps/cargo-test.log"

@@ -4,6 +4,7 @@
 //! is built; `reggie-build` parses these to validate and document them.
 
 use clap::{Args, ValueEnum};
+#[cfg(feature = "image")]
 use reggie_build::ship::outputs::{self, CacheSpec, OutputError, OutputSpec};
 
 use super::ContextArgs;
@@ -177,9 +178,11 @@ pub struct ImageArgs {
 /// `--output`, `--cache-from` and `--cache-to`, parsed.
 // Used by reggie-build-image only; reggie-build parses to validate.
 #[allow(dead_code)]
+#[cfg(feature = "image")]
 pub type ParsedOutputs = (Vec<OutputSpec>, Vec<CacheSpec>, Vec<CacheSpec>);
 
 #[allow(dead_code)]
+#[cfg(feature = "image")]
 impl ImageArgs {
     /// Parses `--output`, `--cache-from` and `--cache-to`, and refuses
     /// the combinations docker refuses (`--push` with files as output).

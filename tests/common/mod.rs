@@ -84,3 +84,30 @@ pub fn services() -> Option<BTreeMap<String, String>> {
     }
     Some(env)
 }
+
+/// The wheel under test: `tests/run.sh` packages the lean debug build with
+/// maturin (`maturin build --profile dev`: cargo finds the build `.ci/run`
+/// made fresh, so maturin only packages) into `REGGIE_TEST_WHEELS`. It is
+/// not built here: maturin would put the lean `reggie-build` in
+/// target/debug, where the other test binaries expect the full one.
+#[allow(dead_code)]
+pub fn test_wheel() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("REGGIE_TEST_WHEELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-deps/wheel"));
+    let prefix = format!("reggie_build-{}-py3-none-", env!("CARGO_PKG_VERSION"));
+    let found: Vec<std::path::PathBuf> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    match found.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
