@@ -128,6 +128,8 @@ const NAMES: &[&[u8]] = &[
     b"!bang",
     b"#hash",
     b"Dockerfile.dockerignore",
+    b"c{2}",
+    b"d|e",
 ];
 
 const LINK_TARGETS: &[&[u8]] = &[
@@ -218,6 +220,11 @@ fn gen_segment(rng: &mut Rng, names: &[Vec<u8>]) -> Vec<u8> {
         b"\\d?",
         b"[\\D]",
         b"[^a-c]?",
+        // `|{}` stay regex syntax (patternmatcher's escape table misses them)
+        b"c{2}*",
+        b"a{1,}?",
+        b"d|e*",
+        b"x{*",
     ];
     match rng.below(100) {
         0..=54 => rng.pick(names).clone(),

@@ -108,19 +108,24 @@ type source struct {
 }
 
 func (src source) culprit(patterns []string) string {
-	for i, p := range patterns {
-		_, err := patternmatcher.New([]string{p})
-		if err == nil {
-			// Matched without its "!": the matcher skips an exception
-			// until something is excluded, so it would never compile it.
-			pm, _ := patternmatcher.New([]string{strings.TrimPrefix(p, "!")})
-			_, err = pm.MatchesOrParentMatches("x")
+	name := func(i int) string {
+		if i < len(src.lines) {
+			return fmt.Sprintf("%s:%d: ", src.file, src.lines[i])
 		}
-		if err != nil {
-			if i < len(src.lines) {
-				return fmt.Sprintf("%s:%d: ", src.file, src.lines[i])
-			}
-			return fmt.Sprintf("(added pattern %q): ", p)
+		return fmt.Sprintf("(added pattern %q): ", patterns[i])
+	}
+	// New checks every pattern before any regex is compiled.
+	for i, p := range patterns {
+		if _, err := patternmatcher.New([]string{p}); err != nil {
+			return name(i)
+		}
+	}
+	for i, p := range patterns {
+		// Matched without its "!": the matcher skips an exception until
+		// something is excluded, so it would never compile it.
+		pm, _ := patternmatcher.New([]string{strings.TrimPrefix(p, "!")})
+		if _, err := pm.MatchesOrParentMatches("x"); err != nil {
+			return name(i)
 		}
 	}
 	return ""
