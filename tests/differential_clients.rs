@@ -35,6 +35,8 @@ use std::sync::{Arc, Mutex};
 
 mod common;
 
+use common::docker::Cli;
+
 const DEFAULT_SEED: u64 = 0xc11e_4715_2021_0001;
 const DEFAULT_TREES: u64 = 24;
 
@@ -453,7 +455,6 @@ fn serve(conn: UnixStream, keep: &Mutex<Option<Vec<u8>>>) {
 struct Env {
     tool: PathBuf,
     classic_cli: String,
-    buildkit_cli: String,
     services: BTreeMap<String, String>,
     fake: FakeDaemon,
     config: PathBuf,
@@ -548,15 +549,10 @@ fn buildkit_diff(env: &Env, tree: &Tree, ignore: &[String]) -> Result<Vec<String
     let ctx = tmp.path().join("ctx");
     materialise(tree, ignore, &ctx);
     let dest = tmp.path().join("out");
-    let mut cmd = Command::new(&env.buildkit_cli);
+    let mut cmd = common::docker::docker_cmd(&env.services, Cli::BuildKit, tmp.path());
     cmd.args(["build", "-q", "-o"])
         .arg(format!("type=local,dest={}", dest.display()))
-        .arg(&ctx)
-        .env("DOCKER_BUILDKIT", "1")
-        .env("DOCKER_CONFIG", &env.config);
-    for (k, v) in &env.services {
-        cmd.env(k, v);
-    }
+        .arg(&ctx);
     if let Err(e) = output(&mut cmd) {
         // The 20.10 client compiles some patterns to regexes Go refuses
         // (`?p)`): a difference to classify like any other.
@@ -780,16 +776,15 @@ fn differential_against_the_real_docker_clients() {
     let Some(classic_cli) = cli("REGGIE_TEST_DOCKER", "/usr/local/bin/docker", test) else {
         return;
     };
-    let Some(buildkit_cli) = cli("REGGIE_TEST_DOCKER_BUILDKIT", "/usr/bin/docker", test) else {
+    if cli("REGGIE_TEST_DOCKER_BUILDKIT", "/usr/bin/docker", test).is_none() {
         return;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("docker-config");
     fs::create_dir(&config).unwrap();
     let env = Env {
         tool: PathBuf::from(env!("CARGO_BIN_EXE_reggie-build")),
         classic_cli,
-        buildkit_cli,
         services,
         fake: FakeDaemon::start(dir.path()),
         config,

@@ -13,6 +13,31 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 
+use common::docker::{text, Cli, Compare, Fs};
+
+/// The docker CLI: `buildkit` runs the 20.10 CLI with DOCKER_BUILDKIT=1.
+fn docker(env: &BTreeMap<String, String>, cwd: &Path, buildkit: bool, args: &[&str]) -> Output {
+    let cli = if buildkit {
+        Cli::BuildKit
+    } else {
+        Cli::Classic
+    };
+    common::docker::docker(env, cli, cwd, args)
+}
+
+/// An image's filesystem, without the container's own mount points.
+fn image_fs(env: &BTreeMap<String, String>, image: &str) -> Fs {
+    common::docker::without_container_paths(common::docker::image_fs(env, image))
+}
+
+fn assert_same_fs(case: &str, ours: &Fs, theirs: &Fs) {
+    let how = Compare {
+        devices_and_mtimes: true,
+        ..Compare::default()
+    };
+    common::docker::assert_same_fs(case, ours, theirs, how);
+}
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -54,118 +79,8 @@ fn reggie(
     cmd.output().expect("run reggie-build")
 }
 
-/// The docker CLI: `buildkit` runs the 20.10 CLI with DOCKER_BUILDKIT=1.
-fn docker(env: &BTreeMap<String, String>, cwd: &Path, buildkit: bool, args: &[&str]) -> Output {
-    let (bin, flag) = if buildkit {
-        ("/usr/bin/docker", "1")
-    } else {
-        ("docker", "0")
-    };
-    let config = tempfile::tempdir().unwrap();
-    let out = Command::new(bin)
-        .current_dir(cwd)
-        .args(args)
-        .envs(env)
-        .env("DOCKER_BUILDKIT", flag)
-        .env("DOCKER_CONFIG", config.path())
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed:\n{}",
-        text(&out)
-    );
-    out
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn ok(out: &Output) {
     assert!(out.status.success(), "reggie-build failed:\n{}", text(out));
-}
-
-/// Path → (type, mode, uid, gid, link target, device, mtime, content).
-type Fs = BTreeMap<String, (u8, u32, u64, u64, String, (u32, u32), u64, Vec<u8>)>;
-
-/// An image's filesystem, from `docker create` + `docker export`.
-fn image_fs(env: &BTreeMap<String, String>, image: &str) -> Fs {
-    let root = Path::new("/");
-    let id = docker(env, root, false, &["create", image, "/nonexistent"]);
-    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let tar_path = dir.path().join("fs.tar");
-    docker(
-        env,
-        root,
-        false,
-        &["export", "-o", tar_path.to_str().unwrap(), &id],
-    );
-    docker(env, root, false, &["rm", &id]);
-    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
-    let mut fs = Fs::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let path = entry.path().unwrap().to_string_lossy().into_owned();
-        // The container's own mount points and marker, not the image's.
-        if [".dockerenv", "dev", "etc", "proc", "sys"]
-            .iter()
-            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
-        {
-            continue;
-        }
-        let h = entry.header().clone();
-        let link = entry
-            .link_name()
-            .unwrap()
-            .map(|l| l.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let device = (
-            h.device_major().ok().flatten().unwrap_or(0),
-            h.device_minor().ok().flatten().unwrap_or(0),
-        );
-        let mut content = Vec::new();
-        entry.read_to_end(&mut content).unwrap();
-        fs.insert(
-            path.trim_end_matches('/').to_string(),
-            (
-                h.entry_type().as_byte(),
-                h.mode().unwrap(),
-                h.uid().unwrap(),
-                h.gid().unwrap(),
-                link,
-                device,
-                h.mtime().unwrap(),
-                content,
-            ),
-        );
-    }
-    fs
-}
-
-fn assert_same_fs(case: &str, ours: &Fs, theirs: &Fs) {
-    let a: Vec<&String> = ours.keys().collect();
-    let b: Vec<&String> = theirs.keys().collect();
-    assert_eq!(a, b, "{case}: the images hold different paths");
-    for (path, meta) in ours {
-        let other = &theirs[path];
-        assert_eq!(
-            (meta.0, meta.1, meta.2, meta.3, &meta.4, meta.5),
-            (other.0, other.1, other.2, other.3, &other.4, other.5),
-            "{case}: {path}: type/mode/owner/link/device differ"
-        );
-        // Directories get the time of the build (BuildKit 0.8 does not
-        // keep them), in both.
-        if meta.0 != b'5' {
-            assert_eq!(meta.6, other.6, "{case}: {path}: mtime differs");
-        }
-        assert!(meta.7 == other.7, "{case}: {path}: contents differ");
-    }
 }
 
 /// The bytes of file contents the build sent (its last `upload` event).
@@ -288,7 +203,7 @@ fn session_image_equals_docker_buildkit() {
         ("app/node_modules/keep/README.md", b'0'),
     ] {
         assert_eq!(
-            fs.get(path).map(|m| m.0),
+            fs.get(path).map(|m| m.kind),
             Some(kind),
             "{path}: {:?}",
             fs.keys()
@@ -360,12 +275,12 @@ fn session_rebuild_sends_only_what_changed() {
     // chmod-ed one (BuildKit asks again for a file whose stat changed).
     assert_eq!(bytes_sent(&third), 10 + 15 + 10, "{}", text(&third));
     let fs = image_fs(&env, tag);
-    assert_eq!(fs["app/src/edit.py"].7, b"print(22)\n");
+    assert_eq!(fs["app/src/edit.py"].content, b"print(22)\n");
     assert!(fs.contains_key("app/src/new-name.py"), "{:?}", fs.keys());
     assert!(!fs.contains_key("app/src/old-name.py"), "{:?}", fs.keys());
     assert!(!fs.contains_key("app/src/gone.py"), "{:?}", fs.keys());
-    assert_eq!(fs["app/src/mode.sh"].1 & 0o777, 0o755);
-    assert_eq!(fs["app/big.bin"].7.len(), 1_000_000);
+    assert_eq!(fs["app/src/mode.sh"].mode & 0o777, 0o755);
+    assert_eq!(fs["app/big.bin"].content.len(), 1_000_000);
 }
 
 /// A no-change rebuild is fully cached and gives the same image: no
@@ -501,9 +416,9 @@ fn secret_reaches_the_build_but_not_the_image() {
     assert!(all.contains("secret-arrived"), "{all}");
     assert!(!all.contains(value) && !all.contains(env_value), "{all}");
     let fs = image_fs(&env, tag);
-    assert_eq!(fs["len"].7, format!("{}\n", value.len()).into_bytes());
+    assert_eq!(fs["len"].content, format!("{}\n", value.len()).into_bytes());
     for (path, meta) in &fs {
-        let content = String::from_utf8_lossy(&meta.7);
+        let content = String::from_utf8_lossy(&meta.content);
         assert!(
             !content.contains(value) && !content.contains(env_value),
             "{path} holds a secret"
