@@ -9,9 +9,9 @@
 //! file change adds or removes a file it reads, when the step before it or
 //! the stage it copies from is rebuilt. Everything else stays cached.
 
-pub mod git;
+pub(crate) mod git;
 pub mod render;
-pub mod steps;
+pub(crate) mod steps;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -16,15 +16,15 @@
 
 pub mod digest;
 pub mod fold;
-pub mod hash_cache;
+pub(crate) mod hash_cache;
 pub mod ignore;
 pub mod tarball;
-pub mod walk;
+pub(crate) mod walk;
 
 use std::path::{Path, PathBuf};
 
 pub use ignore::{Decision, Matcher};
-pub use walk::{read_head_at, Entry, FileKind, Stat, WalkError};
+pub use walk::{read_head_at, Entry, FileKind, Stat, WalkError, WalkSummary};
 
 /// Which Docker builder's rules to reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

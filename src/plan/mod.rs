@@ -5,8 +5,8 @@
 //! * [`minimal`] turns those paths into the minimal file set, by walking the
 //!   context with them as include patterns, as BuildKit's file sync does.
 
-pub mod dockerfile;
-pub mod minimal;
+pub(crate) mod dockerfile;
+pub(crate) mod minimal;
 
 pub use dockerfile::PlanOptions;
 pub use minimal::{Plan, PlanError};

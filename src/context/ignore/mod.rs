@@ -8,10 +8,10 @@
 //! * [`gopath`] holds the Go library behaviour both depend on
 //!   (`path.Clean`, `filepath.Match` syntax).
 
-pub mod file;
-pub mod gopath;
-pub mod matcher;
-pub mod pattern;
+pub(crate) mod file;
+pub(crate) mod gopath;
+pub(crate) mod matcher;
+pub(crate) mod pattern;
 
 pub use file::{read_patterns, IgnoreLine};
 pub use matcher::{CompileError, Decision, MatchInfo, Matcher, Rule};
