@@ -59,21 +59,15 @@
 pub mod affected;
 #[allow(missing_docs)] // not documented yet (issue 15)
 pub mod analyze;
-#[allow(missing_docs)] // not documented yet (issue 15)
 pub mod build_digest;
-#[allow(missing_docs)] // not documented yet (issue 15)
 pub mod check;
-#[allow(missing_docs)] // not documented yet (issue 15)
 pub mod config;
 #[allow(missing_docs)] // not documented yet (issue 15)
 pub mod context;
-#[allow(missing_docs)] // not documented yet (issue 15)
 pub mod discover;
-#[allow(missing_docs)] // not documented yet (issue 15)
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
-#[allow(missing_docs)] // not documented yet (issue 15)
 pub mod plan;
 #[allow(missing_docs)] // not documented yet (issue 15)
 pub mod publish;

@@ -2,7 +2,7 @@
 //! first Dockerfile step whose build cache it busts.
 //!
 //! Both revisions are read from git (the Dockerfile, the ignore file, the
-//! config), modelled as BuildKit's numbered steps ([`steps`]), and compared
+//! config), modelled as BuildKit's numbered steps (`steps`), and compared
 //! step by step: a step is rebuilt when its instruction or what it sees
 //! (`ARG`/`ENV` above it, build args, platform) changed, when a changed
 //! file reaches a path it reads (after the ignore file), when an ignore

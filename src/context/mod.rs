@@ -23,6 +23,7 @@ pub(crate) mod walk;
 
 use std::path::{Path, PathBuf};
 
+pub use hash_cache::HashCache;
 pub use ignore::{Decision, Matcher};
 pub use walk::{read_head_at, Entry, FileKind, Stat, WalkError, WalkSummary};
 

@@ -2,10 +2,10 @@
 //!
 //! * [`file`] reads an ignore file into normalised patterns with line
 //!   numbers (`ignorefile.ReadAll`).
-//! * [`pattern`] compiles one pattern (`patternmatcher.Pattern`).
-//! * [`matcher`] evaluates the ordered list with parent results carried
+//! * `pattern` compiles one pattern (`patternmatcher.Pattern`).
+//! * `matcher` evaluates the ordered list with parent results carried
 //!   down the walk (`PatternMatcher.MatchesUsingParentResults`).
-//! * [`gopath`] holds the Go library behaviour both depend on
+//! * `gopath` holds the Go library behaviour both depend on
 //!   (`path.Clean`, `filepath.Match` syntax).
 
 pub(crate) mod file;

@@ -177,7 +177,7 @@ pub enum ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}:{line}:{column}: {message}")]
 pub struct DockerfileError {
-    /// The path label given to [`parse`].
+    /// The path label given to `parse`.
     pub path: String,
     /// 1-based line.
     pub line: usize,
