@@ -62,7 +62,6 @@ pub mod analyze;
 pub mod build_digest;
 pub mod check;
 pub mod config;
-#[allow(missing_docs)] // not documented yet (issue 15)
 pub mod context;
 pub mod discover;
 pub mod formats;

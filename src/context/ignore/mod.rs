@@ -13,6 +13,6 @@ pub(crate) mod gopath;
 pub(crate) mod matcher;
 pub(crate) mod pattern;
 
-pub use file::{read_patterns, IgnoreLine};
+pub use file::{read_patterns, IgnoreLine, ReadError};
 pub use matcher::{CompileError, Decision, MatchInfo, Matcher, Rule};
 pub use pattern::{MatchKind, Pattern, PatternError};

@@ -35,9 +35,13 @@ use regex::{Regex, RegexBuilder};
 /// How a pattern is matched; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchKind {
+    /// No wildcard: the path must equal the pattern.
     Exact,
+    /// `dir/**` and no other wildcard: the path must start with `dir/`.
     Prefix,
+    /// `**/name` and no other wildcard: the path must end with `/name` or be `name`.
     Suffix,
+    /// Anything else: the pattern compiled to a Go regex.
     Regex,
 }
 
@@ -125,6 +129,7 @@ impl Pattern {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("syntax error in pattern: {message}")]
 pub struct PatternError {
+    /// What the regex compiler said, in a few words.
     pub message: String,
 }
 
