@@ -55,7 +55,6 @@
 
 #![deny(missing_docs)]
 
-#[allow(missing_docs)] // not documented yet (issue 15)
 pub mod affected;
 #[allow(missing_docs)] // not documented yet (issue 15)
 pub mod analyze;
