@@ -18,7 +18,9 @@ use bollard::auth::DockerCredentials;
 /// A username and secret for one registry.
 #[derive(Clone)]
 pub struct Credentials {
+    /// The user name (`AWS` for ECR tokens).
     pub username: String,
+    /// The password or token; never printed ([`std::fmt::Debug`] hides it).
     pub secret: String,
     /// Where they came from, for messages ("ECR", "docker config", ...).
     pub source: String,
@@ -93,12 +95,22 @@ fn docker_config_path() -> Option<PathBuf> {
 /// Errors looking up credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// The docker config file could not be read or parsed.
     #[error("cannot read {path}: {reason}")]
-    Config { path: PathBuf, reason: String },
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A credential helper failed.
     #[error("credential helper docker-credential-{helper} failed for {registry}: {reason}")]
     Helper {
+        /// The helper's name (`docker-credential-NAME`).
         helper: String,
+        /// The registry it was asked about.
         registry: String,
+        /// What it said, or why it did not run.
         reason: String,
     },
 }

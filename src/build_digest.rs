@@ -22,12 +22,16 @@ use crate::plan::{Plan, PlanError};
 #[derive(Debug, thiserror::Error)]
 pub enum BuildDigestError {
     #[error(transparent)]
+    /// The context could not be resolved.
     Context(#[from] ContextError),
     #[error(transparent)]
+    /// The Dockerfile could not be planned.
     Plan(#[from] PlanError),
     #[error(transparent)]
+    /// The minimal context's include patterns do not compile.
     Include(#[from] crate::context::ignore::CompileError),
     #[error(transparent)]
+    /// Walking or reading the context failed.
     Tar(#[from] TarError),
 }
 

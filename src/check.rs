@@ -20,9 +20,13 @@ use crate::plan::{Plan, PlanOptions};
 /// One image to check.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// Its name (from `reggie-build.toml`, or the context path).
     pub name: String,
+    /// Its build context.
     pub spec: ContextSpec,
+    /// How its Dockerfile is planned (target, build args, platform).
     pub plan: PlanOptions,
+    /// Its upload budget.
     pub budget: Budget,
 }
 
@@ -38,22 +42,31 @@ pub struct CheckOptions {
 /// The verdict for one image.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Verdict {
+    /// The image's name.
     pub name: String,
+    /// Its context directory, as given.
     pub context: String,
+    /// Its Dockerfile, as given.
     pub dockerfile: String,
     /// `minimal` or `full`.
     pub measured: &'static str,
+    /// What the build uploads.
     pub uploaded: Totals,
+    /// The byte budget, if any.
     pub max_bytes: Option<u64>,
+    /// The file budget, if any.
     pub max_files: Option<u64>,
     /// Bytes and files over the budget (0 when within).
     pub over_bytes: u64,
+    /// Files over the budget (0 when within).
     pub over_files: u64,
+    /// What analysis found (warnings fail a strict check).
     pub findings: Vec<Finding>,
     /// Largest directories of what is uploaded.
     pub contributors: Vec<Group>,
     /// How to get back under budget (from a full analysis), when failing.
     pub fixes: Vec<String>,
+    /// Within budget, and no warning in a strict check.
     pub passed: bool,
 }
 

@@ -30,20 +30,31 @@ pub const FILE_NAME: &str = "reggie-build.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
+    /// The file could not be read.
     Read {
+        /// The config file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
+    /// The file is not a valid config.
     Invalid {
+        /// The config file.
         path: PathBuf,
+        /// The line at fault (1-based).
         line: usize,
+        /// What is wrong and how to fix it.
         message: String,
     },
     #[error("{path}: no image named `{name}`; configured images: {known}")]
+    /// No image has the name asked for.
     UnknownImage {
+        /// The config file.
         path: PathBuf,
+        /// The name asked for.
         name: String,
+        /// The names configured, comma-separated.
         known: String,
     },
 }
@@ -55,21 +66,30 @@ pub struct Config {
     pub path: PathBuf,
     /// Its directory: paths in it are relative to this.
     pub root: PathBuf,
+    /// The images, in file order.
     pub images: Vec<Image>,
 }
 
 /// One image.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// Its name (`name = ...`).
     pub name: String,
     /// Resolved against the config's directory.
     pub dockerfile: PathBuf,
+    /// Its build context, resolved against the config's directory.
     pub context: PathBuf,
+    /// The stage to build (`--target`).
     pub target: Option<String>,
+    /// The platform it is built for (`--platform`).
     pub platform: Option<String>,
+    /// Build arguments (`--build-arg`).
     pub build_args: BTreeMap<String, String>,
+    /// The repository it is pushed to.
     pub repository: Option<String>,
+    /// Tags to push.
     pub tags: Vec<String>,
+    /// Its upload budget.
     pub budget: Budget,
     /// Line of its `[[image]]` header.
     pub line: usize,
@@ -78,7 +98,9 @@ pub struct Image {
 /// Size limits of an image's context.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Budget {
+    /// At most this many bytes uploaded.
     pub max_bytes: Option<u64>,
+    /// At most this many files uploaded.
     pub max_files: Option<u64>,
 }
 

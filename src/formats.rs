@@ -11,10 +11,15 @@ use crate::check::Verdict;
 /// Output formats of `analyze` and `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Text for a terminal.
     Human,
+    /// The JSON report (its schema is versioned).
     Json,
+    /// Markdown, e.g. for a pull request comment.
     Markdown,
+    /// GitHub Actions workflow commands (annotations).
     Github,
+    /// SARIF 2.1.0, for code scanning.
     Sarif,
 }
 

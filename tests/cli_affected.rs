@@ -534,10 +534,7 @@ fn build_cached(
         }
         _ => (".", "Dockerfile", vec![]),
     };
-    let out = Std::new("/usr/bin/docker")
-        .current_dir(p)
-        .env("DOCKER_HOST", &env["DOCKER_HOST"])
-        .env("DOCKER_BUILDKIT", "1")
+    let out = common::docker::docker_cmd(env, common::docker::Cli::BuildKit, p)
         .args([
             "build",
             "--progress=plain",

@@ -128,6 +128,8 @@ const NAMES: &[&[u8]] = &[
     b"!bang",
     b"#hash",
     b"Dockerfile.dockerignore",
+    b"c{2}",
+    b"d|e",
 ];
 
 const LINK_TARGETS: &[&[u8]] = &[
@@ -218,6 +220,11 @@ fn gen_segment(rng: &mut Rng, names: &[Vec<u8>]) -> Vec<u8> {
         b"\\d?",
         b"[\\D]",
         b"[^a-c]?",
+        // `|{}` stay regex syntax (patternmatcher's escape table misses them)
+        b"c{2}*",
+        b"a{1,}?",
+        b"d|e*",
+        b"x{*",
     ];
     match rng.below(100) {
         0..=54 => rng.pick(names).clone(),
@@ -470,21 +477,69 @@ fn materialise(case: &Case, ctx: &Path) {
 
 // ---------------------------------------------------------------- running
 
-type Outcome = Result<Vec<u8>, String>;
+/// What a program sent: every archive entry in order (directories end with
+/// `/`), and the sorted list of files (`ls`, one per line).
+#[derive(Debug, PartialEq)]
+struct Listing {
+    entries: Vec<Vec<u8>>,
+    files: Vec<u8>,
+}
 
-fn run(cmd: &mut Command) -> Outcome {
+/// Why a program refused the case: the ignore file (base name) and line
+/// of the pattern it names, if it names one, and its message.
+#[derive(Debug)]
+struct Failure {
+    culprit: Option<(String, u32)>,
+    message: String,
+}
+
+type Outcome = Result<Listing, Failure>;
+
+fn run(cmd: &mut Command) -> Result<Vec<u8>, Failure> {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(format!(
-            "{} (stderr: {})",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        ))
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(Failure {
+            culprit: culprit(&stderr),
+            message: format!("{} (stderr: {})", out.status, stderr.trim_end()),
+        })
     }
+}
+
+/// The ignore file and line an error message names: `FILE:LINE:` (the
+/// reference, and reggie-build's syntax errors) or `FILE, line LINE`
+/// (reggie-build's errors found while matching).
+fn culprit(message: &str) -> Option<(String, u32)> {
+    let at = message.find("dockerignore")?;
+    let start = message[..at].rfind(['/', ' ']).map_or(0, |i| i + 1);
+    let file = &message[start..at + "dockerignore".len()];
+    let rest = &message[at + "dockerignore".len()..];
+    let digits = rest
+        .strip_prefix(':')
+        .or_else(|| rest.strip_prefix(", line "))?;
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    Some((file.to_string(), digits[..end].parse().ok()?))
+}
+
+/// The entries of a tar stream in order, directories with a trailing `/`.
+fn tar_entries(tar: &[u8]) -> Vec<Vec<u8>> {
+    let mut archive = tar::Archive::new(tar);
+    let mut out = Vec::new();
+    for e in archive.entries().expect("reading the context archive") {
+        let e = e.expect("reading an entry of the context archive");
+        let mut name = e.path_bytes().into_owned();
+        if e.header().entry_type().is_dir() && !name.ends_with(b"/") {
+            name.push(b'/');
+        }
+        out.push(name);
+    }
+    out
 }
 
 struct Env {
@@ -502,42 +557,75 @@ fn outcomes(env: &Env, case: &Case) -> (Outcome, Outcome) {
     if case.builder == Builder::Classic {
         r.args(["--builder", "classic"]);
     }
-    r.arg("--dockerfile").arg(os(&df_rel)).arg(&ctx);
-    let reference = run(&mut r);
+    r.arg("--entries")
+        .arg("--dockerfile")
+        .arg(os(&df_rel))
+        .arg(&ctx);
+    let reference = run(&mut r).map(|out| {
+        let entries: Vec<Vec<u8>> = out
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        let mut files: Vec<&Vec<u8>> = entries.iter().filter(|e| !e.ends_with(b"/")).collect();
+        files.sort();
+        let files = files
+            .iter()
+            .flat_map(|f| [&f[..], b"\n"].concat())
+            .collect();
+        Listing { entries, files }
+    });
 
-    let mut t = Command::new(&env.tool);
-    t.arg("ls");
-    match case.style {
-        0 => {
-            t.arg(&ctx).current_dir(tmp.path());
+    let tool_cmd = |command: &[&str]| {
+        let mut t = Command::new(&env.tool);
+        t.args(command);
+        match case.style {
+            0 => {
+                t.arg(&ctx).current_dir(tmp.path());
+            }
+            2 => {
+                t.arg(".").arg("-f").arg(os(&df_rel)).current_dir(&ctx);
+            }
+            _ => {
+                t.arg(&ctx)
+                    .arg("-f")
+                    .arg(ctx.join(os(&df_rel)))
+                    .current_dir(tmp.path());
+            }
         }
-        2 => {
-            t.arg(".").arg("-f").arg(os(&df_rel)).current_dir(&ctx);
+        match case.builder {
+            Builder::Classic => {
+                t.args(["--builder", "classic"]);
+            }
+            Builder::Buildkit if case.style == 3 => {
+                t.args(["--builder", "buildkit"]);
+            }
+            Builder::Buildkit => {}
         }
-        _ => {
-            t.arg(&ctx)
-                .arg("-f")
-                .arg(ctx.join(os(&df_rel)))
-                .current_dir(tmp.path());
-        }
-    }
-    match case.builder {
-        Builder::Classic => {
-            t.args(["--builder", "classic"]);
-        }
-        Builder::Buildkit if case.style == 3 => {
-            t.args(["--builder", "buildkit"]);
-        }
-        Builder::Buildkit => {}
-    }
-    let tool = run(&mut t);
+        t
+    };
+    let ls = run(&mut tool_cmd(&["ls"]));
+    let archive = run(&mut tool_cmd(&["context", "-o", "-"]));
+    let tool = match (ls, archive) {
+        (Ok(files), Ok(tar)) => Ok(Listing {
+            entries: tar_entries(&tar),
+            files,
+        }),
+        (Err(e), Err(_)) => Err(e),
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => Err(Failure {
+            culprit: Some(("(`ls` and `context` disagree)".into(), 0)),
+            message: e.message,
+        }),
+    };
     (reference, tool)
 }
 
+/// Both sent the same entries in the same order and list the same files,
+/// or both refused the same pattern (or both refused without naming one).
 fn agrees(o: &(Outcome, Outcome)) -> bool {
     match o {
         (Ok(a), Ok(b)) => a == b,
-        (Err(_), Err(_)) => true,
+        (Err(a), Err(b)) => a.culprit == b.culprit,
         _ => false,
     }
 }
@@ -660,14 +748,14 @@ fn describe_tree(nodes: &[Node], prefix: &[u8], out: &mut String) {
 
 fn describe_outcome(o: &Outcome) -> String {
     match o {
-        Ok(out) => {
-            let mut s = String::from("exit 0\n");
-            for l in out.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+        Ok(listing) => {
+            let mut s = String::from("exit 0, archive entries in order:\n");
+            for l in &listing.entries {
                 writeln!(s, "    {}", esc(l)).unwrap();
             }
             s
         }
-        Err(e) => format!("FAILED {e}\n"),
+        Err(e) => format!("FAILED (pattern named: {:?}) {}\n", e.culprit, e.message),
     }
 }
 
@@ -702,15 +790,14 @@ fn report(case: &Case, o: &(Outcome, Outcome)) -> String {
     write!(s, "reference: {}", describe_outcome(&o.0)).unwrap();
     write!(s, "reggie-build: {}", describe_outcome(&o.1)).unwrap();
     if let (Ok(a), Ok(b)) = o {
-        let la: Vec<&[u8]> = a.split(|&c| c == b'\n').filter(|l| !l.is_empty()).collect();
-        let lb: Vec<&[u8]> = b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).collect();
+        let (la, lb) = (&a.entries, &b.entries);
         writeln!(s, "diff (- only in reference, + only in reggie-build):").unwrap();
-        for l in &la {
+        for l in la {
             if !lb.contains(l) {
                 writeln!(s, "  - {}", esc(l)).unwrap();
             }
         }
-        for l in &lb {
+        for l in lb {
             if !la.contains(l) {
                 writeln!(s, "  + {}", esc(l)).unwrap();
             }
@@ -718,7 +805,7 @@ fn report(case: &Case, o: &(Outcome, Outcome)) -> String {
         if la.iter().all(|l| lb.contains(l)) && lb.iter().all(|l| la.contains(l)) {
             writeln!(
                 s,
-                "  (same lines; order, duplicates or line endings differ)"
+                "  (same entries; their order or duplicates differ, or `ls` disagrees with the archive)"
             )
             .unwrap();
         }
@@ -813,15 +900,16 @@ fn differential_against_docker_patternmatcher() {
     };
     let keep_going = env_flag("REGGIE_DIFF_KEEP_GOING");
     let mut failures = Vec::new();
-    let (mut both_failed, mut empty, mut files) = (0usize, 0usize, 0usize);
+    let (mut both_failed, mut empty, mut files, mut dirs) = (0usize, 0usize, 0usize, 0usize);
     for &round in &rounds {
         let case = gen_case(seed ^ round.wrapping_mul(0xA24B_AED4_963E_E407));
         let o = outcomes(&env, &case);
         if agrees(&o) {
             match &o.0 {
                 Err(_) => both_failed += 1,
-                Ok(out) => {
-                    let n = out.iter().filter(|&&c| c == b'\n').count();
+                Ok(listing) => {
+                    let n = listing.entries.len();
+                    dirs += listing.entries.iter().filter(|e| e.ends_with(b"/")).count();
                     files += n;
                     empty += usize::from(n == 0);
                 }
@@ -851,8 +939,9 @@ fn differential_against_docker_patternmatcher() {
          see the report(s) above"
     );
     eprintln!(
-        "differential: {} round(s) agreed (seed {seed:#x}; {both_failed} rejected by both, \
-         {empty} with an empty listing, {files} listed paths in total)",
+        "differential: {} round(s) agreed (seed {seed:#x}; {both_failed} rejected by both \
+         on the same pattern, {empty} with an empty archive, {files} archive entries in \
+         total, {dirs} of them directories)",
         rounds.len()
     );
 }

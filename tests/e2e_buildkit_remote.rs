@@ -138,8 +138,8 @@ fn remote_rebuild_sends_only_what_changed() {
     let third = build();
     assert_eq!(bytes_sent(&third), 10, "{}", text(&third));
     let fs = image_fs(&env, tag);
-    assert_eq!(fs["app/src/edit.py"].7, b"print(22)\n");
-    assert_eq!(fs["app/big.bin"].7.len(), 1_000_000);
+    assert_eq!(fs["app/src/edit.py"].content, b"print(22)\n");
+    assert_eq!(fs["app/big.bin"].content.len(), 1_000_000);
     // --json names the image the engine exported, the one now tagged.
     let result: serde_json::Value = String::from_utf8_lossy(&third.stdout)
         .lines()
@@ -213,7 +213,7 @@ fn remote_mtls_needs_the_right_client_certificate() {
     let out = run(Some((&certs.join("cert.pem"), &certs.join("key.pem"))));
     ok(&out);
     let fs = image_fs(&env, "bkctl-e2e-remote:mtls");
-    assert_eq!(fs["a.txt"].7, b"over mTLS\n");
+    assert_eq!(fs["a.txt"].content, b"over mTLS\n");
 
     let (cert, key) = stranger_cert(work.path());
     let err = failed_with(&run(Some((&cert, &key))));
@@ -358,10 +358,10 @@ fn remote_secret_reaches_the_build_but_not_the_output() {
     assert!(all.contains("secret-arrived"), "{all}");
     assert!(!all.contains(value), "{all}");
     let fs = image_fs(&env, tag);
-    assert_eq!(fs["len"].7, format!("{}\n", value.len()).into_bytes());
+    assert_eq!(fs["len"].content, format!("{}\n", value.len()).into_bytes());
     assert!(
         fs.values()
-            .all(|m| !String::from_utf8_lossy(&m.7).contains(value)),
+            .all(|m| !String::from_utf8_lossy(&m.content).contains(value)),
         "an image file holds the secret"
     );
     let history = docker(&env, Path::new("/"), false, &["history", "--no-trunc", tag]);
@@ -418,7 +418,7 @@ fn remote_build_args_target_labels_and_network() {
     );
     ok(&out);
     let fs = image_fs(&env, tag);
-    assert_eq!(fs["greeting"].7, b"hello-remote\n");
+    assert_eq!(fs["greeting"].content, b"hello-remote\n");
     assert!(!fs.contains_key("picked") && !fs.contains_key("other"));
     let inspect = docker(&env, Path::new("/"), false, &["image", "inspect", tag]);
     let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
@@ -479,8 +479,8 @@ fn remote_build_args_target_labels_and_network() {
     );
     ok(&out);
     let fs = image_fs(&env, tag);
-    assert_eq!(fs["picked"].7, b"picked\n");
-    assert_eq!(fs["greeting"].7, b"unset\n");
+    assert_eq!(fs["picked"].content, b"picked\n");
+    assert_eq!(fs["greeting"].content, b"unset\n");
 }
 
 /// Whether a process on this machine has `needle` in its command line
@@ -626,7 +626,7 @@ fn remote_private_base_image_pulled_through_the_session() {
     ok(&out);
     assert!(!text(&out).contains(&password), "{}", text(&out));
     let fs = image_fs(&env, tag);
-    assert_eq!(fs["copied"].7, b"base\n");
+    assert_eq!(fs["copied"].content, b"base\n");
 }
 
 /// `unix://PATH`: the relay on a socket of this test's own.
@@ -670,7 +670,7 @@ fn remote_builds_over_a_unix_socket() {
     let _ = relay.wait();
     ok(&out);
     let fs = image_fs(&env, "bkctl-e2e-remote:unix");
-    assert_eq!(fs["a.txt"].7, b"over a unix socket\n");
+    assert_eq!(fs["a.txt"].content, b"over a unix socket\n");
 }
 
 /// Flags that cannot work are refused before anything runs (no service

@@ -8,11 +8,21 @@
 #![cfg(feature = "image")]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod common;
+
+use common::docker::{assert_same_fs, image_fs, text, Cli::Classic, Compare};
+
+fn docker(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
+    common::docker::docker(env, Classic, cwd, args)
+}
+
+fn docker_may_fail(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
+    common::docker::docker_may_fail(env, Classic, cwd, args)
+}
 
 const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const ECR_PASSWORD: &str = "123456789012-auth-token";
@@ -76,96 +86,8 @@ fn reggie(
     child.wait_with_output().unwrap()
 }
 
-fn docker(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
-    let out = docker_may_fail(env, cwd, args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed:\n{}",
-        text(&out)
-    );
-    out
-}
-
-/// Runs the docker CLI (classic builder, no user config) on the test daemon.
-fn docker_may_fail(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new("docker");
-    cmd.current_dir(cwd).args(args).env("DOCKER_BUILDKIT", "0");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let home = tempfile::tempdir().unwrap();
-    cmd.env("DOCKER_CONFIG", home.path());
-    cmd.output().expect("run docker")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn ok(out: &Output) {
     assert!(out.status.success(), "reggie-build failed:\n{}", text(out));
-}
-
-/// Path → (type, mode, uid, gid, link target, content) of an image's
-/// filesystem, read from `docker create` + `docker export`.
-type Fs = BTreeMap<String, (u8, u32, u64, u64, String, Vec<u8>)>;
-
-fn image_fs(env: &BTreeMap<String, String>, image: &str) -> Fs {
-    let id = docker(env, Path::new("/"), &["create", image, "/nonexistent"]);
-    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let tar_path = dir.path().join("fs.tar");
-    docker(
-        env,
-        Path::new("/"),
-        &["export", "-o", tar_path.to_str().unwrap(), &id],
-    );
-    docker(env, Path::new("/"), &["rm", &id]);
-    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
-    let mut fs = Fs::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let path = entry.path().unwrap().to_string_lossy().into_owned();
-        let h = entry.header().clone();
-        let link = entry
-            .link_name()
-            .unwrap()
-            .map(|l| l.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut content = Vec::new();
-        entry.read_to_end(&mut content).unwrap();
-        fs.insert(
-            path.trim_end_matches('/').to_string(),
-            (
-                h.entry_type().as_byte(),
-                h.mode().unwrap(),
-                h.uid().unwrap(),
-                h.gid().unwrap(),
-                link,
-                content,
-            ),
-        );
-    }
-    fs
-}
-
-fn assert_same_fs(ours: &Fs, theirs: &Fs) {
-    let a: Vec<&String> = ours.keys().collect();
-    let b: Vec<&String> = theirs.keys().collect();
-    assert_eq!(a, b, "the images hold different paths");
-    for (path, meta) in ours {
-        let other = &theirs[path];
-        assert_eq!(
-            (meta.0, meta.1, meta.2, meta.3, &meta.4),
-            (other.0, other.1, other.2, other.3, &other.4),
-            "{path}: type/mode/owner/link differ"
-        );
-        assert!(meta.5 == other.5, "{path}: contents differ");
-    }
 }
 
 fn inspect(env: &BTreeMap<String, String>, image: &str) -> serde_json::Value {
@@ -251,7 +173,7 @@ fn scratch_build_matches_docker_build() {
         let ours = image_fs(&env, &format!("reggie-e2e-scratch:ours-{builder}"));
         assert!(ours.contains_key("app/app/main.py"), "{:?}", ours.keys());
         assert!(ours.contains_key("app/requirements.txt"));
-        assert_same_fs(&ours, &theirs);
+        assert_same_fs("scratch build", &ours, &theirs, Compare::default());
     }
 
     let labels = &inspect(&env, "reggie-e2e-scratch:ours-buildkit")["Config"]["Labels"];
@@ -337,7 +259,7 @@ fn dockerfile_travels_but_stays_invisible() {
             !listing.iter().any(|k| k.contains(".dockerfile.")),
             "{name}: {listing:?}"
         );
-        assert_same_fs(&a, &b);
+        assert_same_fs("build", &a, &b, Compare::default());
     }
 }
 
@@ -411,8 +333,10 @@ fn buildkit_upload_with_an_excluded_dockerfile() {
         &["build", "-q", "-t", "reggie-e2e-bkdf:docker", "."],
     );
     assert_same_fs(
+        "excluded Dockerfile",
         &image_fs(&env, "reggie-e2e-bkdf:sub"),
         &image_fs(&env, "reggie-e2e-bkdf:docker"),
+        Compare::default(),
     );
 
     std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /ctx/\n").unwrap();
@@ -505,7 +429,7 @@ fn private_base_image_pulled_with_docker_config_credentials() {
         assert_no_secret(&out, &password);
         let fs = image_fs(&env, &tag);
         assert_eq!(
-            fs.get("copied").map(|f| f.5.as_slice()),
+            fs.get("copied").map(|f| f.content.as_slice()),
             Some(&b"base\n"[..]),
             "{builder}"
         );

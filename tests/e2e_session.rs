@@ -88,7 +88,7 @@ fn session_image_equals_docker_buildkit() {
         ("app/node_modules/keep/README.md", b'0'),
     ] {
         assert_eq!(
-            fs.get(path).map(|m| m.0),
+            fs.get(path).map(|m| m.kind),
             Some(kind),
             "{path}: {:?}",
             fs.keys()
@@ -160,12 +160,12 @@ fn session_rebuild_sends_only_what_changed() {
     // chmod-ed one (BuildKit asks again for a file whose stat changed).
     assert_eq!(bytes_sent(&third), 10 + 15 + 10, "{}", text(&third));
     let fs = image_fs(&env, tag);
-    assert_eq!(fs["app/src/edit.py"].7, b"print(22)\n");
+    assert_eq!(fs["app/src/edit.py"].content, b"print(22)\n");
     assert!(fs.contains_key("app/src/new-name.py"), "{:?}", fs.keys());
     assert!(!fs.contains_key("app/src/old-name.py"), "{:?}", fs.keys());
     assert!(!fs.contains_key("app/src/gone.py"), "{:?}", fs.keys());
-    assert_eq!(fs["app/src/mode.sh"].1 & 0o777, 0o755);
-    assert_eq!(fs["app/big.bin"].7.len(), 1_000_000);
+    assert_eq!(fs["app/src/mode.sh"].mode & 0o777, 0o755);
+    assert_eq!(fs["app/big.bin"].content.len(), 1_000_000);
 }
 
 /// A no-change rebuild is fully cached and gives the same image: no
@@ -301,9 +301,9 @@ fn secret_reaches_the_build_but_not_the_image() {
     assert!(all.contains("secret-arrived"), "{all}");
     assert!(!all.contains(value) && !all.contains(env_value), "{all}");
     let fs = image_fs(&env, tag);
-    assert_eq!(fs["len"].7, format!("{}\n", value.len()).into_bytes());
+    assert_eq!(fs["len"].content, format!("{}\n", value.len()).into_bytes());
     for (path, meta) in &fs {
-        let content = String::from_utf8_lossy(&meta.7);
+        let content = String::from_utf8_lossy(&meta.content);
         assert!(
             !content.contains(value) && !content.contains(env_value),
             "{path} holds a secret"

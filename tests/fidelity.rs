@@ -11,14 +11,34 @@
 // The image builder is the default feature `image`.
 #![cfg(feature = "image")]
 
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 mod common;
 
-type Env = BTreeMap<String, String>;
+use common::docker::{image_fs, text, Cli, Compare, Env, Fs};
+
+/// The docker CLI for `builder`, on the test daemon, without user config.
+fn docker_cmd(env: &Env, builder: Builder, cwd: &Path) -> Command {
+    common::docker::docker_cmd(env, builder.cli(), cwd)
+}
+
+/// `docker build` as the user runs it: `args` end with the context.
+fn docker_build(env: &Env, builder: Builder, cwd: &Path, tag: &str, args: &[&str]) -> Output {
+    let mut all = vec!["-q", "-t", tag];
+    all.extend_from_slice(args);
+    common::docker::docker_build(env, builder.cli(), cwd, &all)
+}
+
+/// The two images hold the same paths with the same type, mode, owner,
+/// link target and content (random Dockerfile names masked).
+fn assert_same_fs(what: &str, ours: &Fs, theirs: &Fs) {
+    let how = Compare {
+        content: mask_random_names,
+        ..Compare::default()
+    };
+    common::docker::assert_same_fs(what, ours, theirs, how);
+}
 
 fn services() -> Env {
     common::services().expect("the fidelity tests need the daemon: they never skip")
@@ -33,70 +53,19 @@ enum Builder {
 const BOTH: [Builder; 2] = [Builder::Classic, Builder::BuildKit];
 
 impl Builder {
+    fn cli(self) -> Cli {
+        match self {
+            Builder::Classic => Cli::Classic,
+            Builder::BuildKit => Cli::BuildKit,
+        }
+    }
+
     fn arg(self) -> &'static str {
         match self {
             Builder::Classic => "classic",
             Builder::BuildKit => "buildkit",
         }
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The docker CLI for `builder`, on the test daemon, without user config.
-fn docker_cmd(env: &Env, builder: Builder, cwd: &Path) -> Command {
-    let cli = match builder {
-        Builder::Classic => "docker".to_string(),
-        Builder::BuildKit => std::env::var("REGGIE_TEST_DOCKER_BUILDKIT").unwrap_or_else(|_| {
-            if Path::new("/usr/bin/docker").exists() {
-                "/usr/bin/docker".into()
-            } else {
-                "docker".into()
-            }
-        }),
-    };
-    let mut cmd = Command::new(cli);
-    cmd.current_dir(cwd).env(
-        "DOCKER_BUILDKIT",
-        if builder == Builder::Classic {
-            "0"
-        } else {
-            "1"
-        },
-    );
-    for var in ["DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"] {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.env(
-        "DOCKER_CONFIG",
-        std::env::temp_dir().join("reggie-fidelity-docker-config"),
-    );
-    cmd
-}
-
-/// `docker build` as the user runs it: `args` end with the context.
-fn docker_build(env: &Env, builder: Builder, cwd: &Path, tag: &str, args: &[&str]) -> Output {
-    let out = docker_cmd(env, builder, cwd)
-        .args(["build", "-q", "-t", tag])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker build {args:?} ({builder:?}) failed:\n{}",
-        text(&out)
-    );
-    out
 }
 
 fn reggie(env: &Env, cwd: &Path, args: &[&str]) -> Output {
@@ -134,56 +103,6 @@ fn reggie_image(env: &Env, builder: Builder, cwd: &Path, tag: &str, args: &[&str
     );
 }
 
-/// Path -> (type, mode, uid, gid, link target, content) of an image.
-type Fs = BTreeMap<String, (u8, u32, u64, u64, String, Vec<u8>)>;
-
-fn image_fs(env: &Env, image: &str) -> Fs {
-    let root = Path::new("/");
-    let out = docker_cmd(env, Builder::Classic, root)
-        .args(["create", image, "/nonexistent"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut child = docker_cmd(env, Builder::Classic, root)
-        .args(["export", &id])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut fs = Fs::new();
-    {
-        let mut archive = tar::Archive::new(child.stdout.take().unwrap());
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let path = entry.path().unwrap().to_string_lossy().into_owned();
-            let h = entry.header().clone();
-            let link = entry
-                .link_name()
-                .unwrap()
-                .map(|l| l.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let mut content = Vec::new();
-            entry.read_to_end(&mut content).unwrap();
-            fs.insert(
-                path.trim_end_matches('/').to_string(),
-                (
-                    h.entry_type().as_byte(),
-                    h.mode().unwrap(),
-                    h.uid().unwrap(),
-                    h.gid().unwrap(),
-                    link,
-                    content,
-                ),
-            );
-        }
-    }
-    assert!(child.wait().unwrap().success());
-    let _ = docker_cmd(env, Builder::Classic, root)
-        .args(["rm", &id])
-        .output();
-    fs
-}
-
 /// The docker CLI names an outside Dockerfile `.dockerfile.<20 hex>` and
 /// appends that name to a sent `.dockerignore`: the one part of two
 /// builds of the same inputs that may differ.
@@ -208,28 +127,6 @@ fn mask_random_names(content: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
-}
-
-/// The two images hold the same paths with the same type, mode, owner,
-/// link target and content.
-fn assert_same_fs(what: &str, ours: &Fs, theirs: &Fs) {
-    let a: Vec<&String> = ours.keys().collect();
-    let b: Vec<&String> = theirs.keys().collect();
-    assert_eq!(a, b, "{what}: the images hold different paths");
-    for (path, meta) in ours {
-        let other = &theirs[path];
-        assert_eq!(
-            (meta.0, meta.1, meta.2, meta.3, &meta.4),
-            (other.0, other.1, other.2, other.3, &other.4),
-            "{what}: {path}: type/mode/owner/link differ"
-        );
-        assert!(
-            mask_random_names(&meta.5) == mask_random_names(&other.5),
-            "{what}: {path}: contents differ:\n{:?}\n{:?}",
-            String::from_utf8_lossy(&meta.5),
-            String::from_utf8_lossy(&other.5)
-        );
-    }
 }
 
 fn write(root: &Path, files: &[(&str, &str)]) {
@@ -308,7 +205,7 @@ fn classic_outside_dockerfile_keeps_the_ignore_file_mode() {
             &ctx,
             &["-f", "../outside.Dockerfile", "."],
         );
-        assert_eq!(fs["dest/.dockerignore"].1 & 0o7777, mode);
+        assert_eq!(fs["dest/.dockerignore"].mode & 0o7777, mode);
     }
 }
 
@@ -819,7 +716,7 @@ fn ignore_syntax_matches_docker() {
             );
             let sent: Vec<String> = image_fs(&env, &tag)
                 .into_iter()
-                .filter(|(k, v)| v.0 != b'5' && k.starts_with("dest/"))
+                .filter(|(k, v)| v.kind != b'5' && k.starts_with("dest/"))
                 .map(|(k, _)| k["dest/".len()..].to_string())
                 .collect();
             let mut ours: Vec<String> = String::from_utf8_lossy(&ls.stdout)

@@ -2,16 +2,16 @@
 //! first Dockerfile step whose build cache it busts.
 //!
 //! Both revisions are read from git (the Dockerfile, the ignore file, the
-//! config), modelled as BuildKit's numbered steps ([`steps`]), and compared
+//! config), modelled as BuildKit's numbered steps (`steps`), and compared
 //! step by step: a step is rebuilt when its instruction or what it sees
 //! (`ARG`/`ENV` above it, build args, platform) changed, when a changed
 //! file reaches a path it reads (after the ignore file), when an ignore
 //! file change adds or removes a file it reads, when the step before it or
 //! the stage it copies from is rebuilt. Everything else stays cached.
 
-pub mod git;
+pub(crate) mod git;
 pub mod render;
-pub mod steps;
+pub(crate) mod steps;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,46 +32,107 @@ pub const SCHEMA: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum AffectedError {
     #[error("cannot run git: {0}; install git (it must be on PATH)")]
+    /// `git` cannot be run.
     GitMissing(std::io::Error),
     #[error("`git {args}` failed: {stderr}")]
-    Git { args: String, stderr: String },
+    /// A git command failed.
+    Git {
+        /// Its arguments.
+        args: String,
+        /// What it said.
+        stderr: String,
+    },
     #[error("{} is not in a git repository: run `reggie-build affected` inside a clone", path.display())]
-    NotARepo { path: PathBuf },
+    /// The directory is not in a git repository.
+    NotARepo {
+        /// The directory.
+        path: PathBuf,
+    },
     #[error("`{rev}` is not a usable revision name: pass a branch, tag or commit, e.g. --base origin/main")]
-    BadRevision { rev: String },
+    /// A revision name git could misread: empty, starting with `-`, or
+    /// holding a newline or NUL.
+    BadRevision {
+        /// The name given.
+        rev: String,
+    },
     #[error("the base revision `{rev}` is not in this clone, which is shallow (it has only the last commits): fetch more history with `git fetch --deepen=50` (or `git fetch origin {rev}` for a branch), or check out with `fetch-depth: 0` in actions/checkout")]
-    ShallowBase { rev: String },
+    /// The base revision is missing from a shallow clone.
+    ShallowBase {
+        /// The base revision.
+        rev: String,
+    },
     #[error("the {side} revision `{rev}` was not found: check its name, or fetch it with `git fetch origin {rev}`")]
-    MissingRevision { side: &'static str, rev: String },
+    /// A revision does not exist.
+    MissingRevision {
+        /// `base` or `head`.
+        side: &'static str,
+        /// The revision.
+        rev: String,
+    },
     #[error("the config {path} is not in the head revision {rev}: commit it, pass --worktree, or name another with --config")]
-    MissingConfig { path: String, rev: String },
+    /// The config file is not in the head revision.
+    MissingConfig {
+        /// The config, repository-relative.
+        path: String,
+        /// The head revision.
+        rev: String,
+    },
     #[error("{path} is larger than 16 MiB: it cannot be a Dockerfile, ignore file or config")]
-    TooLarge { path: String },
+    /// A file read from a revision is too large to be an input.
+    TooLarge {
+        /// The file, repository-relative.
+        path: String,
+    },
     #[error(transparent)]
+    /// The config is not valid.
     Config(#[from] ConfigError),
     #[error("{} is outside the repository {}: affected compares revisions of files inside it", path.display(), top.display())]
-    OutsideRepo { path: PathBuf, top: PathBuf },
+    /// A path given is outside the repository.
+    OutsideRepo {
+        /// The path.
+        path: PathBuf,
+        /// The repository's top directory.
+        top: PathBuf,
+    },
     #[error("image `{image}`: {} is outside the repository: affected compares revisions of files inside it", path.display())]
-    ConfigPathOutside { image: String, path: PathBuf },
-    #[error("image `{image}`: Dockerfile {path} does not exist in {rev} (or is a symlink): fix `dockerfile` in the config")]
-    MissingDockerfile {
+    /// A path of the config is outside the repository.
+    ConfigPathOutside {
+        /// The image that names it.
         image: String,
+        /// The path.
+        path: PathBuf,
+    },
+    #[error("image `{image}`: Dockerfile {path} does not exist in {rev} (or is a symlink): fix `dockerfile` in the config")]
+    /// An image's Dockerfile is not in a revision.
+    MissingDockerfile {
+        /// The image.
+        image: String,
+        /// Its Dockerfile, repository-relative.
         path: String,
+        /// The revision.
         rev: String,
     },
     #[error("image `{image}`: {source}")]
+    /// An image's Dockerfile cannot be planned.
     Dockerfile {
+        /// The image.
         image: String,
+        /// Why.
         source: DockerfileError,
     },
     #[error("image `{image}`: {source}")]
+    /// An image's ignore file is refused.
     Ignore {
+        /// The image.
         image: String,
+        /// Why.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{0}")]
+    /// Finding the images (without a config) failed.
     Discover(String),
     #[error("no image to check: {0}")]
+    /// There is no image to compare.
     NoImages(String),
 }
 
@@ -87,7 +148,9 @@ pub enum Head {
 /// What to compare.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The base revision (`--base`).
     pub base: String,
+    /// The head side (`--head`, or `--worktree`).
     pub head: Head,
     /// The config file on disk (default: `reggie-build.toml` here or above).
     pub config: Option<PathBuf>,
@@ -100,11 +163,17 @@ pub struct Options {
 /// An image's build inputs, repository-relative.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageDef {
+    /// Its name.
     pub name: String,
+    /// Its build context.
     pub context: String,
+    /// Its Dockerfile.
     pub dockerfile: String,
+    /// The stage built.
     pub target: Option<String>,
+    /// The platform built for.
     pub platform: Option<String>,
+    /// Build arguments.
     pub build_args: BTreeMap<String, String>,
 }
 
@@ -131,6 +200,7 @@ impl ImageDef {
 /// A revision as given and as resolved.
 #[derive(Debug, Clone, Serialize)]
 pub struct Revision {
+    /// The name given (`HEAD`, a branch, `worktree`...).
     pub rev: String,
     /// The commit; `None` for the work tree.
     pub commit: Option<String>,
@@ -139,20 +209,28 @@ pub struct Revision {
 /// The whole answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// Version of this JSON schema.
     pub schema: u32,
+    /// The base revision.
     pub base: Revision,
+    /// The head revision.
     pub head: Revision,
     /// Changed paths (renames count twice).
     pub changed_files: usize,
+    /// One verdict per image, in config order.
     pub images: Vec<ImageReport>,
 }
 
 /// One image's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageReport {
+    /// The image's name.
     pub name: String,
+    /// Its build context, repository-relative.
     pub context: String,
+    /// Its Dockerfile, repository-relative.
     pub dockerfile: String,
+    /// Whether the change rebuilds any of its steps.
     pub affected: bool,
     /// Why, one sentence each (empty when unaffected).
     pub reasons: Vec<String>,
@@ -167,8 +245,11 @@ pub struct ImageReport {
 pub struct StepReport {
     /// BuildKit's label, as in `[runtime 3/7]`.
     pub label: String,
+    /// Its line in the Dockerfile.
     pub line: usize,
+    /// The instruction, shortened.
     pub instruction: String,
+    /// Whether BuildKit will find it in its cache.
     pub cached: bool,
     /// Why it is rebuilt (empty when cached).
     pub causes: Vec<String>,

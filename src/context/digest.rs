@@ -5,7 +5,7 @@
 //! inode numbers), so two clones of the same commit hash the same.
 //!
 //! Each file's content enters as its own sha256, so a file whose hash is
-//! known (see [`super::hash_cache`]) need not be read again.
+//! known (see [`HashCache`](super::HashCache)) need not be read again.
 
 use sha2::{Digest as _, Sha256};
 

@@ -34,6 +34,7 @@ const MAX_THREADS: usize = 8;
 
 /// An accumulator over a walk that can be split by subtree.
 pub trait Fold: Sized + Send + Sync {
+    /// What visiting an entry can fail with.
     type Error: From<WalkError> + Send;
 
     /// A fresh accumulator for the subtree of the directory `root`, which
@@ -51,7 +52,9 @@ pub trait Fold: Sized + Send + Sync {
 /// How a fold is spread: how many threads, and where the tree is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spread {
+    /// Threads that walk subtrees (1: the walk is not split).
     pub threads: usize,
+    /// The depth of the directories whose subtrees are split off.
     pub depth: usize,
 }
 

@@ -16,16 +16,19 @@
 
 pub mod digest;
 pub mod fold;
-pub mod hash_cache;
+pub(crate) mod hash_cache;
 pub mod ignore;
 pub mod survey;
+// Reworked by the tar-writer dedup of issue 15; not documented yet.
+#[allow(missing_docs)]
 pub mod tarball;
-pub mod walk;
+pub(crate) mod walk;
 
 use std::path::{Path, PathBuf};
 
+pub use hash_cache::HashCache;
 pub use ignore::{Decision, Matcher};
-pub use walk::{read_head_at, Entry, FileKind, Stat, WalkError};
+pub use walk::{read_head_at, Entry, FileKind, Stat, WalkError, WalkSummary};
 
 /// Which Docker builder's rules to reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +52,7 @@ pub struct ContextSpec {
     pub root: PathBuf,
     /// The Dockerfile (`-f`); `None` means `PATH/Dockerfile`.
     pub dockerfile: Option<PathBuf>,
+    /// Whose rules decide what is sent: BuildKit's or the classic builder's.
     pub builder: Builder,
 }
 
@@ -56,22 +60,38 @@ pub struct ContextSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
     #[error("context directory {path} does not exist or is not a directory: pass an existing directory as PATH")]
-    MissingRoot { path: PathBuf },
-    #[error("cannot read context directory {path}: {source}")]
-    UnreadableRoot {
+    /// The context directory does not exist or is not a directory.
+    MissingRoot {
+        /// The directory given.
         path: PathBuf,
+    },
+    #[error("cannot read context directory {path}: {source}")]
+    /// The context directory cannot be read.
+    UnreadableRoot {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     #[error("Dockerfile {path} not found: pass its path with -f/--file")]
-    MissingDockerfile { path: PathBuf },
-    #[error("cannot read ignore file {path}: {source}")]
-    UnreadableIgnore {
+    /// The Dockerfile does not exist.
+    MissingDockerfile {
+        /// The Dockerfile looked for.
         path: PathBuf,
+    },
+    #[error("cannot read ignore file {path}: {source}")]
+    /// The ignore file exists but cannot be read.
+    UnreadableIgnore {
+        /// The ignore file.
+        path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     #[error(transparent)]
-    IgnoreRead(#[from] ignore::file::ReadError),
+    /// The ignore file cannot be parsed (a line too long).
+    IgnoreRead(#[from] ignore::ReadError),
     #[error(transparent)]
+    /// A pattern of the ignore file is refused.
     IgnoreCompile(#[from] ignore::CompileError),
 }
 

@@ -14,10 +14,15 @@ use super::Context;
 /// Dockerfile and a root `.dockerignore` are among the entries sent.
 #[derive(Debug, Clone)]
 pub struct Survey {
+    /// The content digest of what would be sent (`sha256:...`).
     pub digest: String,
+    /// Entries sent (files, directories, links...).
     pub entries: u64,
+    /// Bytes of file contents sent.
     pub content_bytes: u64,
+    /// The context sends its root `Dockerfile`.
     pub has_dockerfile: bool,
+    /// The context sends its root `.dockerignore`.
     pub has_dockerignore: bool,
     /// Files whose content hash came from the cache, unread.
     pub cache_hits: u64,

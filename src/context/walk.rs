@@ -42,12 +42,19 @@ use super::{Builder, Context, Explanation};
 /// The kind of a directory entry, from `readdir` (no `stat` needed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link (never followed).
     Symlink,
+    /// A named pipe (sent as an entry, never read).
     Fifo,
+    /// A character device.
     CharDevice,
+    /// A block device.
     BlockDevice,
+    /// A socket (Docker skips it).
     Socket,
 }
 
@@ -72,6 +79,7 @@ impl FileKind {
 pub struct Stat {
     /// File type and permission bits (`st_mode`).
     pub mode: u32,
+    /// Size in bytes (`st_size`).
     pub size: u64,
     /// Modification time in whole seconds since the epoch.
     pub mtime: i64,
@@ -81,11 +89,17 @@ pub struct Stat {
     /// The status change time (seconds, nanoseconds): with the inode,
     /// size and mtime it tells whether a file's content may have changed.
     pub ctime: i64,
+    /// The nanoseconds of the status change time.
     pub ctime_nsec: u32,
+    /// Owner (`st_uid`).
     pub uid: u32,
+    /// Group (`st_gid`).
     pub gid: u32,
+    /// The device holding it (`st_dev`).
     pub dev: u64,
+    /// Its inode (`st_ino`): with `dev`, what tells hard links apart.
     pub ino: u64,
+    /// How many names it has (`st_nlink`).
     pub nlink: u64,
     /// The device a character or block device stands for.
     pub rdev: u64,
@@ -135,6 +149,7 @@ pub struct Entry<'a> {
     pub rel: &'a [u8],
     /// The path on disk.
     pub path: &'a Path,
+    /// What it is, from `readdir`.
     pub kind: FileKind,
     /// Whether the include patterns reach it (always `true` without
     /// include patterns; `false` for a directory sent only as the parent of
@@ -316,19 +331,29 @@ const PATH_MAX: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
     #[error("cannot read directory {}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file", crate::text::show_path(.path))]
+    /// A directory cannot be listed.
     ReadDir {
+        /// The directory.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     #[error("cannot read {}: {source}. Docker fails on it too: make it readable, or exclude it in the ignore file", crate::text::show_path(.path))]
+    /// An entry cannot be examined.
     Stat {
+        /// The entry.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     #[error("ignore file {ignore}, line {line}: {source}")]
+    /// A pattern's regex fails to compile when first matched (as in Docker).
     Pattern {
+        /// The ignore file.
         ignore: PathBuf,
+        /// The line of the pattern (1-based).
         line: usize,
+        /// What the regex compiler said.
         source: PatternError,
     },
 }

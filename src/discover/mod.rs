@@ -48,9 +48,19 @@ pub enum Source {
     /// A Dockerfile that no compose file or SST config refers to.
     Dockerfile,
     /// A service of a docker compose file (file relative to the root).
-    Compose { file: PathBuf, line: Option<usize> },
+    Compose {
+        /// The compose file.
+        file: PathBuf,
+        /// The line of the service's `build:`, when known.
+        line: Option<usize>,
+    },
     /// An `sst.aws.Service` or `sst.aws.Task` (file relative to the root).
-    Sst { file: PathBuf, line: usize },
+    Sst {
+        /// The SST config file.
+        file: PathBuf,
+        /// The line of the component.
+        line: usize,
+    },
 }
 
 impl fmt::Display for Source {
@@ -87,6 +97,7 @@ pub struct DiscoveredBuild {
     /// The build context, relative to the root (`.` for the root itself).
     #[serde(serialize_with = "ser_path")]
     pub context: PathBuf,
+    /// Where it was declared.
     pub source: Source,
     /// The stage to build, if the declaration names one.
     pub target: Option<String>,
@@ -94,6 +105,7 @@ pub struct DiscoveredBuild {
     /// `x86_64` unless set), when the declaration says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    /// What could not be resolved, or looks wrong (e.g. another architecture than this machine).
     pub warnings: Vec<String>,
     /// `false` when the context or Dockerfile could not be read statically
     /// (the paths shown are then the tool's defaults, see the warnings).
@@ -108,7 +120,9 @@ fn ser_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
 /// gave no build (a compose file that does not parse, a remote context…).
 #[derive(Debug, Clone, Default)]
 pub struct Discovery {
+    /// The builds, ordered by name.
     pub builds: Vec<DiscoveredBuild>,
+    /// Files that gave no build, and why.
     pub warnings: Vec<String>,
 }
 
@@ -116,10 +130,14 @@ pub struct Discovery {
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
     #[error("{0} is not a directory")]
+    /// The root given is not a directory.
     NotADirectory(PathBuf),
     #[error("cannot read directory {path}: {source}")]
+    /// A directory of the repository could not be read.
     ReadDir {
+        /// The directory.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
 }

@@ -8,8 +8,11 @@ use super::DiscoverError;
 /// What the walk found, root-relative, sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
+    /// Files named like Dockerfiles ([`is_dockerfile_name`]).
     pub dockerfiles: Vec<PathBuf>,
+    /// Docker compose files.
     pub compose_files: Vec<PathBuf>,
+    /// SST configs (`sst.config.ts`).
     pub sst_configs: Vec<PathBuf>,
 }
 

@@ -22,7 +22,9 @@ pub enum CompressionChoice {
     /// None for a local socket, gzip for a remote daemon.
     #[default]
     Auto,
+    /// An uncompressed tar.
     None,
+    /// A gzip-compressed tar.
     Gzip,
 }
 
@@ -35,22 +37,35 @@ pub struct ImageOptions {
     pub context: ContextSpec,
     /// Upload the whole context (classic builder), not the minimal one.
     pub full: bool,
+    /// The tags of the image (`-t`).
     pub tags: Vec<String>,
+    /// `--build-arg` values.
     pub build_args: BTreeMap<String, String>,
+    /// The stage to build (`--target`).
     pub target: Option<String>,
+    /// The platform to build for (`--platform`).
     pub platform: Option<String>,
     /// Labels, on top of [`ship::default_labels`].
     pub labels: BTreeMap<String, String>,
+    /// Build without the build cache (`--no-cache`).
     pub no_cache: bool,
+    /// Pull base images even when present (`--pull`).
     pub pull: bool,
+    /// How the classic builder's upload is compressed.
     pub compression: CompressionChoice,
+    /// The network of `RUN` steps (`--network`).
     pub network: Option<String>,
+    /// Build secrets by id (`--secret`).
     pub secrets: SecretValues,
+    /// ssh agent sockets by id (`--ssh`).
     pub ssh: HashMap<String, PathBuf>,
+    /// How long the build may make no progress before it fails.
     pub idle_timeout: Duration,
     /// Push every tag after the build.
     pub push: bool,
+    /// Where to reach the registry instead of its name (`host:port`).
     pub registry_endpoint: Option<String>,
+    /// Create a missing ECR repository before the push.
     pub create_repo: bool,
     /// Explicit registry credentials; they win over every other source.
     pub credentials: Option<Credentials>,
@@ -59,7 +74,9 @@ pub struct ImageOptions {
     pub skip_if_exists: bool,
     /// `--output`: the result's files instead of an image.
     pub outputs: Vec<ship::outputs::OutputSpec>,
+    /// Build caches to import (`--cache-from`).
     pub cache_from: Vec<ship::outputs::CacheSpec>,
+    /// Build caches to export (`--cache-to`).
     pub cache_to: Vec<ship::outputs::CacheSpec>,
     /// Build on this BuildKit engine (`--buildkit-addr`) instead of the
     /// daemon.
@@ -100,6 +117,7 @@ impl ImageOptions {
 /// A built (or reused) and possibly pushed image.
 #[derive(Debug, Clone)]
 pub struct ImageOutcome {
+    /// The image's id (empty when the result went to `--output`).
     pub image_id: String,
     /// The pushed tags and their digests (empty without `push`).
     pub pushed: Vec<Pushed>,
@@ -111,22 +129,36 @@ pub struct ImageOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("--push needs at least one --tag")]
+    /// `--push` without a tag to push.
     PushWithoutTag,
     #[error("--secret and --ssh need BuildKit: drop --builder classic")]
+    /// `--secret`/`--ssh` with the classic builder.
     SecretsNeedBuildKit,
     #[error("image `{image}`: {message}")]
-    Tags { image: String, message: String },
+    /// A configured image's tag templates did not expand.
+    Tags {
+        /// The image's name in the config.
+        image: String,
+        /// Why.
+        message: String,
+    },
     #[error(transparent)]
+    /// The context could not be resolved.
     Context(#[from] ContextError),
     #[error(transparent)]
+    /// The Dockerfile could not be planned.
     Plan(#[from] PlanError),
     #[error(transparent)]
+    /// `SOURCE_DATE_EPOCH` is not a number of seconds.
     SourceDateEpoch(#[from] SourceDateEpochError),
     #[error(transparent)]
+    /// The Docker daemon could not be reached.
     Daemon(#[from] DaemonError),
     #[error(transparent)]
+    /// The build failed.
     Build(#[from] ShipError),
     #[error(transparent)]
+    /// The push failed.
     Publish(#[from] PublishError),
 }
 

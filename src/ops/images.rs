@@ -22,7 +22,9 @@ use super::image::{image_on, ImageError, ImageOptions, ImageOutcome};
 /// templates; read once for every image.
 #[derive(Debug, Clone, Default)]
 pub struct TagVars {
+    /// The commit checked out (`{git_sha}`, `{git_short_sha}`).
     pub git_sha: Option<String>,
+    /// The branch checked out (`{branch}`).
     pub branch: Option<String>,
 }
 
@@ -168,7 +170,9 @@ pub fn options_for(
 /// One image's result.
 #[derive(Debug)]
 pub struct Finished {
+    /// The image's name in the config.
     pub name: String,
+    /// Its outcome, or why it failed.
     pub result: Result<ImageOutcome, ImageError>,
 }
 

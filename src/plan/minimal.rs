@@ -16,13 +16,18 @@ use super::dockerfile::{self, ContextUse, Dockerfile, PlanOptions, UsedPath, Who
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error("cannot read Dockerfile {path}: {source}")]
+    /// The Dockerfile could not be read.
     Read {
+        /// The Dockerfile.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     #[error(transparent)]
+    /// The Dockerfile could not be parsed or planned.
     Dockerfile(#[from] dockerfile::DockerfileError),
     #[error("a COPY source is not a valid pattern: {0}")]
+    /// A COPY source is not a valid pattern.
     Include(#[from] CompileError),
 }
 

@@ -1,12 +1,12 @@
 //! Planning the minimal context: which files a build can reach.
 //!
-//! * [`dockerfile`] parses a Dockerfile like BuildKit and lists the context
+//! * `dockerfile` parses a Dockerfile like BuildKit and lists the context
 //!   paths the target stage can read (BuildKit's followpaths).
-//! * [`minimal`] turns those paths into the minimal file set, by walking the
+//! * `minimal` turns those paths into the minimal file set, by walking the
 //!   context with them as include patterns, as BuildKit's file sync does.
 
-pub mod dockerfile;
-pub mod minimal;
+pub(crate) mod dockerfile;
+pub(crate) mod minimal;
 
-pub use dockerfile::PlanOptions;
+pub use dockerfile::{DockerfileError, PlanOptions};
 pub use minimal::{Plan, PlanError};

@@ -5,9 +5,11 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+pub use crate::common::docker::{text, Fs};
+use crate::common::docker::{Cli, Compare};
 
 /// Runs `reggie-build image ARGS` with the services' daemon and
 /// `docker_config` as DOCKER_CONFIG (where the node id of the shared key
@@ -44,116 +46,31 @@ pub fn reggie(
 
 /// The docker CLI: `buildkit` runs the 20.10 CLI with DOCKER_BUILDKIT=1.
 pub fn docker(env: &BTreeMap<String, String>, cwd: &Path, buildkit: bool, args: &[&str]) -> Output {
-    let (bin, flag) = if buildkit {
-        ("/usr/bin/docker", "1")
+    let cli = if buildkit {
+        Cli::BuildKit
     } else {
-        ("docker", "0")
+        Cli::Classic
     };
-    let config = tempfile::tempdir().unwrap();
-    let out = Command::new(bin)
-        .current_dir(cwd)
-        .args(args)
-        .envs(env)
-        .env("DOCKER_BUILDKIT", flag)
-        .env("DOCKER_CONFIG", config.path())
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed:\n{}",
-        text(&out)
-    );
-    out
-}
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    crate::common::docker::docker(env, cli, cwd, args)
 }
 
 pub fn ok(out: &Output) {
     assert!(out.status.success(), "reggie-build failed:\n{}", text(out));
 }
 
-/// Path → (type, mode, uid, gid, link target, device, mtime, content).
-pub type Fs = BTreeMap<String, (u8, u32, u64, u64, String, (u32, u32), u64, Vec<u8>)>;
-
-/// An image's filesystem, from `docker create` + `docker export`.
+/// An image's filesystem, without the container's own mount points.
 pub fn image_fs(env: &BTreeMap<String, String>, image: &str) -> Fs {
-    let root = Path::new("/");
-    let id = docker(env, root, false, &["create", image, "/nonexistent"]);
-    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let tar_path = dir.path().join("fs.tar");
-    docker(
-        env,
-        root,
-        false,
-        &["export", "-o", tar_path.to_str().unwrap(), &id],
-    );
-    docker(env, root, false, &["rm", &id]);
-    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
-    let mut fs = Fs::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let path = entry.path().unwrap().to_string_lossy().into_owned();
-        // The container's own mount points and marker, not the image's.
-        if [".dockerenv", "dev", "etc", "proc", "sys"]
-            .iter()
-            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
-        {
-            continue;
-        }
-        let h = entry.header().clone();
-        let link = entry
-            .link_name()
-            .unwrap()
-            .map(|l| l.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let device = (
-            h.device_major().ok().flatten().unwrap_or(0),
-            h.device_minor().ok().flatten().unwrap_or(0),
-        );
-        let mut content = Vec::new();
-        entry.read_to_end(&mut content).unwrap();
-        fs.insert(
-            path.trim_end_matches('/').to_string(),
-            (
-                h.entry_type().as_byte(),
-                h.mode().unwrap(),
-                h.uid().unwrap(),
-                h.gid().unwrap(),
-                link,
-                device,
-                h.mtime().unwrap(),
-                content,
-            ),
-        );
-    }
-    fs
+    crate::common::docker::without_container_paths(crate::common::docker::image_fs(env, image))
 }
 
+/// Same paths, types, modes, owners, links, devices, mtimes (of files)
+/// and contents.
 pub fn assert_same_fs(case: &str, ours: &Fs, theirs: &Fs) {
-    let a: Vec<&String> = ours.keys().collect();
-    let b: Vec<&String> = theirs.keys().collect();
-    assert_eq!(a, b, "{case}: the images hold different paths");
-    for (path, meta) in ours {
-        let other = &theirs[path];
-        assert_eq!(
-            (meta.0, meta.1, meta.2, meta.3, &meta.4, meta.5),
-            (other.0, other.1, other.2, other.3, &other.4, other.5),
-            "{case}: {path}: type/mode/owner/link/device differ"
-        );
-        // Directories get the time of the build (BuildKit 0.8 does not
-        // keep them), in both.
-        if meta.0 != b'5' {
-            assert_eq!(meta.6, other.6, "{case}: {path}: mtime differs");
-        }
-        assert!(meta.7 == other.7, "{case}: {path}: contents differ");
-    }
+    let how = Compare {
+        devices_and_mtimes: true,
+        ..Compare::default()
+    };
+    crate::common::docker::assert_same_fs(case, ours, theirs, how);
 }
 
 /// The bytes of file contents the build sent (its last `upload` event).

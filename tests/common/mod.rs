@@ -5,6 +5,8 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+pub mod docker;
+
 /// Copies a directory tree (files and directories; fixtures have no links).
 #[allow(dead_code)]
 pub fn copy_dir(from: &Path, to: &Path) {

@@ -25,7 +25,13 @@ const MAX_LINE: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{path}:{line}: line is longer than 64 KiB; Docker refuses such ignore files (bufio.Scanner: token too long)")]
-    LineTooLong { path: PathBuf, line: usize },
+    /// A line is longer than Go's scanner takes.
+    LineTooLong {
+        /// The ignore file.
+        path: PathBuf,
+        /// The line (1-based).
+        line: usize,
+    },
 }
 
 /// Splits `bytes` into Docker's pattern list.

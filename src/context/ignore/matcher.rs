@@ -11,7 +11,9 @@ use super::pattern::{Pattern, PatternError};
 /// it came from.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// The compiled pattern.
     pub pattern: Pattern,
+    /// Whether it re-includes (`!pattern`).
     pub exception: bool,
     /// 1-based line in the ignore file; 0 for rules Docker adds itself.
     pub line: usize,
@@ -23,12 +25,23 @@ pub struct Rule {
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
     #[error("{path}:{line}: illegal exclusion pattern \"!\": a `!` must be followed by a pattern. Remove the line or add the path to re-include")]
-    BareExclamation { path: PathBuf, line: usize },
-    #[error("{path}:{line}: syntax error in pattern `{}`: {why}. Docker refuses this ignore file; escape the character with `\\` or close the `[...]` class", crate::text::excerpt(.raw))]
-    BadPattern {
+    /// A line holds only `!`.
+    BareExclamation {
+        /// The ignore file.
         path: PathBuf,
+        /// Its line (1-based).
         line: usize,
+    },
+    #[error("{path}:{line}: syntax error in pattern `{}`: {why}. Docker refuses this ignore file; escape the character with `\\` or close the `[...]` class", crate::text::excerpt(.raw))]
+    /// A pattern is not valid `filepath.Match` syntax.
+    BadPattern {
+        /// The ignore file.
+        path: PathBuf,
+        /// Its line (1-based).
+        line: usize,
+        /// The line as written.
         raw: String,
+        /// What is wrong with it.
         why: &'static str,
     },
 }

@@ -2,17 +2,17 @@
 //!
 //! * [`file`] reads an ignore file into normalised patterns with line
 //!   numbers (`ignorefile.ReadAll`).
-//! * [`pattern`] compiles one pattern (`patternmatcher.Pattern`).
-//! * [`matcher`] evaluates the ordered list with parent results carried
+//! * `pattern` compiles one pattern (`patternmatcher.Pattern`).
+//! * `matcher` evaluates the ordered list with parent results carried
 //!   down the walk (`PatternMatcher.MatchesUsingParentResults`).
-//! * [`gopath`] holds the Go library behaviour both depend on
+//! * `gopath` holds the Go library behaviour both depend on
 //!   (`path.Clean`, `filepath.Match` syntax).
 
-pub mod file;
-pub mod gopath;
-pub mod matcher;
-pub mod pattern;
+pub(crate) mod file;
+pub(crate) mod gopath;
+pub(crate) mod matcher;
+pub(crate) mod pattern;
 
-pub use file::{read_patterns, IgnoreLine};
+pub use file::{read_patterns, IgnoreLine, ReadError};
 pub use matcher::{CompileError, Decision, MatchInfo, Matcher, Rule};
 pub use pattern::{MatchKind, Pattern, PatternError};

@@ -10,8 +10,11 @@
 //!   path must end with the pattern minus `**`, or equal it minus `**/`.
 //! * **regexp**: anything else. `**` (with its following `/`) becomes
 //!   `(.*/)?`, a trailing `**` becomes `.*`, `*` is `[^/]*`, `?` is `[^/]`,
-//!   `.+()|{}$` are escaped, `\c` passes `\c` to the regex, and `[`/`]` pass
-//!   through verbatim. The result is anchored at both ends, so patterns are
+//!   `.+()$` are escaped, `\c` passes `\c` to the regex, and `[`/`]` pass
+//!   through verbatim. patternmatcher means to escape `|{}` too, but its
+//!   escape table (8 bytes, one bit per character / 8) has no bit for a
+//!   character above `?`: they reach the regex as alternation and counted
+//!   repetition (`c{2}*` matches `ccx`, not `c{2}x`), in docker 28 as well. The result is anchored at both ends, so patterns are
 //!   anchored at the context root: `*.pyc` does not match `a/b.pyc`.
 //!
 //! The regex dialect is Go's RE2, which [`regex`] follows closely; the few
@@ -32,9 +35,13 @@ use regex::{Regex, RegexBuilder};
 /// How a pattern is matched; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchKind {
+    /// No wildcard: the path must equal the pattern.
     Exact,
+    /// `dir/**` and no other wildcard: the path must start with `dir/`.
     Prefix,
+    /// `**/name` and no other wildcard: the path must end with `/name` or be `name`.
     Suffix,
+    /// Anything else: the pattern compiled to a Go regex.
     Regex,
 }
 
@@ -122,6 +129,7 @@ impl Pattern {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("syntax error in pattern: {message}")]
 pub struct PatternError {
+    /// What the regex compiler said, in a few words.
     pub message: String,
 }
 
@@ -178,7 +186,8 @@ enum GlobToken {
 
 impl Glob {
     /// `None` when the pattern needs the regex: `**`, a class, an escape,
-    /// or `^` (which patternmatcher leaves in the regex as an anchor).
+    /// or `^|{}` (which patternmatcher leaves in the regex as an anchor,
+    /// alternation and counted repetition).
     fn parse(chars: &[char]) -> Option<Glob> {
         let mut segments = vec![Vec::new()];
         let mut prev_star = false;
@@ -188,7 +197,7 @@ impl Glob {
                 '*' if prev_star => return None,
                 '*' => segment.push(GlobToken::Star),
                 '?' => segment.push(GlobToken::One),
-                '[' | ']' | '\\' | '^' => return None,
+                '[' | ']' | '\\' | '^' | '|' | '{' | '}' => return None,
                 '/' => segments.push(Vec::new()),
                 c => match segment.last_mut() {
                     Some(GlobToken::Literal(text)) => text.push(c),
@@ -298,7 +307,7 @@ fn go_regex_of(chars: &[char]) -> (MatchKind, String) {
                 re.push_str("[^/]");
                 kind = MatchKind::Regex;
             }
-            '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
+            '.' | '+' | '(' | ')' | '$' => {
                 re.push('\\');
                 re.push(ch);
             }
@@ -396,10 +405,38 @@ fn go_regex_to_rust(go: &str, mode: Mode) -> Result<String, Untranslatable> {
     let chars: Vec<char> = go.chars().collect();
     let mut out = String::with_capacity(go.len() * 2);
     let mut i = 0;
+    // Go refuses a repetition of a repetition (`[^/]*{2}`) and one with
+    // nothing before it (`(|{2})`).
+    let mut after_repeat = false;
+    let mut after_operand = false;
     while i < chars.len() {
         let c = chars[i];
         i += 1;
+        let was_repeat = std::mem::replace(&mut after_repeat, matches!(c, '*' | '?' | '+'));
+        let had_operand = std::mem::replace(&mut after_operand, !matches!(c, '(' | '|'));
         match c {
+            '{' => match counted_repeat(&chars, i) {
+                Some((min, max, next)) => {
+                    if was_repeat {
+                        return Err("invalid nested repetition operator".into());
+                    }
+                    if !had_operand {
+                        return Err("missing argument to repetition operator".into());
+                    }
+                    if min > 1000 || max.is_some_and(|m| m > 1000 || m < min) {
+                        return Err("invalid repeat count".into());
+                    }
+                    match max {
+                        Some(m) if m == min => out.push_str(&format!("{{{min}}}")),
+                        Some(m) => out.push_str(&format!("{{{min},{m}}}")),
+                        None => out.push_str(&format!("{{{min},}}")),
+                    }
+                    after_repeat = true;
+                    i = next;
+                }
+                // Not `{n}`, `{n,}` or `{n,m}`: a literal, as in Go.
+                None => push_literal(&mut out, c, mode),
+            },
             '^' => out.push_str("(?-m:^)"),
             '$' => out.push_str("(?-m:$)"),
             '(' => out.push_str("(?:"),
@@ -415,6 +452,38 @@ fn go_regex_to_rust(go: &str, mode: Mode) -> Result<String, Untranslatable> {
         }
     }
     Ok(out)
+}
+
+/// Go's counted repetition after the `{` before `at`: `{n}`, `{n,}` or
+/// `{n,m}` (min, max, the index after `}`); `None` when the text is not of
+/// that form and Go reads the `{` as a literal.
+fn counted_repeat(chars: &[char], at: usize) -> Option<(u32, Option<u32>, usize)> {
+    let number = |from: usize| -> Option<(u32, usize)> {
+        let end = chars[from..]
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .map_or(chars.len(), |n| from + n);
+        if end == from {
+            return None;
+        }
+        // Longer than Go's int parses is invalid there too; cap it.
+        let value = chars[from..end]
+            .iter()
+            .take(8)
+            .fold(0u32, |v, c| v * 10 + c.to_digit(10).unwrap_or(0));
+        let value = if end - from > 8 { u32::MAX } else { value };
+        Some((value, end))
+    };
+    let (min, i) = number(at)?;
+    match chars.get(i)? {
+        '}' => Some((min, Some(min), i + 1)),
+        ',' if chars.get(i + 1) == Some(&'}') => Some((min, None, i + 2)),
+        ',' => {
+            let (max, j) = number(i + 1)?;
+            (chars.get(j) == Some(&'}')).then_some((min, Some(max), j + 1))
+        }
+        _ => None,
+    }
 }
 
 /// Go's `.`: any character but a newline.
@@ -773,9 +842,7 @@ mod tests {
     /// path takes, over paths with multi-byte, invalid and `/` bytes.
     #[test]
     fn globs_match_like_their_regex() {
-        let pattern_atoms = [
-            "a", "b", "é", ".", "*", "?", "/", "$", "+", "{", "(", "\u{FFFD}",
-        ];
+        let pattern_atoms = ["a", "b", "é", ".", "*", "?", "/", "$", "+", "(", "\u{FFFD}"];
         let path_atoms: [&[u8]; 9] = [
             b"a",
             b"b",
@@ -979,5 +1046,28 @@ mod tests {
         assert!(!p.matches(b"dz/x").unwrap());
         assert!(p.matches(b"dz/x$").unwrap());
         assert!(Pattern::new(b"d*/[]a]").matches(b"dz/a").unwrap());
+    }
+
+    /// patternmatcher's escape table has no bit for `|{}` (nor `^`), so
+    /// they stay regex syntax: checked against docker 28 and
+    /// moby/patternmatcher v0.6 by tests/differential_clients.rs.
+    #[test]
+    fn bar_and_braces_stay_regex_syntax() {
+        let m = |p: &str, path: &str| Pattern::new(p.as_bytes()).matches(path.as_bytes()).ok();
+        assert_eq!(m("c{2}*", "ccx"), Some(true));
+        assert_eq!(m("c{2}*", "c{2}x"), Some(false));
+        assert_eq!(m("c{1,}?", "cccx"), Some(true));
+        assert_eq!(m("d|e*", "dx"), Some(true));
+        assert_eq!(m("d|e*", "Dockerfile"), Some(true));
+        assert_eq!(m("d|e*", "xa"), Some(false));
+        // Not a counted repetition: literal braces, as in Go.
+        assert_eq!(m("a{*", "a{b"), Some(true));
+        assert_eq!(m("a{x}*", "a{x}y"), Some(true));
+        // What Go refuses.
+        assert!(m("a*{2}", "a").is_none());
+        assert!(m("a{1001}*", "a").is_none());
+        assert!(m("a{3,2}*", "a").is_none());
+        // Exact patterns compare text.
+        assert_eq!(m("c{2}", "c{2}"), Some(true));
     }
 }

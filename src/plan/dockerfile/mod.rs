@@ -28,10 +28,7 @@ pub use followpaths::{
     WholeReason,
 };
 pub use parser::parse;
-pub use shell::{
-    expand_word, expand_word_within, Budget, ExpandError, Expansion, MAX_TOTAL_BYTES,
-    MAX_VALUE_BYTES,
-};
+pub use shell::{expand_word_within, Budget, MAX_VALUE_BYTES};
 
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +177,7 @@ pub enum ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}:{line}:{column}: {message}")]
 pub struct DockerfileError {
-    /// The path label given to [`parse`].
+    /// The path label given to `parse`.
     pub path: String,
     /// 1-based line.
     pub line: usize,

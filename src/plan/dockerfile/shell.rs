@@ -87,7 +87,8 @@ fn budget_spent() -> ExpandError {
 /// The value is capped at [`MAX_VALUE_BYTES`] and the work at
 /// [`MAX_TOTAL_BYTES`]; see [`expand_word_within`] to share one budget
 /// between the words of a Dockerfile.
-pub fn expand_word(
+#[cfg(test)]
+pub(crate) fn expand_word(
     word: &str,
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -95,7 +96,8 @@ pub fn expand_word(
     expand_word_within(word, escape, lookup, &mut Budget::default()).map_err(|e| e.to_string())
 }
 
-/// [`expand_word`] charging what it reads and produces to `budget`.
+/// Expands `word` as described above (the tests' `expand_word`), charging
+/// what it reads and produces to `budget`.
 pub fn expand_word_within(
     word: &str,
     escape: char,

@@ -5,11 +5,14 @@
 //
 // Usage:
 //
-//	reference [--builder buildkit|classic] [--ignore-file PATH] [--dockerfile REL] CONTEXT_DIR
+//	reference [--builder buildkit|classic] [--ignore-file PATH] [--dockerfile REL] [--entries] CONTEXT_DIR
 //
 // Output: every non-directory entry (regular files, symlinks, fifos, ...)
 // that would be sent, one context-relative '/'-separated path per line,
-// sorted by plain byte order. On error: "error: ..." on stderr, exit 1.
+// sorted by plain byte order. With --entries: every entry of the archive,
+// directories too (with a trailing '/', lazily sent parents included), in
+// the order they are sent. On error: "error: FILE:LINE: ..." (the ignore
+// file and line of the pattern that fails, when one does) on stderr, exit 1.
 //
 // The walk logic is an independent re-implementation (written for this
 // harness) of the behaviour of tonistiigi/fsutil filterFS.Walk (BuildKit) and
@@ -40,11 +43,14 @@ func fail(format string, args ...interface{}) {
 
 // readIgnore parses a .dockerignore stream the way patternmatcher v0.6's
 // ignorefile.ReadAll does.
-func readIgnore(r io.Reader) ([]string, error) {
+func readIgnore(r io.Reader) ([]string, []int, error) {
 	var out []string
+	var lines []int
 	sc := bufio.NewScanner(r)
 	first := true
+	n := 0
 	for sc.Scan() {
+		n++
 		line := sc.Bytes() // ScanLines already drops a trailing '\r'
 		if first {
 			line = bytes.TrimPrefix(line, []byte{0xEF, 0xBB, 0xBF})
@@ -72,23 +78,57 @@ func readIgnore(r io.Reader) ([]string, error) {
 			s = "!" + s
 		}
 		out = append(out, s)
+		lines = append(lines, n)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading ignore file: %w", err)
+		return nil, nil, fmt.Errorf("reading ignore file: %w", err)
 	}
-	return out, nil
+	return out, lines, nil
 }
 
-func loadPatterns(path string, mustExist bool) ([]string, error) {
+func loadPatterns(path string, mustExist bool) ([]string, []int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !mustExist {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	return readIgnore(f)
+}
+
+// source names the ignore file and line of the pattern that fails, so the
+// differential test can check that both programs reject the same pattern:
+// the first one that patternmatcher.New refuses on its own, or whose
+// regular expression fails when matched. Empty if none does.
+type source struct {
+	file  string
+	lines []int
+}
+
+func (src source) culprit(patterns []string) string {
+	name := func(i int) string {
+		if i < len(src.lines) {
+			return fmt.Sprintf("%s:%d: ", src.file, src.lines[i])
+		}
+		return fmt.Sprintf("(added pattern %q): ", patterns[i])
+	}
+	// New checks every pattern before any regex is compiled.
+	for i, p := range patterns {
+		if _, err := patternmatcher.New([]string{p}); err != nil {
+			return name(i)
+		}
+	}
+	for i, p := range patterns {
+		// Matched without its "!": the matcher skips an exception until
+		// something is excluded, so it would never compile it.
+		pm, _ := patternmatcher.New([]string{strings.TrimPrefix(p, "!")})
+		if _, err := pm.MatchesOrParentMatches("x"); err != nil {
+			return name(i)
+		}
+	}
+	return ""
 }
 
 func exists(path string) bool {
@@ -121,13 +161,29 @@ func (s *stack) parent(rel string) patternmatcher.MatchInfo {
 	return (*s)[len(*s)-1].info
 }
 
+// entry is one entry of the archive, in the order it is sent; a directory
+// ends with "/".
+type entry = string
+
 // dirDecision tells the walker what to do with an excluded directory:
 // true = descend into it (without emitting it), false = skip it entirely.
 type dirDecision func(rel string) bool
 
-func walk(root string, pm *patternmatcher.PatternMatcher, descend dirDecision) ([]string, error) {
-	var files []string
+// walk returns the entries sent, in order. With lazyParents (fsutil), an
+// excluded directory that is entered is sent just before the first entry
+// inside it that is sent; without (go-archive), it is not sent at all.
+func walk(root string, pm *patternmatcher.PatternMatcher, descend dirDecision, lazyParents bool) ([]entry, error) {
+	var files []entry
 	var parents stack
+	var pending []string // excluded directories entered, not yet sent
+	flush := func(rel string) {
+		for _, d := range pending {
+			if strings.HasPrefix(rel, d+"/") {
+				files = append(files, d+"/")
+			}
+		}
+		pending = pending[:0]
+	}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, werr error) error {
 		if werr != nil {
 			return werr
@@ -144,14 +200,31 @@ func walk(root string, pm *patternmatcher.PatternMatcher, descend dirDecision) (
 		if err != nil {
 			return fmt.Errorf("matching %q: %w", rel, err)
 		}
+		// Directories left since they were entered are no longer pending.
+		kept := pending[:0]
+		for _, d := range pending {
+			if strings.HasPrefix(rel, d+"/") {
+				kept = append(kept, d)
+			}
+		}
+		pending = kept
 		if d.IsDir() {
 			if excluded && !descend(rel) {
 				return filepath.SkipDir
 			}
 			parents = append(parents, frame{prefix: rel + "/", info: info})
+			if excluded {
+				if lazyParents {
+					pending = append(pending, rel)
+				}
+			} else {
+				flush(rel)
+				files = append(files, rel+"/")
+			}
 			return nil
 		}
 		if !excluded {
+			flush(rel)
 			files = append(files, rel)
 		}
 		return nil
@@ -194,6 +267,7 @@ func main() {
 	builder := flag.String("builder", "buildkit", "buildkit or classic")
 	ignoreFile := flag.String("ignore-file", "", "ignore file to use (overrides the default lookup)")
 	dockerfile := flag.String("dockerfile", "Dockerfile", "Dockerfile path relative to the context")
+	entriesMode := flag.Bool("entries", false, "list every entry of the archive in the order sent, directories with a trailing /")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fail("usage: reference [--builder buildkit|classic] [--ignore-file PATH] [--dockerfile REL] CONTEXT_DIR")
@@ -209,6 +283,7 @@ func main() {
 	dfRel := filepath.ToSlash(filepath.Clean(*dockerfile))
 
 	var patterns []string
+	var src source
 	switch *builder {
 	case "buildkit":
 		path := *ignoreFile
@@ -220,13 +295,15 @@ func main() {
 				path = filepath.Join(root, ".dockerignore")
 			}
 		}
-		patterns, err = loadPatterns(path, *ignoreFile != "")
+		patterns, src.lines, err = loadPatterns(path, *ignoreFile != "")
+		src.file = filepath.Base(path)
 	case "classic":
 		path := *ignoreFile
 		if path == "" {
 			path = filepath.Join(root, ".dockerignore")
 		}
-		patterns, err = loadPatterns(path, *ignoreFile != "")
+		patterns, src.lines, err = loadPatterns(path, *ignoreFile != "")
+		src.file = filepath.Base(path)
 		if err == nil {
 			// docker/cli ValidateContextDirectory runs first, on the
 			// untrimmed patterns; only its matching errors matter here.
@@ -245,12 +322,12 @@ func main() {
 		fail("unknown builder %q", *builder)
 	}
 	if err != nil {
-		fail("%v", err)
+		fail("%s%v", src.culprit(patterns), err)
 	}
 
 	pm, err := patternmatcher.New(patterns)
 	if err != nil {
-		fail("invalid ignore patterns: %v", err)
+		fail("%sinvalid ignore patterns: %v", src.culprit(patterns), err)
 	}
 
 	var descend dirDecision
@@ -293,11 +370,21 @@ func main() {
 		}
 	}
 
-	files, err := walk(root, pm, descend)
+	entries, err := walk(root, pm, descend, *builder == "buildkit")
 	if err != nil {
-		fail("%v", err)
+		fail("%s%v", src.culprit(patterns), err)
 	}
-	sort.Strings(files)
+	var files []string
+	if *entriesMode {
+		files = entries
+	} else {
+		for _, e := range entries {
+			if !strings.HasSuffix(e, "/") {
+				files = append(files, e)
+			}
+		}
+		sort.Strings(files)
+	}
 	w := bufio.NewWriter(os.Stdout)
 	for _, f := range files {
 		w.WriteString(f)
