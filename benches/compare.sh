@@ -300,7 +300,7 @@ image_toml() { printf '[[image]]\nname = "%s"\ndockerfile = "%s"\ncontext = "%s"
 HISTORY="env GIT_DIR=$WORK/history.git GIT_WORK_TREE=$FIXTURE"
 hgit() { env GIT_DIR="$WORK/history.git" GIT_WORK_TREE="$FIXTURE" git -c user.name=bench -c user.email=bench@localhost "$@"; }
 if hgit init -q 2>"$WORK/stderr" && hgit add -A 2>>"$WORK/stderr" && hgit commit -qm base 2>>"$WORK/stderr"; then
-    changed=$( (hgit ls-files backend/app | grep '\.py$' | head -n 10; hgit ls-files apps/web | head -n 10) )
+    changed=$( (hgit ls-files backend/app | grep '\.py$' | sed -n 1,10p; hgit ls-files apps/web | sed -n 1,10p) )
     for f in $changed; do
         blob=$( (cat "$f"; echo "# changed") | hgit hash-object -w --stdin)
         mode=$(hgit ls-files -s -- "$f" | cut -d' ' -f1)
