@@ -128,7 +128,7 @@ struct Full<'a> {
     unused: Totals,
     excluded: Totals,
     dir: bool,
-    kind: Option<String>,
+    kind: Option<&'a str>,
 }
 
 impl Full<'_> {
@@ -156,6 +156,9 @@ impl Full<'_> {
 struct Builder<'a> {
     nodes: Vec<Full<'a>>,
     dirs: HashMap<Vec<u8>, usize>,
+    /// The last leaf's directory: the walk lists a directory's files
+    /// together, so most leaves skip the lookup.
+    last_dir: (&'a [u8], usize),
 }
 
 impl<'a> Builder<'a> {
@@ -209,7 +212,12 @@ impl<'a> Builder<'a> {
 
     fn leaf(&mut self, rel: &'a [u8], class: Class, t: Totals) -> usize {
         let parent = match rel.iter().rposition(|&b| b == b'/') {
-            Some(p) => self.dir(&rel[..p]),
+            Some(p) if self.last_dir.0 == &rel[..p] => self.last_dir.1,
+            Some(p) => {
+                let d = self.dir(&rel[..p]);
+                self.last_dir = (&rel[..p], d);
+                d
+            }
             None => 0,
         };
         let i = self.push(rel, parent, false);
@@ -241,15 +249,16 @@ impl Detail {
                 kind: None,
             }],
             dirs: HashMap::new(),
+            last_dir: (b"", 0),
         };
         b.dirs.insert(Vec::new(), 0);
         for d in i.dirs {
             let n = b.dir(d.rel);
-            b.nodes[n].kind = d.kind.clone();
+            b.nodes[n].kind = d.kind.as_deref();
         }
         for f in i.unused {
             let n = b.leaf(f.rel, Class::Unused, one(f.bytes));
-            b.nodes[n].kind = f.kind.map(str::to_string);
+            b.nodes[n].kind = f.kind;
         }
         for f in i.needed {
             b.leaf(f.rel, Class::Needed, one(f.bytes));
@@ -264,22 +273,18 @@ impl Detail {
         // package's files) is of its kind; parents come first.
         let mut recognised: Vec<Option<usize>> = vec![None; b.nodes.len()];
         for n in 1..b.nodes.len() {
-            let own = b.nodes[n].dir
-                && b.nodes[n]
-                    .kind
-                    .as_deref()
-                    .is_some_and(|k| !k.starts_with("mostly "));
+            let own = b.nodes[n].dir && b.nodes[n].kind.is_some_and(|k| !k.starts_with("mostly "));
             recognised[n] = if own {
                 Some(n)
             } else {
                 recognised[b.nodes[n].parent]
             };
-            let generic = match b.nodes[n].kind.as_deref() {
+            let generic = match b.nodes[n].kind {
                 None => b.nodes[n].dir,
                 Some(k) => k == "file" || k.starts_with("mostly "),
             };
             if let (Some(r), true, false) = (recognised[n], generic, own) {
-                b.nodes[n].kind = b.nodes[r].kind.clone();
+                b.nodes[n].kind = b.nodes[r].kind;
             }
         }
         // Sums, children before parents (every child has a larger index).
@@ -416,7 +421,7 @@ fn fold(
                 bytes: f.bytes(),
                 files: f.files(),
                 class: f.class(),
-                kind: f.kind.clone(),
+                kind: f.kind.map(str::to_string),
                 decided: decided(&rel_of(full, index))?,
                 dir: f.dir && open,
                 folded: false,
