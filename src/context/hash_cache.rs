@@ -7,7 +7,9 @@
 //! cached, as a write in the same timestamp tick could go unseen.
 //!
 //! The cache lives under `$XDG_CACHE_HOME/reggie-build/hashes/` (else
-//! `~/.cache/...`), one file per context root, never inside the context.
+//! `~/.cache/...`), one file per context root and Dockerfile (the images
+//! of a monorepo often share a root but read different parts of it, and
+//! one survey must not drop another's hashes), never inside the context.
 //! It is advisory: a missing, unreadable, foreign or corrupt cache is
 //! ignored; it is opened without following links, bounded in size, and
 //! replaced atomically (written aside, then renamed); the caches of the
@@ -95,9 +97,9 @@ pub struct HashCache {
 }
 
 impl HashCache {
-    /// The cache of the context at `root` (empty when there is none, or
-    /// no cache directory).
-    pub fn open(root: &Path) -> HashCache {
+    /// The cache of the context at `root` built with `dockerfile` (empty
+    /// when there is none, or no cache directory).
+    pub fn open(root: &Path, dockerfile: &Path) -> HashCache {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -105,7 +107,7 @@ impl HashCache {
         let path = if std::env::var_os("REGGIE_HASH_CACHE").is_some_and(|v| v == "0") {
             None
         } else {
-            cache_file(root)
+            cache_file(root, dockerfile)
         };
         let old = path.as_deref().map(load).unwrap_or_default();
         HashCache {
@@ -160,7 +162,7 @@ impl HashCache {
     }
 }
 
-fn cache_file(root: &Path) -> Option<PathBuf> {
+fn cache_file(root: &Path, dockerfile: &Path) -> Option<PathBuf> {
     let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".cache"),
@@ -169,10 +171,15 @@ fn cache_file(root: &Path) -> Option<PathBuf> {
         return None;
     }
     let root = root.canonicalize().ok()?;
-    let name: String = Sha256::digest(root.as_os_str().as_encoded_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let mut key = Sha256::new();
+    key.update(root.as_os_str().as_encoded_bytes());
+    // A Dockerfile that cannot be resolved (it is read later, and fails
+    // there) shares the root's cache.
+    if let Ok(dockerfile) = dockerfile.canonicalize() {
+        key.update(b"\0");
+        key.update(dockerfile.as_os_str().as_encoded_bytes());
+    }
+    let name: String = key.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Some(base.join("reggie-build").join("hashes").join(name))
 }
 
@@ -289,6 +296,23 @@ mod tests {
             nlink: 1,
             rdev: 0,
         }
+    }
+
+    #[test]
+    fn each_dockerfile_of_a_root_has_its_own_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["api.Dockerfile", "web.Dockerfile"] {
+            std::fs::write(dir.path().join(f), "FROM scratch\n").unwrap();
+        }
+        let api = cache_file(dir.path(), &dir.path().join("api.Dockerfile"));
+        let web = cache_file(dir.path(), &dir.path().join("web.Dockerfile"));
+        let (api, web) = api
+            .zip(web)
+            .expect("HOME or XDG_CACHE_HOME names a cache directory");
+        assert_ne!(api, web);
+        // The same context and Dockerfile, however named, share one.
+        let again = cache_file(&dir.path().join("."), &dir.path().join("./api.Dockerfile"));
+        assert_eq!(again, Some(api));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct Survey {
 /// the build files it sends. Only files changed since the last survey of
 /// this context are read ([`HashCache`]).
 pub fn survey(ctx: &Context, options: &TarOptions) -> Result<Survey, TarError> {
-    survey_with(ctx, options, HashCache::open(ctx.root()))
+    survey_with(ctx, options, HashCache::open(ctx.root(), ctx.dockerfile()))
 }
 
 /// [`survey`] with a given hash cache, saved afterwards.

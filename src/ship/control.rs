@@ -611,20 +611,12 @@ pub async fn build(
     };
     if exports_files {
         // BuildKit answered; the last writes may still be landing.
-        let received = tokio::time::timeout(spec.idle_timeout, export_state.wait())
-            .await
-            .map_err(|_| {
-                ShipError::Export(format!(
-                    "the builder at {} finished the build, but the output transfer never completed",
-                    remote.addr
-                ))
-            })?
-            .map_err(ShipError::Export)?;
-        tracing::debug!(
-            entries = received.entries,
-            bytes = received.bytes,
-            "output received"
-        );
+        super::wait_for_export(
+            &export_state,
+            spec.idle_timeout,
+            &format!("the builder at {}", remote.addr),
+        )
+        .await?;
         return Ok(RemoteBuilt {
             built: Built {
                 image_id: String::new(),

@@ -224,7 +224,7 @@ pub enum ShipError {
     NoImage,
     #[error("the upload stalled: the daemon read nothing of the build context for {secs} s, after {bytes} bytes; the build is abandoned. Check the daemon (disk space, load) and the connection to it, or allow longer with --idle-timeout (REGGIE_IDLE_TIMEOUT)")]
     Stalled { bytes: u64, secs: u64 },
-    #[error("the BuildKit session stalled: {what} for {secs} s (file sync: {stats} entries listed, {files} files and {bytes} bytes sent); the build is abandoned. Check the daemon (`docker info`, disk space, load) and the connection to it, or allow longer with --idle-timeout (REGGIE_IDLE_TIMEOUT)")]
+    #[error("the BuildKit session stalled: {what} for {secs} s (file sync: {stats} entries listed, {files} files and {bytes} bytes sent); the build is abandoned. Check the builder (a daemon: `docker info`; its disk space and load) and the connection to it, or allow longer with --idle-timeout (REGGIE_IDLE_TIMEOUT)")]
     SessionStalled {
         what: &'static str,
         secs: u64,
@@ -881,20 +881,7 @@ async fn build_session(
         return Err(f);
     }
     if plan.export.is_some() {
-        // BuildKit finished sending; the last writes may still be landing.
-        let received = tokio::time::timeout(spec.idle_timeout, export_state.wait())
-            .await
-            .map_err(|_| {
-                ShipError::Export(
-                    "the daemon finished the build, but the output transfer never completed".into(),
-                )
-            })?
-            .map_err(ShipError::Export)?;
-        tracing::debug!(
-            entries = received.entries,
-            bytes = received.bytes,
-            "output received"
-        );
+        wait_for_export(&export_state, spec.idle_timeout, "the daemon").await?;
         return Ok(Built {
             image_id: String::new(),
             context_digest: survey.digest,
@@ -913,6 +900,29 @@ async fn build_session(
         uploaded_bytes: sent,
         steps: state.steps + state.buildkit.steps,
     })
+}
+
+/// Waits for the `--output` transfer to land once `builder` (for the
+/// message) answered the build: its last writes may still be in flight.
+async fn wait_for_export(
+    state: &filesend::ExportState,
+    idle_timeout: Duration,
+    builder: &str,
+) -> Result<(), ShipError> {
+    let received = tokio::time::timeout(idle_timeout, state.wait())
+        .await
+        .map_err(|_| {
+            ShipError::Export(format!(
+                "{builder} finished the build, but the output transfer never completed"
+            ))
+        })?
+        .map_err(ShipError::Export)?;
+    tracing::debug!(
+        entries = received.entries,
+        bytes = received.bytes,
+        "output received"
+    );
+    Ok(())
 }
 
 /// The session of a BuildKit build: who it is (its shared key) and what it
