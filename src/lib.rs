@@ -59,7 +59,6 @@
 #![deny(missing_docs)]
 
 pub mod affected;
-#[allow(missing_docs)] // not documented yet (issue 15)
 pub mod analyze;
 #[cfg(feature = "image")]
 pub mod auth;

@@ -14,8 +14,11 @@ use super::{humanize, is_root_anchored_name_pattern, show, AnalyzeError, RuleSet
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The build breaks or sends a secret; `check` fails on it.
     Error,
+    /// Very likely a mistake (a pattern that does not do what it seems).
     Warning,
+    /// Worth knowing, nothing to fix.
     Info,
 }
 
@@ -34,11 +37,13 @@ impl std::fmt::Display for Severity {
 pub struct Finding {
     /// Stable id, e.g. `ignore/root-anchored`.
     pub rule: String,
+    /// How bad it is.
     pub severity: Severity,
     /// The file it is about (ignore file, Dockerfile or context file).
     pub file: String,
     /// 1-based line in `file`, when it has one.
     pub line: Option<usize>,
+    /// What is wrong and what to do, in one or two sentences.
     pub message: String,
 }
 

@@ -4,16 +4,16 @@
 //! One walk of the context as Docker sends it, with the Dockerfile's paths
 //! as include patterns in annotate mode, gives every number: each sent
 //! entry is either needed (the build can read it) or waste, and waste is
-//! named by the [`rules`]. [`findings`] judges the ignore file and the
-//! context; [`suggest`] finds the narrowest context and an ignore file
+//! named by the [`rules`]. `findings` judges the ignore file and the
+//! context; `suggest` finds the narrowest context and an ignore file
 //! checked file by file to send what today's build sends under every path
 //! the Dockerfile reads.
 
-pub mod findings;
+pub(crate) mod findings;
 pub mod report;
 pub mod rules;
-pub mod suggest;
-pub mod tree;
+mod suggest;
+pub(crate) mod tree;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
@@ -26,18 +26,25 @@ use crate::plan::{Plan, PlanError, PlanOptions};
 
 pub use findings::{Finding, Severity};
 pub use rules::RuleSet;
+pub use suggest::{ContextSuggestion, Dropped, IgnoreSuggestion, Rewrite};
+pub use tree::{Class, Detail, LineReads, Node};
 
 /// Errors that stop an analysis.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
+    /// The Dockerfile could not be read or planned.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// Walking the context failed.
     #[error(transparent)]
     Walk(#[from] WalkError),
+    /// The context (root, Dockerfile, ignore file) could not be resolved.
     #[error(transparent)]
     Context(#[from] ContextError),
+    /// The Dockerfile's paths did not compile as include patterns.
     #[error(transparent)]
     Include(#[from] crate::context::ignore::CompileError),
+    /// A suggested pattern did not parse (a bug: suggestions are built to parse).
     #[error(transparent)]
     Pattern(#[from] crate::context::ignore::PatternError),
 }
@@ -45,6 +52,7 @@ pub enum AnalyzeError {
 /// Options of an analysis.
 #[derive(Debug, Clone)]
 pub struct AnalyzeOptions {
+    /// How the Dockerfile is read (build args, target stage).
     pub plan: PlanOptions,
     /// How many entries the "top" lists keep.
     pub top: usize,
@@ -66,7 +74,9 @@ impl Default for AnalyzeOptions {
 /// Files and bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
+    /// Regular files and symlinks (directories are not counted).
     pub files: u64,
+    /// Their content bytes.
     pub bytes: u64,
 }
 
@@ -82,7 +92,9 @@ impl Totals {
 pub struct Unused {
     /// Context-relative path; directories end in `/`.
     pub path: String,
+    /// Content bytes inside.
     pub bytes: u64,
+    /// Files inside (1 for a file).
     pub files: u64,
     /// What it is (`node_modules`, `Python venv`, ...), or `directory` /
     /// `file` when no rule knows it.
@@ -98,25 +110,35 @@ pub struct Unused {
 /// Waste grouped by kind or extension.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Group {
+    /// The kind, extension or directory the group gathers.
     pub name: String,
+    /// Content bytes in the group.
     pub bytes: u64,
+    /// Files in the group.
     pub files: u64,
 }
 
 /// A path the Dockerfile reads.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UsedPath {
+    /// The source as written, relative to the context.
     pub path: String,
+    /// Dockerfile line (1-based) of the instruction.
     pub line: usize,
+    /// `COPY`, `ADD` or `RUN --mount`.
     pub instruction: String,
 }
 
 /// The result of an analysis.
 #[derive(Debug, Clone)]
 pub struct Analysis {
+    /// The context root.
     pub context: PathBuf,
+    /// The Dockerfile analysed.
     pub dockerfile: PathBuf,
+    /// The builder whose rules decided what is sent.
     pub builder: Builder,
+    /// The ignore file that builder reads, if there is one.
     pub ignore_file: Option<PathBuf>,
     /// What Docker sends today.
     pub before: Totals,
@@ -126,14 +148,21 @@ pub struct Analysis {
     pub used: Vec<UsedPath>,
     /// Why the whole context counts as used, if it does.
     pub whole_context_reasons: Vec<String>,
+    /// The largest unused entries, directories folded where wholly unused.
     pub top_unused: Vec<Unused>,
+    /// Unused bytes by what a rule recognises them as.
     pub unused_by_kind: Vec<Group>,
+    /// Unused bytes by file extension.
     pub unused_by_extension: Vec<Group>,
+    /// The largest unused single files.
     pub largest_unused_files: Vec<Unused>,
     /// Directories (up to three levels deep) holding the most needed bytes.
     pub contributors: Vec<Group>,
-    pub suggestion: Option<suggest::ContextSuggestion>,
-    pub suggested_ignore: Option<suggest::IgnoreSuggestion>,
+    /// A narrower context directory, when one holds every used path.
+    pub suggestion: Option<ContextSuggestion>,
+    /// An ignore file that keeps what the build reads, when one was found.
+    pub suggested_ignore: Option<IgnoreSuggestion>,
+    /// Problems found in the ignore file and the context.
     pub findings: Vec<Finding>,
     /// The treemap and per-line reads, with [`AnalyzeOptions::detail`].
     pub detail: Option<tree::Detail>,

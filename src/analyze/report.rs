@@ -14,6 +14,7 @@ pub const SCHEMA: u32 = 1;
 /// Styling for the human report.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Style {
+    /// ANSI colours on.
     pub color: bool,
 }
 

@@ -37,6 +37,7 @@ pub struct Ecosystem {
     /// (`dist`, `*.log`); see [`RuleSet::names_uncommitted`].
     #[serde(default)]
     pub uncommitted: Vec<String>,
+    /// Its rules, in file order (the first match wins).
     #[serde(default, rename = "rule")]
     pub rules: Vec<Rule>,
 }
@@ -45,8 +46,11 @@ pub struct Ecosystem {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryType {
+    /// Directories only.
     Dir,
+    /// Anything but a directory.
     File,
+    /// Both.
     Any,
 }
 
@@ -60,6 +64,7 @@ pub struct Rule {
     pub kind: String,
     /// Why it does not belong in a build context.
     pub description: String,
+    /// Which entries it applies to (`type` in the TOML).
     #[serde(rename = "type")]
     pub entry_type: EntryType,
     /// Exact base names.
@@ -96,11 +101,20 @@ pub struct Rule {
 /// Errors loading rule files.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
+    /// A rule file is not valid TOML or not a valid rule set.
     #[error("rule file {file}: {message}. Fix the TOML (see rules/*.toml in reggie-build for the format)")]
-    Parse { file: String, message: String },
+    Parse {
+        /// The rule file.
+        file: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A rule file could not be read.
     #[error("cannot read rule file {file}: {source}")]
     Read {
+        /// The rule file.
         file: String,
+        /// Why it could not be read.
         source: std::io::Error,
     },
 }
@@ -108,6 +122,7 @@ pub enum RulesError {
 /// All rules in force.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
+    /// The built-in ecosystems, then the user's, in load order.
     pub ecosystems: Vec<Ecosystem>,
     /// Rules by exact base name and by extension (`*.pkl` globs), then the
     /// few globs and path suffixes that need a check: classifying a file
@@ -153,7 +168,9 @@ fn extension_glob(glob: &str) -> Option<&str> {
 /// A rule that matched, with the ignore pattern for that entry.
 #[derive(Debug, Clone, Copy)]
 pub struct RuleMatch<'a> {
+    /// The ecosystem the rule belongs to.
     pub ecosystem: &'a Ecosystem,
+    /// The rule.
     pub rule: &'a Rule,
     /// `(ecosystem, rule)` indexes into [`RuleSet::ecosystems`].
     pub index: (usize, usize),

@@ -37,8 +37,11 @@ pub struct ContextSuggestion {
 /// One Dockerfile line, before and after.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Rewrite {
+    /// 1-based line in the Dockerfile.
     pub line: usize,
+    /// The line as it is.
     pub before: String,
+    /// The line with its paths relative to the narrower context.
     pub after: String,
 }
 
@@ -51,12 +54,14 @@ pub struct IgnoreSuggestion {
     pub path: PathBuf,
     /// The context directory it is written for.
     pub context: PathBuf,
+    /// The file's content, comments included.
     pub text: String,
     /// Checked file by file: under every path the Dockerfile reads, it
     /// sends exactly what today's build sends, except [`Self::dropped`].
     pub verified: bool,
     /// Files and bytes a build with it sends.
     pub files: u64,
+    /// See [`Self::files`].
     pub bytes: u64,
     /// What it deliberately leaves out although a COPY reads it today.
     pub dropped: Vec<Dropped>,
@@ -71,6 +76,7 @@ pub struct IgnoreSuggestion {
 pub struct Dropped {
     /// Relative to the suggested context; a directory ends in `/`.
     pub path: String,
+    /// Files left out there.
     pub files: u64,
     /// What it is and why it can go.
     pub why: String,

@@ -50,8 +50,11 @@ pub struct Node {
     pub parent: Option<usize>,
     /// The last path component (empty for the root and for folded cells).
     pub name: String,
+    /// Content bytes in the cell (its subtree for a directory).
     pub bytes: u64,
+    /// Files in the cell.
     pub files: u64,
+    /// What the cell is, which colours it.
     pub class: Class,
     /// What it is (`node_modules`, `file`...), for unused entries.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,16 +74,22 @@ pub struct Node {
 /// What one Dockerfile line reads from the context.
 #[derive(Debug, Clone, Serialize)]
 pub struct LineReads {
+    /// 1-based Dockerfile line.
     pub line: usize,
+    /// The instruction's keyword.
     pub instruction: String,
+    /// The context paths it names.
     pub paths: Vec<String>,
+    /// Files the build reads under those paths.
     pub files: u64,
+    /// Their bytes.
     pub bytes: u64,
 }
 
 /// The HTML report's extra model.
 #[derive(Debug, Clone, Serialize)]
 pub struct Detail {
+    /// Version of this model, for the page's script.
     pub model: u32,
     /// Parents before children; node 0 is the context root.
     pub nodes: Vec<Node>,
@@ -90,6 +99,7 @@ pub struct Detail {
     pub excluded: Totals,
     /// The Dockerfile's lines.
     pub dockerfile_lines: Vec<String>,
+    /// What each reading line reads, in line order.
     pub reads: Vec<LineReads>,
 }
 

@@ -20,7 +20,6 @@ pub(crate) mod hash_cache;
 pub mod ignore;
 pub mod survey;
 // Reworked by the tar-writer dedup of issue 15; not documented yet.
-#[allow(missing_docs)]
 pub mod tarball;
 pub(crate) mod walk;
 

@@ -35,12 +35,14 @@ pub struct TarOptions {
 /// A file [`write_context`] leaves out; see [`TarOptions::skip_files`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkipFile {
+    /// Base name, the only thing compared before the `lstat`.
     pub name: Vec<u8>,
+    /// Device of the file, from its `stat`.
     pub dev: u64,
+    /// Inode of the file, from its `stat`.
     pub ino: u64,
 }
 
-/// Errors while writing a context archive.
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org): the one reading of it for
 /// every command, so the archive's clamped mtimes and the image's
 /// `created` label agree. Unset or empty is `None`; anything but a number
@@ -65,18 +67,31 @@ pub struct SourceDateEpochError {
     value: String,
 }
 
+/// Errors while writing a context archive.
 #[derive(Debug, thiserror::Error)]
 pub enum TarError {
+    /// Walking the context failed.
     #[error(transparent)]
     Walk(#[from] WalkError),
+    /// A file the walk listed could not be opened or read.
     #[error("cannot read {}: {source}. Docker would fail on it too: make it readable or exclude it in the ignore file", crate::text::show_path(.path))]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The file, as on disk.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: io::Error,
+    },
+    /// A file's size differs from its `stat` once read to the end.
     #[error("{} changed size while it was being archived (expected {expected} bytes, {found}); stop whatever is writing it and run again", crate::text::show_path(.path))]
     Changed {
+        /// The file, as on disk.
         path: PathBuf,
+        /// Size from the walk's `stat`.
         expected: u64,
+        /// What reading found instead, in words ("it grew"...).
         found: String,
     },
+    /// The output refused a write.
     #[error("writing the archive failed: {0}")]
     Write(#[source] io::Error),
 }
@@ -110,7 +125,9 @@ pub trait EntrySink {
 /// What a sink sees of an entry.
 #[derive(Debug)]
 pub struct ArchivedEntry<'a> {
+    /// Path relative to the context root, `/`-separated, as in the archive.
     pub rel: &'a [u8],
+    /// File, directory or symlink.
     pub kind: FileKind,
     /// Permission bits with setuid/setgid/sticky.
     pub mode: u32,
@@ -118,6 +135,7 @@ pub struct ArchivedEntry<'a> {
     pub link: Option<&'a [u8]>,
     /// Whether this is a hard link to an earlier entry.
     pub hard_link: bool,
+    /// Content bytes (0 for anything but a regular file's first name).
     pub size: u64,
 }
 
@@ -143,8 +161,11 @@ pub fn write_context<W: Write>(
 /// `.dockerignore` the classic builder's upload adds), owned by root.
 #[derive(Debug, Clone)]
 pub struct ExtraEntry {
+    /// Name in the archive, relative to its root.
     pub name: String,
+    /// Permission bits.
     pub mode: u32,
+    /// The file's whole content.
     pub content: Vec<u8>,
 }
 

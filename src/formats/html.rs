@@ -4,7 +4,7 @@
 //! The numbers, tables, Dockerfile and findings are written here as static
 //! HTML, so they read without JavaScript; the treemap is drawn by
 //! `report.js` from the JSON model embedded in the page (the `--format
-//! json` report of each image plus [`crate::analyze::tree::Detail`]).
+//! json` report of each image plus [`crate::analyze::Detail`]).
 //! Everything from the repository (paths, Dockerfile lines, messages) is
 //! escaped here, and the script only ever sets it as text.
 
