@@ -76,7 +76,6 @@ pub mod plan;
 // The image builder (feature `image`, on by default): the Docker, BuildKit
 // and AWS stacks, which the analysis commands never need.
 #[cfg(feature = "image")]
-#[allow(missing_docs)] // not documented yet (issue 15)
 pub mod publish;
 #[cfg(feature = "image")]
 #[allow(missing_docs)] // not documented yet (issue 15)

@@ -45,20 +45,30 @@ pub fn parse_host(host: &str) -> Option<EcrHost> {
 /// Errors talking to ECR.
 #[derive(Debug, thiserror::Error)]
 pub enum EcrError {
+    /// An ECR API call failed (credentials, network, permissions).
     #[error("ECR {call} in {region} failed: {message}\n  Check AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the region")]
     Call {
+        /// The API call (`GetAuthorizationToken`...).
         call: &'static str,
+        /// The registry's region.
         region: String,
+        /// The SDK's error with its causes.
         message: String,
     },
+    /// `GetAuthorizationToken` answered without a token for this account.
     #[error("ECR returned no authorization data for account {0}")]
     NoToken(String),
+    /// The token did not decode to `AWS:<password>`.
     #[error("ECR's authorization token is not base64 of AWS:<password>")]
     BadToken,
+    /// The tag's repository does not exist and `--create-repo` was not given.
     #[error("the ECR repository {repository} does not exist in account {account} ({region})\n  Create it (`aws ecr create-repository --repository-name {repository}`), or pass --create-repo")]
     NoRepository {
+        /// The repository name.
         repository: String,
+        /// The AWS account of the registry.
         account: String,
+        /// The registry's region.
         region: String,
     },
 }

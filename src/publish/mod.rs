@@ -3,9 +3,9 @@
 //! `/images/{name}/push`. Builds come from [`crate::ship`]; nothing there
 //! depends on this module.
 
-pub mod ecr;
-pub mod registry;
-pub mod reuse;
+pub(crate) mod ecr;
+pub(crate) mod registry;
+pub(crate) mod reuse;
 
 use std::time::Duration;
 
@@ -15,10 +15,11 @@ use crate::ship::{daemon, split_tag, Daemon, Event};
 
 use crate::auth;
 pub use crate::auth::Credentials;
+pub use ecr::EcrError;
 
 /// How to push.
 #[derive(Debug, Clone, Default)]
-pub struct PushOptions {
+pub(crate) struct PushOptions {
     /// Push to this `host:port` instead of the tag's registry, keeping
     /// the tag's identity for credentials (ECR token for the tag's
     /// account and region). For tests against a local registry.
@@ -33,31 +34,46 @@ pub struct PushOptions {
 /// A pushed tag.
 #[derive(Debug, Clone)]
 pub struct Pushed {
+    /// The tag as given (`registry/repository:tag`).
     pub tag: String,
+    /// The manifest digest the registry reported, when it reported one.
     pub digest: Option<String>,
 }
 
 /// Errors while pushing.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// Getting an ECR token or checking a repository failed.
     #[error(transparent)]
     Ecr(#[from] ecr::EcrError),
+    /// Reading the docker config's credentials failed.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// The daemon reported an error while pushing a tag.
     #[error("pushing {tag} to {registry} failed: {message}{hint}")]
     Push {
+        /// The tag being pushed.
         tag: String,
+        /// The registry it was pushed to.
         registry: String,
+        /// The daemon's message.
         message: String,
+        /// What to do, on its own indented line, or empty.
         hint: String,
     },
+    /// Tagging the image for its registry before the push failed.
     #[error("{what}: {message}")]
-    Api { what: String, message: String },
+    Api {
+        /// The call, in words.
+        what: String,
+        /// The daemon's message.
+        message: String,
+    },
 }
 
 /// A reference split into registry host, repository and tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
+pub(crate) struct Reference {
     pub registry: String,
     pub repository: String,
     pub tag: String,
@@ -65,7 +81,7 @@ pub struct Reference {
 
 /// Parses `[registry/]repository[:tag]` as docker does: the first
 /// component is a registry when it has a `.` or `:` or is `localhost`.
-pub fn parse_reference(reference: &str) -> Reference {
+pub(crate) fn parse_reference(reference: &str) -> Reference {
     let (name, tag) = split_tag(reference);
     match name.split_once('/') {
         Some((first, rest))
@@ -90,7 +106,7 @@ pub fn parse_reference(reference: &str) -> Reference {
 }
 
 /// Finds credentials for the reference's registry.
-pub async fn credentials_for(
+pub(crate) async fn credentials_for(
     reference: &Reference,
     options: &PushOptions,
 ) -> Result<Option<Credentials>, PublishError> {
@@ -109,7 +125,7 @@ pub async fn credentials_for(
 /// configured are left out: public images need none, and the daemon names
 /// a pull it is refused. Lookups that fail are returned as messages, to
 /// warn about, not to stop the build.
-pub async fn pull_credentials(
+pub(crate) async fn pull_credentials(
     images: &[String],
 ) -> (std::collections::BTreeMap<String, Credentials>, Vec<String>) {
     let mut found = std::collections::BTreeMap::new();
@@ -139,7 +155,7 @@ pub async fn pull_credentials(
 }
 
 /// Pushes every tag of the image; returns the digests.
-pub async fn push(
+pub(crate) async fn push(
     daemon: &Daemon,
     tags: &[String],
     options: &PushOptions,
