@@ -1334,7 +1334,7 @@ fn docker_context_selects_the_daemon() {
     };
     let certs = Path::new(&env["REGGIE_TEST_DOCKER_CERTS"]);
     let config = tempfile::tempdir().unwrap();
-    let id = reggie_build::ship::endpoint::context_dir_name("reggie-remote");
+    let id = reggie_build::ship::context_dir_name("reggie-remote");
     let meta = config.path().join("contexts/meta").join(&id);
     std::fs::create_dir_all(&meta).unwrap();
     std::fs::write(

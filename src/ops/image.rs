@@ -12,9 +12,7 @@ use crate::context::tarball::{SourceDateEpochError, TarOptions};
 use crate::context::{Builder, ContextError, ContextSpec};
 use crate::plan::{Plan, PlanError, PlanOptions};
 use crate::publish::{self, Credentials, PublishError, PushOptions, Pushed};
-use crate::ship::{
-    self, session::SecretValues, BuildSpec, Compression, DaemonError, Event, ShipError,
-};
+use crate::ship::{self, BuildSpec, Compression, DaemonError, Event, SecretValues, ShipError};
 
 /// How to compress the classic builder's upload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,7 +78,7 @@ pub struct ImageOptions {
     pub cache_to: Vec<ship::outputs::CacheSpec>,
     /// Build on this BuildKit engine (`--buildkit-addr`) instead of the
     /// daemon.
-    pub remote: Option<ship::control::Remote>,
+    pub remote: Option<ship::Remote>,
 }
 
 impl ImageOptions {

@@ -39,7 +39,9 @@ use super::{
 /// A BuildKit engine to build on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
+    /// Where the engine listens (`tcp://`, `unix://`...).
     pub addr: Addr,
+    /// TLS to it, for `tcp://`.
     pub tls: TlsOptions,
 }
 
@@ -267,7 +269,6 @@ fn cache_entry(c: &super::outputs::CacheSpec) -> CacheOptionsEntry {
 #[derive(Debug, Clone)]
 pub struct RemoteBuilt {
     pub built: Built,
-    pub engine: Engine,
     /// The manifest digest (`containerimage.digest`), when the exporter
     /// reported one.
     pub digest: Option<String>,
@@ -624,7 +625,6 @@ pub async fn build(
                 uploaded_bytes: sent,
                 steps: progress.steps,
             },
-            engine,
             digest: None,
             pushed: false,
         });
@@ -658,7 +658,6 @@ pub async fn build(
             uploaded_bytes: sent,
             steps: progress.steps,
         },
-        engine,
         digest,
         pushed: push,
     })

@@ -18,7 +18,9 @@ const LONG: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// practical timeout for builds and pushes.
 #[derive(Debug, Clone)]
 pub struct Daemon {
+    /// The client for quick calls (inspect, tag), with bollard's timeout.
     pub quick: Docker,
+    /// The client for builds and pushes, without a practical timeout.
     pub long: Docker,
     /// The daemon's address (DOCKER_HOST, the context's, or the default
     /// socket), with the context it came from.
@@ -27,6 +29,7 @@ pub struct Daemon {
     pub local: bool,
     /// The daemon's architecture (`amd64`, `arm64`, ...).
     pub arch: Option<String>,
+    /// The daemon's version (`28.0.1`), when it reported one.
     pub version: Option<String>,
     /// Where the daemon is, for the connections bollard does not make
     /// (BuildKit sessions).
@@ -52,28 +55,44 @@ fn unreachable_hint(host: &str) -> &'static str {
 /// Errors reaching the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// Connecting or the first API call failed.
     #[error("cannot reach the Docker daemon at {host}: {reason}\n  {}", unreachable_hint(.host))]
-    Unreachable { host: String, reason: String },
+    Unreachable {
+        /// The daemon's address.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// DOCKER_HOST names a scheme or form this client does not speak.
     #[error("DOCKER_HOST={host} is not supported: {reason}")]
-    Unsupported { host: String, reason: String },
+    Unsupported {
+        /// The DOCKER_HOST value.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// The TLS handshake or the TLS files failed.
     #[error("the TLS connection to the Docker daemon at {host} failed: {reason}\n  Check that {ca} is the CA that signed the daemon's certificate, that the certificate names the host you connect to, and that {cert} and {key} are a client certificate the daemon trusts (DOCKER_CERT_PATH, or the context's TLS files)")]
     Tls {
+        /// The daemon's address.
         host: String,
+        /// Why.
         reason: String,
+        /// The CA file used.
         ca: String,
+        /// The client certificate file used.
         cert: String,
+        /// The client key file used.
         key: String,
     },
+    /// The Docker context in use could not be read.
     #[error("Docker context {name:?}: {reason}")]
-    Context { name: String, reason: String },
-}
-
-/// The DOCKER_HOST in effect (DOCKER_HOST, the context, or the default
-/// socket).
-pub fn docker_host() -> String {
-    endpoint::resolve()
-        .map(|e| e.host)
-        .unwrap_or_else(|_| endpoint::DEFAULT_HOST.to_string())
+    Context {
+        /// The context's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Installs aws-lc-rs as rustls' process-wide provider (the one the AWS

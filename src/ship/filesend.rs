@@ -651,11 +651,6 @@ impl ExportState {
             notified.await;
         }
     }
-
-    /// The outcome if the transfer ended.
-    pub fn outcome(&self) -> Option<Result<Received, String>> {
-        self.result.lock().ok().and_then(|s| s.clone())
-    }
 }
 
 /// gRPC messages as their bytes: `FileSend/DiffCopy` carries fsutil

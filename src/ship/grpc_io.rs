@@ -90,8 +90,11 @@ impl std::fmt::Display for Addr {
 /// --tlskey, --tlsservername).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
+    /// The CA certificate (PEM) that signed the engine's certificate.
     pub ca: Option<PathBuf>,
+    /// The client certificate (PEM), for mutual TLS.
     pub cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
     pub key: Option<PathBuf>,
     /// The name the engine's certificate must carry (default: the host).
     pub server_name: Option<String>,

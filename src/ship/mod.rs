@@ -31,19 +31,19 @@
 //! step. No label changes with the clock ([`default_labels`]), so a
 //! rebuild of unchanged inputs is fully cached and gives the same image.
 
-pub mod buildkit;
-pub mod control;
-pub mod daemon;
-pub mod endpoint;
-pub mod filesend;
-pub mod filesync;
-pub mod grpc_io;
+pub(crate) mod buildkit;
+pub(crate) mod control;
+pub(crate) mod daemon;
+pub(crate) mod endpoint;
+pub(crate) mod filesend;
+pub(crate) mod filesync;
+pub(crate) mod grpc_io;
 pub mod outputs;
-pub mod secrets;
-pub mod session;
-pub mod skip;
-pub mod ssh;
-pub mod upload;
+pub(crate) mod secrets;
+pub(crate) mod session;
+pub(crate) mod skip;
+pub(crate) mod ssh;
+pub(crate) mod upload;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -55,12 +55,17 @@ use serde::Serialize;
 use crate::context::tarball::TarOptions;
 use crate::context::{Builder, Context};
 
+pub use control::Remote;
 pub use daemon::{connect, Daemon, DaemonError};
-pub use upload::Compression;
+pub use endpoint::context_dir_name;
+pub use grpc_io::TlsOptions;
+pub use secrets::{parse_secrets, parse_ssh};
+pub use session::SecretValues;
+pub(crate) use upload::Compression;
 
 /// What to build.
 #[derive(Debug, Clone)]
-pub struct BuildSpec {
+pub(crate) struct BuildSpec {
     /// The context to upload (already restricted, or whole).
     pub context: Context,
     pub tags: Vec<String>,
@@ -125,23 +130,32 @@ fn registry_config(
 pub enum Event {
     /// The context as surveyed before the upload.
     Context {
+        /// The context digest (`sha256:...`).
         digest: String,
+        /// Entries the upload holds (directories included).
         entries: u64,
+        /// Bytes of file contents.
         content_bytes: u64,
+        /// The Dockerfile, as shown to the user.
         dockerfile: String,
         /// `none` or `gzip`.
         compression: &'static str,
     },
     /// Bytes of the request body sent so far.
     Upload {
+        /// Bytes sent.
         bytes: u64,
+        /// Whether this is the last report of the upload.
         done: bool,
     },
     /// A Dockerfile step began (`Step 2/5 : COPY ...`, BuildKit's
     /// `[stage 2/5] COPY ...`).
     Step {
+        /// 1-based step number.
         number: u32,
+        /// Steps in the build (or stage, for BuildKit).
         total: u32,
+        /// The instruction as the builder prints it.
         instruction: String,
         /// The stage, when BuildKit names it.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,40 +165,61 @@ pub enum Event {
     /// not Dockerfile steps, then `done`, `cached` or `error`), numbered
     /// as `docker buildx build --progress=plain` numbers them.
     Vertex {
+        /// The operation's number, in order of first appearance.
         index: u32,
+        /// BuildKit's name for it.
         name: String,
+        /// `started`, `done`, `cached` or `error`.
         status: &'static str,
+        /// How long it took, once finished.
         #[serde(skip_serializing_if = "Option::is_none")]
         seconds: Option<f64>,
     },
     /// A line of build output.
     Log {
+        /// The line, without its newline.
         line: String,
     },
+    /// A warning from the builder or about the build.
     Warning {
+        /// The warning.
         message: String,
     },
+    /// The built image's id.
     ImageId {
+        /// `sha256:...`.
         id: String,
     },
+    /// A tag was applied to the built image.
     Tag {
+        /// The tag.
         tag: String,
     },
     /// The build was skipped: an image built from the same inputs exists.
     Skip {
+        /// Why it counts as the same build.
         reason: String,
+        /// The existing image (id or reference).
         image: String,
     },
+    /// Progress of a push.
     Push {
+        /// The tag being pushed.
         tag: String,
+        /// The daemon's status line (`Pushed`, `Layer already exists`...).
         status: String,
+        /// The manifest digest, once the registry reports it.
         #[serde(skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
     },
+    /// The end of the command, for `--json` readers.
     Result {
+        /// Whether it succeeded.
         ok: bool,
+        /// The image built or reused.
         #[serde(skip_serializing_if = "Option::is_none")]
         image_id: Option<String>,
+        /// Why it failed.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
@@ -193,49 +228,89 @@ pub enum Event {
 /// A finished build.
 #[derive(Debug, Clone)]
 pub struct Built {
+    /// The image's id (`sha256:...`; empty when an `--output` replaced it).
     pub image_id: String,
+    /// The digest of the context as sent.
     pub context_digest: String,
+    /// Bytes of the upload (the classic builder's body, or the file sync's).
     pub uploaded_bytes: u64,
+    /// Dockerfile steps the builder reported.
     pub steps: u32,
 }
 
 /// Errors of a build.
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
+    /// The daemon could not be reached.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    /// The BuildKit engine behind `--buildkit-addr` failed or refused.
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    /// The context could not be read while surveyed or sent.
     #[error("cannot read the build context: {0}")]
     Context(#[from] crate::context::tarball::TarError),
+    /// The Dockerfile could not be read.
     #[error("cannot read the Dockerfile: {0}")]
     Dockerfile(std::io::Error),
+    /// The classic builder's upload failed.
     #[error("uploading the build context failed: {0}")]
     Upload(#[from] upload::UploadError),
+    /// A Dockerfile step failed.
     #[error("{}", step_failure(.step, .message, .log_tail))]
     Step {
+        /// The failing step, when the builder named it.
         step: Option<String>,
+        /// The builder's error.
         message: String,
+        /// The step's last output lines.
         log_tail: Vec<String>,
     },
+    /// The context's digest during the upload differs from the survey's.
     #[error("the build context changed while it was uploaded (digest {before} before, {after} during); run again")]
-    Changed { before: String, after: String },
+    Changed {
+        /// Digest from the survey.
+        before: String,
+        /// Digest of what was sent.
+        after: String,
+    },
+    /// The build stream ended with neither an error nor an image id.
     #[error("the daemon ended the build without an image id")]
     NoImage,
+    /// The classic builder's daemon stopped reading the upload.
     #[error("the upload stalled: the daemon read nothing of the build context for {secs} s, after {bytes} bytes; the build is abandoned. Check the daemon (disk space, load) and the connection to it, or allow longer with --idle-timeout (REGGIE_IDLE_TIMEOUT)")]
-    Stalled { bytes: u64, secs: u64 },
+    Stalled {
+        /// Bytes sent before the stall.
+        bytes: u64,
+        /// The idle timeout that ran out, in seconds.
+        secs: u64,
+    },
+    /// A BuildKit session went idle (no progress, no file requests).
     #[error("the BuildKit session stalled: {what} for {secs} s (file sync: {stats} entries listed, {files} files and {bytes} bytes sent); the build is abandoned. Check the builder (a daemon: `docker info`; its disk space and load) and the connection to it, or allow longer with --idle-timeout (REGGIE_IDLE_TIMEOUT)")]
     SessionStalled {
+        /// What the builder stopped doing, in words.
         what: &'static str,
+        /// The idle timeout that ran out, in seconds.
         secs: u64,
+        /// Entries the file sync listed.
         stats: u64,
+        /// Files the file sync sent.
         files: u64,
+        /// Bytes the file sync sent.
         bytes: u64,
     },
+    /// A daemon or engine API call failed.
     #[error("{what}: {message}")]
-    Api { what: String, message: String },
+    Api {
+        /// The call, in words.
+        what: String,
+        /// Its error.
+        message: String,
+    },
+    /// `--output`, `--cache-*` or `--platform` ask for what the builder cannot do.
     #[error(transparent)]
     Outputs(#[from] outputs::OutputError),
+    /// Receiving or writing an `--output` failed.
     #[error("--output: {0}")]
     Export(String),
 }
@@ -318,7 +393,7 @@ fn strip_credentials(url: &str) -> String {
 }
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339(secs: i64) -> String {
+pub(crate) fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's civil_from_days.
@@ -340,13 +415,13 @@ pub fn rfc3339(secs: i64) -> String {
 }
 
 /// The architecture part of a platform (`linux/arm64/v8` → `arm64`).
-pub fn platform_arch(platform: &str) -> Option<&str> {
+pub(crate) fn platform_arch(platform: &str) -> Option<&str> {
     platform.split('/').nth(1).filter(|a| !a.is_empty())
 }
 
 /// Splits `name[:tag]` into repository and tag (a `:` before the last `/`
 /// is a registry port).
-pub fn split_tag(reference: &str) -> (&str, &str) {
+pub(crate) fn split_tag(reference: &str) -> (&str, &str) {
     let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[last_slash..].rfind(':') {
         Some(i) => (
@@ -365,7 +440,7 @@ pub const BUILD_KEY_LABEL: &str = "dev.reggie-build.build-key";
 /// What the survey before an upload found: the context digest, the build
 /// key, and how the Dockerfile travels.
 #[derive(Debug, Clone)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub survey: upload::Survey,
     pub placement: upload::DockerfilePlacement,
     /// The platform the build is for (`--platform`, or the daemon's).
@@ -378,7 +453,7 @@ pub struct Prepared {
 /// sha256 over everything that decides the image: the context digest,
 /// the Dockerfile's bytes, the target, the build args (sorted) and the
 /// platform. Each field is length-prefixed, so no two inputs collide.
-pub fn build_key(
+pub(crate) fn build_key(
     context_digest: &str,
     dockerfile: &[u8],
     target: Option<&str>,
@@ -407,7 +482,7 @@ pub fn build_key(
 
 /// Surveys the context (its digest, which build files it sends) and
 /// computes the build key, without sending anything.
-pub async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, ShipError> {
+pub(crate) async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, ShipError> {
     let daemon_plan = plan_outputs(daemon, spec)?;
     let ctx = spec.context.clone();
     let tar = spec.tar.clone();
@@ -446,7 +521,10 @@ pub async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, Ship
 
 /// Checks `--output`, `--cache-from`, `--cache-to` and `--platform`
 /// against what the daemon's builder can do, and maps them onto `/build`.
-pub fn plan_outputs(daemon: &Daemon, spec: &BuildSpec) -> Result<outputs::DaemonPlan, ShipError> {
+pub(crate) fn plan_outputs(
+    daemon: &Daemon,
+    spec: &BuildSpec,
+) -> Result<outputs::DaemonPlan, ShipError> {
     let platforms = outputs::parse_platforms(spec.platform.as_slice())?;
     let extras =
         !spec.outputs.is_empty() || !spec.cache_from.is_empty() || !spec.cache_to.is_empty();
@@ -471,19 +549,8 @@ pub fn plan_outputs(daemon: &Daemon, spec: &BuildSpec) -> Result<outputs::Daemon
     )?)
 }
 
-/// Surveys the context, uploads it and runs the build; returns the image
-/// id.
-pub async fn build(
-    daemon: &Daemon,
-    spec: &BuildSpec,
-    on_event: &mut (dyn FnMut(Event) + Send),
-) -> Result<Built, ShipError> {
-    let prepared = prepare(daemon, spec).await?;
-    build_prepared(daemon, spec, prepared, on_event).await
-}
-
 /// Uploads the context [`prepare`] surveyed and runs the build.
-pub async fn build_prepared(
+pub(crate) async fn build_prepared(
     daemon: &Daemon,
     spec: &BuildSpec,
     prepared: Prepared,

@@ -68,6 +68,7 @@ impl OutputKind {
 /// One `--output`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputSpec {
+    /// The `type=` of the output.
     pub kind: OutputKind,
     /// Every attribute but `type`, as given (`dest`, `platform-split`, ...).
     pub attrs: BTreeMap<String, String>,
@@ -85,25 +86,38 @@ pub struct CacheSpec {
 /// Errors of the output, cache and platform options.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutputError {
+    /// The option's value does not parse as `key=value,...`.
     #[error("{flag} \"{excerpt}\": {reason}")]
     Syntax {
+        /// The option (`--output`...).
         flag: &'static str,
+        /// Its value, shortened.
         excerpt: String,
+        /// What is wrong.
         reason: &'static str,
     },
+    /// The value parses but its attributes are wrong or missing.
     #[error("{flag} \"{excerpt}\": {reason}")]
     Invalid {
+        /// The option (`--output`...).
         flag: &'static str,
+        /// Its value, shortened.
         excerpt: String,
+        /// What is wrong.
         reason: String,
     },
     /// The engine cannot do what was asked: what it can, and what to use.
     #[error("{what}: {engine} {cannot}; it supports {supports}. {instead}")]
     Unsupported {
+        /// The option asked for.
         what: String,
+        /// The builder, in words.
         engine: String,
+        /// What it cannot do.
         cannot: String,
+        /// What it can.
         supports: &'static str,
+        /// What to use instead.
         instead: String,
     },
     /// Options that contradict each other.
@@ -429,9 +443,13 @@ impl DaemonPlan {
 /// What the build asks for, on top of outputs and caches.
 #[derive(Debug, Clone, Default)]
 pub struct Request<'a> {
+    /// `--output`s.
     pub outputs: &'a [OutputSpec],
+    /// `--cache-from`s.
     pub cache_from: &'a [CacheSpec],
+    /// `--cache-to`s.
     pub cache_to: &'a [CacheSpec],
+    /// `--platform`'s platforms.
     pub platforms: &'a [String],
 }
 
@@ -605,6 +623,7 @@ pub struct RemotePlan {
     pub export: Option<Export>,
     /// Cache imports and exports, as the engine takes them.
     pub cache_imports: Vec<CacheSpec>,
+    /// See [`Self::cache_imports`].
     pub cache_exports: Vec<CacheSpec>,
 }
 

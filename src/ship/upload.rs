@@ -32,7 +32,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use crate::context::digest::DigestSink;
-pub use crate::context::survey::{survey, survey_with, Survey};
+pub use crate::context::survey::{survey, Survey};
 pub use crate::context::tarball::ExtraEntry;
 use crate::context::tarball::{write_context_with_extra, Gzip, TarError, TarOptions};
 use crate::context::Context;
@@ -182,7 +182,10 @@ pub struct Upload {
 #[derive(Debug, Clone)]
 pub struct UploadStats {
     pub digest: String,
+    // Only the tests read these two totals (against the archive).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub entries: u64,
+    #[cfg_attr(not(test), allow(dead_code))]
     pub archive_bytes: u64,
 }
 

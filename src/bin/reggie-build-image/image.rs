@@ -263,8 +263,8 @@ pub(crate) fn options(args: &ImageArgs) -> anyhow::Result<ImageOptions> {
     }
     let mut opts = ImageOptions::new(args.context.spec());
     opts.build_args = parse_build_args(&args.build_args)?;
-    opts.secrets = ship::secrets::parse_secrets(&args.secrets)?;
-    opts.ssh = ship::secrets::parse_ssh(&args.ssh)?;
+    opts.secrets = ship::parse_secrets(&args.secrets)?;
+    opts.ssh = ship::parse_ssh(&args.ssh)?;
     opts.full = args.full;
     opts.tags = args.tags.clone();
     opts.target = args.target.clone();
@@ -312,7 +312,7 @@ pub(crate) fn options(args: &ImageArgs) -> anyhow::Result<ImageOptions> {
 
 /// `--buildkit-addr` (or BUILDKIT_HOST): the builder to solve on instead
 /// of the daemon, and what it cannot be combined with.
-fn remote_builder(args: &ImageArgs) -> anyhow::Result<Option<ship::control::Remote>> {
+fn remote_builder(args: &ImageArgs) -> anyhow::Result<Option<ship::Remote>> {
     let Some(addr) = args.buildkit_addr.as_deref().filter(|a| !a.is_empty()) else {
         return Ok(None);
     };
@@ -331,13 +331,13 @@ fn remote_builder(args: &ImageArgs) -> anyhow::Result<Option<ship::control::Remo
     if args.all || args.affected {
         refuse("--all/--affected")?;
     }
-    let tls = ship::grpc_io::TlsOptions {
+    let tls = ship::TlsOptions {
         ca: args.buildkit_ca.clone(),
         cert: args.buildkit_cert.clone(),
         key: args.buildkit_key.clone(),
         server_name: args.buildkit_server_name.clone(),
     };
-    Ok(Some(ship::control::Remote::new(addr, tls)?))
+    Ok(Some(ship::Remote::new(addr, tls)?))
 }
 
 async fn build_and_push(
