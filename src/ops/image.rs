@@ -26,9 +26,9 @@ pub enum CompressionChoice {
     Gzip,
 }
 
-/// What to build and where to push it. The build fields follow
-/// [`BuildSpec`]; the rest say how the context is chosen and what happens
-/// around the build.
+/// What to build and where to push it. The build fields follow the
+/// crate-private `ship::BuildSpec`; the rest say how the context is
+/// chosen and what happens around the build.
 #[derive(Debug, Clone)]
 pub struct ImageOptions {
     /// The context and Dockerfile, and the builder that runs the build.

@@ -1,32 +1,32 @@
 //! Building an image through the Docker daemon.
 //!
 //! BuildKit (the default) builds through a session, as `DOCKER_BUILDKIT=1
-//! docker build` does: [`session`] opens `POST /session` (upgraded to
+//! docker build` does: `session` opens `POST /session` (upgraded to
 //! h2c, the daemon calling back into gRPC services served here) and
 //! `/build` runs with `remote=client-session`. BuildKit then pulls the
 //! named directories `context` (the context root) and `dockerfile` (the
 //! Dockerfile's own directory, so a Dockerfile outside the context never
-//! rides inside it) over [`filesync`], asking only for the paths the
+//! rides inside it) over `filesync`, asking only for the paths the
 //! Dockerfile reads (its followpaths), excluding what the ignore file its
 //! frontend read excludes, and requesting only the files that changed
 //! since its copy of the last transfer under the docker CLI's shared key.
 //! The same session answers registry credentials (private base images)
-//! and `--secret`/`--ssh` ([`secrets`]). With `--output` the result is
+//! and `--secret`/`--ssh` (`secrets`). With `--output` the result is
 //! not stored as an image: BuildKit sends its files back through the
-//! session's `FileSend` ([`filesend`]); [`outputs`] maps `--output`,
+//! session's `FileSend` (`filesend`); [`outputs`] maps `--output`,
 //! `--cache-from`/`--cache-to` and `--platform` onto what the daemon's
 //! BuildKit can do, and names what it cannot.
 //!
 //! With `--buildkit-addr` the same session reaches a BuildKit engine
-//! through its Control API instead ([`control`] over [`grpc_io`]): a
+//! through its Control API instead (`control` over `grpc_io`): a
 //! standalone buildkitd, or a daemon's embedded BuildKit.
 //!
 //! The classic builder (`version=1`) gets the context (minimal or whole)
-//! streamed as the body of `/build` ([`upload`]); it applies the root
+//! streamed as the body of `/build` (`upload`); it applies the root
 //! `.dockerignore` it finds in the upload again, which
-//! [`upload::place_dockerfile`] accounts for.
+//! `upload::place_dockerfile` accounts for.
 //!
-//! Progress arrives as events (BuildKit's decoded by [`buildkit`]); an
+//! Progress arrives as events (BuildKit's decoded by `buildkit`); an
 //! error inside the 200 response stream ends the build with the failing
 //! step. No label changes with the clock ([`default_labels`]), so a
 //! rebuild of unchanged inputs is fully cached and gives the same image.
@@ -434,7 +434,8 @@ pub(crate) fn split_tag(reference: &str) -> (&str, &str) {
 
 /// The label holding the context digest.
 pub const CONTEXT_DIGEST_LABEL: &str = "dev.reggie-build.context-digest";
-/// The label holding the build key (see [`build_key`]).
+/// The label holding the build key: a sha256 over the context digest,
+/// the Dockerfile, the target, the build args and the platform.
 pub const BUILD_KEY_LABEL: &str = "dev.reggie-build.build-key";
 
 /// What the survey before an upload found: the context digest, the build
