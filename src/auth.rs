@@ -251,6 +251,41 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, AuthE
     }))
 }
 
+/// An Amazon ECR registry host: builds (ECR cache attributes) and pushes
+/// (ECR tokens) both recognise it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EcrHost {
+    /// The 12-digit AWS account.
+    pub(crate) account: String,
+    /// The AWS region (`eu-west-1`).
+    pub(crate) region: String,
+}
+
+/// Parses `<acct>.dkr.ecr.<region>.amazonaws.com` (and `.com.cn`),
+/// `<acct>.dkr.ecr-fips.<region>.amazonaws.com` and
+/// `<acct>.dkr-ecr.<region>.on.aws`.
+pub(crate) fn parse_ecr_host(host: &str) -> Option<EcrHost> {
+    let host = host.to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let account = *labels.first()?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let region = match labels.as_slice() {
+        [_, "dkr", "ecr" | "ecr-fips", region, "amazonaws", "com"] => region,
+        [_, "dkr", "ecr" | "ecr-fips", region, "amazonaws", "com", "cn"] => region,
+        [_, "dkr-ecr" | "dkr-ecr-fips", region, "on", "aws"] => region,
+        _ => return None,
+    };
+    if region.is_empty() {
+        return None;
+    }
+    Some(EcrHost {
+        account: account.to_string(),
+        region: region.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,37 +10,7 @@ use base64::Engine;
 
 use crate::auth::Credentials;
 
-/// An ECR registry host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EcrHost {
-    pub account: String,
-    pub region: String,
-}
-
-/// Parses `<acct>.dkr.ecr.<region>.amazonaws.com` (and `.com.cn`),
-/// `<acct>.dkr.ecr-fips.<region>.amazonaws.com` and
-/// `<acct>.dkr-ecr.<region>.on.aws`.
-pub fn parse_host(host: &str) -> Option<EcrHost> {
-    let host = host.to_ascii_lowercase();
-    let labels: Vec<&str> = host.split('.').collect();
-    let account = *labels.first()?;
-    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let region = match labels.as_slice() {
-        [_, "dkr", "ecr" | "ecr-fips", region, "amazonaws", "com"] => region,
-        [_, "dkr", "ecr" | "ecr-fips", region, "amazonaws", "com", "cn"] => region,
-        [_, "dkr-ecr" | "dkr-ecr-fips", region, "on", "aws"] => region,
-        _ => return None,
-    };
-    if region.is_empty() {
-        return None;
-    }
-    Some(EcrHost {
-        account: account.to_string(),
-        region: region.to_string(),
-    })
-}
+pub(crate) use crate::auth::{parse_ecr_host as parse_host, EcrHost};
 
 /// Errors talking to ECR.
 #[derive(Debug, thiserror::Error)]

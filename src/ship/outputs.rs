@@ -353,7 +353,7 @@ impl CacheSpec {
         let is_ecr = self.kind == "registry"
             && self
                 .attr("ref")
-                .is_some_and(|r| crate::publish::ecr::parse_host(registry_host(r)).is_some());
+                .is_some_and(|r| crate::auth::parse_ecr_host(registry_host(r)).is_some());
         if !is_ecr {
             return Vec::new();
         }
