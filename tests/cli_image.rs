@@ -175,3 +175,54 @@ fn image_all_takes_its_images_and_tags_from_the_config() {
         .code(2)
         .stderr(predicate::str::contains("reggie-build discover --write"));
 }
+
+#[test]
+fn every_image_help_example_is_accepted() {
+    // Each example of `image --help` must get past argument parsing: run
+    // where no daemon or builder answers, it may fail for that, never
+    // with a usage error.
+    let help = Command::cargo_bin("reggie-build")
+        .unwrap()
+        .args(["image", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("backend")).unwrap();
+    std::fs::write(
+        dir.path().join("backend/Dockerfile"),
+        "FROM scratch\nCOPY . /\n",
+    )
+    .unwrap();
+    let mut tried = 0;
+    for line in help.lines() {
+        let Some(example) = line.trim().strip_prefix("reggie-build image ") else {
+            continue;
+        };
+        // Pipelines are shell; the flags before the pipe are what counts.
+        let example = example.split(['|', '#']).next().unwrap();
+        let args: Vec<String> = example
+            .split_whitespace()
+            .map(|a| a.replace("$HOME", "/nonexistent"))
+            .collect();
+        let out = Command::cargo_bin("reggie-build")
+            .unwrap()
+            .current_dir(dir.path())
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env_remove("BUILDKIT_HOST")
+            .env("HOME", dir.path())
+            .env("DOCKER_CONFIG", dir.path())
+            .arg("image")
+            .args(&args)
+            .write_stdin("")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("Usage:"),
+            "`reggie-build image {example}` is refused as a usage error:\n{stderr}"
+        );
+        tried += 1;
+    }
+    assert!(tried >= 8, "only {tried} examples in:\n{help}");
+}
