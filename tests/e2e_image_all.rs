@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 mod common;
 
+use common::docker::text;
+
 fn reggie(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
     cmd.current_dir(cwd).arg("image").args(args);
@@ -32,14 +34,6 @@ fn reggie(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
     cmd.output().expect("run reggie-build")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn inspect(env: &BTreeMap<String, String>, image: &str) -> serde_json::Value {
     let mut cmd = Command::new("docker");
     cmd.args(["image", "inspect", image]);
@@ -58,57 +52,16 @@ fn inspect(env: &BTreeMap<String, String>, image: &str) -> serde_json::Value {
     v[0].clone()
 }
 
-fn docker(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    let mut cmd = Command::new("docker");
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let home = tempfile::tempdir().unwrap();
-    cmd.env("DOCKER_CONFIG", home.path());
-    let out = cmd.output().expect("run docker");
-    assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
-    out
-}
-
-/// Path → (type, mode, uid, gid, link, content) of an image's filesystem
-/// (`docker create` + `docker export`); mtimes left out, as a build from
-/// scratch dates the directories it creates.
+/// Path → (type, mode, uid, gid, link, content) of an image's filesystem;
+/// mtimes left out, as a build from scratch dates the directories it
+/// creates.
 type Fs = BTreeMap<String, (u8, u32, u64, u64, String, Vec<u8>)>;
 
 fn image_fs(env: &BTreeMap<String, String>, image: &str) -> Fs {
-    let id = docker(env, &["create", image, "/nonexistent"]);
-    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let tar_path = dir.path().join("fs.tar");
-    docker(env, &["export", "-o", tar_path.to_str().unwrap(), &id]);
-    docker(env, &["rm", &id]);
-    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
-    let mut fs = Fs::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let path = entry.path().unwrap().to_string_lossy().into_owned();
-        let h = entry.header().clone();
-        let link = entry
-            .link_name()
-            .unwrap()
-            .map(|l| l.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut content = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
-        fs.insert(
-            path.trim_end_matches('/').to_string(),
-            (
-                h.entry_type().as_byte(),
-                h.mode().unwrap(),
-                h.uid().unwrap(),
-                h.gid().unwrap(),
-                link,
-                content,
-            ),
-        );
-    }
-    fs
+    common::docker::image_fs(env, image)
+        .into_iter()
+        .map(|(path, e)| (path, (e.kind, e.mode, e.uid, e.gid, e.link, e.content)))
+        .collect()
 }
 
 fn git(dir: &Path, args: &[&str]) {
