@@ -204,6 +204,16 @@ impl Entry<'_> {
             .then(|| (File::from(fd), stat))
     }
 
+    /// The size of the entry's list of extended attribute names (a
+    /// symlink's own), asked relative to its open directory: one name
+    /// lookup, not the whole path's. `None` when the walk has no directory
+    /// open for it, the kernel lacks `listxattrat` (Linux 6.13) or the
+    /// call fails; the caller then asks by path.
+    pub(crate) fn xattr_list_len(&self) -> Option<usize> {
+        let at = self.at?;
+        list_xattrs_at(at.dir, at.name)
+    }
+
     /// The first `limit` bytes of a regular file, for rules that look at
     /// contents. `None` for anything else (a symlink is not followed, a
     /// FIFO or device is not read) and when it cannot be read.
@@ -842,6 +852,37 @@ fn bytes_path(bytes: &[u8]) -> &Path {
 
 /// `lstat`s an entry through its directory when that is open, by `path`
 /// otherwise.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn list_xattrs_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    // The same number on both architectures (the unified syscall table).
+    const SYS_LISTXATTRAT: libc::c_long = 465;
+    // SAFETY: a valid descriptor, a NUL-terminated name, and a null list
+    // of size 0, which only asks for the size.
+    let n = unsafe {
+        libc::syscall(
+            SYS_LISTXATTRAT,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
+            std::ptr::null_mut::<libc::c_char>(),
+            0usize,
+        )
+    };
+    usize::try_from(n).ok()
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+fn list_xattrs_at(_dir: BorrowedFd<'_>, _name: &CStr) -> Option<usize> {
+    None
+}
+
 fn lstat_via(at: Option<At<'_>>, path: &Path) -> io::Result<Stat> {
     match at {
         Some(at) => Stat::lstat_at(at.dir, at.name),

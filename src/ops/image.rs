@@ -189,8 +189,10 @@ pub async fn image(
             skipped: false,
         });
     }
-    let daemon = ship::connect().await?;
-    build_planned(&daemon, opts, planned, on_event).await
+    let (daemon, surveyed) = tokio::join!(ship::connect(), survey(&planned));
+    let surveyed = surveyed?;
+    let daemon = daemon?;
+    build_surveyed(&daemon, opts, planned, surveyed, on_event).await
 }
 
 /// [`image`] on a daemon already connected (several images share one).
@@ -201,17 +203,25 @@ pub async fn image_on(
 ) -> Result<ImageOutcome, ImageError> {
     check(opts)?;
     let planned = plan(opts, on_event).await?;
-    build_planned(daemon, opts, planned, on_event).await
+    let surveyed = survey(&planned).await?;
+    build_surveyed(daemon, opts, planned, surveyed, on_event).await
 }
 
-async fn build_planned(
+/// Surveys the planned context: what needs no daemon, so it runs while
+/// the daemon is reached.
+async fn survey(planned: &Planned) -> Result<ship::Surveyed, ImageError> {
+    Ok(ship::survey(&planned.context, &tar_options()?).await?)
+}
+
+async fn build_surveyed(
     daemon: &ship::Daemon,
     opts: &ImageOptions,
     planned: Planned,
+    surveyed: ship::Surveyed,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<ImageOutcome, ImageError> {
     let (spec, options) = spec(daemon.local, opts, planned)?;
-    let prepared = ship::prepare(daemon, &spec).await?;
+    let prepared = ship::prepare_surveyed(daemon, &spec, surveyed)?;
     if opts.skip_if_exists {
         if let Some(done) = skip_existing(opts, daemon, &prepared, &options, on_event).await? {
             return Ok(done);
@@ -304,6 +314,15 @@ async fn plan(
     })
 }
 
+/// How the context is archived and digested: mtimes clamped to
+/// `SOURCE_DATE_EPOCH` when it is set.
+fn tar_options() -> Result<TarOptions, ImageError> {
+    Ok(TarOptions {
+        clamp_mtime: crate::context::tarball::source_date_epoch()?,
+        ..TarOptions::default()
+    })
+}
+
 /// The build spec and the push options.
 fn spec(
     local_daemon: bool,
@@ -316,10 +335,7 @@ fn spec(
         CompressionChoice::Auto if local_daemon => Compression::None,
         CompressionChoice::Auto => Compression::Gzip,
     };
-    let tar = TarOptions {
-        clamp_mtime: crate::context::tarball::source_date_epoch()?,
-        ..TarOptions::default()
-    };
+    let tar = tar_options()?;
     let spec = BuildSpec {
         context: planned.context,
         tags: opts.tags.clone(),

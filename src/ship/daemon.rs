@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::Docker;
+use bollard::{ClientVersion, Docker};
 
 use super::endpoint::{self, Endpoint};
 use crate::auth::urlsafe_registry_headers;
@@ -103,14 +103,13 @@ fn install_crypto_provider() {
     }
 }
 
-fn client_for(ep: &Endpoint) -> Result<Docker, DaemonError> {
+fn client_for(ep: &Endpoint, version: &ClientVersion) -> Result<Docker, DaemonError> {
     let host = ep.display();
     let other = |e: bollard::errors::Error| DaemonError::Unsupported {
         host: host.clone(),
         reason: describe(&e),
     };
     let timeout = QUICK.as_secs();
-    let version = bollard::API_DEFAULT_VERSION;
     if ep.host.starts_with("ssh://") {
         let target = super::ssh::parse(&ep.host).map_err(|reason| DaemonError::Unsupported {
             host: host.clone(),
@@ -178,9 +177,8 @@ pub async fn connect() -> Result<Daemon, DaemonError> {
     let host = ep.display();
     let local = ep.is_local();
     tracing::info!(host = %host, tls = ep.tls.is_some(), "connecting to the Docker daemon");
-    let base = client_for(&ep)?
-        .with_request_modifier(urlsafe_registry_headers)
-        .with_timeout(QUICK);
+    // One request: `/version` answers unversioned, so it also tells which
+    // API version to speak (what bollard's negotiation asks it).
     let unreachable = |e: bollard::errors::Error| {
         let reason = describe(&e);
         match &ep.tls {
@@ -197,9 +195,25 @@ pub async fn connect() -> Result<Daemon, DaemonError> {
             },
         }
     };
-    base.ping().await.map_err(unreachable)?;
-    let quick = base.negotiate_version().await.map_err(unreachable)?;
-    let version = quick.version().await.map_err(unreachable)?;
+    let base = client_for(&ep, bollard::API_DEFAULT_VERSION)?;
+    let version = base.version().await.map_err(unreachable)?;
+    let server_api = version
+        .api_version
+        .as_deref()
+        .and_then(parse_api_version)
+        .ok_or_else(|| DaemonError::Unsupported {
+            host: host.clone(),
+            reason: format!(
+                "its /version names no API version we can read ({}); is it a Docker daemon?",
+                crate::text::excerpt(version.api_version.as_deref().unwrap_or("none"))
+            ),
+        })?;
+    let quick = match server_api < *bollard::API_DEFAULT_VERSION {
+        true => client_for(&ep, &server_api)?,
+        false => base,
+    }
+    .with_request_modifier(urlsafe_registry_headers)
+    .with_timeout(QUICK);
     let long = quick.clone().with_timeout(LONG);
     Ok(Daemon {
         quick,
@@ -209,6 +223,15 @@ pub async fn connect() -> Result<Daemon, DaemonError> {
         arch: version.arch,
         version: version.version,
         endpoint: ep,
+    })
+}
+
+/// `1.41` → API version 1.41.
+fn parse_api_version(v: &str) -> Option<ClientVersion> {
+    let (major, minor) = v.trim().split_once('.')?;
+    Some(ClientVersion {
+        major_version: major.parse().ok()?,
+        minor_version: minor.parse().ok()?,
     })
 }
 

@@ -36,17 +36,61 @@ use std::sync::{Arc, Mutex};
 use bollard_buildkit_proto::fsutil::types::packet::PacketType;
 use bollard_buildkit_proto::fsutil::types::{Packet, Stat as WireStat};
 use bollard_buildkit_proto::moby::filesync::v1::file_sync_server::FileSync;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use tokio::sync::mpsc;
 
-use crate::context::walk::{FileKind, WalkError};
+use crate::context::walk::{Entry, FileKind, WalkError};
 use crate::context::{Context, ContextError};
 
 /// Bytes of file contents per `DATA` packet.
 pub const DATA_CHUNK: usize = 64 * 1024;
-/// Packets buffered between the reading threads and the gRPC stream.
-const PACKETS_IN_FLIGHT: usize = 16;
+/// Batches of packets buffered between the reading threads and the gRPC
+/// stream.
+const BATCHES_IN_FLIGHT: usize = 8;
+/// A batch goes out once it holds this many packets...
+const BATCH_PACKETS: usize = 256;
+/// ...or this many bytes of file contents.
+const BATCH_BYTES: usize = 4 * DATA_CHUNK;
+
+/// Packets collected on a blocking thread and handed to the gRPC stream
+/// together.
+struct Batch<'a> {
+    tx: &'a mpsc::Sender<Vec<Packet>>,
+    packets: Vec<Packet>,
+    bytes: usize,
+}
+
+impl<'a> Batch<'a> {
+    fn new(tx: &'a mpsc::Sender<Vec<Packet>>) -> Self {
+        Batch {
+            tx,
+            packets: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Adds a packet; false when the stream is gone.
+    fn push(&mut self, p: Packet) -> bool {
+        self.bytes += p.data.len();
+        self.packets.push(p);
+        if self.packets.len() >= BATCH_PACKETS || self.bytes >= BATCH_BYTES {
+            return self.flush();
+        }
+        true
+    }
+
+    /// Sends what is collected; false when the stream is gone.
+    fn flush(&mut self) -> bool {
+        if self.packets.is_empty() {
+            return true;
+        }
+        self.bytes = 0;
+        self.tx
+            .blocking_send(std::mem::take(&mut self.packets))
+            .is_ok()
+    }
+}
 
 /// Go's `os.FileMode` bits, the form fsutil's `Stat.mode` takes.
 pub mod go_mode {
@@ -101,7 +145,18 @@ const XATTR_MAX: usize = 64 * 1024;
 /// An entry's extended attributes, read with the `l*` calls (a symlink's
 /// own), `com.apple.*` skipped as fsutil skips them; none when the file
 /// system has none or they cannot be read.
-fn xattrs(path: &std::path::Path) -> HashMap<String, Vec<u8>> {
+///
+/// Most entries have none: whether they do is asked relative to the walk's
+/// open directory (`listxattrat`, Linux 6.13) where the kernel has it, one
+/// name lookup instead of the whole path's; the values are read by path.
+fn xattrs(e: &Entry<'_>) -> HashMap<String, Vec<u8>> {
+    if e.xattr_list_len() == Some(0) {
+        return HashMap::new();
+    }
+    xattrs_by_path(e.path)
+}
+
+fn xattrs_by_path(path: &std::path::Path) -> HashMap<String, Vec<u8>> {
     let mut out = HashMap::new();
     let len = match rustix::fs::llistxattr_query(path) {
         Ok(0) | Err(_) => return out,
@@ -326,7 +381,7 @@ impl Transfer {
                 gid: if self.reset_owner { 0 } else { st.gid },
                 size: 0,
                 mod_time: st.mtime * 1_000_000_000 + i64::from(st.mtime_nsec),
-                xattrs: xattrs(e.path),
+                xattrs: xattrs(e),
                 ..Default::default()
             };
             if e.kind != FileKind::Dir {
@@ -514,38 +569,59 @@ impl FileSync for FileSyncService {
             .map_err(|e| tonic::Status::internal(e.to_string()))?
             .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
         let transfer = Arc::new(transfer);
-        let (tx, rx) = mpsc::channel::<Result<Packet, tonic::Status>>(PACKETS_IN_FLIGHT);
+        // Packets travel in batches: one wake-up of the runtime per batch,
+        // not per stat or per small file.
+        let (tx, rx) = mpsc::channel::<Vec<Packet>>(BATCHES_IN_FLIGHT);
 
         let stats_tx = tx.clone();
         let walker = transfer.clone();
         tokio::task::spawn_blocking(move || {
-            let result = walker.send_stats(&mut |p| stats_tx.blocking_send(Ok(p)).is_ok());
+            let mut batch = Batch::new(&stats_tx);
+            let result = walker.send_stats(&mut |p| batch.push(p));
             if let Err(e) = result {
                 tracing::debug!(error = %e, "the stat walk stopped");
-                let _ = stats_tx.blocking_send(Ok(err_packet(&e)));
+                batch.push(err_packet(&e));
             }
+            batch.flush();
         });
 
         let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
         let files_tx = tx;
         let reader = transfer;
         tokio::task::spawn_blocking(move || {
-            for job in jobs_rx {
+            let mut batch = Batch::new(&files_tx);
+            loop {
+                // What is ready goes out before waiting for more requests.
+                let job = match jobs_rx.try_recv() {
+                    Ok(job) => job,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {
+                        if !batch.flush() {
+                            return;
+                        }
+                        match jobs_rx.recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        }
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        batch.flush();
+                        return;
+                    }
+                };
                 match job {
                     Job::File(id) => {
-                        let result =
-                            reader.send_file(id, &mut |p| files_tx.blocking_send(Ok(p)).is_ok());
-                        if let Err(e) = result {
-                            let _ = files_tx.blocking_send(Ok(err_packet(&e)));
+                        if let Err(e) = reader.send_file(id, &mut |p| batch.push(p)) {
+                            batch.push(err_packet(&e));
+                            batch.flush();
                             return;
                         }
                     }
                     Job::Fin => {
-                        let fin = Packet {
+                        batch.push(Packet {
                             r#type: PacketType::PacketFin as i32,
                             ..Default::default()
-                        };
-                        let _ = files_tx.blocking_send(Ok(fin));
+                        });
+                        batch.flush();
                         return;
                     }
                 }
@@ -584,8 +660,9 @@ impl FileSync for FileSyncService {
         });
 
         let out = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
+            rx.recv().await.map(|batch| (batch, rx))
+        })
+        .flat_map(|batch| futures_util::stream::iter(batch.into_iter().map(Ok)));
         Ok(tonic::Response::new(Box::pin(out)))
     }
 

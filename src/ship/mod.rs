@@ -349,6 +349,14 @@ fn step_failure(step: &Option<String>, message: &str, tail: &[String]) -> String
 /// digest, and the creation time when `SOURCE_DATE_EPOCH` pins it (the
 /// clock's time would change the image on every rebuild).
 pub fn default_labels(ctx: &Context, context_digest: &str) -> BTreeMap<String, String> {
+    let mut labels = git_labels(ctx);
+    labels.extend(default_labels_of(context_digest));
+    labels
+}
+
+/// The OCI source (its credentials removed) and revision of the checkout
+/// holding the context, when it is a git checkout.
+fn git_labels(ctx: &Context) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     let git = |args: &[&str]| -> Option<String> {
         let out = std::process::Command::new("git")
@@ -370,6 +378,13 @@ pub fn default_labels(ctx: &Context, context_digest: &str) -> BTreeMap<String, S
     if let Some(rev) = git(&["rev-parse", "HEAD"]) {
         labels.insert("org.opencontainers.image.revision".into(), rev);
     }
+    labels
+}
+
+/// The labels that do not come from git: the context digest and the
+/// pinned creation time.
+fn default_labels_of(context_digest: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
     // The build time would make every rebuild a new image (and the classic
     // builder's label step a cache miss): only a pinned time is a label.
     // `image` has already refused a value that is not a number.
@@ -439,7 +454,7 @@ pub const CONTEXT_DIGEST_LABEL: &str = "dev.reggie-build.context-digest";
 pub const BUILD_KEY_LABEL: &str = "dev.reggie-build.build-key";
 
 /// What the survey before an upload found: the context digest, the build
-/// key, and how the Dockerfile travels.
+/// key, the labels, and how the Dockerfile travels.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     pub survey: upload::Survey,
@@ -447,8 +462,19 @@ pub(crate) struct Prepared {
     /// The platform the build is for (`--platform`, or the daemon's).
     pub platform: String,
     pub build_key: String,
+    /// [`default_labels`] and the build key.
+    pub labels: BTreeMap<String, String>,
     /// How outputs, caches and platforms reach the daemon.
     pub daemon_plan: outputs::DaemonPlan,
+}
+
+/// What can be known of a build before the daemon answers: the context's
+/// survey, the Dockerfile's bytes and the [`default_labels`].
+#[derive(Debug, Clone)]
+pub(crate) struct Surveyed {
+    survey: upload::Survey,
+    dockerfile: Vec<u8>,
+    labels: BTreeMap<String, String>,
 }
 
 /// sha256 over everything that decides the image: the context digest,
@@ -481,25 +507,53 @@ pub(crate) fn build_key(
     format!("sha256:{hex}")
 }
 
-/// Surveys the context (its digest, which build files it sends) and
-/// computes the build key, without sending anything.
-pub(crate) async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepared, ShipError> {
-    let daemon_plan = plan_outputs(daemon, spec)?;
-    let ctx = spec.context.clone();
-    let tar = spec.tar.clone();
-    let survey = tokio::task::spawn_blocking({
-        let ctx = ctx.clone();
-        move || upload::survey(&ctx, &tar)
+/// Surveys the context (its digest, which build files it sends) and reads
+/// the Dockerfile and the checkout's labels, without the daemon: it runs
+/// while the daemon is being reached.
+pub(crate) async fn survey(ctx: &Context, tar: &TarOptions) -> Result<Surveyed, ShipError> {
+    let ctx = ctx.clone();
+    let tar = tar.clone();
+    tokio::task::spawn_blocking(move || {
+        // git runs beside the walk: both are mostly waiting.
+        std::thread::scope(|scope| {
+            let git = scope.spawn(|| git_labels(&ctx));
+            let survey = upload::survey(&ctx, &tar);
+            let git = git.join().unwrap_or_default();
+            let survey = survey?;
+            let dockerfile = crate::context::walk::read_input_file(ctx.dockerfile())
+                .map_err(ShipError::Dockerfile)?;
+            let mut labels = git;
+            labels.extend(default_labels_of(&survey.digest));
+            Ok(Surveyed {
+                survey,
+                dockerfile,
+                labels,
+            })
+        })
     })
     .await
     .map_err(|e| ShipError::Api {
         what: "surveying the context".into(),
         message: e.to_string(),
-    })??;
-    let dockerfile =
-        crate::context::walk::read_input_file(ctx.dockerfile()).map_err(ShipError::Dockerfile)?;
-    let placement = upload::place_dockerfile(&ctx, &survey, &dockerfile, spec.context.builder())
-        .map_err(ShipError::Dockerfile)?;
+    })?
+}
+
+/// The survey done ([`survey`]): the build key (which needs the
+/// daemon's platform) and the engine's plan for outputs and caches.
+pub(crate) fn prepare_surveyed(
+    daemon: &Daemon,
+    spec: &BuildSpec,
+    surveyed: Surveyed,
+) -> Result<Prepared, ShipError> {
+    let daemon_plan = plan_outputs(daemon, spec)?;
+    let Surveyed {
+        survey,
+        dockerfile,
+        mut labels,
+    } = surveyed;
+    let placement =
+        upload::place_dockerfile(&spec.context, &survey, &dockerfile, spec.context.builder())
+            .map_err(ShipError::Dockerfile)?;
     let platform = spec
         .platform
         .clone()
@@ -511,11 +565,13 @@ pub(crate) async fn prepare(daemon: &Daemon, spec: &BuildSpec) -> Result<Prepare
         &spec.build_args,
         &platform,
     );
+    labels.insert(BUILD_KEY_LABEL.into(), build_key.clone());
     Ok(Prepared {
         survey,
         placement,
         platform,
         build_key,
+        labels,
         daemon_plan,
     })
 }
@@ -550,7 +606,7 @@ pub(crate) fn plan_outputs(
     )?)
 }
 
-/// Uploads the context [`prepare`] surveyed and runs the build.
+/// Uploads the context [`survey`] surveyed and runs the build.
 pub(crate) async fn build_prepared(
     daemon: &Daemon,
     spec: &BuildSpec,
@@ -562,7 +618,7 @@ pub(crate) async fn build_prepared(
     let Prepared {
         survey,
         placement,
-        build_key,
+        mut labels,
         daemon_plan,
         ..
     } = prepared;
@@ -592,8 +648,6 @@ pub(crate) async fn build_prepared(
         }
     }
 
-    let mut labels = default_labels(&ctx, &survey.digest);
-    labels.insert(BUILD_KEY_LABEL.into(), build_key);
     labels.extend(spec.labels.clone());
     if spec.context.builder() == Builder::BuildKit {
         return build_session(daemon, spec, &daemon_plan, survey, labels, on_event).await;
@@ -785,16 +839,6 @@ async fn build_session(
         files: 0,
         bytes: 0,
     };
-    let served = tokio::time::timeout(
-        spec.idle_timeout,
-        session::start(&daemon.endpoint, &api, &info, services),
-    )
-    .await
-    .map_err(|_| stalled("the daemon did not answer the session request (POST /session)"))?
-    .map_err(session_err)?;
-    // The session task must not outlive the build, whatever way it ends.
-    let _served = session::AbortOnDrop(served);
-
     let options = bollard::query_parameters::BuildImageOptions {
         dockerfile: dockerfile_name,
         t: if plan.makes_image() {
@@ -825,13 +869,30 @@ async fn build_session(
         query.push('&');
         query.push_str(&serde_urlencoded::to_string([("outputs", json)]).unwrap_or_default());
     }
-    let mut body = tokio::time::timeout(
-        spec.idle_timeout,
-        session::build_request(&daemon.endpoint, &api, &query),
-    )
-    .await
-    .map_err(|_| stalled("the daemon did not answer the build request (POST /build)"))?
-    .map_err(session_err)?;
+    // The session and the build request go out together, as the docker CLI
+    // sends them: BuildKit waits for the session the build names.
+    let session = async {
+        tokio::time::timeout(
+            spec.idle_timeout,
+            session::start(&daemon.endpoint, &api, &info, services),
+        )
+        .await
+        .map_err(|_| stalled("the daemon did not answer the session request (POST /session)"))?
+        // The session task must not outlive the build, whatever way it ends.
+        .map(session::AbortOnDrop)
+        .map_err(session_err)
+    };
+    let build = async {
+        tokio::time::timeout(
+            spec.idle_timeout,
+            session::build_request(&daemon.endpoint, &api, &query),
+        )
+        .await
+        .map_err(|_| stalled("the daemon did not answer the build request (POST /build)"))?
+        .map_err(session_err)
+    };
+    // Either failing ends both (a build waits for its session).
+    let (_served, mut body) = tokio::try_join!(session, build)?;
 
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
