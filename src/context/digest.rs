@@ -88,6 +88,21 @@ impl EntrySink for DigestSink {
 mod tests {
     use super::*;
 
+    static STAT: crate::context::Stat = crate::context::Stat {
+        mode: 0o100644,
+        size: 0,
+        mtime: 0,
+        mtime_nsec: 0,
+        ctime: 0,
+        ctime_nsec: 0,
+        uid: 0,
+        gid: 0,
+        dev: 0,
+        ino: 0,
+        nlink: 1,
+        rdev: 0,
+    };
+
     fn entry(rel: &[u8], size: u64) -> ArchivedEntry<'_> {
         ArchivedEntry {
             rel,
@@ -96,6 +111,7 @@ mod tests {
             link: None,
             hard_link: false,
             size,
+            stat: &STAT,
         }
     }
 

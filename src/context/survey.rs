@@ -4,6 +4,8 @@
 //! last survey of the same context are not read: their content hashes
 //! come from the [`HashCache`], keyed on (dev, inode, size, mtime, ctime).
 
+use std::collections::HashMap;
+
 use super::digest::DigestSink;
 use super::hash_cache::HashCache;
 use super::tarball::{survey_context, ArchivedEntry, EntrySink, TarError, TarOptions};
@@ -28,6 +30,47 @@ pub struct Survey {
     pub cache_hits: u64,
 }
 
+/// The `lstat` of each entry a survey visited, by context-relative path.
+///
+/// BuildKit's file sync sends a stat of every entry it syncs right after
+/// the survey read them all: serving the survey's stats spares a second
+/// `lstat` of each, and the stats sent are those the context digest was
+/// computed from (a file changed in between is refused when BuildKit asks
+/// for its contents, not sent under a digest that does not describe it).
+/// It holds at most [`Snapshot::MAX_ENTRIES`] entries, so its memory is
+/// bounded whatever the context size; entries past that are `lstat`ed
+/// again.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    stats: HashMap<Box<[u8]>, Stat>,
+}
+
+impl Snapshot {
+    /// The most entries kept (about 30 MiB at 150 bytes each).
+    pub const MAX_ENTRIES: usize = 200_000;
+
+    /// The stat the survey read for `rel`, if it kept one.
+    pub fn get(&self, rel: &[u8]) -> Option<&Stat> {
+        self.stats.get(rel)
+    }
+
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.stats.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.stats.is_empty()
+    }
+
+    fn keep(&mut self, rel: &[u8], stat: &Stat) {
+        if self.stats.len() < Self::MAX_ENTRIES {
+            self.stats.insert(rel.into(), *stat);
+        }
+    }
+}
+
 /// Walks the context without sending anything, to know its digest (a
 /// label of the image, so needed before the upload starts) and which of
 /// the build files it sends. Only files changed since the last survey of
@@ -36,11 +79,31 @@ pub fn survey(ctx: &Context, options: &TarOptions) -> Result<Survey, TarError> {
     survey_with(ctx, options, HashCache::open(ctx.root(), ctx.dockerfile()))
 }
 
+/// [`survey`], keeping the stats it read for the file sync that follows.
+pub fn survey_keeping_stats(
+    ctx: &Context,
+    options: &TarOptions,
+) -> Result<(Survey, Snapshot), TarError> {
+    let cache = HashCache::open(ctx.root(), ctx.dockerfile());
+    let mut snapshot = Snapshot::default();
+    let survey = survey_into(ctx, options, cache, Some(&mut snapshot))?;
+    Ok((survey, snapshot))
+}
+
 /// [`survey`] with a given hash cache, saved afterwards.
 pub fn survey_with(
     ctx: &Context,
     options: &TarOptions,
     cache: HashCache,
+) -> Result<Survey, TarError> {
+    survey_into(ctx, options, cache, None)
+}
+
+fn survey_into(
+    ctx: &Context,
+    options: &TarOptions,
+    cache: HashCache,
+    snapshot: Option<&mut Snapshot>,
 ) -> Result<Survey, TarError> {
     let mut sink = Observe {
         digest: DigestSink::new(),
@@ -49,6 +112,7 @@ pub fn survey_with(
         has_dockerignore: false,
         cache,
         reading: None,
+        snapshot,
     };
     let stats = survey_context(ctx, options, &mut sink)?;
     sink.end_file();
@@ -76,8 +140,9 @@ pub fn survey_with(
     })
 }
 
-struct Observe {
+struct Observe<'s> {
     digest: DigestSink,
+    snapshot: Option<&'s mut Snapshot>,
     dockerfile: Option<Vec<u8>>,
     has_dockerfile: bool,
     has_dockerignore: bool,
@@ -86,7 +151,7 @@ struct Observe {
     reading: Option<Stat>,
 }
 
-impl Observe {
+impl Observe<'_> {
     fn end_file(&mut self) {
         if let Some(st) = self.reading.take() {
             if let Some(hash) = self.digest.end_file() {
@@ -96,7 +161,7 @@ impl Observe {
     }
 }
 
-impl EntrySink for Observe {
+impl EntrySink for Observe<'_> {
     fn entry(&mut self, e: &ArchivedEntry<'_>) {
         self.end_file();
         if self.dockerfile.as_deref() == Some(e.rel) {
@@ -104,6 +169,9 @@ impl EntrySink for Observe {
         }
         if e.rel == b".dockerignore" {
             self.has_dockerignore = true;
+        }
+        if let Some(snapshot) = self.snapshot.as_deref_mut() {
+            snapshot.keep(e.rel, e.stat);
         }
         self.digest.entry(e);
     }

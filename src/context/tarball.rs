@@ -137,6 +137,8 @@ pub struct ArchivedEntry<'a> {
     pub hard_link: bool,
     /// Content bytes (0 for anything but a regular file's first name).
     pub size: u64,
+    /// The entry's `lstat` (or `fstat` of the file opened) as archived.
+    pub stat: &'a Stat,
 }
 
 impl EntrySink for () {
@@ -490,6 +492,7 @@ impl<W: Write> TarWriter<W> {
             link: (!header.link.is_empty()).then_some(header.link.as_slice()),
             hard_link,
             size: header.size,
+            stat: &meta,
         });
         if header.typeflag == b'0' && header.size > 0 && self.survey && sink.known_content(&meta) {
             self.stats.content_bytes += header.size;

@@ -125,6 +125,11 @@ impl Stat {
         }
     }
 
+    /// The `fstat` of an open file.
+    pub(crate) fn fstat(fd: impl AsFd) -> io::Result<Stat> {
+        Ok(Stat::from_raw(&rustix::fs::fstat(fd)?))
+    }
+
     fn lstat_at(dir: BorrowedFd<'_>, name: impl rustix::path::Arg) -> io::Result<Stat> {
         Ok(Stat::from_raw(&rustix::fs::statat(
             dir,

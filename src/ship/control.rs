@@ -32,8 +32,8 @@ use bollard_buildkit_proto::moby::buildkit::v1::{
 
 use super::grpc_io::{self, Addr, TlsOptions};
 use super::{
-    buildkit, default_labels, session, session_dockerfile_name, session_parts, upload, BuildSpec,
-    Built, Event, ShipError, BUILD_KEY_LABEL,
+    buildkit, session, session_dockerfile_name, session_parts, upload, BuildSpec, Built, Event,
+    ShipError, BUILD_KEY_LABEL,
 };
 
 /// A BuildKit engine to build on.
@@ -382,16 +382,12 @@ pub async fn build(
     // The context is surveyed once the builder answered: an unreachable
     // one fails before a walk of the whole context.
     let ctx = spec.context.clone();
-    let survey = tokio::task::spawn_blocking({
-        let ctx = ctx.clone();
-        let tar = spec.tar.clone();
-        move || upload::survey(&ctx, &tar)
-    })
-    .await
-    .map_err(|e| ShipError::Api {
-        what: "surveying the context".into(),
-        message: e.to_string(),
-    })??;
+    let super::Surveyed {
+        survey,
+        snapshot,
+        dockerfile,
+        mut labels,
+    } = super::survey(&ctx, &spec.tar).await?;
     let dockerfile_name = session_dockerfile_name(&ctx);
     on_event(Event::Context {
         digest: survey.digest.clone(),
@@ -426,9 +422,6 @@ pub async fn build(
             .map(|p| format!("{}/{}", p.os, p.architecture))
             .unwrap_or_else(|| "unknown".into())
     });
-    let dockerfile =
-        crate::context::walk::read_input_file(ctx.dockerfile()).map_err(ShipError::Dockerfile)?;
-    let mut labels = default_labels(&ctx, &survey.digest);
     labels.insert(
         BUILD_KEY_LABEL.into(),
         super::build_key(
@@ -447,6 +440,7 @@ pub async fn build(
         session::session_credentials(&spec.pull_credentials),
         outputs_plan.export.clone(),
         export_state.clone(),
+        snapshot,
     );
     let counters = services.counters.clone();
     let (io, pump) = tokio::time::timeout(

@@ -40,7 +40,8 @@ use futures_util::{Stream, StreamExt};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use tokio::sync::mpsc;
 
-use crate::context::walk::{Entry, FileKind, WalkError};
+use crate::context::survey::Snapshot;
+use crate::context::walk::{Entry, FileKind, Stat, WalkError};
 use crate::context::{Context, ContextError};
 
 /// Bytes of file contents per `DATA` packet.
@@ -183,6 +184,27 @@ fn xattrs_by_path(path: &std::path::Path) -> HashMap<String, Vec<u8>> {
     out
 }
 
+/// A regular file whose stat went out: what the receiver may ask for.
+struct SentFile {
+    rel: Vec<u8>,
+    stat: Stat,
+}
+
+/// The walk's kind of an `st_mode`, to check a surveyed stat still
+/// describes what the directory lists.
+fn kind_of(mode: u32) -> Option<FileKind> {
+    Some(match mode & libc::S_IFMT {
+        libc::S_IFREG => FileKind::File,
+        libc::S_IFDIR => FileKind::Dir,
+        libc::S_IFLNK => FileKind::Symlink,
+        libc::S_IFIFO => FileKind::Fifo,
+        libc::S_IFCHR => FileKind::CharDevice,
+        libc::S_IFBLK => FileKind::BlockDevice,
+        libc::S_IFSOCK => FileKind::Socket,
+        _ => return None,
+    })
+}
+
 /// A directory the session offers under a name.
 #[derive(Debug, Clone)]
 pub struct SyncDir {
@@ -190,6 +212,9 @@ pub struct SyncDir {
     /// Send uid and gid 0 (the docker CLI does for the context, so that
     /// COPY results do not depend on who checked the files out).
     pub reset_owner: bool,
+    /// The stats the survey before the build read below `root`: served
+    /// instead of a second `lstat` of each entry.
+    pub surveyed: Option<Arc<Snapshot>>,
 }
 
 /// What the sender sent, over every transfer of a session.
@@ -286,6 +311,8 @@ pub enum FileSyncError {
     UnknownId(u32),
     #[error("BuildKit stopped the file transfer")]
     Closed,
+    #[error("{} changed during the build, after its stat was sent (and its hash went into the context digest); run the build again", crate::text::show_path(path))]
+    Changed { path: PathBuf },
 }
 
 /// One `DiffCopy` transfer of a directory: the stat walk, then the files
@@ -295,8 +322,9 @@ pub struct Transfer {
     root: PathBuf,
     root_fd: OwnedFd,
     reset_owner: bool,
-    /// Index → path of the regular files the receiver may ask for.
-    files: Mutex<HashMap<u32, Vec<u8>>>,
+    surveyed: Option<Arc<Snapshot>>,
+    /// Index → the regular files the receiver may ask for.
+    files: Mutex<HashMap<u32, SentFile>>,
     counters: Arc<Counters>,
 }
 
@@ -337,6 +365,7 @@ impl Transfer {
             root: dir.root.clone(),
             root_fd,
             reset_owner: dir.reset_owner,
+            surveyed: dir.surveyed.clone(),
             files: Mutex::new(HashMap::new()),
             counters,
         })
@@ -349,7 +378,16 @@ impl Transfer {
         // (dev, inode) → the first path sent: later links name it.
         let mut links: HashMap<(u64, u64), String> = HashMap::new();
         self.ctx.walk(|e| -> Result<(), FileSyncError> {
-            let st = match e.lstat() {
+            let surveyed = self
+                .surveyed
+                .as_ref()
+                .and_then(|s| s.get(e.rel))
+                .filter(|st| kind_of(st.mode) == Some(e.kind));
+            let fresh = match surveyed {
+                Some(st) => Ok(*st),
+                None => e.lstat(),
+            };
+            let st = match fresh {
                 Ok(st) => st,
                 // Gone since the directory was listed: fsutil skips it too.
                 Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -410,7 +448,13 @@ impl Transfer {
                 self.files
                     .lock()
                     .map_err(|_| FileSyncError::Closed)?
-                    .insert(index, e.rel.to_vec());
+                    .insert(
+                        index,
+                        SentFile {
+                            rel: e.rel.to_vec(),
+                            stat: st,
+                        },
+                    );
             }
             index = index.wrapping_add(1);
             self.counters.stats.fetch_add(1, Ordering::Relaxed);
@@ -443,15 +487,22 @@ impl Transfer {
         id: u32,
         send: &mut dyn FnMut(Packet) -> bool,
     ) -> Result<(), FileSyncError> {
-        let rel = self
+        let SentFile { rel, stat: sent } = self
             .files
             .lock()
             .map_err(|_| FileSyncError::Closed)?
             .remove(&id)
             .ok_or(FileSyncError::UnknownId(id))?;
         self.counters.files.fetch_add(1, Ordering::Relaxed);
-        if let Some(mut file) = self.open_regular(&rel) {
+        if let Some((mut file, now)) = self.open_regular(&rel) {
             let path = self.root.join(OsStr::from_bytes(&rel));
+            // The contents must be those of the file whose stat went out
+            // (and whose hash is in the context digest).
+            let same = (now.dev, now.ino, now.size, now.mtime, now.mtime_nsec)
+                == (sent.dev, sent.ino, sent.size, sent.mtime, sent.mtime_nsec);
+            if !same {
+                return Err(FileSyncError::Changed { path });
+            }
             loop {
                 let mut buf = vec![0u8; DATA_CHUNK];
                 let n = match file.read(&mut buf) {
@@ -490,7 +541,7 @@ impl Transfer {
     /// Opens `rel` below the directory without following any symlink on
     /// the way, without blocking on a FIFO swapped in; `None` unless it is
     /// (still) a regular file.
-    fn open_regular(&self, rel: &[u8]) -> Option<std::fs::File> {
+    fn open_regular(&self, rel: &[u8]) -> Option<(std::fs::File, Stat)> {
         let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
         let rel = OsStr::from_bytes(rel);
         let fd = match rustix::fs::openat2(
@@ -507,9 +558,9 @@ impl Transfer {
             }
             Err(_) => return None,
         };
-        let st = rustix::fs::fstat(&fd).ok()?;
-        (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile)
-            .then(|| std::fs::File::from(fd))
+        let st = Stat::fstat(&fd).ok()?;
+        (rustix::fs::FileType::from_raw_mode(st.mode) == rustix::fs::FileType::RegularFile)
+            .then(|| (std::fs::File::from(fd), st))
     }
 }
 
@@ -737,11 +788,21 @@ mod tests {
         let dir = SyncDir {
             root: root.to_path_buf(),
             reset_owner: true,
+            surveyed: None,
         };
         (
             Transfer::new(&dir, &req, counters.clone()).unwrap(),
             counters,
         )
+    }
+
+    /// The stat sent for `path`, and the index to ask for it by.
+    fn sent(packets: &[Packet], path: &str) -> (WireStat, u32) {
+        let i = packets
+            .iter()
+            .position(|x| x.stat.as_ref().is_some_and(|s| s.path == path))
+            .unwrap();
+        (packets[i].stat.clone().unwrap(), i as u32)
     }
 
     fn fetch(t: &Transfer, id: u32) -> Vec<u8> {
@@ -874,6 +935,63 @@ mod tests {
                 tr.send_file(id(p), &mut |_| true),
                 Err(FileSyncError::UnknownId(_))
             ));
+        }
+    }
+
+    #[test]
+    fn a_file_rewritten_after_its_stat_went_out_is_refused() {
+        let t = tree();
+        let (tr, _) = transfer(t.path(), SyncRequest::default());
+        let packets = stats(&tr);
+        let (_, id) = sent(&packets, "a/b/c.txt");
+        std::fs::write(t.path().join("a/b/c.txt"), b"longer now").unwrap();
+        let err = tr.send_file(id, &mut |_| true).unwrap_err();
+        assert!(matches!(err, FileSyncError::Changed { .. }), "{err}");
+        assert!(err.to_string().contains("run the build again"), "{err}");
+    }
+
+    #[test]
+    fn the_surveys_stats_are_sent_and_a_change_since_is_refused() {
+        use crate::context::tarball::TarOptions;
+        let t = tree();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let mut spec = crate::context::ContextSpec::new(t.path());
+        spec.dockerfile = Some(outside.path().join("Dockerfile"));
+        let ctx = spec.resolve().unwrap();
+        let (_, snapshot) =
+            crate::context::survey::survey_keeping_stats(&ctx, &TarOptions::default()).unwrap();
+        assert!(snapshot.get(b"a/b/c.txt").is_some());
+        // Changed after the survey, before BuildKit asks: the stat sent is
+        // the surveyed one (what the digest describes), and the contents,
+        // no longer those, are refused rather than sent under it.
+        std::fs::write(t.path().join("a.txt"), b"hello, changed").unwrap();
+        let dir = SyncDir {
+            root: t.path().to_path_buf(),
+            reset_owner: true,
+            surveyed: Some(Arc::new(snapshot)),
+        };
+        let tr = Transfer::new(&dir, &SyncRequest::default(), Arc::default()).unwrap();
+        let packets = stats(&tr);
+        let (a, id) = sent(&packets, "a.txt");
+        assert_eq!(a.size, 5, "the surveyed size");
+        assert!(matches!(
+            tr.send_file(id, &mut |_| true),
+            Err(FileSyncError::Changed { .. })
+        ));
+        // Unchanged files go out as surveyed.
+        let (_, id) = sent(&packets, "a/b/c.txt");
+        assert_eq!(fetch(&tr, id), b"ccc");
+        // The same stats as a fresh walk's, but for the changed file.
+        let (fresh, _) = transfer(t.path(), SyncRequest::default());
+        let fresh = stats(&fresh);
+        assert_eq!(fresh.len(), packets.len());
+        for (p, f) in packets.iter().zip(&fresh) {
+            let (p, f) = (p.stat.as_ref(), f.stat.as_ref());
+            if p.is_some_and(|s| s.path == "a.txt" || s.path == "z-link.txt") {
+                continue;
+            }
+            assert_eq!(p, f);
         }
     }
 

@@ -47,11 +47,13 @@ pub(crate) mod upload;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::context::survey::{survey_keeping_stats, Snapshot};
 use crate::context::tarball::TarOptions;
 use crate::context::{Builder, Context};
 
@@ -458,6 +460,8 @@ pub const BUILD_KEY_LABEL: &str = "dev.reggie-build.build-key";
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     pub survey: upload::Survey,
+    /// The stats the survey read, for BuildKit's file sync.
+    pub snapshot: Arc<Snapshot>,
     pub placement: upload::DockerfilePlacement,
     /// The platform the build is for (`--platform`, or the daemon's).
     pub platform: String,
@@ -473,6 +477,8 @@ pub(crate) struct Prepared {
 #[derive(Debug, Clone)]
 pub(crate) struct Surveyed {
     survey: upload::Survey,
+    /// The stats the survey read, for BuildKit's file sync.
+    snapshot: Arc<Snapshot>,
     dockerfile: Vec<u8>,
     labels: BTreeMap<String, String>,
 }
@@ -517,15 +523,20 @@ pub(crate) async fn survey(ctx: &Context, tar: &TarOptions) -> Result<Surveyed, 
         // git runs beside the walk: both are mostly waiting.
         std::thread::scope(|scope| {
             let git = scope.spawn(|| git_labels(&ctx));
-            let survey = upload::survey(&ctx, &tar);
+            // Only BuildKit's file sync serves the survey's stats again.
+            let surveyed = match ctx.builder() {
+                Builder::BuildKit => survey_keeping_stats(&ctx, &tar),
+                Builder::Classic => upload::survey(&ctx, &tar).map(|s| (s, Snapshot::default())),
+            };
             let git = git.join().unwrap_or_default();
-            let survey = survey?;
+            let (survey, snapshot) = surveyed?;
             let dockerfile = crate::context::walk::read_input_file(ctx.dockerfile())
                 .map_err(ShipError::Dockerfile)?;
             let mut labels = git;
             labels.extend(default_labels_of(&survey.digest));
             Ok(Surveyed {
                 survey,
+                snapshot: Arc::new(snapshot),
                 dockerfile,
                 labels,
             })
@@ -548,6 +559,7 @@ pub(crate) fn prepare_surveyed(
     let daemon_plan = plan_outputs(daemon, spec)?;
     let Surveyed {
         survey,
+        snapshot,
         dockerfile,
         mut labels,
     } = surveyed;
@@ -568,6 +580,7 @@ pub(crate) fn prepare_surveyed(
     labels.insert(BUILD_KEY_LABEL.into(), build_key.clone());
     Ok(Prepared {
         survey,
+        snapshot,
         placement,
         platform,
         build_key,
@@ -617,6 +630,7 @@ pub(crate) async fn build_prepared(
     let tar = spec.tar.clone();
     let Prepared {
         survey,
+        snapshot,
         placement,
         mut labels,
         daemon_plan,
@@ -650,7 +664,16 @@ pub(crate) async fn build_prepared(
 
     labels.extend(spec.labels.clone());
     if spec.context.builder() == Builder::BuildKit {
-        return build_session(daemon, spec, &daemon_plan, survey, labels, on_event).await;
+        return build_session(
+            daemon,
+            spec,
+            &daemon_plan,
+            survey,
+            snapshot,
+            labels,
+            on_event,
+        )
+        .await;
     }
     let options = bollard::query_parameters::BuildImageOptions {
         dockerfile: placement.dockerfile_param.clone(),
@@ -801,6 +824,7 @@ async fn build_session(
     spec: &BuildSpec,
     plan: &outputs::DaemonPlan,
     survey: upload::Survey,
+    snapshot: Arc<Snapshot>,
     labels: BTreeMap<String, String>,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Built, ShipError> {
@@ -825,6 +849,7 @@ async fn build_session(
         session::session_credentials(&spec.pull_credentials),
         plan.export.clone(),
         export_state.clone(),
+        snapshot,
     );
     let counters = services.counters.clone();
     let api = daemon.api_prefix();
@@ -1062,6 +1087,7 @@ fn session_parts(
     credentials: HashMap<String, (String, String)>,
     export: Option<outputs::Export>,
     export_state: std::sync::Arc<filesend::ExportState>,
+    surveyed: Arc<Snapshot>,
 ) -> (session::SessionInfo, session::Services) {
     let ctx = &spec.context;
     let dockerfile_dir = match ctx.dockerfile().parent() {
@@ -1074,6 +1100,7 @@ fn session_parts(
             filesync::SyncDir {
                 root: ctx.root().to_path_buf(),
                 reset_owner: true,
+                surveyed: Some(surveyed),
             },
         ),
         (
@@ -1081,6 +1108,7 @@ fn session_parts(
             filesync::SyncDir {
                 root: dockerfile_dir,
                 reset_owner: false,
+                surveyed: None,
             },
         ),
     ]
