@@ -384,8 +384,10 @@ fn signed(delta: i128) -> String {
 }
 
 /// Whether a change to `changed` (paths relative to `cwd`, as a
-/// pre-commit hook receives them) can change `target`'s context: its
-/// Dockerfile, an ignore file, the config, or a file the Dockerfile reads.
+/// pre-commit hook receives them) can change `target`'s verdict: its
+/// Dockerfile, an ignore file, the config, a file the Dockerfile reads,
+/// or a deploy's declaration (an SST config or a compose file, which may
+/// change the architecture it deploys on).
 ///
 /// Paths are compared resolved, so a repository reached through a
 /// symlinked directory is still recognised (a miss here would skip the
@@ -433,6 +435,10 @@ pub fn affected_by(
     for file in changed {
         let abs = absolute(file);
         if special.contains(&abs) {
+            return Ok(true);
+        }
+        let name = file.file_name().map(|n| n.to_string_lossy());
+        if name.is_some_and(|n| n == "sst.config.ts" || crate::discover::is_compose_file(&n)) {
             return Ok(true);
         }
         let Some(rel) = abs
@@ -495,7 +501,10 @@ mod tests {
             ("ctx/.dockerignore", true),
             ("ctx/Dockerfile.dockerignore", true),
             ("reggie-build.toml", true),
+            ("sst.config.ts", true),
+            ("deploy/docker-compose.yml", true),
             ("ctx/other/notes.txt", false),
+            ("ctx/sst.config.js", false),
             ("ctx/apps/main.py", false),
             ("README.md", false),
             ("../elsewhere/app/main.py", false),
