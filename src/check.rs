@@ -2,12 +2,17 @@
 //! context that would be uploaded against its budget, plus the findings
 //! that make a build fail (a COPY source excluded or missing, secrets).
 //!
+//! A deploy on another architecture than the image is built for (SST's
+//! `architecture`, a compose service's `platform`, read by `discover`) is
+//! a warning too: the image would fail there with "exec format error".
+//!
 //! The common case, nothing wrong, is one walk of the minimal context with
 //! the Dockerfile's paths as filters, so it stays fast enough for a
 //! pre-commit hook. Only a failing image gets the full analysis, for the
 //! fix to print.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use crate::analyze::findings::{copy_source_findings, secret_finding};
 use crate::analyze::{
@@ -70,11 +75,108 @@ pub struct Verdict {
     pub passed: bool,
 }
 
+/// Where the repository's deploys run their images, as `discover` reads
+/// them: each build that names a platform (SST's `architecture`, x86_64
+/// unless set; a compose service's `platform`), by its context and
+/// Dockerfile.
+#[derive(Debug, Clone, Default)]
+pub struct Deploys {
+    builds: Vec<Deployed>,
+}
+
+#[derive(Debug, Clone)]
+struct Deployed {
+    /// Canonical context directory and Dockerfile.
+    context: PathBuf,
+    dockerfile: PathBuf,
+    name: String,
+    platform: String,
+    /// The declaration's file (as reached from the discovery root) and line.
+    file: String,
+    line: Option<usize>,
+}
+
+impl Deploys {
+    /// The deploys of the builds declared under `root` (the directory of
+    /// `reggie-build.toml`, or the repository).
+    pub fn discover(root: &Path) -> Result<Deploys, crate::discover::DiscoverError> {
+        use crate::discover::Source;
+        let mut builds = Vec::new();
+        for b in crate::discover::discover(root)? {
+            let Some(platform) = b.platform.filter(|_| b.resolved) else {
+                continue;
+            };
+            let (file, line) = match &b.source {
+                Source::Sst { file, line } => (file, Some(*line)),
+                Source::Compose { file, line } => (file, *line),
+                Source::Dockerfile => continue,
+            };
+            let (Ok(context), Ok(dockerfile)) = (
+                std::fs::canonicalize(root.join(&b.context)),
+                std::fs::canonicalize(root.join(&b.dockerfile)),
+            ) else {
+                continue;
+            };
+            let file = root.join(file);
+            let file = file.strip_prefix(".").unwrap_or(&file);
+            builds.push(Deployed {
+                context,
+                dockerfile,
+                name: b.name,
+                platform,
+                file: crate::text::show_path(file),
+                line,
+            });
+        }
+        Ok(Deploys { builds })
+    }
+
+    /// A warning for each deploy of this build whose architecture is not
+    /// the one it is built for (`built`, else this machine's).
+    fn findings(&self, context: &Path, dockerfile: &Path, built: Option<&str>) -> Vec<Finding> {
+        if self.builds.is_empty() {
+            return Vec::new();
+        }
+        let (Ok(context), Ok(dockerfile)) = (
+            std::fs::canonicalize(context),
+            std::fs::canonicalize(dockerfile),
+        ) else {
+            return Vec::new();
+        };
+        self.builds
+            .iter()
+            .filter(|d| d.context == context && d.dockerfile == dockerfile)
+            .filter_map(|d| {
+                let why =
+                    crate::discover::platform_warning(&d.platform, built, std::env::consts::ARCH)?;
+                Some(Finding {
+                    rule: "deploy/architecture".into(),
+                    severity: Severity::Warning,
+                    file: d.file.clone(),
+                    line: d.line,
+                    message: format!("`{}` is {why}", d.name),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Checks one image.
 pub fn check(
     target: &Target,
     rules: &RuleSet,
     opts: CheckOptions,
+) -> Result<Verdict, AnalyzeError> {
+    check_deployed(target, rules, opts, &Deploys::default())
+}
+
+/// Checks one image, and that it is built for the architecture its
+/// deploys run on.
+pub fn check_deployed(
+    target: &Target,
+    rules: &RuleSet,
+    opts: CheckOptions,
+    deploys: &Deploys,
 ) -> Result<Verdict, AnalyzeError> {
     let ctx = target.spec.resolve()?;
     let plan = Plan::new(&ctx, &target.plan)?;
@@ -119,6 +221,11 @@ pub fn check(
 
     let mut findings = copy_source_findings(&ctx, &plan, &summary.include_hits);
     findings.extend(secrets);
+    findings.extend(deploys.findings(
+        ctx.root(),
+        ctx.dockerfile(),
+        target.plan.platform.as_deref(),
+    ));
     let contributors = analyze::contributors(dirs.iter().map(|(k, v)| (k.as_slice(), *v)));
 
     let max_bytes = target.budget.max_bytes;
@@ -277,8 +384,10 @@ fn signed(delta: i128) -> String {
 }
 
 /// Whether a change to `changed` (paths relative to `cwd`, as a
-/// pre-commit hook receives them) can change `target`'s context: its
-/// Dockerfile, an ignore file, the config, or a file the Dockerfile reads.
+/// pre-commit hook receives them) can change `target`'s verdict: its
+/// Dockerfile, an ignore file, the config, a file the Dockerfile reads,
+/// or a deploy's declaration (an SST config or a compose file, which may
+/// change the architecture it deploys on).
 ///
 /// Paths are compared resolved, so a repository reached through a
 /// symlinked directory is still recognised (a miss here would skip the
@@ -326,6 +435,10 @@ pub fn affected_by(
     for file in changed {
         let abs = absolute(file);
         if special.contains(&abs) {
+            return Ok(true);
+        }
+        let name = file.file_name().map(|n| n.to_string_lossy());
+        if name.is_some_and(|n| n == "sst.config.ts" || crate::discover::is_compose_file(&n)) {
             return Ok(true);
         }
         let Some(rel) = abs
@@ -388,7 +501,10 @@ mod tests {
             ("ctx/.dockerignore", true),
             ("ctx/Dockerfile.dockerignore", true),
             ("reggie-build.toml", true),
+            ("sst.config.ts", true),
+            ("deploy/docker-compose.yml", true),
             ("ctx/other/notes.txt", false),
+            ("ctx/sst.config.js", false),
             ("ctx/apps/main.py", false),
             ("README.md", false),
             ("../elsewhere/app/main.py", false),

@@ -168,6 +168,7 @@ fn rule_description(id: &str) -> &'static str {
         "context/ignore-file-excluded" => "The ignore file excludes itself",
         "plan/whole-context" => "The build may read the whole context",
         "budget/exceeded" => "The context is over its size budget",
+        "deploy/architecture" => "The image is built for another architecture than its deploy runs",
         id if id.starts_with("secrets/") => "A secret is sent in the build context",
         _ => "reggie-build finding",
     }

@@ -6,6 +6,7 @@ mod cli;
 use std::os::unix::process::CommandExt;
 
 /// The binary that runs `image`, expected beside this one.
+#[cfg(feature = "image")]
 const IMAGE_BINARY: &str = "reggie-build-image";
 
 fn main() {
@@ -32,15 +33,13 @@ fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
 }
 
 /// `reggie-build image` in a lean build (`--no-default-features`, the pip
-/// wheel): the image builder is not in it, so say which build has it rather
-/// than run a `reggie-build-image` of another build that may sit beside it.
+/// wheel): the image builder is not in it, so say how to get the build
+/// that has it rather than run a `reggie-build-image` of another build
+/// that may sit beside it.
 #[cfg(not(feature = "image"))]
 fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
-    anyhow::bail!(
-        "`reggie-build image` is not in this build: it is the lean build (the pip wheel, or \
-         `cargo install --no-default-features`), which has the analysis commands only. The \
-         image builder comes with the full build, which installs reggie-build and \
-         {IMAGE_BINARY} together: the release archive or shell installer, or `cargo install \
-         --locked --git <repository URL> reggie-build` (default features)"
-    )
+    anyhow::bail!(concat!(
+        "`reggie-build image` is not in this build.\n",
+        cli::full_build!()
+    ))
 }

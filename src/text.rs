@@ -11,11 +11,22 @@ use std::path::Path;
 pub const EXCERPT_CHARS: usize = 80;
 
 /// Whether `c` must not reach a terminal or a log as it is: C0 and C1
-/// controls, DEL, and the bidirectional overrides that reorder what is
-/// shown ("Trojan Source").
+/// controls (NEL, U+0085, among them), DEL, the line and paragraph
+/// separators (U+2028, U+2029: editors, browsers and some log viewers
+/// start a new line there), and the bidirectional controls that reorder
+/// what is shown ("Trojan Source").
 fn needs_escape(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 fn push_escaped(out: &mut String, c: char) {
@@ -171,9 +182,34 @@ mod tests {
             ("c1\u{9b}", "c1\\x9b"),
             ("rtl\u{202e}txt", "rtl\\u{202e}txt"),
             ("back\\slash é", "back\\slash é"),
+            // Every Unicode line break (UAX #14's mandatory breaks).
+            ("vt\x0bff\x0c", "vt\\x0bff\\x0c"),
+            ("nel\u{85}x", "nel\\x85x"),
+            ("ls\u{2028}x", "ls\\u{2028}x"),
+            ("ps\u{2029}x", "ps\\u{2029}x"),
+            // Bidi marks, embeddings, overrides and isolates.
+            (
+                "alm\u{61c}lrm\u{200e}rlm\u{200f}",
+                "alm\\u{61c}lrm\\u{200e}rlm\\u{200f}",
+            ),
+            (
+                "\u{202a}\u{202b}\u{202c}\u{202d}",
+                "\\u{202a}\\u{202b}\\u{202c}\\u{202d}",
+            ),
+            (
+                "\u{2066}\u{2067}\u{2068}\u{2069}",
+                "\\u{2066}\\u{2067}\\u{2068}\\u{2069}",
+            ),
+            // Neighbours that are plain text.
+            (
+                "\u{2027}\u{202f}\u{2065}\u{2070}",
+                "\u{2027}\u{202f}\u{2065}\u{2070}",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(escape(input), want, "{input:?}");
+            assert_eq!(excerpt(input), want, "{input:?}");
+            assert_eq!(show_bytes(input.as_bytes()), want, "{input:?}");
         }
         assert_eq!(show_bytes(b"caf\xe9\n"), "caf\\xe9\\n");
     }

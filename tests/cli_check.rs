@@ -309,3 +309,88 @@ fn a_stock_checkout_has_no_false_findings() {
     assert_eq!(dead.len(), 1, "{findings:?}");
     assert!(dead[0].contains("no-such-dir"), "{findings:?}");
 }
+
+/// The deploy runs on another architecture than the image is built for:
+/// a warning (failing `--strict`) naming the declaration and the
+/// `--platform` to pass; none once the config builds for the deploy.
+#[test]
+fn a_deploy_on_another_architecture_is_a_finding() {
+    let r = repo();
+    // The architecture this machine does not build: SST says x86_64 or arm64.
+    let (sst_arch, deploy) = if std::env::consts::ARCH == "aarch64" {
+        ("x86_64", "linux/amd64")
+    } else {
+        ("arm64", "linux/arm64")
+    };
+    let sst = r.path().join("sst.config.ts");
+    let text = fs::read_to_string(&sst).unwrap().replace(
+        "      cluster,\n",
+        &format!("      cluster,\n      architecture: \"{sst_arch}\",\n"),
+    );
+    assert!(text.contains("architecture"), "the fixture changed");
+    fs::write(&sst, text).unwrap();
+    let finding = format!(
+        "warning deploy/architecture sst.config.ts:9: `ReggieApi` is deployed on {deploy}, but this machine builds"
+    );
+    let fix =
+        format!("build with --platform {deploy} (in reggie-build.toml `platform = \"{deploy}\"`");
+    bin(r.path())
+        .arg("check")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(&finding).and(predicate::str::contains(&fix)));
+    bin(r.path())
+        .args(["check", "--image", "api", "--strict"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAIL api").and(predicate::str::contains(&finding)));
+    // The other image is not that deploy's.
+    let out = bin(r.path())
+        .args(["check", "--image", "web"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("deploy/architecture"));
+    let json = bin(r.path())
+        .args(["check", "--image", "api", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let f = &json["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "deploy/architecture")
+        .cloned()
+        .expect("the finding in --format json");
+    assert_eq!(f["file"], "sst.config.ts");
+    assert_eq!(f["line"], 9);
+    assert_eq!(f["severity"], "warning");
+
+    // Built for the deploy's platform (the config, or --platform): fine.
+    let config = r.path().join("reggie-build.toml");
+    let toml = fs::read_to_string(&config).unwrap().replacen(
+        "context = \".\"\n",
+        &format!("context = \".\"\nplatform = \"{deploy}\"\n"),
+        1,
+    );
+    fs::write(&config, &toml).unwrap();
+    let out = bin(r.path())
+        .args(["check", "--image", "api"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("deploy/architecture"), "{stdout}");
+    // Built for another one than the deploy's: named as such.
+    let other = if deploy == "linux/amd64" {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    bin(r.path())
+        .args(["check", "--image", "api", "--platform", other])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(format!(
+            "`ReggieApi` is deployed on {deploy}, but it is built for {other}"
+        )));
+}

@@ -1,7 +1,7 @@
 //! End-to-end tests of `image --buildkit-addr`: builds through BuildKit's
 //! Control API on a remote engine. No buildkitd can be installed here, so
 //! the engine is the services' daemon's embedded BuildKit, exposed by
-//! `tests/buildkit-relay.py` as a gRPC listener (plain, and mutual TLS),
+//! `tests/relay.py buildkit` as a gRPC listener (plain, and mutual TLS),
 //! the real engine behind it; results are compared with
 //! `DOCKER_BUILDKIT=1 /usr/bin/docker build` on the same daemon.
 //!
@@ -31,7 +31,7 @@ fn relay(key: &str) -> Option<(BTreeMap<String, String>, String)> {
                 &format!(
                     "{key} is not in the services' env file (the BuildKit relay is not running)"
                 ),
-                "Start it with `bash tests/services.sh` (tests/buildkit-relay.py).",
+                "Start it with `bash tests/services.sh` (tests/relay.py).",
             );
             None
         }
@@ -641,13 +641,14 @@ fn remote_builds_over_a_unix_socket() {
         .to_string();
     let (work, config) = work();
     let sock = work.path().join("buildkitd.sock");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/buildkit-relay.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/relay.py");
     let mut relay = std::process::Command::new("python3")
         .arg(&script)
+        .arg("buildkit")
         .arg(format!("unix:{}", sock.display()))
         .arg(&daemon)
         .spawn()
-        .expect("run python3 tests/buildkit-relay.py");
+        .expect("run python3 tests/relay.py");
     for _ in 0..100 {
         if sock.exists() {
             break;

@@ -6,12 +6,16 @@
 #![cfg(feature = "image")]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 
+#[path = "common/build.rs"]
+mod build;
 mod common;
+use build::{ok, reggie_cmd, text};
+use common::docker::{assert_same_fs, dir_fs, docker_build, docker_may_fail, tar_fs, Cli};
 
 fn nonce(prefix: &str) -> String {
     format!(
@@ -25,69 +29,15 @@ fn nonce(prefix: &str) -> String {
 }
 
 /// `reggie-build image ARGS` in `cwd`, with only the services' daemon
-/// settings and an empty HOME (no ambient credentials).
-fn reggie_cmd(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str], home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
-    cmd.current_dir(cwd).arg("image").args(args);
-    for var in [
-        "DOCKER_HOST",
-        "DOCKER_CONTEXT",
-        "DOCKER_TLS_VERIFY",
-        "DOCKER_CERT_PATH",
-        "REGGIE_REGISTRY_ENDPOINT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env)
-        .env("HOME", home)
-        .env("DOCKER_CONFIG", home.join(".docker"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
+/// settings and `home/.docker` as HOME and DOCKER_CONFIG (no ambient
+/// credentials).
 fn reggie(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str], home: &Path) -> Output {
-    reggie_cmd(env, cwd, args, home).output().unwrap()
+    build::reggie(env, cwd, &home.join(".docker"), args, &[])
 }
 
-/// The 20.10 docker CLI with BuildKit, on the test daemon.
-fn docker_buildkit(
-    env: &BTreeMap<String, String>,
-    cwd: &Path,
-    args: &[&str],
-    home: &Path,
-) -> Output {
-    let out = Command::new("/usr/bin/docker")
-        .current_dir(cwd)
-        .args(args)
-        .envs(env)
-        .env("DOCKER_BUILDKIT", "1")
-        .env("DOCKER_CONFIG", home.join(".docker"))
-        .output()
-        .expect("run /usr/bin/docker");
-    assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
-    out
-}
-
+/// `docker ARGS` on the test daemon; the caller checks the status.
 fn docker(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .envs(env)
-        .output()
-        .expect("run docker")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: &Output) {
-    assert!(out.status.success(), "reggie-build failed:\n{}", text(out));
+    docker_may_fail(env, Cli::Classic, Path::new("/"), args)
 }
 
 fn json_events(out: &Output) -> Vec<serde_json::Value> {
@@ -97,75 +47,14 @@ fn json_events(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Path → (kind, permission bits, link target, contents).
-type Tree = BTreeMap<String, (char, u32, String, Vec<u8>)>;
-
-fn dir_tree(root: &Path) -> Tree {
-    let mut out = Tree::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for e in std::fs::read_dir(root.join(&rel)).unwrap() {
-            let e = e.unwrap();
-            let rel = rel.join(e.file_name());
-            let md = std::fs::symlink_metadata(e.path()).unwrap();
-            let ft = md.file_type();
-            let (kind, link, content) = if ft.is_dir() {
-                stack.push(rel.clone());
-                ('d', String::new(), Vec::new())
-            } else if ft.is_symlink() {
-                let target = std::fs::read_link(e.path()).unwrap();
-                ('l', target.to_string_lossy().into_owned(), Vec::new())
-            } else {
-                ('f', String::new(), std::fs::read(e.path()).unwrap())
-            };
-            out.insert(
-                rel.to_string_lossy().into_owned(),
-                (kind, md.permissions().mode() & 0o7777, link, content),
-            );
-        }
-    }
-    out
+/// The entries of a tar file.
+fn tar_file(path: &Path) -> common::docker::Fs {
+    tar_fs(std::fs::File::open(path).unwrap())
 }
 
-fn tar_tree(path: &Path) -> Tree {
-    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
-    let mut out = Tree::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let path = entry.path().unwrap().to_string_lossy().into_owned();
-        let h = entry.header().clone();
-        let kind = match h.entry_type() {
-            tar::EntryType::Directory => 'd',
-            tar::EntryType::Symlink => 'l',
-            tar::EntryType::Link => 'h',
-            _ => 'f',
-        };
-        let link = entry
-            .link_name()
-            .unwrap()
-            .map(|l| l.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut content = Vec::new();
-        entry.read_to_end(&mut content).unwrap();
-        out.insert(
-            path.trim_end_matches('/').to_string(),
-            (kind, h.mode().unwrap() & 0o7777, link, content),
-        );
-    }
-    out
-}
-
-fn assert_same(ours: &Tree, theirs: &Tree) {
-    assert_eq!(
-        ours.keys().collect::<Vec<_>>(),
-        theirs.keys().collect::<Vec<_>>(),
-        "different paths"
-    );
-    for (path, a) in ours {
-        let b = &theirs[path];
-        assert_eq!((a.0, a.1, &a.2), (b.0, b.1, &b.2), "{path}: kind/mode/link");
-        assert!(a.3 == b.3, "{path}: contents differ");
-    }
+/// Same paths, types, modes, owners, link targets and contents.
+fn assert_same(what: &str, ours: &common::docker::Fs, theirs: &common::docker::Fs) {
+    assert_same_fs(what, ours, theirs, Default::default());
 }
 
 /// A two-stage build whose result has directories with their own modes,
@@ -212,18 +101,17 @@ fn outputs_match_docker_build() {
     let o = out.path();
 
     let theirs_dir = o.join("docker-dir");
-    docker_buildkit(
+    docker_build(
         &env,
+        Cli::BuildKit,
         fx.path(),
         &[
-            "build",
             "--network",
             "none",
             "-o",
             &format!("type=local,dest={}", theirs_dir.display()),
             ".",
         ],
-        home.path(),
     );
     // Into a directory that does not exist yet, two levels down.
     let ours_dir = o.join("ours/dir");
@@ -247,14 +135,14 @@ fn outputs_match_docker_build() {
         .unwrap();
     assert_eq!(result["ok"], true);
     assert!(result.get("image_id").is_none(), "no image: {result}");
-    let ours = dir_tree(&ours_dir);
+    let ours = dir_fs(&ours_dir);
     assert!(
         ours.contains_key("gen/d/hard") && ours.contains_key("ctx/src/ln"),
         "{:?}",
         ours.keys()
     );
-    assert_eq!(ours["gen/d/x"].3, format!("{tag}\n").into_bytes());
-    assert_same(&ours, &dir_tree(&theirs_dir));
+    assert_eq!(ours["gen/d/x"].content, format!("{tag}\n").into_bytes());
+    assert_same("-o type=local", &ours, &dir_fs(&theirs_dir));
     assert_eq!(
         std::fs::metadata(ours_dir.join("gen/d/hard"))
             .unwrap()
@@ -276,21 +164,20 @@ fn outputs_match_docker_build() {
         "no image id on stdout: {}",
         text(&res)
     );
-    assert_same(&dir_tree(&ours_dir), &dir_tree(&theirs_dir));
+    assert_same("-o DIR, again", &dir_fs(&ours_dir), &dir_fs(&theirs_dir));
 
     let theirs_tar = o.join("docker.tar");
-    docker_buildkit(
+    docker_build(
         &env,
+        Cli::BuildKit,
         fx.path(),
         &[
-            "build",
             "--network",
             "none",
             "-o",
             &format!("type=tar,dest={}", theirs_tar.display()),
             ".",
         ],
-        home.path(),
     );
     let ours_tar = o.join("ours.tar");
     ok(&reggie(
@@ -305,7 +192,7 @@ fn outputs_match_docker_build() {
         ],
         home.path(),
     ));
-    assert_same(&tar_tree(&ours_tar), &tar_tree(&theirs_tar));
+    assert_same("-o type=tar", &tar_file(&ours_tar), &tar_file(&theirs_tar));
     // `-o -`: the tar on stdout, byte for byte the file's entries.
     let res = reggie(
         &env,
@@ -316,7 +203,7 @@ fn outputs_match_docker_build() {
     ok(&res);
     let piped = o.join("piped.tar");
     std::fs::write(&piped, &res.stdout).unwrap();
-    assert_same(&tar_tree(&piped), &tar_tree(&theirs_tar));
+    assert_same("-o -", &tar_file(&piped), &tar_file(&theirs_tar));
     let leftovers: Vec<String> = std::fs::read_dir(o)
         .unwrap()
         .flatten()
@@ -637,8 +524,9 @@ fn ctrl_c_during_transfer_build_and_export() {
     let cmd = reggie_cmd(
         &env,
         dir.path(),
+        &home.path().join(".docker"),
         &["--json", "--no-cache", "-o", &dest_arg, "."],
-        home.path(),
+        &[],
     );
     let (status, seen) = interrupt_when(cmd, |l| {
         serde_json::from_str::<serde_json::Value>(l).is_ok_and(|e| {
@@ -657,8 +545,9 @@ fn ctrl_c_during_transfer_build_and_export() {
     let cmd = reggie_cmd(
         &env,
         dir.path(),
+        &home.path().join(".docker"),
         &["--network", "none", "-o", &dest_arg, "."],
-        home.path(),
+        &[],
     );
     let (status, seen) = interrupt_when(cmd, |_| process_running(&n));
     assert_eq!(status.code(), Some(130), "{seen:?}");
@@ -673,7 +562,13 @@ fn ctrl_c_during_transfer_build_and_export() {
         format!("FROM scratch\nCOPY big /big\nCOPY Dockerfile /{n}\n"),
     )
     .unwrap();
-    let cmd = reggie_cmd(&env, dir.path(), &["-o", &dest_arg, "."], home.path());
+    let cmd = reggie_cmd(
+        &env,
+        dir.path(),
+        &home.path().join(".docker"),
+        &["-o", &dest_arg, "."],
+        &[],
+    );
     let (status, seen) = interrupt_when(cmd, |_| !temp_files(&dest).is_empty());
     assert_eq!(status.code(), Some(130), "{seen:?}");
     assert!(

@@ -399,6 +399,217 @@ fn ssh_agent_forwarded_into_the_build() {
     );
 }
 
+/// `--ssh ID=KEYFILE` serves the key through a private agent: the build's
+/// `RUN --mount=type=ssh` lists it with the host's own `ssh-add` (run
+/// from a bind mount with its libraries: busybox has no agent client),
+/// and the agent's directory is gone when the build has ended.
+#[test]
+fn ssh_key_file_served_into_the_build() {
+    let env = services();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let ctx = work.path().join("ctx");
+    let rt = ctx.join("rt");
+    std::fs::create_dir_all(&rt).unwrap();
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let key = work.path().join("id_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "polish-e2e-key",
+            "-f",
+        ])
+        .arg(&key)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh-keygen (openssh-client) must be installed for this test");
+    assert!(made.status.success(), "{made:?}");
+    let fp = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(key.with_extension("pub"))
+        .output()
+        .unwrap();
+    let fp = String::from_utf8(fp.stdout).unwrap();
+    let fp = fp
+        .split_whitespace()
+        .nth(1)
+        .expect("a fingerprint")
+        .to_string();
+    // ssh-add and what it links, run by their own loader.
+    let ssh_add = Path::new("/usr/bin/ssh-add");
+    std::fs::copy(ssh_add, rt.join("ssh-add")).unwrap();
+    let ldd = Command::new("ldd").arg(ssh_add).output().expect("ldd");
+    let ldd = String::from_utf8(ldd.stdout).unwrap();
+    let mut loader = None;
+    for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
+        let name = Path::new(lib).file_name().unwrap().to_str().unwrap();
+        std::fs::copy(lib, rt.join(name)).unwrap();
+        if name.starts_with("ld-linux") {
+            loader = Some(name.to_string());
+        }
+    }
+    let loader = loader.expect("ssh-add's dynamic loader");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM reggie-busybox:latest\n\
+             RUN --mount=type=ssh,id=deploy --mount=type=bind,source=rt,target=/rt \
+             /rt/{loader} --library-path /rt /rt/ssh-add -l | sed 's/^/listed: /'\n"
+        ),
+    )
+    .unwrap();
+    let spec = format!("deploy={}", key.display());
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "-t",
+            "polish-e2e-session:ssh-key",
+            "--network",
+            "none",
+            "--no-cache",
+            "--ssh",
+            &spec,
+            "--json",
+            ".",
+        ],
+        &[("TMPDIR", tmp.to_str().unwrap()), ("SSH_AUTH_SOCK", "")],
+    );
+    ok(&out);
+    let all = text(&out);
+    assert!(
+        all.contains(&format!("listed: 256 {fp} polish-e2e-key (ED25519)")),
+        "{all}"
+    );
+    let private = std::fs::read_to_string(&key).unwrap();
+    let body = private.lines().nth(1).unwrap();
+    assert!(!all.contains(body), "the key's text is in the output");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The private agent of `--ssh ID=KEYFILE` ends with the build however
+/// it ends: a failing step, and Ctrl-C while a step holds the agent's
+/// socket. Nothing is left in the temporary directory and no agent runs.
+#[test]
+fn ssh_key_agent_ends_with_a_failed_or_interrupted_build() {
+    let env = services();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let key = work.path().join("id_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh-keygen (openssh-client) must be installed for this test");
+    assert!(made.status.success(), "{made:?}");
+    let spec = format!("default={}", key.display());
+    let agents_running = || {
+        let needle = tmp.to_string_lossy().into_owned();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("ssh-agent") && c.contains(&needle))
+            .collect::<Vec<_>>()
+    };
+    let left = || -> Vec<PathBuf> {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    };
+    let args = |tag: &'static str| -> Vec<String> {
+        [
+            "-t",
+            tag,
+            "--network",
+            "none",
+            "--no-cache",
+            "--ssh",
+            &spec,
+            ".",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let extra = [("TMPDIR", tmp.to_str().unwrap())];
+
+    // A failing step.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM reggie-busybox:latest\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && false\n",
+    )
+    .unwrap();
+    let a = args("polish-e2e-session:ssh-fail");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = reggie(&env, &ctx, &config, &a, &extra);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(left().is_empty(), "left behind: {:?}", left());
+    assert!(agents_running().is_empty(), "{:?}", agents_running());
+
+    // Ctrl-C while a step that mounts the agent sleeps.
+    let nonce = format!("polish-ssh-sleep-{}", std::process::id());
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM reggie-busybox:latest\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && sleep 300 && echo {nonce}\n"
+        ),
+    )
+    .unwrap();
+    let a = args("polish-e2e-session:ssh-int");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut child = reggie_cmd(&env, &ctx, &config, &a, &extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let step_runs = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&nonce))
+        })
+    };
+    let mut running = false;
+    for _ in 0..600 {
+        if step_runs() {
+            running = true;
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the build ended ({status}) before its step ran");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(running, "the step never ran");
+    assert_eq!(agents_running().len(), 1, "the agent serves the step");
+    // SAFETY: a signal to the child this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(left().is_empty(), "left behind: {:?}", left());
+    assert!(agents_running().is_empty(), "{:?}", agents_running());
+}
+
 /// A fake daemon on a unix socket: it answers the handshake (`/_ping`,
 /// `/version`), accepts `/session` (101) and `/build` (200), then says
 /// nothing more, as a daemon that hangs mid-build.

@@ -10,10 +10,11 @@
 #     bcrypt auth,
 #   * moto_server (a local ECR API) on 127.0.0.1,
 #   * the daemon's socket on plain tcp (socat) and on tcp+TLS with client
-#     certificates checked (tests/tls-relay.py), relays to the unix socket; the CA,
-#     server and client certificates are made here with openssl,
+#     certificates checked (`tests/relay.py docker`), relays to the unix
+#     socket; the CA, server and client certificates are made here with
+#     openssl,
 #   * the daemon's embedded BuildKit as a buildkitd-like gRPC listener,
-#     plain and with mutual TLS (tests/buildkit-relay.py: `POST /grpc`
+#     plain and with mutual TLS (`tests/relay.py buildkit`: `POST /grpc`
 #     upgraded to h2c, then piped), for `image --buildkit-addr`,
 #   * a busybox base image, reggie-busybox:latest, imported from
 #     busybox-static (nothing is pulled from the network).
@@ -233,8 +234,8 @@ fi
 # Relays to the unix socket rather than more dockerd --host flags: dockerd
 # applies one TLS setting to all its tcp hosts, and adding hosts would mean
 # restarting a daemon that may be in use. Plain tcp is socat; TLS is
-# tests/tls-relay.py (socat's OpenSSL listener breaks session resumption
-# with client certificates).
+# `tests/relay.py docker` (socat's OpenSSL listener breaks session
+# resumption with client certificates).
 TLS="$DIR/tls"
 make_certs() {
     rm -rf "$TLS"
@@ -296,34 +297,45 @@ tls_ok() {
     curl -s --cacert "$TLS/client/ca.pem" --cert "$TLS/client/cert.pem" --key "$TLS/client/key.pem" \
         "https://127.0.0.1:$tls_port/_ping" | grep -q OK
 }
-is_tls_relay() { grep -q tls-relay "/proc/$(cat "$DIR/docker-tls.pid")/cmdline" 2>/dev/null; }
-if [ -n "$tls_port" ] && alive "$DIR/docker-tls.pid" && is_tls_relay && tls_ok; then
+RELAY="$(dirname "${BASH_SOURCE[0]}")/relay.py"
+# Whether PIDFILE's process is `relay.py MODE`. The relays that
+# tls-relay.py and buildkit-relay.py started, before they became
+# relay.py's modes, serve the same: they are kept, not restarted under
+# tests that may be using them.
+is_relay() { # pidfile, mode
+    local cmd legacy
+    cmd=$(tr '\0' ' ' <"/proc/$(cat "$1")/cmdline" 2>/dev/null) || return 1
+    if [ "$2" = docker ]; then legacy=tls-relay.py; else legacy=buildkit-relay.py; fi
+    case "$cmd" in
+    *"relay.py $2 "* | *"/$legacy "*) return 0 ;;
+    *) return 1 ;;
+    esac
+}
+if [ -n "$tls_port" ] && alive "$DIR/docker-tls.pid" && is_relay "$DIR/docker-tls.pid" docker && tls_ok; then
     log "daemon relay already on tcp+TLS 127.0.0.1:$tls_port"
 else
     stop_pidfile "$DIR/docker-tls.pid"
     tls_port=$(free_port)
     echo "$tls_port" >"$DIR/docker-tls.port"
     log "relaying the daemon on tcp+TLS 127.0.0.1:$tls_port"
-    setsid python3 "$(dirname "${BASH_SOURCE[0]}")/tls-relay.py" "$tls_port" \
-        "$TLS/server/cert.pem" "$TLS/server/key.pem" "$TLS/server/ca.pem" "$SOCK" \
+    setsid python3 "$RELAY" docker "$tls_port" "$SOCK" \
+        "$TLS/server/cert.pem" "$TLS/server/key.pem" "$TLS/server/ca.pem" \
         >"$DIR/docker-tls.log" 2>&1 </dev/null &
     echo $! >"$DIR/docker-tls.pid"
     wait_for docker-tls 20 tls_ok || die "the TLS relay did not start; see $DIR/docker-tls.log"
 fi
 
 # ---- the daemon's BuildKit as a remote builder --------------------------------
-# No buildkitd can be installed here: tests/buildkit-relay.py serves the
+# No buildkitd can be installed here: `tests/relay.py buildkit` serves the
 # daemon's embedded BuildKit (its /grpc endpoint) on 127.0.0.1, plain and
 # with client certificates required, as `buildkitd --addr tcp://...` would.
-RELAY="$(dirname "${BASH_SOURCE[0]}")/buildkit-relay.py"
 relay_tls=("$TLS/server/cert.pem" "$TLS/server/key.pem" "$TLS/server/ca.pem")
 check_tls=("$TLS/client/cert.pem" "$TLS/client/key.pem" "$TLS/client/ca.pem")
-is_bk_relay() { grep -q buildkit-relay "/proc/$(cat "$1")/cmdline" 2>/dev/null; }
 for kind in tcp tls; do
     port=
     [ -s "$DIR/buildkit-$kind.port" ] && port=$(cat "$DIR/buildkit-$kind.port")
     if [ "$kind" = tls ]; then serve_args=("${relay_tls[@]}") check_args=("${check_tls[@]}"); else serve_args=() check_args=(); fi
-    if [ -n "$port" ] && alive "$DIR/buildkit-$kind.pid" && is_bk_relay "$DIR/buildkit-$kind.pid" &&
+    if [ -n "$port" ] && alive "$DIR/buildkit-$kind.pid" && is_relay "$DIR/buildkit-$kind.pid" buildkit &&
         python3 "$RELAY" --check "$port" "${check_args[@]}" 2>/dev/null; then
         log "BuildKit relay already on $kind 127.0.0.1:$port"
     else
@@ -331,7 +343,7 @@ for kind in tcp tls; do
         port=$(free_port)
         echo "$port" >"$DIR/buildkit-$kind.port"
         log "relaying the daemon's BuildKit on $kind 127.0.0.1:$port"
-        setsid python3 "$RELAY" "$port" "$SOCK" "${serve_args[@]}" \
+        setsid python3 "$RELAY" buildkit "$port" "$SOCK" "${serve_args[@]}" \
             >"$DIR/buildkit-$kind.log" 2>&1 </dev/null &
         echo $! >"$DIR/buildkit-$kind.pid"
         wait_for "buildkit-$kind" 20 python3 "$RELAY" --check "$port" "${check_args[@]}" ||

@@ -82,6 +82,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         .clone()
         .or_else(|| reggie_build::config::find(std::path::Path::new(".")));
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let mut targets = Vec::new();
     for mut target in args.targets.targets()? {
         if let Some(changed) = &args.changed {
             if !check::affected_by(&target, config_path.as_deref(), changed, &cwd)? {
@@ -95,8 +96,28 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         if args.max_files.is_some() {
             target.budget.max_files = args.max_files;
         }
+        targets.push(target);
+    }
+    // The deploys' architectures, as `discover` reads them from the
+    // config's directory (else here).
+    let deploys = if targets.is_empty() {
+        check::Deploys::default()
+    } else {
+        // Relative to here when below, so findings name short paths.
+        let root = config_path
+            .as_deref()
+            .and_then(|p| p.parent())
+            .map(|p| p.strip_prefix(&cwd).unwrap_or(p))
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        check::Deploys::discover(root).unwrap_or_else(|e| {
+            eprintln!("warning: the deploys' architectures are not checked: {e}");
+            check::Deploys::default()
+        })
+    };
+    for target in &targets {
         verdicts.push(
-            check::check(&target, &rules, opts)
+            check::check_deployed(target, &rules, opts, &deploys)
                 .with_context(|| format!("checking image `{}`", target.name))?,
         );
     }

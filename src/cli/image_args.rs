@@ -65,9 +65,12 @@ pub struct ImageArgs {
     /// image (BuildKit only).
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     pub secrets: Vec<String>,
-    /// An ssh agent socket for `RUN --mount=type=ssh`: `default` is
-    /// $SSH_AUTH_SOCK (BuildKit only).
-    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    /// An ssh agent for `RUN --mount=type=ssh,id=ID`: `default` is
+    /// $SSH_AUTH_SOCK; `ID=SOCKET` an agent socket; `ID=KEY[,KEY]` private
+    /// key files, served by a private ssh-agent for the build
+    /// (openssh-client; a key with a passphrase: add it to your agent and
+    /// pass `default`). BuildKit only.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY]]")]
     pub ssh: Vec<String>,
     /// Do not use the build cache.
     #[arg(long)]

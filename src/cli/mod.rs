@@ -26,6 +26,37 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use reggie_build::context::{Builder, ContextSpec};
 
+/// `image --help`'s examples and daemon notes (both builds show them).
+macro_rules! image_help {
+    () => {
+        "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'\n  DOCKER_HOST=ssh://me@build-host reggie-build image . -f backend/Dockerfile -t app\n  reggie-build image . -f backend/Dockerfile -t app --secret id=npm,src=$HOME/.npmrc\n  reggie-build image . -f backend/Dockerfile -t app --ssh default=$HOME/.ssh/id_ed25519\n  reggie-build image . -f backend/Dockerfile -o type=local,dest=out\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --cache-to type=inline --cache-from registry.example/app:v1\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --buildkit-addr tcp://buildkitd:1234\n  reggie-build image --all --jobs 2                 # every image of reggie-build.toml\n  reggie-build image --affected --base origin/main --push\n\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context."
+    };
+}
+
+/// What the lean build (`--no-default-features`: the pip wheel, the
+/// container image) says about `image`, in its help and its error: how to
+/// get the full build, which has it. The URL is the package's
+/// `repository`, the installer the one `dist` publishes with each release.
+#[cfg(not(feature = "image"))]
+macro_rules! full_build {
+    () => {
+        concat!(
+            "This is the lean build (the pip wheel, the container image, or `cargo build --no-default-features`): it has the analysis commands, not the image builder. The full build installs reggie-build and reggie-build-image together:\n",
+            "  curl -LsSf ",
+            env!("CARGO_PKG_REPOSITORY"),
+            "/releases/download/v",
+            env!("CARGO_PKG_VERSION"),
+            "/reggie-build-installer.sh | sh\n",
+            "  cargo install --locked --git ",
+            env!("CARGO_PKG_REPOSITORY"),
+            " reggie-build\n",
+            "  cargo install --locked --path .      # in a checkout of the repository"
+        )
+    };
+}
+#[cfg(not(feature = "image"))]
+pub(crate) use full_build;
+
 /// Docker build context optimizer and image builder for monorepos.
 #[derive(Debug, Parser)]
 #[command(name = "reggie-build", version, about, long_about = None)]
@@ -81,8 +112,19 @@ enum Command {
     Context(context_cmd::ContextCmdArgs),
     /// Build the image through the Docker daemon from the minimal context,
     /// and optionally push it.
-    #[command(
-        after_help = "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'\n  DOCKER_HOST=ssh://me@build-host reggie-build image . -f backend/Dockerfile -t app\n  reggie-build image . -f backend/Dockerfile -t app --secret id=npm,src=$HOME/.npmrc\n  reggie-build image . -f backend/Dockerfile -o type=local,dest=out\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --cache-to type=inline --cache-from registry.example/app:v1\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --buildkit-addr tcp://buildkitd:1234\n  reggie-build image --all --jobs 2                 # every image of reggie-build.toml\n  reggie-build image --affected --base origin/main --push\n\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context.\n\nThe build runs in the reggie-build-image binary installed beside reggie-build (cargo install installs both)."
+    #[cfg_attr(
+        feature = "image",
+        command(after_help = concat!(
+            image_help!(),
+            "\n\nThe build runs in the reggie-build-image binary installed beside reggie-build (cargo install installs both)."
+        ))
+    )]
+    #[cfg_attr(
+        not(feature = "image"),
+        command(
+            about = "Build the image through the Docker daemon: not in this lean build (`reggie-build image --help` says how to get the full one)",
+            after_help = concat!(image_help!(), "\n\n", full_build!())
+        )
     )]
     Image(Box<image_args::ImageArgs>),
     /// Find the images the repository builds (Dockerfiles, docker compose

@@ -209,7 +209,7 @@ pub fn discover_all(root: &Path) -> Result<Discovery, DiscoverError> {
         if let Some(w) = d
             .platform
             .as_deref()
-            .and_then(|p| platform_warning(p, std::env::consts::ARCH))
+            .and_then(|p| platform_warning(p, None, std::env::consts::ARCH))
         {
             d.warnings.push(w);
         }
@@ -228,22 +228,43 @@ pub fn discover_all(root: &Path) -> Result<Discovery, DiscoverError> {
     Ok(out)
 }
 
-/// The warning for a deploy on `platform` built on a host whose CPU is
-/// `host_arch` (Rust's `std::env::consts::ARCH` names): an image built
-/// without `--platform` runs `RUN` steps and gets binaries for the host,
-/// which the deploy's machines refuse ("exec format error"), the arm64
-/// laptop to x86_64 Fargate mistake.
-fn platform_warning(platform: &str, host_arch: &str) -> Option<String> {
-    let deploy = platform.split('/').nth(1).filter(|a| !a.is_empty())?;
-    let host = match host_arch {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        other => other,
+/// The warning for a deploy on `platform` whose image is built for
+/// `built` (`--platform`, or the `platform` of `reggie-build.toml`) or,
+/// without one, for this machine, whose CPU is `host_arch` (Rust's
+/// `std::env::consts::ARCH` names): an image built for another
+/// architecture runs `RUN` steps and gets binaries for it, which the
+/// deploy's machines refuse ("exec format error"), the arm64 laptop to
+/// x86_64 Fargate mistake. `discover` and `check` both say it.
+pub(crate) fn platform_warning(
+    platform: &str,
+    built: Option<&str>,
+    host_arch: &str,
+) -> Option<String> {
+    let arch = |p: &str| {
+        p.split('/')
+            .nth(1)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
     };
-    (deploy != host).then(|| {
+    let deploy = arch(platform)?;
+    let (built_arch, what) = match built {
+        Some(b) => (arch(b)?, format!("it is built for {b}")),
+        None => {
+            let host = match host_arch {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                "arm" => "arm",
+                other => other,
+            };
+            (
+                host.to_string(),
+                format!("this machine builds {host} images"),
+            )
+        }
+    };
+    (deploy != built_arch).then(|| {
         format!(
-            "deployed on {platform}, but this machine builds {host} images: build with --platform {platform} (`discover --write` puts it in reggie-build.toml), or the image fails with \"exec format error\""
+            "deployed on {platform}, but {what}: build with --platform {platform} (in reggie-build.toml `platform = \"{platform}\"`, which `discover --write` writes), or the image fails with \"exec format error\""
         )
     })
 }
@@ -570,11 +591,28 @@ mod tests {
             ("linux", "x86_64", false),
         ];
         for (platform, host, warns) in cases {
-            let w = platform_warning(platform, host);
+            let w = platform_warning(platform, None, host);
             assert_eq!(w.is_some(), *warns, "{platform} on {host}: {w:?}");
             if let Some(w) = w {
                 assert!(w.contains(&format!("--platform {platform}")), "{w}");
                 assert!(w.contains("exec format error"), "{w}");
+            }
+        }
+        // Built for a platform of its own (config, --platform): the host
+        // does not matter, the platforms' architectures do.
+        let built: &[(&str, &str, bool)] = &[
+            ("linux/amd64", "linux/amd64", false),
+            ("linux/arm64", "linux/arm64/v8", false),
+            ("linux/arm64", "linux/amd64", true),
+        ];
+        for (platform, built, warns) in built {
+            for host in ["x86_64", "aarch64"] {
+                let w = platform_warning(platform, Some(built), host);
+                assert_eq!(w.is_some(), *warns, "{platform} built for {built}: {w:?}");
+                if let Some(w) = w {
+                    assert!(w.contains(&format!("built for {built}")), "{w}");
+                    assert!(w.contains(&format!("--platform {platform}")), "{w}");
+                }
             }
         }
     }

@@ -11,7 +11,7 @@
 //! frontend read excludes, and requesting only the files that changed
 //! since its copy of the last transfer under the docker CLI's shared key.
 //! The same session answers registry credentials (private base images)
-//! and `--secret`/`--ssh` (`secrets`). With `--output` the result is
+//! and `--secret`/`--ssh` (`secrets`, `ssh`). With `--output` the result is
 //! not stored as an image: BuildKit sends its files back through the
 //! session's `FileSend` (`filesend`); [`outputs`] maps `--output`,
 //! `--cache-from`/`--cache-to` and `--platform` onto what the daemon's
@@ -61,8 +61,9 @@ pub use control::Remote;
 pub use daemon::{connect, Daemon, DaemonError};
 pub use endpoint::context_dir_name;
 pub use grpc_io::TlsOptions;
-pub use secrets::{parse_secrets, parse_ssh};
+pub use secrets::parse_secrets;
 pub use session::SecretValues;
+pub use ssh::{parse_ssh, SshAgents, SshError};
 pub(crate) use upload::Compression;
 
 /// What to build.

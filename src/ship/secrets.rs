@@ -1,11 +1,11 @@
-//! `--secret` and `--ssh`, parsed as the docker CLI parses them.
+//! `--secret`, parsed as the docker CLI parses it (`--ssh` is in `ssh`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::session::SecretValues;
 
-/// Errors in `--secret` / `--ssh`.
+/// Errors in `--secret`.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("--secret {spec:?}: {why}; write --secret id=ID,src=PATH or --secret id=ID,env=VAR")]
@@ -18,8 +18,6 @@ pub enum SecretError {
     },
     #[error("--secret id={id}: the environment variable {var} is not set")]
     Env { id: String, var: String },
-    #[error("--ssh {spec:?}: {why}")]
-    Ssh { spec: String, why: String },
 }
 
 /// Reads every `--secret` value (`id=ID,src=PATH`, `id=ID,env=VAR`,
@@ -79,43 +77,6 @@ pub fn parse_secrets(specs: &[String]) -> Result<SecretValues, SecretError> {
     Ok(SecretValues(out))
 }
 
-/// `--ssh default` ($SSH_AUTH_SOCK) or `--ssh ID=SOCKET`: agent sockets
-/// by id. Key files are not loaded (add them to an agent with ssh-add).
-pub fn parse_ssh(specs: &[String]) -> Result<HashMap<String, PathBuf>, SecretError> {
-    let mut out = HashMap::new();
-    for spec in specs {
-        let bad = |why: String| SecretError::Ssh {
-            spec: spec.clone(),
-            why,
-        };
-        let (id, path) = match spec.split_once('=') {
-            Some((id, path)) => (id.to_string(), PathBuf::from(path)),
-            None => {
-                let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
-                    bad("SSH_AUTH_SOCK is not set: start an agent (eval $(ssh-agent); ssh-add) or pass ID=SOCKET".into())
-                })?;
-                (spec.clone(), PathBuf::from(sock))
-            }
-        };
-        if id.is_empty() || path.as_os_str().is_empty() {
-            return Err(bad("write default or ID=SOCKET".into()));
-        }
-        use std::os::unix::fs::FileTypeExt;
-        match std::fs::metadata(&path) {
-            Ok(m) if m.file_type().is_socket() => {}
-            Ok(_) => {
-                return Err(bad(format!(
-                    "{} is not an agent socket; key files are not loaded: add the key to an agent with ssh-add and pass its socket",
-                    path.display()
-                )))
-            }
-            Err(e) => return Err(bad(format!("{}: {e}", path.display()))),
-        }
-        out.insert(id, path);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,18 +114,5 @@ mod tests {
         }
         let err = parse_secrets(&["id=x,src=/nonexistent/reggie".to_string()]).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/reggie"), "{err}");
-    }
-
-    #[test]
-    fn ssh_specs() {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("agent.sock");
-        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        let got = parse_ssh(&[format!("work={}", sock.display())]).unwrap();
-        assert_eq!(got["work"], sock);
-        let key = dir.path().join("id_ed25519");
-        std::fs::write(&key, b"key").unwrap();
-        let err = parse_ssh(&[format!("k={}", key.display())]).unwrap_err();
-        assert!(err.to_string().contains("ssh-add"), "{err}");
     }
 }

@@ -21,6 +21,21 @@ pub fn reggie(
     args: &[&str],
     extra_env: &[(&str, &str)],
 ) -> Output {
+    reggie_cmd(env, cwd, docker_config, args, extra_env)
+        .output()
+        .expect("run reggie-build")
+}
+
+/// The command [`reggie`] runs (for tests that signal it): only the
+/// services' daemon settings, and `docker_config` as HOME too (no ambient
+/// credentials), its output piped.
+pub fn reggie_cmd(
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+    docker_config: &Path,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
     cmd.current_dir(cwd).arg("image").args(args);
     for var in [
@@ -31,6 +46,7 @@ pub fn reggie(
         "SOURCE_DATE_EPOCH",
         "RUST_LOG",
         "BUILDKIT_HOST",
+        "REGGIE_REGISTRY_ENDPOINT",
     ] {
         cmd.env_remove(var);
     }
@@ -41,7 +57,7 @@ pub fn reggie(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    cmd.output().expect("run reggie-build")
+    cmd
 }
 
 /// The docker CLI: `buildkit` runs the 20.10 CLI with DOCKER_BUILDKIT=1.

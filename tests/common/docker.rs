@@ -129,40 +129,98 @@ pub fn image_fs(env: &Env, image: &str) -> Fs {
         .stdout(Stdio::piped())
         .spawn()
         .expect("run docker export");
+    let fs = tar_fs(child.stdout.take().unwrap());
+    assert!(child.wait().unwrap().success(), "docker export {image}");
+    docker(env, Cli::Classic, root, &["rm", &id]);
+    fs
+}
+
+/// The entries of a tar stream (an export, an `--output type=tar`).
+pub fn tar_fs(reader: impl Read) -> Fs {
     let mut fs = Fs::new();
-    {
-        let mut archive = tar::Archive::new(child.stdout.take().unwrap());
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let path = entry.path().unwrap().to_string_lossy().into_owned();
-            let h = entry.header().clone();
-            let link = entry
-                .link_name()
-                .unwrap()
-                .map(|l| l.to_string_lossy().into_owned())
-                .unwrap_or_default();
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let h = entry.header().clone();
+        let link = entry
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        fs.insert(
+            path.trim_end_matches('/').to_string(),
+            FsEntry {
+                kind: h.entry_type().as_byte(),
+                mode: h.mode().unwrap(),
+                uid: h.uid().unwrap(),
+                gid: h.gid().unwrap(),
+                link,
+                device: (
+                    h.device_major().ok().flatten().unwrap_or(0),
+                    h.device_minor().ok().flatten().unwrap_or(0),
+                ),
+                mtime: h.mtime().unwrap(),
+                content,
+            },
+        );
+    }
+    fs
+}
+
+/// Every entry below `root` on disk (an `--output type=local`
+/// directory), described as a tar of it would: the tar type (hard links
+/// are files here), permission bits, owner, link target, device, mtime
+/// and contents. Links are not followed.
+pub fn dir_fs(root: &Path) -> Fs {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut fs = Fs::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let rel = rel.join(e.file_name());
+            let md = std::fs::symlink_metadata(e.path()).unwrap();
+            let ft = md.file_type();
+            let mut link = String::new();
             let mut content = Vec::new();
-            entry.read_to_end(&mut content).unwrap();
+            let kind = if ft.is_dir() {
+                stack.push(rel.clone());
+                b'5'
+            } else if ft.is_symlink() {
+                link = std::fs::read_link(e.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                b'2'
+            } else if ft.is_char_device() {
+                b'3'
+            } else if ft.is_block_device() {
+                b'4'
+            } else if ft.is_fifo() {
+                b'6'
+            } else {
+                content = std::fs::read(e.path()).unwrap();
+                b'0'
+            };
+            let rdev = md.rdev();
             fs.insert(
-                path.trim_end_matches('/').to_string(),
+                rel.to_string_lossy().into_owned(),
                 FsEntry {
-                    kind: h.entry_type().as_byte(),
-                    mode: h.mode().unwrap(),
-                    uid: h.uid().unwrap(),
-                    gid: h.gid().unwrap(),
+                    kind,
+                    mode: md.mode() & 0o7777,
+                    uid: u64::from(md.uid()),
+                    gid: u64::from(md.gid()),
                     link,
-                    device: (
-                        h.device_major().ok().flatten().unwrap_or(0),
-                        h.device_minor().ok().flatten().unwrap_or(0),
-                    ),
-                    mtime: h.mtime().unwrap(),
+                    device: (libc::major(rdev), libc::minor(rdev)),
+                    mtime: md.mtime() as u64,
                     content,
                 },
             );
         }
     }
-    assert!(child.wait().unwrap().success(), "docker export {image}");
-    docker(env, Cli::Classic, root, &["rm", &id]);
     fs
 }
 

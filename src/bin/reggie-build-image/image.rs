@@ -249,8 +249,10 @@ fn parse_labels(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 }
 
 /// The library's options from the arguments; reads the password from
-/// stdin last, after every other argument is known to be good.
-pub(crate) fn options(args: &ImageArgs) -> anyhow::Result<ImageOptions> {
+/// stdin last, after every other argument is known to be good. The
+/// `--ssh` agents must outlive the build: the private ones started for key
+/// files stop when they drop (also on error or Ctrl-C).
+pub(crate) fn options(args: &ImageArgs) -> anyhow::Result<(ImageOptions, ship::SshAgents)> {
     let many = args.all || args.affected;
     if args.push && args.tags.is_empty() && !many {
         bail!("--push needs at least one --tag");
@@ -264,7 +266,8 @@ pub(crate) fn options(args: &ImageArgs) -> anyhow::Result<ImageOptions> {
     let mut opts = ImageOptions::new(args.context.spec());
     opts.build_args = parse_build_args(&args.build_args)?;
     opts.secrets = ship::parse_secrets(&args.secrets)?;
-    opts.ssh = ship::parse_ssh(&args.ssh)?;
+    let ssh = ship::parse_ssh(&args.ssh)?;
+    opts.ssh = ssh.sockets().clone();
     opts.full = args.full;
     opts.tags = args.tags.clone();
     opts.target = args.target.clone();
@@ -307,7 +310,7 @@ pub(crate) fn options(args: &ImageArgs) -> anyhow::Result<ImageOptions> {
             source: "--password-stdin".into(),
         });
     }
-    Ok(opts)
+    Ok((opts, ssh))
 }
 
 /// `--buildkit-addr` (or BUILDKIT_HOST): the builder to solve on instead
@@ -344,7 +347,7 @@ async fn build_and_push(
     args: &ImageArgs,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> anyhow::Result<(String, Vec<publish::Pushed>)> {
-    let opts = options(args)?;
+    let (opts, _ssh) = options(args)?;
     let outcome = reggie_build::ops::image(&opts, on_event).await?;
     Ok((outcome.image_id, outcome.pushed))
 }

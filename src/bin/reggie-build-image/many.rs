@@ -107,7 +107,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
-    let shared: ImageOptions = options(args)?;
+    let (shared, _ssh): (ImageOptions, _) = options(args)?;
     let config = load_config(args.config.as_deref())?;
     let selected: Vec<&config::Image> = if args.affected {
         let report = affected::affected(&affected::Options {

@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
-"""The Docker daemon's embedded BuildKit as a buildkitd-like gRPC listener.
+"""The test daemon behind the listeners the e2e tests need, relayed to its
+unix socket.
 
-    buildkit-relay.py PORT UNIX_SOCKET                 # plain h2c
-    buildkit-relay.py unix:PATH UNIX_SOCKET            # on a unix socket
-    buildkit-relay.py PORT UNIX_SOCKET CERT KEY CA     # mutual TLS
-    buildkit-relay.py --check PORT [CERT KEY CA]       # is it serving?
+    relay.py docker PORT UNIX_SOCKET CERT KEY CA          # the API over mutual TLS
+    relay.py buildkit PORT UNIX_SOCKET [CERT KEY CA]      # BuildKit over gRPC
+    relay.py buildkit unix:PATH UNIX_SOCKET               # ... on a unix socket
+    relay.py --check PORT [CERT KEY CA]                   # is BuildKit served?
 
-Listens on 127.0.0.1:PORT. For each connection it opens UNIX_SOCKET, asks
-the daemon for its BuildKit Control API (`POST /grpc` upgraded to h2c, as
-buildx's docker driver does), waits for the 101 and then pipes bytes both
-ways, so the client speaks gRPC to the real engine as it would to a
-standalone buildkitd (`tcp://` address). With CERT/KEY/CA it terminates
-TLS first and requires a client certificate signed by CA, as buildkitd's
---tlscacert does. When either side closes, both are closed.
+Listens on 127.0.0.1:PORT (or unix:PATH). With CERT/KEY/CA it terminates
+TLS and requires a client certificate signed by CA, as dockerd's
+--tlsverify and buildkitd's --tlscacert do. socat's OPENSSL-LISTEN cannot
+serve here: it sets no session id context, so a client resuming a session
+with a client certificate (rustls does) is refused with "session id
+context uninitialized".
+
+`docker` pipes each connection to UNIX_SOCKET as it is: the Engine API
+over TLS. `buildkit` first asks the daemon for its BuildKit Control API
+(`POST /grpc` upgraded to h2c, as buildx's docker driver does), waits for
+the 101 and then pipes, so the client speaks gRPC to the real engine as it
+would to a standalone buildkitd (`tcp://` address); its TLS offers ALPN h2.
+
+When either side closes, both are closed, so a client that drops a build
+request makes the daemon see the connection close and cancel the build.
 """
 import socket
 import ssl
@@ -42,10 +51,16 @@ def pump(src, dst, done):
         done.set()
 
 
-def upgrade(unix_path):
-    """The daemon's socket, switched to h2c gRPC; bytes read past the 101."""
+def plain(unix_path):
+    """The daemon's socket as it is."""
     upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     upstream.connect(unix_path)
+    return upstream, b""
+
+
+def upgrade(unix_path):
+    """The daemon's socket, switched to h2c gRPC; bytes read past the 101."""
+    upstream, _ = plain(unix_path)
     upstream.sendall(UPGRADE)
     head = b""
     while b"\r\n\r\n" not in head:
@@ -59,7 +74,7 @@ def upgrade(unix_path):
     return upstream, rest
 
 
-def serve(conn, ctx, unix_path):
+def serve(conn, ctx, unix_path, connect):
     if ctx is not None:
         try:
             conn = ctx.wrap_socket(conn, server_side=True)
@@ -67,7 +82,7 @@ def serve(conn, ctx, unix_path):
             conn.close()
             return
     try:
-        upstream, early = upgrade(unix_path)
+        upstream, early = connect(unix_path)
     except OSError as e:
         print("relay: %s" % e, file=sys.stderr, flush=True)
         conn.close()
@@ -109,18 +124,29 @@ def check(port, tls_files):
     sys.exit(0 if frame[3] == 4 else 1)
 
 
+def usage():
+    sys.exit(__doc__.split("\n\n")[1])
+
+
 def main():
-    if sys.argv[1] == "--check":
-        check(sys.argv[2], sys.argv[3:6])
-    port, unix_path = sys.argv[1:3]
+    args = sys.argv[1:]
+    if args[:1] == ["--check"] and len(args) in (2, 5):
+        check(args[1], args[2:5])
+    if len(args) not in (3, 6) or args[0] not in ("docker", "buildkit"):
+        usage()
+    mode, port, unix_path = args[:3]
+    connect = upgrade if mode == "buildkit" else plain
     ctx = None
-    if len(sys.argv) >= 6:
-        cert, key, ca = sys.argv[3:6]
+    if len(args) == 6:
+        cert, key, ca = args[3:6]
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         ctx.load_verify_locations(ca)
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.set_alpn_protocols(["h2"])
+        if mode == "buildkit":
+            ctx.set_alpn_protocols(["h2"])
+    elif mode == "docker":
+        usage()
     if port.startswith("unix:"):
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(port[len("unix:"):])
@@ -133,7 +159,7 @@ def main():
         conn, _ = listener.accept()
         if conn.family == socket.AF_INET:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=serve, args=(conn, ctx, unix_path), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, ctx, unix_path, connect), daemon=True).start()
 
 
 if __name__ == "__main__":
