@@ -46,8 +46,9 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The most entries kept (about 30 MiB at 150 bytes each).
-    pub const MAX_ENTRIES: usize = 200_000;
+    /// The most entries kept: about 8 MiB (a map entry and a path, some
+    /// 150 bytes each); the memory of a build stays under 64 MiB.
+    pub const MAX_ENTRIES: usize = 50_000;
 
     /// The stat the survey read for `rel`, if it kept one.
     pub fn get(&self, rel: &[u8]) -> Option<&Stat> {

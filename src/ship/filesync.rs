@@ -48,11 +48,11 @@ use crate::context::{Context, ContextError};
 pub const DATA_CHUNK: usize = 64 * 1024;
 /// Batches of packets buffered between the reading threads and the gRPC
 /// stream.
-const BATCHES_IN_FLIGHT: usize = 8;
+const BATCHES_IN_FLIGHT: usize = 4;
 /// A batch goes out once it holds this many packets...
 const BATCH_PACKETS: usize = 256;
 /// ...or this many bytes of file contents.
-const BATCH_BYTES: usize = 4 * DATA_CHUNK;
+const BATCH_BYTES: usize = 2 * DATA_CHUNK;
 
 /// Packets collected on a blocking thread and handed to the gRPC stream
 /// together.
@@ -73,7 +73,7 @@ impl<'a> Batch<'a> {
 
     /// Adds a packet; false when the stream is gone.
     fn push(&mut self, p: Packet) -> bool {
-        self.bytes += p.data.len();
+        self.bytes += p.data.capacity();
         self.packets.push(p);
         if self.packets.len() >= BATCH_PACKETS || self.bytes >= BATCH_BYTES {
             return self.flush();
@@ -186,8 +186,28 @@ fn xattrs_by_path(path: &std::path::Path) -> HashMap<String, Vec<u8>> {
 
 /// A regular file whose stat went out: what the receiver may ask for.
 struct SentFile {
-    rel: Vec<u8>,
-    stat: Stat,
+    rel: Box<[u8]>,
+    /// What identifies the contents the stat described.
+    id: FileId,
+}
+
+/// A regular file's identity and version: device, inode, size, mtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64, u64, i64);
+
+impl FileId {
+    fn size(&self) -> u64 {
+        self.2
+    }
+
+    fn of(st: &Stat) -> FileId {
+        FileId(
+            st.dev,
+            st.ino,
+            st.size,
+            st.mtime * 1_000_000_000 + i64::from(st.mtime_nsec),
+        )
+    }
 }
 
 /// The walk's kind of an `st_mode`, to check a surveyed stat still
@@ -323,8 +343,9 @@ pub struct Transfer {
     root_fd: OwnedFd,
     reset_owner: bool,
     surveyed: Option<Arc<Snapshot>>,
-    /// Index → the regular files the receiver may ask for.
-    files: Mutex<HashMap<u32, SentFile>>,
+    /// By index, the regular files the receiver may ask for (`None` for
+    /// the other entries and for files sent already).
+    files: Mutex<Vec<Option<SentFile>>>,
     counters: Arc<Counters>,
 }
 
@@ -366,7 +387,7 @@ impl Transfer {
             root_fd,
             reset_owner: dir.reset_owner,
             surveyed: dir.surveyed.clone(),
-            files: Mutex::new(HashMap::new()),
+            files: Mutex::new(Vec::new()),
             counters,
         })
     }
@@ -374,7 +395,6 @@ impl Transfer {
     /// Sends a `STAT` per entry, then the empty `STAT` that ends the list.
     /// `send` returns false when the receiver is gone.
     pub fn send_stats(&self, send: &mut dyn FnMut(Packet) -> bool) -> Result<(), FileSyncError> {
-        let mut index: u32 = 0;
         // (dev, inode) → the first path sent: later links name it.
         let mut links: HashMap<(u64, u64), String> = HashMap::new();
         self.ctx.walk(|e| -> Result<(), FileSyncError> {
@@ -443,20 +463,15 @@ impl Transfer {
                     }
                 }
             }
-            if mode & go_mode::TYPE == 0 {
-                // Known before the stat leaves: the request may come at once.
-                self.files
-                    .lock()
-                    .map_err(|_| FileSyncError::Closed)?
-                    .insert(
-                        index,
-                        SentFile {
-                            rel: e.rel.to_vec(),
-                            stat: st,
-                        },
-                    );
-            }
-            index = index.wrapping_add(1);
+            // Known before the stat leaves: the request may come at once.
+            let file = (mode & go_mode::TYPE == 0).then(|| SentFile {
+                rel: e.rel.into(),
+                id: FileId::of(&st),
+            });
+            self.files
+                .lock()
+                .map_err(|_| FileSyncError::Closed)?
+                .push(file);
             self.counters.stats.fetch_add(1, Ordering::Relaxed);
             let packet = Packet {
                 r#type: PacketType::PacketStat as i32,
@@ -487,31 +502,32 @@ impl Transfer {
         id: u32,
         send: &mut dyn FnMut(Packet) -> bool,
     ) -> Result<(), FileSyncError> {
-        let SentFile { rel, stat: sent } = self
+        let SentFile { rel, id: sent } = self
             .files
             .lock()
             .map_err(|_| FileSyncError::Closed)?
-            .remove(&id)
+            .get_mut(id as usize)
+            .and_then(Option::take)
             .ok_or(FileSyncError::UnknownId(id))?;
         self.counters.files.fetch_add(1, Ordering::Relaxed);
         if let Some((mut file, now)) = self.open_regular(&rel) {
             let path = self.root.join(OsStr::from_bytes(&rel));
             // The contents must be those of the file whose stat went out
             // (and whose hash is in the context digest).
-            let same = (now.dev, now.ino, now.size, now.mtime, now.mtime_nsec)
-                == (sent.dev, sent.ino, sent.size, sent.mtime, sent.mtime_nsec);
-            if !same {
+            if FileId::of(&now) != sent {
                 return Err(FileSyncError::Changed { path });
             }
+            // Each packet owns exactly its bytes: packets wait in batches,
+            // so a small file must not hold a whole chunk's allocation.
+            let mut scratch = vec![0u8; DATA_CHUNK.min(sent.size() as usize + 1)];
             loop {
-                let mut buf = vec![0u8; DATA_CHUNK];
-                let n = match file.read(&mut buf) {
+                let n = match file.read(&mut scratch) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(source) => return Err(FileSyncError::Read { path, source }),
                 };
-                buf.truncate(n);
+                let buf = scratch[..n].to_vec();
                 self.counters
                     .data_bytes
                     .fetch_add(n as u64, Ordering::Relaxed);
