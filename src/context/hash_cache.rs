@@ -47,20 +47,49 @@ const RECORD: usize = KEY + 32;
 const TOUCH_SECS: u64 = 3600;
 
 /// A file's identity and version: its hash is reused only while all of
-/// these are unchanged. Encoded as 48 bytes, compared as bytes (the
-/// order of the records on disk).
+/// these are unchanged. Encoded as 48 bytes and ordered as bytes (the
+/// order of the records on disk); the inode comes first, big-endian, so
+/// that a lookup mostly compares one integer.
 type Key = [u8; KEY];
 
 fn key_of(st: &Stat) -> Key {
     let mut k = [0u8; KEY];
-    k[0..8].copy_from_slice(&st.dev.to_le_bytes());
-    k[8..16].copy_from_slice(&st.ino.to_le_bytes());
+    k[0..8].copy_from_slice(&st.ino.to_be_bytes());
+    k[8..16].copy_from_slice(&st.dev.to_le_bytes());
     k[16..24].copy_from_slice(&st.size.to_le_bytes());
     k[24..32].copy_from_slice(&st.mtime.to_le_bytes());
     k[32..36].copy_from_slice(&st.mtime_nsec.to_le_bytes());
     k[36..44].copy_from_slice(&st.ctime.to_le_bytes());
     k[44..48].copy_from_slice(&st.ctime_nsec.to_le_bytes());
     k
+}
+
+/// Byte order of two keys, inode first as an integer.
+fn key_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let ino = |k: &[u8]| k.first_chunk::<8>().map(|b| u64::from_be_bytes(*b));
+    ino(a)
+        .cmp(&ino(b))
+        .then_with(|| a.get(8..KEY).cmp(&b.get(8..KEY)))
+}
+
+/// Hashes learnt or used by every survey of this process, for the
+/// surveys after them: images of one run (`image --all`, `digest` of
+/// every image) whose contexts hold the same files read each file once,
+/// though each context and Dockerfile has its own cache file. Keyed
+/// exactly as the cache files, bounded by [`MAX_ENTRIES`].
+static SHARED: std::sync::Mutex<Option<HashMap<Key, [u8; 32]>>> = std::sync::Mutex::new(None);
+
+fn shared_get(key: &Key) -> Option<[u8; 32]> {
+    let shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    shared.as_ref()?.get(key).copied()
+}
+
+fn shared_put(key: Key, hash: [u8; 32]) {
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    let map = shared.get_or_insert_with(HashMap::new);
+    if map.len() < MAX_ENTRIES {
+        map.insert(key, hash);
+    }
 }
 
 /// The hashes known from earlier surveys of one context, and those
@@ -85,6 +114,8 @@ pub struct HashCache {
     new: HashMap<Key, [u8; 32]>,
     /// The cache file's mtime when read.
     loaded_mtime: Option<std::time::SystemTime>,
+    /// Uses and feeds the hashes of the process's other surveys.
+    share: bool,
     now: i64,
     /// Files whose hash came from the cache.
     pub hits: u64,
@@ -103,16 +134,21 @@ impl HashCache {
         } else {
             cache_file(root, dockerfile)
         };
-        match path {
+        let cache = match path {
             Some(path) => HashCache::at(path, now),
             None => HashCache {
                 now,
                 ..HashCache::default()
             },
+        };
+        HashCache {
+            share: true,
+            ..cache
         }
     }
 
-    /// A cache kept in `path` (tests).
+    /// A cache kept in `path`, apart from the process's other surveys
+    /// (tests).
     pub fn at(path: PathBuf, now: i64) -> HashCache {
         let (old, loaded_mtime) = load(&path).unwrap_or_default();
         let records = old.len() / RECORD;
@@ -123,6 +159,7 @@ impl HashCache {
             used_count: 0,
             new: HashMap::new(),
             loaded_mtime,
+            share: false,
             now,
             hits: 0,
         }
@@ -141,7 +178,7 @@ impl HashCache {
             let mut found = None;
             while lo < hi {
                 let mid = lo + (hi - lo) / 2;
-                match self.record(mid)[..KEY].cmp(&key[..]) {
+                match key_cmp(&self.record(mid)[..KEY], &key) {
                     std::cmp::Ordering::Less => lo = mid + 1,
                     std::cmp::Ordering::Greater => hi = mid,
                     std::cmp::Ordering::Equal => {
@@ -160,8 +197,17 @@ impl HashCache {
                 }
                 self.record(i)[KEY..].try_into().ok()?
             }
-            // A file read earlier in this survey (another hard link).
-            None => *self.new.get(&key)?,
+            None => match self.new.get(&key) {
+                // A file read earlier in this survey (another hard link).
+                Some(hash) => *hash,
+                // Read by another survey of this process: learnt here too.
+                None if self.share => {
+                    let hash = shared_get(&key)?;
+                    self.new.insert(key, hash);
+                    hash
+                }
+                None => return None,
+            },
         };
         self.hits += 1;
         Some(hash)
@@ -176,7 +222,11 @@ impl HashCache {
         {
             return;
         }
-        self.new.insert(key_of(st), hash);
+        let key = key_of(st);
+        self.new.insert(key, hash);
+        if self.share {
+            shared_put(key, hash);
+        }
     }
 
     /// Saves what this survey learnt (best effort: a cache that cannot be
@@ -202,7 +252,7 @@ impl HashCache {
             r[KEY..].copy_from_slice(hash);
             records.push(r);
         }
-        records.sort_unstable_by(|a, b| a[..KEY].cmp(&b[..KEY]));
+        records.sort_unstable_by(|a, b| key_cmp(&a[..KEY], &b[..KEY]));
         records.dedup_by(|a, b| a[..KEY] == b[..KEY]);
         if let Err(e) = save(path, &records) {
             tracing::debug!("not saving the hash cache {}: {e}", path.display());
@@ -530,7 +580,35 @@ mod tests {
             .map(|r| &r[..KEY])
             .collect();
         assert_eq!(keys.len(), 3);
-        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert!(keys.windows(2).all(|w| key_cmp(w[0], w[1]).is_lt()));
+    }
+
+    #[test]
+    fn surveys_of_one_process_share_what_they_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // A device no other test uses: the shared hashes are the process's.
+        let st = |ino| Stat {
+            dev: 0x5eed_0001,
+            ..stat(ino, 10)
+        };
+        let mut api = HashCache::at(dir.path().join("api"), 1000);
+        api.share = true;
+        let mut web = HashCache::at(dir.path().join("web"), 1000);
+        web.share = true;
+        assert_eq!(api.get(&st(1)), None);
+        api.put(&st(1), [1; 32]);
+        assert_eq!(web.get(&st(1)), Some([1; 32]));
+        assert_eq!(web.get(&st(2)), None);
+        api.save();
+        web.save();
+        // Each context's own cache holds it, for the next run.
+        let mut web = HashCache::at(dir.path().join("web"), 1000);
+        assert_eq!(web.get(&st(1)), Some([1; 32]));
+        // A cache apart (tests, the default of `at`) neither sees nor feeds.
+        let mut apart = HashCache::at(dir.path().join("apart"), 1000);
+        assert_eq!(apart.get(&st(1)), None);
+        apart.put(&st(3), [3; 32]);
+        assert_eq!(shared_get(&key_of(&st(3))), None);
     }
 
     #[test]

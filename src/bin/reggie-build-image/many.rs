@@ -93,6 +93,19 @@ impl Many {
     }
 }
 
+/// The runtime of several builds: their BuildKit sessions (the HTTP/2
+/// framing and protobuf encoding of each file sync's stat stream) run on
+/// worker threads, so that one image's large sync does not hold up the
+/// requests of the others, as it does on one thread.
+pub fn runtime(jobs: u64) -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = (jobs.max(1) as usize).min(cores).max(2);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+}
+
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     let path = match path {
         Some(p) => p.to_path_buf(),
@@ -151,11 +164,12 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
         eprintln!("nothing to build");
         return Ok(0);
     }
-    let vars = TagVars::read(&config.root);
+    let vars = TagVars::read_for(&config.root, &selected);
     let mut list = Vec::new();
     let mut failed: Vec<(String, String)> = Vec::new();
-    for img in &selected {
-        match images::options_for(img, &shared, &vars) {
+    let options = images::options_all(&selected, &shared, &vars, args.jobs as usize);
+    for (img, opts) in selected.iter().zip(options) {
+        match opts {
             Ok(o) => list.push((img.name.clone(), o)),
             Err(e) => failed.push((img.name.clone(), format!("{e:#}"))),
         }
