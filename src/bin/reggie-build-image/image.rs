@@ -17,14 +17,10 @@ use crate::cli::plan_args::parse_build_args;
 use crate::live::{terminal_width, LiveView};
 
 pub fn run(args: ImageArgs) -> anyhow::Result<i32> {
-    let runtime = if args.all || args.affected {
-        crate::many::runtime(args.jobs)
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    }
-    .context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     let code = runtime.block_on(run_async(args));
     // The upload thread of a cancelled build ends as soon as it sees the
     // body dropped; do not wait for anything else.

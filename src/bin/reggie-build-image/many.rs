@@ -93,19 +93,6 @@ impl Many {
     }
 }
 
-/// The runtime of several builds: their BuildKit sessions (the HTTP/2
-/// framing and protobuf encoding of each file sync's stat stream) run on
-/// worker threads, so that one image's large sync does not hold up the
-/// requests of the others, as it does on one thread.
-pub fn runtime(jobs: u64) -> std::io::Result<tokio::runtime::Runtime> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let workers = (jobs.max(1) as usize).min(cores).max(2);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-}
-
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     let path = match path {
         Some(p) => p.to_path_buf(),
