@@ -203,7 +203,9 @@ impl HashCache {
                 // Read by another survey of this process: learnt here too.
                 None if self.share => {
                     let hash = shared_get(&key)?;
-                    self.new.insert(key, hash);
+                    if self.used_count + self.new.len() < MAX_ENTRIES {
+                        self.new.insert(key, hash);
+                    }
                     hash
                 }
                 None => return None,
@@ -254,6 +256,8 @@ impl HashCache {
         }
         records.sort_unstable_by(|a, b| key_cmp(&a[..KEY], &b[..KEY]));
         records.dedup_by(|a, b| a[..KEY] == b[..KEY]);
+        // A larger file would be refused on load.
+        records.truncate(MAX_ENTRIES);
         if let Err(e) = save(path, &records) {
             tracing::debug!("not saving the hash cache {}: {e}", path.display());
         }
