@@ -323,6 +323,9 @@ DIGEST_WARM="XDG_CACHE_HOME=$WORK/cache-warm \"\$RB\" digest --image api"
 DIGEST_COLD="rm -rf $WORK/cache-cold && XDG_CACHE_HOME=$WORK/cache-cold \"\$RB\" digest --image api"
 run_us "$DIGEST_WARM" >/dev/null || true
 pair '`digest --image api`, second run' "$DIGEST_WARM" "$DIGEST_COLD" '<= 0.2x the first run' 0.2
+# What every run pays before doing anything: the floor of both digest
+# runs (a reference, not a target of the issue).
+alone '`--version` (process start, for reference)' '"$RB" --version' '< 10 ms' 10
 
 # `image` vs `docker build`, only with a reachable daemon. FROM scratch so
 # neither side pulls a base image and the figure is the context transfer

@@ -144,3 +144,67 @@ fn a_fresh_clone_has_the_same_digest() {
         .unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{here}\n"));
 }
+
+/// `digest` with its hash cache in `cache` (or none).
+fn digest_cached(dir: &Path, cache: Option<&Path>) -> String {
+    let mut cmd = Command::cargo_bin("reggie-build").unwrap();
+    cmd.current_dir(dir).args(["digest", "--image", "api"]);
+    match cache {
+        Some(c) => cmd.env("XDG_CACHE_HOME", c).env_remove("REGGIE_HASH_CACHE"),
+        None => cmd.env("REGGIE_HASH_CACHE", "0"),
+    };
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The one cache file under `cache`: its inode, mtime and bytes.
+fn cache_file(cache: &Path) -> (u64, i64, i64, Vec<u8>) {
+    use std::os::unix::fs::MetadataExt;
+    let dir = cache.join("reggie-build/hashes");
+    let files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let m = fs::symlink_metadata(&files[0]).unwrap();
+    (
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        fs::read(&files[0]).unwrap(),
+    )
+}
+
+#[test]
+fn a_second_run_leaves_the_cache_alone_and_a_change_is_read_and_stored() {
+    let r = repo();
+    let p = r.path();
+    let cache = tempfile::tempdir().unwrap();
+    // Files changed in the last 2 seconds (whole seconds) are not cached:
+    // a write in the same timestamp tick could go unseen. Let them age.
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(3100));
+    settle();
+    let first = digest_cached(p, Some(cache.path()));
+    assert_eq!(first, digest_cached(p, None));
+    let stored = cache_file(cache.path());
+    assert_eq!(digest_cached(p, Some(cache.path())), first);
+    assert_eq!(cache_file(cache.path()), stored, "rewritten with no change");
+
+    // Same size: the cache must not answer for the old content.
+    write(p, "backend/app/main.py", "print(3)\n");
+    let changed = digest_cached(p, Some(cache.path()));
+    assert_ne!(changed, first);
+    assert_eq!(changed, digest_cached(p, None));
+    settle();
+    assert_eq!(digest_cached(p, Some(cache.path())), changed);
+    let rewritten = cache_file(cache.path());
+    assert_ne!(rewritten.3, stored.3, "the changed file's hash is stored");
+    assert_eq!(digest_cached(p, Some(cache.path())), changed);
+    assert_eq!(cache_file(cache.path()), rewritten);
+}

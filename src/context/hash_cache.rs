@@ -15,6 +15,12 @@
 //! replaced atomically (written aside, then renamed); the caches of the
 //! [`MAX_CONTEXTS`] most recently built contexts are kept. Set
 //! `REGGIE_HASH_CACHE=0` to disable it.
+//!
+//! A survey that finds every file in the cache costs the walk's `lstat`s
+//! and one read of the cache file: its records are sorted, searched in
+//! place, and the file is rewritten only when a hash was learnt (git's
+//! index, which also keys on stat data, is likewise rewritten only when
+//! an entry changed).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -32,65 +38,84 @@ pub const MAX_CONTEXTS: usize = 64;
 /// Files whose ctime or mtime is this recent are not cached.
 pub const RACY_SECS: i64 = 2;
 
-const MAGIC: &[u8; 16] = b"reggie-hashes-v1";
-const RECORD: usize = 48 + 32;
+const MAGIC: &[u8; 16] = b"reggie-hashes-v2";
+const KEY: usize = 48;
+const RECORD: usize = KEY + 32;
+/// A cache not rewritten for this long gets its mtime refreshed, so that
+/// [`prune`] (which keeps the most recently saved) does not drop a cache
+/// that is read on every run but never changes.
+const TOUCH_SECS: u64 = 3600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: u32,
-    ctime: i64,
-    ctime_nsec: u32,
+/// A file's identity and version: its hash is reused only while all of
+/// these are unchanged. Encoded as 48 bytes and ordered as bytes (the
+/// order of the records on disk); the inode comes first, big-endian, so
+/// that a lookup mostly compares one integer.
+type Key = [u8; KEY];
+
+fn key_of(st: &Stat) -> Key {
+    let mut k = [0u8; KEY];
+    k[0..8].copy_from_slice(&st.ino.to_be_bytes());
+    k[8..16].copy_from_slice(&st.dev.to_le_bytes());
+    k[16..24].copy_from_slice(&st.size.to_le_bytes());
+    k[24..32].copy_from_slice(&st.mtime.to_le_bytes());
+    k[32..36].copy_from_slice(&st.mtime_nsec.to_le_bytes());
+    k[36..44].copy_from_slice(&st.ctime.to_le_bytes());
+    k[44..48].copy_from_slice(&st.ctime_nsec.to_le_bytes());
+    k
 }
 
-impl Key {
-    fn of(st: &Stat) -> Key {
-        Key {
-            dev: st.dev,
-            ino: st.ino,
-            size: st.size,
-            mtime: st.mtime,
-            mtime_nsec: st.mtime_nsec,
-            ctime: st.ctime,
-            ctime_nsec: st.ctime_nsec,
-        }
-    }
+/// Byte order of two keys, inode first as an integer.
+fn key_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let ino = |k: &[u8]| k.first_chunk::<8>().map(|b| u64::from_be_bytes(*b));
+    ino(a)
+        .cmp(&ino(b))
+        .then_with(|| a.get(8..KEY).cmp(&b.get(8..KEY)))
+}
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.dev.to_le_bytes());
-        out.extend_from_slice(&self.ino.to_le_bytes());
-        out.extend_from_slice(&self.size.to_le_bytes());
-        out.extend_from_slice(&self.mtime.to_le_bytes());
-        out.extend_from_slice(&self.mtime_nsec.to_le_bytes());
-        out.extend_from_slice(&self.ctime.to_le_bytes());
-        out.extend_from_slice(&self.ctime_nsec.to_le_bytes());
-    }
+/// Hashes learnt or used by every survey of this process, for the
+/// surveys after them: images of one run (`image --all`, `digest` of
+/// every image) whose contexts hold the same files read each file once,
+/// though each context and Dockerfile has its own cache file. Keyed
+/// exactly as the cache files, bounded by [`MAX_ENTRIES`].
+static SHARED: std::sync::Mutex<Option<HashMap<Key, [u8; 32]>>> = std::sync::Mutex::new(None);
 
-    fn decode(b: &[u8]) -> Option<Key> {
-        let u64_at = |i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
-        let u32_at = |i: usize| Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?));
-        Some(Key {
-            dev: u64_at(0)?,
-            ino: u64_at(8)?,
-            size: u64_at(16)?,
-            mtime: u64_at(24)? as i64,
-            mtime_nsec: u32_at(32)?,
-            ctime: u64_at(36)? as i64,
-            ctime_nsec: u32_at(44)?,
-        })
+fn shared_get(key: &Key) -> Option<[u8; 32]> {
+    let shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    shared.as_ref()?.get(key).copied()
+}
+
+fn shared_put(key: Key, hash: [u8; 32]) {
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    let map = shared.get_or_insert_with(HashMap::new);
+    if map.len() < MAX_ENTRIES {
+        map.insert(key, hash);
     }
 }
 
-/// The hashes known from the last survey of one context, and those seen
-/// in this one (the only ones saved: deleted files drop out).
+/// The hashes known from earlier surveys of one context, and those
+/// learnt in this one.
+///
+/// The file holds records sorted by key, so it is searched where it was
+/// read (no map is built, nothing is rehashed). It is rewritten only
+/// when this survey learnt a hash it did not hold; the rewrite keeps the
+/// entries this survey used and drops the others (files deleted or
+/// changed since). A survey that learnt nothing leaves the file as it is.
 #[derive(Debug, Default)]
 pub struct HashCache {
     path: Option<PathBuf>,
-    old: HashMap<Key, [u8; 32]>,
-    seen: HashMap<Key, [u8; 32]>,
+    /// The records read, `RECORD` bytes each, sorted by key (a file that
+    /// is not only costs lookups that miss: a hit is an exact key match).
+    old: Vec<u8>,
+    /// Which of `old`'s records this survey used.
+    used: Vec<bool>,
+    /// Records used, counted once each.
+    used_count: usize,
+    /// Hashes learnt in this survey.
+    new: HashMap<Key, [u8; 32]>,
+    /// The cache file's mtime when read.
+    loaded_mtime: Option<std::time::SystemTime>,
+    /// Uses and feeds the hashes of the process's other surveys.
+    share: bool,
     now: i64,
     /// Files whose hash came from the cache.
     pub hits: u64,
@@ -109,36 +134,83 @@ impl HashCache {
         } else {
             cache_file(root, dockerfile)
         };
-        let old = path.as_deref().map(load).unwrap_or_default();
+        let cache = match path {
+            Some(path) => HashCache::at(path, now),
+            None => HashCache {
+                now,
+                ..HashCache::default()
+            },
+        };
         HashCache {
-            path,
+            share: true,
+            ..cache
+        }
+    }
+
+    /// A cache kept in `path`, apart from the process's other surveys
+    /// (tests).
+    pub fn at(path: PathBuf, now: i64) -> HashCache {
+        let (old, loaded_mtime) = load(&path).unwrap_or_default();
+        let records = old.len() / RECORD;
+        HashCache {
+            path: Some(path),
             old,
-            seen: HashMap::new(),
+            used: vec![false; records],
+            used_count: 0,
+            new: HashMap::new(),
+            loaded_mtime,
+            share: false,
             now,
             hits: 0,
         }
     }
 
-    /// A cache kept in `path` (tests).
-    pub fn at(path: PathBuf, now: i64) -> HashCache {
-        let old = load(&path);
-        HashCache {
-            path: Some(path),
-            old,
-            seen: HashMap::new(),
-            now,
-            hits: 0,
-        }
+    fn record(&self, i: usize) -> &[u8] {
+        &self.old[i * RECORD..(i + 1) * RECORD]
     }
 
     /// The content hash of the file with this `stat`, when known.
     pub fn get(&mut self, st: &Stat) -> Option<[u8; 32]> {
-        let key = Key::of(st);
-        let hash = match self.old.remove(&key) {
-            Some(h) => h,
-            None => *self.seen.get(&key)?,
+        let key = key_of(st);
+        let records = self.old.len() / RECORD;
+        let found = {
+            let (mut lo, mut hi) = (0usize, records);
+            let mut found = None;
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                match key_cmp(&self.record(mid)[..KEY], &key) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Greater => hi = mid,
+                    std::cmp::Ordering::Equal => {
+                        found = Some(mid);
+                        break;
+                    }
+                }
+            }
+            found
         };
-        self.seen.insert(key, hash);
+        let hash = match found {
+            Some(i) => {
+                if !self.used[i] {
+                    self.used[i] = true;
+                    self.used_count += 1;
+                }
+                self.record(i)[KEY..].try_into().ok()?
+            }
+            None => match self.new.get(&key) {
+                // A file read earlier in this survey (another hard link).
+                Some(hash) => *hash,
+                // Read by another survey of this process: learnt here too.
+                None if self.share => {
+                    let hash = shared_get(&key)?;
+                    if self.used_count + self.new.len() < MAX_ENTRIES {
+                        self.new.insert(key, hash);
+                    }
+                    hash
+                }
+                None => return None,
+            },
+        };
         self.hits += 1;
         Some(hash)
     }
@@ -146,18 +218,71 @@ impl HashCache {
     /// Records the hash of a file read with this `stat`.
     pub fn put(&mut self, st: &Stat, hash: [u8; 32]) {
         let recent = self.now.saturating_sub(RACY_SECS);
-        if st.mtime >= recent || st.ctime >= recent || self.seen.len() >= MAX_ENTRIES {
+        if st.mtime >= recent
+            || st.ctime >= recent
+            || self.used_count + self.new.len() >= MAX_ENTRIES
+        {
             return;
         }
-        self.seen.insert(Key::of(st), hash);
+        let key = key_of(st);
+        self.new.insert(key, hash);
+        if self.share {
+            shared_put(key, hash);
+        }
     }
 
-    /// Replaces the cache file with the hashes seen (best effort: a cache
-    /// that cannot be written is only slower next time).
+    /// Saves what this survey learnt (best effort: a cache that cannot be
+    /// written is only slower next time). Nothing learnt: the file is not
+    /// rewritten (its stale entries stay until a survey learns something).
     pub fn save(self) {
-        let Some(path) = self.path else { return };
-        if let Err(e) = save(&path, &self.seen) {
+        let Some(path) = &self.path else { return };
+        if self.new.is_empty() {
+            self.touch(path);
+            return;
+        }
+        let mut records: Vec<[u8; RECORD]> = Vec::with_capacity(self.used_count + self.new.len());
+        for (i, used) in self.used.iter().enumerate() {
+            if *used {
+                if let Ok(r) = self.record(i).try_into() {
+                    records.push(r);
+                }
+            }
+        }
+        for (key, hash) in &self.new {
+            let mut r = [0u8; RECORD];
+            r[..KEY].copy_from_slice(key);
+            r[KEY..].copy_from_slice(hash);
+            records.push(r);
+        }
+        records.sort_unstable_by(|a, b| key_cmp(&a[..KEY], &b[..KEY]));
+        records.dedup_by(|a, b| a[..KEY] == b[..KEY]);
+        // A larger file would be refused on load.
+        records.truncate(MAX_ENTRIES);
+        if let Err(e) = save(path, &records) {
             tracing::debug!("not saving the hash cache {}: {e}", path.display());
+        }
+    }
+
+    /// Refreshes the mtime of a cache read but not rewritten, at most once
+    /// every [`TOUCH_SECS`], so that it counts as recently used.
+    fn touch(&self, path: &Path) {
+        let Some(mtime) = self.loaded_mtime else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        if now
+            .duration_since(mtime)
+            .is_ok_and(|age| age.as_secs() < TOUCH_SECS)
+        {
+            return;
+        }
+        let touched = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .and_then(|f| f.set_modified(now));
+        if let Err(e) = touched {
+            tracing::debug!("not touching the hash cache {}: {e}", path.display());
         }
     }
 }
@@ -183,47 +308,41 @@ fn cache_file(root: &Path, dockerfile: &Path) -> Option<PathBuf> {
     Some(base.join("reggie-build").join("hashes").join(name))
 }
 
-fn load(path: &Path) -> HashMap<Key, [u8; 32]> {
-    let mut map = HashMap::new();
-    let Ok(file) = std::fs::OpenOptions::new()
+/// The records of the cache file at `path` and its mtime; `None` when
+/// missing, not a regular file, too large or not a cache.
+fn load(path: &Path) -> Option<(Vec<u8>, Option<std::time::SystemTime>)> {
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
-    else {
-        return map;
-    };
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return map;
-    }
+        .ok()?;
+    let meta = file.metadata().ok()?;
     let limit = (MAGIC.len() + MAX_ENTRIES * RECORD) as u64;
-    let mut bytes = Vec::new();
-    if file.take(limit + 1).read_to_end(&mut bytes).is_err()
-        || bytes.len() as u64 > limit
+    if !meta.is_file() || meta.len() > limit {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
+    if bytes.len() as u64 > limit
         || !bytes.starts_with(MAGIC)
         || !(bytes.len() - MAGIC.len()).is_multiple_of(RECORD)
     {
-        return map;
+        return None;
     }
-    for rec in bytes[MAGIC.len()..].chunks_exact(RECORD) {
-        let (Some(key), Ok(hash)) = (Key::decode(&rec[..48]), rec[48..].try_into()) else {
-            return HashMap::new();
-        };
-        map.insert(key, hash);
-    }
-    map
+    bytes.drain(..MAGIC.len());
+    Some((bytes, meta.modified().ok()))
 }
 
-fn save(path: &Path, seen: &HashMap<Key, [u8; 32]>) -> std::io::Result<()> {
+fn save(path: &Path, records: &[[u8; RECORD]]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let mut bytes = Vec::with_capacity(MAGIC.len() + seen.len() * RECORD);
+    let mut bytes = Vec::with_capacity(MAGIC.len() + records.len() * RECORD);
     bytes.extend_from_slice(MAGIC);
-    for (key, hash) in seen {
-        key.encode(&mut bytes);
-        bytes.extend_from_slice(hash);
+    for r in records {
+        bytes.extend_from_slice(r);
     }
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -364,19 +483,28 @@ mod tests {
     }
 
     #[test]
-    fn hash_cache_drops_unseen_and_ignores_corrupt() {
+    fn hash_cache_drops_unseen_only_when_rewritten_and_ignores_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c");
         let mut c = HashCache::at(path.clone(), 1000);
         c.put(&stat(1, 10), [1; 32]);
         c.put(&stat(2, 10), [2; 32]);
         c.save();
+        // Nothing learnt: the file stays, unused entries with it.
         let mut c = HashCache::at(path.clone(), 1000);
         assert!(c.get(&stat(1, 10)).is_some());
         c.save();
         let mut c = HashCache::at(path.clone(), 1000);
-        assert_eq!(c.get(&stat(2, 10)), None);
+        assert_eq!(c.get(&stat(2, 10)), Some([2; 32]));
+        // Something learnt: the rewrite keeps what was used and the new.
+        let mut c = HashCache::at(path.clone(), 1000);
         assert!(c.get(&stat(1, 10)).is_some());
+        c.put(&stat(3, 10), [3; 32]);
+        c.save();
+        let mut c = HashCache::at(path.clone(), 1000);
+        assert_eq!(c.get(&stat(2, 10)), None);
+        assert_eq!(c.get(&stat(1, 10)), Some([1; 32]));
+        assert_eq!(c.get(&stat(3, 10)), Some([3; 32]));
         // Truncated, foreign and linked caches are ignored.
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.pop();
@@ -391,5 +519,119 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(&good, &path).unwrap();
         assert_eq!(HashCache::at(path.clone(), 1000).get(&stat(1, 10)), None);
+    }
+
+    fn identity(path: &Path) -> (u64, i64, i64, Vec<u8>) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).unwrap();
+        (
+            m.ino(),
+            m.mtime(),
+            m.mtime_nsec(),
+            std::fs::read(path).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_survey_that_learns_nothing_leaves_the_file_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        let mut c = HashCache::at(path.clone(), 1000);
+        for ino in 0..50 {
+            c.put(&stat(ino, 10), [ino as u8; 32]);
+        }
+        c.save();
+        let before = identity(&path);
+        let mut c = HashCache::at(path.clone(), 1000);
+        for ino in (0..50).rev() {
+            assert_eq!(c.get(&stat(ino, 10)), Some([ino as u8; 32]));
+        }
+        // A miss that is too recent to cache learns nothing either.
+        assert_eq!(c.get(&stat(99, 999)), None);
+        c.put(&stat(99, 999), [9; 32]);
+        assert_eq!(c.hits, 50);
+        c.save();
+        assert_eq!(identity(&path), before);
+    }
+
+    #[test]
+    fn a_changed_or_added_file_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        let mut c = HashCache::at(path.clone(), 1000);
+        c.put(&stat(1, 10), [1; 32]);
+        c.put(&stat(2, 10), [2; 32]);
+        c.save();
+        let mut c = HashCache::at(path.clone(), 1000);
+        assert!(c.get(&stat(1, 10)).is_some());
+        // File 2 changed (new mtime), file 5 is new.
+        assert_eq!(c.get(&stat(2, 20)), None);
+        c.put(&stat(2, 20), [22; 32]);
+        assert_eq!(c.get(&stat(5, 10)), None);
+        c.put(&stat(5, 10), [5; 32]);
+        // A second link to a file read in this survey is a hit.
+        assert_eq!(c.get(&stat(5, 10)), Some([5; 32]));
+        c.save();
+        let mut c = HashCache::at(path.clone(), 1000);
+        assert_eq!(c.get(&stat(1, 10)), Some([1; 32]));
+        assert_eq!(c.get(&stat(2, 20)), Some([22; 32]));
+        assert_eq!(c.get(&stat(5, 10)), Some([5; 32]));
+        assert_eq!(c.get(&stat(2, 10)), None);
+        // The records are sorted and unique.
+        let bytes = std::fs::read(&path).unwrap();
+        let keys: Vec<&[u8]> = bytes[MAGIC.len()..]
+            .chunks_exact(RECORD)
+            .map(|r| &r[..KEY])
+            .collect();
+        assert_eq!(keys.len(), 3);
+        assert!(keys.windows(2).all(|w| key_cmp(w[0], w[1]).is_lt()));
+    }
+
+    #[test]
+    fn surveys_of_one_process_share_what_they_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // A device no other test uses: the shared hashes are the process's.
+        let st = |ino| Stat {
+            dev: 0x5eed_0001,
+            ..stat(ino, 10)
+        };
+        let mut api = HashCache::at(dir.path().join("api"), 1000);
+        api.share = true;
+        let mut web = HashCache::at(dir.path().join("web"), 1000);
+        web.share = true;
+        assert_eq!(api.get(&st(1)), None);
+        api.put(&st(1), [1; 32]);
+        assert_eq!(web.get(&st(1)), Some([1; 32]));
+        assert_eq!(web.get(&st(2)), None);
+        api.save();
+        web.save();
+        // Each context's own cache holds it, for the next run.
+        let mut web = HashCache::at(dir.path().join("web"), 1000);
+        assert_eq!(web.get(&st(1)), Some([1; 32]));
+        // A cache apart (tests, the default of `at`) neither sees nor feeds.
+        let mut apart = HashCache::at(dir.path().join("apart"), 1000);
+        assert_eq!(apart.get(&st(1)), None);
+        apart.put(&st(3), [3; 32]);
+        assert_eq!(shared_get(&key_of(&st(3))), None);
+    }
+
+    #[test]
+    fn an_unchanged_cache_is_touched_once_it_is_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        let mut c = HashCache::at(path.clone(), 1000);
+        c.put(&stat(1, 10), [1; 32]);
+        c.save();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * TOUCH_SECS);
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_modified(old).unwrap();
+        drop(f);
+        let bytes = std::fs::read(&path).unwrap();
+        let mut c = HashCache::at(path.clone(), 1000);
+        assert!(c.get(&stat(1, 10)).is_some());
+        c.save();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert!(modified > old + std::time::Duration::from_secs(TOUCH_SECS));
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
     }
 }

@@ -29,6 +29,21 @@ pub struct TagVars {
 }
 
 impl TagVars {
+    /// [`TagVars::read`] when a template of `images` uses the commit or
+    /// the branch; otherwise empty, and no `git` is run.
+    pub fn read_for(dir: &Path, images: &[&Image]) -> TagVars {
+        let uses = |t: &String| {
+            ["{git_sha}", "{git_short_sha}", "{branch}"]
+                .iter()
+                .any(|v| t.contains(v))
+        };
+        if images.iter().any(|i| i.tags.iter().any(uses)) {
+            TagVars::read(dir)
+        } else {
+            TagVars::default()
+        }
+    }
+
     /// From the repository that holds `dir`. A detached HEAD (CI checks
     /// out commits) takes its branch from `GITHUB_HEAD_REF` (pull
     /// requests) or `GITHUB_REF_NAME`.
@@ -167,6 +182,55 @@ pub fn options_for(
     Ok(opts)
 }
 
+/// [`options_for`] of each image, in order. Images whose tags use
+/// `{context_digest}` walk their context for it: those walks run at most
+/// `jobs` at a time, on threads, instead of one after the other before
+/// any build starts.
+pub fn options_all(
+    images: &[&Image],
+    shared: &ImageOptions,
+    vars: &TagVars,
+    jobs: usize,
+) -> Vec<Result<ImageOptions, ImageError>> {
+    let walks = images
+        .iter()
+        .filter(|i| i.tags.iter().any(|t| t.contains("{context_digest}")))
+        .count();
+    let threads = jobs.max(1).min(walks);
+    if threads <= 1 {
+        return images
+            .iter()
+            .map(|i| options_for(i, shared, vars))
+            .collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: Vec<Mutex<Option<Result<ImageOptions, ImageError>>>> =
+        images.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(image) = images.get(i) else { break };
+                let result = options_for(image, shared, vars);
+                *done[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+            });
+        }
+    });
+    done.into_iter()
+        .zip(images)
+        .map(|(slot, image)| {
+            slot.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(|| {
+                    Err(ImageError::Tags {
+                        image: image.name.clone(),
+                        message: "the thread expanding its tags stopped".into(),
+                    })
+                })
+        })
+        .collect()
+}
+
 /// One image's result.
 #[derive(Debug)]
 pub struct Finished {
@@ -294,5 +358,80 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("not a git checkout"), "{err}");
         assert_eq!(tag_safe("-.a/b c"), "a-b-c");
+    }
+
+    #[test]
+    fn git_is_read_only_for_templates_that_use_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "x"]);
+        let plain = image(&["latest", "v-{context_digest}"], None);
+        let vars = TagVars::read_for(dir.path(), &[&plain]);
+        assert_eq!((vars.git_sha, vars.branch), (None, None));
+        let sha = image(&["{git_short_sha}"], None);
+        let vars = TagVars::read_for(dir.path(), &[&plain, &sha]);
+        assert_eq!(vars.git_sha.map(|s| s.len()), Some(40));
+        assert_eq!(vars.branch.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn options_all_keeps_the_order_and_each_image_its_own_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for app in ["a", "b", "c"] {
+            std::fs::create_dir_all(root.join(app)).unwrap();
+            std::fs::write(root.join(app).join("x.txt"), app).unwrap();
+            std::fs::write(
+                root.join(app).join("Dockerfile"),
+                "FROM scratch\nCOPY . /\n",
+            )
+            .unwrap();
+        }
+        let mut text = String::new();
+        for (name, context) in [("a", "a"), ("missing", "nowhere"), ("b", "b"), ("c", "c")] {
+            text.push_str(&format!(
+                "[[image]]\nname = \"{name}\"\ncontext = \"{context}\"\ndockerfile = \"{context}/Dockerfile\"\ntags = [\"{{context_digest}}\"]\n\n"
+            ));
+        }
+        let config = crate::config::Config::parse(&root.join("reggie-build.toml"), &text).unwrap();
+        let images: Vec<&Image> = config.images.iter().collect();
+        let shared = ImageOptions::new(ContextSpec::new(root));
+        let one_by_one: Vec<_> = images
+            .iter()
+            .map(|i| options_for(i, &shared, &TagVars::default()).map(|o| o.tags))
+            .collect();
+        let together: Vec<_> = options_all(&images, &shared, &TagVars::default(), 3)
+            .into_iter()
+            .map(|o| o.map(|o| o.tags))
+            .collect();
+        assert_eq!(together.len(), 4);
+        for (a, b) in one_by_one.iter().zip(&together) {
+            match (a, b) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                _ => panic!("{a:?} / {b:?}"),
+            }
+        }
+        assert!(together[1].is_err());
+        let tags: Vec<&str> = [0, 2, 3]
+            .iter()
+            .map(|&i| together[i].as_ref().unwrap()[0].as_str())
+            .collect();
+        assert!(
+            tags[0].starts_with("a:") && tags[1].starts_with("b:") && tags[2].starts_with("c:")
+        );
+        assert_ne!(tags[0][2..], tags[1][2..]);
     }
 }

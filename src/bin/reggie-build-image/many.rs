@@ -151,11 +151,12 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
         eprintln!("nothing to build");
         return Ok(0);
     }
-    let vars = TagVars::read(&config.root);
+    let vars = TagVars::read_for(&config.root, &selected);
     let mut list = Vec::new();
     let mut failed: Vec<(String, String)> = Vec::new();
-    for img in &selected {
-        match images::options_for(img, &shared, &vars) {
+    let options = images::options_all(&selected, &shared, &vars, args.jobs as usize);
+    for (img, opts) in selected.iter().zip(options) {
+        match opts {
             Ok(o) => list.push((img.name.clone(), o)),
             Err(e) => failed.push((img.name.clone(), format!("{e:#}"))),
         }
