@@ -383,7 +383,28 @@ else
             "$WTOUCH \"\$RB\" image apps/web -f $WORK/copy-all.Dockerfile -t bench:reggie-web" \
             "$WTOUCH $BK -f $WORK/copy-all.Dockerfile -t bench:docker-web apps/web" \
             '<= 0.8x BuildKit `docker build`' 0.8
+        # Cold: the build cache (and each side's copy of its last
+        # transfer) pruned before every run, so everything travels.
+        PRUNE='docker builder prune -af >/dev/null 2>&1 &&'
+        pair '`image .` backend, cold (BuildKit session)' \
+            "$PRUNE \"\$RB\" image . -f backend/Dockerfile.scratch -t bench:reggie-bk" \
+            "$PRUNE $BK -f backend/Dockerfile.scratch -t bench:docker-bk ." \
+            '<= 1.0x BuildKit `docker build`' 1.0
+        pair '`image apps/web` (`COPY . /app/`), first build' \
+            "$PRUNE \"\$RB\" image apps/web -f $WORK/copy-all.Dockerfile -t bench:reggie-web" \
+            "$PRUNE $BK -f $WORK/copy-all.Dockerfile -t bench:docker-web apps/web" \
+            '<= 1.0x BuildKit `docker build`' 1.0
         MEM_CMDS+=("\"\$RB\" image apps/web -f $WORK/copy-all.Dockerfile -t bench:reggie-web")
+        # Peak memory of a first build, when every file travels.
+        if "$TIME_BIN" -f %M true 2>/dev/null; then
+            docker builder prune -af >/dev/null 2>&1 || true
+            if "$TIME_BIN" -f %M -o "$WORK/rss" "$RB" image apps/web -f "$WORK/copy-all.Dockerfile" -t bench:reggie-web >/dev/null 2>"$WORK/stderr"; then
+                mib=$(awk -v k="$(tail -n 1 "$WORK/rss")" 'BEGIN { printf "%.1f", k / 1024 }')
+                MEM_ROWS+=("| \`reggie-build image apps/web\` first build (all files sent) | $mib | < 64 MiB | $(verdict mem 64 "$mib") |")
+            else
+                fail 'image apps/web, first build (peak memory)'
+            fi
+        fi
     else
         skip '`image` vs BuildKit `docker build`' 'skipped: no 20.10 docker CLI at /usr/bin/docker'
     fi
