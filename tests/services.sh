@@ -16,6 +16,8 @@
 #   * the daemon's embedded BuildKit as a buildkitd-like gRPC listener,
 #     plain and with mutual TLS (`tests/relay.py buildkit`: `POST /grpc`
 #     upgraded to h2c, then piped), for `image --buildkit-addr`,
+#   * a second dockerd with a data root of its own (docker2.sock), where the
+#     cache-import test builds with none of the first one's build cache,
 #   * a busybox base image, reggie-busybox:latest, imported from
 #     busybox-static (nothing is pulled from the network).
 #
@@ -84,6 +86,7 @@ if [ "${1:-}" = stop ]; then
     stop_pidfile "$DIR/moto.pid"
     stop_pidfile "$DIR/registry.pid"
     stop_pidfile "$DIR/docker.pid"
+    stop_pidfile "$DIR/docker2.pid"
     rm -f "$DIR/env"
     log "stopped"
     exit 0
@@ -168,6 +171,33 @@ if ! docker image inspect reggie-busybox:latest >/dev/null 2>&1; then
     docker import --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' \
         "$DIR/busybox-rootfs.tar" reggie-busybox:latest >/dev/null
     rm -rf "$rootfs" "$DIR/busybox-rootfs.tar"
+fi
+
+# ---- a second dockerd -------------------------------------------------------
+# Its own data root: the cache-import test builds there with nothing of the
+# first daemon's build cache, as a CI runner would.
+SOCK2="$DIR/docker2.sock"
+docker2_ok() { DOCKER_HOST="unix://$SOCK2" docker version --format '{{.Server.Version}}'; }
+if alive "$DIR/docker2.pid" && docker2_ok >/dev/null 2>&1; then
+    log "second dockerd already running ($SOCK2)"
+else
+    stop_pidfile "$DIR/docker2.pid"
+    rm -f "$SOCK2"
+    mkdir -p "$DIR/docker2-data" "$DIR/docker2-exec"
+    driver=$(docker info --format '{{.Driver}}')
+    log "starting a second dockerd (storage driver $driver)"
+    setsid dockerd \
+        --host "unix://$SOCK2" \
+        --data-root "$DIR/docker2-data" \
+        --exec-root "$DIR/docker2-exec" \
+        --pidfile "$DIR/docker2.pid" \
+        --storage-driver="$driver" \
+        --iptables=false --ip6tables=false --bridge=none \
+        >"$DIR/dockerd2.log" 2>&1 </dev/null &
+    wait_for "second dockerd" 60 docker2_ok || die "the second dockerd did not start; see $DIR/dockerd2.log"
+fi
+if ! DOCKER_HOST="unix://$SOCK2" docker image inspect reggie-busybox:latest >/dev/null 2>&1; then
+    docker save reggie-busybox:latest | DOCKER_HOST="unix://$SOCK2" docker load >/dev/null
 fi
 
 # ---- registry ---------------------------------------------------------------
@@ -408,6 +438,7 @@ export REGGIE_TEST_REGISTRY=127.0.0.1:$registry_port
 export REGGIE_TEST_MOTO=http://127.0.0.1:$moto_port
 export REGGIE_TEST_REGISTRY_USER=$PLAIN_USER
 export REGGIE_TEST_REGISTRY_PASSWORD='$PLAIN_PASSWORD'
+export REGGIE_TEST_DOCKER2=unix://$SOCK2
 export REGGIE_TEST_DOCKER_TCP=tcp://127.0.0.1:$tcp_port
 export REGGIE_TEST_DOCKER_TLS=tcp://127.0.0.1:$tls_port
 export REGGIE_TEST_DOCKER_CERTS=$TLS/client
