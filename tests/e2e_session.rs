@@ -27,6 +27,42 @@ fn services() -> BTreeMap<String, String> {
     common::services().expect("the session tests need the daemon: they never skip")
 }
 
+/// A test's directories: the docker config, the context and a TMPDIR.
+struct Work {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    config: PathBuf,
+    ctx: PathBuf,
+    tmp: PathBuf,
+}
+
+fn work() -> Work {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let [config, ctx, tmp] = ["config", "ctx", "tmp"].map(|d| root.join(d));
+    for d in [&config, &ctx, &tmp] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    Work {
+        _dir: dir,
+        root,
+        config,
+        ctx,
+        tmp,
+    }
+}
+
+/// A new ed25519 key without a passphrase at `path`.
+fn keygen(path: &Path, comment: &str) {
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh-keygen (openssh-client) must be installed for this test");
+    assert!(made.status.success(), "{made:?}");
+}
+
 #[test]
 fn session_image_equals_docker_buildkit() {
     let env = services();
@@ -173,11 +209,8 @@ fn session_rebuild_sends_only_what_changed() {
 #[test]
 fn session_rebuild_is_fully_cached() {
     let env = services();
-    let work = tempfile::tempdir().unwrap();
-    let config = work.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let w = work();
+    let (config, ctx) = (w.config.clone(), w.ctx.clone());
     std::fs::write(
         ctx.join("Dockerfile"),
         "FROM reggie-busybox:latest\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n",
@@ -242,14 +275,11 @@ fn session_rebuild_is_fully_cached() {
 #[test]
 fn secret_reaches_the_build_but_not_the_image() {
     let env = services();
-    let work = tempfile::tempdir().unwrap();
-    let config = work.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let w = work();
+    let (config, ctx) = (w.config.clone(), w.ctx.clone());
     let value = "s3cr3t-VALUE-7f2a9c";
     let env_value = "env-S3CRET-41d0";
-    let secret_file = work.path().join("token");
+    let secret_file = w.root.join("token");
     std::fs::write(&secret_file, value).unwrap();
     // The RUN step fails unless both values arrived intact (it compares
     // their hashes, so the Dockerfile does not hold them); it writes only
@@ -345,12 +375,9 @@ fn secret_reaches_the_build_but_not_the_image() {
 #[test]
 fn ssh_agent_forwarded_into_the_build() {
     let env = services();
-    let work = tempfile::tempdir().unwrap();
-    let config = work.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    let sock = work.path().join("agent.sock");
+    let w = work();
+    let (config, ctx) = (w.config.clone(), w.ctx.clone());
+    let sock = w.root.join("agent.sock");
     let mut agent = Command::new("ssh-agent")
         .args(["-D", "-a"])
         .arg(&sock)
@@ -406,31 +433,12 @@ fn ssh_agent_forwarded_into_the_build() {
 #[test]
 fn ssh_key_file_served_into_the_build() {
     let env = services();
-    let work = tempfile::tempdir().unwrap();
-    let config = work.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    let ctx = work.path().join("ctx");
+    let w = work();
+    let (config, ctx, tmp) = (w.config.clone(), w.ctx.clone(), w.tmp.clone());
     let rt = ctx.join("rt");
     std::fs::create_dir_all(&rt).unwrap();
-    let tmp = work.path().join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let key = work.path().join("id_ed25519");
-    let made = Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "polish-e2e-key",
-            "-f",
-        ])
-        .arg(&key)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ssh-keygen (openssh-client) must be installed for this test");
-    assert!(made.status.success(), "{made:?}");
+    let key = w.root.join("id_ed25519");
+    keygen(&key, "polish-e2e-key");
     let fp = Command::new("ssh-keygen")
         .arg("-lf")
         .arg(key.with_extension("pub"))
@@ -502,21 +510,10 @@ fn ssh_key_file_served_into_the_build() {
 #[test]
 fn ssh_key_agent_ends_with_a_failed_or_interrupted_build() {
     let env = services();
-    let work = tempfile::tempdir().unwrap();
-    let config = work.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    let tmp = work.path().join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let key = work.path().join("id_ed25519");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ssh-keygen (openssh-client) must be installed for this test");
-    assert!(made.status.success(), "{made:?}");
+    let w = work();
+    let (config, ctx, tmp) = (w.config.clone(), w.ctx.clone(), w.tmp.clone());
+    let key = w.root.join("id_ed25519");
+    keygen(&key, "polish-e2e-key");
     let spec = format!("default={}", key.display());
     let agents_running = || {
         let needle = tmp.to_string_lossy().into_owned();
