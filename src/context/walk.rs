@@ -126,6 +126,7 @@ impl Stat {
     }
 
     /// The `fstat` of an open file.
+    #[cfg(feature = "image")]
     pub(crate) fn fstat(fd: impl AsFd) -> io::Result<Stat> {
         Ok(Stat::from_raw(&rustix::fs::fstat(fd)?))
     }
@@ -214,6 +215,7 @@ impl Entry<'_> {
     /// lookup, not the whole path's. `None` when the walk has no directory
     /// open for it, the kernel lacks `listxattrat` (Linux 6.13) or the
     /// call fails; the caller then asks by path.
+    #[cfg(feature = "image")]
     pub(crate) fn xattr_list_len(&self) -> Option<usize> {
         let at = self.at?;
         list_xattrs_at(at.dir, at.name)
@@ -858,6 +860,7 @@ fn bytes_path(bytes: &[u8]) -> &Path {
 /// `lstat`s an entry through its directory when that is open, by `path`
 /// otherwise.
 #[cfg(all(
+    feature = "image",
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
@@ -880,10 +883,13 @@ fn list_xattrs_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<usize> {
     usize::try_from(n).ok()
 }
 
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
+#[cfg(all(
+    feature = "image",
+    not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))
+))]
 fn list_xattrs_at(_dir: BorrowedFd<'_>, _name: &CStr) -> Option<usize> {
     None
 }

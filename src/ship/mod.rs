@@ -521,7 +521,8 @@ pub(crate) async fn survey(ctx: &Context, tar: &TarOptions) -> Result<Surveyed, 
     let ctx = ctx.clone();
     let tar = tar.clone();
     tokio::task::spawn_blocking(move || {
-        // git runs beside the walk: both are mostly waiting.
+        // The two git processes run while the walk does: neither needs
+        // the other's result.
         std::thread::scope(|scope| {
             let git = scope.spawn(|| git_labels(&ctx));
             // Only BuildKit's file sync serves the survey's stats again.
