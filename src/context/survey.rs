@@ -55,16 +55,6 @@ impl Snapshot {
         self.stats.get(rel)
     }
 
-    /// How many entries it holds.
-    pub fn len(&self) -> usize {
-        self.stats.len()
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.stats.is_empty()
-    }
-
     fn keep(&mut self, rel: &[u8], stat: &Stat) {
         if self.stats.len() < Self::MAX_ENTRIES {
             self.stats.insert(rel.into(), *stat);

@@ -43,7 +43,8 @@ pub struct ImageOptions {
     pub target: Option<String>,
     /// The platform to build for (`--platform`).
     pub platform: Option<String>,
-    /// Labels, on top of [`ship::default_labels`].
+    /// Labels, on top of those every image gets (OCI source and revision,
+    /// the context digest and build key, a pinned creation time).
     pub labels: BTreeMap<String, String>,
     /// Build without the build cache (`--no-cache`).
     pub no_cache: bool,

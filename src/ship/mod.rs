@@ -28,7 +28,7 @@
 //!
 //! Progress arrives as events (BuildKit's decoded by `buildkit`); an
 //! error inside the 200 response stream ends the build with the failing
-//! step. No label changes with the clock ([`default_labels`]), so a
+//! step. No label changes with the clock (`default_labels`), so a
 //! rebuild of unchanged inputs is fully cached and gives the same image.
 
 pub(crate) mod buildkit;
@@ -348,15 +348,6 @@ fn step_failure(step: &Option<String>, message: &str, tail: &[String]) -> String
     out
 }
 
-/// The labels every image gets: OCI source and revision, the context
-/// digest, and the creation time when `SOURCE_DATE_EPOCH` pins it (the
-/// clock's time would change the image on every rebuild).
-pub fn default_labels(ctx: &Context, context_digest: &str) -> BTreeMap<String, String> {
-    let mut labels = git_labels(ctx);
-    labels.extend(default_labels_of(context_digest));
-    labels
-}
-
 /// The OCI source (its credentials removed) and revision of the checkout
 /// holding the context, when it is a git checkout.
 fn git_labels(ctx: &Context) -> BTreeMap<String, String> {
@@ -384,10 +375,14 @@ fn git_labels(ctx: &Context) -> BTreeMap<String, String> {
     labels
 }
 
-/// The labels that do not come from git: the context digest and the
-/// pinned creation time.
-fn default_labels_of(context_digest: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
+/// The labels every image gets: the checkout's OCI source and revision
+/// (`git`, from [`git_labels`]), the context digest, and the creation
+/// time when `SOURCE_DATE_EPOCH` pins it (the clock's time would change
+/// the image on every rebuild).
+fn default_labels(
+    mut labels: BTreeMap<String, String>,
+    context_digest: &str,
+) -> BTreeMap<String, String> {
     // The build time would make every rebuild a new image (and the classic
     // builder's label step a cache miss): only a pinned time is a label.
     // `image` has already refused a value that is not a number.
@@ -534,8 +529,7 @@ pub(crate) async fn survey(ctx: &Context, tar: &TarOptions) -> Result<Surveyed, 
             let (survey, snapshot) = surveyed?;
             let dockerfile = crate::context::walk::read_input_file(ctx.dockerfile())
                 .map_err(ShipError::Dockerfile)?;
-            let mut labels = git;
-            labels.extend(default_labels_of(&survey.digest));
+            let labels = default_labels(git, &survey.digest);
             Ok(Surveyed {
                 survey,
                 snapshot: Arc::new(snapshot),
