@@ -62,8 +62,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     };
     let baseline: Option<serde_json::Value> = match &args.baseline {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read baseline {}", p.display()))?;
+            // A report, not an unbounded read: regular files only, capped,
+            // and a file inside the repository read only inside it.
+            let bytes = reggie_build::input::read_given(p, reggie_build::input::TEXT_LIMIT)
+                .context("cannot read the baseline")?;
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("baseline {} is not UTF-8 JSON", p.display()))?;
             Some(
                 serde_json::from_str(&text)
                     .with_context(|| format!("baseline {} is not JSON", p.display()))?,

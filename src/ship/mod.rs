@@ -255,7 +255,7 @@ pub enum ShipError {
     Context(#[from] crate::context::tarball::TarError),
     /// The Dockerfile could not be read.
     #[error("cannot read the Dockerfile: {0}")]
-    Dockerfile(std::io::Error),
+    Dockerfile(crate::input::InputError),
     /// The classic builder's upload failed.
     #[error("uploading the build context failed: {0}")]
     Upload(#[from] upload::UploadError),
@@ -527,8 +527,7 @@ pub(crate) async fn survey(ctx: &Context, tar: &TarOptions) -> Result<Surveyed, 
             };
             let git = git.join().unwrap_or_default();
             let (survey, snapshot) = surveyed?;
-            let dockerfile = crate::context::walk::read_input_file(ctx.dockerfile())
-                .map_err(ShipError::Dockerfile)?;
+            let dockerfile = ctx.read_dockerfile().map_err(ShipError::Dockerfile)?;
             let labels = default_labels(git, &survey.digest);
             Ok(Surveyed {
                 survey,
