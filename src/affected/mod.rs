@@ -31,9 +31,15 @@ pub const SCHEMA: u32 = 1;
 /// Errors of `affected`.
 #[derive(Debug, thiserror::Error)]
 pub enum AffectedError {
-    #[error("cannot run git: {0}; install git (it must be on PATH)")]
+    #[error(transparent)]
     /// `git` cannot be run.
-    GitMissing(std::io::Error),
+    GitMissing(#[from] crate::git::GitError),
+    #[error("{what} is not in this clone: it is a partial clone, whose objects git fetches on demand, and reggie-build never lets git fetch (a repository's config could run a command then). Fetch the history you compare first, or clone without --filter")]
+    /// An object a partial clone lacks.
+    MissingObject {
+        /// The object, as `REV:PATH`.
+        what: String,
+    },
     #[error("`git {args}` failed: {stderr}")]
     /// A git command failed.
     Git {

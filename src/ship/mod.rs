@@ -352,17 +352,12 @@ fn step_failure(step: &Option<String>, message: &str, tail: &[String]) -> String
 /// holding the context, when it is a git checkout.
 fn git_labels(ctx: &Context) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
-    let git = |args: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(ctx.root())
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
-        (out.status.success() && !s.is_empty()).then_some(s)
+    // The work tree holding the context (never a bare repository
+    // committed inside it), through the hardened runner.
+    let Some(repo) = crate::git::Repo::discover(ctx.root()) else {
+        return labels;
     };
+    let git = |args: &[&str]| repo.line(args);
     if let Some(url) = git(&["config", "--get", "remote.origin.url"]) {
         labels.insert(
             "org.opencontainers.image.source".into(),

@@ -14,7 +14,9 @@ const CANARY: &str = "environ-canary-5678";
 /// Runs with a canary in the environment (so that reading
 /// `/proc/self/environ` would show).
 fn run_canary(dir: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
+    let bin = std::env::var_os("REGGIE_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_reggie-build").into());
+    std::process::Command::new(bin)
         .current_dir(dir)
         .args(args)
         .env("NO_COLOR", "1")
