@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 // The second round of hostile repositories (issue 23), one module per
 // surface.
+#[path = "hostile/cache.rs"]
+mod cache;
 #[path = "hostile/git.rs"]
 mod git;
 #[path = "hostile/input.rs"]
