@@ -31,8 +31,9 @@ pub struct CheckArgs {
     /// Warnings fail the check too.
     #[arg(long)]
     pub strict: bool,
-    /// A saved report (`analyze --json` or `check --format json`) to
-    /// compare with: names what grew.
+    /// A saved report (`analyze --json` or `check --format json`, a
+    /// regular file of at most 32 MiB) to compare with: names what grew.
+    /// E.g. `--baseline main-report.json`.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
     /// Output format.
