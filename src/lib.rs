@@ -81,6 +81,8 @@ pub mod plan;
 #[cfg(feature = "image")]
 pub mod publish;
 #[cfg(feature = "image")]
+pub(crate) mod reference;
+#[cfg(feature = "image")]
 pub mod ship;
 pub mod text;
 

@@ -374,7 +374,7 @@ async fn skip_existing(
     options: &PushOptions,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Option<ImageOutcome>, ImageError> {
-    let key = &prepared.build_key;
+    let key = &prepared.keyed.build_key;
     match ship::skip::find_local(daemon, key).await {
         Ok(Some(id)) => {
             for tag in &opts.tags {
@@ -410,7 +410,7 @@ async fn skip_existing(
         &opts.tags,
         options,
         key,
-        &prepared.platform,
+        &prepared.keyed.platform,
         on_event,
     )
     .await;

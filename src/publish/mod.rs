@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::ship::{daemon, split_tag, Daemon, Event};
+use crate::reference::split_tag;
+use crate::ship::{daemon, Daemon, Event};
 
 use crate::auth;
 pub use crate::auth::Credentials;

@@ -9,7 +9,8 @@ use futures_util::StreamExt;
 
 use super::registry::Registry;
 use super::{credentials_for, parse_reference, PushOptions, Pushed};
-use crate::ship::{daemon, skip, split_tag, Daemon, Event, BUILD_KEY_LABEL};
+use crate::reference::split_tag;
+use crate::ship::{daemon, skip, Daemon, Event, BUILD_KEY_LABEL};
 
 /// An image reused from the registry.
 #[derive(Debug, Clone)]

@@ -30,11 +30,13 @@ use bollard_buildkit_proto::moby::buildkit::v1::{
     CacheOptions, CacheOptionsEntry, ListWorkersRequest, SolveRequest, StatusRequest,
 };
 
+use super::error::{with_hint, ControlError, ShipError};
+use super::event::Event;
+use super::filesend::{self, ExportState};
 use super::grpc_io::{self, Addr, TlsOptions};
-use super::{
-    buildkit, session, session_dockerfile_name, session_parts, upload, BuildSpec, Built, Event,
-    ShipError, BUILD_KEY_LABEL,
-};
+use super::prepare::{self, session_dockerfile_name, session_parts};
+use super::spec::{BuildSpec, Built};
+use super::{buildkit, daemon, outputs, session, upload};
 
 /// A BuildKit engine to build on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,39 +63,6 @@ impl Engine {
             Engine::Standalone => "a standalone buildkitd",
         }
     }
-}
-
-/// Errors of the Control API path.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    #[error("--buildkit-addr {addr:?}: {reason}")]
-    Address { addr: String, reason: String },
-    #[error("cannot reach the BuildKit builder at {addr}: {reason}\n  {hint}")]
-    Unreachable {
-        addr: String,
-        reason: String,
-        hint: String,
-    },
-    #[error("the TLS connection to the BuildKit builder at {addr} failed: {reason}\n  {check}")]
-    Tls {
-        addr: String,
-        reason: String,
-        check: String,
-    },
-    #[error("the builder at {addr} is {engine}: {what}. It supports {supported}; {instead}")]
-    Unsupported {
-        addr: String,
-        engine: &'static str,
-        what: String,
-        supported: &'static str,
-        instead: &'static str,
-    },
-    #[error("{what} on the BuildKit builder at {addr} failed: {message}")]
-    Call {
-        addr: String,
-        what: &'static str,
-        message: String,
-    },
 }
 
 impl Remote {
@@ -258,7 +227,7 @@ pub fn choose_exporter(
 }
 
 /// A cache import or export as the Control API takes it.
-fn cache_entry(c: &super::outputs::CacheSpec) -> CacheOptionsEntry {
+fn cache_entry(c: &outputs::CacheSpec) -> CacheOptionsEntry {
     CacheOptionsEntry {
         r#type: c.kind.clone(),
         attrs: c.attrs.clone().into_iter().collect(),
@@ -320,7 +289,7 @@ pub async fn build(
 ) -> Result<RemoteBuilt, ShipError> {
     let channel = grpc_io::channel(&remote.addr, &remote.tls)
         .await
-        .map_err(|e| remote.connection_error(super::daemon::describe(&e)))?;
+        .map_err(|e| remote.connection_error(daemon::describe(&e)))?;
     let mut client = ControlClient::new(channel)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
@@ -341,8 +310,8 @@ pub async fn build(
     let engine = engine_of(&workers);
     tracing::info!(addr = %remote.addr, ?engine, workers = workers.len(), "BuildKit builder");
     tracing::debug!(workers = ?workers.iter().map(|w| (&w.id, &w.labels, &w.platforms)).collect::<Vec<_>>(), "workers");
-    let outputs_plan = super::outputs::plan_remote(
-        &super::outputs::Request {
+    let outputs_plan = outputs::plan_remote(
+        &outputs::Request {
             outputs: &spec.outputs,
             cache_from: &spec.cache_from,
             cache_to: &spec.cache_to,
@@ -382,20 +351,18 @@ pub async fn build(
     // The context is surveyed once the builder answered: an unreachable
     // one fails before a walk of the whole context.
     let ctx = spec.context.clone();
-    let super::Surveyed {
-        survey,
-        snapshot,
-        dockerfile,
-        mut labels,
-    } = super::survey(&ctx, &spec.tar).await?;
+    let surveyed = prepare::survey(&ctx, &spec.tar).await?;
     let dockerfile_name = session_dockerfile_name(&ctx);
-    on_event(Event::Context {
-        digest: survey.digest.clone(),
-        entries: survey.entries,
-        content_bytes: survey.content_bytes,
-        dockerfile: dockerfile_name.clone(),
-        compression: "none",
+    // The build key's platform: --platform, or the engine's first.
+    let platform = spec.platform.clone().unwrap_or_else(|| {
+        workers
+            .first()
+            .and_then(|w| w.platforms.first())
+            .map(|p| format!("{}/{}", p.os, p.architecture))
+            .unwrap_or_else(|| "unknown".into())
     });
+    let keyed = surveyed.key(spec, platform);
+    on_event(keyed.context_event(dockerfile_name.clone(), "none"));
 
     if let Some(want) = &spec.platform {
         let offered: Vec<String> = workers
@@ -403,7 +370,7 @@ pub async fn build(
             .flat_map(|w| &w.platforms)
             .map(|p| format!("{}/{}", p.os, p.architecture))
             .collect();
-        let arch = super::platform_arch(want).unwrap_or_default();
+        let arch = outputs::platform_arch(want).unwrap_or_default();
         if !offered.is_empty() && !offered.iter().any(|p| p.ends_with(&format!("/{arch}"))) {
             on_event(Event::Warning {
                 message: format!(
@@ -414,33 +381,14 @@ pub async fn build(
             });
         }
     }
-    // The build key's platform: --platform, or the engine's first.
-    let platform = spec.platform.clone().unwrap_or_else(|| {
-        workers
-            .first()
-            .and_then(|w| w.platforms.first())
-            .map(|p| format!("{}/{}", p.os, p.architecture))
-            .unwrap_or_else(|| "unknown".into())
-    });
-    labels.insert(
-        BUILD_KEY_LABEL.into(),
-        super::build_key(
-            &survey.digest,
-            &dockerfile,
-            spec.target.as_deref(),
-            &spec.build_args,
-            &platform,
-        ),
-    );
-    labels.extend(spec.labels.clone());
 
-    let export_state = std::sync::Arc::new(super::filesend::ExportState::default());
+    let export_state = std::sync::Arc::new(ExportState::default());
     let (info, services) = session_parts(
         spec,
         session::session_credentials(&spec.pull_credentials),
         outputs_plan.export.clone(),
         export_state.clone(),
-        snapshot,
+        keyed.snapshot.clone(),
     );
     let counters = services.counters.clone();
     let (io, pump) = tokio::time::timeout(
@@ -470,7 +418,7 @@ pub async fn build(
         r#ref: build_ref.clone(),
         session: info.id.clone(),
         frontend: "dockerfile.v0".into(),
-        frontend_attrs: frontend_attrs(spec, &dockerfile_name, &labels),
+        frontend_attrs: frontend_attrs(spec, &dockerfile_name, &keyed.labels),
         // The fields every BuildKit reads (newer ones turn them into
         // `exporters`); an engine older than `exporters` ignores that.
         exporter_deprecated: exporter.kind.to_string(),
@@ -591,7 +539,7 @@ pub async fn build(
             return Err(match step {
                 Some(step) => ShipError::Step {
                     step: Some(step),
-                    message: super::with_hint(status.message().trim()),
+                    message: with_hint(status.message().trim()),
                     log_tail,
                 },
                 None => remote.call_error("the build (Solve)", status).into(),
@@ -606,7 +554,7 @@ pub async fn build(
     };
     if exports_files {
         // BuildKit answered; the last writes may still be landing.
-        super::wait_for_export(
+        filesend::wait_for_export(
             &export_state,
             spec.idle_timeout,
             &format!("the builder at {}", remote.addr),
@@ -615,7 +563,7 @@ pub async fn build(
         return Ok(RemoteBuilt {
             built: Built {
                 image_id: String::new(),
-                context_digest: survey.digest,
+                context_digest: keyed.survey.digest.clone(),
                 uploaded_bytes: sent,
                 steps: progress.steps,
             },
@@ -648,7 +596,7 @@ pub async fn build(
     Ok(RemoteBuilt {
         built: Built {
             image_id,
-            context_digest: survey.digest,
+            context_digest: keyed.survey.digest.clone(),
             uploaded_bytes: sent,
             steps: progress.steps,
         },
