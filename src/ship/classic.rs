@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 
 use crate::context::Builder;
+use crate::reference;
 
 use super::daemon::{self, Daemon};
 use super::error::{with_hint, ShipError};
@@ -34,8 +35,8 @@ fn registry_config(
         .iter()
         .map(|(registry, c)| {
             let key = match (registry.as_str(), builder) {
-                ("docker.io", Builder::BuildKit) => "registry-1.docker.io",
-                ("docker.io", Builder::Classic) => "https://index.docker.io/v1/",
+                (reference::DOCKER_HUB, Builder::BuildKit) => reference::DOCKER_HUB_API,
+                (reference::DOCKER_HUB, Builder::Classic) => reference::DOCKER_HUB_INDEX,
                 (other, _) => other,
             };
             (key.to_string(), c.docker(key))
