@@ -78,6 +78,7 @@ pub mod input;
 #[cfg(feature = "image")]
 pub mod ops;
 pub mod plan;
+pub mod reference;
 // The image builder (feature `image`, on by default): the Docker, BuildKit
 // and AWS stacks, which the analysis commands never need.
 #[cfg(feature = "image")]
