@@ -12,6 +12,8 @@
 mod shared;
 
 mod commands;
+#[cfg(feature = "image")]
+mod generate;
 mod output;
 mod plan_args;
 mod targets;
@@ -107,6 +109,16 @@ enum Command {
 }
 
 fn main() {
+    // Not a command of the tree (completions and man pages would offer
+    // it): the maintainers' generator of those very documents.
+    #[cfg(feature = "image")]
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == generate::NAME)
+    {
+        let code = shared::exit_code(generate::run(<Cli as clap::CommandFactory>::command()));
+        std::process::exit(code);
+    }
     let cli = parse_args();
     shared::init_logging(&cli.globals);
     output::set_color(cli.globals.color);
@@ -186,6 +198,26 @@ fn parse_quick(args: &[std::ffi::OsString]) -> Option<Cli> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every option of a command sits under a heading of `--help` (context,
+    /// build, output...), but the global ones and help, which `--help`
+    /// lists first under "Options".
+    #[test]
+    fn every_option_has_a_heading() {
+        let mut cli = <Cli as clap::CommandFactory>::command();
+        cli.build();
+        for cmd in cli.get_subcommands() {
+            for arg in cmd.get_arguments() {
+                let general = arg.is_global_set() || arg.get_id() == "help" || arg.is_positional();
+                assert!(
+                    general || arg.get_help_heading().is_some(),
+                    "`{} --{}` has no help_heading (src/bin/shared/mod.rs, `heading`)",
+                    cmd.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
 
     /// The quick parse gives exactly what the full tree gives, and leaves
     /// help and errors to the full tree.

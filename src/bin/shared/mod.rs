@@ -47,7 +47,29 @@ macro_rules! full_build {
     };
 }
 
-/// Options every command takes.
+/// The headings `--help` groups options under, the same names in every
+/// command (and in the generated reference pages and man pages); those
+/// of one command only are beside it (`check`'s "Budget", `affected`'s
+/// "Git change").
+pub mod heading {
+    /// What is sent: the context directory, the Dockerfile, the config's
+    /// images, the builder whose rules apply.
+    pub const CONTEXT: &str = "Context";
+    /// What the Dockerfile build is: stage, build args, platform, and for
+    /// `image` how it runs.
+    pub const BUILD: &str = "Build";
+    /// What is printed or written, and where.
+    pub const OUTPUT: &str = "Output";
+    /// Pushing and registry credentials.
+    pub const REGISTRY: &str = "Registry";
+    /// A BuildKit engine reached through its Control API.
+    pub const REMOTE: &str = "Remote builder";
+    /// Several images of reggie-build.toml at once.
+    pub const MANY: &str = "Several images";
+}
+
+/// Options every command takes (listed first, under "Options", as cargo
+/// lists its own).
 #[derive(Debug, Args)]
 pub struct Globals {
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
@@ -109,10 +131,12 @@ pub struct ContextArgs {
     pub path: PathBuf,
     /// The Dockerfile (default: PATH/Dockerfile).
     #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    #[arg(help_heading = heading::CONTEXT)]
     pub file: Option<PathBuf>,
     /// Reproduce BuildKit's rules (default) or the classic builder's; for
     /// `image`, also the daemon's builder that runs the build.
     #[arg(long, value_enum, default_value_t = BuilderArg::Buildkit)]
+    #[arg(help_heading = heading::CONTEXT)]
     pub builder: BuilderArg,
 }
 
