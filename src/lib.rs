@@ -69,6 +69,7 @@ pub mod build_digest;
 pub mod check;
 pub mod config;
 pub mod context;
+pub mod csv;
 pub mod discover;
 pub mod formats;
 #[doc(hidden)]
