@@ -71,6 +71,7 @@ pub mod config;
 pub mod context;
 pub mod csv;
 pub mod discover;
+pub mod error_chain;
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
