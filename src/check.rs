@@ -302,7 +302,7 @@ pub fn check_deployed(
                 "use the ignore file `reggie-build analyze --write-ignore` suggests ({}): it sends {} files, {}",
                 ig.path.display(),
                 ig.files,
-                analyze::humanize(ig.bytes)
+                crate::units::humanize(ig.bytes)
             ));
         }
         if opts.full {
@@ -311,7 +311,7 @@ pub fn check_deployed(
                     "exclude `{}` ({}, {})",
                     u.path.trim_end_matches('/'),
                     u.kind,
-                    analyze::humanize(u.bytes)
+                    crate::units::humanize(u.bytes)
                 ));
             }
         }
@@ -373,8 +373,8 @@ pub fn growth_against(baseline: &serde_json::Value, v: &Verdict) -> Vec<String> 
             out.push(format!(
                 "{} total ({} → {})",
                 signed(delta),
-                analyze::humanize(bytes),
-                analyze::humanize(v.uploaded.bytes)
+                crate::units::humanize(bytes),
+                crate::units::humanize(v.uploaded.bytes)
             ));
         }
     }
@@ -404,7 +404,7 @@ pub fn growth_against(baseline: &serde_json::Value, v: &Verdict) -> Vec<String> 
 }
 
 fn signed(delta: i128) -> String {
-    let size = analyze::humanize(delta.unsigned_abs() as u64);
+    let size = crate::units::humanize(delta.unsigned_abs() as u64);
     if delta >= 0 {
         format!("+{size}")
     } else {

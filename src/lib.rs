@@ -86,6 +86,7 @@ pub mod publish;
 #[cfg(feature = "image")]
 pub mod ship;
 pub mod text;
+pub mod units;
 
 #[cfg(test)]
 pub(crate) mod test_support {
