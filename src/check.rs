@@ -18,8 +18,8 @@ use crate::analyze::findings::{copy_source_findings, secret_finding};
 use crate::analyze::{
     self, AnalyzeError, AnalyzeOptions, Finding, Group, RuleSet, Severity, Totals,
 };
-use crate::config::Budget;
-use crate::context::{ContextSpec, FileKind};
+use crate::config::{self, Budget};
+use crate::context::{Builder, ContextSpec, FileKind};
 use crate::plan::{Plan, PlanOptions};
 
 /// One image to check.
@@ -33,6 +33,35 @@ pub struct Target {
     pub plan: PlanOptions,
     /// Its upload budget.
     pub budget: Budget,
+}
+
+impl Target {
+    /// An image of `reggie-build.toml` built with the command line's
+    /// build inputs (`shared`): the image's context and Dockerfile, both
+    /// sides' build args (the command line's win, as for `image`), the
+    /// command line's target and platform, else the image's, and its
+    /// budget. `check`, `analyze`, `digest` and `image --all` merge a
+    /// configured image this one way.
+    pub fn from_image(image: &config::Image, builder: Builder, shared: &PlanOptions) -> Target {
+        let mut plan = shared.clone();
+        for (k, v) in &image.build_args {
+            plan.build_args
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+        plan.target = plan.target.or_else(|| image.target.clone());
+        plan.platform = plan.platform.or_else(|| image.platform.clone());
+        Target {
+            name: image.name.clone(),
+            spec: ContextSpec {
+                root: image.context.clone(),
+                dockerfile: Some(image.dockerfile.clone()),
+                builder,
+            },
+            plan,
+            budget: image.budget,
+        }
+    }
 }
 
 /// Options of a check.
@@ -273,7 +302,7 @@ pub fn check_deployed(
                 "use the ignore file `reggie-build analyze --write-ignore` suggests ({}): it sends {} files, {}",
                 ig.path.display(),
                 ig.files,
-                analyze::humanize(ig.bytes)
+                crate::units::humanize(ig.bytes)
             ));
         }
         if opts.full {
@@ -282,7 +311,7 @@ pub fn check_deployed(
                     "exclude `{}` ({}, {})",
                     u.path.trim_end_matches('/'),
                     u.kind,
-                    analyze::humanize(u.bytes)
+                    crate::units::humanize(u.bytes)
                 ));
             }
         }
@@ -344,8 +373,8 @@ pub fn growth_against(baseline: &serde_json::Value, v: &Verdict) -> Vec<String> 
             out.push(format!(
                 "{} total ({} → {})",
                 signed(delta),
-                analyze::humanize(bytes),
-                analyze::humanize(v.uploaded.bytes)
+                crate::units::humanize(bytes),
+                crate::units::humanize(v.uploaded.bytes)
             ));
         }
     }
@@ -375,7 +404,7 @@ pub fn growth_against(baseline: &serde_json::Value, v: &Verdict) -> Vec<String> 
 }
 
 fn signed(delta: i128) -> String {
-    let size = analyze::humanize(delta.unsigned_abs() as u64);
+    let size = crate::units::humanize(delta.unsigned_abs() as u64);
     if delta >= 0 {
         format!("+{size}")
     } else {

@@ -5,8 +5,9 @@ pub mod html;
 
 use std::fmt::Write as _;
 
-use crate::analyze::{humanize, report, Analysis, Finding, Severity};
+use crate::analyze::{report, Analysis, Finding, Severity};
 use crate::check::Verdict;
+use crate::units::humanize;
 
 /// Output formats of `analyze` and `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -69,7 +69,9 @@ pub mod build_digest;
 pub mod check;
 pub mod config;
 pub mod context;
+pub mod csv;
 pub mod discover;
+pub mod error_chain;
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -86,6 +88,7 @@ pub mod publish;
 #[cfg(feature = "image")]
 pub mod ship;
 pub mod text;
+pub mod units;
 
 #[cfg(test)]
 pub(crate) mod test_support {

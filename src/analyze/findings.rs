@@ -8,7 +8,9 @@ use crate::context::walk::WalkSummary;
 use crate::context::{Builder, Context, ContextSpec, FileKind, WalkError};
 use crate::plan::Plan;
 
-use super::{humanize, is_root_anchored_name_pattern, show, AnalyzeError, RuleSet, Totals};
+use crate::units::humanize;
+
+use super::{is_root_anchored_name_pattern, show, AnalyzeError, RuleSet, Totals};
 
 /// How bad a finding is. Errors make a build fail or leak secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

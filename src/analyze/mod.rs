@@ -897,11 +897,6 @@ pub(crate) fn os(p: &[u8]) -> &std::ffi::OsStr {
     std::ffi::OsStr::from_bytes(p)
 }
 
-/// Bytes for people, in decimal units as Docker prints them: `1.4 GB`.
-pub fn humanize(bytes: u64) -> String {
-    humansize::format_size(bytes, humansize::DECIMAL)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

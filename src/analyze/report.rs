@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{humanize, Analysis, Finding, Group, Totals, Unused, UsedPath};
+use crate::units::humanize;
+
+use super::{Analysis, Finding, Group, Totals, Unused, UsedPath};
 use crate::context::Builder;
 use crate::text::{escape as esc, show_path};
 

@@ -10,8 +10,9 @@
 
 use std::fmt::Write as _;
 
-use crate::analyze::{humanize, report, tree, Analysis, Finding, Totals};
+use crate::analyze::{report, tree, Analysis, Finding, Totals};
 use crate::check::Verdict;
+use crate::units::humanize;
 
 const CSS: &str = include_str!("report.css");
 const JS: &str = include_str!("report.js");

@@ -134,19 +134,12 @@ impl Remote {
     }
 }
 
+/// A status's message and its causes.
 fn status_message(status: &tonic::Status) -> String {
-    use std::error::Error;
-    let mut out = status.message().to_string();
-    let mut source = status.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
+    crate::error_chain::join_after(
+        status.message().to_string(),
+        std::error::Error::source(status),
+    )
 }
 
 fn looks_like_tls(reason: &str) -> bool {

@@ -146,7 +146,7 @@ impl Printer {
 }
 
 fn size(bytes: u64) -> String {
-    reggie_build::analyze::humanize(bytes)
+    reggie_build::units::humanize(bytes)
 }
 
 /// Prints the events of several images, each line with its image's

@@ -211,14 +211,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// characters from file names are escaped (kept: the message's own line
 /// breaks), and the whole stays a few KB.
 fn error_text(err: &anyhow::Error) -> String {
-    let mut out = err.to_string();
-    for cause in err.chain().skip(1) {
-        let cause = cause.to_string();
-        if !out.contains(&cause) {
-            out.push_str(": ");
-            out.push_str(&cause);
-        }
-    }
+    let out = reggie_build::error_chain::join(err.as_ref());
     let escaped: Vec<_> = out.split('\n').map(reggie_build::text::escape).collect();
     reggie_build::text::bounded(&escaped.join("\n"), 4096).into_owned()
 }

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use reggie_build::analyze::{humanize, RuleSet, Severity};
+use reggie_build::analyze::{RuleSet, Severity};
 use reggie_build::check::{self, CheckOptions, Verdict};
 use reggie_build::config::parse_size;
 use reggie_build::formats;
 use reggie_build::text::escape as esc;
+use reggie_build::units::humanize;
 
 use crate::output::{self, append_step_summary, FormatArg};
 use crate::targets::TargetArgs;
