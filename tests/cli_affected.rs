@@ -420,6 +420,48 @@ fn worktree_changes_count_untracked_files_too() {
     assert!(verdicts(&r).values().all(Option::is_none));
 }
 
+/// A repository whose git directory lives elsewhere, named by the user's
+/// `GIT_DIR` and `GIT_WORK_TREE` (as `benches/compare.sh` does): the
+/// environment is the user's own, so it is honoured, while a `.git`
+/// found in the tree is still the default.
+#[test]
+fn the_users_git_dir_and_work_tree_are_honoured() {
+    let repo = fixture("g");
+    let p = repo.path();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let git_dir = elsewhere.path().join("history.git");
+    fs::rename(p.join(".git"), &git_dir).unwrap();
+    write(p, "frontend/src/a.js", "changed by the user\n");
+    let out = bin(p)
+        .env("GIT_DIR", &git_dir)
+        .env("GIT_WORK_TREE", p)
+        .args([
+            "affected",
+            "--format",
+            "json",
+            "--base",
+            "HEAD",
+            "--worktree",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = verdicts(&serde_json::from_slice(&out.stdout).unwrap());
+    assert_eq!(v["api"], None);
+    assert!(v["web"].is_some(), "{v:?}");
+    // Without the environment there is no repository here at all.
+    let out = bin(p)
+        .args(["affected", "--base", "HEAD"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+}
+
 #[test]
 fn control_characters_in_paths_are_escaped() {
     let repo = fixture("e");
