@@ -36,15 +36,19 @@ pub(crate) const INTERRUPTED: i32 = 130;
 pub(crate) struct Printer {
     json: bool,
     live: Option<std::sync::Mutex<LiveView>>,
+    /// The first failed write of a JSON event to stdout: the run then
+    /// fails (a reader that went away missed events), whatever the build did.
+    stdout_error: std::sync::Mutex<Option<std::io::Error>>,
 }
 
 impl Printer {
     fn print(&self, event: &Event) {
         if self.json {
-            if let Ok(line) = serde_json::to_string(event) {
+            if let Ok(line) = reggie_build::text::json_line(event) {
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
+                if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+                    self.stdout_failed(e);
+                }
             }
             return;
         }
@@ -76,8 +80,8 @@ impl Printer {
                 }
                 permanent.extend(line);
             }
-            Event::Log { line } => {
-                view.log(line);
+            Event::Log { line: log } => {
+                view.log(&reggie_build::text::escape(log));
                 force = false;
             }
             Event::Push { digest: None, .. } => {
@@ -99,6 +103,21 @@ impl Printer {
         if let Some(live) = &self.live {
             let text = live.lock().unwrap_or_else(|e| e.into_inner()).clear();
             eprint!("{text}");
+        }
+    }
+
+    /// Records a failed write to stdout (the first one).
+    pub(crate) fn stdout_failed(&self, e: std::io::Error) {
+        let mut slot = self.stdout_error.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(e);
+    }
+
+    /// The failed write to stdout, if any, as the run's error.
+    pub(crate) fn stdout_result(&self) -> anyhow::Result<()> {
+        let mut slot = self.stdout_error.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.take() {
+            Some(e) => Err(anyhow::Error::new(e).context("writing the JSON events to stdout")),
+            None => Ok(()),
         }
     }
 
@@ -159,7 +178,10 @@ impl Printer {
             },
             Event::Result { .. } => return None,
         };
-        Some(line)
+        // Step names, logs and messages carry the Dockerfile and the
+        // build's output: escaped, so they cannot drive the terminal or
+        // pass for a CI workflow command.
+        Some(reggie_build::text::escape(&line).into_owned())
     }
 }
 
@@ -175,6 +197,7 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
         json: args.json,
         live: (!args.json && std::io::stderr().is_terminal())
             .then(|| std::sync::Mutex::new(LiveView::new(terminal_width()))),
+        stdout_error: Default::default(),
     };
     let mut on_event = |e: Event| printer.print(&e);
     // Ctrl-C drops the build (or push) request: the daemon sees the
@@ -211,15 +234,18 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
                 });
             } else {
                 // An --output build makes no image: nothing to print.
+                let mut text = String::new();
                 if !image_id.is_empty() {
-                    println!("{image_id}");
+                    text.push_str(&format!("{image_id}\n"));
                 }
                 for p in pushed {
                     if let Some(d) = p.digest {
-                        println!("{}@{d}", p.tag);
+                        text.push_str(&format!("{}@{d}\n", p.tag));
                     }
                 }
+                crate::cli::output::print_stdout(&text)?;
             }
+            printer.stdout_result()?;
             Ok(0)
         }
         Err(e) => {
@@ -231,6 +257,7 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
                 });
             }
             eprintln!("error: {e:#}");
+            printer.stdout_result()?;
             Ok(1)
         }
     }

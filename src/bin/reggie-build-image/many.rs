@@ -21,6 +21,8 @@ use crate::live::{terminal_width, MultiView};
 struct Many {
     json: bool,
     live: Option<std::sync::Mutex<MultiView>>,
+    /// The first failed write of a JSON event to stdout.
+    stdout_error: std::sync::Mutex<Option<std::io::Error>>,
 }
 
 impl Many {
@@ -28,9 +30,12 @@ impl Many {
         if self.json {
             if let Ok(mut v) = serde_json::to_value(event) {
                 v["image"] = serde_json::json!(name);
+                let line = reggie_build::text::json_line(&v).unwrap_or_default();
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{v}");
-                let _ = out.flush();
+                if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+                    let mut slot = self.stdout_error.lock().unwrap_or_else(|e| e.into_inner());
+                    slot.get_or_insert(e);
+                }
             }
             return;
         }
@@ -166,6 +171,7 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
         json: args.json,
         live: (!args.json && std::io::stderr().is_terminal())
             .then(|| std::sync::Mutex::new(MultiView::new(terminal_width(), &names))),
+        stdout_error: Default::default(),
     };
     let mut on_event = |name: &str, e: Event| printer.print(name, &e);
     let interrupt = tokio::signal::ctrl_c();
@@ -209,7 +215,7 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
                         "event": "result", "image": f.name, "ok": true,
                         "image_id": outcome.image_id,
                     });
-                    stdout.push_str(&format!("{v}\n"));
+                    stdout.push_str(&format!("{}\n", reggie_build::text::json_line(&v)?));
                 } else {
                     stdout.push_str(&format!("{}  {}\n", outcome.image_id, f.name));
                     for p in outcome.pushed {
@@ -227,11 +233,19 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
             let v = serde_json::json!({
                 "event": "result", "image": name, "ok": false, "error": error,
             });
-            stdout.push_str(&format!("{v}\n"));
+            stdout.push_str(&format!("{}\n", reggie_build::text::json_line(&v)?));
         }
         eprintln!("error: image `{name}`: {error}");
     }
-    print!("{stdout}");
+    crate::cli::output::print_stdout(&stdout)?;
+    if let Some(e) = printer
+        .stdout_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        return Err(anyhow::Error::new(e).context("writing the JSON events to stdout"));
+    }
     let total = built + failed.len();
     if failed.is_empty() {
         eprintln!("built {built} of {total} images");
