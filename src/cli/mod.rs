@@ -222,9 +222,12 @@ pub fn run(image: ImageCommand) -> i32 {
     output::set_quiet(quiet);
     let result = match cli.command {
         Command::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer
+            // fails (a full or closed stdout).
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "reggie-build", &mut std::io::stdout());
-            Ok(0)
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "reggie-build", &mut script);
+            output::print_stdout_bytes(&script).map(|()| 0)
         }
         Command::Ls(args) => ls::run(args),
         Command::Explain(args) => explain::run(args),
@@ -239,8 +242,12 @@ pub fn run(image: ImageCommand) -> i32 {
     match result {
         Ok(code) => code,
         Err(err) => {
+            // A reader that went away (`| head`) cut the output: not a
+            // success. Silent, with the code a process killed by SIGPIPE
+            // reports (as cat, find or git give), so `set -o pipefail`
+            // scripts see it and `| head` prints no noise.
             if output::is_broken_pipe(&err) {
-                return 0;
+                return output::BROKEN_PIPE_EXIT;
             }
             tracing::debug!(error = ?err, "command failed");
             eprintln!("error: {}", error_text(&err));
@@ -285,7 +292,25 @@ fn parse_full(args: &[std::ffi::OsString]) -> Cli {
             std::mem::forget(cmd);
             cli
         }
-        Err(e) => e.format(&mut cmd).exit(),
+        Err(e) => {
+            let e = e.format(&mut cmd);
+            if e.use_stderr() {
+                e.exit()
+            }
+            // `--help`, `--version`: clap's own exit ignores a failed
+            // write to stdout (a full disk, a closed pipe) and says 0.
+            let code = match e.print() {
+                Ok(()) => e.exit_code(),
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+                    output::BROKEN_PIPE_EXIT
+                }
+                Err(err) => {
+                    eprintln!("error: writing to stdout: {err}");
+                    2
+                }
+            };
+            std::process::exit(code)
+        }
     }
 }
 

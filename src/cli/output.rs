@@ -122,13 +122,26 @@ pub fn write_report(output: Option<&std::path::Path>, text: &str) -> anyhow::Res
     }
 }
 
+/// Writes `text` to stdout and flushes it: a failure (a full disk, a
+/// closed pipe) is an error, never a panic.
 pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    print_stdout_bytes(text.as_bytes())
+}
+
+/// [`print_stdout`] for bytes.
+pub fn print_stdout_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .context("writing to stdout")?;
     Ok(())
 }
+
+/// The exit code when stdout's reader went away: 128 + SIGPIPE, what a
+/// shell reports for a process the signal killed.
+pub const BROKEN_PIPE_EXIT: i32 = 141;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
