@@ -75,6 +75,7 @@ pub mod formats;
 pub mod fuzzing;
 #[cfg(feature = "image")]
 pub mod ops;
+pub mod output;
 pub mod plan;
 // The image builder (feature `image`, on by default): the Docker, BuildKit
 // and AWS stacks, which the analysis commands never need.

@@ -434,6 +434,10 @@ pub async fn build(
     );
     labels.extend(spec.labels.clone());
 
+    if let Some(export) = &outputs_plan.export {
+        super::filesend::check_destination(export, spec.context.root())
+            .map_err(|e| ShipError::Export(e.to_string()))?;
+    }
     let export_state = std::sync::Arc::new(super::filesend::ExportState::default());
     let (info, services) = session_parts(
         spec,
@@ -588,14 +592,15 @@ pub async fn build(
         Some(Ok(r)) => r.into_inner(),
         Some(Err(status)) => {
             let (step, log_tail) = progress.failure();
-            return Err(match step {
+            let failure = match step {
                 Some(step) => ShipError::Step {
                     step: Some(step),
                     message: super::with_hint(status.message().trim()),
                     log_tail,
                 },
                 None => remote.call_error("the build (Solve)", status).into(),
-            });
+            };
+            return Err(super::export_failure_first(&export_state, exports_files, failure).await);
         }
         None => {
             return Err(ShipError::Api {

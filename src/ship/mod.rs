@@ -829,6 +829,10 @@ async fn build_session(
 ) -> Result<Built, ShipError> {
     let ctx = &spec.context;
     let dockerfile_name = session_dockerfile_name(ctx);
+    if let Some(export) = &plan.export {
+        filesend::check_destination(export, ctx.root())
+            .map_err(|e| ShipError::Export(e.to_string()))?;
+    }
     let export_state = std::sync::Arc::new(filesend::ExportState::default());
     if plan.export.is_some() && !spec.tags.is_empty() {
         // As docker: the tags of a build that exports files go nowhere.
@@ -1031,7 +1035,7 @@ async fn build_session(
         "file sync totals"
     );
     if let Some(f) = failure {
-        return Err(f);
+        return Err(export_failure_first(&export_state, plan.export.is_some(), f).await);
     }
     if plan.export.is_some() {
         wait_for_export(&export_state, spec.idle_timeout, "the daemon").await?;
@@ -1053,6 +1057,34 @@ async fn build_session(
         uploaded_bytes: sent,
         steps: state.steps + state.buildkit.steps,
     })
+}
+
+/// The build's failure as the daemon reported it, unless the session's own
+/// `--output` transfer failed: then that is the cause (a broken session
+/// connection, a full disk), and the daemon only saw its side end
+/// ("transport is closing" at the exporting step).
+pub(crate) async fn export_failure_first(
+    state: &filesend::ExportState,
+    exporting: bool,
+    failure: ShipError,
+) -> ShipError {
+    if !exporting {
+        return failure;
+    }
+    let mut local = state.result();
+    if local.is_none() && matches!(failure, ShipError::Step { .. }) {
+        // The session notices a broken connection as the daemon does;
+        // give its side a moment to say why.
+        local = tokio::time::timeout(Duration::from_secs(2), state.wait())
+            .await
+            .ok();
+    }
+    match local {
+        Some(Err(cause)) => {
+            ShipError::Export(format!("{cause} (the daemon then reported: {failure})"))
+        }
+        _ => failure,
+    }
 }
 
 /// Waits for the `--output` transfer to land once `builder` (for the
