@@ -124,11 +124,18 @@ impl Destination {
     ) -> Result<Destination, OutputError> {
         let cwd = cwd.to_path_buf();
         let mut roots: Vec<PathBuf> = vec![cwd.clone()];
-        if let Some(repo) = cwd.ancestors().find(|d| d.join(".git").symlink_metadata().is_ok()) {
+        if let Some(repo) = cwd
+            .ancestors()
+            .find(|d| d.join(".git").symlink_metadata().is_ok())
+        {
             roots.push(repo.to_path_buf());
         }
         for a in anchors {
-            let a = if a.is_absolute() { a.to_path_buf() } else { cwd.join(a) };
+            let a = if a.is_absolute() {
+                a.to_path_buf()
+            } else {
+                cwd.join(a)
+            };
             // Anchors are compared as real paths, as the walk tracks them.
             roots.push(std::fs::canonicalize(&a).unwrap_or(a));
         }
@@ -199,7 +206,11 @@ impl Destination {
 
     /// What is at the destination; a symbolic link is an error.
     pub fn existing(&self) -> Result<Existing, OutputError> {
-        match rustix::fs::statat(&self.parent, self.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        match rustix::fs::statat(
+            &self.parent,
+            self.name.as_os_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ) {
             Ok(st) => Ok(match FileType::from_raw_mode(st.st_mode) {
                 FileType::Symlink => return Err(OutputError::DestinationIsLink(self.path.clone())),
                 FileType::RegularFile => Existing::File(st.st_mode & 0o7777),
@@ -250,12 +261,16 @@ impl Destination {
     /// Opens `name` in the parent directory as a directory, not through a
     /// link.
     pub fn open_dir(&self, name: &OsStr) -> Result<OwnedFd, OutputError> {
-        rustix::fs::openat(&self.parent, name, dir_flags() | OFlags::NOFOLLOW, Mode::empty()).map_err(
-            |e| match e {
-                Errno::LOOP => OutputError::DestinationIsLink(self.path.clone()),
-                e => io(&self.path)(e),
-            },
+        rustix::fs::openat(
+            &self.parent,
+            name,
+            dir_flags() | OFlags::NOFOLLOW,
+            Mode::empty(),
         )
+        .map_err(|e| match e {
+            Errno::LOOP => OutputError::DestinationIsLink(self.path.clone()),
+            e => io(&self.path)(e),
+        })
     }
 
     /// Renames the temporary `tmp` to the destination's name.
@@ -320,8 +335,8 @@ fn step(
                         dest: dest.to_path_buf(),
                     });
                 }
-                let next = rustix::fs::openat(fd, name, dir_flags(), Mode::empty())
-                    .map_err(io(shown))?;
+                let next =
+                    rustix::fs::openat(fd, name, dir_flags(), Mode::empty()).map_err(io(shown))?;
                 let real = real_path(&next).unwrap_or_else(|| {
                     std::fs::canonicalize(cur.join(name)).unwrap_or_else(|_| cur.join(name))
                 });
@@ -384,7 +399,10 @@ mod tests {
             assert!(matches!(e, OutputError::LinkOnTheWay { .. }), "{e}");
             // The last component is looked at by the caller.
             let d = open(Path::new("out.tar"), false).unwrap();
-            assert!(matches!(d.existing(), Err(OutputError::DestinationIsLink(_))));
+            assert!(matches!(
+                d.existing(),
+                Err(OutputError::DestinationIsLink(_))
+            ));
             // A real directory inside, created on the way.
             let d = open(Path::new("real/new/deeper/x"), true).unwrap();
             assert_eq!(d.existing().unwrap(), Existing::Nothing);

@@ -1386,3 +1386,141 @@ fn workflow_commands_and_bidi_are_neutralised() {
         .split(|&b| b == 0)
         .any(|n| n == b"  ::error::pwned.txt"));
 }
+
+/// Issue 23 item 4: reports, archives and suggested ignore files are never
+/// written through a link the repository holds (`reports -> ~`), from the
+/// repository's root or below it; a link above the repository (a user's
+/// own: `/tmp -> /private/tmp`, a linked home) is followed.
+#[test]
+fn outputs_never_go_through_a_committed_link() {
+    let top = tempfile::tempdir().unwrap();
+    let top = fs::canonicalize(top.path()).unwrap();
+    let repo = top.join("repo");
+    let outside = top.join("outside");
+    fs::create_dir_all(repo.join(".git")).unwrap();
+    fs::create_dir_all(repo.join("app")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(repo.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").unwrap();
+    fs::write(repo.join("app/a"), "a\n").unwrap();
+    fs::write(repo.join("big.bin"), vec![b'x'; 10_000]).unwrap();
+    fs::write(outside.join("precious"), "precious\n").unwrap();
+    fs::write(outside.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").unwrap();
+    symlink(&outside, repo.join("reports")).unwrap();
+    symlink(&outside, repo.join("app/linked")).unwrap();
+    symlink(outside.join("precious"), repo.join("out.tar")).unwrap();
+    let before = |d: &Path| {
+        let mut v: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let untouched = before(&outside);
+    let app = repo.join("app");
+    let cases: Vec<(&Path, Vec<&str>, &str)> = vec![
+        (
+            &repo,
+            vec!["analyze", ".", "-o", "reports/r.html", "--format", "html"],
+            "symbolic link inside",
+        ),
+        (
+            &repo,
+            vec![
+                "analyze",
+                ".",
+                "-o",
+                "reports/sub/r.md",
+                "--format",
+                "markdown",
+            ],
+            "symbolic link inside",
+        ),
+        (
+            &repo,
+            vec!["check", ".", "-o", "reports/r.json", "--format", "json"],
+            "symbolic link inside",
+        ),
+        (
+            &repo,
+            vec!["context", ".", "-o", "reports/ctx.tar"],
+            "symbolic link inside",
+        ),
+        (
+            &repo,
+            vec!["context", ".", "-o", "app/linked/ctx.tar"],
+            "symbolic link inside",
+        ),
+        (
+            &repo,
+            vec!["context", ".", "-o", "out.tar"],
+            "is a symbolic link",
+        ),
+        (
+            &repo,
+            vec!["analyze", ".", "-o", "out.tar"],
+            "is a symbolic link",
+        ),
+        // From below the root, and with the path given absolute.
+        (
+            &app,
+            vec!["analyze", "..", "-o", "../reports/r.txt"],
+            "symbolic link inside",
+        ),
+        (
+            &app,
+            vec!["analyze", "..", "-o", "linked/r.txt"],
+            "symbolic link inside",
+        ),
+    ];
+    let absolute = repo.join("reports/abs.txt");
+    let absolute = absolute.to_str().unwrap();
+    let mut cases = cases;
+    cases.push((
+        &repo,
+        vec!["analyze", ".", "-o", absolute],
+        "symbolic link inside",
+    ));
+    for (cwd, args, says) in &cases {
+        let out = run(cwd, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(
+            before(&outside),
+            untouched,
+            "{args:?}: written through the link"
+        );
+        assert_eq!(
+            fs::read_to_string(outside.join("precious")).unwrap(),
+            "precious\n"
+        );
+    }
+    // The suggested ignore file beside a Dockerfile reached through a link.
+    let out = run(
+        &repo,
+        &["analyze", ".", "-f", "reports/Dockerfile", "--write-ignore"],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(before(&outside), untouched, "{}", text(&out));
+
+    // A link above the repository, the user's own: followed.
+    let home = top.join("home");
+    fs::create_dir(top.join("real-home")).unwrap();
+    symlink(top.join("real-home"), &home).unwrap();
+    let report = home.join("reports/r.txt");
+    let out = run(&repo, &["analyze", ".", "-o", report.to_str().unwrap()]);
+    assert!(stderr(&out).contains("No such file"), "{}", text(&out));
+    let written = top.join("real-home/reports/r.txt");
+    fs::create_dir(top.join("real-home/reports")).unwrap();
+    let out = run(&repo, &["analyze", ".", "-o", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(fs::read_to_string(&written).unwrap().contains("Sent today"));
+    let out = run(
+        &repo,
+        &["context", ".", "-o", home.join("ctx.tar").to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(top.join("real-home/ctx.tar").is_file());
+}

@@ -106,7 +106,10 @@ enum Output {
     Stdout,
     /// A device or pipe such as /dev/null: written in place (through a
     /// link only outside the repository: `/dev/stdout`).
-    Special { path: PathBuf, follow: bool },
+    Special {
+        path: PathBuf,
+        follow: bool,
+    },
     File {
         /// Created by [`Output::open`] (exclusively, never through a link),
         /// taken by [`Output::writer`].

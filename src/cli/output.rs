@@ -47,7 +47,10 @@ pub fn replace_file(path: &std::path::Path, contents: &[u8], force: bool) -> any
         file.sync_all()
     })();
     drop(file);
-    if let Err(e) = written.map_err(anyhow::Error::from).and_then(|()| Ok(dest.commit(&tmp)?)) {
+    if let Err(e) = written
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(dest.commit(&tmp)?))
+    {
         dest.remove_temp(&tmp);
         return Err(e).with_context(|| format!("cannot write {shown}"));
     }

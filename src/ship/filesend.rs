@@ -584,7 +584,9 @@ fn list(dir: &OwnedFd) -> rustix::io::Result<Vec<(OsString, bool)>> {
         }
         let name = OsStr::from_bytes(name).to_os_string();
         let is_dir = rustix::fs::statat(&fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory);
+            .is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            });
         out.push((name, is_dir));
     }
     Ok(out)
@@ -618,11 +620,12 @@ fn merge_into(from: &OwnedFd, to: &OwnedFd, shown: &Path) -> Result<(), FileSend
             } else {
                 format!("{rel}/{}", name.to_string_lossy())
             };
-            let existing = match rustix::fs::statat(&dst, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => Some(rustix::fs::FileType::from_raw_mode(st.st_mode)),
-                Err(rustix::io::Errno::NOENT) => None,
-                Err(e) => return Err(io_err(&shown.join(&child))(e)),
-            };
+            let existing =
+                match rustix::fs::statat(&dst, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => Some(rustix::fs::FileType::from_raw_mode(st.st_mode)),
+                    Err(rustix::io::Errno::NOENT) => None,
+                    Err(e) => return Err(io_err(&shown.join(&child))(e)),
+                };
             match existing {
                 Some(rustix::fs::FileType::Directory) if is_dir => {
                     work.push(child);
@@ -665,7 +668,12 @@ fn remove_tree(parent: &OwnedFd, name: &OsStr) {
             continue;
         };
         // Writable, so its entries can go (a build may make it 0555).
-        if let Ok(d) = rustix::fs::openat(&dir, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+        if let Ok(d) = rustix::fs::openat(
+            &dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
             let _ = rustix::fs::fchmod(&d, Mode::from_raw_mode(0o700));
         }
         for (entry, is_dir) in list(&dir).unwrap_or_default() {
@@ -914,7 +922,9 @@ pub fn check_destination(export: &Export, anchor: &Path) -> Result<(), FileSendE
                     "it exists and is not a directory: remove it or pick another dest",
                 ),
             }),
-            (Export::File(_), Existing::Dir) => Err(FileSendError::DirInTheWay { path: dest.clone() }),
+            (Export::File(_), Existing::Dir) => {
+                Err(FileSendError::DirInTheWay { path: dest.clone() })
+            }
             _ => Ok(()),
         },
         Err(None) => Ok(()),
@@ -1228,8 +1238,16 @@ mod tests {
             1_700_000_000
         );
         assert!(leftovers(&dest).is_empty());
-        let beside: Vec<_> = std::fs::read_dir(t.path().join("out")).unwrap().flatten().map(|e| e.file_name()).collect();
-        assert_eq!(beside, ["deeper"], "the temporary directory became the destination");
+        let beside: Vec<_> = std::fs::read_dir(t.path().join("out"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            beside,
+            ["deeper"],
+            "the temporary directory became the destination"
+        );
         std::fs::set_permissions(dest.join("a"), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
@@ -1243,11 +1261,15 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), t.path().join("link")).unwrap();
         assert!(matches!(
             LocalReceiver::new(&t.path().join("link")),
-            Err(FileSendError::Destination(crate::output::OutputError::DestinationIsLink(_)))
+            Err(FileSendError::Destination(
+                crate::output::OutputError::DestinationIsLink(_)
+            ))
         ));
         assert!(matches!(
             TarReceiver::new(&Export::File(t.path().join("link"))),
-            Err(FileSendError::Destination(crate::output::OutputError::DestinationIsLink(_)))
+            Err(FileSendError::Destination(
+                crate::output::OutputError::DestinationIsLink(_)
+            ))
         ));
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 
@@ -1276,9 +1298,16 @@ mod tests {
         assert_eq!(std::fs::read(dest.join("a/f.txt")).unwrap(), b"new");
         assert_eq!(std::fs::read(dest.join("a/old")).unwrap(), b"kept");
         assert_eq!(std::fs::read(dest.join("b/g")).unwrap(), b"");
-        let mode = std::fs::metadata(dest.join("a")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dest.join("a"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, 0o750);
-        let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}: no temporary directory left");
     }
 
@@ -1347,7 +1376,16 @@ mod tests {
         // Into a new destination: not even the destination.
         {
             let mut rx = LocalReceiver::new(&t.path().join("new")).unwrap();
-            feed(&mut rx, vec![stat("d", go_mode::DIR | 0o555), stat("d/f", 0o644), end(), data(1, b"x")]).unwrap();
+            feed(
+                &mut rx,
+                vec![
+                    stat("d", go_mode::DIR | 0o555),
+                    stat("d/f", 0o644),
+                    end(),
+                    data(1, b"x"),
+                ],
+            )
+            .unwrap();
         }
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
         // Data for a file never requested is a protocol error.
