@@ -963,7 +963,13 @@ impl tonic::server::StreamingService<Vec<u8>> for DiffCopy {
                     "this build asked for no --output",
                 ));
             };
-            let (tx, rx) = mpsc::channel::<Result<Vec<u8>, tonic::Status>>(16);
+            // Unbounded: the receiving loop must never wait on its own
+            // answers. BuildKit reads REQs only as its four file senders
+            // take them, and they wait for this side to read: a bounded
+            // queue here closes that circle and both sides stop (seen on
+            // a 100k-file output). What waits is bounded anyway: one REQ
+            // per file waiting for its data (`MAX_PENDING`).
+            let (tx, rx) = mpsc::unbounded_channel::<Result<Vec<u8>, tonic::Status>>();
             let incoming = request.into_inner();
             let state = svc.state.clone();
             tokio::spawn(async move {
@@ -978,7 +984,7 @@ impl tonic::server::StreamingService<Vec<u8>> for DiffCopy {
                         ..Default::default()
                     };
                     if matches!(export, Export::Dir(_)) {
-                        let _ = tx.send(Ok(err.encode_to_vec())).await;
+                        let _ = tx.send(Ok(err.encode_to_vec()));
                     }
                 }
                 state.set(result.map_err(|e| e.to_string()));
@@ -994,7 +1000,7 @@ impl tonic::server::StreamingService<Vec<u8>> for DiffCopy {
 async fn receive_local(
     dir: &Path,
     mut incoming: tonic::Streaming<Vec<u8>>,
-    tx: &mpsc::Sender<Result<Vec<u8>, tonic::Status>>,
+    tx: &mpsc::UnboundedSender<Result<Vec<u8>, tonic::Status>>,
     state: &ExportState,
 ) -> Result<Received, FileSendError> {
     let mut rx = LocalReceiver::new(dir)?;
@@ -1019,7 +1025,7 @@ async fn receive_local(
         let mut answers = Vec::new();
         let done = rx.packet(packet, &mut |p| answers.push(p))?;
         for a in answers {
-            if tx.send(Ok(a.encode_to_vec())).await.is_err() {
+            if tx.send(Ok(a.encode_to_vec())).is_err() {
                 return Err(FileSendError::Truncated);
             }
         }

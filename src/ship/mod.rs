@@ -1068,11 +1068,13 @@ pub(crate) async fn export_failure_first(
     exporting: bool,
     failure: ShipError,
 ) -> ShipError {
-    if !exporting {
+    // Only the daemon's report of a failed step can hide a local cause;
+    // a stall or a local error already is one.
+    if !exporting || !matches!(failure, ShipError::Step { .. }) {
         return failure;
     }
     let mut local = state.result();
-    if local.is_none() && matches!(failure, ShipError::Step { .. }) {
+    if local.is_none() {
         // The session notices a broken connection as the daemon does;
         // give its side a moment to say why.
         local = tokio::time::timeout(Duration::from_secs(2), state.wait())
