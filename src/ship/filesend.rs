@@ -42,6 +42,7 @@ use prost::Message;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use tokio::sync::{mpsc, Notify};
 
+use super::error::ShipError;
 use super::filesync::go_mode;
 use super::outputs::Export;
 use crate::output::{Destination, Existing};
@@ -905,14 +906,14 @@ pub fn check_destination(export: &Export, anchor: &Path) -> Result<(), FileSendE
         Export::Dir(d) | Export::File(d) => d,
         Export::Stdout => return Ok(()),
     };
-    let target = Destination::open(dest, &[anchor], false).or_else(|e| match e {
+    let target = Destination::open(dest, &[anchor], false).map_err(|e| match e {
         // Parents are created at the end: a missing one is no refusal.
         crate::output::OutputError::Io { source, .. }
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
-            Err(None)
+            None
         }
-        e => Err(Some(e)),
+        e => Some(e),
     });
     match target {
         Ok(t) => match (export, t.existing()?) {
@@ -1111,6 +1112,59 @@ where
             Ok(response)
         })
     }
+}
+
+/// The build's failure as the daemon reported it, unless the session's own
+/// `--output` transfer failed: then that is the cause (a broken session
+/// connection, a full disk), and the daemon only saw its side end
+/// ("transport is closing" at the exporting step).
+pub(crate) async fn export_failure_first(
+    state: &ExportState,
+    exporting: bool,
+    failure: ShipError,
+) -> ShipError {
+    // Only the daemon's report of a failed step can hide a local cause;
+    // a stall or a local error already is one.
+    if !exporting || !matches!(failure, ShipError::Step { .. }) {
+        return failure;
+    }
+    let mut local = state.result();
+    if local.is_none() {
+        // The session notices a broken connection as the daemon does;
+        // give its side a moment to say why.
+        local = tokio::time::timeout(std::time::Duration::from_secs(2), state.wait())
+            .await
+            .ok();
+    }
+    match local {
+        Some(Err(cause)) => {
+            ShipError::Export(format!("{cause} (the daemon then reported: {failure})"))
+        }
+        _ => failure,
+    }
+}
+
+/// Waits for the `--output` transfer to land once `builder` (for the
+/// message) answered the build: its last writes may still be in flight.
+pub(crate) async fn wait_for_export(
+    state: &ExportState,
+    idle_timeout: std::time::Duration,
+    builder: &str,
+) -> Result<(), ShipError> {
+    let received = tokio::time::timeout(idle_timeout, state.wait())
+        .await
+        .map_err(|_| {
+            ShipError::Export(format!(
+                "{builder} finished the build, but the output transfer never completed"
+            ))
+        })?
+        .map_err(ShipError::Export)?;
+    tracing::debug!(
+        entries = received.entries,
+        bytes = received.bytes,
+        "output received"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

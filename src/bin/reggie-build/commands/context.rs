@@ -1,6 +1,5 @@
 //! `reggie-build context`: the context as a tar stream.
 
-use reggie_build::output::{Destination, Existing, OutputError};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -11,8 +10,9 @@ use clap::{Args, ValueEnum};
 use reggie_build::context::digest::DigestSink;
 use reggie_build::context::tarball::{write_context, EntrySink, Gzip, SkipFile, TarOptions};
 
-use super::output::print_stdout;
-use super::ContextArgs;
+use crate::output::print_stdout;
+use crate::shared::ContextArgs;
+use reggie_build::output::{Destination, Existing, OutputError};
 
 /// Compression of the written stream.
 #[derive(Debug, Clone, Copy, ValueEnum)]

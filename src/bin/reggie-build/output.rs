@@ -1,13 +1,39 @@
-//! Small helpers for writing to the terminal.
+//! Where output goes: the report formats, stdout, files written safely,
+//! the GitHub step summary, and the global colour and `-q` choices.
 
-/// Whether an error is a closed stdout (`reggie-build ls | head`): the
-/// output was cut, and the run exits [`BROKEN_PIPE_EXIT`] without a message.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+use std::io::IsTerminal;
+
+use clap::ValueEnum;
+
+use crate::shared::ColorChoice;
+
+/// Report formats of `analyze` and `check`.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum FormatArg {
+    #[default]
+    Human,
+    Json,
+    Markdown,
+    Github,
+    Sarif,
+    /// One self-contained HTML page (a treemap of the context for
+    /// `analyze`, the budgets for `check`).
+    Html,
+}
+
+/// Appends markdown to `$GITHUB_STEP_SUMMARY` when it is set.
+pub fn append_step_summary(markdown: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot append to GITHUB_STEP_SUMMARY {path:?}"))?;
+        f.write_all(markdown.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Renders raw path bytes for messages and reports: control characters
@@ -57,6 +83,8 @@ pub fn replace_file(path: &std::path::Path, contents: &[u8], force: bool) -> any
     Ok(())
 }
 
+/// Writes `text` to stdout, returning an error (not panicking) when stdout
+/// is closed.
 /// A report to `-o FILE` (replaced as a whole, never through a symbolic
 /// link: a report is regenerated, so an existing file is overwritten), or
 /// to stdout.
@@ -76,23 +104,8 @@ pub fn write_report(output: Option<&std::path::Path>, text: &str) -> anyhow::Res
 /// Writes `text` to stdout and flushes it: a failure (a full disk, a
 /// closed pipe) is an error, never a panic.
 pub fn print_stdout(text: &str) -> anyhow::Result<()> {
-    print_stdout_bytes(text.as_bytes())
+    crate::shared::print_stdout_bytes(text.as_bytes())
 }
-
-/// [`print_stdout`] for bytes.
-pub fn print_stdout_bytes(bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(bytes)
-        .and_then(|()| out.flush())
-        .context("writing to stdout")?;
-    Ok(())
-}
-
-/// The exit code when stdout's reader went away: 128 + SIGPIPE, what a
-/// shell reports for a process the signal killed.
-pub const BROKEN_PIPE_EXIT: i32 = 141;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -100,8 +113,11 @@ static COLOR: AtomicBool = AtomicBool::new(false);
 static QUIET: AtomicBool = AtomicBool::new(false);
 
 /// Records the global `--color` choice for stdout reports.
-pub fn set_color(choice: super::analyze::ColorChoice) {
-    COLOR.store(choice.enabled(), Ordering::Relaxed);
+pub fn set_color(choice: ColorChoice) {
+    COLOR.store(
+        choice.enabled_for(std::io::stdout().is_terminal()),
+        Ordering::Relaxed,
+    );
 }
 
 /// Whether stdout reports use colour.
