@@ -55,7 +55,9 @@ pub fn github_error(title: &str, message: &str) -> String {
 
 /// A workflow command's message: GitHub's own escapes (`%`, CR, LF), so
 /// nothing in it ends the command or starts another; other control
-/// characters escaped as text, so they do not reach the log as they are.
+/// characters escaped as text, so they do not reach the log as they are,
+/// and the legacy `##[` command form, which the runner matches anywhere in
+/// a line, neutralised as [`crate::text::escape`] does.
 fn escape_data(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -65,6 +67,9 @@ fn escape_data(s: &str) -> String {
             '\n' => out.push_str("%0A"),
             c => out.push_str(&crate::text::escape(c.encode_utf8(&mut [0; 4]))),
         }
+    }
+    if out.contains("##[") {
+        out = out.replace("##[", "#\\x23[");
     }
     out
 }
@@ -144,7 +149,7 @@ pub fn sarif(findings: &[Finding]) -> String {
             "results": results,
         }]
     });
-    serde_json::to_string_pretty(&log).unwrap_or_default()
+    crate::text::json(&log).unwrap_or_default()
 }
 
 fn sarif_level(s: Severity) -> &'static str {

@@ -79,6 +79,7 @@ pub mod git;
 pub mod input;
 #[cfg(feature = "image")]
 pub mod ops;
+pub mod output;
 pub mod plan;
 pub mod reference;
 // The image builder (feature `image`, on by default): the Docker, BuildKit

@@ -21,6 +21,7 @@ const LAYERS: &[&str] = &[
     "git",
     // Leaves over `text` (excerpts in their errors).
     "input",
+    "output",
     "reference",
     "auth",
     // The pipeline's stages.

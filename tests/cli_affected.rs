@@ -919,3 +919,28 @@ fn an_all_zero_base_means_everything_is_new() {
             .all(|s| s["cached"] == false));
     }
 }
+
+/// Issue 23 item 10: a changed file named like a workflow command
+/// (`##[error]`, legacy form, matched anywhere in a line) is neutralised
+/// in every format that reaches a CI log, the matrix included.
+#[test]
+fn workflow_commands_in_paths_are_neutralised() {
+    let repo = fixture("c");
+    let p = repo.path();
+    write(p, "backend/app/##[error]x.py", "x\n");
+    write(p, "frontend/src/##[add-mask]y.js", "y\n");
+    commit(p, "odd names");
+    for format in ["human", "markdown", "github", "json"] {
+        let out = bin(p)
+            .args(["affected", "--format", format])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("x.py"), "{format}: {text}");
+        for line in text.lines() {
+            assert!(!line.contains("##["), "{format}: {line:?}");
+            assert!(!line.trim_start().starts_with("::"), "{format}: {line:?}");
+        }
+    }
+}

@@ -8,6 +8,7 @@ use crate::context::walk::WalkSummary;
 use crate::context::{Builder, Context, ContextSpec, FileKind, WalkError};
 use crate::plan::Plan;
 
+use crate::text::{escape, excerpt, quote, show_bytes};
 use crate::units::humanize;
 
 use super::{is_root_anchored_name_pattern, show, AnalyzeError, RuleSet, Totals};
@@ -117,7 +118,7 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
             continue;
         }
         let rule = &rules[i];
-        let text = show(rule.pattern.as_bytes());
+        let text = excerpt(&show(rule.pattern.as_bytes()));
         out.push(Finding {
             rule: "ignore/root-anchored".into(),
             severity: Severity::Warning,
@@ -134,15 +135,15 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
     // Lines that look like they carry a comment.
     for rule in rules.iter().filter(|r| r.line > 0) {
         if let Some(pos) = rule.raw.find(" #").or_else(|| rule.raw.find("\t#")) {
-            let meant = rule.raw[..pos].trim();
+            let meant = quote(rule.raw[..pos].trim());
             out.push(Finding {
                 rule: "ignore/inline-comment".into(),
                 severity: Severity::Warning,
                 file: ignore_label.clone(),
                 line: Some(rule.line),
                 message: format!(
-                    "`{}` is one literal pattern: Docker has no inline comments, only lines starting with `#`. Move the comment to its own line so `{meant}` works",
-                    rule.raw.trim()
+                    "{} is one literal pattern: Docker has no inline comments, only lines starting with `#`. Move the comment to its own line so {meant} works",
+                    quote(rule.raw.trim())
                 ),
             });
         }
@@ -152,7 +153,9 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
     // Lines already explained above are not reported twice.
     let explained: Vec<usize> = out.iter().filter_map(|f| f.line).collect();
     for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.line > 0) {
-        let raw = rule.raw.trim();
+        // Quoted short and masked: the "ignore file" may be a link to a
+        // file of secrets (`.dockerignore -> .git/config`).
+        let raw = quote(rule.raw.trim());
         if explained.contains(&rule.line) {
             continue;
         }
@@ -168,7 +171,7 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
                 file: ignore_label.clone(),
                 line: Some(rule.line),
                 message: format!(
-                    "`{raw}` matches nothing in this context (patterns are relative to the context root {}); remove it or fix the path",
+                    "{raw} matches nothing in this context (patterns are relative to the context root {}); remove it or fix the path",
                     ctx.root().display()
                 ),
             });
@@ -180,7 +183,7 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
                 file: ignore_label.clone(),
                 line: Some(rule.line),
                 message: format!(
-                    "exception `{raw}` re-includes nothing: no earlier pattern excludes what it matches, or its directory is never entered. Remove it, or exclude the parent's contents with `dir/*` instead of `dir`"
+                    "exception {raw} re-includes nothing: no earlier pattern excludes what it matches, or its directory is never entered. Remove it, or exclude the parent's contents with `dir/*` instead of `dir`"
                 ),
             });
         }
@@ -219,7 +222,7 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
                     line: Some(rules[r].line),
                     message: format!(
                         "the Dockerfile `{}` is excluded from the context: BuildKit still builds (it reads the Dockerfile separately), but `COPY . .` will not include it and the classic builder sends it anyway",
-                        show(rel)
+                        show_bytes(rel)
                     ),
                 });
             }
@@ -271,7 +274,8 @@ pub(crate) fn secret_finding(path: &str, rule: &str, description: &str) -> Findi
         file: path.to_string(),
         line: None,
         message: format!(
-            "{description} is sent to the Docker daemon (and into the image by any `COPY .`); add `{path}` to the ignore file and pass secrets with `--secret` or at run time"
+            "{description} is sent to the Docker daemon (and into the image by any `COPY .`); add `{}` to the ignore file and pass secrets with `--secret` or at run time",
+            escape(path)
         ),
     }
 }
@@ -312,7 +316,7 @@ pub(crate) fn copy_source_findings(
                         && source.as_bytes().get(c.len()) == Some(&b'/')
                 })
                 .unwrap_or(&chain[0]);
-            (show(link), show(&chain[chain.len() - 1]))
+            (show_bytes(link), show_bytes(&chain[chain.len() - 1]))
         });
         let judged = match &through {
             Some((_, resolved)) => resolved.clone(),
@@ -331,9 +335,12 @@ pub(crate) fn copy_source_findings(
         }
         let shown_source = match &through {
             Some((link, resolved)) => {
-                format!("`{source}` (through the symlink `{link}`, that is `{resolved}`)")
+                format!(
+                    "{} (through the symlink `{link}`, that is `{resolved}`)",
+                    quote(source)
+                )
             }
-            None => format!("`{source}`"),
+            None => quote(source),
         };
         let on_disk = !used.has_wildcard
             && ctx
@@ -348,17 +355,18 @@ pub(crate) fn copy_source_findings(
                 .and_then(|e| e.rule)
                 .map(|r| {
                     format!(
-                        " by {ignore_label}:{} `{}`",
+                        " by {ignore_label}:{} {}",
                         rules[r].line,
-                        rules[r].raw.trim()
+                        quote(rules[r].raw.trim())
                     )
                 })
                 .unwrap_or_default();
             (
                 "copy/source-excluded",
                 format!(
-                    "{} source {shown_source} is excluded{why}; the build fails with \"not found\". Add `!{pattern}` after that line or remove the pattern",
-                    used.instruction
+                    "{} source {shown_source} is excluded{why}; the build fails with \"not found\". Add `!{}` after that line or remove the pattern",
+                    used.instruction,
+                    excerpt(pattern)
                 ),
             )
         } else {
@@ -421,7 +429,7 @@ fn builder_difference(ctx: &Context, sent: &[Vec<u8>]) -> Result<Option<String>,
     };
     let examples = only_other
         .iter()
-        .map(|p| format!("`{}`", show(p)))
+        .map(|p| format!("`{}`", show_bytes(p)))
         .collect::<Vec<_>>()
         .join(", ");
     let mut msg = format!(

@@ -258,7 +258,7 @@ struct JsonReport<'a> {
 
 /// The JSON report (`"schema": 1`), pretty-printed.
 pub fn json(a: &Analysis) -> String {
-    serde_json::to_string_pretty(&json_report(a)).unwrap_or_else(|_| "null".to_string())
+    crate::text::json(&json_report(a)).unwrap_or_else(|_| "null".to_string())
 }
 
 /// The JSON report as a value (the HTML page's model extends it).

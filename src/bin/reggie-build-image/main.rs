@@ -41,7 +41,7 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| shared::exit_for(e));
     shared::init_logging(&cli.globals);
     let Command::Image(args) = cli.command;
     std::process::exit(shared::exit_code(run(&args)));

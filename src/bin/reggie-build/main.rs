@@ -113,9 +113,12 @@ fn main() {
     output::set_quiet(cli.globals.quiet);
     let result = match cli.command {
         Command::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer
+            // fails (a full or closed stdout).
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "reggie-build", &mut std::io::stdout());
-            Ok(0)
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "reggie-build", &mut script);
+            shared::print_stdout_bytes(&script).map(|()| 0)
         }
         Command::Ls(args) => ls::run(args),
         Command::Explain(args) => explain::run(args),
@@ -149,7 +152,7 @@ fn parse_full(args: &[std::ffi::OsString]) -> Cli {
             std::mem::forget(cmd);
             cli
         }
-        Err(e) => e.format(&mut cmd).exit(),
+        Err(e) => shared::exit_for(e.format(&mut cmd)),
     }
 }
 

@@ -188,7 +188,11 @@ pub fn init_logging(globals: &Globals) {
 pub fn exit_code(result: anyhow::Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
-        Err(err) if is_broken_pipe(&err) => 0,
+        // A reader that went away (`| head`) cut the output: not a
+        // success. Silent, with the code a process killed by SIGPIPE
+        // reports (as cat, find or git give), so `set -o pipefail` scripts
+        // see it and `| head` prints no noise.
+        Err(err) if is_broken_pipe(&err) => BROKEN_PIPE_EXIT,
         Err(err) => {
             tracing::debug!(error = ?err, "command failed");
             eprintln!("error: {}", error_text(&err));
@@ -197,7 +201,41 @@ pub fn exit_code(result: anyhow::Result<i32>) -> i32 {
     }
 }
 
-/// Whether an error is a closed stdout.
+/// The exit code when stdout's reader went away: 128 + SIGPIPE, what a
+/// shell reports for a process the signal killed.
+pub const BROKEN_PIPE_EXIT: i32 = 141;
+
+/// Writes `bytes` to stdout and flushes them: a failure (a full disk, a
+/// closed pipe) is an error, never a panic as `print!` would make it.
+pub fn print_stdout_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .context("writing to stdout")
+}
+
+/// Exits after a `--help`, `--version` or argument error clap reported:
+/// clap's own `exit` ignores a failed write to stdout (a full disk, a
+/// closed pipe) and says 0.
+pub fn exit_for(e: clap::Error) -> ! {
+    if e.use_stderr() {
+        e.exit()
+    }
+    let code = match e.print() {
+        Ok(()) => e.exit_code(),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => BROKEN_PIPE_EXIT,
+        Err(err) => {
+            eprintln!("error: writing to stdout: {err}");
+            2
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Whether an error is a closed stdout: the output was cut, and the run
+/// exits [`BROKEN_PIPE_EXIT`] without a message.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause

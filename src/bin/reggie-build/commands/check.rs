@@ -152,7 +152,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
                 "result": if passed { "pass" } else { "fail" },
                 "images": images,
             });
-            format!("{}\n", serde_json::to_string_pretty(&report)?)
+            format!("{}\n", reggie_build::text::json(&report)?)
         }
         FormatArg::Markdown => formats::check_markdown(&verdicts, &growth),
         FormatArg::Github => {

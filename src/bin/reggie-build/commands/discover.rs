@@ -56,7 +56,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<i32> {
                 v
             })
             .collect();
-        let mut text = serde_json::to_string_pretty(&items)?;
+        let mut text = reggie_build::text::json(&items)?;
         text.push('\n');
         print_stdout(&text)?;
     } else if found.builds.is_empty() {
