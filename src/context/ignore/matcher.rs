@@ -1,11 +1,12 @@
 //! The ordered list of patterns of one ignore file, evaluated the way
 //! Docker's walkers do (moby/patternmatcher's `PatternMatcher`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::file::IgnoreLine;
 use super::gopath::{clean, is_valid_match_pattern};
-use super::pattern::{Pattern, PatternError};
+use super::pattern::{Pattern, PatternError, MAX_REGEX_BYTES};
 
 /// One compiled rule: a pattern, whether it is an exception (`!`), and where
 /// it came from.
@@ -43,6 +44,17 @@ pub enum CompileError {
         raw: String,
         /// What is wrong with it.
         why: &'static str,
+    },
+    #[error("{path}:{line}: the patterns up to this line need more than {} MiB of compiled regular expressions ({regexes} distinct patterns need the regex engine: a class `[...]`, an escape, one of `{{}}|^`, or `**` inside a name). Merge them (one `**/*.py[co]` instead of one pattern per name) or remove those that exclude nothing", MAX_REGEX_BYTES >> 20)]
+    /// The patterns' regexes together would take more memory than
+    /// [`MAX_REGEX_BYTES`] (a hostile or generated ignore file).
+    RegexBudget {
+        /// The ignore file (or the label of a Dockerfile's paths).
+        path: PathBuf,
+        /// The line past the budget (1-based; 0 for a Dockerfile's paths).
+        line: usize,
+        /// The distinct patterns compiled to a regex so far.
+        regexes: usize,
     },
 }
 
@@ -142,6 +154,11 @@ impl Decision {
 pub struct Matcher {
     rules: Vec<Rule>,
     has_exceptions: bool,
+    /// The patterns compiled to a regex, by their text: a repeated one
+    /// shares the first one's.
+    regexes: HashMap<Vec<u8>, Pattern>,
+    /// What those regexes hold ([`Pattern::regex_bytes`]).
+    regex_bytes: usize,
 }
 
 impl Matcher {
@@ -194,14 +211,37 @@ impl Matcher {
                 why,
             });
         }
+        let pattern = self.compile(&p, path, line)?;
         self.has_exceptions |= exception;
         self.rules.push(Rule {
-            pattern: Pattern::new(&p),
+            pattern,
             exception,
             line,
             raw,
         });
         Ok(())
+    }
+
+    /// Compiles a cleaned pattern, or shares the regex of the same one
+    /// compiled before; refuses it past the regex budget.
+    fn compile(&mut self, p: &[u8], path: &Path, line: usize) -> Result<Pattern, CompileError> {
+        if let Some(shared) = self.regexes.get(p) {
+            return Ok(shared.clone());
+        }
+        let pattern = Pattern::new(p);
+        let bytes = pattern.regex_bytes();
+        if bytes > 0 {
+            self.regex_bytes += bytes;
+            if self.regex_bytes > MAX_REGEX_BYTES {
+                return Err(CompileError::RegexBudget {
+                    path: path.to_path_buf(),
+                    line,
+                    regexes: self.regexes.len() + 1,
+                });
+            }
+            self.regexes.insert(p.to_vec(), pattern.clone());
+        }
+        Ok(pattern)
     }
 
     /// Adds an include pattern (a path a Dockerfile reads): cleaned, made
@@ -219,8 +259,9 @@ impl Matcher {
                 why: "malformed character class `[...]` or trailing `\\`",
             });
         }
+        let pattern = self.compile(p, label, 0)?;
         self.rules.push(Rule {
-            pattern: Pattern::new(p),
+            pattern,
             exception: false,
             line: 0,
             raw,
