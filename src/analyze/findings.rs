@@ -2,7 +2,7 @@
 //! Docker's exact semantics. Each has a rule id, a severity, a file and a
 //! line, and says what to do.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::context::walk::WalkSummary;
 use crate::context::{Builder, Context, ContextSpec, FileKind, WalkError};
@@ -291,6 +291,11 @@ pub(crate) fn copy_source_findings(
         .map(|i| i.path.display().to_string())
         .unwrap_or_default();
     let dockerfile_label = ctx.dockerfile().display().to_string();
+    // The first include of each text, found in one lookup per source.
+    let mut include_at: HashMap<&[u8], usize> = HashMap::new();
+    for (i, p) in plan.includes.iter().enumerate() {
+        include_at.entry(p.as_slice()).or_insert(i);
+    }
     for used in &plan.used {
         let source = used.pattern.trim_start_matches('/');
         // A source through a symlinked directory (`link/f`, `link` -> `real`)
@@ -317,11 +322,9 @@ pub(crate) fn copy_source_findings(
             None => source.to_string(),
         };
         let pattern = judged.as_str();
-        let hit = plan
-            .includes
-            .iter()
-            .position(|p| p.as_slice() == pattern.as_bytes())
-            .and_then(|i| include_hits.get(i))
+        let hit = include_at
+            .get(pattern.as_bytes())
+            .and_then(|&i| include_hits.get(i))
             .copied()
             .unwrap_or(1);
         if hit > 0 {

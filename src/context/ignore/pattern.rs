@@ -107,6 +107,31 @@ impl Pattern {
         }
     }
 
+    /// For a glob: a segment every path it matches has, as (counted from
+    /// the end, index, text): a literal ASCII segment with no `**` between
+    /// it and that end. What the matcher's index finds the pattern by.
+    pub(crate) fn glob_anchor(&self) -> Option<(bool, usize, &[u8])> {
+        let Some(Ok(Compiled::Glob(glob))) = self.regex.as_ref().map(|r| r.as_deref()) else {
+            return None;
+        };
+        fn literal(s: &GlobSegment) -> Option<&[u8]> {
+            match s {
+                GlobSegment::Tokens(t) => match t.as_slice() {
+                    [GlobToken::Literal(text)] if text.is_ascii() => Some(text.as_bytes()),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        let fixed = |s: &&GlobSegment| matches!(s, GlobSegment::Tokens(_));
+        let from_start = glob.segments.iter().take_while(fixed).enumerate();
+        let from_end = glob.segments.iter().rev().take_while(fixed).enumerate();
+        from_start
+            .filter_map(|(i, s)| Some((false, i, literal(s)?)))
+            .chain(from_end.filter_map(|(i, s)| Some((true, i, literal(s)?))))
+            .next()
+    }
+
     /// The memory its compiled regex holds and may grow to while matching
     /// (its search cache): 0 for a pattern matched without one.
     pub fn regex_bytes(&self) -> usize {
