@@ -254,8 +254,9 @@ pub struct StepReport {
     pub cached: bool,
     /// Why it is rebuilt (empty when cached).
     pub causes: Vec<String>,
-    /// Changed files that reach it.
-    pub files: Vec<String>,
+    /// Changed files that reach it (shared by the reports of images
+    /// built the same way: a large rename lists thousands).
+    pub files: std::sync::Arc<[String]>,
     /// Steps of the same stage before it (all cached when this is the
     /// first rebuilt one).
     pub position: usize,
@@ -1061,7 +1062,10 @@ fn evaluate(
                 instruction: step.text.clone(),
                 cached: !busted,
                 causes: causes.clone(),
-                files: hits.get(&(s, step.pos)).cloned().unwrap_or_default(),
+                files: hits
+                    .get(&(s, step.pos))
+                    .map(|f| f.as_slice().into())
+                    .unwrap_or_default(),
                 position: step.pos,
             };
             if busted && !first_seen {
