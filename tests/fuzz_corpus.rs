@@ -61,3 +61,8 @@ fn config_corpus() {
 fn sst_corpus() {
     replay("sst", reggie_build::fuzzing::sst);
 }
+
+#[test]
+fn reference_corpus() {
+    replay("reference", reggie_build::fuzzing::reference);
+}
