@@ -10,6 +10,7 @@
 //! the stage it copies from is rebuilt. Everything else stays cached.
 
 pub(crate) mod git;
+mod reach;
 pub mod render;
 pub(crate) mod steps;
 
@@ -167,7 +168,7 @@ pub struct Options {
 }
 
 /// An image's build inputs, repository-relative.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageDef {
     /// Its name.
     pub name: String,
@@ -259,8 +260,9 @@ pub struct StepReport {
     pub cached: bool,
     /// Why it is rebuilt (empty when cached).
     pub causes: Vec<String>,
-    /// Changed files that reach it.
-    pub files: Vec<String>,
+    /// Changed files that reach it (shared by the reports of images
+    /// built the same way: a large rename lists thousands).
+    pub files: std::sync::Arc<[String]>,
     /// Steps of the same stage before it (all cached when this is the
     /// first rebuilt one).
     pub position: usize,
@@ -465,13 +467,17 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
                 .into(),
         ));
     }
+    // The first base image of each name.
+    let mut base_by_name: HashMap<&str, &ImageDef> = HashMap::new();
+    for b in &base_defs {
+        base_by_name.entry(b.name.as_str()).or_insert(b);
+    }
     let pairs: Vec<(ImageDef, ImageDef)> = selected
         .into_iter()
         .map(|h| {
-            let b = base_defs
-                .iter()
-                .find(|b| b.name == h.name)
-                .cloned()
+            let b = base_by_name
+                .get(h.name.as_str())
+                .map(|b| (*b).clone())
                 .unwrap_or_else(|| h.clone());
             (h, b)
         })
@@ -482,9 +488,10 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
     // Read every Dockerfile and ignore file once per side.
     let wanted = |defs: &mut dyn Iterator<Item = &ImageDef>| -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         for d in defs {
             for p in std::iter::once(d.dockerfile.clone()).chain(d.ignore_candidates()) {
-                if !v.contains(&p) {
+                if seen.insert(p.clone()) {
                     v.push(p);
                 }
             }
@@ -515,9 +522,24 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
         rev: opts.base.clone(),
         commit: Some(base_commit.clone()),
     };
-    let mut images = Vec::new();
+    let mut images: Vec<ImageReport> = Vec::new();
     let mut flips = Flips::new();
+    let mut reach = reach::Reach::new(&changes);
+    // Images that differ only by name (one build pushed under several
+    // names) share the verdict: evaluated once, by the first of them.
+    let mut verdicts: HashMap<(ImageDef, ImageDef), usize> = HashMap::new();
     for (h, b) in &pairs {
+        let unnamed = |d: &ImageDef| ImageDef {
+            name: String::new(),
+            ..d.clone()
+        };
+        let key = (unnamed(h), unnamed(b));
+        if let Some(&first) = verdicts.get(&key) {
+            let same = renamed(&images[first], &h.name);
+            images.push(same);
+            continue;
+        }
+        verdicts.insert(key, images.len());
         let side_head = Side {
             def: h,
             files: &head_files,
@@ -541,6 +563,7 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
             &side_base,
             &changes,
             &mut flips,
+            &mut reach,
         )?);
     }
     Ok(Report {
@@ -550,6 +573,19 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
         changed_files: changes.len(),
         images,
     })
+}
+
+/// The verdict of another image built from the same inputs, under `name`
+/// (the sentences naming the image say this one).
+fn renamed(report: &ImageReport, name: &str) -> ImageReport {
+    let mut r = report.clone();
+    for (reason, step) in r.reasons.iter_mut().zip(&report.first_busted) {
+        if *reason == render::bust_sentence(&report.name, step) {
+            *reason = render::bust_sentence(name, step);
+        }
+    }
+    r.name = name.to_string();
+    r
 }
 
 fn short(commit: &str) -> String {
@@ -660,6 +696,10 @@ struct Reader {
     matcher: Matcher,
     literal_prefixes: Vec<Vec<u8>>,
     whole: bool,
+    /// The step's patterns as given, and whether it reads everything: what
+    /// steps with the same answer share ([`reach::Reach`]).
+    reads: Vec<String>,
+    reads_whole: bool,
 }
 
 impl Reader {
@@ -691,6 +731,8 @@ impl Reader {
             matcher,
             literal_prefixes,
             whole,
+            reads: step.reads.clone(),
+            reads_whole: step.reads_whole,
         }
     }
 
@@ -799,6 +841,7 @@ fn evaluate(
     base: &Side<'_>,
     changes: &[Change],
     flips: &mut Flips,
+    reach: &mut reach::Reach<'_>,
 ) -> Result<ImageReport, AffectedError> {
     let hdef = head.def;
     let bdef = base.def;
@@ -826,24 +869,14 @@ fn evaluate(
                 .map(move |step| ((st.index, step.pos), Reader::new(step)))
         })
         .collect();
-    for c in changes {
-        let Some(rel) = under(&hdef.context, &c.path) else {
-            continue;
-        };
-        if rel.is_empty() {
-            continue;
-        }
-        if head_ignore.excluded(rel) && base_ignore.excluded(rel) {
-            continue;
-        }
-        let what = match c.status {
-            Status::Modified => show(&c.path),
-            s => format!("{} ({})", show(&c.path), s.word()),
-        };
-        for (k, r) in &readers {
-            if r.reaches(rel) {
-                hits.entry(*k).or_default().push(what.clone());
-            }
+    let touched = reach.touched(&hdef.context, &head_ignore, &base_ignore);
+    for (k, r) in &readers {
+        for &i in reach.reached(&touched, r).iter() {
+            let c = &changes[i];
+            hits.entry(*k).or_default().push(match c.status {
+                Status::Modified => show(&c.path),
+                s => format!("{} ({})", show(&c.path), s.word()),
+            });
         }
     }
     // An ignore file change: the files whose inclusion it changes.
@@ -1027,7 +1060,10 @@ fn evaluate(
                 instruction: step.text.clone(),
                 cached: !busted,
                 causes: causes.clone(),
-                files: hits.get(&(s, step.pos)).cloned().unwrap_or_default(),
+                files: hits
+                    .get(&(s, step.pos))
+                    .map(|f| f.as_slice().into())
+                    .unwrap_or_default(),
                 position: step.pos,
             };
             if busted && !first_seen {

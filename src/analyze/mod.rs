@@ -339,6 +339,7 @@ fn analyze_spread(
             .then(a.file.cmp(&b.file))
             .then(a.line.cmp(&b.line))
     });
+    let findings = findings::cap_per_rule(findings, findings::MAX_PER_RULE);
 
     let detail = if opts.detail {
         let dirs: Vec<tree::DirInfo<'_>> = closed
