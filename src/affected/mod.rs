@@ -24,6 +24,7 @@ use crate::context::ignore::{self, gopath::clean, Matcher};
 use crate::plan::dockerfile::{self, DockerfileError, PlanOptions};
 
 use git::{Change, Git, Status};
+use reach::{under, IgnoreRules, Reader};
 use steps::Model;
 
 /// The report's schema version (like `analyze`'s).
@@ -281,14 +282,6 @@ fn join(dir: &str, name: &str) -> String {
 fn rel_clean(p: &str) -> String {
     let c = clean(p.as_bytes());
     String::from_utf8_lossy(&c).into_owned()
-}
-
-/// The path under `dir` (repository-relative), if inside.
-fn under<'a>(dir: &str, path: &'a [u8]) -> Option<&'a [u8]> {
-    if dir == "." || dir.is_empty() {
-        return Some(path);
-    }
-    path.strip_prefix(dir.as_bytes())?.strip_prefix(b"/")
 }
 
 fn show(p: &[u8]) -> String {
@@ -601,21 +594,6 @@ struct Side<'a> {
     disk: Option<PathBuf>,
 }
 
-/// The ignore file that applies: its path and compiled rules.
-struct IgnoreRules {
-    path: Option<String>,
-    matcher: Matcher,
-}
-
-impl IgnoreRules {
-    fn excluded(&self, rel: &[u8]) -> bool {
-        self.matcher
-            .matches_or_parent_matches(rel)
-            .map(|v| v.excluded())
-            .unwrap_or(false)
-    }
-}
-
 impl Side<'_> {
     fn file(&self, p: &str) -> Option<&Vec<u8>> {
         self.files.get(p).and_then(|f| f.as_ref())
@@ -688,75 +666,6 @@ impl Side<'_> {
             }
         };
         Ok(Some(Model::new(&df, &analysis, &self.def.plan(), &follow)))
-    }
-}
-
-/// Compiled include patterns of one step.
-struct Reader {
-    matcher: Matcher,
-    literal_prefixes: Vec<Vec<u8>>,
-    whole: bool,
-    /// The step's patterns as given, and whether it reads everything: what
-    /// steps with the same answer share ([`reach::Reach`]).
-    reads: Vec<String>,
-    reads_whole: bool,
-}
-
-impl Reader {
-    fn new(step: &steps::Step) -> Reader {
-        let mut matcher = Matcher::default();
-        let mut literal_prefixes = Vec::new();
-        let mut whole = step.reads_whole;
-        for p in &step.reads {
-            if p == "." || p.is_empty() {
-                whole = true;
-                continue;
-            }
-            if matcher
-                .push_include(Path::new("(Dockerfile paths)"), p.as_bytes())
-                .is_err()
-            {
-                // A pattern that does not compile: the step may read anything.
-                whole = true;
-            }
-            let lit: Vec<u8> = p
-                .split('/')
-                .take_while(|s| !s.contains(['*', '?', '[', '\\']))
-                .collect::<Vec<_>>()
-                .join("/")
-                .into_bytes();
-            literal_prefixes.push(lit);
-        }
-        Reader {
-            matcher,
-            literal_prefixes,
-            whole,
-            reads: step.reads.clone(),
-            reads_whole: step.reads_whole,
-        }
-    }
-
-    /// Whether a change at `rel` (context-relative) can change what it reads.
-    fn reaches(&self, rel: &[u8]) -> bool {
-        if self.whole {
-            return true;
-        }
-        if self
-            .matcher
-            .matches_or_parent_matches(rel)
-            .is_ok_and(|v| v.excluded())
-        {
-            return true;
-        }
-        // A changed path above a pattern: a directory that became a
-        // symlink or a submodule.
-        self.literal_prefixes
-            .iter()
-            .any(|l| l.len() > rel.len() && l.starts_with(rel) && l[rel.len()] == b'/')
-    }
-
-    fn reads_context(&self) -> bool {
-        self.whole || !self.literal_prefixes.is_empty()
     }
 }
 

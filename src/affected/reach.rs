@@ -8,11 +8,105 @@
 //! not one per image and step.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::rc::Rc;
 
 use super::git::Change;
-use super::{under, IgnoreRules, Reader};
+use super::steps;
 use crate::context::ignore::gopath::clean;
+use crate::context::ignore::Matcher;
+
+/// The path under `dir` (repository-relative), if inside.
+pub(super) fn under<'a>(dir: &str, path: &'a [u8]) -> Option<&'a [u8]> {
+    if dir == "." || dir.is_empty() {
+        return Some(path);
+    }
+    path.strip_prefix(dir.as_bytes())?.strip_prefix(b"/")
+}
+
+/// The ignore file that applies: its path and compiled rules.
+pub(super) struct IgnoreRules {
+    pub(super) path: Option<String>,
+    pub(super) matcher: Matcher,
+}
+
+impl IgnoreRules {
+    pub(super) fn excluded(&self, rel: &[u8]) -> bool {
+        self.matcher
+            .matches_or_parent_matches(rel)
+            .map(|v| v.excluded())
+            .unwrap_or(false)
+    }
+}
+
+/// Compiled include patterns of one step.
+pub(super) struct Reader {
+    pub(super) matcher: Matcher,
+    pub(super) literal_prefixes: Vec<Vec<u8>>,
+    pub(super) whole: bool,
+    /// The step's patterns as given, and whether it reads everything: what
+    /// steps with the same answer share ([`reach::Reach`]).
+    pub(super) reads: Vec<String>,
+    pub(super) reads_whole: bool,
+}
+
+impl Reader {
+    pub(super) fn new(step: &steps::Step) -> Reader {
+        let mut matcher = Matcher::default();
+        let mut literal_prefixes = Vec::new();
+        let mut whole = step.reads_whole;
+        for p in &step.reads {
+            if p == "." || p.is_empty() {
+                whole = true;
+                continue;
+            }
+            if matcher
+                .push_include(Path::new("(Dockerfile paths)"), p.as_bytes())
+                .is_err()
+            {
+                // A pattern that does not compile: the step may read anything.
+                whole = true;
+            }
+            let lit: Vec<u8> = p
+                .split('/')
+                .take_while(|s| !s.contains(['*', '?', '[', '\\']))
+                .collect::<Vec<_>>()
+                .join("/")
+                .into_bytes();
+            literal_prefixes.push(lit);
+        }
+        Reader {
+            matcher,
+            literal_prefixes,
+            whole,
+            reads: step.reads.clone(),
+            reads_whole: step.reads_whole,
+        }
+    }
+
+    /// Whether a change at `rel` (context-relative) can change what it reads.
+    pub(super) fn reaches(&self, rel: &[u8]) -> bool {
+        if self.whole {
+            return true;
+        }
+        if self
+            .matcher
+            .matches_or_parent_matches(rel)
+            .is_ok_and(|v| v.excluded())
+        {
+            return true;
+        }
+        // A changed path above a pattern: a directory that became a
+        // symlink or a submodule.
+        self.literal_prefixes
+            .iter()
+            .any(|l| l.len() > rel.len() && l.starts_with(rel) && l[rel.len()] == b'/')
+    }
+
+    pub(super) fn reads_context(&self) -> bool {
+        self.whole || !self.literal_prefixes.is_empty()
+    }
+}
 
 /// The changes inside one context that its ignore files (at either
 /// revision) send, sorted by context-relative path.

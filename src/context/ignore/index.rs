@@ -14,8 +14,11 @@
 
 use std::collections::HashMap;
 
+use super::matcher::Rule;
 use super::pattern::MatchKind;
-use super::Rule;
+
+/// Rule numbers by the text of a literal segment.
+type ByText = HashMap<Box<[u8]>, Vec<u32>>;
 
 /// Rules by what a path they match must contain.
 #[derive(Debug, Clone, Default)]
@@ -34,7 +37,7 @@ pub(crate) struct Index {
     suffix_lengths: Vec<bool>,
     /// Globs, by where their literal segment is (from the end?, index),
     /// then by its text.
-    segments: HashMap<(bool, usize), HashMap<Box<[u8]>, Vec<u32>>>,
+    segments: HashMap<(bool, usize), ByText>,
 }
 
 /// FNV-1a, one byte at a time: a path's prefixes (or suffixes) are hashed
