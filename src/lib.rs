@@ -73,6 +73,7 @@ pub mod discover;
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod inspect;
 #[cfg(feature = "image")]
 pub mod ops;
 pub mod plan;
