@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 const IMAGE_BINARY: &str = "reggie-build-image";
 
 fn main() {
-    std::process::exit(cli::run(hand_over_image));
+    std::process::exit(cli::run(hand_over_image, hand_over_size));
 }
 
 /// `reggie-build image`: replaces this process with `reggie-build-image`
@@ -18,6 +18,18 @@ fn main() {
 /// code are the build's own.
 #[cfg(feature = "image")]
 fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
+    hand_over()
+}
+
+/// `reggie-build size IMAGE` for an image in the daemon or a registry:
+/// handed over as `image` is.
+#[cfg(feature = "image")]
+fn hand_over_size(_: cli::size::SizeArgs) -> anyhow::Result<i32> {
+    hand_over()
+}
+
+#[cfg(feature = "image")]
+fn hand_over() -> anyhow::Result<i32> {
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot locate the reggie-build binary: {e}"))?;
     let image = exe.with_file_name(IMAGE_BINARY);
@@ -42,4 +54,16 @@ fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
         "`reggie-build image` is not in this build.\n",
         cli::full_build!()
     ))
+}
+
+/// `reggie-build size IMAGE` in a lean build: reading the daemon or a
+/// registry needs the full build; a saved archive does not.
+#[cfg(not(feature = "image"))]
+fn hand_over_size(args: cli::size::SizeArgs) -> anyhow::Result<i32> {
+    anyhow::bail!(
+        "{} is not a file or directory, and reading an image from the Docker daemon or a registry is not in this build: `docker save {} -o image.tar` and run `reggie-build size image.tar`, or use the full build.\n{}",
+        reggie_build::text::excerpt(&args.source),
+        reggie_build::text::shell_word(&args.source),
+        cli::full_build!()
+    )
 }

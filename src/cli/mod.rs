@@ -18,6 +18,7 @@ pub mod image_args;
 mod ls;
 pub mod output;
 pub mod plan_args;
+pub mod size;
 mod targets;
 
 use std::path::PathBuf;
@@ -145,6 +146,12 @@ enum Command {
         after_help = "Examples:\n  reggie-build digest --image reggie-api\n  reggie-build digest backend -f backend/Dockerfile --build-arg PYTHON=3.12\n  reggie-build digest                  # every image of reggie-build.toml, `DIGEST  NAME` lines\n  reggie-build digest --image web --json | jq -r .digest\n\nMtimes, owners and files the build cannot read do not count; permission bits do (they are sent)."
     )]
     Digest(digest::DigestArgs),
+    /// What an image weighs, layer by layer, by Dockerfile line: the waste
+    /// (hidden, duplicated, caches, toolchains) found exactly, with the fix.
+    #[command(
+        after_help = "Examples:\n  docker save app:1 -o app.tar && reggie-build size app.tar -f backend/Dockerfile\n  docker save app:1 | reggie-build size - -f backend/Dockerfile --format json | jq .waste_bytes\n  reggie-build size oci-layout/ --platform linux/arm64\n  reggie-build size app.tar --tree 3            # the entries of layer 3\n  reggie-build size app.tar --tree | sort -k3 -h   # the final image's files\n  reggie-build size app:1 -f backend/Dockerfile    # the daemon's image (full build)\n  reggie-build size 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --from registry\n\nFiles and directories are read by this build (the lean one too); an image in the daemon or a registry needs the full build (reggie-build-image)."
+    )]
+    Size(size::SizeArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  reggie-build completions bash > /etc/bash_completion.d/reggie-build\n  reggie-build completions zsh > \"${fpath[1]}/_reggie-build\"\n  reggie-build completions fish > ~/.config/fish/completions/reggie-build.fish"
@@ -210,7 +217,9 @@ impl ContextArgs {
 pub type ImageCommand = fn(image_args::ImageArgs) -> anyhow::Result<i32>;
 
 /// Parses arguments, runs the command, and returns the exit code.
-pub fn run(image: ImageCommand) -> i32 {
+/// `image` runs `image`, `remote_size` runs `size` on an image reference
+/// (both need the Docker and registry stacks).
+pub fn run(image: ImageCommand, remote_size: size::RemoteSize) -> i32 {
     let cli = parse_args();
     let Globals {
         color,
@@ -235,6 +244,7 @@ pub fn run(image: ImageCommand) -> i32 {
         Command::Discover(args) => discover::run(args),
         Command::Affected(args) => affected::run(args),
         Command::Digest(args) => digest::run(args),
+        Command::Size(args) => size::run(args, remote_size),
     };
     match result {
         Ok(code) => code,

@@ -141,18 +141,30 @@ pub enum SourceError {
 
 /// What to read for one layer, and what it must hash to.
 #[derive(Debug, Clone)]
-struct LayerSpec {
+pub(crate) struct LayerSpec {
     /// The blob's name in the store.
-    name: String,
+    pub name: String,
     /// Its digest, when the name or a manifest says it.
-    blob: Option<Sha>,
+    pub blob: Option<Sha>,
     /// The media type a manifest gives.
-    media_type: String,
+    pub media_type: String,
     /// The size a manifest gives.
-    size: Option<u64>,
+    pub size: Option<u64>,
 }
 
-fn short(d: &Sha) -> String {
+impl Layer {
+    /// A layer read from a stream (no second pass over its files).
+    pub(crate) fn streamed(index: LayerIndex, media_type: String) -> Layer {
+        Layer {
+            compressed_size: index.compressed.map(|(_, n)| n),
+            media_type,
+            index,
+            locator: None,
+        }
+    }
+}
+
+pub(crate) fn short(d: &Sha) -> String {
     sha_string(d)[..19].to_string()
 }
 
@@ -480,7 +492,7 @@ fn plan_oci(read: ReadJson<'_>, options: &LoadOptions) -> Result<Plan, SourceErr
 }
 
 /// Checks a small document against the digest that named it.
-fn check_digest(data: &[u8], digest: &str, what: &str) -> Result<(), SourceError> {
+pub(crate) fn check_digest(data: &[u8], digest: &str, what: &str) -> Result<(), SourceError> {
     use sha2::{Digest, Sha256};
     let actual: Sha = Sha256::digest(data).into();
     if layer::parse_sha(digest) != Some(actual) {
@@ -512,7 +524,11 @@ pub(crate) fn merge(table: &mut PathTable, layer: &mut LayerIndex) -> Result<(),
 }
 
 /// Verifies a layer against its spec and the config's diff id.
-fn verify(spec: &LayerSpec, index: &LayerIndex, diff_id: Option<&Sha>) -> Result<(), LayerError> {
+pub(crate) fn verify(
+    spec: &LayerSpec,
+    index: &LayerIndex,
+    diff_id: Option<&Sha>,
+) -> Result<(), LayerError> {
     let blob_digest = index.compressed.map_or(index.diff_id, |(d, _)| d);
     if let Some(expected) = &spec.blob {
         if *expected != blob_digest {
@@ -664,7 +680,7 @@ pub fn load_path(
     })
 }
 
-fn check_counts(config: &ImageConfig, layers: usize) -> Result<(), SourceError> {
+pub(crate) fn check_counts(config: &ImageConfig, layers: usize) -> Result<(), SourceError> {
     if config.diff_ids.len() != layers {
         return Err(SourceError::Mismatch(format!(
             "the manifest lists {layers} layers, the image config {}: they describe different images",
@@ -801,12 +817,7 @@ pub fn load_stream<R: Read>(
         };
         verify(spec, &index, config.diff_ids.get(i)).map_err(layer_err)?;
         merge(&mut table, &mut index).map_err(layer_err)?;
-        layers.push(Layer {
-            compressed_size: index.compressed.map(|(_, n)| n),
-            media_type: spec.media_type.clone(),
-            index,
-            locator: None,
-        });
+        layers.push(Layer::streamed(index, spec.media_type.clone()));
     }
     Ok(Loaded {
         table,

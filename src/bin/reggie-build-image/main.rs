@@ -8,7 +8,8 @@ mod cli;
 mod image;
 mod live;
 mod many;
+mod size;
 
 fn main() {
-    std::process::exit(cli::run(image::run));
+    std::process::exit(cli::run(image::run, size::run));
 }
