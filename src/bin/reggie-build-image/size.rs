@@ -9,9 +9,9 @@ use reggie_build::inspect::layer::Shared;
 use reggie_build::ops::size::{RemoteOptions, Where};
 use reggie_build::publish::Credentials;
 
-use crate::cli::size::{print, with_progress, FromArg, SizeArgs};
+use crate::shared::size_args::{print, with_progress, FromArg, SizeArgs};
 
-pub fn run(args: SizeArgs) -> anyhow::Result<i32> {
+pub fn run(args: &SizeArgs, quiet: bool) -> anyhow::Result<i32> {
     let options = args.options()?;
     let credentials = match (&args.username, args.password_stdin) {
         (Some(user), true) => {
@@ -42,9 +42,9 @@ pub fn run(args: SizeArgs) -> anyhow::Result<i32> {
         .build()
         .context("cannot start the async runtime")?;
     let shared = std::sync::Arc::new(Shared::default());
-    let inspected = with_progress(&shared, None, || {
+    let inspected = with_progress(&shared, None, quiet, || {
         runtime.block_on(reggie_build::ops::size::size(&remote, &options, &shared))
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    print(&inspected, &args)
+    print(&inspected, args)
 }

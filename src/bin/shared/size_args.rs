@@ -1,8 +1,7 @@
-//! `reggie-build size`: what an image weighs, layer by layer, by
-//! Dockerfile line, and its waste with the fix. Files and directories
-//! (`docker save` archives, OCI layouts) are read here, in the lean build
-//! too; an image in the daemon or a registry is read by
-//! `reggie-build-image` (the full build), which this hands over to.
+//! The arguments of `reggie-build size`, and how its report is printed:
+//! `reggie-build` reads files and directories (the lean build too) and
+//! hands an image reference over to `reggie-build-image`, which reads the
+//! daemon or the registry; both print here.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,8 +11,15 @@ use clap::{Args, ValueEnum};
 
 use reggie_build::inspect::{self, layer::Shared, Inspected, SizeOptions};
 
-use super::output::print_stdout;
-use super::plan_args::parse_build_args;
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+use super::parse_build_args;
 
 /// Where to read an image reference from.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -83,15 +89,7 @@ pub struct SizeArgs {
     pub top: usize,
 }
 
-/// Runs `size` for an image the daemon or a registry holds.
-pub type RemoteSize = fn(SizeArgs) -> anyhow::Result<i32>;
-
 impl SizeArgs {
-    /// The source is a file, a directory or stdin (not a reference).
-    pub fn is_local(&self) -> bool {
-        self.source == "-" || std::path::Path::new(&self.source).exists()
-    }
-
     pub fn options(&self) -> anyhow::Result<SizeOptions> {
         Ok(SizeOptions {
             load: inspect::LoadOptions {
@@ -108,29 +106,6 @@ impl SizeArgs {
             },
         })
     }
-}
-
-pub fn run(args: SizeArgs, remote: RemoteSize) -> anyhow::Result<i32> {
-    if !args.is_local() {
-        return remote(args);
-    }
-    if args.from.is_some() {
-        anyhow::bail!(
-            "--from reads an image reference; {} is a file or directory",
-            reggie_build::text::excerpt(&args.source)
-        );
-    }
-    let options = args.options()?;
-    let path = PathBuf::from(&args.source);
-    let total = std::fs::metadata(&path)
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len());
-    let shared = Shared::default();
-    let inspected = with_progress(&shared, total, || {
-        inspect::inspect_path(&path, &options, &shared)
-    })?;
-    print(&inspected, &args)
 }
 
 /// Prints the report (or the tree) as `args` asks.
@@ -159,8 +134,13 @@ pub fn print(inspected: &Inspected, args: &SizeArgs) -> anyhow::Result<i32> {
 }
 
 /// Runs `work`, showing on a terminal how much has been read.
-pub fn with_progress<T>(shared: &Shared, total: Option<u64>, work: impl FnOnce() -> T) -> T {
-    if !std::io::stderr().is_terminal() || super::output::quiet() {
+pub fn with_progress<T>(
+    shared: &Shared,
+    total: Option<u64>,
+    quiet: bool,
+    work: impl FnOnce() -> T,
+) -> T {
+    if !std::io::stderr().is_terminal() || quiet {
         return work();
     }
     let done = std::sync::atomic::AtomicBool::new(false);
