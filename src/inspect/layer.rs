@@ -482,3 +482,245 @@ pub fn hash_entries(
     }
     Ok(())
 }
+
+/// Tar bytes for tests: ustar headers written by hand, so that hostile
+/// archives (bad paths, lying sizes) can be made too.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A ustar header.
+    pub fn header(name: &[u8], typeflag: u8, size: u64, link: &[u8]) -> [u8; 512] {
+        let mut h = [0u8; 512];
+        h[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = typeflag;
+        h[157..157 + link.len().min(100)].copy_from_slice(&link[..link.len().min(100)]);
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h
+    }
+
+    /// An entry: name, type, contents, link target.
+    pub type E<'a> = (&'a str, u8, &'a [u8], &'a str);
+
+    /// A whole tar, end blocks included.
+    pub fn tar(entries: &[E<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, t, data, link) in entries {
+            out.extend_from_slice(&header(
+                name.as_bytes(),
+                *t,
+                data.len() as u64,
+                link.as_bytes(),
+            ));
+            out.extend_from_slice(data);
+            out.resize(out.len().next_multiple_of(512), 0);
+        }
+        out.extend_from_slice(&[0u8; 1024]);
+        out
+    }
+
+    /// A PAX extended header record set for `path`.
+    pub fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+        let mut data = Vec::new();
+        for (k, v) in records {
+            let body = format!(" {k}={v}\n");
+            let mut len = body.len() + 1;
+            while format!("{len}{body}").len() != len {
+                len += 1;
+            }
+            data.extend_from_slice(format!("{len}{body}").as_bytes());
+        }
+        data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    fn index(bytes: &[u8]) -> Result<LayerIndex, LayerError> {
+        index_layer(bytes, Hashing::All, &Shared::default())
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn entries_whiteouts_and_digests() {
+        let t = tar(&[
+            ("./", b'5', b"", ""),
+            ("app/", b'5', b"", ""),
+            ("app/a", b'0', b"hello", ""),
+            ("app/l", b'2', b"", "a"),
+            ("app/h", b'1', b"", "app/a"),
+            ("app/.wh.old", b'0', b"", ""),
+            ("etc/.wh..wh..opq", b'0', b"", ""),
+            ("x/.wh..wh.plnk/123", b'0', b"zz", ""),
+        ]);
+        let l = index(&t).unwrap();
+        let kinds: Vec<(String, EntryKind, u64)> = l
+            .entries
+            .iter()
+            .map(|e| (l.table.display(e.path), e.kind, e.size))
+            .collect();
+        use EntryKind::*;
+        assert_eq!(
+            kinds,
+            vec![
+                ("/".into(), Dir, 0),
+                ("/app".into(), Dir, 0),
+                ("/app/a".into(), File, 5),
+                ("/app/l".into(), Symlink, 0),
+                ("/app/h".into(), Hardlink, 0),
+                ("/app/old".into(), Whiteout, 0),
+                ("/etc".into(), Opaque, 0),
+            ]
+        );
+        use sha2::{Digest, Sha256};
+        let diff: Sha = Sha256::digest(&t).into();
+        assert_eq!(l.diff_id, diff);
+        assert_eq!(l.size, t.len() as u64);
+        assert!(l.compressed.is_none());
+        assert_eq!(l.hash_of(2), Some(&Sha256::digest(b"hello").into()));
+        assert_eq!(&*l.symlinks[0], b"a");
+        // The same layer gzip-compressed: both digests.
+        let gz = gzip(&t);
+        let l2 = index(&gz).unwrap();
+        assert_eq!(l2.diff_id, diff);
+        assert_eq!(
+            l2.compressed,
+            Some((Sha256::digest(&gz).into(), gz.len() as u64))
+        );
+        assert_eq!(l2.entries.len(), l.entries.len());
+    }
+
+    #[test]
+    fn hostile_paths_are_refused_with_the_entry_named() {
+        for (name, t, want) in [
+            ("../etc/passwd", b'0', "`..`"),
+            ("a/../../x", b'0', "`..`"),
+            ("/etc/passwd", b'0', "absolute"),
+            (".wh..wh..opq", b'0', "opaque root"),
+            ("./.wh..wh..opq", b'0', "opaque root"),
+            ("a/.wh.", b'0', "whiteout of \"\""),
+            ("a/.wh...", b'0', "whiteout of \"..\""),
+            ("./", b'0', "empty path"),
+        ] {
+            let e = index(&tar(&[(name, t, b"", "")])).unwrap_err().to_string();
+            assert!(e.contains(want), "{name}: {e}");
+        }
+        let e = index(&tar(&[("a", b'1', b"", "../../etc/shadow")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`..`"), "{e}");
+    }
+
+    #[test]
+    fn broken_archives_are_clear_errors() {
+        let t = tar(&[("a", b'0', &[7u8; 2000], "")]);
+        // Cut inside the contents.
+        let e = index(&t[..1500]).unwrap_err().to_string();
+        assert!(e.contains("truncated") && e.contains("\"a\""), "{e}");
+        // A size of 8 GiB that the stream does not hold: no allocation.
+        let mut huge = header(b"big", b'0', 0, b"").to_vec();
+        huge[124..136].copy_from_slice(b"77777777777\0");
+        huge[148..156].copy_from_slice(b"        ");
+        let sum: u32 = huge.iter().map(|&b| u32::from(b)).sum();
+        huge[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        huge.extend_from_slice(&[1u8; 4096]);
+        let e = index(&huge).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+        // A bad checksum.
+        let mut bad = t.clone();
+        bad[0] = b'b';
+        let e = index(&bad).unwrap_err().to_string();
+        assert!(e.contains("checksum"), "{e}");
+        // Garbage after a gzip header.
+        let e = index(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.is_empty());
+        // zstd is named.
+        let e = index(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap_err().to_string();
+        assert!(e.contains("zstd"), "{e}");
+    }
+
+    #[test]
+    fn pax_and_gnu_extensions_are_bounded() {
+        // A PAX path and size override.
+        let p = pax(&[("path", "long/name/from/pax"), ("size", "3")]);
+        let mut t = Vec::new();
+        t.extend_from_slice(&header(b"pax", b'x', p.len() as u64, b""));
+        t.extend_from_slice(&p);
+        t.resize(t.len().next_multiple_of(512), 0);
+        t.extend_from_slice(&header(b"short", b'0', 3, b""));
+        t.extend_from_slice(b"abc");
+        t.resize(t.len().next_multiple_of(512), 0);
+        t.extend_from_slice(&[0u8; 1024]);
+        let l = index(&t).unwrap();
+        assert_eq!(l.table.display(l.entries[0].path), "/long/name/from/pax");
+        assert_eq!(l.entries[0].size, 3);
+        // A PAX header larger than the cap is refused before it is read.
+        let mut bomb = header(b"pax", b'x', MAX_PAX_TEST + 1, b"").to_vec();
+        bomb.extend_from_slice(&[b'1'; 4096]);
+        let e = index(&bomb).unwrap_err().to_string();
+        assert!(e.contains("PAX header"), "{e}");
+        // Many PAX headers in a row: each replaces the last, memory flat.
+        let mut many = Vec::new();
+        let p = pax(&[("path", "x")]);
+        for _ in 0..10_000 {
+            many.extend_from_slice(&header(b"pax", b'x', p.len() as u64, b""));
+            many.extend_from_slice(&p);
+            many.resize(many.len().next_multiple_of(512), 0);
+        }
+        many.extend_from_slice(&header(b"f", b'0', 0, b""));
+        many.extend_from_slice(&[0u8; 1024]);
+        let l = index(&many).unwrap();
+        assert_eq!(l.entries.len(), 1);
+        // A GNU long name over PATH_MAX.
+        let mut long = header(b"././@LongLink", b'L', 5000, b"").to_vec();
+        long.extend_from_slice(&[b'a'; 5120]);
+        let e = index(&long).unwrap_err().to_string();
+        assert!(e.contains("long name"), "{e}");
+    }
+
+    const MAX_PAX_TEST: u64 = super::super::tar::MAX_PAX;
+
+    #[test]
+    fn the_entry_budget_stops_millions_of_entries() {
+        let shared = Shared::default();
+        shared.entries.store(MAX_ENTRIES - 1, Ordering::Relaxed);
+        let t = tar(&[("a", b'0', b"", ""), ("b", b'0', b"", "")]);
+        let e = index_layer(&t[..], Hashing::All, &shared).unwrap_err();
+        assert!(matches!(e, LayerError::TooManyEntries), "{e}");
+    }
+
+    #[test]
+    fn later_hashing_reads_only_the_named_entries() {
+        let t = tar(&[("a", b'0', b"one", ""), ("b", b'0', b"two", "")]);
+        let mut l = index_layer(&t[..], Hashing::Later, &Shared::default()).unwrap();
+        assert!(l.hash_of(0).is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        let mut bytes = vec![9u8; 100];
+        bytes.extend_from_slice(&t);
+        std::fs::write(&path, &bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        hash_entries(&file, 100, &mut l, &[1]).unwrap();
+        use sha2::{Digest, Sha256};
+        assert!(l.hash_of(0).is_none());
+        assert_eq!(l.hash_of(1), Some(&Sha256::digest(b"two").into()));
+    }
+}

@@ -892,3 +892,180 @@ impl Loaded {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::layer::testing::tar;
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    fn hex(data: &[u8]) -> String {
+        sha_string(&Sha256::digest(data).into())[7..].to_string()
+    }
+
+    fn config(diff_ids: &[&[u8]]) -> Vec<u8> {
+        let ids: Vec<String> = diff_ids
+            .iter()
+            .map(|d| format!("\"sha256:{}\"", hex(d)))
+            .collect();
+        format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}},"history":[{{"created_by":"COPY a /a # buildkit"}},{{"created_by":"RUN rm /a # buildkit"}}]}}"#,
+            ids.join(",")
+        )
+        .into_bytes()
+    }
+
+    fn layers() -> (Vec<u8>, Vec<u8>) {
+        (
+            tar(&[("a", b'0', &[1u8; 1000], "")]),
+            tar(&[(".wh.a", b'0', b"", "")]),
+        )
+    }
+
+    /// A legacy `docker save` archive, as Docker 20.10 writes it.
+    fn saved(l1: &[u8], l2: &[u8], cfg: &[u8]) -> Vec<u8> {
+        let cfg_name = format!("{}.json", hex(cfg));
+        let manifest = format!(
+            r#"[{{"Config":"{cfg_name}","RepoTags":["app:1"],"Layers":["aaa/layer.tar","bbb/layer.tar"]}}]"#
+        );
+        tar(&[
+            ("aaa/", b'5', b"", ""),
+            ("aaa/layer.tar", b'0', l1, ""),
+            ("bbb/", b'5', b"", ""),
+            ("bbb/layer.tar", b'0', l2, ""),
+            (&cfg_name, b'0', cfg, ""),
+            ("manifest.json", b'0', manifest.as_bytes(), ""),
+        ])
+    }
+
+    #[test]
+    fn docker_save_archives_from_a_file_and_a_stream() {
+        let (l1, l2) = layers();
+        let cfg = config(&[&l1, &l2]);
+        let archive = saved(&l1, &l2, &cfg);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.tar");
+        std::fs::write(&path, &archive).unwrap();
+        let from_file = load_path(&path, &LoadOptions::default(), &Shared::default()).unwrap();
+        let from_stream = load_stream(
+            &archive[..],
+            "stdin",
+            &LoadOptions::default(),
+            &Shared::default(),
+        )
+        .unwrap();
+        for l in [&from_file, &from_stream] {
+            assert_eq!(l.name.as_deref(), Some("app:1"));
+            assert_eq!(l.layers.len(), 2);
+            assert_eq!(l.layers[0].index.file_bytes(), 1000);
+            assert_eq!(l.config.history.len(), 2);
+        }
+        assert!(from_file.source.starts_with("docker save archive"));
+        // A layer whose bytes are not the config's diff id.
+        let cfg_lie = config(&[&l2, &l2]);
+        let lie = saved(&l1, &l2, &cfg_lie);
+        std::fs::write(&path, &lie).unwrap();
+        let e = load_path(&path, &LoadOptions::default(), &Shared::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer 1 of 2") && e.contains("diff id"), "{e}");
+        let e = load_stream(
+            &lie[..],
+            "stdin",
+            &LoadOptions::default(),
+            &Shared::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("diff id"), "{e}");
+        // Truncated.
+        std::fs::write(&path, &archive[..archive.len() / 2]).unwrap();
+        assert!(load_path(&path, &LoadOptions::default(), &Shared::default()).is_err());
+        assert!(load_stream(
+            &archive[..archive.len() / 2],
+            "s",
+            &LoadOptions::default(),
+            &Shared::default()
+        )
+        .is_err());
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn oci_layouts_pick_the_platform_and_check_every_digest() {
+        let (l1, l2) = layers();
+        let (g1, g2) = (gzip(&l1), gzip(&l2));
+        let cfg = config(&[&l1, &l2]);
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let put = |data: &[u8]| {
+            std::fs::write(blobs.join(hex(data)), data).unwrap();
+            format!("sha256:{}", hex(data))
+        };
+        let desc = |mt: &str, data: &[u8]| {
+            format!(
+                r#"{{"mediaType":"{mt}","digest":"sha256:{}","size":{}}}"#,
+                hex(data),
+                data.len()
+            )
+        };
+        put(&g1);
+        put(&g2);
+        put(&cfg);
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[{},{}]}}"#,
+            desc("application/vnd.oci.image.config.v1+json", &cfg),
+            desc("application/vnd.oci.image.layer.v1.tar+gzip", &g1),
+            desc("application/vnd.oci.image.layer.v1.tar+gzip", &g2)
+        );
+        let m = put(manifest.as_bytes());
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{m}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+            manifest.len()
+        );
+        std::fs::write(dir.path().join("index.json"), &index).unwrap();
+        std::fs::write(
+            dir.path().join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+        let opts = LoadOptions {
+            platform: Some("linux/amd64".into()),
+            ..Default::default()
+        };
+        let l = load_path(dir.path(), &opts, &Shared::default()).unwrap();
+        assert_eq!(l.layers[0].compressed_size, Some(g1.len() as u64));
+        assert!(
+            l.layers[0].index.hash_of(0).is_some(),
+            "gzip layers are hashed in the pass"
+        );
+        let arm = LoadOptions {
+            platform: Some("linux/arm64".into()),
+            ..Default::default()
+        };
+        let e = load_path(dir.path(), &arm, &Shared::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no image for linux/arm64") && e.contains("linux/amd64"),
+            "{e}"
+        );
+        // A blob that is not what its digest says.
+        std::fs::write(blobs.join(hex(&g2)), &g1).unwrap();
+        let e = load_path(dir.path(), &opts, &Shared::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer 2 of 2") && e.contains("digest"), "{e}");
+        // A blob that is a symbolic link is not followed.
+        std::fs::remove_file(blobs.join(hex(&g2))).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", blobs.join(hex(&g2))).unwrap();
+        assert!(load_path(dir.path(), &opts, &Shared::default()).is_err());
+    }
+}
