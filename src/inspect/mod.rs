@@ -393,7 +393,7 @@ pub fn analyze(mut image: Loaded, options: &SizeOptions) -> Result<Inspected, In
     if compressed.is_none() {
         notes.push("this source stores layers uncompressed: the size as pushed is not known (read the image from its registry, or an OCI layout with gzip layers, for it)".into());
     }
-    if df.is_none() && !image.config.history.is_empty() && options.dockerfile.is_none() {
+    if df.is_none() && notes.is_empty() && !image.config.history.is_empty() {
         notes.push(
             "no Dockerfile given: pass -f DOCKERFILE to attribute layers to its lines".into(),
         );
