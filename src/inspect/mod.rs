@@ -297,14 +297,7 @@ pub fn analyze(mut image: Loaded, options: &SizeOptions) -> Result<Inspected, In
         waste::Waste::new(&image.table, refs, &roles, &overlay, &rules).collisions()
     };
     image
-        .hash_entries(
-            &wanted,
-            options
-                .load
-                .threads
-                .max(1)
-                .max(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        )
+        .hash_entries(&wanted, options.load.threads())
         .map_err(InspectError::Hash)?;
     let refs: Vec<&layer::LayerIndex> = image.layers.iter().map(|l| &l.index).collect();
     let waste = waste::Waste::new(&image.table, refs.clone(), &roles, &overlay, &rules);

@@ -39,7 +39,8 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    fn threads(&self) -> usize {
+    /// Threads to use: `threads`, or the machine's cores when 0.
+    pub fn threads(&self) -> usize {
         match self.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -842,15 +843,69 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
+/// Bytes read first from each file of a size group (see
+/// [`Loaded::hash_entries`]).
+const PREFIX: u64 = 4096;
+
 impl Loaded {
     /// Takes the content hashes of `wanted` entries (`(layer, entry)`)
     /// not hashed yet, reading only their bytes, on several threads.
+    ///
+    /// Files of a size group whose first [`PREFIX`] bytes differ from
+    /// every other's cannot share their content: they are left unhashed
+    /// (distinct), and only the rest are read whole.
     pub fn hash_entries(&mut self, wanted: &[(usize, usize)], threads: usize) -> io::Result<()> {
+        let mut wanted = wanted.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut by_size: HashMap<u64, Vec<(usize, usize)>> = HashMap::new();
+        for &(l, e) in &wanted {
+            by_size
+                .entry(self.layers[l].index.entries[e].size)
+                .or_default()
+                .push((l, e));
+        }
+        let unhashed = |l: usize, e: usize| self.layers[l].index.entries[e].hash == layer::NONE;
         let mut per_layer: Vec<Vec<usize>> = vec![Vec::new(); self.layers.len()];
-        for &(l, e) in wanted {
-            if self.layers[l].index.entries[e].hash == layer::NONE {
-                per_layer[l].push(e);
+        for (size, group) in by_size {
+            if group.len() < 2 {
+                continue;
             }
+            // Against a file hashed already (read from a stream), or when
+            // the prefix is the whole file: hash them all.
+            let whole = size <= PREFIX
+                || group.iter().any(|&(l, e)| !unhashed(l, e))
+                || group.iter().any(|&(l, _)| self.layers[l].locator.is_none());
+            if whole {
+                for (l, e) in group.into_iter().filter(|&(l, e)| unhashed(l, e)) {
+                    per_layer[l].push(e);
+                }
+                continue;
+            }
+            let mut prefixes: HashMap<Sha, Vec<(usize, usize)>> = HashMap::new();
+            for (l, e) in group {
+                let layer = &self.layers[l];
+                let Some((file, base)) = &layer.locator else {
+                    continue;
+                };
+                let mut buf = vec![0u8; PREFIX as usize];
+                use std::os::unix::fs::FileExt;
+                file.read_exact_at(&mut buf, base + layer.index.entries[e].offset)?;
+                use sha2::{Digest, Sha256};
+                prefixes
+                    .entry(Sha256::digest(&buf).into())
+                    .or_default()
+                    .push((l, e));
+            }
+            for same in prefixes.into_values().filter(|g| g.len() > 1) {
+                for (l, e) in same {
+                    per_layer[l].push(e);
+                }
+            }
+        }
+        for v in &mut per_layer {
+            // In archive order: the reads go forward through the file.
+            v.sort_unstable();
         }
         let work: Vec<(&mut Layer, Vec<usize>)> = self
             .layers
