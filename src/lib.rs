@@ -73,10 +73,13 @@ pub mod discover;
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod git;
+pub mod input;
 pub mod inspect;
 #[cfg(feature = "image")]
 pub mod ops;
 pub mod plan;
+pub mod reference;
 // The image builder (feature `image`, on by default): the Docker, BuildKit
 // and AWS stacks, which the analysis commands never need.
 #[cfg(feature = "image")]
@@ -87,6 +90,22 @@ pub mod text;
 
 #[cfg(test)]
 pub(crate) mod test_support {
+    /// Runs the real `git ARGS` in `dir` (a test's own setup, with an
+    /// author), asserting it succeeds.
+    pub(crate) fn git(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs `f` on a thread with a 2 MiB stack (a quarter of the main
     /// thread's 8 MiB), so a recursion on input that is not bounded
     /// overflows in the test.

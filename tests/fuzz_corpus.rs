@@ -66,3 +66,8 @@ fn sst_corpus() {
 fn layer_corpus() {
     replay("layer", reggie_build::fuzzing::layer);
 }
+
+#[test]
+fn reference_corpus() {
+    replay("reference", reggie_build::fuzzing::reference);
+}

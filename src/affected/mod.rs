@@ -31,9 +31,15 @@ pub const SCHEMA: u32 = 1;
 /// Errors of `affected`.
 #[derive(Debug, thiserror::Error)]
 pub enum AffectedError {
-    #[error("cannot run git: {0}; install git (it must be on PATH)")]
+    #[error(transparent)]
     /// `git` cannot be run.
-    GitMissing(std::io::Error),
+    GitMissing(#[from] crate::git::GitError),
+    #[error("{what} is not in this clone: it is a partial clone, whose objects git fetches on demand, and reggie-build never lets git fetch (a repository's config could run a command then). Fetch the history you compare first, or clone without --filter")]
+    /// An object a partial clone lacks.
+    MissingObject {
+        /// The object, as `REV:PATH`.
+        what: String,
+    },
     #[error("`git {args}` failed: {stderr}")]
     /// A git command failed.
     Git {
@@ -316,16 +322,8 @@ fn config_images(
             let joined = rel_clean(&format!("/{}/{}", cfg_dir, inner.to_string_lossy()));
             // Cleaning clamps `..` at the root: catch paths that leave it.
             let raw = format!("{}/{}", cfg_dir, inner.to_string_lossy());
-            let mut depth: i64 = 0;
-            for seg in raw.split('/') {
-                match seg {
-                    "" | "." => {}
-                    ".." => depth -= 1,
-                    _ => depth += 1,
-                }
-                if depth < 0 {
-                    return Err(outside());
-                }
+            if crate::config::climbs_out(&raw, 0) {
+                return Err(outside());
             }
             let r = joined.trim_start_matches('/').to_string();
             Ok(if r.is_empty() { ".".into() } else { r })
@@ -386,9 +384,11 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
     };
     let (head_defs, base_defs) = match &config_path {
         Some(path) => {
-            let abs = std::fs::canonicalize(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
+            let abs = std::fs::canonicalize(path).map_err(|source| {
+                ConfigError::Read(crate::input::InputError::Io {
+                    path: path.clone(),
+                    source,
+                })
             })?;
             let rel = abs
                 .strip_prefix(&top)
@@ -403,10 +403,8 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let head_text = match &head_commit {
-                None => std::fs::read(&abs).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?,
+                None => crate::input::read(&top, Path::new(&rel), crate::input::TEXT_LIMIT)
+                    .map_err(ConfigError::Read)?,
                 Some(c) => git
                     .read(Some(c), std::slice::from_ref(&rel))?
                     .pop()

@@ -424,7 +424,13 @@ pub fn ignore_file(
             rel,
             is_dir,
             &|c| disk.join(c).symlink_metadata().is_ok(),
-            &|| crate::context::read_head_at(&disk, super::rules::CONTENT_LIMIT),
+            &|| {
+                crate::input::read_head(
+                    &root,
+                    Path::new(os(rel)),
+                    super::rules::CONTENT_LIMIT as u64,
+                )
+            },
         );
         if let Some(m) = m {
             let name = show(rel.rsplit(|&b| b == b'/').next().unwrap_or(rel));

@@ -112,7 +112,7 @@ pub enum InspectError {
         /// Its path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: crate::input::InputError,
     },
     /// The Dockerfile does not parse.
     #[error(transparent)]
@@ -163,7 +163,7 @@ fn dockerfile(
         }
         (None, None) => return Ok(None),
     };
-    let bytes = crate::context::walk::read_input_file(&path).map_err(|source| {
+    let bytes = crate::input::read_given(&path, crate::input::TEXT_LIMIT).map_err(|source| {
         InspectError::DockerfileRead {
             path: path.clone(),
             source,

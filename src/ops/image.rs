@@ -12,6 +12,7 @@ use crate::context::tarball::{SourceDateEpochError, TarOptions};
 use crate::context::{Builder, ContextError, ContextSpec};
 use crate::plan::{Plan, PlanError, PlanOptions};
 use crate::publish::{self, Credentials, PublishError, PushOptions, Pushed};
+use crate::reference::Reference;
 use crate::ship::{self, BuildSpec, Compression, DaemonError, Event, SecretValues, ShipError};
 
 /// How to compress the classic builder's upload.
@@ -269,7 +270,7 @@ struct Planned {
 /// that it travels with the image (registry, CI) and costs nothing to
 /// look up; build arguments are left out (they may be secrets).
 fn record(ctx: &crate::context::Context, plan: &Plan, target: Option<&str>) -> Option<String> {
-    let bytes = crate::context::walk::read_input_file(ctx.dockerfile()).ok()?;
+    let bytes = crate::input::read_given(ctx.dockerfile(), crate::input::TEXT_LIMIT).ok()?;
     let stages = &plan.dockerfile.stages;
     let stage = match target {
         Some(t) => {
@@ -334,8 +335,8 @@ async fn plan(
         on_event(Event::Warning { message });
     }
     if let (Some(_), Some(c)) = (&opts.remote, &opts.credentials) {
-        for tag in &opts.tags {
-            pull_credentials.insert(publish::parse_reference(tag).registry, c.clone());
+        for reference in opts.tags.iter().filter_map(|t| Reference::parse(t).ok()) {
+            pull_credentials.insert(reference.registry, c.clone());
         }
     }
     Ok(Planned {
@@ -412,7 +413,7 @@ async fn skip_existing(
     options: &PushOptions,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Option<ImageOutcome>, ImageError> {
-    let key = &prepared.build_key;
+    let key = &prepared.keyed.build_key;
     match ship::skip::find_local(daemon, key).await {
         Ok(Some(id)) => {
             for tag in &opts.tags {
@@ -448,7 +449,7 @@ async fn skip_existing(
         &opts.tags,
         options,
         key,
-        &prepared.platform,
+        &prepared.keyed.platform,
         on_event,
     )
     .await;

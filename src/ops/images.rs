@@ -132,17 +132,8 @@ impl TagVars {
     /// out commits) takes its branch from `GITHUB_HEAD_REF` (pull
     /// requests) or `GITHUB_REF_NAME`.
     pub fn read(dir: &Path) -> TagVars {
-        let git = |args: &[&str]| -> Option<String> {
-            let out = std::process::Command::new("git")
-                .arg("-C")
-                .arg(dir)
-                .args(args)
-                .stderr(std::process::Stdio::null())
-                .output()
-                .ok()?;
-            let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
-            (out.status.success() && !s.is_empty()).then_some(s)
-        };
+        let repo = crate::git::Repo::discover(dir);
+        let git = |args: &[&str]| repo.as_ref().and_then(|r| r.line(args));
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let branch = git(&["symbolic-ref", "--short", "-q", "HEAD"])
             .or_else(|| env("GITHUB_HEAD_REF"))
@@ -447,18 +438,7 @@ mod tests {
     #[test]
     fn git_is_read_only_for_templates_that_use_it() {
         let dir = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            let ok = std::process::Command::new("git")
-                .arg("-C")
-                .arg(dir.path())
-                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-                .args(args)
-                .output()
-                .unwrap()
-                .status
-                .success();
-            assert!(ok, "git {args:?}");
-        };
+        let git = |args: &[&str]| crate::test_support::git(dir.path(), args);
         git(&["init", "-q", "-b", "main"]);
         git(&["commit", "-q", "--allow-empty", "-m", "x"]);
         let plain = image(&["latest", "v-{context_digest}"], None);

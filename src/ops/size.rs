@@ -226,22 +226,22 @@ async fn from_daemon(
     }
 }
 
-/// `name[:tag][@digest]` → (name, tag or digest).
-fn split_reference(reference: &str) -> (String, String) {
-    if let Some((name, digest)) = reference.split_once('@') {
-        return (name.to_string(), digest.to_string());
-    }
-    let (name, tag) = ship::split_tag(reference);
-    (name.to_string(), tag.to_string())
-}
-
 async fn from_registry(
     remote: &RemoteOptions,
     options: &SizeOptions,
     shared: &Arc<Shared>,
 ) -> Result<Loaded, SizeError> {
-    let (name, tag) = split_reference(&remote.reference);
-    let parsed = publish::parse_reference(&format!("{name}:latest"));
+    let parsed =
+        crate::reference::Reference::parse(&remote.reference).map_err(|e| SizeError::Registry {
+            reference: crate::text::excerpt(&remote.reference),
+            registry: String::new(),
+            message: e.to_string(),
+        })?;
+    let tag = parsed
+        .digest
+        .clone()
+        .or_else(|| parsed.tag.clone())
+        .unwrap_or_else(|| "latest".to_string());
     let push_options = publish::PushOptions {
         registry_endpoint: remote.registry_endpoint.clone(),
         create_repo: false,
@@ -251,10 +251,7 @@ async fn from_registry(
     let host = remote
         .registry_endpoint
         .clone()
-        .unwrap_or_else(|| match parsed.registry.as_str() {
-            "docker.io" => "registry-1.docker.io".to_string(),
-            r => r.to_string(),
-        });
+        .unwrap_or_else(|| crate::reference::api_host(&parsed.registry).to_string());
     let repository = parsed.repository.clone();
     let fail = |message: String| SizeError::Registry {
         reference: crate::text::excerpt(&remote.reference),

@@ -30,8 +30,9 @@ pub struct CheckArgs {
     /// Warnings fail the check too.
     #[arg(long)]
     pub strict: bool,
-    /// A saved report (`analyze --json` or `check --format json`) to
-    /// compare with: names what grew.
+    /// A saved report (`analyze --json` or `check --format json`, a
+    /// regular file of at most 32 MiB) to compare with: names what grew.
+    /// E.g. `--baseline main-report.json`.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
     /// Output format.
@@ -61,8 +62,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     };
     let baseline: Option<serde_json::Value> = match &args.baseline {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read baseline {}", p.display()))?;
+            // A report, not an unbounded read: regular files only, capped,
+            // and a file inside the repository read only inside it.
+            let bytes = reggie_build::input::read_given(p, reggie_build::input::TEXT_LIMIT)
+                .context("cannot read the baseline")?;
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("baseline {} is not UTF-8 JSON", p.display()))?;
             Some(
                 serde_json::from_str(&text)
                     .with_context(|| format!("baseline {} is not JSON", p.display()))?,
