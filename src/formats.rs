@@ -2,6 +2,7 @@
 //! markdown, shared by `analyze` and `check`; [`html`] is the page.
 
 pub mod html;
+pub mod size;
 
 use std::fmt::Write as _;
 

@@ -77,6 +77,7 @@ pub mod formats;
 pub mod fuzzing;
 pub mod git;
 pub mod input;
+pub mod inspect;
 #[cfg(feature = "image")]
 pub mod ops;
 pub mod output;

@@ -32,6 +32,7 @@ const LAYERS: &[&str] = &[
     "analyze",
     "check",
     "affected",
+    "inspect",
     "build_digest",
     "formats",
     "ship",
