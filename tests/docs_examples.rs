@@ -314,6 +314,79 @@ fn the_examples_with_docker_print_what_the_docs_say() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// The `Examples:` lines of `reggie-build COMMAND --help`.
+fn help_examples(command: &str) -> Vec<String> {
+    let out = Command::new(assert_cmd::cargo::cargo_bin("reggie-build"))
+        .args([command, "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    help.split("Examples:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("`{command} --help` has no examples"))
+        .lines()
+        .map_while(|l| l.strip_prefix("  "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The examples of `--help` of the commands that need no daemon, git
+/// history or system paths run in a copy of fixtures/reggie, where a
+/// reader of the help would try them (with the config `discover --write`
+/// writes and a saved report for `--baseline`), and succeed.
+#[test]
+fn the_help_examples_run_on_the_fixture() {
+    let bin = assert_cmd::cargo::cargo_bin("reggie-build");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut tried = 0;
+    let mut failures = Vec::new();
+    for command in [
+        "ls", "explain", "analyze", "check", "context", "digest", "discover",
+    ] {
+        let examples = help_examples(command);
+        assert!(
+            (2..=4).contains(&examples.len()),
+            "`{command} --help`: two or three examples, not {examples:?}"
+        );
+        for example in examples {
+            let tmp = tempfile::tempdir().unwrap();
+            let repo = tmp.path().join("reggie");
+            common::copy_dir(&manifest().join("fixtures/reggie"), &repo);
+            // jq is not among the test prerequisites: what counts is the
+            // command before it.
+            let example = example.split(" | jq").next().unwrap().to_string();
+            let setup = if command == "discover" {
+                ""
+            } else {
+                "reggie-build discover . --write >/dev/null 2>&1 && reggie-build analyze . -f backend/Dockerfile --json > main-report.json && "
+            };
+            let out = Command::new("bash")
+                .args(["-o", "pipefail", "-c"])
+                .arg(format!("{setup}{example}"))
+                .current_dir(&repo)
+                .env("PATH", &path)
+                .env("NO_COLOR", "1")
+                .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                failures.push(format!(
+                    "`{example}` (from `{command} --help`) exits {:?}:\n{}",
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            tried += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(tried >= 14, "{tried}");
+}
+
 #[test]
 fn the_matcher_reads_placeholders() {
     assert!(line_matches("sha256:[..]", "sha256:abc"));

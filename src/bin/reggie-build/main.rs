@@ -38,7 +38,7 @@ pub struct Cli {
 enum Command {
     /// List every file Docker would send as the build context.
     #[command(
-        after_help = "Examples:\n  reggie-build ls . -f backend/Dockerfile --minimal     # what the build can read\n  reggie-build ls backend --builder classic | wc -l\n  reggie-build ls -0 . | xargs -0 du -cb | tail -1"
+        after_help = "Examples:\n  reggie-build ls . -f backend/Dockerfile --minimal     # what the build can read\n  reggie-build ls backend --builder classic | wc -l\n  reggie-build ls -0 . -f backend/Dockerfile | xargs -0 du -cb | tail -1"
     )]
     Ls(ls::LsArgs),
     /// Say whether files are sent, and which ignore-file line decided.
@@ -83,7 +83,7 @@ enum Command {
     /// Find the images the repository builds (Dockerfiles, docker compose
     /// files, SST configs) and optionally write them to reggie-build.toml.
     #[command(
-        after_help = "Examples:\n  reggie-build discover\n  reggie-build discover path/to/repo --json | jq '.[].context'\n  reggie-build discover . --write"
+        after_help = "Examples:\n  reggie-build discover\n  reggie-build discover . --json | jq '.[].context'\n  reggie-build discover . --write"
     )]
     Discover(discover::DiscoverArgs),
     /// Which images a git change affects, and the first Dockerfile step
