@@ -300,6 +300,8 @@ fn the_examples_without_docker_print_what_the_docs_say() {
     );
 }
 
+/// `image` is in the full build only.
+#[cfg(feature = "image")]
 #[test]
 fn the_examples_with_docker_print_what_the_docs_say() {
     let examples: Vec<_> = all_examples().into_iter().filter(|e| e.daemon).collect();
