@@ -71,3 +71,8 @@ fn layer_corpus() {
 fn reference_corpus() {
     replay("reference", reggie_build::fuzzing::reference);
 }
+
+#[test]
+fn mount_corpus() {
+    replay("mount", reggie_build::fuzzing::mount);
+}
