@@ -265,6 +265,25 @@ fn cache_entry(c: &super::outputs::CacheSpec) -> CacheOptionsEntry {
     }
 }
 
+/// The `cache-imports` frontend attribute: the Dockerfile frontend
+/// imports only the caches its own attributes name, not those of the
+/// solve's cache options, so BuildKit's client sets both. The value is
+/// the JSON of the Control API's entries (`[{"Type":..,"Attrs":{..}}]`,
+/// Go's field names; `Attrs` left out when empty, as Go's `omitempty`).
+fn cache_imports_attr(imports: &[super::outputs::CacheSpec]) -> Option<String> {
+    if imports.is_empty() {
+        return None;
+    }
+    let entries: Vec<serde_json::Value> = imports
+        .iter()
+        .map(|c| match c.attrs.is_empty() {
+            true => serde_json::json!({ "Type": c.kind }),
+            false => serde_json::json!({ "Type": c.kind, "Attrs": c.attrs }),
+        })
+        .collect();
+    Some(serde_json::Value::from(entries).to_string())
+}
+
 /// A build on a remote engine.
 #[derive(Debug, Clone)]
 pub struct RemoteBuilt {
@@ -398,17 +417,27 @@ pub async fn build(
     });
 
     if let Some(want) = &spec.platform {
-        let offered: Vec<String> = workers
+        let mut offered: Vec<String> = workers
             .iter()
             .flat_map(|w| &w.platforms)
             .map(|p| format!("{}/{}", p.os, p.architecture))
             .collect();
-        let arch = super::platform_arch(want).unwrap_or_default();
-        if !offered.is_empty() && !offered.iter().any(|p| p.ends_with(&format!("/{arch}"))) {
+        // Variants (amd64/v2, /v3...) come one after the other.
+        offered.dedup();
+        let missing: Vec<&str> = want
+            .split(',')
+            .map(str::trim)
+            .filter(|p| {
+                let arch = super::platform_arch(p).unwrap_or_default();
+                !offered.iter().any(|o| o.ends_with(&format!("/{arch}")))
+            })
+            .collect();
+        if !offered.is_empty() && !missing.is_empty() {
             on_event(Event::Warning {
                 message: format!(
-                    "the builder at {} does not list {want} among its platforms ({}): RUN steps need binfmt/QEMU emulation there, or fail with 'exec format error'",
+                    "the builder at {} does not list {} among its platforms ({}): RUN steps need binfmt/QEMU emulation there, or fail with 'exec format error'",
                     remote.addr,
+                    missing.join(", "),
                     offered.join(", ")
                 ),
             });
@@ -466,11 +495,15 @@ pub async fn build(
         entitlements.push("network.host".to_string());
     }
     let exporter_attrs: HashMap<String, String> = exporter.attrs.clone().into_iter().collect();
+    let mut attrs = frontend_attrs(spec, &dockerfile_name, &labels);
+    if let Some(imports) = cache_imports_attr(&outputs_plan.cache_imports) {
+        attrs.insert("cache-imports".into(), imports);
+    }
     let request = SolveRequest {
         r#ref: build_ref.clone(),
         session: info.id.clone(),
         frontend: "dockerfile.v0".into(),
-        frontend_attrs: frontend_attrs(spec, &dockerfile_name, &labels),
+        frontend_attrs: attrs,
         // The fields every BuildKit reads (newer ones turn them into
         // `exporters`); an engine older than `exporters` ignores that.
         exporter_deprecated: exporter.kind.to_string(),
@@ -695,6 +728,24 @@ mod tests {
                 "moby"
             )])]),
             Engine::Daemon
+        );
+    }
+
+    #[test]
+    fn cache_imports_named_for_the_frontend_as_buildctl_does() {
+        use crate::ship::outputs::CacheSpec;
+        assert_eq!(cache_imports_attr(&[]), None);
+        let imports = [
+            CacheSpec::parse_from("type=registry,ref=r.example/a:cache,Mode=max").unwrap(),
+            CacheSpec::parse_from("type=gha").unwrap(),
+        ];
+        // The entries buildctl 0.11 sends for the same --import-cache
+        // values (Go writes Type first; JSON objects have no order).
+        assert_eq!(
+            cache_imports_attr(&imports).as_deref(),
+            Some(
+                r#"[{"Attrs":{"mode":"max","ref":"r.example/a:cache"},"Type":"registry"},{"Type":"gha"}]"#
+            )
         );
     }
 
