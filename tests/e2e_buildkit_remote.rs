@@ -635,31 +635,13 @@ fn remote_builds_over_a_unix_socket() {
     let Some((env, _)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
-    let daemon = env["DOCKER_HOST"]
-        .strip_prefix("unix://")
-        .expect("the services' daemon is on a unix socket")
-        .to_string();
     let (work, config) = work();
-    let sock = work.path().join("buildkitd.sock");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/relay.py");
-    let mut relay = std::process::Command::new("python3")
-        .arg(&script)
-        .arg("buildkit")
-        .arg(format!("unix:{}", sock.display()))
-        .arg(&daemon)
-        .spawn()
-        .expect("run python3 tests/relay.py");
-    for _ in 0..100 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut relay = Relay::start(&env["DOCKER_HOST"], &work.path().join("buildkitd.sock"));
     let ctx = work.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
     std::fs::write(ctx.join("a.txt"), "over a unix socket\n").unwrap();
-    let addr = format!("unix://{}", sock.display());
+    let addr = relay.addr.clone();
     let out = reggie(
         &env,
         &ctx,
@@ -667,8 +649,7 @@ fn remote_builds_over_a_unix_socket() {
         &["--buildkit-addr", &addr, "-t", "bkctl-e2e-remote:unix", "."],
         &[],
     );
-    let _ = relay.kill();
-    let _ = relay.wait();
+    relay.stop();
     ok(&out);
     let fs = image_fs(&env, "bkctl-e2e-remote:unix");
     assert_eq!(fs["a.txt"].content, b"over a unix socket\n");

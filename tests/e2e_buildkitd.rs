@@ -272,8 +272,14 @@ fn pushed_digest(out: &Output) -> String {
 /// Dockerfile steps (`[2/4] RUN ...`) and whether each was cached, from
 /// reggie-build's `--json` events.
 fn steps_cached_ours(out: &Output) -> BTreeMap<String, bool> {
+    steps_cached_of(out, None)
+}
+
+/// [`steps_cached_ours`] of one image of `image --all`.
+fn steps_cached_of(out: &Output, image: Option<&str>) -> BTreeMap<String, bool> {
     events(out)
         .iter()
+        .filter(|e| image.is_none_or(|i| e["image"] == i))
         .filter(|e| e["event"] == "vertex" && e["status"] != "started")
         .filter_map(|e| {
             let name = e["name"].as_str()?;
@@ -775,4 +781,99 @@ fn base_image_from_the_local_registry_with_run() {
         std::fs::read_to_string(out_dir.join("nonce")).unwrap(),
         format!("{nonce}\n")
     );
+}
+
+#[test]
+#[ignore = "needs two standalone buildkitd: set REGGIE_TEST_BUILDKITD and REGGIE_TEST_BUILDKITD2 (TESTING.md)"]
+fn a_pool_of_two_builders_shares_the_registry_cache() {
+    let bk = buildkitd_alone();
+    let other = std::env::var("REGGIE_TEST_BUILDKITD2")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .expect("set REGGIE_TEST_BUILDKITD2 to a second buildkitd (TESTING.md)");
+    let base = bk.busybox_in_registry();
+    let nonce = unique("pool");
+    let names = ["api", "web", "worker", "jobs"];
+    let repo = bk.work.path().join("repo");
+    let mut config = String::new();
+    for name in names {
+        bk.context(
+            &format!("repo/{name}"),
+            &[
+                (
+                    "Dockerfile",
+                    &format!(
+                        "FROM {base}\nRUN echo {name} {nonce} > /made\nCOPY file.txt /file.txt\nRUN cat /made /file.txt > /both\n"
+                    ),
+                ),
+                ("file.txt", name),
+            ],
+        );
+        config.push_str(&format!(
+            "[[image]]\nname = \"{name}\"\ncontext = \"{name}\"\nrepository = \"{}/reggie-bkd/pool-{name}\"\ntags = [\"t\"]\n\n",
+            bk.registry
+        ));
+    }
+    std::fs::write(repo.join("reggie-build.toml"), config).unwrap();
+    let cache = format!("{}/reggie-bkd/pool-cache:{{image}}-{nonce}", bk.registry);
+    let run = |builders: &[&str], cache_arg: (&str, String)| {
+        let mut args = vec!["--all", "--push", "--json", "--jobs", "2"];
+        for b in builders {
+            args.extend(["--buildkit-addr", b]);
+        }
+        args.extend([cache_arg.0, &cache_arg.1]);
+        // The addresses are the test's: not the one Bk::reggie adds.
+        let out = reggie(&bk.env, &repo, &bk.config, &args, &[]);
+        ok(&out);
+        out
+    };
+    let first = run(
+        &[&bk.addr, &other],
+        ("--cache-to", format!("type=registry,ref={cache},mode=max")),
+    );
+    let digests = |out: &Output| -> BTreeMap<String, String> {
+        events(out)
+            .iter()
+            .filter(|e| e["event"] == "push" && e["digest"].is_string())
+            .map(|e| {
+                (
+                    e["image"].as_str().unwrap().to_string(),
+                    e["digest"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let built = digests(&first);
+    assert_eq!(built.len(), names.len(), "{}", text(&first));
+    // Each builder alone, pruned, imports every image's cache, whichever
+    // builder exported it.
+    for alone in [bk.addr.clone(), other.clone()] {
+        for addr in [&bk.addr, &other] {
+            let program =
+                std::env::var("REGGIE_TEST_BUILDCTL").unwrap_or_else(|_| "buildctl".into());
+            let out = Command::new(&program)
+                .args(["--addr", addr, "prune", "--all"])
+                .output()
+                .expect("run buildctl");
+            assert!(out.status.success(), "prune {addr}: {}", text(&out));
+        }
+        let again = run(
+            &[&alone],
+            ("--cache-from", format!("type=registry,ref={cache}")),
+        );
+        for name in names {
+            let steps = steps_cached_of(&again, Some(name));
+            let ran: Vec<&String> = steps
+                .iter()
+                .filter(|(n, cached)| !**cached && !n.contains("] FROM "))
+                .map(|(n, _)| n)
+                .collect();
+            assert!(
+                steps.len() == 4 && ran.is_empty(),
+                "{name} on {alone}: these ran again: {ran:?}\n{}",
+                text(&again)
+            );
+        }
+        assert_eq!(digests(&again), built, "the same images, from the cache");
+    }
 }

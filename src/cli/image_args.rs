@@ -112,13 +112,15 @@ pub struct ImageArgs {
     /// Build on this BuildKit engine through its Control API instead of
     /// the Docker daemon: a buildkitd (on Kubernetes, a hosted builder)
     /// pushes the image itself (--push); a Docker daemon's embedded
-    /// BuildKit stores it in that daemon.
+    /// BuildKit stores it in that daemon. Repeat it for a pool of
+    /// builders: each image goes to its own one (the same from run to
+    /// run), or to the least-loaded when that one is busy or down.
     #[arg(
         long,
         env = "BUILDKIT_HOST",
         value_name = "tcp://HOST:PORT|unix://PATH"
     )]
-    pub buildkit_addr: Option<String>,
+    pub buildkit_addr: Vec<String>,
     /// The CA that signed the builder's certificate (TLS to --buildkit-addr).
     #[arg(long, value_name = "PATH", requires = "buildkit_addr")]
     pub buildkit_ca: Option<std::path::PathBuf>,

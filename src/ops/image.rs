@@ -159,6 +159,20 @@ pub enum ImageError {
     #[error(transparent)]
     /// The push failed.
     Publish(#[from] PublishError),
+    #[error("no BuildKit builder is up to build it: {down}. Start one, or give --buildkit-addr (or [[builder]]) a builder that is up")]
+    /// Every builder of the pool was found down.
+    NoBuilder {
+        /// The builders and why each is down.
+        down: String,
+    },
+    #[error("the builder at {addr} went away during the build ({reason}); it takes no more images in this run. Build this image again (on a builder that is up)")]
+    /// The builder stopped answering once the build had started.
+    BuilderLost {
+        /// The builder's address.
+        addr: String,
+        /// What the connection said.
+        reason: String,
+    },
 }
 
 /// Builds the image (unless an identical one exists and

@@ -88,6 +88,13 @@ pub enum ControlError {
         supported: &'static str,
         instead: &'static str,
     },
+    #[error("the connection to the BuildKit builder at {addr} broke during the build{}: {reason}\n  The builder stopped, restarted or became unreachable; build again once it is back", .step.as_ref().map(|s| format!(" (at {s})")).unwrap_or_default())]
+    Lost {
+        addr: String,
+        /// The step that was running.
+        step: Option<String>,
+        reason: String,
+    },
     #[error("{what} on the BuildKit builder at {addr} failed: {message}")]
     Call {
         addr: String,
@@ -621,6 +628,20 @@ pub async fn build(
         Some(Ok(r)) => r.into_inner(),
         Some(Err(status)) => {
             let (step, log_tail) = progress.failure();
+            // The connection itself failed (the builder went away), not
+            // the build: no step's error to report.
+            let broken = matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ) && std::error::Error::source(&status).is_some();
+            if broken {
+                return Err(ControlError::Lost {
+                    addr: remote.addr.to_string(),
+                    step,
+                    reason: status_message(&status),
+                }
+                .into());
+            }
             return Err(match step {
                 Some(step) => ShipError::Step {
                     step: Some(step),

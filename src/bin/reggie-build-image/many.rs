@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use reggie_build::affected::{self, Head};
 use reggie_build::config::{self, Config};
 use reggie_build::ops::images::{self, TagVars};
+use reggie_build::ops::pool::Pool;
 use reggie_build::ops::ImageOptions;
 use reggie_build::ship::Event;
 
@@ -106,9 +107,30 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     Ok(Config::load(&path)?)
 }
 
+/// The `[[builder]]`s of the config, as `--buildkit-addr` would give them.
+fn config_builders(config: &Config) -> anyhow::Result<Vec<reggie_build::ship::Remote>> {
+    config
+        .builders
+        .iter()
+        .map(|b| {
+            let tls = reggie_build::ship::TlsOptions {
+                ca: b.ca.clone(),
+                cert: b.cert.clone(),
+                key: b.key.clone(),
+                server_name: b.server_name.clone(),
+            };
+            reggie_build::ship::Remote::new(&b.addr, tls)
+                .with_context(|| format!("{}:{}: [[builder]]", config.path.display(), b.line))
+        })
+        .collect()
+}
+
 pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
-    let (shared, _ssh): (ImageOptions, _) = options(args)?;
+    let (shared, _ssh, mut builders): (ImageOptions, _, _) = options(args)?;
     let config = load_config(args.config.as_deref())?;
+    if builders.is_empty() {
+        builders = config_builders(&config)?;
+    }
     let selected: Vec<&config::Image> = if args.affected {
         let report = affected::affected(&affected::Options {
             base: args.base.clone().unwrap_or_else(|| "HEAD~1".into()),
@@ -153,12 +175,12 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
     }
     let vars = TagVars::read_for(&config.root, &selected);
     let mut list = Vec::new();
-    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut failed: Vec<(String, String, Option<String>)> = Vec::new();
     let options = images::options_all(&selected, &shared, &vars, args.jobs as usize);
     for (img, opts) in selected.iter().zip(options) {
         match opts {
             Ok(o) => list.push((img.name.clone(), o)),
-            Err(e) => failed.push((img.name.clone(), format!("{e:#}"))),
+            Err(e) => failed.push((img.name.clone(), format!("{e:#}"), None)),
         }
     }
     let names: Vec<String> = list.iter().map(|(n, _)| n.clone()).collect();
@@ -169,8 +191,9 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
     };
     let mut on_event = |name: &str, e: Event| printer.print(name, &e);
     let interrupt = tokio::signal::ctrl_c();
+    let pool = (!builders.is_empty()).then(|| Pool::new(builders, args.jobs as usize));
     let outcome = {
-        let work = images::images(&list, args.jobs as usize, &mut on_event);
+        let work = images::images(&list, args.jobs as usize, pool.as_ref(), &mut on_event);
         tokio::pin!(work);
         tokio::select! {
             r = &mut work => Some(r),
@@ -205,10 +228,13 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
             Ok(outcome) => {
                 built += 1;
                 if args.json {
-                    let v = serde_json::json!({
+                    let mut v = serde_json::json!({
                         "event": "result", "image": f.name, "ok": true,
                         "image_id": outcome.image_id,
                     });
+                    if let Some(b) = &f.builder {
+                        v["builder"] = serde_json::json!(b);
+                    }
                     stdout.push_str(&format!("{v}\n"));
                 } else {
                     stdout.push_str(&format!("{}  {}\n", outcome.image_id, f.name));
@@ -219,14 +245,17 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
                     }
                 }
             }
-            Err(e) => failed.push((f.name, format!("{e:#}"))),
+            Err(e) => failed.push((f.name, format!("{e:#}"), f.builder)),
         }
     }
-    for (name, error) in &failed {
+    for (name, error, builder) in &failed {
         if args.json {
-            let v = serde_json::json!({
+            let mut v = serde_json::json!({
                 "event": "result", "image": name, "ok": false, "error": error,
             });
+            if let Some(b) = builder {
+                v["builder"] = serde_json::json!(b);
+            }
             stdout.push_str(&format!("{v}\n"));
         }
         eprintln!("error: image `{name}`: {error}");
@@ -237,7 +266,7 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
         eprintln!("built {built} of {total} images");
         Ok(0)
     } else {
-        let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = failed.iter().map(|(n, _, _)| n.as_str()).collect();
         eprintln!(
             "built {built} of {total} images; failed: {}",
             names.join(", ")
