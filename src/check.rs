@@ -77,8 +77,8 @@ pub struct Verdict {
 
 /// Where the repository's deploys run their images, as `discover` reads
 /// them: each build that names a platform (SST's `architecture`, x86_64
-/// unless set; a compose service's `platform`), by its context and
-/// Dockerfile.
+/// unless set; a compose service's `platform`; an ECS task definition's
+/// `runtimePlatform`), by its context and Dockerfile.
 #[derive(Debug, Clone, Default)]
 pub struct Deploys {
     builds: Vec<Deployed>,
@@ -106,8 +106,10 @@ impl Deploys {
             let Some(platform) = b.platform.filter(|_| b.resolved) else {
                 continue;
             };
-            let (file, line) = match &b.source {
-                Source::Sst { file, line } => (file, Some(*line)),
+            // An ECS task definition that sets the platform is where to
+            // change it; else the declaration.
+            let (file, line) = match b.platform_source.as_ref().unwrap_or(&b.source) {
+                Source::Sst { file, line } | Source::Ecs { file, line } => (file, Some(*line)),
                 Source::Compose { file, line } => (file, *line),
                 Source::Dockerfile => continue,
             };

@@ -86,3 +86,8 @@ pub fn config(data: &[u8]) {
 pub fn sst(data: &[u8]) {
     let _ = crate::discover::fuzzing::sst(&String::from_utf8_lossy(data));
 }
+
+/// An ECS task definition (JSON).
+pub fn ecs(data: &[u8]) {
+    let _ = crate::discover::fuzzing::ecs(&String::from_utf8_lossy(data));
+}

@@ -61,3 +61,8 @@ fn config_corpus() {
 fn sst_corpus() {
     replay("sst", reggie_build::fuzzing::sst);
 }
+
+#[test]
+fn ecs_corpus() {
+    replay("ecs", reggie_build::fuzzing::ecs);
+}
