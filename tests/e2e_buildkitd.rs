@@ -877,3 +877,155 @@ fn a_pool_of_two_builders_shares_the_registry_cache() {
         assert_eq!(digests(&again), built, "the same images, from the cache");
     }
 }
+
+/// The in-toto statement of the attestation manifest in `index` (pushed
+/// as `repository`), and that manifest's annotations.
+fn provenance_of(bk: &Bk, repository: &str, index: &serde_json::Value) -> serde_json::Value {
+    let manifests = index["manifests"].as_array().expect("an index");
+    let att = manifests
+        .iter()
+        .find(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+        .unwrap_or_else(|| panic!("no attestation manifest in {index}"));
+    let manifest = bk.registry_json(
+        repository,
+        &format!("manifests/{}", att["digest"].as_str().unwrap()),
+    );
+    let layer = manifest["layers"]
+        .as_array()
+        .and_then(|l| {
+            l.iter().find(|l| {
+                l["annotations"]["in-toto.io/predicate-type"] == "https://slsa.dev/provenance/v0.2"
+            })
+        })
+        .unwrap_or_else(|| panic!("no provenance layer in {manifest}"))
+        .clone();
+    assert_eq!(layer["mediaType"], "application/vnd.in-toto+json");
+    bk.registry_json(
+        repository,
+        &format!("blobs/{}", layer["digest"].as_str().unwrap()),
+    )
+}
+
+#[test]
+#[ignore = "needs a standalone buildkitd: set REGGIE_TEST_BUILDKITD=unix://... (TESTING.md)"]
+fn provenance_is_pushed_with_the_image() {
+    let bk = buildkitd();
+    let nonce = unique("provenance");
+    let dockerfile = "FROM scratch AS base\nCOPY a.txt /a.txt\n\nFROM base\nCOPY b.txt /b.txt\n";
+    let ctx = bk.context(
+        "ctx",
+        &[
+            ("Dockerfile", dockerfile),
+            ("a.txt", &nonce),
+            ("b.txt", "b\n"),
+        ],
+    );
+    let repository = "reggie-bkd/provenance";
+    let mut statements = BTreeMap::new();
+    for mode in ["min", "max"] {
+        let tag = format!("{}/{repository}:{mode}", bk.registry);
+        let flag = format!("--provenance=mode={mode}");
+        let out = bk.reggie(&ctx, &["-t", &tag, "--push", &flag, "--json", "."], &[]);
+        ok(&out);
+        let raw = bk.manifest(&tag);
+        assert_eq!(
+            sha256(&raw),
+            pushed_digest(&out),
+            "the index is what was pushed"
+        );
+        let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        statements.insert(mode, provenance_of(&bk, repository, &index));
+    }
+    let meta = |s: &serde_json::Value| {
+        s["predicate"]["metadata"]["https://mobyproject.org/buildkit@v1#metadata"].clone()
+    };
+    assert_eq!(
+        statements["min"]["predicateType"],
+        "https://slsa.dev/provenance/v0.2"
+    );
+    assert!(
+        meta(&statements["min"])["source"].is_null(),
+        "{}",
+        statements["min"]
+    );
+    // mode=max: the Dockerfile, and where each step comes from in it.
+    let max = meta(&statements["max"]);
+    let infos = max["source"]["infos"].as_array().expect("source.infos");
+    let dockerfile_info = infos
+        .iter()
+        .find(|i| i["filename"] == "Dockerfile")
+        .unwrap_or_else(|| panic!("{max}"));
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(dockerfile_info["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&data), dockerfile);
+    let locations = max["source"]["locations"]
+        .as_object()
+        .expect("source.locations");
+    let lines: BTreeSet<u64> = locations
+        .values()
+        .flat_map(|l| l["locations"].as_array().cloned().unwrap_or_default())
+        .flat_map(|l| l["ranges"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r["start"]["line"].as_u64())
+        .collect();
+    assert!(
+        lines.is_superset(&[2, 5].into()),
+        "COPY lines 2 and 5: {lines:?}\n{max}"
+    );
+    assert!(
+        max["layers"].as_object().is_some_and(|l| !l.is_empty()),
+        "layers by step: {max}"
+    );
+    // buildctl's mode=max statement has the same shape.
+    let theirs_tag = format!("{}/{repository}:buildctl", bk.registry);
+    bk.buildctl_build(
+        &ctx,
+        &[
+            "--opt",
+            "attest:provenance=mode=max",
+            "--output",
+            &format!("type=image,name={theirs_tag},push=true"),
+        ],
+    );
+    let theirs: serde_json::Value = serde_json::from_slice(&bk.manifest(&theirs_tag)).unwrap();
+    let theirs = meta(&provenance_of(&bk, repository, &theirs));
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(&max), keys(&theirs));
+    assert_eq!(keys(&max["source"]), keys(&theirs["source"]));
+}
+
+#[test]
+#[ignore = "needs a standalone buildkitd: set REGGIE_TEST_BUILDKITD=unix://... (TESTING.md)"]
+fn sbom_runs_the_scanner_it_is_given() {
+    let bk = buildkitd();
+    let ctx = bk.context(
+        "ctx",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a.txt /a.txt\n"),
+            ("a.txt", "a\n"),
+        ],
+    );
+    // No scanner image can be pulled here: the builder is asked for the
+    // one named, and says it cannot get it.
+    let scanner = format!("{}/reggie-bkd/no-such-scanner:1", bk.registry);
+    let tag = format!("{}/reggie-bkd/sbom:1", bk.registry);
+    let out = bk.reggie(
+        &ctx,
+        &[
+            "-t",
+            &tag,
+            "--push",
+            &format!("--sbom=generator={scanner}"),
+            ".",
+        ],
+        &[],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-such-scanner"), "{stderr}");
+}

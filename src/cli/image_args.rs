@@ -53,6 +53,29 @@ pub struct ImageArgs {
     /// --push; a later build imports it with --cache-from).
     #[arg(long = "cache-to", value_name = "type=inline")]
     pub cache_to: Vec<String>,
+    /// Attach a SLSA provenance attestation to the image (a standalone
+    /// buildkitd, BuildKit 0.11+, with --buildkit-addr): --provenance
+    /// (mode=min), --provenance=mode=max (with the Dockerfile and where
+    /// each step comes from), --provenance=false.
+    #[arg(
+        long,
+        value_name = "mode=min|max",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub provenance: Option<String>,
+    /// Attach an SBOM attestation, made by BuildKit's scanner image
+    /// (default docker/buildkit-syft-scanner; --sbom=generator=IMAGE for
+    /// another) on a standalone buildkitd (--buildkit-addr).
+    #[arg(
+        long,
+        value_name = "true|generator=IMAGE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub sbom: Option<String>,
     /// An image label (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,

@@ -80,6 +80,10 @@ pub struct ImageOptions {
     /// Build on this BuildKit engine (`--buildkit-addr`) instead of the
     /// daemon.
     pub remote: Option<ship::Remote>,
+    /// Attestations to attach (`--provenance`, `--sbom`), as the frontend
+    /// attributes [`ship::outputs::parse_attestation`] gives; they need a
+    /// remote BuildKit 0.11+.
+    pub attests: BTreeMap<String, String>,
 }
 
 impl ImageOptions {
@@ -109,6 +113,7 @@ impl ImageOptions {
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             remote: None,
+            attests: BTreeMap::new(),
         }
     }
 }
@@ -133,6 +138,9 @@ pub enum ImageError {
     #[error("--secret and --ssh need BuildKit: drop --builder classic")]
     /// `--secret`/`--ssh` with the classic builder.
     SecretsNeedBuildKit,
+    #[error("--provenance and --sbom need BuildKit's Control API on BuildKit 0.11 or newer: build on a standalone buildkitd with --buildkit-addr (the Docker daemon's /build API takes no attestations)")]
+    /// Attestations without a remote builder.
+    AttestationsNeedBuildKit,
     #[error("image `{image}`: {message}")]
     /// A configured image's tag templates did not expand.
     Tags {
@@ -182,6 +190,9 @@ pub async fn image(
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<ImageOutcome, ImageError> {
     check(opts)?;
+    if !opts.attests.is_empty() && opts.remote.is_none() {
+        return Err(ImageError::AttestationsNeedBuildKit);
+    }
     let planned = plan(opts, on_event).await?;
     if let Some(remote) = &opts.remote {
         let (spec, _) = spec(false, opts, planned)?;
@@ -217,6 +228,9 @@ pub async fn image_on(
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<ImageOutcome, ImageError> {
     check(opts)?;
+    if !opts.attests.is_empty() {
+        return Err(ImageError::AttestationsNeedBuildKit);
+    }
     let planned = plan(opts, on_event).await?;
     let surveyed = survey(&planned).await?;
     build_surveyed(daemon, opts, planned, surveyed, on_event).await
@@ -370,6 +384,7 @@ fn spec(
         outputs: opts.outputs.clone(),
         cache_from: opts.cache_from.clone(),
         cache_to: opts.cache_to.clone(),
+        attests: opts.attests.clone(),
     };
     let options = PushOptions {
         registry_endpoint: opts.registry_endpoint.clone(),

@@ -27,7 +27,7 @@ use std::time::Duration;
 use bollard_buildkit_proto::moby::buildkit::v1::control_client::ControlClient;
 use bollard_buildkit_proto::moby::buildkit::v1::types::WorkerRecord;
 use bollard_buildkit_proto::moby::buildkit::v1::{
-    CacheOptions, CacheOptionsEntry, ListWorkersRequest, SolveRequest, StatusRequest,
+    CacheOptions, CacheOptionsEntry, InfoRequest, ListWorkersRequest, SolveRequest, StatusRequest,
 };
 
 use super::grpc_io::{self, Addr, TlsOptions};
@@ -145,7 +145,11 @@ impl Remote {
             return self.tls_error(reason);
         }
         let addr = self.addr.to_string();
-        let mut hint = format!("Check that buildkitd listens there (`buildkitd --addr {addr}`), that this machine can reach it (firewall, port-forward), or fix --buildkit-addr / BUILDKIT_HOST");
+        let mut hint = match &self.addr {
+            Addr::Ssh { .. } => "Check that `ssh HOST buildctl dial-stdio` works from this shell (key, agent, ~/.ssh/config; buildctl installed there, and buildkitd on its default socket or the one the address names); REGGIE_SSH_COMMAND=\"ssh -F FILE\" passes ssh options".to_string(),
+            Addr::DockerContext(_) => "Check that the Docker daemon of that context runs and that `docker --context NAME buildx ls` (or `docker info`) reaches it; docker-context:// with no name uses DOCKER_HOST, DOCKER_CONTEXT or the current context".to_string(),
+            _ => format!("Check that buildkitd listens there (`buildkitd --addr {addr}`), that this machine can reach it (firewall, port-forward), or fix --buildkit-addr / BUILDKIT_HOST"),
+        };
         if !self.tls.enabled() && closed {
             hint.push_str("; a builder that serves TLS closes plain connections: pass --buildkit-ca (and --buildkit-cert/--buildkit-key for mutual TLS)");
         }
@@ -332,7 +336,61 @@ pub fn frontend_attrs(
     if let Some(network) = spec.network.as_deref().filter(|n| *n != "default") {
         attrs.insert("force-network-mode".into(), network.to_string());
     }
+    attrs.extend(spec.attests.clone());
     attrs
+}
+
+/// The first BuildKit release that attaches attestations
+/// (`attest:provenance`, `attest:sbom`).
+const ATTESTATIONS_SINCE: (u64, u64) = (0, 11);
+
+/// `v0.11.6` → (0, 11); `None` for what names no release: a build from
+/// source without a version (`0.0.0+unknown`), or what does not parse.
+fn release(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim_start_matches('v').split(['.', '-', '+']);
+    let r = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    (r != (0, 0)).then_some(r)
+}
+
+/// Refuses attestations an engine would silently leave out: BuildKit
+/// before 0.11 ignores the attributes (and has no `Info` call to ask its
+/// version), a Docker daemon's image store keeps none.
+async fn check_attestations(
+    client: &mut ControlClient<tonic::transport::Channel>,
+    remote: &Remote,
+    engine: Engine,
+    spec: &BuildSpec,
+) -> Result<(), ControlError> {
+    let what = spec
+        .attests
+        .keys()
+        .map(|k| format!("--{}", k.trim_start_matches("attest:")))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let unsupported = |engine: &'static str| {
+        ControlError::Unsupported {
+        addr: remote.addr.to_string(),
+        engine,
+        what: format!("{what} cannot be attached there"),
+        supported: "no attestations",
+        instead: "build on a standalone buildkitd of BuildKit 0.11 or newer (--buildkit-addr), which pushes them with the image",
+    }
+    };
+    if engine == Engine::Daemon {
+        return Err(unsupported(engine.describe()));
+    }
+    let version = match client.info(InfoRequest {}).await {
+        Ok(r) => r.into_inner().buildkit_version.map(|v| v.version),
+        Err(s) if s.code() == tonic::Code::Unimplemented => None,
+        Err(s) => return Err(remote.call_error("asking the BuildKit version (Info)", s)),
+    };
+    tracing::info!(?version, "BuildKit version");
+    match version.as_deref().map(|v| (v, release(v))) {
+        Some((_, Some(r))) if r >= ATTESTATIONS_SINCE => Ok(()),
+        // A build from source names no release: let it try.
+        Some((_, None)) => Ok(()),
+        _ => Err(unsupported("a buildkitd older than BuildKit 0.11")),
+    }
 }
 
 /// Builds `spec` on `remote`: the engine pulls the context over the
@@ -366,6 +424,9 @@ pub async fn build(
     .record;
     let engine = engine_of(&workers);
     tracing::info!(addr = %remote.addr, ?engine, workers = workers.len(), "BuildKit builder");
+    if !spec.attests.is_empty() {
+        check_attestations(&mut client, remote, engine, spec).await?;
+    }
     tracing::debug!(workers = ?workers.iter().map(|w| (&w.id, &w.labels, &w.platforms)).collect::<Vec<_>>(), "workers");
     let outputs_plan = super::outputs::plan_remote(
         &super::outputs::Request {
@@ -768,6 +829,16 @@ mod tests {
                 r#"[{"Attrs":{"mode":"max","ref":"r.example/a:cache"},"Type":"registry"},{"Type":"gha"}]"#
             )
         );
+    }
+
+    #[test]
+    fn releases_read_from_versions() {
+        assert_eq!(release("v0.11.6"), Some((0, 11)));
+        assert_eq!(release("v0.12.0-rc1"), Some((0, 12)));
+        assert_eq!(release("0.9.3+abc"), Some((0, 9)));
+        assert_eq!(release("dev"), None);
+        assert_eq!(release("0.0.0+unknown"), None);
+        assert!(release("v0.10.6").unwrap() < ATTESTATIONS_SINCE);
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub(crate) struct BuildSpec {
     pub cache_from: Vec<outputs::CacheSpec>,
     /// `--cache-to`.
     pub cache_to: Vec<outputs::CacheSpec>,
+    /// Attestations as frontend attributes (`attest:provenance` ->
+    /// `mode=max`), from [`outputs::parse_attestation`].
+    pub attests: BTreeMap<String, String>,
 }
 
 /// The credentials map in the form each builder looks registries up:

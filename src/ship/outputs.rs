@@ -385,6 +385,75 @@ fn registry_host(reference: &str) -> &str {
     }
 }
 
+/// `--provenance` and `--sbom` as buildx takes them, as the frontend
+/// attributes BuildKit (0.11+) reads (`attest:provenance`,
+/// `attest:sbom`): `true`/`false`, or `key=value,...` (`mode=min|max` for
+/// provenance, `generator=IMAGE` for the SBOM scanner). `false` leaves
+/// the attestation out.
+pub fn parse_attestation(
+    flag: &'static str,
+    value: &str,
+) -> Result<Option<(String, String)>, OutputError> {
+    let key = match flag {
+        "--provenance" => "attest:provenance",
+        _ => "attest:sbom",
+    };
+    let invalid = |reason: String| OutputError::Invalid {
+        flag,
+        excerpt: excerpt(value),
+        reason,
+    };
+    let value = value.trim();
+    if let Ok(on) = value.to_ascii_lowercase().parse::<bool>() {
+        // buildx: provenance on means mode=min; the SBOM its default
+        // scanner.
+        return Ok(on.then(|| {
+            let v = if flag == "--provenance" {
+                "mode=min"
+            } else {
+                ""
+            };
+            (key.to_string(), v.to_string())
+        }));
+    }
+    let fields = csv_fields(flag, value)?;
+    let (kind, attrs) = key_values(flag, value, fields)?;
+    if let Some(kind) = kind {
+        let own = key.trim_start_matches("attest:");
+        if kind != own {
+            return Err(invalid(format!(
+                "type={} here: {flag} is type={own}",
+                excerpt(&kind)
+            )));
+        }
+    }
+    if flag == "--provenance" {
+        if let Some(mode) = attrs
+            .get("mode")
+            .filter(|m| !matches!(m.as_str(), "min" | "max"))
+        {
+            return Err(invalid(format!(
+                "mode={}: give mode=min or mode=max",
+                excerpt(mode)
+            )));
+        }
+    } else if attrs.get("generator").is_some_and(|g| g.is_empty()) {
+        return Err(invalid(
+            "generator= needs an image (the SBOM scanner)".into(),
+        ));
+    }
+    if attrs.get("disabled").is_some_and(|d| parse_bool(d)) {
+        return Ok(None);
+    }
+    // Re-joined as buildx sends it, `type` left out.
+    let joined = attrs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Some((key.to_string(), joined)))
+}
+
 /// `--platform a,b` → the platforms, in order, without duplicates.
 pub fn parse_platforms(values: &[String]) -> Result<Vec<String>, OutputError> {
     let mut out: Vec<String> = Vec::new();
@@ -841,6 +910,43 @@ mod tests {
         assert_eq!(set.attr("image-manifest"), Some("true"));
         let hub = CacheSpec::parse_to("type=registry,ref=me/app:cache").unwrap();
         assert!(hub.ecr_missing_attrs().is_empty());
+    }
+
+    #[test]
+    fn attestations_parse_like_buildx() {
+        let ok = |flag, v: &str| parse_attestation(flag, v).unwrap();
+        let pair = |k: &str, v: &str| Some((k.to_string(), v.to_string()));
+        assert_eq!(
+            ok("--provenance", "true"),
+            pair("attest:provenance", "mode=min")
+        );
+        assert_eq!(
+            ok("--provenance", "mode=max"),
+            pair("attest:provenance", "mode=max")
+        );
+        assert_eq!(
+            ok("--provenance", "type=provenance,mode=max,builder-id=ci"),
+            pair("attest:provenance", "builder-id=ci,mode=max")
+        );
+        assert_eq!(ok("--provenance", "false"), None);
+        assert_eq!(ok("--provenance", "mode=max,disabled=true"), None);
+        assert_eq!(ok("--sbom", "true"), pair("attest:sbom", ""));
+        assert_eq!(
+            ok("--sbom", "generator=reg:5000/syft-scanner:1"),
+            pair("attest:sbom", "generator=reg:5000/syft-scanner:1")
+        );
+        for (flag, v, says) in [
+            ("--provenance", "mode=maximum", "mode=min or mode=max"),
+            ("--provenance", "type=sbom", "is type=provenance"),
+            ("--sbom", "generator=", "needs an image"),
+            ("--sbom", "yes", "is not KEY=VALUE"),
+        ] {
+            let err = parse_attestation(flag, v).unwrap_err().to_string();
+            assert!(
+                err.contains(says) && err.starts_with(flag),
+                "{flag} {v}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -296,6 +296,16 @@ pub(crate) fn options(
     opts.skip_if_exists = args.skip_if_exists;
     (opts.outputs, opts.cache_from, opts.cache_to) = args.outputs()?;
     let builders = remote_builders(args)?;
+    for (flag, value) in [("--provenance", &args.provenance), ("--sbom", &args.sbom)] {
+        if let Some(v) = value {
+            opts.attests
+                .extend(ship::outputs::parse_attestation(flag, v)?);
+        }
+    }
+    // With --all, [[builder]] in the config may give the builders.
+    if !opts.attests.is_empty() && builders.is_empty() && !many {
+        return Err(reggie_build::ops::ImageError::AttestationsNeedBuildKit.into());
+    }
     let placeholder = reggie_build::ops::images::CACHE_PLACEHOLDER;
     if !many
         && (opts.cache_from.iter())
@@ -358,6 +368,12 @@ fn remote_builders(args: &ImageArgs) -> anyhow::Result<Vec<ship::Remote>> {
     let mut out: Vec<ship::Remote> = Vec::new();
     for addr in addrs {
         let remote = ship::Remote::new(addr, tls.clone())?;
+        let own_transport = ["ssh://", "docker-context://"]
+            .iter()
+            .any(|p| remote.addr.to_string().starts_with(p));
+        if own_transport && tls.enabled() {
+            bail!("--buildkit-ca/--buildkit-cert/--buildkit-key apply to tcp:// and unix:// builders: {addr} is secured by ssh or by the Docker context's own TLS files");
+        }
         if out.iter().any(|r| r.addr == remote.addr) {
             bail!("--buildkit-addr {addr} is given twice");
         }

@@ -131,6 +131,9 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
     if builders.is_empty() {
         builders = config_builders(&config)?;
     }
+    if !shared.attests.is_empty() && builders.is_empty() {
+        return Err(reggie_build::ops::ImageError::AttestationsNeedBuildKit.into());
+    }
     let selected: Vec<&config::Image> = if args.affected {
         let report = affected::affected(&affected::Options {
             base: args.base.clone().unwrap_or_else(|| "HEAD~1".into()),
