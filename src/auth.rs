@@ -136,7 +136,7 @@ pub fn from_docker_config(registry: &str) -> Result<Option<Credentials>, AuthErr
         path: path.clone(),
         reason: format!("not valid JSON ({e})"),
     })?;
-    let keys = registry_keys(registry);
+    let keys = crate::reference::credential_keys(registry);
     if let Some(helpers) = config.get("credHelpers").and_then(|h| h.as_object()) {
         for key in &keys {
             if let Some(helper) = helpers.get(key).and_then(|h| h.as_str()) {
@@ -181,18 +181,6 @@ pub fn from_docker_config(registry: &str) -> Result<Option<Credentials>, AuthErr
         return run_helper(store, &keys[0]);
     }
     Ok(None)
-}
-
-/// The names a registry may be stored under.
-fn registry_keys(registry: &str) -> Vec<String> {
-    if registry == "docker.io" || registry == "index.docker.io" || registry.is_empty() {
-        return vec![
-            "https://index.docker.io/v1/".into(),
-            "docker.io".into(),
-            "index.docker.io".into(),
-        ];
-    }
-    vec![registry.to_string(), format!("https://{registry}")]
 }
 
 fn normalize(name: &str) -> &str {

@@ -87,6 +87,26 @@ pub fn sst(data: &[u8]) {
     let _ = crate::discover::fuzzing::sst(&String::from_utf8_lossy(data));
 }
 
+/// An image reference: parsed, and a parsed one written back out parses
+/// to itself (the normalisation is a fixed point).
+pub fn reference(data: &[u8]) {
+    use crate::reference::{split_tag, Reference};
+    let text = String::from_utf8_lossy(data);
+    let _ = split_tag(&text);
+    if let Ok(r) = Reference::parse(&text) {
+        let mut again = format!("{}/{}", r.registry, r.repository);
+        if let Some(tag) = &r.tag {
+            again.push(':');
+            again.push_str(tag);
+        }
+        if let Some(digest) = &r.digest {
+            again.push('@');
+            again.push_str(digest);
+        }
+        assert_eq!(Reference::parse(&again).as_ref(), Ok(&r), "{again}");
+    }
+}
+
 /// An ECS task definition (JSON).
 pub fn ecs(data: &[u8]) {
     let _ = crate::discover::fuzzing::ecs(&String::from_utf8_lossy(data));

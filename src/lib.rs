@@ -76,6 +76,7 @@ pub mod fuzzing;
 #[cfg(feature = "image")]
 pub mod ops;
 pub mod plan;
+pub mod reference;
 // The image builder (feature `image`, on by default): the Docker, BuildKit
 // and AWS stacks, which the analysis commands never need.
 #[cfg(feature = "image")]

@@ -63,6 +63,11 @@ fn sst_corpus() {
 }
 
 #[test]
+fn reference_corpus() {
+    replay("reference", reggie_build::fuzzing::reference);
+}
+
+#[test]
 fn ecs_corpus() {
     replay("ecs", reggie_build::fuzzing::ecs);
 }

@@ -12,6 +12,7 @@ use crate::context::tarball::{SourceDateEpochError, TarOptions};
 use crate::context::{Builder, ContextError, ContextSpec};
 use crate::plan::{Plan, PlanError, PlanOptions};
 use crate::publish::{self, Credentials, PublishError, PushOptions, Pushed};
+use crate::reference::Reference;
 use crate::ship::{self, BuildSpec, Compression, DaemonError, Event, SecretValues, ShipError};
 
 /// How to compress the classic builder's upload.
@@ -333,8 +334,8 @@ async fn plan(
         on_event(Event::Warning { message });
     }
     if let (Some(_), Some(c)) = (&opts.remote, &opts.credentials) {
-        for tag in &opts.tags {
-            pull_credentials.insert(publish::parse_reference(tag).registry, c.clone());
+        for reference in opts.tags.iter().filter_map(|t| Reference::parse(t).ok()) {
+            pull_credentials.insert(reference.registry, c.clone());
         }
     }
     Ok(Planned {
@@ -403,7 +404,7 @@ async fn skip_existing(
     options: &PushOptions,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Option<ImageOutcome>, ImageError> {
-    let key = &prepared.build_key;
+    let key = &prepared.keyed.build_key;
     match ship::skip::find_local(daemon, key).await {
         Ok(Some(id)) => {
             for tag in &opts.tags {
@@ -439,7 +440,7 @@ async fn skip_existing(
         &opts.tags,
         options,
         key,
-        &prepared.platform,
+        &prepared.keyed.platform,
         on_event,
     )
     .await;

@@ -6,19 +6,103 @@
 //! templates. A failing image does not stop the others. With several
 //! BuildKit builders, [`super::pool`] shares the images among them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use futures_util::StreamExt;
 
+use crate::affected::{self, AffectedError, Head};
 use crate::check::Target;
-use crate::config::{Budget, Image};
+use crate::config::{self, Budget, Config, ConfigError, Image};
 use crate::context::ContextSpec;
 use crate::plan::PlanOptions;
 use crate::ship::{self, Event};
 
 use super::image::{image_on, ImageError, ImageOptions, ImageOutcome};
 use super::pool::Pool;
+
+/// Which images of the config a run builds.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every configured image (`image --all`).
+    All,
+    /// The images a git change affects, as `reggie-build affected`
+    /// decides (`image --affected`).
+    Affected {
+        /// The revision compared with.
+        base: String,
+        /// The side checked: a revision or the work tree.
+        head: Head,
+    },
+}
+
+/// The images a [`Selection`] chose, in config order.
+#[derive(Debug)]
+pub struct Selected {
+    /// The config they come from.
+    pub config: Config,
+    /// The images to build (empty: a change that affects none).
+    pub images: Vec<Image>,
+    /// With [`Selection::Affected`], the comparison that chose them.
+    pub affected: Option<affected::Report>,
+}
+
+/// Why no image could be selected.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error(
+        "image --all and --affected build the images of a {} (none found here or above, up to the repository root); run `reggie-build discover --write` to create one",
+        config::FILE_NAME
+    )]
+    /// No config file was given or found.
+    NoConfig,
+    #[error(transparent)]
+    /// The config file could not be read.
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    /// The change could not be compared.
+    Affected(#[from] AffectedError),
+    #[error("{} configures no images", .0.display())]
+    /// `--all` of a config without images.
+    NoImages(PathBuf),
+}
+
+/// Reads the config (`path`, or `reggie-build.toml` here or above) and
+/// selects its images: all of them, or those a change affects.
+pub fn select(path: Option<&Path>, selection: &Selection) -> Result<Selected, SelectError> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => config::find(Path::new(".")).ok_or(SelectError::NoConfig)?,
+    };
+    let config = Config::load(&path)?;
+    let (images, report) = match selection {
+        Selection::All if config.images.is_empty() => {
+            return Err(SelectError::NoImages(config.path));
+        }
+        Selection::All => (config.images.clone(), None),
+        Selection::Affected { base, head } => {
+            let report = affected::affected(&affected::Options {
+                base: base.clone(),
+                head: head.clone(),
+                config: Some(config.path.clone()),
+                dir: PathBuf::from("."),
+                images: Vec::new(),
+            })?;
+            let images = config
+                .images
+                .iter()
+                .filter(|i| report.images.iter().any(|r| r.affected && r.name == i.name))
+                .cloned()
+                .collect();
+            (images, Some(report))
+        }
+    };
+    Ok(Selected {
+        config,
+        images,
+        affected: report,
+    })
+}
 
 /// What `{git_sha}`, `{git_short_sha}` and `{branch}` stand for in tag
 /// templates; read once for every image.

@@ -34,7 +34,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::ship::control::ControlError;
+use crate::ship::error::ControlError;
 use crate::ship::{Event, Remote, ShipError};
 
 use super::image::{image, ImageError, ImageOptions, ImageOutcome};
@@ -183,7 +183,7 @@ fn choose(
 /// `fallback` (its name, its context) when it has no tag.
 pub fn key(opts: &ImageOptions, fallback: &str) -> String {
     match opts.tags.first() {
-        Some(tag) => crate::ship::split_tag(tag).0.to_string(),
+        Some(tag) => crate::reference::split_tag(tag).0.to_string(),
         None => fallback.to_string(),
     }
 }

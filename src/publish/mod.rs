@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::ship::{daemon, split_tag, Daemon, Event};
+use crate::reference::{split_tag, Reference, ReferenceError};
+use crate::ship::{daemon, Daemon, Event};
 
 use crate::auth;
 pub use crate::auth::Credentials;
@@ -31,6 +32,26 @@ pub(crate) struct PushOptions {
     pub credentials: Option<Credentials>,
 }
 
+impl PushOptions {
+    /// Where the image `tag` names (parsed: `reference`) is pushed to and
+    /// looked up: its name there and the registry's `host[:port]`. That is
+    /// the tag and its registry, or with `registry_endpoint` the same
+    /// repository and tag on the endpoint.
+    pub(crate) fn location(&self, tag: &str, reference: &Reference) -> (String, String) {
+        match &self.registry_endpoint {
+            Some(endpoint) => (
+                format!(
+                    "{endpoint}/{}:{}",
+                    reference.repository,
+                    reference.tag_or_latest()
+                ),
+                endpoint.clone(),
+            ),
+            None => (tag.to_string(), reference.registry.clone()),
+        }
+    }
+}
+
 /// A pushed tag.
 #[derive(Debug, Clone)]
 pub struct Pushed {
@@ -43,6 +64,9 @@ pub struct Pushed {
 /// Errors while pushing.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// A tag is not an image reference.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
     /// Getting an ECR token or checking a repository failed.
     #[error(transparent)]
     Ecr(#[from] ecr::EcrError),
@@ -71,40 +95,6 @@ pub enum PublishError {
     },
 }
 
-/// A reference split into registry host, repository and tag.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Reference {
-    pub registry: String,
-    pub repository: String,
-    pub tag: String,
-}
-
-/// Parses `[registry/]repository[:tag]` as docker does: the first
-/// component is a registry when it has a `.` or `:` or is `localhost`.
-pub(crate) fn parse_reference(reference: &str) -> Reference {
-    let (name, tag) = split_tag(reference);
-    match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            Reference {
-                registry: first.to_string(),
-                repository: rest.to_string(),
-                tag: tag.to_string(),
-            }
-        }
-        _ => Reference {
-            registry: "docker.io".into(),
-            repository: if name.contains('/') {
-                name.to_string()
-            } else {
-                format!("library/{name}")
-            },
-            tag: tag.to_string(),
-        },
-    }
-}
-
 /// Finds credentials for the reference's registry.
 pub(crate) async fn credentials_for(
     reference: &Reference,
@@ -120,7 +110,7 @@ pub(crate) async fn credentials_for(
 }
 
 /// Credentials for pulling a build's base images, keyed by registry (as
-/// [`parse_reference`] names it: `docker.io`, `host:port`, ...), found the
+/// [`Reference`] names it: `docker.io`, `host:port`, ...), found the
 /// way a push finds them (ECR tokens, docker config). Registries with none
 /// configured are left out: public images need none, and the daemon names
 /// a pull it is refused. Lookups that fail are returned as messages, to
@@ -130,7 +120,13 @@ pub(crate) async fn pull_credentials(
 ) -> (std::collections::BTreeMap<String, Credentials>, Vec<String>) {
     let mut found = std::collections::BTreeMap::new();
     let mut problems = Vec::new();
-    let mut registries: Vec<String> = images.iter().map(|i| parse_reference(i).registry).collect();
+    // A name that is not a reference gets no credentials: the builder
+    // refuses it with its own message.
+    let mut registries: Vec<String> = images
+        .iter()
+        .filter_map(|i| Reference::parse(i).ok())
+        .map(|r| r.registry)
+        .collect();
     registries.sort();
     registries.dedup();
     for registry in registries {
@@ -163,7 +159,7 @@ pub(crate) async fn push(
 ) -> Result<Vec<Pushed>, PublishError> {
     let mut pushed = Vec::new();
     for tag in tags {
-        let reference = parse_reference(tag);
+        let reference = Reference::parse(tag)?;
         let ecr_host = ecr::parse_host(&reference.registry);
         if let Some(host) = &ecr_host {
             if options.create_repo {
@@ -184,28 +180,27 @@ pub(crate) async fn push(
             }
         }
         let creds = credentials_for(&reference, options).await?;
-        let (push_name, server, temporary) = match &options.registry_endpoint {
-            Some(endpoint) => {
-                let name = format!("{endpoint}/{}:{}", reference.repository, reference.tag);
-                let (repo, t) = split_tag(&name);
-                daemon
-                    .quick
-                    .tag_image(
-                        tag,
-                        Some(bollard::query_parameters::TagImageOptions {
-                            repo: Some(repo.to_string()),
-                            tag: Some(t.to_string()),
-                        }),
-                    )
-                    .await
-                    .map_err(|e| PublishError::Api {
-                        what: format!("tagging {tag} as {name}"),
-                        message: daemon::describe(&e),
-                    })?;
-                (name, endpoint.clone(), true)
-            }
-            None => (tag.clone(), reference.registry.clone(), false),
-        };
+        let (push_name, server) = options.location(tag, &reference);
+        // Pushing to --registry-endpoint: a temporary name there, removed
+        // after the push.
+        let temporary = options.registry_endpoint.is_some();
+        if temporary {
+            let (repo, t) = split_tag(&push_name);
+            daemon
+                .quick
+                .tag_image(
+                    tag,
+                    Some(bollard::query_parameters::TagImageOptions {
+                        repo: Some(repo.to_string()),
+                        tag: Some(t.to_string()),
+                    }),
+                )
+                .await
+                .map_err(|e| PublishError::Api {
+                    what: format!("tagging {tag} as {push_name}"),
+                    message: daemon::describe(&e),
+                })?;
+        }
         let result = push_with_retries(
             daemon,
             &push_name,
@@ -445,20 +440,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn references() {
-        let r = parse_reference("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app:v1");
-        assert_eq!(r.registry, "123456789012.dkr.ecr.us-east-1.amazonaws.com");
-        assert_eq!(r.repository, "team/app");
-        assert_eq!(r.tag, "v1");
-        let r = parse_reference("127.0.0.1:5000/app");
+    fn locations_with_and_without_an_endpoint() {
+        let tag = "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app";
+        let r = Reference::parse(tag).unwrap();
+        let mut options = PushOptions::default();
         assert_eq!(
-            (r.registry.as_str(), r.tag.as_str()),
-            ("127.0.0.1:5000", "latest")
+            options.location(tag, &r),
+            (
+                tag.to_string(),
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com".to_string()
+            )
         );
-        let r = parse_reference("app:1");
+        options.registry_endpoint = Some("127.0.0.1:5000".into());
         assert_eq!(
-            (r.registry.as_str(), r.repository.as_str()),
-            ("docker.io", "library/app")
+            options.location(tag, &r),
+            (
+                "127.0.0.1:5000/team/app:latest".to_string(),
+                "127.0.0.1:5000".to_string()
+            )
         );
     }
 

@@ -160,8 +160,10 @@ struct Response {
 }
 
 impl Registry {
-    /// A client for `host[:port]`: http on loopback, https otherwise.
+    /// A client for the registry `host[:port]` (Docker Hub's API for
+    /// `docker.io`): http on loopback, https otherwise.
     pub fn new(host: &str, creds: Option<Credentials>) -> Result<Registry, String> {
+        let host = crate::reference::api_host(host);
         let scheme = if is_loopback(host) { "http" } else { "https" };
         Ok(Registry {
             client: http_client()?,

@@ -8,8 +8,9 @@
 use futures_util::StreamExt;
 
 use super::registry::Registry;
-use super::{credentials_for, parse_reference, PushOptions, Pushed};
-use crate::ship::{daemon, skip, split_tag, Daemon, Event, BUILD_KEY_LABEL};
+use super::{credentials_for, PushOptions, Pushed};
+use crate::reference::{split_tag, Reference};
+use crate::ship::{daemon, skip, Daemon, Event, BUILD_KEY_LABEL};
 
 /// An image reused from the registry.
 #[derive(Debug, Clone)]
@@ -19,15 +20,6 @@ pub struct Reused {
     pub present: Vec<Pushed>,
     /// Tags still to push.
     pub missing: Vec<String>,
-}
-
-/// Where a tag is looked up and pulled from: `--registry-endpoint`, or the
-/// tag's registry.
-fn server_for(registry: &str, options: &PushOptions) -> String {
-    options
-        .registry_endpoint
-        .clone()
-        .unwrap_or_else(|| registry.to_string())
 }
 
 /// Looks the first tag up in its registry; when its image carries
@@ -44,14 +36,14 @@ pub async fn from_registry(
     let Some(first) = tags.first() else {
         return Ok(None);
     };
-    let reference = parse_reference(first);
-    let server = server_for(&reference.registry, options);
+    let reference = Reference::parse(first).map_err(|e| e.to_string())?;
+    let (pull_name, server) = options.location(first, &reference);
     let creds = credentials_for(&reference, options)
         .await
         .map_err(|e| e.to_string())?;
     let mut registry = Registry::new(&server, creds.clone())?;
     let Some(remote) = registry
-        .image(&reference.repository, &reference.tag, platform)
+        .image(&reference.repository, reference.tag_or_latest(), platform)
         .await?
     else {
         tracing::info!("--skip-if-exists: {first} is not in the registry {server}; building");
@@ -74,10 +66,6 @@ pub async fn from_registry(
     }
 
     // Pull through the daemon, under the name the registry knows it by.
-    let pull_name = match &options.registry_endpoint {
-        Some(endpoint) => format!("{endpoint}/{}:{}", reference.repository, reference.tag),
-        None => first.clone(),
-    };
     let (repo, tag) = split_tag(&pull_name);
     let mut stream = daemon.long.create_image(
         Some(bollard::query_parameters::CreateImageOptions {
@@ -173,14 +161,14 @@ pub async fn from_registry(
 
 /// The digest of a tag in its registry, `None` when it is not there.
 async fn tag_digest(tag: &str, options: &PushOptions) -> Result<Option<String>, String> {
-    let reference = parse_reference(tag);
-    let server = server_for(&reference.registry, options);
+    let reference = Reference::parse(tag).map_err(|e| e.to_string())?;
+    let (_, server) = options.location(tag, &reference);
     let creds = credentials_for(&reference, options)
         .await
         .map_err(|e| e.to_string())?;
     let mut registry = Registry::new(&server, creds)?;
     Ok(registry
-        .manifest(&reference.repository, &reference.tag)
+        .manifest(&reference.repository, reference.tag_or_latest())
         .await?
         .and_then(|(digest, _)| digest))
 }

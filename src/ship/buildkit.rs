@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bollard::moby::buildkit::v1::{StatusResponse, Vertex};
 
-use super::Event;
+use super::event::Event;
 
 /// Lines of output kept per vertex for the error message of a failed step.
 const TAIL: usize = 10;

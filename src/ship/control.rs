@@ -27,14 +27,18 @@ use std::time::Duration;
 use bollard_buildkit_proto::moby::buildkit::v1::control_client::ControlClient;
 use bollard_buildkit_proto::moby::buildkit::v1::types::WorkerRecord;
 use bollard_buildkit_proto::moby::buildkit::v1::{
-    CacheOptions, CacheOptionsEntry, InfoRequest, ListWorkersRequest, SolveRequest, StatusRequest,
+    CacheOptions, CacheOptionsEntry, InfoRequest, ListWorkersRequest, SolveRequest, SolveResponse,
+    StatusRequest,
 };
 
+use super::error::{with_hint, ControlError, ShipError};
+use super::event::Event;
+use super::filesend::{self, ExportState};
+use super::filesync::Counters;
 use super::grpc_io::{self, Addr, TlsOptions};
-use super::{
-    buildkit, session, session_dockerfile_name, session_parts, upload, BuildSpec, Built, Event,
-    ShipError, BUILD_KEY_LABEL,
-};
+use super::prepare::{self, session_dockerfile_name, session_parts};
+use super::spec::{BuildSpec, Built};
+use super::{buildkit, daemon, outputs, session, upload};
 
 /// A BuildKit engine to build on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,46 +65,6 @@ impl Engine {
             Engine::Standalone => "a standalone buildkitd",
         }
     }
-}
-
-/// Errors of the Control API path.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    #[error("--buildkit-addr {addr:?}: {reason}")]
-    Address { addr: String, reason: String },
-    #[error("cannot reach the BuildKit builder at {addr}: {reason}\n  {hint}")]
-    Unreachable {
-        addr: String,
-        reason: String,
-        hint: String,
-    },
-    #[error("the TLS connection to the BuildKit builder at {addr} failed: {reason}\n  {check}")]
-    Tls {
-        addr: String,
-        reason: String,
-        check: String,
-    },
-    #[error("the builder at {addr} is {engine}: {what}. It supports {supported}; {instead}")]
-    Unsupported {
-        addr: String,
-        engine: &'static str,
-        what: String,
-        supported: &'static str,
-        instead: &'static str,
-    },
-    #[error("the connection to the BuildKit builder at {addr} broke during the build{}: {reason}\n  The builder stopped, restarted or became unreachable; build again once it is back", .step.as_ref().map(|s| format!(" (at {s})")).unwrap_or_default())]
-    Lost {
-        addr: String,
-        /// The step that was running.
-        step: Option<String>,
-        reason: String,
-    },
-    #[error("{what} on the BuildKit builder at {addr} failed: {message}")]
-    Call {
-        addr: String,
-        what: &'static str,
-        message: String,
-    },
 }
 
 impl Remote {
@@ -147,7 +111,7 @@ impl Remote {
         let addr = self.addr.to_string();
         let mut hint = match &self.addr {
             Addr::Ssh { .. } => "Check that `ssh HOST buildctl dial-stdio` works from this shell (key, agent, ~/.ssh/config; buildctl installed there, and buildkitd on its default socket or the one the address names); REGGIE_SSH_COMMAND=\"ssh -F FILE\" passes ssh options".to_string(),
-            Addr::DockerContext(_) => "Check that the Docker daemon of that context runs and that `docker --context NAME buildx ls` (or `docker info`) reaches it; docker-context:// with no name uses DOCKER_HOST, DOCKER_CONTEXT or the current context".to_string(),
+            Addr::DockerContext(_) => "Check that the Docker daemon of that context runs and that `docker --context NAME info` reaches it; docker-context:// with no name uses DOCKER_HOST, DOCKER_CONTEXT or the current context".to_string(),
             _ => format!("Check that buildkitd listens there (`buildkitd --addr {addr}`), that this machine can reach it (firewall, port-forward), or fix --buildkit-addr / BUILDKIT_HOST"),
         };
         if !self.tls.enabled() && closed {
@@ -269,7 +233,7 @@ pub fn choose_exporter(
 }
 
 /// A cache import or export as the Control API takes it.
-fn cache_entry(c: &super::outputs::CacheSpec) -> CacheOptionsEntry {
+fn cache_entry(c: &outputs::CacheSpec) -> CacheOptionsEntry {
     CacheOptionsEntry {
         r#type: c.kind.clone(),
         attrs: c.attrs.clone().into_iter().collect(),
@@ -281,7 +245,7 @@ fn cache_entry(c: &super::outputs::CacheSpec) -> CacheOptionsEntry {
 /// solve's cache options, so BuildKit's client sets both. The value is
 /// the JSON of the Control API's entries (`[{"Type":..,"Attrs":{..}}]`,
 /// Go's field names; `Attrs` left out when empty, as Go's `omitempty`).
-fn cache_imports_attr(imports: &[super::outputs::CacheSpec]) -> Option<String> {
+fn cache_imports_attr(imports: &[outputs::CacheSpec]) -> Option<String> {
     if imports.is_empty() {
         return None;
     }
@@ -402,34 +366,15 @@ pub async fn build(
     push: bool,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<RemoteBuilt, ShipError> {
-    let channel = grpc_io::channel(&remote.addr, &remote.tls)
-        .await
-        .map_err(|e| remote.connection_error(super::daemon::describe(&e)))?;
-    let mut client = ControlClient::new(channel)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20);
-    let workers = tokio::time::timeout(
-        spec.idle_timeout.min(grpc_io::CONNECT_TIMEOUT),
-        client.list_workers(ListWorkersRequest::default()),
-    )
-    .await
-    .map_err(|_| {
-        remote.connection_error(format!(
-            "no answer to ListWorkers within {} s",
-            spec.idle_timeout.min(grpc_io::CONNECT_TIMEOUT).as_secs()
-        ))
-    })?
-    .map_err(|s| remote.call_error("listing the workers (ListWorkers)", s))?
-    .into_inner()
-    .record;
+    let (mut client, workers) = connect(remote, spec).await?;
     let engine = engine_of(&workers);
     tracing::info!(addr = %remote.addr, ?engine, workers = workers.len(), "BuildKit builder");
+    tracing::debug!(workers = ?workers.iter().map(|w| (&w.id, &w.labels, &w.platforms)).collect::<Vec<_>>(), "workers");
     if !spec.attests.is_empty() {
         check_attestations(&mut client, remote, engine, spec).await?;
     }
-    tracing::debug!(workers = ?workers.iter().map(|w| (&w.id, &w.labels, &w.platforms)).collect::<Vec<_>>(), "workers");
-    let outputs_plan = super::outputs::plan_remote(
-        &super::outputs::Request {
+    let outputs_plan = outputs::plan_remote(
+        &outputs::Request {
             outputs: &spec.outputs,
             cache_from: &spec.cache_from,
             cache_to: &spec.cache_to,
@@ -438,7 +383,129 @@ pub async fn build(
         engine == Engine::Daemon,
         &format!("{} at {}", engine.describe(), remote.addr),
     )?;
-    let exporter = match &outputs_plan.exporter {
+    let exporter = exporter_for(remote, spec, engine, push, &outputs_plan, on_event)?;
+    let exports_files = outputs_plan.export.is_some();
+
+    // The context is surveyed once the builder answered: an unreachable
+    // one fails before a walk of the whole context.
+    let surveyed = prepare::survey(&spec.context, &spec.tar).await?;
+    let dockerfile_name = session_dockerfile_name(&spec.context);
+    let keyed = surveyed.key(spec, build_platform(spec, &workers));
+    on_event(keyed.context_event(dockerfile_name.clone(), "none"));
+    if let Some(warning) = platform_warning(remote, spec, &workers) {
+        on_event(warning);
+    }
+
+    let export_state = std::sync::Arc::new(ExportState::default());
+    let (info, services) = session_parts(
+        spec,
+        session::session_credentials(&spec.pull_credentials),
+        outputs_plan.export.clone(),
+        export_state.clone(),
+        keyed.snapshot.clone(),
+    );
+    let counters = services.counters.clone();
+    let headers = info.headers(exports_files);
+    let _session = open_session(remote, &mut client, spec, &headers, services).await?;
+
+    let build_ref = format!("reggie-build-{}", upload::random_hex(20));
+    let mut attrs = frontend_attrs(spec, &dockerfile_name, &keyed.labels);
+    if let Some(imports) = cache_imports_attr(&outputs_plan.cache_imports) {
+        attrs.insert("cache-imports".into(), imports);
+    }
+    let request = SolveRequest {
+        r#ref: build_ref.clone(),
+        session: info.id.clone(),
+        frontend: "dockerfile.v0".into(),
+        frontend_attrs: attrs,
+        // The fields every BuildKit reads (newer ones turn them into
+        // `exporters`); an engine older than `exporters` ignores that.
+        exporter_deprecated: exporter.kind.to_string(),
+        exporter_attrs_deprecated: exporter.attrs.into_iter().collect(),
+        cache: Some(CacheOptions {
+            imports: outputs_plan.cache_imports.iter().map(cache_entry).collect(),
+            exports: outputs_plan.cache_exports.iter().map(cache_entry).collect(),
+            ..Default::default()
+        }),
+        entitlements: entitlements(spec),
+        ..Default::default()
+    };
+    let (progress, solved) = solve(&client, spec, request, &counters, on_event).await?;
+    let sent = counters.data_bytes.load(Ordering::Relaxed);
+    on_event(Event::Upload {
+        bytes: sent,
+        done: true,
+    });
+    let response = answer(remote, &progress, solved)?;
+    let built = Built {
+        image_id: String::new(),
+        context_digest: keyed.survey.digest,
+        uploaded_bytes: sent,
+        steps: progress.steps,
+    };
+    if exports_files {
+        // BuildKit answered; the last writes may still be landing.
+        filesend::wait_for_export(
+            &export_state,
+            spec.idle_timeout,
+            &format!("the builder at {}", remote.addr),
+        )
+        .await?;
+        return Ok(RemoteBuilt {
+            built,
+            digest: None,
+            pushed: false,
+        });
+    }
+    exported(
+        built,
+        &response.exporter_response,
+        &spec.tags,
+        push,
+        on_event,
+    )
+}
+
+/// Connects to the engine and lists its workers (which tell what engine
+/// it is, and its platforms); an engine that does not answer in time is
+/// unreachable.
+async fn connect(
+    remote: &Remote,
+    spec: &BuildSpec,
+) -> Result<(ControlClient<tonic::transport::Channel>, Vec<WorkerRecord>), ShipError> {
+    let channel = grpc_io::channel(&remote.addr, &remote.tls)
+        .await
+        .map_err(|e| remote.connection_error(daemon::describe(&e)))?;
+    let mut client = ControlClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let wait = spec.idle_timeout.min(grpc_io::CONNECT_TIMEOUT);
+    let workers = tokio::time::timeout(wait, client.list_workers(ListWorkersRequest::default()))
+        .await
+        .map_err(|_| {
+            remote.connection_error(format!(
+                "no answer to ListWorkers within {} s",
+                wait.as_secs()
+            ))
+        })?
+        .map_err(|s| remote.call_error("listing the workers (ListWorkers)", s))?
+        .into_inner()
+        .record;
+    Ok((client, workers))
+}
+
+/// The exporter: the one `--output` asks for, else the engine's image
+/// exporter ([`choose_exporter`]); warns about tags that go nowhere and
+/// an image left in a standalone engine's cache.
+fn exporter_for(
+    remote: &Remote,
+    spec: &BuildSpec,
+    engine: Engine,
+    push: bool,
+    plan: &outputs::RemotePlan,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<ExporterChoice, ControlError> {
+    let exporter = match &plan.exporter {
         Some((kind, attrs)) => {
             if !spec.tags.is_empty() {
                 // As docker: the tags of a build that exports files go nowhere.
@@ -456,8 +523,7 @@ pub async fn build(
         }
         None => choose_exporter(engine, &remote.addr, &spec.tags, push)?,
     };
-    let exports_files = outputs_plan.export.is_some();
-    if engine == Engine::Standalone && !push && !exports_files {
+    if engine == Engine::Standalone && !push && plan.export.is_none() {
         on_event(Event::Warning {
             message: format!(
                 "the image stays in the build cache of the builder at {}: pass --push to push it (a standalone buildkitd has no image store to load it into)",
@@ -465,135 +531,149 @@ pub async fn build(
             ),
         });
     }
+    Ok(exporter)
+}
 
-    // The context is surveyed once the builder answered: an unreachable
-    // one fails before a walk of the whole context.
-    let ctx = spec.context.clone();
-    let super::Surveyed {
-        survey,
-        snapshot,
-        dockerfile,
-        mut labels,
-    } = super::survey(&ctx, &spec.tar).await?;
-    let dockerfile_name = session_dockerfile_name(&ctx);
-    on_event(Event::Context {
-        digest: survey.digest.clone(),
-        entries: survey.entries,
-        content_bytes: survey.content_bytes,
-        dockerfile: dockerfile_name.clone(),
-        compression: "none",
-    });
-
-    if let Some(want) = &spec.platform {
-        let mut offered: Vec<String> = workers
-            .iter()
-            .flat_map(|w| &w.platforms)
-            .map(|p| format!("{}/{}", p.os, p.architecture))
-            .collect();
-        // Variants (amd64/v2, /v3...) come one after the other.
-        offered.dedup();
-        let missing: Vec<&str> = want
-            .split(',')
-            .map(str::trim)
-            .filter(|p| {
-                let arch = super::platform_arch(p).unwrap_or_default();
-                !offered.iter().any(|o| o.ends_with(&format!("/{arch}")))
-            })
-            .collect();
-        if !offered.is_empty() && !missing.is_empty() {
-            on_event(Event::Warning {
-                message: format!(
-                    "the builder at {} does not list {} among its platforms ({}): RUN steps need binfmt/QEMU emulation there, or fail with 'exec format error'",
-                    remote.addr,
-                    missing.join(", "),
-                    offered.join(", ")
-                ),
-            });
-        }
-    }
-    // The build key's platform: --platform, or the engine's first.
-    let platform = spec.platform.clone().unwrap_or_else(|| {
+/// The platform of the build key: `--platform`, or the engine's first.
+fn build_platform(spec: &BuildSpec, workers: &[WorkerRecord]) -> String {
+    spec.platform.clone().unwrap_or_else(|| {
         workers
             .first()
             .and_then(|w| w.platforms.first())
             .map(|p| format!("{}/{}", p.os, p.architecture))
             .unwrap_or_else(|| "unknown".into())
-    });
-    labels.insert(
-        BUILD_KEY_LABEL.into(),
-        super::build_key(
-            &survey.digest,
-            &dockerfile,
-            spec.target.as_deref(),
-            &spec.build_args,
-            &platform,
+    })
+}
+
+/// A warning naming the platforms of `--platform` (one or several) that
+/// are not among the workers' platforms.
+fn platform_warning(remote: &Remote, spec: &BuildSpec, workers: &[WorkerRecord]) -> Option<Event> {
+    let want = spec.platform.as_ref()?;
+    let mut offered: Vec<String> = workers
+        .iter()
+        .flat_map(|w| &w.platforms)
+        .map(|p| format!("{}/{}", p.os, p.architecture))
+        .collect();
+    // Variants (amd64/v2, /v3...) come one after the other.
+    offered.dedup();
+    let missing: Vec<&str> = want
+        .split(',')
+        .map(str::trim)
+        .filter(|p| {
+            let arch = outputs::platform_arch(p).unwrap_or_default();
+            !offered.iter().any(|o| o.ends_with(&format!("/{arch}")))
+        })
+        .collect();
+    (!offered.is_empty() && !missing.is_empty()).then(|| Event::Warning {
+        message: format!(
+            "the builder at {} does not list {} among its platforms ({}): RUN steps need binfmt/QEMU emulation there, or fail with 'exec format error'",
+            remote.addr,
+            missing.join(", "),
+            offered.join(", ")
         ),
-    );
-    labels.extend(spec.labels.clone());
+    })
+}
 
-    let export_state = std::sync::Arc::new(super::filesend::ExportState::default());
-    let (info, services) = session_parts(
-        spec,
-        session::session_credentials(&spec.pull_credentials),
-        outputs_plan.export.clone(),
-        export_state.clone(),
-        snapshot,
-    );
-    let counters = services.counters.clone();
-    let (io, pump) = tokio::time::timeout(
-        spec.idle_timeout,
-        grpc_io::session_stream(&mut client, &info.headers(exports_files)),
-    )
-    .await
-    .map_err(|_| ShipError::SessionStalled {
-        what: "the builder did not answer the session request (Control.Session)",
-        secs: spec.idle_timeout.as_secs(),
-        stats: 0,
-        files: 0,
-        bytes: 0,
-    })?
-    .map_err(|s| remote.call_error("opening the session (Control.Session)", s))?;
-    // Neither task may outlive the build, whatever way it ends.
-    let _pump = session::AbortOnDrop(pump);
-    let _served = session::AbortOnDrop(session::serve(io, services));
+/// Opens `Control.Session` and serves the session's services over it;
+/// the guards stop both tasks when dropped, whatever way the build ends.
+async fn open_session(
+    remote: &Remote,
+    client: &mut ControlClient<tonic::transport::Channel>,
+    spec: &BuildSpec,
+    headers: &[(&'static str, String)],
+    services: session::Services,
+) -> Result<[session::AbortOnDrop; 2], ShipError> {
+    let (io, pump) =
+        tokio::time::timeout(spec.idle_timeout, grpc_io::session_stream(client, headers))
+            .await
+            .map_err(|_| ShipError::SessionStalled {
+                what: "the builder did not answer the session request (Control.Session)",
+                secs: spec.idle_timeout.as_secs(),
+                stats: 0,
+                files: 0,
+                bytes: 0,
+            })?
+            .map_err(|s| remote.call_error("opening the session (Control.Session)", s))?;
+    let pump = session::AbortOnDrop(pump);
+    // Dropped in order: the services first, then the stream's pump.
+    Ok([session::AbortOnDrop(session::serve(io, services)), pump])
+}
 
-    let build_ref = format!("reggie-build-{}", upload::random_hex(20));
+/// `Solve`'s answer, or the build's failure: the failed step and its last
+/// lines when the progress named one, else the call's error.
+fn answer(
+    remote: &Remote,
+    progress: &buildkit::Progress,
+    solved: Solved,
+) -> Result<SolveResponse, ShipError> {
+    match solved {
+        Some(Ok(r)) => Ok(r.into_inner()),
+        Some(Err(status)) => {
+            let (step, log_tail) = progress.failure();
+            // The connection itself failed (the builder went away), not
+            // the build: no step's error to report.
+            let broken = matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ) && std::error::Error::source(&status).is_some();
+            if broken {
+                return Err(ControlError::Lost {
+                    addr: remote.addr.to_string(),
+                    step,
+                    reason: status_message(&status),
+                }
+                .into());
+            }
+            Err(match step {
+                Some(step) => ShipError::Step {
+                    step: Some(step),
+                    message: with_hint(status.message().trim()),
+                    log_tail,
+                },
+                None => remote.call_error("the build (Solve)", status).into(),
+            })
+        }
+        None => Err(ShipError::Api {
+            what: format!("the build on {}", remote.addr),
+            message: "ended without an answer".into(),
+        }),
+    }
+}
+
+/// What the build may do beyond the default (`--network host`).
+fn entitlements(spec: &BuildSpec) -> Vec<String> {
     let mut entitlements = Vec::new();
     if spec.network.as_deref() == Some("host") {
         entitlements.push("network.host".to_string());
     }
-    let exporter_attrs: HashMap<String, String> = exporter.attrs.clone().into_iter().collect();
-    let mut attrs = frontend_attrs(spec, &dockerfile_name, &labels);
-    if let Some(imports) = cache_imports_attr(&outputs_plan.cache_imports) {
-        attrs.insert("cache-imports".into(), imports);
-    }
-    let request = SolveRequest {
-        r#ref: build_ref.clone(),
-        session: info.id.clone(),
-        frontend: "dockerfile.v0".into(),
-        frontend_attrs: attrs,
-        // The fields every BuildKit reads (newer ones turn them into
-        // `exporters`); an engine older than `exporters` ignores that.
-        exporter_deprecated: exporter.kind.to_string(),
-        exporter_attrs_deprecated: exporter_attrs,
-        cache: Some(CacheOptions {
-            imports: outputs_plan.cache_imports.iter().map(cache_entry).collect(),
-            exports: outputs_plan.cache_exports.iter().map(cache_entry).collect(),
-            ..Default::default()
-        }),
-        entitlements,
-        ..Default::default()
-    };
+    entitlements
+}
 
+/// The answer of `Solve`, or `None` when the build ended without one.
+type Solved = Option<Result<tonic::Response<SolveResponse>, tonic::Status>>;
+
+/// Runs `Solve` while following `Status`: progress as events, the bytes
+/// the file sync sent every half second, and silence (no progress, no
+/// file requests, no RUN step running) failed after the idle timeout.
+/// The progress that follows the answer (a failed step's log) is read
+/// until the stream ends, or for five seconds at most.
+async fn solve(
+    client: &ControlClient<tonic::transport::Channel>,
+    spec: &BuildSpec,
+    request: SolveRequest,
+    counters: &Counters,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<(buildkit::Progress, Solved), ShipError> {
     let mut status_client = client.clone();
-    let status_ref = build_ref.clone();
+    let status_ref = request.r#ref.clone();
     let mut status = Box::pin(async move {
         status_client
             .status(StatusRequest { r#ref: status_ref })
             .await
             .map(|r| r.into_inner())
     });
-    let solve = client.solve(request);
+    let mut solve_client = client.clone();
+    let solve = solve_client.solve(request);
     tokio::pin!(solve);
 
     let mut progress = buildkit::Progress::default();
@@ -680,76 +760,30 @@ pub async fn build(
             }
         }
     }
-    let sent = counters.data_bytes.load(Ordering::Relaxed);
-    on_event(Event::Upload {
-        bytes: sent,
-        done: true,
-    });
-    let response = match solved {
-        Some(Ok(r)) => r.into_inner(),
-        Some(Err(status)) => {
-            let (step, log_tail) = progress.failure();
-            // The connection itself failed (the builder went away), not
-            // the build: no step's error to report.
-            let broken = matches!(
-                status.code(),
-                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-            ) && std::error::Error::source(&status).is_some();
-            if broken {
-                return Err(ControlError::Lost {
-                    addr: remote.addr.to_string(),
-                    step,
-                    reason: status_message(&status),
-                }
-                .into());
-            }
-            return Err(match step {
-                Some(step) => ShipError::Step {
-                    step: Some(step),
-                    message: super::with_hint(status.message().trim()),
-                    log_tail,
-                },
-                None => remote.call_error("the build (Solve)", status).into(),
-            });
-        }
-        None => {
-            return Err(ShipError::Api {
-                what: format!("the build on {}", remote.addr),
-                message: "ended without an answer".into(),
-            })
-        }
-    };
-    if exports_files {
-        // BuildKit answered; the last writes may still be landing.
-        super::wait_for_export(
-            &export_state,
-            spec.idle_timeout,
-            &format!("the builder at {}", remote.addr),
-        )
-        .await?;
-        return Ok(RemoteBuilt {
-            built: Built {
-                image_id: String::new(),
-                context_digest: survey.digest,
-                uploaded_bytes: sent,
-                steps: progress.steps,
-            },
-            digest: None,
-            pushed: false,
-        });
-    }
-    let exported = response.exporter_response;
-    tracing::debug!(?exported, "exporter response");
-    let digest = exported.get("containerimage.digest").cloned();
-    let image_id = exported
+    Ok((progress, solved))
+}
+
+/// The image the exporter reports: `containerimage.config.digest` (the
+/// image id) and `containerimage.digest` (the manifest, what a push
+/// wrote), with the tags applied or pushed.
+fn exported(
+    mut built: Built,
+    response: &HashMap<String, String>,
+    tags: &[String],
+    push: bool,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<RemoteBuilt, ShipError> {
+    tracing::debug!(?response, "exporter response");
+    let digest = response.get("containerimage.digest").cloned();
+    built.image_id = response
         .get("containerimage.config.digest")
         .or(digest.as_ref())
         .cloned()
         .ok_or(ShipError::NoImage)?;
     on_event(Event::ImageId {
-        id: image_id.clone(),
+        id: built.image_id.clone(),
     });
-    for tag in &spec.tags {
+    for tag in tags {
         if push {
             on_event(Event::Push {
                 tag: tag.clone(),
@@ -761,12 +795,7 @@ pub async fn build(
         }
     }
     Ok(RemoteBuilt {
-        built: Built {
-            image_id,
-            context_digest: survey.digest,
-            uploaded_bytes: sent,
-            steps: progress.steps,
-        },
+        built,
         digest,
         pushed: push,
     })

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bollard::{ClientVersion, Docker};
 
 use super::endpoint::{self, Endpoint};
+use super::error::DaemonError;
 use crate::auth::urlsafe_registry_headers;
 
 /// How long a quick call (ping, version, tag, inspect) may take.
@@ -42,57 +43,6 @@ impl Daemon {
         let v = self.long.client_version();
         format!("v{}.{}", v.major_version, v.minor_version)
     }
-}
-
-fn unreachable_hint(host: &str) -> &'static str {
-    if host.starts_with("ssh://") {
-        "Check that `ssh HOST docker system dial-stdio` works from this shell (key, agent, ~/.ssh/config, docker installed there); REGGIE_SSH_COMMAND=\"ssh -F FILE\" passes ssh options"
-    } else {
-        "Start it (`sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST at a running one, e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock or DOCKER_HOST=tcp://127.0.0.1:2375"
-    }
-}
-
-/// Errors reaching the daemon.
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    /// Connecting or the first API call failed.
-    #[error("cannot reach the Docker daemon at {host}: {reason}\n  {}", unreachable_hint(.host))]
-    Unreachable {
-        /// The daemon's address.
-        host: String,
-        /// Why.
-        reason: String,
-    },
-    /// DOCKER_HOST names a scheme or form this client does not speak.
-    #[error("DOCKER_HOST={host} is not supported: {reason}")]
-    Unsupported {
-        /// The DOCKER_HOST value.
-        host: String,
-        /// Why.
-        reason: String,
-    },
-    /// The TLS handshake or the TLS files failed.
-    #[error("the TLS connection to the Docker daemon at {host} failed: {reason}\n  Check that {ca} is the CA that signed the daemon's certificate, that the certificate names the host you connect to, and that {cert} and {key} are a client certificate the daemon trusts (DOCKER_CERT_PATH, or the context's TLS files)")]
-    Tls {
-        /// The daemon's address.
-        host: String,
-        /// Why.
-        reason: String,
-        /// The CA file used.
-        ca: String,
-        /// The client certificate file used.
-        cert: String,
-        /// The client key file used.
-        key: String,
-    },
-    /// The Docker context in use could not be read.
-    #[error("Docker context {name:?}: {reason}")]
-    Context {
-        /// The context's name.
-        name: String,
-        /// Why.
-        reason: String,
-    },
 }
 
 /// Installs aws-lc-rs as rustls' process-wide provider (the one the AWS

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::daemon::DaemonError;
+use super::error::DaemonError;
 
 /// The default socket.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";

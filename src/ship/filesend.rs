@@ -37,6 +37,7 @@ use prost::Message;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use tokio::sync::{mpsc, Notify};
 
+use super::error::ShipError;
 use super::filesync::go_mode;
 use super::outputs::Export;
 use crate::text::excerpt;
@@ -874,6 +875,29 @@ where
             Ok(response)
         })
     }
+}
+
+/// Waits for the `--output` transfer to land once `builder` (for the
+/// message) answered the build: its last writes may still be in flight.
+pub(crate) async fn wait_for_export(
+    state: &ExportState,
+    idle_timeout: std::time::Duration,
+    builder: &str,
+) -> Result<(), ShipError> {
+    let received = tokio::time::timeout(idle_timeout, state.wait())
+        .await
+        .map_err(|_| {
+            ShipError::Export(format!(
+                "{builder} finished the build, but the output transfer never completed"
+            ))
+        })?
+        .map_err(ShipError::Export)?;
+    tracing::debug!(
+        entries = received.entries,
+        bytes = received.bytes,
+        "output received"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -802,6 +802,11 @@ pub fn plan_remote(
     Ok(plan)
 }
 
+/// The architecture part of a platform (`linux/arm64/v8` → `arm64`).
+pub(crate) fn platform_arch(platform: &str) -> Option<&str> {
+    platform.split('/').nth(1).filter(|a| !a.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

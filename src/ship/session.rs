@@ -539,10 +539,7 @@ pub fn session_credentials(
     creds
         .iter()
         .map(|(registry, c)| {
-            let host = match registry.as_str() {
-                "docker.io" => "registry-1.docker.io",
-                other => other,
-            };
+            let host = crate::reference::api_host(registry);
             (host.to_string(), (c.username.clone(), c.secret.clone()))
         })
         .collect()

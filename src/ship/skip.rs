@@ -1,10 +1,14 @@
-//! `--skip-if-exists` on the daemon's side: finding an image already built
-//! from the same inputs (by its build-key label) and tagging it.
+//! Images in the daemon: finding one already built from the same inputs
+//! (by its build-key label, for `--skip-if-exists`), and tagging.
 
 use std::collections::HashMap;
 
+use crate::reference::split_tag;
+
 use super::daemon::{self, Daemon};
-use super::{split_tag, ShipError, BUILD_KEY_LABEL};
+use super::error::ShipError;
+use super::event::Event;
+use super::prepare::BUILD_KEY_LABEL;
 
 /// The id of a local image labelled with `build_key`, the newest when
 /// there are several.
@@ -50,6 +54,23 @@ pub async fn tag(daemon: &Daemon, image: &str, tag: &str) -> Result<(), ShipErro
             what: format!("tagging {image} as {tag}"),
             message: daemon::describe(&e),
         })
+}
+
+/// After a build: tags the image with every tag but the first (the build
+/// applied it), and reports every tag.
+pub(crate) async fn tag_built(
+    daemon: &Daemon,
+    tags: &[String],
+    image_id: &str,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<(), ShipError> {
+    for t in tags.iter().skip(1) {
+        tag(daemon, image_id, t).await?;
+    }
+    for t in tags {
+        on_event(Event::Tag { tag: t.clone() });
+    }
+    Ok(())
 }
 
 /// The id of a local image, `None` when the daemon does not have it.

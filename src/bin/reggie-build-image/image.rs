@@ -1,195 +1,29 @@
-//! `reggie-build image`: build the image through the Docker daemon from the
-//! minimal context (or the whole one), then optionally push it. Compiled
-//! into the `reggie-build-image` binary only; `reggie-build image` hands
-//! over to it.
+//! `reggie-build image` for one image: the library's options from the
+//! arguments ([`options`], which `--all`/`--affected` share), then
+//! [`reggie_build::ops::image`]: build through the Docker daemon (or a
+//! BuildKit builder) from the minimal context, and push when asked.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::Read;
 
 use anyhow::{bail, Context as _};
 
 use reggie_build::ops::{CompressionChoice, ImageOptions};
 use reggie_build::publish::{self, Credentials};
+use reggie_build::ship::outputs::{self, CacheSpec, OutputError, OutputSpec};
 use reggie_build::ship::{self, Event};
 
-use crate::cli::image_args::{CompressArg, ImageArgs};
-use crate::cli::plan_args::parse_build_args;
-use crate::live::{terminal_width, LiveView};
+use crate::interrupt;
+use crate::printer::Printer;
+use crate::shared::image_args::{CompressArg, ImageArgs};
+use crate::shared::{parse_build_args, BuilderArg};
 
-pub fn run(args: ImageArgs) -> anyhow::Result<i32> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let code = runtime.block_on(run_async(args));
-    // The upload thread of a cancelled build ends as soon as it sees the
-    // body dropped; do not wait for anything else.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    code
-}
-
-/// The exit code after SIGINT, as shells report it.
-pub(crate) const INTERRUPTED: i32 = 130;
-
-/// Prints events as JSON (stdout), plain lines (stderr), or on a terminal
-/// plain lines above a live region ([`LiveView`]).
-pub(crate) struct Printer {
-    json: bool,
-    live: Option<std::sync::Mutex<LiveView>>,
-}
-
-impl Printer {
-    fn print(&self, event: &Event) {
-        if self.json {
-            if let Ok(line) = serde_json::to_string(event) {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
-            }
-            return;
-        }
-        let line = Self::line(event);
-        let Some(live) = &self.live else {
-            if let Some(line) = line {
-                eprintln!("{line}");
-            }
-            return;
-        };
-        let mut view = live.lock().unwrap_or_else(|e| e.into_inner());
-        let mut permanent = Vec::new();
-        let mut force = true;
-        match event {
-            Event::Context { content_bytes, .. } => {
-                view.expect_upload(*content_bytes);
-                permanent.extend(line);
-            }
-            Event::Upload { bytes, done } => {
-                view.uploaded(*bytes, *done);
-                permanent.extend(line);
-            }
-            Event::Step { .. }
-            | Event::Vertex {
-                status: "started", ..
-            } => {
-                if let Some(l) = &line {
-                    view.step(l.clone());
-                }
-                permanent.extend(line);
-            }
-            Event::Log { line } => {
-                view.log(line);
-                force = false;
-            }
-            Event::Push { digest: None, .. } => {
-                if let Some(l) = line {
-                    view.step(l);
-                }
-            }
-            _ => permanent.extend(line),
-        }
-        if let Some(text) = view.render(&permanent, force) {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(text.as_bytes());
-            let _ = err.flush();
-        }
-    }
-
-    /// Clears the live region, so that final messages follow the log.
-    fn finish(&self) {
-        if let Some(live) = &self.live {
-            let text = live.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            eprint!("{text}");
-        }
-    }
-
-    /// The event as one plain line, if it makes one.
-    pub(crate) fn line(event: &Event) -> Option<String> {
-        let line = match event {
-            Event::Context {
-                digest,
-                entries,
-                content_bytes,
-                dockerfile,
-                compression,
-            } => format!(
-                "context: {entries} entries, {} ({digest}), dockerfile {dockerfile}, compression {compression}",
-                size(*content_bytes)
-            ),
-            Event::Upload { bytes, done } => {
-                if *done {
-                    format!("upload: {} sent", size(*bytes))
-                } else {
-                    return None;
-                }
-            }
-            Event::Step {
-                number,
-                total,
-                instruction,
-                stage,
-            } => match stage {
-                Some(stage) => format!("step {number}/{total} ({stage}): {instruction}"),
-                None => format!("step {number}/{total}: {instruction}"),
-            },
-            Event::Vertex {
-                index,
-                name,
-                status,
-                seconds,
-            } => match (*status, seconds) {
-                ("started", _) => format!("#{index} {name}"),
-                ("cached", _) => format!("#{index} CACHED"),
-                (status, Some(s)) => format!("#{index} {} {s:.1}s", status.to_uppercase()),
-                (status, None) => format!("#{index} {}", status.to_uppercase()),
-            },
-            Event::Log { line } => format!("  | {line}"),
-            Event::Warning { message } => format!("warning: {message}"),
-            Event::ImageId { id } => format!("image: {id}"),
-            Event::Tag { tag } => format!("tagged: {tag}"),
-            Event::Skip { reason, image } => {
-                format!("skipped build: image {image} already built from this context ({reason})")
-            }
-            Event::Push {
-                tag,
-                status,
-                digest,
-            } => match digest {
-                Some(d) => format!("pushed: {tag}@{d}"),
-                None => format!("push {tag}: {status}"),
-            },
-            Event::Builder { addr, reason } => format!("builder: {addr} ({reason})"),
-            Event::Result { .. } => return None,
-        };
-        Some(line)
-    }
-}
-
-fn size(bytes: u64) -> String {
-    reggie_build::analyze::humanize(bytes)
-}
-
-async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
-    if args.all || args.affected {
-        return crate::many::run(&args).await;
-    }
-    let printer = Printer {
-        json: args.json,
-        live: (!args.json && std::io::stderr().is_terminal())
-            .then(|| std::sync::Mutex::new(LiveView::new(terminal_width()))),
-    };
+/// Builds one image (and pushes it), printing its events; the exit code
+/// is 0 built, 1 failed, 130 interrupted.
+pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
+    let printer = Printer::new(args.json);
     let mut on_event = |e: Event| printer.print(&e);
-    // Ctrl-C drops the build (or push) request: the daemon sees the
-    // connection close, cancels the build, and kills and removes the
-    // container of the running step. Nothing else is removed.
-    let interrupt = tokio::signal::ctrl_c();
-    let outcome = {
-        let work = build_and_push(&args, &mut on_event);
-        tokio::pin!(work);
-        tokio::select! {
-            r = &mut work => Some(r),
-            _ = interrupt => None,
-        }
-    };
+    let outcome = interrupt::or_interrupt(build_and_push(args, &mut on_event)).await;
     printer.finish();
     let Some(result) = outcome else {
         if args.json {
@@ -200,7 +34,7 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<i32> {
             });
         }
         eprintln!("interrupted: build cancelled");
-        return Ok(INTERRUPTED);
+        return Ok(interrupt::EXIT_CODE);
     };
     match result {
         Ok((image_id, pushed)) => {
@@ -254,7 +88,7 @@ fn parse_labels(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 /// last, after every other argument is known to be good. The `--ssh`
 /// agents must outlive the build: the private ones started for key files
 /// stop when they drop (also on error or Ctrl-C).
-pub(crate) fn options(
+pub fn options(
     args: &ImageArgs,
 ) -> anyhow::Result<(ImageOptions, ship::SshAgents, Vec<ship::Remote>)> {
     let many = args.all || args.affected;
@@ -294,8 +128,16 @@ pub(crate) fn options(
     });
     opts.create_repo = args.create_repo;
     opts.skip_if_exists = args.skip_if_exists;
-    (opts.outputs, opts.cache_from, opts.cache_to) = args.outputs()?;
+    (opts.outputs, opts.cache_from, opts.cache_to) = parse_outputs(args)?;
     let builders = remote_builders(args)?;
+    let placeholder = reggie_build::ops::images::CACHE_PLACEHOLDER;
+    if !many
+        && (opts.cache_from.iter())
+            .chain(&opts.cache_to)
+            .any(|c| c.attrs.values().any(|v| v.contains(placeholder)))
+    {
+        bail!("{placeholder} in --cache-from/--cache-to stands for each image's name with --all or --affected; for one image, write its cache reference out");
+    }
     for (flag, value) in [("--provenance", &args.provenance), ("--sbom", &args.sbom)] {
         if let Some(v) = value {
             opts.attests
@@ -305,14 +147,6 @@ pub(crate) fn options(
     // With --all, [[builder]] in the config may give the builders.
     if !opts.attests.is_empty() && builders.is_empty() && !many {
         return Err(reggie_build::ops::ImageError::AttestationsNeedBuildKit.into());
-    }
-    let placeholder = reggie_build::ops::images::CACHE_PLACEHOLDER;
-    if !many
-        && (opts.cache_from.iter())
-            .chain(&opts.cache_to)
-            .any(|c| c.attrs.values().any(|v| v.contains(placeholder)))
-    {
-        bail!("{placeholder} in --cache-from/--cache-to stands for each image's name with --all or --affected; for one image, write its cache reference out");
     }
     if !many {
         reggie_build::ops::image::check(&opts)?;
@@ -335,6 +169,39 @@ pub(crate) fn options(
     Ok((opts, ssh, builders))
 }
 
+/// `--output`, `--cache-from` and `--cache-to`, parsed.
+type ParsedOutputs = (Vec<OutputSpec>, Vec<CacheSpec>, Vec<CacheSpec>);
+
+/// Parses `--output`, `--cache-from` and `--cache-to`, and refuses the
+/// combinations docker refuses (`--push` with files as output).
+fn parse_outputs(args: &ImageArgs) -> Result<ParsedOutputs, OutputError> {
+    let outs = args
+        .outputs
+        .iter()
+        .map(|s| OutputSpec::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let from = args
+        .cache_from
+        .iter()
+        .map(|s| CacheSpec::parse_from(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let to = args
+        .cache_to
+        .iter()
+        .map(|s| CacheSpec::parse_to(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    outputs::check_conflicts(&outs, args.push, args.skip_if_exists, args.json)?;
+    // As docker: a tar is not for the terminal.
+    if outs.iter().any(|o| o.dest() == Some("-"))
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return Err(OutputError::Conflict(
+            "--output -: stdout is a terminal; redirect it (`-o - > out.tar`) or give type=tar,dest=FILE".into(),
+        ));
+    }
+    Ok((outs, from, to))
+}
+
 /// `--buildkit-addr` (or BUILDKIT_HOST), once or more: the builders to
 /// solve on instead of the daemon, and what they cannot be combined with.
 fn remote_builders(args: &ImageArgs) -> anyhow::Result<Vec<ship::Remote>> {
@@ -350,7 +217,7 @@ fn remote_builders(args: &ImageArgs) -> anyhow::Result<Vec<ship::Remote>> {
     let refuse = |what: &str| -> anyhow::Result<()> {
         bail!("{what} is not available with --buildkit-addr {first} (BUILDKIT_HOST): it needs the Docker daemon")
     };
-    if matches!(args.context.builder, crate::cli::BuilderArg::Classic) {
+    if matches!(args.context.builder, BuilderArg::Classic) {
         refuse("--builder classic")?;
     }
     if args.skip_if_exists {

@@ -2,113 +2,21 @@
 //! reggie-build.toml built in one run by [`reggie_build::ops::images`],
 //! printed with the image's name on every line (and in every JSON event).
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-
-use anyhow::Context as _;
-
-use reggie_build::affected::{self, Head};
-use reggie_build::config::{self, Config};
-use reggie_build::ops::images::{self, TagVars};
+use reggie_build::affected::Head;
+use reggie_build::config::{Config, Image};
+use reggie_build::ops::images::{self, Selection, TagVars};
 use reggie_build::ops::pool::Pool;
 use reggie_build::ops::ImageOptions;
 use reggie_build::ship::Event;
 
-use crate::cli::image_args::ImageArgs;
-use crate::image::{options, Printer, INTERRUPTED};
-use crate::live::{terminal_width, MultiView};
-
-/// Prints events of several images.
-struct Many {
-    json: bool,
-    live: Option<std::sync::Mutex<MultiView>>,
-}
-
-impl Many {
-    fn print(&self, name: &str, event: &Event) {
-        if self.json {
-            if let Ok(mut v) = serde_json::to_value(event) {
-                v["image"] = serde_json::json!(name);
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{v}");
-                let _ = out.flush();
-            }
-            return;
-        }
-        let line = Printer::line(event).map(|l| format!("[{name}] {l}"));
-        let Some(live) = &self.live else {
-            if let Some(line) = line {
-                eprintln!("{line}");
-            }
-            return;
-        };
-        let mut view = live.lock().unwrap_or_else(|e| e.into_inner());
-        let mut permanent = Vec::new();
-        let mut force = true;
-        match event {
-            Event::Log { .. } => force = false,
-            Event::Upload { bytes, done: false } => {
-                view.status(
-                    name,
-                    format!("upload: {} sent", reggie_build::analyze::humanize(*bytes)),
-                );
-                force = false;
-            }
-            Event::Push {
-                digest: None,
-                status,
-                ..
-            } => {
-                view.status(name, format!("push: {status}"));
-                force = false;
-            }
-            _ => {
-                if let Some(l) = Printer::line(event) {
-                    view.status(name, l);
-                }
-                permanent.extend(line);
-            }
-        }
-        if let Some(text) = view.render(&permanent, force) {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(text.as_bytes());
-            let _ = err.flush();
-        }
-    }
-
-    fn status(&self, name: &str, status: String) {
-        if let Some(live) = &self.live {
-            let mut view = live.lock().unwrap_or_else(|e| e.into_inner());
-            view.status(name, status);
-            if let Some(text) = view.render(&[], true) {
-                eprint!("{text}");
-            }
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(live) = &self.live {
-            let text = live.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            eprint!("{text}");
-        }
-    }
-}
-
-fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    let path = match path {
-        Some(p) => p.to_path_buf(),
-        None => config::find(Path::new(".")).with_context(|| {
-            format!(
-                "image --all and --affected build the images of a {} (none found here or above, up to the repository root); run `reggie-build discover --write` to create one",
-                config::FILE_NAME
-            )
-        })?,
-    };
-    Ok(Config::load(&path)?)
-}
+use crate::image::options;
+use crate::interrupt;
+use crate::printer::MultiPrinter;
+use crate::shared::image_args::ImageArgs;
 
 /// The `[[builder]]`s of the config, as `--buildkit-addr` would give them.
 fn config_builders(config: &Config) -> anyhow::Result<Vec<reggie_build::ship::Remote>> {
+    use anyhow::Context as _;
     config
         .builders
         .iter()
@@ -125,33 +33,31 @@ fn config_builders(config: &Config) -> anyhow::Result<Vec<reggie_build::ship::Re
         .collect()
 }
 
+/// Builds the images `--all` or `--affected` selects, `--jobs` at a
+/// time; the exit code is 0 all built, 1 one failed, 130 interrupted.
 pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
     let (shared, _ssh, mut builders): (ImageOptions, _, _) = options(args)?;
-    let config = load_config(args.config.as_deref())?;
-    if builders.is_empty() {
-        builders = config_builders(&config)?;
-    }
-    if !shared.attests.is_empty() && builders.is_empty() {
-        return Err(reggie_build::ops::ImageError::AttestationsNeedBuildKit.into());
-    }
-    let selected: Vec<&config::Image> = if args.affected {
-        let report = affected::affected(&affected::Options {
+    let selection = if args.affected {
+        Selection::Affected {
             base: args.base.clone().unwrap_or_else(|| "HEAD~1".into()),
             head: if args.worktree {
                 Head::Worktree
             } else {
                 Head::Rev(args.head.clone().unwrap_or_else(|| "HEAD".into()))
             },
-            config: Some(config.path.clone()),
-            dir: PathBuf::from("."),
-            images: Vec::new(),
-        })?;
-        let names: Vec<&str> = report
-            .images
-            .iter()
-            .filter(|i| i.affected)
-            .map(|i| i.name.as_str())
-            .collect();
+        }
+    } else {
+        Selection::All
+    };
+    let chosen = images::select(args.config.as_deref(), &selection)?;
+    if builders.is_empty() {
+        builders = config_builders(&chosen.config)?;
+    }
+    if !shared.attests.is_empty() && builders.is_empty() {
+        return Err(reggie_build::ops::ImageError::AttestationsNeedBuildKit.into());
+    }
+    if let Some(report) = &chosen.affected {
+        let names: Vec<&str> = chosen.images.iter().map(|i| i.name.as_str()).collect();
         eprintln!(
             "affected: {} of {} images ({}..{}){}{}",
             names.len(),
@@ -161,22 +67,13 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
             if names.is_empty() { "" } else { ": " },
             names.join(", ")
         );
-        config
-            .images
-            .iter()
-            .filter(|i| names.contains(&i.name.as_str()))
-            .collect()
-    } else {
-        config.images.iter().collect()
-    };
-    if selected.is_empty() {
-        if args.all {
-            anyhow::bail!("{} configures no images", config.path.display());
-        }
+    }
+    if chosen.images.is_empty() {
         eprintln!("nothing to build");
         return Ok(0);
     }
-    let vars = TagVars::read_for(&config.root, &selected);
+    let selected: Vec<&Image> = chosen.images.iter().collect();
+    let vars = TagVars::read_for(&chosen.config.root, &selected);
     let mut list = Vec::new();
     let mut failed: Vec<(String, String, Option<String>)> = Vec::new();
     let options = images::options_all(&selected, &shared, &vars, args.jobs as usize);
@@ -187,26 +84,15 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
         }
     }
     let names: Vec<String> = list.iter().map(|(n, _)| n.clone()).collect();
-    let printer = Many {
-        json: args.json,
-        live: (!args.json && std::io::stderr().is_terminal())
-            .then(|| std::sync::Mutex::new(MultiView::new(terminal_width(), &names))),
-    };
+    let printer = MultiPrinter::new(args.json, &names);
     let mut on_event = |name: &str, e: Event| printer.print(name, &e);
-    let interrupt = tokio::signal::ctrl_c();
     let pool = (!builders.is_empty()).then(|| Pool::new(builders, args.jobs as usize));
-    let outcome = {
-        let work = images::images(&list, args.jobs as usize, pool.as_ref(), &mut on_event);
-        tokio::pin!(work);
-        tokio::select! {
-            r = &mut work => Some(r),
-            _ = interrupt => None,
-        }
-    };
+    let work = images::images(&list, args.jobs as usize, pool.as_ref(), &mut on_event);
+    let outcome = interrupt::or_interrupt(work).await;
     let Some(finished) = outcome else {
         printer.finish();
         eprintln!("interrupted: builds cancelled");
-        return Ok(INTERRUPTED);
+        return Ok(interrupt::EXIT_CODE);
     };
     let finished = match finished {
         Ok(f) => f,

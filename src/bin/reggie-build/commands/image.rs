@@ -1,23 +1,21 @@
-//! The `reggie-build` command line; all logic lives in the library.
-
-mod cli;
+//! `reggie-build image`: runs in the `reggie-build-image` binary beside
+//! this one, which has the Docker, BuildKit and AWS stacks; this binary
+//! only checks and documents the arguments (`src/bin/shared/image_args.rs`).
 
 #[cfg(feature = "image")]
 use std::os::unix::process::CommandExt;
+
+use crate::shared::image_args::ImageArgs;
 
 /// The binary that runs `image`, expected beside this one.
 #[cfg(feature = "image")]
 const IMAGE_BINARY: &str = "reggie-build-image";
 
-fn main() {
-    std::process::exit(cli::run(hand_over_image));
-}
-
-/// `reggie-build image`: replaces this process with `reggie-build-image`
-/// and the same arguments, so that signals, the terminal and the exit
-/// code are the build's own.
+/// Replaces this process with `reggie-build-image` and the same
+/// arguments, so that signals, the terminal and the exit code are the
+/// build's own.
 #[cfg(feature = "image")]
-fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
+pub fn run(_: ImageArgs) -> anyhow::Result<i32> {
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot locate the reggie-build binary: {e}"))?;
     let image = exe.with_file_name(IMAGE_BINARY);
@@ -32,14 +30,13 @@ fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
     )
 }
 
-/// `reggie-build image` in a lean build (`--no-default-features`, the pip
-/// wheel): the image builder is not in it, so say how to get the build
-/// that has it rather than run a `reggie-build-image` of another build
-/// that may sit beside it.
+/// In a lean build (`--no-default-features`, the pip wheel) the image
+/// builder is not in it, so say how to get the build that has it rather
+/// than run a `reggie-build-image` of another build that may sit beside it.
 #[cfg(not(feature = "image"))]
-fn hand_over_image(_: cli::image_args::ImageArgs) -> anyhow::Result<i32> {
+pub fn run(_: ImageArgs) -> anyhow::Result<i32> {
     anyhow::bail!(concat!(
         "`reggie-build image` is not in this build.\n",
-        cli::full_build!()
+        full_build!()
     ))
 }

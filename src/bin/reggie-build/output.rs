@@ -1,13 +1,39 @@
-//! Small helpers for writing to the terminal.
+//! Where output goes: the report formats, stdout, files written safely,
+//! the GitHub step summary, and the global colour and `-q` choices.
 
-/// Whether an error is a closed stdout (`reggie-build ls | head`), which is
-/// not a failure.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+use std::io::IsTerminal;
+
+use clap::ValueEnum;
+
+use crate::shared::ColorChoice;
+
+/// Report formats of `analyze` and `check`.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum FormatArg {
+    #[default]
+    Human,
+    Json,
+    Markdown,
+    Github,
+    Sarif,
+    /// One self-contained HTML page (a treemap of the context for
+    /// `analyze`, the budgets for `check`).
+    Html,
+}
+
+/// Appends markdown to `$GITHUB_STEP_SUMMARY` when it is set.
+pub fn append_step_summary(markdown: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot append to GITHUB_STEP_SUMMARY {path:?}"))?;
+        f.write_all(markdown.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Renders raw path bytes for messages and reports: control characters
@@ -136,8 +162,11 @@ static COLOR: AtomicBool = AtomicBool::new(false);
 static QUIET: AtomicBool = AtomicBool::new(false);
 
 /// Records the global `--color` choice for stdout reports.
-pub fn set_color(choice: super::analyze::ColorChoice) {
-    COLOR.store(choice.enabled(), Ordering::Relaxed);
+pub fn set_color(choice: ColorChoice) {
+    COLOR.store(
+        choice.enabled_for(std::io::stdout().is_terminal()),
+        Ordering::Relaxed,
+    );
 }
 
 /// Whether stdout reports use colour.

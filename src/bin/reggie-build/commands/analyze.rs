@@ -7,46 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use reggie_build::analyze::{self, report, AnalyzeOptions, RuleSet};
 
 use reggie_build::formats;
 
-use super::targets::TargetArgs;
-use super::FormatArg;
-
-/// When to use colour.
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum ColorChoice {
-    #[default]
-    Auto,
-    Always,
-    Never,
-}
-
-impl ColorChoice {
-    /// Colour on stdout when it is a terminal, unless `NO_COLOR` is set,
-    /// or as forced.
-    pub fn enabled(self) -> bool {
-        self.enabled_for(std::io::stdout().is_terminal())
-    }
-
-    /// The same for stderr (logs, progress).
-    pub fn enabled_for_stderr(self) -> bool {
-        self.enabled_for(std::io::stderr().is_terminal())
-    }
-
-    fn enabled_for(self, terminal: bool) -> bool {
-        match self {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal
-            }
-        }
-    }
-}
+use crate::output::{self, FormatArg};
+use crate::targets::TargetArgs;
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
@@ -104,7 +72,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
     let text = match format {
         FormatArg::Human => {
             let style = report::Style {
-                color: super::output::color_enabled(),
+                color: output::color_enabled(),
             };
             analyses
                 .iter()
@@ -136,7 +104,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
             .join("\n"),
         FormatArg::Github => {
             let summary: String = analyses.iter().map(formats::analysis_markdown).collect();
-            super::check::append_step_summary(&summary)?;
+            output::append_step_summary(&summary)?;
             analyses
                 .iter()
                 .map(|a| formats::github_annotations(&a.findings))
@@ -148,7 +116,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
         }
         FormatArg::Html => formats::html::analysis_page(&analyses),
     };
-    super::output::write_report(args.output.as_deref(), &text)?;
+    output::write_report(args.output.as_deref(), &text)?;
     if args.write_ignore {
         for analysis in &analyses {
             write_ignore(analysis, args.force)?;
@@ -187,8 +155,8 @@ fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()>
             reggie_build::text::escape(&ig.differences.join(", "))
         );
     }
-    super::output::replace_file(&ig.path, ig.text.as_bytes(), force)?;
-    if !super::output::quiet() {
+    output::replace_file(&ig.path, ig.text.as_bytes(), force)?;
+    if !output::quiet() {
         eprintln!("wrote {shown}");
     }
     Ok(())

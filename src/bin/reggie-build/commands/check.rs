@@ -1,6 +1,5 @@
 //! `reggie-build check`: the context-size guard for CI and pre-commit.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -12,8 +11,8 @@ use reggie_build::config::parse_size;
 use reggie_build::formats;
 use reggie_build::text::escape as esc;
 
-use super::targets::TargetArgs;
-use super::FormatArg;
+use crate::output::{self, append_step_summary, FormatArg};
+use crate::targets::TargetArgs;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -170,21 +169,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         }
         FormatArg::Html => formats::html::check_page(&verdicts, &growth, passed),
     };
-    super::output::write_report(args.output.as_deref(), &text)?;
+    output::write_report(args.output.as_deref(), &text)?;
     Ok(if passed { 0 } else { 1 })
-}
-
-/// Appends markdown to `$GITHUB_STEP_SUMMARY` when it is set.
-pub fn append_step_summary(markdown: &str) -> anyhow::Result<()> {
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot append to GITHUB_STEP_SUMMARY {path:?}"))?;
-        f.write_all(markdown.as_bytes())?;
-    }
-    Ok(())
 }
 
 fn human(verdicts: &[Verdict], growth: &[(String, Vec<String>)]) -> String {

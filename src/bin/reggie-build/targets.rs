@@ -8,10 +8,10 @@ use clap::Args;
 
 use reggie_build::check::Target;
 use reggie_build::config::{self, Budget, Config};
-use reggie_build::context::{Builder, ContextSpec};
+use reggie_build::context::ContextSpec;
 
-use super::plan_args::PlanArgs;
-use super::BuilderArg;
+use crate::plan_args::PlanArgs;
+use crate::shared::BuilderArg;
 
 /// Image selection shared by `analyze` and `check`.
 #[derive(Debug, Args)]
@@ -45,19 +45,12 @@ fn announce(path: &std::path::Path) {
     let shown = reggie_build::text::show_path(path);
     if path.parent() == here.as_deref() {
         tracing::info!("using config {shown}");
-    } else if !super::output::quiet() {
+    } else if !crate::output::quiet() {
         eprintln!("note: using config {shown}");
     }
 }
 
 impl TargetArgs {
-    fn builder(&self) -> Builder {
-        match self.builder {
-            BuilderArg::Buildkit => Builder::BuildKit,
-            BuilderArg::Classic => Builder::Classic,
-        }
-    }
-
     /// The images to cover.
     pub fn targets(&self) -> anyhow::Result<Vec<Target>> {
         let explicit = self.path.is_some() || self.file.is_some();
@@ -90,7 +83,7 @@ impl TargetArgs {
                 spec: ContextSpec {
                     root,
                     dockerfile: self.file.clone(),
-                    builder: self.builder(),
+                    builder: self.builder.into(),
                 },
                 plan: self.plan.options()?,
                 budget: Budget::default(),
@@ -125,7 +118,7 @@ impl TargetArgs {
                     spec: ContextSpec {
                         root: img.context.clone(),
                         dockerfile: Some(img.dockerfile.clone()),
-                        builder: self.builder(),
+                        builder: self.builder.into(),
                     },
                     plan,
                     budget: img.budget,

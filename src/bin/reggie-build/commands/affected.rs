@@ -9,8 +9,7 @@ use clap::{Args, ValueEnum};
 
 use reggie_build::affected::{self, render, Head, Options};
 
-use super::check::append_step_summary;
-use super::output::print_stdout;
+use crate::output::{append_step_summary, print_stdout};
 
 /// Report formats of `affected`.
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]

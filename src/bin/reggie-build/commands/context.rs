@@ -10,8 +10,8 @@ use clap::{Args, ValueEnum};
 use reggie_build::context::digest::DigestSink;
 use reggie_build::context::tarball::{write_context, EntrySink, Gzip, SkipFile, TarOptions};
 
-use super::output::print_stdout;
-use super::ContextArgs;
+use crate::output::{self, print_stdout};
+use crate::shared::ContextArgs;
 
 /// Compression of the written stream.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -124,7 +124,7 @@ impl Output {
                 return Ok(Output::Special(path.to_path_buf()));
             }
         }
-        let (file, tmp) = super::output::create_temp_beside(path)?;
+        let (file, tmp) = output::create_temp_beside(path)?;
         cleanup::arm(&tmp);
         Ok(Output::File {
             file: std::cell::RefCell::new(Some(file)),

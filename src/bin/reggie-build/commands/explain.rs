@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::{print_stdout, show};
-use super::{BuilderArg, ContextArgs};
+use crate::output::{print_stdout, show};
+use crate::shared::{BuilderArg, ContextArgs};
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {

@@ -9,9 +9,9 @@ use reggie_build::context::{FileKind, WalkError};
 
 use reggie_build::plan::Plan;
 
-use super::output::show;
-use super::plan_args::PlanArgs;
-use super::ContextArgs;
+use crate::output::show;
+use crate::plan_args::PlanArgs;
+use crate::shared::ContextArgs;
 
 #[derive(Debug, Args)]
 pub struct LsArgs {

@@ -1,61 +1,26 @@
-//! Argument parsing and dispatch. Each command is a thin function over the
-//! library in its own module.
+//! `reggie-build`: parses the command line and runs a command over the
+//! library; every command is a thin module in `commands/`.
 //!
-//! Two binaries share this module: `reggie-build` runs every command but
-//! `image`, which it hands to `reggie-build-image` beside it (the Docker,
-//! BuildKit and AWS stacks are most of the code and of the start-up's
-//! relocations, and `ls`, `context` and `check` run in a few
-//! milliseconds); `reggie-build-image` runs everything.
+//! `image` is handed over, same arguments, to the `reggie-build-image`
+//! binary beside this one (the Docker, BuildKit and AWS stacks are most of
+//! the code and of the start-up's relocations, and `ls`, `context` and
+//! `check` run in a few milliseconds). The arguments both binaries parse
+//! are in `src/bin/shared`.
 
-mod affected;
-mod analyze;
-mod check;
-mod context_cmd;
-mod digest;
-mod discover;
-mod explain;
-pub mod image_args;
-mod ls;
-pub mod output;
-pub mod plan_args;
+#[macro_use]
+#[path = "../shared/mod.rs"]
+mod shared;
+
+mod commands;
+mod output;
+mod plan_args;
 mod targets;
 
-use std::path::PathBuf;
+use clap::{Args, Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use reggie_build::context::{Builder, ContextSpec};
-
-/// `image --help`'s examples and daemon notes (both builds show them).
-macro_rules! image_help {
-    () => {
-        "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'\n  DOCKER_HOST=ssh://me@build-host reggie-build image . -f backend/Dockerfile -t app\n  reggie-build image . -f backend/Dockerfile -t app --secret id=npm,src=$HOME/.npmrc\n  reggie-build image . -f backend/Dockerfile -t app --ssh default=$HOME/.ssh/id_ed25519\n  reggie-build image . -f backend/Dockerfile -o type=local,dest=out\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --cache-to type=inline --cache-from registry.example/app:v1\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --buildkit-addr tcp://buildkitd:1234\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --buildkit-addr ssh://me@build-host --provenance=mode=max\n  reggie-build image . -f backend/Dockerfile -t app --buildkit-addr docker-context://build-box\n  reggie-build image --all --jobs 2                 # every image of reggie-build.toml\n  reggie-build image --affected --base origin/main --push\n  reggie-build image --all --push --jobs 4 --buildkit-addr tcp://bk-0:1234 --buildkit-addr tcp://bk-1:1234   # a pool of builders\n\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context."
-    };
-}
-
-/// What the lean build (`--no-default-features`: the pip wheel, the
-/// container image) says about `image`, in its help and its error: how to
-/// get the full build, which has it. The URL is the package's
-/// `repository`, the installer the one `dist` publishes with each release.
-#[cfg(not(feature = "image"))]
-macro_rules! full_build {
-    () => {
-        concat!(
-            "This is the lean build (the pip wheel, the container image, or `cargo build --no-default-features`): it has the analysis commands, not the image builder. The full build installs reggie-build and reggie-build-image together:\n",
-            "  curl -LsSf ",
-            env!("CARGO_PKG_REPOSITORY"),
-            "/releases/download/v",
-            env!("CARGO_PKG_VERSION"),
-            "/reggie-build-installer.sh | sh\n",
-            "  cargo install --locked --git ",
-            env!("CARGO_PKG_REPOSITORY"),
-            " reggie-build\n",
-            "  cargo install --locked --path .      # in a checkout of the repository"
-        )
-    };
-}
-#[cfg(not(feature = "image"))]
-pub(crate) use full_build;
+use commands::{affected, analyze, check, context, digest, discover, explain, image, ls};
+use shared::image_args::ImageArgs;
+use shared::Globals;
 
 /// Docker build context optimizer and image builder for monorepos.
 #[derive(Debug, Parser)]
@@ -65,20 +30,6 @@ pub struct Cli {
     command: Command,
     #[command(flatten)]
     globals: Globals,
-}
-
-/// Options every command takes.
-#[derive(Debug, Args)]
-struct Globals {
-    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
-    #[arg(long, value_enum, global = true, default_value_t = analyze::ColorChoice::Auto)]
-    color: analyze::ColorChoice,
-    /// Less output: errors only.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
-    quiet: bool,
-    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,7 +60,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  reggie-build context backend -o context.tar\n  reggie-build context . -f backend/Dockerfile -o - --compress gzip | wc -c\n  reggie-build context backend -o /dev/null --digest"
     )]
-    Context(context_cmd::ContextCmdArgs),
+    Context(context::ContextCmdArgs),
     /// Build the image through the Docker daemon from the minimal context,
     /// and optionally push it.
     #[cfg_attr(
@@ -126,7 +77,7 @@ enum Command {
             after_help = concat!(image_help!(), "\n\n", full_build!())
         )
     )]
-    Image(Box<image_args::ImageArgs>),
+    Image(Box<ImageArgs>),
     /// Find the images the repository builds (Dockerfiles, docker compose
     /// files, SST configs) and optionally write them to reggie-build.toml.
     #[command(
@@ -155,71 +106,11 @@ enum Command {
     },
 }
 
-/// Report formats of `analyze` and `check`.
-#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
-pub enum FormatArg {
-    #[default]
-    Human,
-    Json,
-    Markdown,
-    Github,
-    Sarif,
-    /// One self-contained HTML page (a treemap of the context for
-    /// `analyze`, the budgets for `check`).
-    Html,
-}
-
-/// The builder whose rules to reproduce.
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum BuilderArg {
-    #[default]
-    Buildkit,
-    Classic,
-}
-
-/// Where the context is and how Docker would read it.
-#[derive(Debug, Args)]
-pub struct ContextArgs {
-    /// The build context directory.
-    #[arg(value_name = "PATH", default_value = ".")]
-    pub path: PathBuf,
-    /// The Dockerfile (default: PATH/Dockerfile).
-    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
-    pub file: Option<PathBuf>,
-    /// Reproduce BuildKit's rules (default) or the classic builder's; for
-    /// `image`, also the daemon's builder that runs the build.
-    #[arg(long, value_enum, default_value_t = BuilderArg::Buildkit)]
-    pub builder: BuilderArg,
-}
-
-impl ContextArgs {
-    pub fn spec(&self) -> ContextSpec {
-        ContextSpec {
-            root: self.path.clone(),
-            dockerfile: self.file.clone(),
-            builder: match self.builder {
-                BuilderArg::Buildkit => Builder::BuildKit,
-                BuilderArg::Classic => Builder::Classic,
-            },
-        }
-    }
-}
-
-/// Runs `reggie-build image`: in-process, or by handing over to the
-/// binary that has the Docker stack.
-pub type ImageCommand = fn(image_args::ImageArgs) -> anyhow::Result<i32>;
-
-/// Parses arguments, runs the command, and returns the exit code.
-pub fn run(image: ImageCommand) -> i32 {
+fn main() {
     let cli = parse_args();
-    let Globals {
-        color,
-        quiet,
-        verbose,
-    } = cli.globals;
-    init_logging(quiet, verbose, color.enabled_for_stderr());
-    output::set_color(color);
-    output::set_quiet(quiet);
+    shared::init_logging(&cli.globals);
+    output::set_color(cli.globals.color);
+    output::set_quiet(cli.globals.quiet);
     let result = match cli.command {
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -228,42 +119,15 @@ pub fn run(image: ImageCommand) -> i32 {
         }
         Command::Ls(args) => ls::run(args),
         Command::Explain(args) => explain::run(args),
-        Command::Context(args) => context_cmd::run(args),
-        Command::Image(args) => image(*args),
+        Command::Context(args) => context::run(args),
+        Command::Image(args) => image::run(*args),
         Command::Analyze(args) => analyze::run(args),
         Command::Check(args) => check::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Affected(args) => affected::run(args),
         Command::Digest(args) => digest::run(args),
     };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            if output::is_broken_pipe(&err) {
-                return 0;
-            }
-            tracing::debug!(error = ?err, "command failed");
-            eprintln!("error: {}", error_text(&err));
-            2
-        }
-    }
-}
-
-/// An error and its causes on one line each way `{:#}` prints them, but
-/// a cause already quoted in the message is not repeated, control
-/// characters from file names are escaped (kept: the message's own line
-/// breaks), and the whole stays a few KB.
-fn error_text(err: &anyhow::Error) -> String {
-    let mut out = err.to_string();
-    for cause in err.chain().skip(1) {
-        let cause = cause.to_string();
-        if !out.contains(&cause) {
-            out.push_str(": ");
-            out.push_str(&cause);
-        }
-    }
-    let escaped: Vec<_> = out.split('\n').map(reggie_build::text::escape).collect();
-    reggie_build::text::bounded(&escaped.join("\n"), 4096).into_owned()
+    std::process::exit(shared::exit_code(result));
 }
 
 /// Parses the command line as `Cli::parse` does.
@@ -317,38 +181,6 @@ fn parse_quick(args: &[std::ffi::OsString]) -> Option<Cli> {
         "check" => one(args, "check", Command::Check),
         _ => None,
     }
-}
-
-/// Logs go to stderr through `tracing`: warnings by default, `-v` for
-/// more, `-q` for errors only, and `RUST_LOG` overrides all of it.
-fn init_logging(quiet: bool, verbose: u8, color: bool) {
-    use tracing::level_filters::LevelFilter;
-    use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::prelude::*;
-    let default = match (quiet, verbose) {
-        (true, _) => LevelFilter::ERROR,
-        (false, 0) => LevelFilter::WARN,
-        (false, 1) => LevelFilter::INFO,
-        (false, 2) => LevelFilter::DEBUG,
-        _ => LevelFilter::TRACE,
-    };
-    // `Targets` (level per target, `RUST_LOG=reggie_build=debug,warn`)
-    // rather than `EnvFilter`: the latter pulls in regex-automata's full DFA
-    // builder, which the ignore patterns' regexes then use too, and its
-    // construction was a tenth of a small context's run time.
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|spec| spec.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(default));
-    let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(color)
-                .with_target(false),
-        )
-        .with(filter)
-        .try_init();
 }
 
 #[cfg(test)]

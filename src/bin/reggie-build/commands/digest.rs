@@ -5,8 +5,8 @@ use clap::Args;
 
 use reggie_build::build_digest::build_digest;
 
-use super::output::print_stdout;
-use super::targets::TargetArgs;
+use crate::output::print_stdout;
+use crate::targets::TargetArgs;
 
 #[derive(Debug, Args)]
 pub struct DigestArgs {

@@ -1,13 +1,11 @@
 //! The arguments of `reggie-build image`. The command itself runs in the
 //! `reggie-build-image` binary (see `src/bin/reggie-build-image/`), so
 //! that the Docker, BuildKit and AWS stacks are loaded only when an image
-//! is built; `reggie-build` parses these to validate and document them.
-
-use clap::{Args, ValueEnum};
-#[cfg(feature = "image")]
-use reggie_build::ship::outputs::{self, CacheSpec, OutputError, OutputSpec};
+//! is built; `reggie-build` parses these to validate and document them,
+//! and the image binary parses them again to run the build.
 
 use super::ContextArgs;
+use clap::{Args, ValueEnum};
 
 /// Compression of the upload.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -201,44 +199,4 @@ pub struct ImageArgs {
         value_parser = clap::value_parser!(u64).range(1..=64)
     )]
     pub jobs: u64,
-}
-
-/// `--output`, `--cache-from` and `--cache-to`, parsed.
-// Used by reggie-build-image only; reggie-build parses to validate.
-#[allow(dead_code)]
-#[cfg(feature = "image")]
-pub type ParsedOutputs = (Vec<OutputSpec>, Vec<CacheSpec>, Vec<CacheSpec>);
-
-#[allow(dead_code)]
-#[cfg(feature = "image")]
-impl ImageArgs {
-    /// Parses `--output`, `--cache-from` and `--cache-to`, and refuses
-    /// the combinations docker refuses (`--push` with files as output).
-    pub fn outputs(&self) -> Result<ParsedOutputs, OutputError> {
-        let outs = self
-            .outputs
-            .iter()
-            .map(|s| OutputSpec::parse(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let from = self
-            .cache_from
-            .iter()
-            .map(|s| CacheSpec::parse_from(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let to = self
-            .cache_to
-            .iter()
-            .map(|s| CacheSpec::parse_to(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        outputs::check_conflicts(&outs, self.push, self.skip_if_exists, self.json)?;
-        // As docker: a tar is not for the terminal.
-        if outs.iter().any(|o| o.dest() == Some("-"))
-            && std::io::IsTerminal::is_terminal(&std::io::stdout())
-        {
-            return Err(OutputError::Conflict(
-                "--output -: stdout is a terminal; redirect it (`-o - > out.tar`) or give type=tar,dest=FILE".into(),
-            ));
-        }
-        Ok((outs, from, to))
-    }
 }

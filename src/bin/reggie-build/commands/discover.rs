@@ -12,7 +12,7 @@ use reggie_build::context::{Builder, ContextSpec, FileKind, WalkError};
 use reggie_build::discover::{self, write, DiscoveredBuild};
 use reggie_build::plan::{Plan, PlanOptions};
 
-use super::output::print_stdout;
+use crate::output::{self, print_stdout};
 
 #[derive(Debug, Args)]
 pub struct DiscoverArgs {
@@ -201,7 +201,7 @@ fn write_config(
     if entries.is_empty() {
         bail!("no build to write to {}", path.display());
     }
-    super::output::replace_file(&path, write::render(&entries).as_bytes(), args.force)?;
+    output::replace_file(&path, write::render(&entries).as_bytes(), args.force)?;
     eprintln!("wrote {} ({} images)", path.display(), entries.len());
     Ok(())
 }

@@ -1,0 +1,252 @@
+//! What both binaries parse and how both end: the global options, the
+//! context and `image` arguments, logging, and an error's exit code.
+//!
+//! `reggie-build` parses `image`'s arguments (to check and document them)
+//! and hands the command over, same arguments, to `reggie-build-image`,
+//! which parses them again to run it. Each binary includes this file
+//! (`#[path]`), and nothing else of the other: the image binary does not
+//! compile the other commands, and every item here is used by both.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use reggie_build::context::{Builder, ContextSpec};
+
+pub mod image_args;
+
+/// `image --help`'s examples and daemon notes (both builds, both binaries,
+/// show them).
+macro_rules! image_help {
+    () => {
+        "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'\n  DOCKER_HOST=ssh://me@build-host reggie-build image . -f backend/Dockerfile -t app\n  reggie-build image . -f backend/Dockerfile -t app --secret id=npm,src=$HOME/.npmrc\n  reggie-build image . -f backend/Dockerfile -t app --ssh default=$HOME/.ssh/id_ed25519\n  reggie-build image . -f backend/Dockerfile -o type=local,dest=out\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --cache-to type=inline --cache-from registry.example/app:v1\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --buildkit-addr tcp://buildkitd:1234\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --buildkit-addr ssh://me@build-host --provenance=mode=max\n  reggie-build image . -f backend/Dockerfile -t app --buildkit-addr docker-context://build-box\n  reggie-build image --all --jobs 2                 # every image of reggie-build.toml\n  reggie-build image --affected --base origin/main --push\n  reggie-build image --all --push --jobs 4 --buildkit-addr tcp://bk-0:1234 --buildkit-addr tcp://bk-1:1234   # a pool of builders\n\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context."
+    };
+}
+
+/// What the lean build (`--no-default-features`: the pip wheel, the
+/// container image) says about `image`, in its help and its error: how to
+/// get the full build, which has it. The URL is the package's
+/// `repository`, the installer the one `dist` publishes with each release.
+#[cfg(not(feature = "image"))]
+macro_rules! full_build {
+    () => {
+        concat!(
+            "This is the lean build (the pip wheel, the container image, or `cargo build --no-default-features`): it has the analysis commands, not the image builder. The full build installs reggie-build and reggie-build-image together:\n",
+            "  curl -LsSf ",
+            env!("CARGO_PKG_REPOSITORY"),
+            "/releases/download/v",
+            env!("CARGO_PKG_VERSION"),
+            "/reggie-build-installer.sh | sh\n",
+            "  cargo install --locked --git ",
+            env!("CARGO_PKG_REPOSITORY"),
+            " reggie-build\n",
+            "  cargo install --locked --path .      # in a checkout of the repository"
+        )
+    };
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Globals {
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, global = true, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Less output: errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// When to use colour.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Colour on a stream that is (or is not) a terminal: on a terminal
+    /// unless `NO_COLOR` is set, or as forced.
+    pub fn enabled_for(self, terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal
+            }
+        }
+    }
+}
+
+/// The builder whose rules to reproduce.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum BuilderArg {
+    #[default]
+    Buildkit,
+    Classic,
+}
+
+impl From<BuilderArg> for Builder {
+    fn from(arg: BuilderArg) -> Builder {
+        match arg {
+            BuilderArg::Buildkit => Builder::BuildKit,
+            BuilderArg::Classic => Builder::Classic,
+        }
+    }
+}
+
+/// Where the context is and how Docker would read it.
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// The build context directory.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+    /// The Dockerfile (default: PATH/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    pub file: Option<PathBuf>,
+    /// Reproduce BuildKit's rules (default) or the classic builder's; for
+    /// `image`, also the daemon's builder that runs the build.
+    #[arg(long, value_enum, default_value_t = BuilderArg::Buildkit)]
+    pub builder: BuilderArg,
+}
+
+impl ContextArgs {
+    pub fn spec(&self) -> ContextSpec {
+        ContextSpec {
+            root: self.path.clone(),
+            dockerfile: self.file.clone(),
+            builder: self.builder.into(),
+        }
+    }
+}
+
+/// `--build-arg` values as `docker build` reads them: `KEY=VALUE`, or `KEY`
+/// alone for the variable's value, the argument dropped when it is unset.
+/// Every command that takes `--build-arg` parses it here, so `analyze`
+/// plans exactly what `image` builds.
+pub fn parse_build_args(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut build_args = BTreeMap::new();
+    for arg in raw {
+        match arg.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            Some(_) => anyhow::bail!(
+                "--build-arg {}: the name before `=` is empty",
+                reggie_build::text::excerpt(arg)
+            ),
+            None => {
+                if let Ok(v) = std::env::var(arg) {
+                    build_args.insert(arg.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(build_args)
+}
+
+/// Logs go to stderr through `tracing`: warnings by default, `-v` for
+/// more, `-q` for errors only, and `RUST_LOG` overrides all of it.
+pub fn init_logging(globals: &Globals) {
+    use tracing::level_filters::LevelFilter;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let default = match (globals.quiet, globals.verbose) {
+        (true, _) => LevelFilter::ERROR,
+        (false, 0) => LevelFilter::WARN,
+        (false, 1) => LevelFilter::INFO,
+        (false, 2) => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    // `Targets` (level per target, `RUST_LOG=reggie_build=debug,warn`)
+    // rather than `EnvFilter`: the latter pulls in regex-automata's full DFA
+    // builder, which the ignore patterns' regexes then use too, and its
+    // construction was a tenth of a small context's run time.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| spec.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(default));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(globals.color.enabled_for(std::io::stderr().is_terminal()))
+                .with_target(false),
+        )
+        .with(filter)
+        .try_init();
+}
+
+/// A command's exit code: its own, 0 for a closed stdout
+/// (`reggie-build ls | head` is not a failure), 2 with the error printed.
+pub fn exit_code(result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => 0,
+        Err(err) => {
+            tracing::debug!(error = ?err, "command failed");
+            eprintln!("error: {}", error_text(&err));
+            2
+        }
+    }
+}
+
+/// Whether an error is a closed stdout.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// An error and its causes on one line each way `{:#}` prints them, but
+/// a cause already quoted in the message is not repeated, control
+/// characters from file names are escaped (kept: the message's own line
+/// breaks), and the whole stays a few KB.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    let escaped: Vec<_> = out.split('\n').map(reggie_build::text::escape).collect();
+    reggie_build::text::bounded(&escaped.join("\n"), 4096).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_args_as_docker_reads_them() {
+        std::env::set_var("REGGIE_TEST_BUILD_ARG_X", "from-env");
+        let a = parse_build_args(&[
+            "A=1".into(),
+            "B=".into(),
+            "C=x=y".into(),
+            "REGGIE_TEST_BUILD_ARG_X".into(),
+            "REGGIE_TEST_UNSET_Y".into(),
+        ])
+        .unwrap();
+        assert_eq!(a.get("A").map(String::as_str), Some("1"));
+        assert_eq!(a.get("B").map(String::as_str), Some(""));
+        assert_eq!(a.get("C").map(String::as_str), Some("x=y"));
+        assert_eq!(
+            a.get("REGGIE_TEST_BUILD_ARG_X").map(String::as_str),
+            Some("from-env")
+        );
+        assert!(!a.contains_key("REGGIE_TEST_UNSET_Y"));
+        let err = parse_build_args(&["=v".into()]).unwrap_err().to_string();
+        assert!(err.contains("the name before `=` is empty"), "{err}");
+    }
+}
