@@ -909,7 +909,7 @@ fn remote_outputs_equal_docker_and_caches_the_engine_cannot_do_are_refused() {
             "type=registry,ref=127.0.0.1:9/x",
             "exports only inline cache",
         ),
-        ("--cache-from", "type=local,src=/tmp", "cache directories"),
+        ("--cache-from", "type=local,src=/tmp", "no cache directory"),
         (
             "--output",
             "type=oci,dest=/tmp/x.tar",

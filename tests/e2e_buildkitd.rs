@@ -1029,3 +1029,136 @@ fn sbom_runs_the_scanner_it_is_given() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no-such-scanner"), "{stderr}");
 }
+
+#[test]
+#[ignore = "needs a standalone buildkitd: set REGGIE_TEST_BUILDKITD=unix://... (TESTING.md)"]
+fn local_cache_directories_through_the_session() {
+    let bk = buildkitd_alone();
+    let base = bk.busybox_in_registry();
+    let nonce = unique("local-cache");
+    let ctx = bk.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {base}\nRUN echo {nonce} > /built\nCOPY a.txt /a.txt\nRUN cat /built /a.txt > /both\n"
+                ),
+            ),
+            ("a.txt", "local\n"),
+        ],
+    );
+    let tag = format!("{}/reggie-bkd/local-cache:1", bk.registry);
+    // A relative dest is this machine's directory, as buildctl takes it.
+    let ours = bk.work.path().join("cache-ours");
+    let out = bk.reggie(
+        &ctx,
+        &[
+            "-t",
+            &tag,
+            "--cache-to",
+            "type=local,dest=../cache-ours,mode=max",
+            "--json",
+            ".",
+        ],
+        &[],
+    );
+    ok(&out);
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ours.join("index.json")).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 1, "{index}");
+    assert_eq!(
+        manifests[0]["annotations"]["org.opencontainers.image.ref.name"],
+        "latest"
+    );
+    let blob = |dir: &Path, digest: &str| {
+        dir.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let manifest_digest = manifests[0]["digest"].as_str().unwrap().to_string();
+    let raw = std::fs::read(blob(&ours, &manifest_digest)).unwrap();
+    assert_eq!(
+        sha256(&raw),
+        manifest_digest,
+        "blobs are stored under their digest"
+    );
+    let count = std::fs::read_dir(ours.join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert!(count >= 4, "the cache's layers are there: {count} blobs");
+
+    let ours_src = format!("type=local,src={}", ours.display());
+    let cached_steps = |out: &Output| -> Vec<String> {
+        steps_cached_ours(out)
+            .into_iter()
+            .filter(|(n, cached)| !cached && !n.contains("] FROM "))
+            .map(|(n, _)| n)
+            .collect()
+    };
+    bk.prune();
+    let again = bk.reggie(
+        &ctx,
+        &["-t", &tag, "--cache-from", &ours_src, "--json", "."],
+        &[],
+    );
+    ok(&again);
+    assert!(
+        cached_steps(&again).is_empty() && steps_cached_ours(&again).len() == 4,
+        "after a prune, steps from the local cache; these ran again: {:?}\n{}",
+        cached_steps(&again),
+        text(&again)
+    );
+    // buildctl reads the directory reggie-build wrote...
+    bk.prune();
+    let theirs = bk.buildctl_build(&ctx, &["--import-cache", &ours_src]);
+    assert_eq!(steps_cached_ours(&again), steps_cached_buildctl(&theirs));
+    // ... and reggie-build reads one buildctl wrote.
+    let written = bk.work.path().join("cache-buildctl");
+    bk.buildctl_build(
+        &ctx,
+        &[
+            "--export-cache",
+            &format!("type=local,dest={},mode=max", written.display()),
+        ],
+    );
+    bk.prune();
+    let from_theirs = bk.reggie(
+        &ctx,
+        &[
+            "-t",
+            &tag,
+            "--cache-from",
+            &format!("type=local,src={}", written.display()),
+            "--json",
+            ".",
+        ],
+        &[],
+    );
+    ok(&from_theirs);
+    assert!(
+        cached_steps(&from_theirs).is_empty(),
+        "{}",
+        text(&from_theirs)
+    );
+    // A directory with no cache: a warning, and a build without it.
+    let empty = bk.work.path().join("no-cache");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = bk.reggie(
+        &ctx,
+        &[
+            "-t",
+            &tag,
+            "--cache-from",
+            &format!("type=local,src={}", empty.display()),
+            ".",
+        ],
+        &[],
+    );
+    ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no cache tagged latest there"),
+        "{}",
+        text(&out)
+    );
+}

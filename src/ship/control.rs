@@ -38,7 +38,7 @@ use super::filesync::Counters;
 use super::grpc_io::{self, Addr, TlsOptions};
 use super::prepare::{self, session_dockerfile_name, session_parts};
 use super::spec::{BuildSpec, Built};
-use super::{buildkit, daemon, outputs, session, upload};
+use super::{buildkit, content, daemon, outputs, session, upload};
 
 /// A BuildKit engine to build on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,17 +343,73 @@ async fn check_attestations(
     if engine == Engine::Daemon {
         return Err(unsupported(engine.describe()));
     }
+    match builder_version(client, remote).await? {
+        Version::Release(r) if r >= ATTESTATIONS_SINCE => Ok(()),
+        // A build from source names no release: let it try.
+        Version::Unknown => Ok(()),
+        _ => Err(unsupported("a buildkitd older than BuildKit 0.11")),
+    }
+}
+
+/// What `Info` says of the engine's BuildKit.
+enum Version {
+    /// Before 0.11: no `Info` call.
+    Older,
+    /// A build that names no release.
+    Unknown,
+    Release((u64, u64)),
+}
+
+async fn builder_version(
+    client: &mut ControlClient<tonic::transport::Channel>,
+    remote: &Remote,
+) -> Result<Version, ControlError> {
     let version = match client.info(InfoRequest {}).await {
         Ok(r) => r.into_inner().buildkit_version.map(|v| v.version),
         Err(s) if s.code() == tonic::Code::Unimplemented => None,
         Err(s) => return Err(remote.call_error("asking the BuildKit version (Info)", s)),
     };
     tracing::info!(?version, "BuildKit version");
-    match version.as_deref().map(|v| (v, release(v))) {
-        Some((_, Some(r))) if r >= ATTESTATIONS_SINCE => Ok(()),
-        // A build from source names no release: let it try.
-        Some((_, None)) => Ok(()),
-        _ => Err(unsupported("a buildkitd older than BuildKit 0.11")),
+    Ok(match version.as_deref().map(release) {
+        None => Version::Older,
+        Some(None) => Version::Unknown,
+        Some(Some(r)) => Version::Release(r),
+    })
+}
+
+/// The first BuildKit release whose registry cache exporter writes an
+/// image manifest (`image-manifest=true`), the only form ECR takes.
+const IMAGE_MANIFEST_CACHE_SINCE: (u64, u64) = (0, 12);
+
+/// Refuses a registry cache export to ECR on a BuildKit that would write
+/// the manifest list ECR rejects: it ignores `image-manifest=true`.
+async fn check_ecr_cache(
+    client: &mut ControlClient<tonic::transport::Channel>,
+    remote: &Remote,
+    exports: &[outputs::CacheSpec],
+) -> Result<(), ControlError> {
+    let Some(ecr) = exports.iter().find(|c| c.is_ecr()) else {
+        return Ok(());
+    };
+    match builder_version(client, remote).await? {
+        Version::Release(r) if r < IMAGE_MANIFEST_CACHE_SINCE => Err(ControlError::Unsupported {
+            addr: remote.addr.to_string(),
+            engine: "a buildkitd older than BuildKit 0.12",
+            what: format!(
+                "--cache-to type=registry,ref={} cannot go to ECR from it: it exports its cache as a manifest list, which ECR refuses, and ignores image-manifest=true",
+                ecr.attr("ref").unwrap_or_default()
+            ),
+            supported: "registry caches in registries that take manifest lists, inline, local, gha and s3",
+            instead: "use --cache-to type=inline (the cache rides in the pushed image) or type=local, or a builder of BuildKit 0.12 or newer",
+        }),
+        Version::Older => Err(ControlError::Unsupported {
+            addr: remote.addr.to_string(),
+            engine: "a buildkitd older than BuildKit 0.11",
+            what: "a registry cache cannot go to ECR from it (ECR refuses its cache manifest list)".into(),
+            supported: "inline, local, gha and s3 caches",
+            instead: "use --cache-to type=inline, or a builder of BuildKit 0.12 or newer",
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -373,7 +429,7 @@ pub async fn build(
     if !spec.attests.is_empty() {
         check_attestations(&mut client, remote, engine, spec).await?;
     }
-    let outputs_plan = outputs::plan_remote(
+    let mut outputs_plan = outputs::plan_remote(
         &outputs::Request {
             outputs: &spec.outputs,
             cache_from: &spec.cache_from,
@@ -384,6 +440,16 @@ pub async fn build(
         &format!("{} at {}", engine.describe(), remote.addr),
     )?;
     let exporter = exporter_for(remote, spec, engine, push, &outputs_plan, on_event)?;
+    if engine == Engine::Standalone {
+        check_ecr_cache(&mut client, remote, &outputs_plan.cache_exports).await?;
+    }
+    local_cache_imports(&mut outputs_plan.cache_imports, on_event)?;
+    let content_stores = content::stores_of(
+        outputs_plan
+            .cache_imports
+            .iter()
+            .chain(&outputs_plan.cache_exports),
+    );
     let exports_files = outputs_plan.export.is_some();
 
     // The context is surveyed once the builder answered: an unreachable
@@ -397,7 +463,7 @@ pub async fn build(
     }
 
     let export_state = std::sync::Arc::new(ExportState::default());
-    let (info, services) = session_parts(
+    let (info, mut services) = session_parts(
         spec,
         session::session_credentials(&spec.pull_credentials),
         outputs_plan.export.clone(),
@@ -405,7 +471,15 @@ pub async fn build(
         keyed.snapshot.clone(),
     );
     let counters = services.counters.clone();
-    let headers = info.headers(exports_files);
+    let mut headers = info.headers(exports_files);
+    if !content_stores.is_empty() {
+        headers.extend(
+            content::METHODS
+                .iter()
+                .map(|m| ("X-Docker-Expose-Session-Grpc-Method", m.to_string())),
+        );
+    }
+    services.content_stores = content_stores.into_iter().collect();
     let _session = open_session(remote, &mut client, spec, &headers, services).await?;
 
     let build_ref = format!("reggie-build-{}", upload::random_hex(20));
@@ -437,6 +511,11 @@ pub async fn build(
         done: true,
     });
     let response = answer(remote, &progress, solved)?;
+    local_cache_exports(
+        &outputs_plan.cache_exports,
+        &response.exporter_response,
+        on_event,
+    )?;
     let built = Built {
         image_id: String::new(),
         context_digest: keyed.survey.digest,
@@ -464,6 +543,63 @@ pub async fn build(
         push,
         on_event,
     )
+}
+
+/// Local cache imports named by their manifest's digest, as the builder's
+/// importer wants them: the one the directory's `index.json` tags (`tag=`,
+/// else `latest`). A directory without that cache is left out with a
+/// warning, as buildctl does: the build runs without it.
+fn local_cache_imports(
+    imports: &mut Vec<outputs::CacheSpec>,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<(), ShipError> {
+    let mut kept = Vec::with_capacity(imports.len());
+    for mut c in imports.drain(..) {
+        if c.kind != "local" || c.attr("digest").is_some() {
+            kept.push(c);
+            continue;
+        }
+        let dir = std::path::PathBuf::from(c.attr("src").unwrap_or_default());
+        let tag = c.attr("tag").unwrap_or(content::DEFAULT_TAG).to_string();
+        match content::resolve(&dir, &tag).map_err(|e| ShipError::Cache(e.to_string()))? {
+            Some(digest) => {
+                c.attrs.insert("digest".into(), digest);
+                kept.push(c);
+            }
+            None => on_event(Event::Warning {
+                message: format!(
+                    "--cache-from type=local,src={}: no cache tagged {tag} there (no index.json naming it); building without it",
+                    dir.display()
+                ),
+            }),
+        }
+    }
+    *imports = kept;
+    Ok(())
+}
+
+/// Names what the builder exported to local cache directories in their
+/// `index.json`, from the `cache.manifest` descriptor it answered with.
+fn local_cache_exports(
+    exports: &[outputs::CacheSpec],
+    response: &HashMap<String, String>,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<(), ShipError> {
+    for c in exports.iter().filter(|c| c.kind == "local") {
+        let dir = std::path::PathBuf::from(c.attr("dest").unwrap_or_default());
+        let Some(desc) = response.get("cache.manifest") else {
+            on_event(Event::Warning {
+                message: format!(
+                    "--cache-to type=local,dest={}: the builder named no cache manifest; the directory's index.json is unchanged",
+                    dir.display()
+                ),
+            });
+            continue;
+        };
+        let tag = c.attr("tag").unwrap_or(content::DEFAULT_TAG);
+        content::put(&dir, tag, desc).map_err(|e| ShipError::Cache(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Connects to the engine and lists its workers (which tell what engine
@@ -868,6 +1004,7 @@ mod tests {
         assert_eq!(release("dev"), None);
         assert_eq!(release("0.0.0+unknown"), None);
         assert!(release("v0.10.6").unwrap() < ATTESTATIONS_SINCE);
+        assert!(release("v0.11.6").unwrap() < IMAGE_MANIFEST_CACHE_SINCE);
     }
 
     #[test]

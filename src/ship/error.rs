@@ -80,6 +80,9 @@ pub enum ShipError {
     /// Receiving or writing an `--output` failed.
     #[error("--output: {0}")]
     Export(String),
+    /// A local cache directory could not be read or named.
+    #[error("local build cache: {0}")]
+    Cache(String),
 }
 
 /// Adds what to do to daemon messages whose cause is known.

@@ -657,10 +657,10 @@ impl ExportState {
 /// gRPC messages as their bytes: `FileSend/DiffCopy` carries fsutil
 /// packets or raw bytes under one declared type.
 #[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
+pub(crate) struct RawCodec;
 
-struct RawEncoder;
-struct RawDecoder;
+pub(crate) struct RawEncoder;
+pub(crate) struct RawDecoder;
 
 impl tonic::codec::Codec for RawCodec {
     type Encode = Vec<u8>;

@@ -52,6 +52,7 @@
 
 pub(crate) mod buildkit;
 mod classic;
+mod content;
 pub(crate) mod control;
 pub(crate) mod daemon;
 mod daemon_session;

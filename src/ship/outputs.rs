@@ -350,11 +350,7 @@ impl CacheSpec {
     /// not set (`image-manifest=true`, `oci-mediatypes=true`): ECR refuses
     /// BuildKit's default cache manifest list.
     pub fn ecr_missing_attrs(&self) -> Vec<&'static str> {
-        let is_ecr = self.kind == "registry"
-            && self
-                .attr("ref")
-                .is_some_and(|r| crate::auth::parse_ecr_host(registry_host(r)).is_some());
-        if !is_ecr {
+        if !self.is_ecr() {
             return Vec::new();
         }
         ["image-manifest", "oci-mediatypes"]
@@ -365,6 +361,14 @@ impl CacheSpec {
 }
 
 impl CacheSpec {
+    /// Whether this is a registry cache in ECR.
+    pub fn is_ecr(&self) -> bool {
+        self.kind == "registry"
+            && self
+                .attr("ref")
+                .is_some_and(|r| crate::auth::parse_ecr_host(registry_host(r)).is_some())
+    }
+
     /// Sets what ECR needs on a registry export to ECR (see
     /// [`CacheSpec::ecr_missing_attrs`]); returns the attributes it set,
     /// for a warning that says so.
@@ -699,7 +703,7 @@ pub struct RemotePlan {
 const REMOTE_DAEMON_OUTPUTS: &str =
     "the image into that daemon (the default), type=local,dest=DIR and type=tar,dest=FILE|-";
 const REMOTE_CACHE: &str =
-    "type=registry, inline, gha and s3 (a local cache directory would need the client's content store, which reggie-build does not serve)";
+    "type=registry, inline, local (served from this machine over the session), gha and s3";
 
 /// Maps outputs and caches onto a Control-API solve on `engine` (its
 /// description; `daemon_engine`: a Docker daemon's embedded BuildKit,
@@ -769,7 +773,9 @@ pub fn plan_remote(
     ] {
         for c in list {
             let refused = match (c.kind.as_str(), flag == "--cache-to", daemon_engine) {
-                ("local", _, _) => Some("has no access to this machine's cache directories"),
+                ("local", _, true) => Some(
+                    "reads and writes no cache directory of this machine (its exporters have no session content store)",
+                ),
                 ("inline", false, _) => {
                     Some("reads inline cache from an image: give it as type=registry,ref=IMAGE")
                 }
@@ -795,6 +801,19 @@ pub fn plan_remote(
             if flag == "--cache-to" {
                 // ECR refuses BuildKit's default cache manifest list.
                 c.set_ecr_attrs();
+            }
+            if c.kind == "local" {
+                // The builder names the directory's store by the path it
+                // is given: one path for one directory.
+                let key = if flag == "--cache-to" { "dest" } else { "src" };
+                if let Some(dir) = c.attr(key) {
+                    let abs = std::path::absolute(dir).map_err(|e| OutputError::Invalid {
+                        flag,
+                        excerpt: excerpt(dir),
+                        reason: format!("cannot make it an absolute path: {e}"),
+                    })?;
+                    c.attrs.insert(key.into(), abs.display().to_string());
+                }
             }
             into.push(c);
         }
@@ -1135,8 +1154,22 @@ mod tests {
             err.to_string().contains("exports only inline cache"),
             "{err}"
         );
-        let err = plan(&[], &[from("type=local,src=d")], &[], false).unwrap_err();
-        assert!(err.to_string().contains("cache directories"), "{err}");
+        let err = plan(&[], &[from("type=local,src=d")], &[], true).unwrap_err();
+        assert!(err.to_string().contains("no cache directory"), "{err}");
+        // A standalone engine reads and writes them through the session,
+        // named by absolute paths.
+        let p = plan(
+            &[],
+            &[from("type=local,src=d")],
+            &[to("type=local,dest=/c,mode=max")],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            p.cache_imports[0].attr("src"),
+            Some(std::env::current_dir().unwrap().join("d").to_str().unwrap())
+        );
+        assert_eq!(p.cache_exports[0].attr("dest"), Some("/c"));
         // ECR gets the attributes it needs from a standalone engine.
         let ecr = "type=registry,ref=123456789012.dkr.ecr.us-east-1.amazonaws.com/a:c";
         let p = plan(&[], &[], &[to(ecr)], false).unwrap();
