@@ -20,13 +20,19 @@
 //! key = "certs/key.pem"
 //! ```
 //!
-//! Paths are relative to the file's directory. Unknown keys and bad values
-//! are errors that name the key and line.
+//! Paths are relative to the file's directory and stay inside the
+//! repository that holds it (the nearest directory above it with `.git`,
+//! else its own directory): a committed config is untrusted input, so an
+//! absolute path, a `..` that leaves the repository or a symbolic link
+//! out of it is an error naming the key and line, never read. Unknown
+//! keys and bad values are errors that name the key and line.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::input::{self, repository_root, InputError};
 
 /// The file name looked for, walking up from the current directory to
 /// the repository root.
@@ -35,14 +41,10 @@ pub const FILE_NAME: &str = "reggie-build.toml";
 /// Errors reading a config file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    /// The file could not be read.
-    Read {
-        /// The config file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    #[error("cannot read the config: {0}")]
+    /// The file could not be read (a symbolic link out of the
+    /// repository, a FIFO or device, too large...).
+    Read(#[from] InputError),
     #[error("{path}:{line}: {message}")]
     /// The file is not a valid config.
     Invalid {
@@ -154,8 +156,8 @@ struct RawBuilder {
 #[serde(deny_unknown_fields)]
 struct RawImage {
     name: String,
-    dockerfile: Option<String>,
-    context: Option<String>,
+    dockerfile: Option<toml::Spanned<String>>,
+    context: Option<toml::Spanned<String>>,
     target: Option<String>,
     platform: Option<String>,
     #[serde(default)]
@@ -188,22 +190,85 @@ pub fn find(start: &Path) -> Option<PathBuf> {
         .ancestors()
         .take_while(|dir| dir.starts_with(root))
         .map(|dir| dir.join(FILE_NAME))
-        .find(|p| p.is_file())
+        // Whatever it is (a link, a FIFO, a device): `load` refuses what
+        // it cannot read, rather than a hostile one being skipped silently
+        // for a parent's.
+        .find(|p| p.symlink_metadata().is_ok_and(|m| !m.is_dir()))
+}
+
+/// The directory of a config file (`.` for a bare name).
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file: it must be a regular file inside
+    /// its repository (a link to one elsewhere in it is followed), and so
+    /// must every path it names (see the module docs).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            crate::context::walk::read_input_text(path).map_err(|source| ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Config::parse(path, &text)
+        let dir = dir_of(path);
+        let repo = repository_root(dir);
+        let canonical_dir = std::fs::canonicalize(dir).map_err(|source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let name = path.file_name().unwrap_or(path.as_os_str());
+        let rel = canonical_dir
+            .strip_prefix(&repo)
+            .unwrap_or(Path::new(""))
+            .join(name);
+        let text = input::read_text(&repo, &rel, input::TEXT_LIMIT)?;
+        let config = Config::parse_in(path, &text, &repo)?;
+        config.check_links(&repo, &text)?;
+        Ok(config)
     }
 
-    /// Parses config text; `path` is used for messages and to resolve paths.
+    /// Refuses a context or Dockerfile that resolves out of the repository
+    /// through a symbolic link (`..` and absolute paths are refused when
+    /// parsing).
+    fn check_links(&self, repo: &Path, text: &str) -> Result<(), ConfigError> {
+        let base = std::fs::canonicalize(dir_of(&self.path)).unwrap_or_else(|_| repo.to_path_buf());
+        let base = base.strip_prefix(repo).unwrap_or(Path::new(""));
+        for image in &self.images {
+            for (key, value) in [
+                ("context", &image.context),
+                ("dockerfile", &image.dockerfile),
+            ] {
+                let rel = value.strip_prefix(&self.root).unwrap_or(value);
+                match input::check_beneath(repo, &base.join(rel)) {
+                    Ok(_) => {}
+                    Err(InputError::Escapes { .. }) => {
+                        let line = key_line(text, image.line, key);
+                        return Err(ConfigError::Invalid {
+                            path: self.path.clone(),
+                            line,
+                            message: format!(
+                                "image `{}`: `{key}` leads out of the repository {} through a symbolic link: it is never read there; name a {} inside the repository",
+                                crate::text::excerpt(&image.name),
+                                crate::text::show_path(repo),
+                                if key == "context" { "directory" } else { "file" },
+                            ),
+                        });
+                    }
+                    // Missing or unreadable: said where it is used.
+                    Err(_) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses config text; `path` is used for messages and to resolve
+    /// paths, which must stay inside the repository holding `path`
+    /// ([`repository_root`]).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_in(path, text, &repository_root(dir_of(path)))
+    }
+
+    /// [`Config::parse`] with the repository root given.
+    pub fn parse_in(path: &Path, text: &str, repo: &Path) -> Result<Config, ConfigError> {
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let invalid = |offset: usize, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -250,9 +315,25 @@ impl Config {
                     ),
                 ));
             }
-            let context = root.join(raw.context.as_deref().unwrap_or("."));
+            // How deep the config's directory is in the repository: a `..`
+            // may climb that far and no further.
+            let depth = std::fs::canonicalize(&root)
+                .ok()
+                .and_then(|d| d.strip_prefix(repo).ok().map(|r| r.components().count()))
+                .unwrap_or(0);
+            let checked = |key: &str, value: &toml::Spanned<String>| {
+                check_path(key, value.get_ref(), depth, repo)
+                    .map_err(|message| invalid(value.span().start, message))
+            };
+            if let Some(c) = &raw.context {
+                checked("context", c)?;
+            }
+            if let Some(d) = &raw.dockerfile {
+                checked("dockerfile", d)?;
+            }
+            let context = root.join(raw.context.as_ref().map_or(".", |c| c.get_ref().as_str()));
             let dockerfile = match &raw.dockerfile {
-                Some(d) => root.join(d),
+                Some(d) => root.join(d.get_ref()),
                 None => context.join("Dockerfile"),
             };
             let mut budget = Budget::default();
@@ -367,6 +448,61 @@ fn headers_of(text: &str, table: &str) -> Vec<usize> {
         .collect()
 }
 
+/// Checks a path of the config lexically: relative, and its `..` never
+/// climbing above the repository (the config's directory is `depth`
+/// levels inside it).
+fn check_path(key: &str, value: &str, depth: usize, repo: &Path) -> Result<(), String> {
+    let shown = format!("{key} = \"{}\"", crate::text::excerpt(value));
+    if value.starts_with('/') {
+        return Err(format!(
+            "`{shown}` is an absolute path: paths in {FILE_NAME} are relative to its directory and stay inside the repository {}; write it relative to the config, e.g. `{key} = \"{}\"`",
+            crate::text::show_path(repo),
+            if key == "context" { "apps/web" } else { "apps/web/Dockerfile" },
+        ));
+    }
+    if climbs_out(value, depth) {
+        return Err(format!(
+            "`{shown}` leads out of the repository {} with `..`: paths in {FILE_NAME} stay inside it; name a {} inside the repository",
+            crate::text::show_path(repo),
+            if key == "context" { "directory" } else { "file" },
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `/`-separated `path`, starting `depth` directories down,
+/// climbs above the top with `..` at some point (cleaning a path clamps
+/// `..` at the root, which would hide it).
+pub(crate) fn climbs_out(path: &str, depth: usize) -> bool {
+    let mut level = depth as i64;
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => level -= 1,
+            _ => level += 1,
+        }
+        if level < 0 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The line of `key = ` in the image whose header is on `header` (the
+/// header's own line when the key is not found).
+fn key_line(text: &str, header: usize, key: &str) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(header)
+        .take_while(|(_, l)| !l.trim_start().starts_with('['))
+        .find(|(_, l)| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(header, |(i, _)| i + 1)
+}
+
 /// The placeholders a tag template may use.
 pub const TAG_PLACEHOLDERS: &[&str] = &["git_sha", "git_short_sha", "branch", "context_digest"];
 
@@ -446,6 +582,50 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(parse_size(text).map_err(|_| ()), want, "{text}");
         }
+    }
+
+    #[test]
+    fn paths_stay_inside_the_repository() {
+        let repo = Path::new("/repo");
+        let parse = |cfg: &str, body: &str| {
+            Config::parse_in(
+                &repo.join(cfg),
+                &format!("[[image]]\nname = \"a\"\n{body}\n"),
+                repo,
+            )
+        };
+        // `..` that stays inside is fine.
+        assert!(parse("reggie-build.toml", "context = \"apps/../web\"").is_ok());
+        for (cfg, body, why) in [
+            (
+                "reggie-build.toml",
+                "dockerfile = \"/proc/self/environ\"",
+                "absolute path",
+            ),
+            ("reggie-build.toml", "context = \"..\"", "with `..`"),
+            ("reggie-build.toml", "context = \"a/../../b\"", "with `..`"),
+        ] {
+            let err = parse(cfg, body).unwrap_err().to_string();
+            assert!(err.starts_with("/repo/reggie-build.toml:3: `"), "{err}");
+            assert!(err.contains(why), "{err}");
+            assert!(err.contains("the repository /repo"), "{err}");
+        }
+        assert_eq!(
+            key_line(
+                "[[image]]\nname = \"a\"\n dockerfile= \"x\"\n",
+                1,
+                "dockerfile"
+            ),
+            3
+        );
+        assert_eq!(
+            key_line(
+                "[[image]]\nname = \"a\"\n[[image]]\ncontext = \"x\"\n",
+                1,
+                "context"
+            ),
+            1
+        );
     }
 
     #[test]

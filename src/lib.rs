@@ -69,12 +69,18 @@ pub mod build_digest;
 pub mod check;
 pub mod config;
 pub mod context;
+pub mod csv;
 pub mod discover;
+pub mod error_chain;
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod git;
+pub mod input;
+pub mod inspect;
 #[cfg(feature = "image")]
 pub mod ops;
+pub mod output;
 pub mod plan;
 pub mod reference;
 // The image builder (feature `image`, on by default): the Docker, BuildKit
@@ -84,9 +90,26 @@ pub mod publish;
 #[cfg(feature = "image")]
 pub mod ship;
 pub mod text;
+pub mod units;
 
 #[cfg(test)]
 pub(crate) mod test_support {
+    /// Runs the real `git ARGS` in `dir` (a test's own setup, with an
+    /// author), asserting it succeeds.
+    pub(crate) fn git(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs `f` on a thread with a 2 MiB stack (a quarter of the main
     /// thread's 8 MiB), so a recursion on input that is not bounded
     /// overflows in the test.

@@ -82,7 +82,7 @@ fn secret_and_ssh_arguments_are_checked_before_the_daemon() {
         ),
         (
             &["--secret", "id=x,src=/nonexistent/reggie-secret"],
-            "--secret id=x: cannot read /nonexistent/reggie-secret",
+            "--secret id=x: /nonexistent/reggie-secret does not exist",
         ),
         (
             &["--secret", "id=x,env=REGGIE_CLI_UNSET_VAR"],

@@ -117,6 +117,9 @@ pub enum RulesError {
         /// Why it could not be read.
         source: std::io::Error,
     },
+    /// A rule file is a FIFO or device, or too large.
+    #[error("rule file: {0}")]
+    Input(#[from] crate::input::InputError),
 }
 
 /// All rules in force.
@@ -233,10 +236,7 @@ impl RuleSet {
         let mut user = Vec::new();
         for path in files {
             let label = path.display().to_string();
-            let text = std::fs::read_to_string(&path).map_err(|source| RulesError::Read {
-                file: label.clone(),
-                source,
-            })?;
+            let text = crate::input::read_named_text(&path, crate::input::TEXT_LIMIT)?;
             user.push(parse(&label, &text)?);
         }
         user.append(&mut set.ecosystems);

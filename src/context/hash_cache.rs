@@ -11,10 +11,17 @@
 //! of a monorepo often share a root but read different parts of it, and
 //! one survey must not drop another's hashes), never inside the context.
 //! It is advisory: a missing, unreadable, foreign or corrupt cache is
-//! ignored; it is opened without following links, bounded in size, and
-//! replaced atomically (written aside, then renamed); the caches of the
-//! [`MAX_CONTEXTS`] most recently built contexts are kept. Set
-//! `REGGIE_HASH_CACHE=0` to disable it.
+//! ignored; it is bounded in size, and replaced atomically (written
+//! aside, then renamed); the caches of the [`MAX_CONTEXTS`] most recently
+//! built contexts are kept. Set `REGGIE_HASH_CACHE=0` to disable it.
+//!
+//! A record decides what `digest` returns and whether `--skip-if-exists`
+//! skips a build, so the cache trusts only what this user wrote: its
+//! directories (`reggie-build/` and `hashes/`) are created 0700, opened
+//! without following links (one that is a symbolic link is refused, and
+//! pruning works through the opened directory, never through a link),
+//! and must be owned by this user and writable by no one else; so must
+//! each cache file. Anything else is ignored, and said once at `-v`.
 //!
 //! A survey that finds every file in the cache costs the walk's `lstat`s
 //! and one read of the cache file: its records are sorted, searched in
@@ -24,8 +31,11 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use sha2::{Digest as _, Sha256};
 
@@ -102,7 +112,11 @@ fn shared_put(key: Key, hash: [u8; 32]) {
 /// changed since). A survey that learnt nothing leaves the file as it is.
 #[derive(Debug, Default)]
 pub struct HashCache {
+    /// The cache file (for messages) ...
     path: Option<PathBuf>,
+    /// ... and its directory, opened and checked once: the file is reached
+    /// through it by name.
+    dir: Option<OwnedFd>,
     /// The records read, `RECORD` bytes each, sorted by key (a file that
     /// is not only costs lookups that miss: a hit is an exact key match).
     old: Vec<u8>,
@@ -134,9 +148,15 @@ impl HashCache {
         } else {
             cache_file(root, dockerfile)
         };
-        let cache = match path {
-            Some(path) => HashCache::at(path, now),
-            None => HashCache {
+        let dir = path.as_ref().and_then(|p| {
+            let base = p.parent()?.parent()?.parent()?;
+            checked_dirs(base)
+                .map_err(|why| report(&format!("{}: {why}", p.display())))
+                .ok()
+        });
+        let cache = match (path, dir) {
+            (Some(path), Some(dir)) => HashCache::in_dir(dir, path, now),
+            _ => HashCache {
                 now,
                 ..HashCache::default()
             },
@@ -148,11 +168,27 @@ impl HashCache {
     }
 
     /// A cache kept in `path`, apart from the process's other surveys
-    /// (tests).
+    /// (tests). Its directory must exist and be this user's alone.
     pub fn at(path: PathBuf, now: i64) -> HashCache {
-        let (old, loaded_mtime) = load(&path).unwrap_or_default();
+        let dir = path.parent().and_then(|d| {
+            let fd = rustix::fs::open(d, DIR_FLAGS, Mode::empty()).ok()?;
+            owned(&fd).map_err(|why| report(&why)).ok()?;
+            Some(fd)
+        });
+        match dir {
+            Some(dir) => HashCache::in_dir(dir, path, now),
+            None => HashCache {
+                now,
+                ..HashCache::default()
+            },
+        }
+    }
+
+    fn in_dir(dir: OwnedFd, path: PathBuf, now: i64) -> HashCache {
+        let (old, loaded_mtime) = load(&dir, &path).unwrap_or_default();
         let records = old.len() / RECORD;
         HashCache {
+            dir: Some(dir),
             path: Some(path),
             old,
             used: vec![false; records],
@@ -235,9 +271,11 @@ impl HashCache {
     /// written is only slower next time). Nothing learnt: the file is not
     /// rewritten (its stale entries stay until a survey learns something).
     pub fn save(self) {
-        let Some(path) = &self.path else { return };
+        let (Some(path), Some(dir)) = (&self.path, &self.dir) else {
+            return;
+        };
         if self.new.is_empty() {
-            self.touch(path);
+            self.touch(dir, path);
             return;
         }
         let mut records: Vec<[u8; RECORD]> = Vec::with_capacity(self.used_count + self.new.len());
@@ -258,14 +296,14 @@ impl HashCache {
         records.dedup_by(|a, b| a[..KEY] == b[..KEY]);
         // A larger file would be refused on load.
         records.truncate(MAX_ENTRIES);
-        if let Err(e) = save(path, &records) {
+        if let Err(e) = save(dir, path, &records) {
             tracing::debug!("not saving the hash cache {}: {e}", path.display());
         }
     }
 
     /// Refreshes the mtime of a cache read but not rewritten, at most once
     /// every [`TOUCH_SECS`], so that it counts as recently used.
-    fn touch(&self, path: &Path) {
+    fn touch(&self, dir: &OwnedFd, path: &Path) {
         let Some(mtime) = self.loaded_mtime else {
             return;
         };
@@ -276,11 +314,10 @@ impl HashCache {
         {
             return;
         }
-        let touched = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .and_then(|f| f.set_modified(now));
+        let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let touched = rustix::fs::openat(dir, name_of(path), flags, Mode::empty())
+            .map_err(std::io::Error::from)
+            .and_then(|fd| std::fs::File::from(fd).set_modified(now));
         if let Err(e) = touched {
             tracing::debug!("not touching the hash cache {}: {e}", path.display());
         }
@@ -308,20 +345,86 @@ fn cache_file(root: &Path, dockerfile: &Path) -> Option<PathBuf> {
     Some(base.join("reggie-build").join("hashes").join(name))
 }
 
-/// The records of the cache file at `path` and its mtime; `None` when
-/// missing, not a regular file, too large or not a cache.
-fn load(path: &Path) -> Option<(Vec<u8>, Option<std::time::SystemTime>)> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
+/// Flags of the cache's directories: never through a link.
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// Says once (at `-v`) why a cache is not used.
+fn report(why: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tracing::info!("not using the hash cache: {why}"));
+}
+
+/// Whether what `fd` is is this user's alone: owned by the effective
+/// user, writable by no group or other.
+fn owned(fd: &impl AsFd) -> Result<rustix::fs::Stat, String> {
+    let st = rustix::fs::fstat(fd).map_err(|e| e.to_string())?;
+    let me = rustix::process::geteuid().as_raw();
+    if st.st_uid != me {
+        return Err(format!("owned by uid {}, not this user ({me})", st.st_uid));
+    }
+    if st.st_mode & 0o022 != 0 {
+        return Err(format!(
+            "writable by others (mode {:o})",
+            st.st_mode & 0o7777
+        ));
+    }
+    Ok(st)
+}
+
+/// `base/reggie-build/hashes`, created 0700 where missing: each of ours
+/// opened without following a link and checked with [`owned`]. `base`
+/// itself (the user's cache directory) may be a link.
+fn checked_dirs(base: &Path) -> Result<OwnedFd, String> {
+    if let Err(e) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(base)
+    {
+        return Err(e.to_string());
+    }
+    let mut dir = rustix::fs::open(base, DIR_FLAGS.difference(OFlags::NOFOLLOW), Mode::empty())
+        .map_err(|e| e.to_string())?;
+    for name in ["reggie-build", "hashes"] {
+        match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(format!("cannot create {name}/: {e}")),
+        }
+        let next = match rustix::fs::openat(&dir, name, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                return Err(format!("{name} is a symbolic link or not a directory"))
+            }
+            Err(e) => return Err(format!("{name}/: {e}")),
+        };
+        owned(&next).map_err(|why| format!("{name}/ is {why}"))?;
+        dir = next;
+    }
+    Ok(dir)
+}
+
+fn name_of(path: &Path) -> &std::ffi::OsStr {
+    path.file_name().unwrap_or(path.as_os_str())
+}
+
+/// The records of the cache file at `path` (in `dir`) and its mtime;
+/// `None` when missing, not a regular file, not this user's alone, too
+/// large or not a cache.
+fn load(dir: &OwnedFd, path: &Path) -> Option<(Vec<u8>, Option<std::time::SystemTime>)> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name_of(path), flags, Mode::empty()).ok()?;
+    let st = owned(&fd)
+        .map_err(|why| report(&format!("{} is {why}", path.display())))
         .ok()?;
-    let meta = file.metadata().ok()?;
     let limit = (MAGIC.len() + MAX_ENTRIES * RECORD) as u64;
-    if !meta.is_file() || meta.len() > limit {
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_size as u64 > limit {
         return None;
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let file = std::fs::File::from(fd);
+    let modified = file.metadata().ok().and_then(|m| m.modified().ok());
+    let mut bytes = Vec::with_capacity(st.st_size as usize);
     file.take(limit + 1).read_to_end(&mut bytes).ok()?;
     if bytes.len() as u64 > limit
         || !bytes.starts_with(MAGIC)
@@ -330,15 +433,10 @@ fn load(path: &Path) -> Option<(Vec<u8>, Option<std::time::SystemTime>)> {
         return None;
     }
     bytes.drain(..MAGIC.len());
-    Some((bytes, meta.modified().ok()))
+    Some((bytes, modified))
 }
 
-fn save(path: &Path, records: &[[u8; RECORD]]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+fn save(dir: &OwnedFd, path: &Path, records: &[[u8; RECORD]]) -> std::io::Result<()> {
     let mut bytes = Vec::with_capacity(MAGIC.len() + records.len() * RECORD);
     bytes.extend_from_slice(MAGIC);
     for r in records {
@@ -348,51 +446,51 @@ fn save(path: &Path, records: &[[u8; RECORD]]) -> std::io::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let tmp = dir.join(format!(".tmp-{}-{nonce}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(&bytes)?;
-        std::fs::rename(&tmp, path)
-    })();
+    let tmp = format!(".tmp-{}-{nonce}", std::process::id());
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))?;
+    let result = std::fs::File::from(fd)
+        .write_all(&bytes)
+        .and_then(|()| Ok(rustix::fs::renameat(dir, tmp.as_str(), dir, name_of(path))?));
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
     }
     result?;
     prune(dir, MAX_CONTEXTS);
     Ok(())
 }
 
-/// Keeps the `keep` most recently saved caches in `dir` (only files named
-/// as caches are touched, never through a link).
-fn prune(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// Keeps the `keep` most recently saved caches in `dir` (only regular
+/// files named as caches are removed, by name in the opened directory:
+/// never through a link).
+fn prune(dir: &OwnedFd, keep: usize) {
+    let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
         return;
     };
-    let mut caches: Vec<(std::time::SystemTime, PathBuf)> = entries
+    let mut caches: Vec<(i64, u64, std::ffi::CString)> = entries
         .filter_map(Result::ok)
         .take(10 * keep + 100)
         .filter(|e| {
-            let name = e.file_name();
-            let name = name.as_encoded_bytes();
+            let name = e.file_name().to_bytes();
             name.len() == 64 && name.iter().all(u8::is_ascii_hexdigit)
         })
         .filter_map(|e| {
-            let meta = std::fs::symlink_metadata(e.path()).ok()?;
-            let modified = meta.modified().ok()?;
-            meta.is_file().then(|| (modified, e.path()))
+            let st = rustix::fs::statat(dir, e.file_name(), AtFlags::SYMLINK_NOFOLLOW).ok()?;
+            (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).then(|| {
+                (
+                    st.st_mtime as i64,
+                    st.st_mtime_nsec as u64,
+                    e.file_name().to_owned(),
+                )
+            })
         })
         .collect();
     if caches.len() <= keep {
         return;
     }
-    caches.sort_by_key(|c| std::cmp::Reverse(c.0));
-    for (_, path) in caches.drain(keep..) {
-        let _ = std::fs::remove_file(path);
+    caches.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
+    for (_, _, name) in caches.drain(keep..) {
+        let _ = rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::empty());
     }
 }
 
@@ -445,7 +543,8 @@ mod tests {
                 .unwrap();
         }
         std::fs::write(dir.path().join("not-a-cache"), "x").unwrap();
-        prune(dir.path(), 2);
+        let fd = rustix::fs::open(dir.path(), DIR_FLAGS, Mode::empty()).unwrap();
+        prune(&fd, 2);
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -23,11 +23,14 @@ pub mod survey;
 pub mod tarball;
 pub(crate) mod walk;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+use crate::input::InputError;
 
 pub use hash_cache::HashCache;
 pub use ignore::{Decision, Matcher};
-pub use walk::{read_head_at, Entry, FileKind, Stat, WalkError, WalkSummary};
+pub use walk::{Entry, FileKind, Stat, WalkError, WalkSummary};
 
 /// Which Docker builder's rules to reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,14 +81,9 @@ pub enum ContextError {
         /// The Dockerfile looked for.
         path: PathBuf,
     },
-    #[error("cannot read ignore file {path}: {source}")]
+    #[error("cannot read the ignore file: {0}")]
     /// The ignore file exists but cannot be read.
-    UnreadableIgnore {
-        /// The ignore file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    UnreadableIgnore(InputError),
     #[error(transparent)]
     /// The ignore file cannot be parsed (a line too long).
     IgnoreRead(#[from] ignore::ReadError),
@@ -185,30 +183,22 @@ impl ContextSpec {
     ) -> Result<Option<IgnoreSource>, ContextError> {
         // Each is read only inside the directory it belongs to: the
         // context, or the directory of a Dockerfile named outside it.
-        let mut candidates = Vec::new();
+        let mut candidates: Vec<(PathBuf, PathBuf)> = Vec::new();
         if self.builder == Builder::BuildKit {
-            let mut name = dockerfile.as_os_str().to_os_string();
-            name.push(".dockerignore");
-            let scope = match relative_to(root, dockerfile) {
-                Some(_) => root.to_path_buf(),
-                None => match dockerfile.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                    _ => PathBuf::from("."),
-                },
-            };
-            candidates.push((PathBuf::from(name), scope));
+            let (scope, mut rel) = dockerfile_scope(root, dockerfile);
+            rel.push(".dockerignore");
+            candidates.push((scope, PathBuf::from(rel)));
         }
-        candidates.push((root.join(".dockerignore"), root.to_path_buf()));
-        for (path, scope) in candidates {
-            match walk::read_input_file_within(&path, &scope) {
+        candidates.push((root.to_path_buf(), PathBuf::from(".dockerignore")));
+        for (scope, rel) in candidates {
+            match crate::input::read(&scope, &rel, crate::input::TEXT_LIMIT) {
                 Ok(bytes) => {
+                    let path = scope.join(&rel);
                     let lines = ignore::read_patterns(&path, &bytes)?;
                     return Ok(Some(IgnoreSource { path, lines }));
                 }
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::NotFound
-                        || e.kind() == std::io::ErrorKind::IsADirectory => {}
-                Err(source) => return Err(ContextError::UnreadableIgnore { path, source }),
+                Err(e) if e.is_not_found() || matches!(e, InputError::Directory { .. }) => {}
+                Err(e) => return Err(ContextError::UnreadableIgnore(e)),
             }
         }
         Ok(None)
@@ -252,6 +242,23 @@ impl Context {
     /// The Dockerfile relative to the context root, if it lies inside it.
     pub fn dockerfile_rel(&self) -> Option<&[u8]> {
         self.dockerfile_rel.as_deref()
+    }
+
+    /// Reads the Dockerfile through [`crate::input`], a regular file of at
+    /// most [`crate::input::TEXT_LIMIT`] bytes: one inside the context is
+    /// resolved inside it (as BuildKit does: a link out of the context is
+    /// refused); one named outside it (`-f`, or a config path, which the
+    /// config keeps inside the repository) is the user's choice and read
+    /// where it is.
+    pub fn read_dockerfile(&self) -> Result<Vec<u8>, InputError> {
+        match &self.dockerfile_rel {
+            Some(rel) => {
+                use std::os::unix::ffi::OsStrExt;
+                let rel = Path::new(std::ffi::OsStr::from_bytes(rel));
+                crate::input::read(&self.root, rel, crate::input::TEXT_LIMIT)
+            }
+            None => crate::input::read_named(&self.dockerfile, crate::input::TEXT_LIMIT),
+        }
     }
 
     /// The builder whose rules apply.
@@ -381,6 +388,23 @@ pub struct Explanation {
 }
 
 /// `path` relative to `root` as `/`-separated bytes, when it lies inside.
+/// Where a Dockerfile is read from: the context and its path there when
+/// it lies inside, else its own directory and its name.
+fn dockerfile_scope(root: &Path, dockerfile: &Path) -> (PathBuf, OsString) {
+    use std::os::unix::ffi::OsStringExt;
+    if let Some(rel) = relative_to(root, dockerfile) {
+        return (root.to_path_buf(), OsString::from_vec(rel));
+    }
+    let dir = match dockerfile.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dockerfile
+        .file_name()
+        .map_or_else(|| OsString::from("."), |n| n.to_os_string());
+    (dir, name)
+}
+
 fn relative_to(root: &Path, path: &Path) -> Option<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
     let root = std::fs::canonicalize(root).ok()?;

@@ -75,10 +75,10 @@ pub(crate) fn read_all(root: &Path, files: &[PathBuf]) -> (Vec<Declared>, Vec<St
         let mut emitted: BTreeMap<String, Vec<BuildSpec>> = BTreeMap::new();
         for file in files {
             let is_override = !BASE_NAMES.contains(&file_name(file).as_str());
-            let text = match crate::context::walk::read_input_text(&root.join(file)) {
+            let text = match crate::input::read_text(root, file, crate::input::TEXT_LIMIT) {
                 Ok(t) => t,
                 Err(e) => {
-                    warnings.push(format!("{}: cannot read: {e}", slash(file)));
+                    warnings.push(e.to_string());
                     continue;
                 }
             };

@@ -47,12 +47,8 @@ pub(crate) struct Container {
 /// that are not task definitions give none, and a warning only when they
 /// look like one (they mention `containerDefinitions`) but do not parse.
 pub(crate) fn read(root: &Path, file: &Path) -> (Vec<Container>, Vec<String>) {
-    let path = root.join(file);
-    let small = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() <= MAX_BYTES);
-    if !small {
-        return (Vec::new(), Vec::new());
-    }
-    let Ok(text) = crate::context::walk::read_input_text(&path) else {
+    // Only a regular file inside the repository, never through a link out.
+    let Ok(text) = crate::input::read_text(root, file, MAX_BYTES) else {
         return (Vec::new(), Vec::new());
     };
     match read_text(file, &text) {

@@ -119,11 +119,10 @@ impl Reader<'_> {
     /// Parses one file and collects its components; returns the relative
     /// import specifiers it uses.
     fn read_file(&mut self, file: &Path) -> Vec<String> {
-        let text = match crate::context::walk::read_input_text(&self.root.join(file)) {
+        let text = match crate::input::read_text(self.root, file, crate::input::TEXT_LIMIT) {
             Ok(t) => t,
             Err(e) => {
-                self.warnings
-                    .push(format!("{}: cannot read: {e}", slash(file)));
+                self.warnings.push(e.to_string());
                 return Vec::new();
             }
         };

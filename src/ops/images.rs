@@ -13,8 +13,7 @@ use futures_util::StreamExt;
 
 use crate::affected::{self, AffectedError, Head};
 use crate::check::Target;
-use crate::config::{self, Budget, Config, ConfigError, Image};
-use crate::context::ContextSpec;
+use crate::config::{self, Config, ConfigError, Image};
 use crate::plan::PlanOptions;
 use crate::ship::{self, Event};
 
@@ -134,17 +133,8 @@ impl TagVars {
     /// out commits) takes its branch from `GITHUB_HEAD_REF` (pull
     /// requests) or `GITHUB_REF_NAME`.
     pub fn read(dir: &Path) -> TagVars {
-        let git = |args: &[&str]| -> Option<String> {
-            let out = std::process::Command::new("git")
-                .arg("-C")
-                .arg(dir)
-                .args(args)
-                .stderr(std::process::Stdio::null())
-                .output()
-                .ok()?;
-            let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
-            (out.status.success() && !s.is_empty()).then_some(s)
-        };
+        let repo = crate::git::Repo::discover(dir);
+        let git = |args: &[&str]| repo.as_ref().and_then(|r| r.line(args));
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let branch = git(&["symbolic-ref", "--short", "-q", "HEAD"])
             .or_else(|| env("GITHUB_HEAD_REF"))
@@ -235,17 +225,21 @@ pub fn options_for(
     shared: &ImageOptions,
     vars: &TagVars,
 ) -> Result<ImageOptions, ImageError> {
+    let target = Target::from_image(
+        image,
+        shared.context.builder,
+        &PlanOptions {
+            target: shared.target.clone(),
+            build_args: shared.build_args.clone(),
+            platform: shared.platform.clone(),
+            ..PlanOptions::default()
+        },
+    );
     let mut opts = shared.clone();
-    opts.context = ContextSpec {
-        root: image.context.clone(),
-        dockerfile: Some(image.dockerfile.clone()),
-        builder: shared.context.builder,
-    };
-    for (k, v) in &image.build_args {
-        opts.build_args
-            .entry(k.clone())
-            .or_insert_with(|| v.clone());
-    }
+    opts.context = target.spec.clone();
+    opts.build_args = target.plan.build_args.clone();
+    opts.target = target.plan.target.clone();
+    opts.platform = target.plan.platform.clone();
     // One cache per image, in a registry every builder reaches:
     // `--cache-to type=registry,ref=REG/cache:{image}`.
     for c in opts.cache_from.iter_mut().chain(opts.cache_to.iter_mut()) {
@@ -255,19 +249,6 @@ pub fn options_for(
             }
         }
     }
-    opts.target = shared.target.clone().or_else(|| image.target.clone());
-    opts.platform = shared.platform.clone().or_else(|| image.platform.clone());
-    let target = Target {
-        name: image.name.clone(),
-        spec: opts.context.clone(),
-        plan: PlanOptions {
-            target: opts.target.clone(),
-            build_args: opts.build_args.clone(),
-            platform: opts.platform.clone(),
-            ..PlanOptions::default()
-        },
-        budget: Budget::default(),
-    };
     let mut context_digest = || {
         crate::build_digest::build_digest(&target)
             .map(|d| d.context)
@@ -402,6 +383,7 @@ pub async fn images(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::ContextSpec;
 
     fn image(tags: &[&str], repository: Option<&str>) -> Image {
         let config = crate::config::Config::parse(
@@ -484,18 +466,7 @@ mod tests {
     #[test]
     fn git_is_read_only_for_templates_that_use_it() {
         let dir = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            let ok = std::process::Command::new("git")
-                .arg("-C")
-                .arg(dir.path())
-                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-                .args(args)
-                .output()
-                .unwrap()
-                .status
-                .success();
-            assert!(ok, "git {args:?}");
-        };
+        let git = |args: &[&str]| crate::test_support::git(dir.path(), args);
         git(&["init", "-q", "-b", "main"]);
         git(&["commit", "-q", "--allow-empty", "-m", "x"]);
         let plain = image(&["latest", "v-{context_digest}"], None);

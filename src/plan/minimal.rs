@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::context::ignore::gopath::clean;
 use crate::context::{ignore::CompileError, Builder, Context};
@@ -15,14 +15,9 @@ use super::dockerfile::{self, ContextUse, Dockerfile, PlanOptions, UsedPath, Who
 /// Errors while planning.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("cannot read Dockerfile {path}: {source}")]
+    #[error("cannot read the Dockerfile: {0}")]
     /// The Dockerfile could not be read.
-    Read {
-        /// The Dockerfile.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    Read(crate::input::InputError),
     #[error(transparent)]
     /// The Dockerfile could not be parsed or planned.
     Dockerfile(#[from] dockerfile::DockerfileError),
@@ -53,16 +48,7 @@ impl Plan {
     /// Parses the context's Dockerfile and lists what the build reads.
     pub fn new(ctx: &Context, opts: &PlanOptions) -> Result<Plan, PlanError> {
         let path = ctx.dockerfile();
-        // A Dockerfile inside the context is resolved inside it, as Docker
-        // does; one named elsewhere with -f is the user's choice.
-        let read = match ctx.dockerfile_rel() {
-            Some(_) => crate::context::walk::read_input_file_within(path, ctx.root()),
-            None => crate::context::walk::read_input_file(path),
-        };
-        let bytes = read.map_err(|source| PlanError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = ctx.read_dockerfile().map_err(PlanError::Read)?;
         let label = path.display().to_string();
         let df = dockerfile::parse(&label, &bytes)?;
         let opts = PlanOptions {

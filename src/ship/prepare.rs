@@ -152,8 +152,7 @@ pub(crate) async fn survey(ctx: &Context, tar: &TarOptions) -> Result<Surveyed, 
             };
             let git = git.join().unwrap_or_default();
             let (survey, snapshot) = surveyed?;
-            let dockerfile = crate::context::walk::read_input_file(ctx.dockerfile())
-                .map_err(ShipError::Dockerfile)?;
+            let dockerfile = ctx.read_dockerfile().map_err(ShipError::Dockerfile)?;
             let labels = default_labels(git, &survey.digest);
             Ok(Surveyed {
                 survey,
@@ -231,17 +230,12 @@ pub(crate) fn platform_warning(spec: &BuildSpec, daemon: &Daemon) -> Option<Even
 /// holding the context, when it is a git checkout.
 fn git_labels(ctx: &Context) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
-    let git = |args: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(ctx.root())
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
-        (out.status.success() && !s.is_empty()).then_some(s)
+    // The work tree holding the context (never a bare repository
+    // committed inside it), through the hardened runner.
+    let Some(repo) = crate::git::Repo::discover(ctx.root()) else {
+        return labels;
     };
+    let git = |args: &[&str]| repo.line(args);
     if let Some(url) = git(&["config", "--get", "remote.origin.url"]) {
         labels.insert(
             "org.opencontainers.image.source".into(),

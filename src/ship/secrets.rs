@@ -10,11 +10,10 @@ use super::session::SecretValues;
 pub enum SecretError {
     #[error("--secret {spec:?}: {why}; write --secret id=ID,src=PATH or --secret id=ID,env=VAR")]
     Spec { spec: String, why: String },
-    #[error("--secret id={id}: cannot read {path}: {source}")]
+    #[error("--secret id={id}: {source}")]
     Read {
         id: String,
-        path: PathBuf,
-        source: std::io::Error,
+        source: crate::input::InputError,
     },
     #[error("--secret id={id}: the environment variable {var} is not set")]
     Env { id: String, var: String },
@@ -32,7 +31,9 @@ pub fn parse_secrets(specs: &[String]) -> Result<SecretValues, SecretError> {
             why: why.into(),
         };
         let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
-        for field in spec.split(',') {
+        // One CSV record, as buildx reads it (a quoted field may hold a
+        // comma).
+        for field in crate::csv::fields(spec).map_err(&bad)? {
             let (k, v) = field
                 .split_once('=')
                 .ok_or_else(|| bad(&format!("{field:?} is not KEY=VALUE")))?;
@@ -52,10 +53,13 @@ pub fn parse_secrets(specs: &[String]) -> Result<SecretValues, SecretError> {
         let value = match (src, env, kind.as_deref()) {
             (Some(path), None, None | Some("file")) => {
                 let path = PathBuf::from(path);
-                std::fs::read(&path).map_err(|source| SecretError::Read {
-                    id: id.clone(),
-                    path,
-                    source,
+                // Bounded by BuildKit's own limit, never a FIFO or device;
+                // a file inside the repository is read only inside it.
+                crate::input::read_given(&path, crate::input::SECRET_LIMIT).map_err(|source| {
+                    SecretError::Read {
+                        id: id.clone(),
+                        source,
+                    }
                 })?
             }
             (Some(var), None, Some("env")) | (None, Some(var), _) => std::env::var_os(&var)

@@ -64,7 +64,7 @@ pub fn place_dockerfile(
     survey: &Survey,
     dockerfile: &[u8],
     builder: crate::context::Builder,
-) -> io::Result<DockerfilePlacement> {
+) -> Result<DockerfilePlacement, crate::input::InputError> {
     let rel = ctx
         .dockerfile_rel()
         .and_then(|r| std::str::from_utf8(r).ok())
@@ -106,7 +106,11 @@ pub fn place_dockerfile(
     }
     let name = format!(".dockerfile.{}", random_hex(20));
     let ignore_content = if survey.has_dockerignore {
-        let mut original = crate::context::walk::read_input_file(&root_ignore)?;
+        let mut original = crate::input::read(
+            ctx.root(),
+            std::path::Path::new(".dockerignore"),
+            crate::input::TEXT_LIMIT,
+        )?;
         original.extend_from_slice(format!("\n{name}\n").as_bytes());
         original
     } else {

@@ -124,7 +124,7 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
                     if let Some(b) = &f.builder {
                         v["builder"] = serde_json::json!(b);
                     }
-                    stdout.push_str(&format!("{v}\n"));
+                    stdout.push_str(&format!("{}\n", reggie_build::text::json_line(&v)?));
                 } else {
                     stdout.push_str(&format!("{}  {}\n", outcome.image_id, f.name));
                     for p in outcome.pushed {
@@ -145,11 +145,12 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
             if let Some(b) = builder {
                 v["builder"] = serde_json::json!(b);
             }
-            stdout.push_str(&format!("{v}\n"));
+            stdout.push_str(&format!("{}\n", reggie_build::text::json_line(&v)?));
         }
         eprintln!("error: image `{name}`: {error}");
     }
-    print!("{stdout}");
+    crate::shared::print_stdout_bytes(stdout.as_bytes())?;
+    crate::printer::stdout_result()?;
     let total = built + failed.len();
     if failed.is_empty() {
         eprintln!("built {built} of {total} images");

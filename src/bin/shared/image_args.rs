@@ -82,8 +82,10 @@ pub struct ImageArgs {
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
     /// A build secret for `RUN --mount=type=secret,id=ID`, read from a
-    /// file or an environment variable; never in output, logs or the
-    /// image (BuildKit only).
+    /// file (a regular file of at most 500 KiB, BuildKit's limit; one
+    /// inside the repository never through a link out of it) or an
+    /// environment variable; never in output, logs or the image (BuildKit
+    /// only). E.g. `--secret id=npm,src=$HOME/.npmrc`.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     pub secrets: Vec<String>,
     /// An ssh agent for `RUN --mount=type=ssh,id=ID`: `default` is

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use reggie_build::analyze::{humanize, RuleSet, Severity};
+use reggie_build::analyze::{RuleSet, Severity};
 use reggie_build::check::{self, CheckOptions, Verdict};
 use reggie_build::config::parse_size;
 use reggie_build::formats;
 use reggie_build::text::escape as esc;
+use reggie_build::units::humanize;
 
 use crate::output::{self, append_step_summary, FormatArg};
 use crate::targets::TargetArgs;
@@ -30,8 +31,9 @@ pub struct CheckArgs {
     /// Warnings fail the check too.
     #[arg(long)]
     pub strict: bool,
-    /// A saved report (`analyze --json` or `check --format json`) to
-    /// compare with: names what grew.
+    /// A saved report (`analyze --json` or `check --format json`, a
+    /// regular file of at most 32 MiB) to compare with: names what grew.
+    /// E.g. `--baseline main-report.json`.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
     /// Output format.
@@ -61,8 +63,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     };
     let baseline: Option<serde_json::Value> = match &args.baseline {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read baseline {}", p.display()))?;
+            // A report, not an unbounded read: regular files only, capped,
+            // and a file inside the repository read only inside it.
+            let bytes = reggie_build::input::read_given(p, reggie_build::input::TEXT_LIMIT)
+                .context("cannot read the baseline")?;
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("baseline {} is not UTF-8 JSON", p.display()))?;
             Some(
                 serde_json::from_str(&text)
                     .with_context(|| format!("baseline {} is not JSON", p.display()))?,
@@ -146,7 +152,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
                 "result": if passed { "pass" } else { "fail" },
                 "images": images,
             });
-            format!("{}\n", serde_json::to_string_pretty(&report)?)
+            format!("{}\n", reggie_build::text::json(&report)?)
         }
         FormatArg::Markdown => formats::check_markdown(&verdicts, &growth),
         FormatArg::Github => {
