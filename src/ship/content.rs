@@ -573,6 +573,9 @@ impl tonic::server::StreamingService<Vec<u8>> for Call {
             let mut incoming = req.into_inner();
             let (tx, rx) = mpsc::channel::<Result<Vec<u8>, tonic::Status>>(4);
             tokio::spawn(async move {
+                // containerd's writer names the ref in the stream's first
+                // message only (its STAT); the rest of the stream is it.
+                let mut stream_ref = String::new();
                 loop {
                     let msg = match incoming.message().await {
                         Ok(Some(m)) => m,
@@ -582,8 +585,14 @@ impl tonic::server::StreamingService<Vec<u8>> for Call {
                             return;
                         }
                     };
-                    let step = decode::<WriteContentRequest>(&msg)
-                        .and_then(|r| stores.write(&id, &dir, r));
+                    let step = decode::<WriteContentRequest>(&msg).and_then(|mut r| {
+                        if r.r#ref.is_empty() {
+                            r.r#ref.clone_from(&stream_ref);
+                        } else {
+                            stream_ref.clone_from(&r.r#ref);
+                        }
+                        stores.write(&id, &dir, r)
+                    });
                     match step {
                         Ok((answer, done)) => {
                             if tx.send(Ok(answer.encode_to_vec())).await.is_err() || done {
