@@ -44,12 +44,22 @@ pub struct ImageArgs {
     )]
     pub outputs: Vec<String>,
     /// Import build cache: an image pushed with inline cache
-    /// (type=registry,ref=IMAGE, or IMAGE).
-    #[arg(long = "cache-from", value_name = "type=registry,ref=IMAGE|IMAGE")]
+    /// (type=registry,ref=IMAGE, or IMAGE); on a standalone buildkitd
+    /// (--buildkit-addr) also a registry cache and type=local,src=DIR (a
+    /// cache directory of this machine, served over the session).
+    #[arg(
+        long = "cache-from",
+        value_name = "type=registry,ref=IMAGE|IMAGE|type=local,src=DIR"
+    )]
     pub cache_from: Vec<String>,
     /// Export build cache: type=inline puts it in the image (push it with
-    /// --push; a later build imports it with --cache-from).
-    #[arg(long = "cache-to", value_name = "type=inline")]
+    /// --push; a later build imports it with --cache-from); on a
+    /// standalone buildkitd also type=registry,ref=IMAGE[,mode=max] and
+    /// type=local,dest=DIR[,mode=max].
+    #[arg(
+        long = "cache-to",
+        value_name = "type=inline|type=registry,ref=IMAGE|type=local,dest=DIR"
+    )]
     pub cache_to: Vec<String>,
     /// Attach a SLSA provenance attestation to the image (a standalone
     /// buildkitd, BuildKit 0.11+, with --buildkit-addr): --provenance
