@@ -146,3 +146,8 @@ pub fn mount(data: &[u8]) {
         Err(_) => assert!(Mount::parse(&text).is_err()),
     }
 }
+
+/// An ECS task definition (JSON).
+pub fn ecs(data: &[u8]) {
+    let _ = crate::discover::fuzzing::ecs(&String::from_utf8_lossy(data));
+}

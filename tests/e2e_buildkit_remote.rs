@@ -635,31 +635,13 @@ fn remote_builds_over_a_unix_socket() {
     let Some((env, _)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
-    let daemon = env["DOCKER_HOST"]
-        .strip_prefix("unix://")
-        .expect("the services' daemon is on a unix socket")
-        .to_string();
     let (work, config) = work();
-    let sock = work.path().join("buildkitd.sock");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/relay.py");
-    let mut relay = std::process::Command::new("python3")
-        .arg(&script)
-        .arg("buildkit")
-        .arg(format!("unix:{}", sock.display()))
-        .arg(&daemon)
-        .spawn()
-        .expect("run python3 tests/relay.py");
-    for _ in 0..100 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut relay = Relay::start(&env["DOCKER_HOST"], &work.path().join("buildkitd.sock"));
     let ctx = work.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
     std::fs::write(ctx.join("a.txt"), "over a unix socket\n").unwrap();
-    let addr = format!("unix://{}", sock.display());
+    let addr = relay.addr.clone();
     let out = reggie(
         &env,
         &ctx,
@@ -667,8 +649,7 @@ fn remote_builds_over_a_unix_socket() {
         &["--buildkit-addr", &addr, "-t", "bkctl-e2e-remote:unix", "."],
         &[],
     );
-    let _ = relay.kill();
-    let _ = relay.wait();
+    relay.stop();
     ok(&out);
     let fs = image_fs(&env, "bkctl-e2e-remote:unix");
     assert_eq!(fs["a.txt"].content, b"over a unix socket\n");
@@ -686,7 +667,7 @@ fn remote_flags_refused_clearly() {
     for (args, says) in [
         (
             vec!["--buildkit-addr", "http://h:1", "."],
-            "--buildkit-addr \"http://h:1\": use tcp://HOST:PORT or unix://PATH",
+            "--buildkit-addr \"http://h:1\": use tcp://HOST:PORT, unix://PATH, ssh://[USER@]HOST[:PORT][/SOCKET] or docker-context://[NAME]",
         ),
         (
             vec![
@@ -900,6 +881,27 @@ fn remote_outputs_equal_docker_and_caches_the_engine_cannot_do_are_refused() {
     want.sort();
     assert_eq!(names, want);
 
+    // Attestations: that engine has no way to attach them.
+    let err = failed_with(&reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            &addr,
+            "-f",
+            dockerfile,
+            "--provenance=mode=max",
+            "-t",
+            "x:1",
+            ".",
+        ],
+        &[],
+    ));
+    assert!(
+        err.contains(&format!("the builder at {addr} is a Docker daemon's embedded BuildKit: --provenance cannot be attached there")),
+        "{err}"
+    );
     // What the daemon's embedded BuildKit cannot do, said before a build.
     for (flag, value, says) in [
         (
@@ -907,7 +909,7 @@ fn remote_outputs_equal_docker_and_caches_the_engine_cannot_do_are_refused() {
             "type=registry,ref=127.0.0.1:9/x",
             "exports only inline cache",
         ),
-        ("--cache-from", "type=local,src=/tmp", "cache directories"),
+        ("--cache-from", "type=local,src=/tmp", "no cache directory"),
         (
             "--output",
             "type=oci,dest=/tmp/x.tar",
@@ -927,4 +929,197 @@ fn remote_outputs_equal_docker_and_caches_the_engine_cannot_do_are_refused() {
             "{flag} {value} names the builder: {err}"
         );
     }
+}
+
+/// `docker-context://[NAME]`: a Docker daemon's BuildKit through its
+/// `/grpc` endpoint, on the connection the daemon path makes: the current
+/// daemon (DOCKER_HOST), or the daemon of a context by name.
+#[test]
+fn remote_through_docker_contexts() {
+    let Some(env) = common::services() else {
+        return;
+    };
+    let Some(second) = env.get("REGGIE_TEST_DOCKER2").cloned() else {
+        common::missing_prerequisite(
+            "remote_through_docker_contexts",
+            "the services' env names no second daemon (REGGIE_TEST_DOCKER2)",
+            "Start it with `bash tests/services.sh`.",
+        );
+        return;
+    };
+    let (work, config) = work();
+    // A context as `docker context create second --docker host=...` writes it.
+    use sha2::Digest;
+    let id = format!("{:x}", sha2::Sha256::digest(b"second"));
+    let meta = config.join("contexts/meta").join(id);
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::write(
+        meta.join("meta.json"),
+        serde_json::json!({
+            "Name": "second", "Metadata": {},
+            "Endpoints": {"docker": {"Host": second, "SkipTLSVerify": false}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
+    std::fs::write(ctx.join("a.txt"), "through a docker context\n").unwrap();
+    let on = |host: &str| {
+        let mut e = env.clone();
+        e.insert("DOCKER_HOST".into(), host.into());
+        e
+    };
+    let has = |host: &str, image: &str| {
+        common::docker::docker_may_fail(
+            &on(host),
+            common::docker::Cli::Classic,
+            Path::new("/"),
+            &["image", "inspect", image],
+        )
+        .status
+        .success()
+    };
+    let first = env["DOCKER_HOST"].clone();
+    for (addr, tag, there, not_there) in [
+        (
+            "docker-context://",
+            "bkctl-e2e-remote:ctx-current",
+            &first,
+            &second,
+        ),
+        (
+            "docker-context://second",
+            "bkctl-e2e-remote:ctx-second",
+            &second,
+            &first,
+        ),
+    ] {
+        for host in [&first, &second] {
+            let _ = common::docker::docker_may_fail(
+                &on(host),
+                common::docker::Cli::Classic,
+                Path::new("/"),
+                &["rmi", "-f", tag],
+            );
+        }
+        ok(&reggie(
+            &env,
+            &ctx,
+            &config,
+            &["--buildkit-addr", addr, "-t", tag, "."],
+            &[],
+        ));
+        assert!(has(there, tag), "{addr}: {tag} not in {there}");
+        assert!(!has(not_there, tag), "{addr}: {tag} in {not_there}");
+        let fs = image_fs(&on(there), tag);
+        assert_eq!(fs["a.txt"].content, b"through a docker context\n");
+        let _ = common::docker::docker_may_fail(
+            &on(there),
+            common::docker::Cli::Classic,
+            Path::new("/"),
+            &["rmi", "-f", tag],
+        );
+    }
+    let err = failed_with(&reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            "docker-context://nowhere",
+            "-t",
+            "x:1",
+            ".",
+        ],
+        &[],
+    ));
+    assert!(
+        err.contains("docker-context://nowhere") && err.contains("`docker context ls`"),
+        "{err}"
+    );
+}
+
+/// `ssh://HOST/SOCKET`: `ssh HOST buildctl --addr unix://SOCKET
+/// dial-stdio`, as buildctl's ssh helper runs it, through the services'
+/// sshd. No buildctl is installed there: REGGIE_SSH_COMMAND is ssh with
+/// a stand-in for it that does what `buildctl dial-stdio` does (pipes
+/// stdio to the socket, here a relay of the daemon's BuildKit).
+#[test]
+fn remote_over_ssh_runs_buildctl_dial_stdio() {
+    let Some(env) = common::services() else {
+        return;
+    };
+    let Some(ssh_config) = env.get("REGGIE_TEST_SSH_CONFIG").cloned() else {
+        common::missing_prerequisite(
+            "remote_over_ssh_runs_buildctl_dial_stdio",
+            "the services' env names no sshd (REGGIE_TEST_SSH_CONFIG)",
+            "Start it with `bash tests/services.sh`.",
+        );
+        return;
+    };
+    let (work, config) = work();
+    let sock = work.path().join("bk.sock");
+    let _relay = Relay::start(&env["DOCKER_HOST"], &sock);
+    let log = work.path().join("buildctl-args");
+    let stand_in = work.path().join("buildctl");
+    std::fs::write(
+        &stand_in,
+        format!(
+            "#!/bin/sh\necho \"$@\" >>{log}\n[ \"$1\" = --addr ] || exit 2\naddr=${{2#unix://}}\n[ \"$3\" = dial-stdio ] || exit 2\nexec socat - UNIX-CONNECT:\"$addr\"\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let ssh = work.path().join("ssh");
+    std::fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\nfor a; do shift; [ \"$a\" = buildctl ] && a={stand_in}; set -- \"$@\" \"$a\"; done\nexec ssh -F {ssh_config} \"$@\"\n",
+            stand_in = stand_in.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for f in [&stand_in, &ssh] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
+    std::fs::write(ctx.join("a.txt"), "over ssh\n").unwrap();
+    let addr = format!("ssh://reggie-test{}", sock.display());
+    let tag = "bkctl-e2e-remote:ssh";
+    let ssh_cmd = ssh.display().to_string();
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &["--buildkit-addr", &addr, "-t", tag, "."],
+        &[("REGGIE_SSH_COMMAND", &ssh_cmd)],
+    );
+    ok(&out);
+    assert_eq!(image_fs(&env, tag)["a.txt"].content, b"over ssh\n");
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        args.lines()
+            .all(|l| l == format!("--addr unix://{} dial-stdio", sock.display())),
+        "{args}"
+    );
+    // A host that is not there: what to check, said.
+    let err = failed_with(&reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            "ssh://reggie-nowhere.invalid/s.sock",
+            "-t",
+            "x:1",
+            ".",
+        ],
+        &[("REGGIE_SSH_COMMAND", &ssh_cmd)],
+    ));
+    assert!(err.contains("`ssh HOST buildctl dial-stdio`"), "{err}");
 }

@@ -76,3 +76,8 @@ fn reference_corpus() {
 fn mount_corpus() {
     replay("mount", reggie_build::fuzzing::mount);
 }
+
+#[test]
+fn ecs_corpus() {
+    replay("ecs", reggie_build::fuzzing::ecs);
+}
