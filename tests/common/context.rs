@@ -110,11 +110,6 @@ impl Ctx {
         &self.root
     }
 
-    /// A path in the context.
-    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
-        self.root.join(rel)
-    }
-
     /// The temporary directory holding the context (the context itself
     /// unless made with [`Ctx::in_subdir`]).
     pub fn temp(&self) -> &Path {
@@ -129,6 +124,15 @@ impl Ctx {
 
 impl AsRef<Path> for Ctx {
     fn as_ref(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// A context is its directory: `&ctx` goes where a `&Path` does, and
+/// `ctx.join("a.txt")` is a path in it.
+impl std::ops::Deref for Ctx {
+    type Target = Path;
+    fn deref(&self) -> &Path {
         &self.root
     }
 }

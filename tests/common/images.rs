@@ -1,6 +1,7 @@
 //! The images a test makes: names unique to the test run, and a guard that
 //! removes them when the test ends, passed or failed (on drop, which also
-//! runs while a failed assertion unwinds).
+//! runs while a failed assertion unwinds), or, while other tests of the
+//! process still build, as soon as the last of them ends.
 //!
 //! ```ignore
 //! let images = Images::new(&env, "scratch");
@@ -46,6 +47,7 @@ pub struct Images {
 impl Images {
     /// A guard for the images of one test, named after `name`.
     pub fn new(env: &Env, name: &str) -> Images {
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).guards += 1;
         Images {
             env: env.clone(),
             repository: format!("reggie-t-{}", unique(name)),
@@ -98,16 +100,39 @@ impl Images {
 impl Drop for Images {
     fn drop(&mut self) {
         let references = self.references();
-        if references.is_empty() {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        live.guards -= 1;
+        live.pending.extend(references);
+        if live.guards > 0 {
+            return;
+        }
+        let pending = std::mem::take(&mut live.pending);
+        if pending.is_empty() {
             return;
         }
         // One `docker rmi` for all: it removes what exists and reports the
         // rest; a cleanup failure never fails (or hides) the test's result.
+        // The lock stays held: a test starting now builds after it.
         let _ = docker_cmd(&self.env, Cli::Classic, Path::new("/"))
             .args(["rmi", "-f"])
-            .args(&references)
+            .args(&pending)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
     }
 }
+
+/// The guards alive in this test process and what the dropped ones left
+/// to remove. Removal waits until no guard is alive: the classic builder
+/// takes a cached step's image by id, so an image one test removes could
+/// be the very one another test's build is about to use (it then fails
+/// with "unable to find image").
+struct Live {
+    guards: usize,
+    pending: Vec<String>,
+}
+
+static LIVE: Mutex<Live> = Mutex::new(Live {
+    guards: 0,
+    pending: Vec::new(),
+});
