@@ -16,6 +16,8 @@ use std::process::Output;
 mod build;
 mod common;
 use build::*;
+use common::context::Ctx;
+use common::images::Images;
 
 /// The services' environment and the value of `key` in it; a missing
 /// relay fails the test (unless skips are allowed: then `None`).
@@ -55,6 +57,7 @@ fn remote_image_equals_docker_buildkit() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let (work, config) = work();
     let odd = work.path().join("odd");
     odd_tree(&odd);
@@ -72,8 +75,8 @@ fn remote_image_equals_docker_buildkit() {
         ("odd tree, COPY .", odd, copy_all),
     ];
     for (i, (case, ctx, dockerfile)) in cases.iter().enumerate() {
-        let ours = format!("bkctl-e2e-remote:ours-{i}");
-        let theirs = format!("bkctl-e2e-remote:docker-{i}");
+        let ours = images.tag(&format!("ours-{i}"));
+        let theirs = images.tag(&format!("docker-{i}"));
         let out = reggie(
             &env,
             ctx,
@@ -104,13 +107,13 @@ fn remote_rebuild_sends_only_what_changed() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(ctx.join("src")).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /app/\n").unwrap();
-    std::fs::write(ctx.join("big.bin"), vec![7u8; 1_000_000]).unwrap();
-    std::fs::write(ctx.join("src/edit.py"), "print(1)\n").unwrap();
-    let tag = "bkctl-e2e-remote:incremental";
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY . /app/\n")
+        .file("big.bin", vec![7u8; 1_000_000])
+        .file("src/edit.py", "print(1)\n");
+    let tag = &images.tag("incremental");
     let build = || {
         let out = reggie(
             &env,
@@ -134,7 +137,7 @@ fn remote_rebuild_sends_only_what_changed() {
     assert!(bytes_sent(&first) >= 1_000_000, "{}", text(&first));
     let second = build();
     assert_eq!(bytes_sent(&second), 0, "{}", text(&second));
-    std::fs::write(ctx.join("src/edit.py"), "print(22)\n").unwrap();
+    ctx.write("src/edit.py", "print(22)\n");
     let third = build();
     assert_eq!(bytes_sent(&third), 10, "{}", text(&third));
     let fs = image_fs(&env, tag);
@@ -182,12 +185,12 @@ fn remote_mtls_needs_the_right_client_certificate() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TLS") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let certs = PathBuf::from(&env["REGGIE_TEST_BUILDKIT_CERTS"]);
     let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "over mTLS\n").unwrap();
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "over mTLS\n");
     let ca = certs.join("ca.pem");
     let run = |cert: Option<(&Path, &Path)>| {
         let mut args = vec![
@@ -196,7 +199,7 @@ fn remote_mtls_needs_the_right_client_certificate() {
             "--buildkit-ca".into(),
             ca.display().to_string(),
             "-t".into(),
-            "bkctl-e2e-remote:mtls".into(),
+            images.tag("mtls"),
         ];
         if let Some((c, k)) = cert {
             args.extend([
@@ -212,7 +215,7 @@ fn remote_mtls_needs_the_right_client_certificate() {
     };
     let out = run(Some((&certs.join("cert.pem"), &certs.join("key.pem"))));
     ok(&out);
-    let fs = image_fs(&env, "bkctl-e2e-remote:mtls");
+    let fs = image_fs(&env, &images.tag("mtls"));
     assert_eq!(fs["a.txt"].content, b"over mTLS\n");
 
     let (cert, key) = stranger_cert(work.path());
@@ -243,11 +246,11 @@ fn remote_unreachable_and_env_address() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "a\n");
     // A port nobody listens on: bound, then released.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -278,7 +281,7 @@ fn remote_unreachable_and_env_address() {
         &env,
         &ctx,
         &config,
-        &["--buildkit-addr", &addr, "-t", "bkctl-e2e-remote:env", "."],
+        &["--buildkit-addr", &addr, "-t", &images.tag("env"), "."],
         &[("BUILDKIT_HOST", &closed)],
     );
     ok(&out);
@@ -308,9 +311,9 @@ fn remote_secret_reaches_the_build_but_not_the_output() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let ctx = Ctx::new();
     let value = "bkctl-REMOTE-s3cret-9b1e";
     let secret_file = work.path().join("token");
     std::fs::write(&secret_file, value).unwrap();
@@ -321,17 +324,16 @@ fn remote_secret_reaches_the_build_but_not_the_output() {
             .map(|b| format!("{b:02x}"))
             .collect()
     };
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    ctx.write(
+        "Dockerfile",
         format!(
             "FROM reggie-busybox:latest\n\
              RUN --mount=type=secret,id=tok \
              test \"$(sha256sum < /run/secrets/tok | cut -d' ' -f1)\" = {sha} && \
              wc -c < /run/secrets/tok > /len && echo secret-arrived\n"
         ),
-    )
-    .unwrap();
-    let tag = "bkctl-e2e-remote:secret";
+    );
+    let tag = &images.tag("secret");
     let src = format!("id=tok,src={}", secret_file.display());
     let out = reggie(
         &env,
@@ -375,11 +377,11 @@ fn remote_build_args_target_labels_and_network() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = Ctx::new();
+    ctx.write(
+        "Dockerfile",
         "FROM reggie-busybox:latest AS base\n\
          ARG GREETING=unset\n\
          RUN echo \"$GREETING\" > /greeting\n\
@@ -387,9 +389,8 @@ fn remote_build_args_target_labels_and_network() {
          RUN echo other > /other\n\
          FROM base AS picked\n\
          RUN echo picked > /picked\n",
-    )
-    .unwrap();
-    let tag = "bkctl-e2e-remote:attrs";
+    );
+    let tag = &images.tag("attrs");
     let out = reggie(
         &env,
         &ctx,
@@ -400,7 +401,7 @@ fn remote_build_args_target_labels_and_network() {
             "-t",
             tag,
             "-t",
-            "bkctl-e2e-remote:attrs-second",
+            &images.tag("attrs-second"),
             "--target",
             "base",
             "--build-arg",
@@ -435,7 +436,7 @@ fn remote_build_args_target_labels_and_network() {
         &env,
         Path::new("/"),
         false,
-        &["image", "inspect", "bkctl-e2e-remote:attrs-second"],
+        &["image", "inspect", &images.tag("attrs-second")],
     );
     let second: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
     assert_eq!(second[0]["Id"], v[0]["Id"]);
@@ -502,8 +503,7 @@ fn remote_ctrl_c_cancels_the_build() {
         return;
     };
     let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let ctx = Ctx::new();
     let nonce = format!(
         "bkctl-ctrlc-{}",
         std::time::SystemTime::now()
@@ -511,11 +511,10 @@ fn remote_ctrl_c_cancels_the_build() {
             .unwrap()
             .as_nanos()
     );
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    ctx.write(
+        "Dockerfile",
         format!("FROM reggie-busybox:latest\nRUN sleep 60; echo {nonce}\n"),
-    )
-    .unwrap();
+    );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
         .current_dir(&ctx)
         .args(["image", "--buildkit-addr", &addr, "--network", "none", "."])
@@ -566,6 +565,7 @@ fn remote_private_base_image_pulled_through_the_session() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let user = env["REGGIE_TEST_REGISTRY_USER"].clone();
     let password = env["REGGIE_TEST_REGISTRY_PASSWORD"].clone();
@@ -581,14 +581,12 @@ fn remote_private_base_image_pulled_through_the_session() {
         .unwrap()
         .as_nanos();
     let base = format!("{registry}/bkctl-e2e/private-base:v{nanos}");
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = Ctx::new();
+    ctx.write(
+        "Dockerfile",
         "FROM reggie-busybox:latest\nCOPY marker /marker\n",
-    )
-    .unwrap();
-    std::fs::write(ctx.join("marker"), "base\n").unwrap();
+    );
+    ctx.write("marker", "base\n");
     // Published through the daemon, then forgotten so that builds pull.
     ok(&reggie(
         &env,
@@ -599,12 +597,11 @@ fn remote_private_base_image_pulled_through_the_session() {
     ));
     docker(&env, Path::new("/"), false, &["rmi", &base]);
 
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    ctx.write(
+        "Dockerfile",
         format!("FROM {base}\nRUN cat /marker > /copied\n"),
-    )
-    .unwrap();
-    let tag = "bkctl-e2e-remote:private";
+    );
+    let tag = &images.tag("private");
     let args = [
         "--buildkit-addr",
         &addr,
@@ -635,23 +632,23 @@ fn remote_builds_over_a_unix_socket() {
     let Some((env, _)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let (work, config) = work();
     let mut relay = Relay::start(&env["DOCKER_HOST"], &work.path().join("buildkitd.sock"));
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "over a unix socket\n").unwrap();
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "over a unix socket\n");
     let addr = relay.addr.clone();
     let out = reggie(
         &env,
         &ctx,
         &config,
-        &["--buildkit-addr", &addr, "-t", "bkctl-e2e-remote:unix", "."],
+        &["--buildkit-addr", &addr, "-t", &images.tag("unix"), "."],
         &[],
     );
     relay.stop();
     ok(&out);
-    let fs = image_fs(&env, "bkctl-e2e-remote:unix");
+    let fs = image_fs(&env, &images.tag("unix"));
     assert_eq!(fs["a.txt"].content, b"over a unix socket\n");
 }
 
@@ -660,9 +657,7 @@ fn remote_builds_over_a_unix_socket() {
 #[test]
 fn remote_flags_refused_clearly() {
     let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let ctx = Ctx::new().dockerfile("FROM scratch\n");
     let env = BTreeMap::new();
     for (args, says) in [
         (
@@ -711,12 +706,12 @@ fn remote_foreign_platform_warns() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "riscv\n").unwrap();
-    let tag = "bkctl-e2e-remote:riscv64";
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "riscv\n");
+    let tag = &images.tag("riscv64");
     let out = reggie(
         &env,
         &ctx,
@@ -939,6 +934,7 @@ fn remote_through_docker_contexts() {
     let Some(env) = common::services() else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let Some(second) = env.get("REGGIE_TEST_DOCKER2").cloned() else {
         common::missing_prerequisite(
             "remote_through_docker_contexts",
@@ -962,10 +958,9 @@ fn remote_through_docker_contexts() {
         .to_string(),
     )
     .unwrap();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "through a docker context\n").unwrap();
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "through a docker context\n");
     let on = |host: &str| {
         let mut e = env.clone();
         e.insert("DOCKER_HOST".into(), host.into());
@@ -982,16 +977,18 @@ fn remote_through_docker_contexts() {
         .success()
     };
     let first = env["DOCKER_HOST"].clone();
+    // The second daemon's image has a guard of its own.
+    let images2 = Images::new(&on(&second), "remote");
     for (addr, tag, there, not_there) in [
         (
             "docker-context://",
-            "bkctl-e2e-remote:ctx-current",
+            &images.tag("ctx-current"),
             &first,
             &second,
         ),
         (
             "docker-context://second",
-            "bkctl-e2e-remote:ctx-second",
+            &images2.tag("ctx-second"),
             &second,
             &first,
         ),
@@ -1051,6 +1048,7 @@ fn remote_over_ssh_runs_buildctl_dial_stdio() {
     let Some(env) = common::services() else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let Some(ssh_config) = env.get("REGGIE_TEST_SSH_CONFIG").cloned() else {
         common::missing_prerequisite(
             "remote_over_ssh_runs_buildctl_dial_stdio",
@@ -1085,12 +1083,11 @@ fn remote_over_ssh_runs_buildctl_dial_stdio() {
     for f in [&stand_in, &ssh] {
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "over ssh\n").unwrap();
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "over ssh\n");
     let addr = format!("ssh://reggie-test{}", sock.display());
-    let tag = "bkctl-e2e-remote:ssh";
+    let tag = &images.tag("ssh");
     let ssh_cmd = ssh.display().to_string();
     let out = reggie(
         &env,
