@@ -108,7 +108,7 @@ fn remote_rebuild_sends_only_what_changed() {
         return;
     };
     let images = Images::new(&env, "remote");
-    let (work, config) = work();
+    let (_work, config) = work();
     let ctx = Ctx::new()
         .dockerfile("FROM scratch\nCOPY . /app/\n")
         .file("big.bin", vec![7u8; 1_000_000])
@@ -247,7 +247,7 @@ fn remote_unreachable_and_env_address() {
         return;
     };
     let images = Images::new(&env, "remote");
-    let (work, config) = work();
+    let (_work, config) = work();
     let ctx = Ctx::new()
         .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
         .file("a.txt", "a\n");
@@ -378,7 +378,7 @@ fn remote_build_args_target_labels_and_network() {
         return;
     };
     let images = Images::new(&env, "remote");
-    let (work, config) = work();
+    let (_work, config) = work();
     let ctx = Ctx::new();
     ctx.write(
         "Dockerfile",
@@ -502,7 +502,7 @@ fn remote_ctrl_c_cancels_the_build() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
-    let (work, config) = work();
+    let (_work, config) = work();
     let ctx = Ctx::new();
     let nonce = format!(
         "bkctl-ctrlc-{}",
@@ -656,7 +656,7 @@ fn remote_builds_over_a_unix_socket() {
 /// needed).
 #[test]
 fn remote_flags_refused_clearly() {
-    let (work, config) = work();
+    let (_work, config) = work();
     let ctx = Ctx::new().dockerfile("FROM scratch\n");
     let env = BTreeMap::new();
     for (args, says) in [
@@ -707,7 +707,7 @@ fn remote_foreign_platform_warns() {
         return;
     };
     let images = Images::new(&env, "remote");
-    let (work, config) = work();
+    let (_work, config) = work();
     let ctx = Ctx::new()
         .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
         .file("a.txt", "riscv\n");
@@ -943,7 +943,7 @@ fn remote_through_docker_contexts() {
         );
         return;
     };
-    let (work, config) = work();
+    let (_work, config) = work();
     // A context as `docker context create second --docker host=...` writes it.
     use sha2::Digest;
     let id = format!("{:x}", sha2::Sha256::digest(b"second"));
