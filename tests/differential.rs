@@ -202,13 +202,13 @@ fn gen_segment(rng: &mut Rng, names: &[Vec<u8>]) -> Vec<u8> {
 fn gen_pattern(rng: &mut Rng, names: &[Vec<u8>], paths: &[Vec<u8>]) -> Vec<u8> {
     let mut p = Vec::new();
     if rng.chance(10) {
-        p.extend_from_slice(*rng.pick(&[&b" "[..], b"  ", b"\t"]));
+        p.extend_from_slice(rng.pick::<&[u8]>(&[&b" "[..], b"  ", b"\t"]));
     }
     if rng.chance(25) {
-        p.extend_from_slice(*rng.pick(&[&b"!"[..], b"!", b"! "]));
+        p.extend_from_slice(rng.pick::<&[u8]>(&[&b"!"[..], b"!", b"! "]));
     }
     if rng.chance(20) {
-        p.extend_from_slice(*rng.pick(&[&b"/"[..], b"./", b"../", b"**/", b"//", b"/./"]));
+        p.extend_from_slice(rng.pick::<&[u8]>(&[&b"/"[..], b"./", b"../", b"**/", b"//", b"/./"]));
     }
     if rng.chance(20) && !paths.is_empty() {
         // a full path from the tree, possibly with a glob tacked on
@@ -224,10 +224,17 @@ fn gen_pattern(rng: &mut Rng, names: &[Vec<u8>], paths: &[Vec<u8>]) -> Vec<u8> {
         }
     }
     if rng.chance(20) {
-        p.extend_from_slice(*rng.pick(&[&b"/"[..], b"/**", b"/*", b"/.", b"*", b"/**/x.pyc"]));
+        p.extend_from_slice(rng.pick::<&[u8]>(&[
+            &b"/"[..],
+            b"/**",
+            b"/*",
+            b"/.",
+            b"*",
+            b"/**/x.pyc",
+        ]));
     }
     if rng.chance(10) {
-        p.extend_from_slice(*rng.pick(&[&b" "[..], b"\t", b"  "]));
+        p.extend_from_slice(rng.pick::<&[u8]>(&[&b" "[..], b"\t", b"  "]));
     }
     p
 }

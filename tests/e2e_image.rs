@@ -240,7 +240,7 @@ fn dockerfile_travels_but_stays_invisible() {
         let theirs = images.tag(&format!("{name}-docker"));
         let out = reggie(
             &env,
-            &ctx,
+            ctx,
             &["-f", df, "-t", &ours, "--builder", "classic", "."],
             &[],
             None,
@@ -248,7 +248,7 @@ fn dockerfile_travels_but_stays_invisible() {
         ok(&out);
         docker(
             &env,
-            &ctx,
+            ctx,
             &["build", "-q", "--no-cache", "-f", df, "-t", &theirs, "."],
         );
         let a = image_fs(&env, &ours);
