@@ -20,6 +20,8 @@
 #
 # Needs GNU time at /usr/bin/time for peak memory (Debian: apt-get install
 # time); without it the memory rows say so and everything else still runs.
+# REGGIE_BENCH_BUILDKITD=ADDR adds the rows against `buildctl build` on a
+# standalone buildkitd (see the section at the end; skipped without it).
 #
 # The exit status is non-zero when a command fails; timings that miss a
 # target are reported in the table, not as failures.
@@ -412,6 +414,98 @@ else
     fi
 fi
 
+# `image --buildkit-addr` against `buildctl build` on the same standalone
+# buildkitd (TESTING.md says how to run one), when REGGIE_BENCH_BUILDKITD
+# names it; BUILDCTL is buildctl (default: the one on PATH). Both sides
+# build the same Dockerfile into the builder's store (reggie-build's `-t`
+# and buildctl's `--output type=image,name=`), neither pushes; each keeps
+# the builder's copy of its own last transfer, so every run after the
+# first is a rebuild. With REGGIE_BENCH_REGISTRY (an HTTP registry the
+# builder reaches, REGGIE_BENCH_REGISTRY_USER/_PASSWORD its credentials)
+# and a base image there (REGGIE_BENCH_BASE, default
+# REGISTRY/reggie-busybox:latest), the pruned-builder row imports a
+# `mode=max` registry cache each side exported before.
+BKD=${REGGIE_BENCH_BUILDKITD:-}
+BUILDCTL=${BUILDCTL:-buildctl}
+if [ -z "$BKD" ]; then
+    skip '`image --buildkit-addr` vs `buildctl build`' 'skipped: no standalone buildkitd (set REGGIE_BENCH_BUILDKITD, see TESTING.md)'
+elif ! "$BUILDCTL" --addr "$BKD" debug workers >/dev/null 2>"$WORK/stderr"; then
+    fail "buildctl --addr $BKD debug workers (REGGIE_BENCH_BUILDKITD): $(head -c 300 "$WORK/stderr")"
+else
+    RBK="\"\$RB\" image --buildkit-addr $BKD"
+    CTL="$BUILDCTL --addr $BKD build --progress quiet --frontend dockerfile.v0"
+    CTL_PRUNE="$BUILDCTL --addr $BKD prune --all >/dev/null 2>&1 &&"
+    # Warnings (the image stays in the builder) go to stderr, dropped.
+    pair '`image --buildkit-addr` backend, no change' \
+        "$RBK . -f backend/Dockerfile.scratch -t bench/reggie-bkd 2>/dev/null" \
+        "$CTL --local context=. --local dockerfile=backend --opt filename=Dockerfile.scratch --output type=image,name=bench/ctl-bkd" \
+        '<= 1.0x `buildctl build`' 1.0
+    BTOUCH='echo "# $RANDOM$RANDOM" >>backend/app/main.py &&'
+    pair '`image --buildkit-addr` backend, one file changed' \
+        "$BTOUCH $RBK . -f backend/Dockerfile.scratch -t bench/reggie-bkd 2>/dev/null" \
+        "$BTOUCH $CTL --local context=. --local dockerfile=backend --opt filename=Dockerfile.scratch --output type=image,name=bench/ctl-bkd" \
+        '<= 1.0x `buildctl build`' 1.0
+    mkdir -p "$WORK/bkd-web"
+    printf 'FROM scratch\nCOPY . /app/\n' >"$WORK/bkd-web/Dockerfile"
+    pair '`image --buildkit-addr apps/web` (`COPY . /app/`), no change' \
+        "$RBK apps/web -f $WORK/bkd-web/Dockerfile -t bench/reggie-bkd-web 2>/dev/null" \
+        "$CTL --local context=apps/web --local dockerfile=$WORK/bkd-web --output type=image,name=bench/ctl-bkd-web" \
+        '<= 1.0x `buildctl build`' 1.0
+    WTOUCH_BKD='echo "$RANDOM$RANDOM" >apps/web/bench-touch.txt &&'
+    pair '`image --buildkit-addr apps/web`, one file changed' \
+        "$WTOUCH_BKD $RBK apps/web -f $WORK/bkd-web/Dockerfile -t bench/reggie-bkd-web 2>/dev/null" \
+        "$WTOUCH_BKD $CTL --local context=apps/web --local dockerfile=$WORK/bkd-web --output type=image,name=bench/ctl-bkd-web" \
+        '<= 1.0x `buildctl build`' 1.0
+    # First build: the builder pruned before each run (on both sides), so
+    # every file travels; the prune is in both figures.
+    pair '`image --buildkit-addr apps/web`, first build (pruned)' \
+        "$CTL_PRUNE $RBK apps/web -f $WORK/bkd-web/Dockerfile -t bench/reggie-bkd-web 2>/dev/null" \
+        "$CTL_PRUNE $CTL --local context=apps/web --local dockerfile=$WORK/bkd-web --output type=image,name=bench/ctl-bkd-web" \
+        '<= 1.0x `buildctl build`' 1.0
+    MEM_CMDS+=("$RBK . -f backend/Dockerfile.scratch -t bench/reggie-bkd" "$RBK apps/web -f $WORK/bkd-web/Dockerfile -t bench/reggie-bkd-web")
+    if [ -x "$TIME_BIN" ] && "$TIME_BIN" -f %M true 2>/dev/null; then
+        "$BUILDCTL" --addr "$BKD" prune --all >/dev/null 2>&1 || true
+        if eval "\"$TIME_BIN\" -f %M -o \"$WORK/rss\" $RBK apps/web -f $WORK/bkd-web/Dockerfile -t bench/reggie-bkd-web" >/dev/null 2>"$WORK/stderr"; then
+            mib=$(awk -v k="$(tail -n 1 "$WORK/rss")" 'BEGIN { printf "%.1f", k / 1024 }')
+            MEM_ROWS+=("| \`reggie-build image --buildkit-addr apps/web\` first build (all files sent) | $mib | < 64 MiB | $(verdict mem 64 "$mib") |")
+        else
+            fail 'image --buildkit-addr apps/web, first build (peak memory)'
+        fi
+    fi
+    REG=${REGGIE_BENCH_REGISTRY:-}
+    if [ -z "$REG" ]; then
+        skip '`image --buildkit-addr --cache-from` (pruned builder)' 'skipped: no registry (set REGGIE_BENCH_REGISTRY)'
+    else
+        # Both sides read the registry's credentials from this config.
+        mkdir -p "$WORK/docker-config"
+        if [ -n "${REGGIE_BENCH_REGISTRY_USER:-}" ]; then
+            auth=$(printf '%s:%s' "$REGGIE_BENCH_REGISTRY_USER" "${REGGIE_BENCH_REGISTRY_PASSWORD:-}" | base64 -w0)
+            printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$REG" "$auth" >"$WORK/docker-config/config.json"
+        fi
+        CFG="DOCKER_CONFIG=$WORK/docker-config"
+        BASE=${REGGIE_BENCH_BASE:-$REG/reggie-busybox:latest}
+        mkdir -p "$WORK/bkd-cache"
+        printf 'FROM %s\nRUN mkdir -p /app && echo deps > /app/deps\nCOPY backend/app /app/app\nRUN find /app -type f | wc -l > /app/count\n' "$BASE" >"$WORK/bkd-cache/Dockerfile"
+        CACHE_RB="$REG/reggie-bench/cache:reggie-$$"
+        CACHE_CTL="$REG/reggie-bench/cache:buildctl-$$"
+        RB_CACHED="$CFG $RBK . -f $WORK/bkd-cache/Dockerfile -t bench/reggie-bkd-cache --cache-from type=registry,ref=$CACHE_RB"
+        CTL_CACHED="$CFG $CTL --local context=. --local dockerfile=$WORK/bkd-cache --import-cache type=registry,ref=$CACHE_CTL --output type=image,name=bench/ctl-bkd-cache"
+        if eval "$CTL_PRUNE $CFG $RBK . -f $WORK/bkd-cache/Dockerfile -t bench/reggie-bkd-cache --cache-to type=registry,ref=$CACHE_RB,mode=max" >/dev/null 2>"$WORK/stderr" &&
+            eval "$CTL_PRUNE $CFG $CTL --local context=. --local dockerfile=$WORK/bkd-cache --export-cache type=registry,ref=$CACHE_CTL,mode=max --output type=image,name=bench/ctl-bkd-cache" >/dev/null 2>>"$WORK/stderr"; then
+            pair '`image --buildkit-addr --cache-from` registry, pruned builder' \
+                "$CTL_PRUNE $RB_CACHED 2>/dev/null" "$CTL_PRUNE $CTL_CACHED" \
+                '<= 1.0x `buildctl build --import-cache`' 1.0
+            # Every step the cache holds is reported CACHED, by both.
+            eval "$CTL_PRUNE $RB_CACHED --json" >"$WORK/rb-cached.json" 2>/dev/null || fail "$RB_CACHED --json"
+            eval "$CTL_PRUNE ${CTL_CACHED/--progress quiet/--progress plain}" >/dev/null 2>"$WORK/ctl-cached.log" || fail "$CTL_CACHED"
+            rb_cached=$(grep -cE '"name":"\[[0-9]+/[0-9]+\] [^"]*","status":"cached"' "$WORK/rb-cached.json" || true)
+            ctl_cached=$(grep -c ' CACHED$' "$WORK/ctl-cached.log" || true)
+            ROWS+=("| steps reported CACHED after a prune (RUN, COPY, RUN) | $rb_cached of 3 | \`buildctl build --import-cache\` | $ctl_cached of 3 | | all 3 | $( [ "$rb_cached" = 3 ] && echo met || echo missed) |")
+        else
+            fail "exporting the registry caches: $(head -c 300 "$WORK/stderr")"
+        fi
+    fi
+fi
 # Image size: `size` against dive (`CI=true dive --source docker-archive`)
 # on a generated image with waste of every kind planted (examples/
 # gen-image.rs: ~1.2 GB at scale 1), as a `docker save` archive; and the

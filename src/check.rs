@@ -108,8 +108,8 @@ pub struct Verdict {
 
 /// Where the repository's deploys run their images, as `discover` reads
 /// them: each build that names a platform (SST's `architecture`, x86_64
-/// unless set; a compose service's `platform`), by its context and
-/// Dockerfile.
+/// unless set; a compose service's `platform`; an ECS task definition's
+/// `runtimePlatform`), by its context and Dockerfile.
 #[derive(Debug, Clone, Default)]
 pub struct Deploys {
     /// By canonical context directory and Dockerfile: an image finds its
@@ -136,8 +136,10 @@ impl Deploys {
             let Some(platform) = b.platform.filter(|_| b.resolved) else {
                 continue;
             };
-            let (file, line) = match &b.source {
-                Source::Sst { file, line } => (file, Some(*line)),
+            // An ECS task definition that sets the platform is where to
+            // change it; else the declaration.
+            let (file, line) = match b.platform_source.as_ref().unwrap_or(&b.source) {
+                Source::Sst { file, line } | Source::Ecs { file, line } => (file, Some(*line)),
                 Source::Compose { file, line } => (file, *line),
                 Source::Dockerfile => continue,
             };

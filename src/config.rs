@@ -12,6 +12,12 @@
 //! repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/reggie-api"
 //! tags = ["{git_sha}", "{branch}", "latest"]
 //! budget = { max_size = "50 MB", max_files = 2000 }
+//!
+//! [[builder]]                          # optional: BuildKit builders of image --all
+//! addr = "tcp://buildkitd-0.ci:1234"
+//! ca = "certs/ca.pem"                  # optional, mutual TLS with cert and key
+//! cert = "certs/cert.pem"
+//! key = "certs/key.pem"
 //! ```
 //!
 //! Paths are relative to the file's directory and stay inside the
@@ -70,6 +76,27 @@ pub struct Config {
     pub root: PathBuf,
     /// The images, in file order.
     pub images: Vec<Image>,
+    /// The BuildKit builders `image --all|--affected` shares the images
+    /// among (`[[builder]]`), in file order.
+    pub builders: Vec<Builder>,
+}
+
+/// A BuildKit builder (`[[builder]]`): what `--buildkit-addr` and the
+/// `--buildkit-*` TLS flags give on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Builder {
+    /// Where it listens (`tcp://HOST:PORT`, `unix://PATH`, ...).
+    pub addr: String,
+    /// The CA of its certificate, resolved against the config's directory.
+    pub ca: Option<PathBuf>,
+    /// A client certificate for mutual TLS, resolved likewise.
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key, resolved likewise.
+    pub key: Option<PathBuf>,
+    /// The name its certificate carries, when not the host of `addr`.
+    pub server_name: Option<String>,
+    /// Line of its `[[builder]]` header.
+    pub line: usize,
 }
 
 /// One image.
@@ -111,6 +138,18 @@ pub struct Budget {
 struct RawFile {
     #[serde(default)]
     image: Vec<toml::Spanned<RawImage>>,
+    #[serde(default)]
+    builder: Vec<toml::Spanned<RawBuilder>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuilder {
+    addr: String,
+    ca: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    server_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -251,15 +290,7 @@ impl Config {
             .to_path_buf();
         // Line of each `[[image]]` header, in order (spans of array-of-table
         // values start before their header).
-        let headers: Vec<usize> = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| {
-                let l = l.trim_start();
-                l.starts_with("[[") && l[2..].trim_start().starts_with("image")
-            })
-            .map(|(i, _)| i + 1)
-            .collect();
+        let headers = headers_of(text, "image");
         let offset_of_line = |line: usize| -> usize {
             text.split_inclusive('\n')
                 .take(line.saturating_sub(1))
@@ -344,10 +375,44 @@ impl Config {
                 line: line_of(offset),
             });
         }
+        let builder_headers = headers_of(text, "builder");
+        let mut builders: Vec<Builder> = Vec::new();
+        for (n, spanned) in raw.builder.into_iter().enumerate() {
+            let offset = builder_headers
+                .get(n)
+                .map_or(spanned.span().start, |&l| offset_of_line(l));
+            let raw = spanned.into_inner();
+            let problem = if raw.addr.trim().is_empty() {
+                Some("`addr` must not be empty: give tcp://HOST:PORT or unix://PATH".to_string())
+            } else if raw.cert.is_some() != raw.key.is_some() {
+                Some("`cert` and `key` go together (a client certificate and its key)".into())
+            } else if raw.server_name.is_some() && raw.ca.is_none() {
+                Some("`server_name` needs `ca` (it is the name TLS checks)".into())
+            } else if builders.iter().any(|b| b.addr == raw.addr) {
+                Some(format!(
+                    "builder {} is listed twice",
+                    crate::text::excerpt(&raw.addr)
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = problem {
+                return Err(invalid(offset, message));
+            }
+            builders.push(Builder {
+                addr: raw.addr,
+                ca: raw.ca.map(|p| root.join(p)),
+                cert: raw.cert.map(|p| root.join(p)),
+                key: raw.key.map(|p| root.join(p)),
+                server_name: raw.server_name,
+                line: line_of(offset),
+            });
+        }
         Ok(Config {
             path: path.to_path_buf(),
             root,
             images,
+            builders,
         })
     }
 
@@ -367,6 +432,20 @@ impl Config {
                     .join(", "),
             })
     }
+}
+
+/// Lines (1-based) of the `[[table]]` headers of `table`, in order.
+fn headers_of(text: &str, table: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let l = l.trim_start();
+            l.strip_prefix("[[")
+                .and_then(|r| r.trim_start().strip_prefix(table))
+                .is_some_and(|r| r.trim_start().starts_with("]]"))
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
 }
 
 /// Checks a path of the config lexically: relative, and its `..` never
@@ -579,6 +658,26 @@ context = "apps/web"
     }
 
     #[test]
+    fn builders_with_resolved_tls_files() {
+        let text = "[[image]]\nname = \"api\"\n\n[[builder]]\naddr = \"tcp://b0:1234\"\n\n\
+                    [[builder]]\naddr = \"tcp://b1:1234\"\nca = \"certs/ca.pem\"\n\
+                    cert = \"certs/cert.pem\"\nkey = \"certs/key.pem\"\nserver_name = \"b\"\n";
+        let c = Config::parse(Path::new("/r/reggie-build.toml"), text).unwrap();
+        assert_eq!(c.images.len(), 1);
+        let [b0, b1] = c.builders.as_slice() else {
+            panic!("{:?}", c.builders)
+        };
+        assert_eq!(
+            (b0.addr.as_str(), b0.line, b0.ca.as_ref()),
+            ("tcp://b0:1234", 4, None)
+        );
+        assert_eq!(b1.line, 7);
+        assert_eq!(b1.ca.as_deref(), Some(Path::new("/r/certs/ca.pem")));
+        assert_eq!(b1.key.as_deref(), Some(Path::new("/r/certs/key.pem")));
+        assert_eq!(b1.server_name.as_deref(), Some("b"));
+    }
+
+    #[test]
     fn errors_name_the_key_and_line() {
         let cases = [
             ("[[image]]\nname = \"a\"\ncontxt = \".\"\n", 3, "contxt"),
@@ -599,6 +698,27 @@ context = "apps/web"
             ),
             ("[[image]]\ndockerfile = \"x\"\n", 1, "name"),
             ("[[imag]]\nname = \"a\"\n", 1, "imag"),
+            (
+                "[[image]]\nname = \"a\"\n\n[[builder]]\naddr = \"\"\n",
+                4,
+                "addr",
+            ),
+            (
+                "[[builder]]\naddr = \"tcp://a:1\"\n[[builder]]\naddr = \"tcp://a:1\"\n",
+                3,
+                "twice",
+            ),
+            (
+                "[[builder]]\naddr = \"tcp://a:1\"\ncert = \"c.pem\"\n",
+                1,
+                "`cert` and `key`",
+            ),
+            (
+                "[[builder]]\naddr = \"tcp://a:1\"\nserver_name = \"b\"\n",
+                1,
+                "needs `ca`",
+            ),
+            ("[[builder]]\nadr = \"tcp://a:1\"\n", 2, "adr"),
         ];
         for (text, line, needle) in cases {
             let err = Config::parse(Path::new("r.toml"), text)

@@ -124,3 +124,30 @@ pub fn reference(data: &[u8]) {
         assert_eq!(Reference::parse(&again).as_ref(), Ok(&r), "{again}");
     }
 }
+
+/// A `RUN --mount` value (also a buildx `--output`/`--cache-*`/`--secret`
+/// value): one CSV record of `key=value` fields. Fields read back from
+/// their quoted form are the same fields, and the mount parser fails
+/// exactly when the record is not CSV.
+pub fn mount(data: &[u8]) {
+    use crate::plan::dockerfile::mount::Mount;
+    let text = String::from_utf8_lossy(data);
+    match crate::csv::fields(&text) {
+        Ok(fields) => {
+            let quoted: Vec<String> = fields
+                .iter()
+                .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))
+                .collect();
+            let again = quoted.join(",");
+            assert_eq!(crate::csv::fields(&again).as_ref(), Ok(&fields), "{again}");
+            let mount = Mount::parse(&text).expect("a CSV record is a mount");
+            assert_eq!(mount.kind, mount.kind.to_ascii_lowercase());
+        }
+        Err(_) => assert!(Mount::parse(&text).is_err()),
+    }
+}
+
+/// An ECS task definition (JSON).
+pub fn ecs(data: &[u8]) {
+    let _ = crate::discover::fuzzing::ecs(&String::from_utf8_lossy(data));
+}

@@ -394,3 +394,50 @@ fn a_deploy_on_another_architecture_is_a_finding() {
             "`ReggieApi` is deployed on {deploy}, but it is built for {other}"
         )));
 }
+
+/// An ECS task definition's `runtimePlatform` is a deploy too: the
+/// finding points at its `cpuArchitecture` line.
+#[test]
+fn an_ecs_task_definition_on_another_architecture_is_a_finding() {
+    let r = repo();
+    let (cpu, deploy) = if std::env::consts::ARCH == "aarch64" {
+        ("X86_64", "linux/amd64")
+    } else {
+        ("ARM64", "linux/arm64")
+    };
+    fs::create_dir_all(r.path().join(".aws")).unwrap();
+    fs::write(
+        r.path().join(".aws/task-definition.json"),
+        format!(
+            "{{\n  \"family\": \"web\",\n  \"requiresCompatibilities\": [\"FARGATE\"],\n  \"runtimePlatform\": {{\"cpuArchitecture\": \"{cpu}\"}},\n  \"containerDefinitions\": [\n    {{\"name\": \"app\", \"image\": \"123456789012.dkr.ecr.us-east-1.amazonaws.com/web:latest\"}}\n  ]\n}}\n"
+        ),
+    )
+    .unwrap();
+    let json = bin(r.path())
+        .args(["check", "--image", "web", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let f = json["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "deploy/architecture")
+        .cloned()
+        .unwrap_or_else(|| panic!("no deploy/architecture finding: {json}"));
+    assert_eq!(f["file"], ".aws/task-definition.json");
+    assert_eq!(f["line"], 4);
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "`apps/web` is deployed on {deploy}, but this machine builds"
+        )),
+        "{message}"
+    );
+    // Built for the task definition's platform: no finding.
+    let out = bin(r.path())
+        .args(["check", "--image", "web", "--platform", deploy])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("deploy/architecture"));
+}

@@ -111,10 +111,37 @@ fn secret_and_ssh_arguments_are_checked_before_the_daemon() {
 
 #[test]
 fn output_and_cache_arguments_are_checked_before_the_daemon() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["-o", "type=local"],
             "--output \"type=local\": type=local needs dest=PATH",
+        ),
+        (
+            &["--provenance"],
+            "--provenance and --sbom need BuildKit's Control API on BuildKit 0.11 or newer",
+        ),
+        (
+            &["--sbom=generator=reg/scanner:1"],
+            "build on a standalone buildkitd with --buildkit-addr",
+        ),
+        (&["--provenance=mode=maximal"], "give mode=min or mode=max"),
+        (
+            &[
+                "--buildkit-addr",
+                "tcp://127.0.0.1:1",
+                "--cache-to",
+                "type=registry,ref=r/c:{image}",
+            ],
+            "{image} in --cache-from/--cache-to stands for each image's name with --all",
+        ),
+        (
+            &[
+                "--buildkit-addr",
+                "ssh://h/s.sock",
+                "--buildkit-ca",
+                "ca.pem",
+            ],
+            "apply to tcp:// and unix:// builders",
         ),
         (
             &["-o", "type=local,\"dest=a\"b"],

@@ -23,47 +23,12 @@ use std::process::Command;
 
 mod common;
 
+use common::rng::Rng;
+
 const DEFAULT_SEED: u64 = 0x5eed_d0c4_e215_0001;
 const DEFAULT_ROUNDS: u64 = 300;
 const MAX_ENTRIES: usize = 40;
 const MAX_DEPTH: usize = 4;
-
-// ---------------------------------------------------------------- PRNG
-
-/// xorshift64* seeded through splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        Rng(if z == 0 { 1 } else { z })
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in 0..n (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// True with probability `percent`/100.
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-    fn pick_b(&mut self, items: &[&'static [u8]]) -> &'static [u8] {
-        items[self.below(items.len())]
-    }
-}
 
 // ---------------------------------------------------------------- cases
 
@@ -230,20 +195,20 @@ fn gen_segment(rng: &mut Rng, names: &[Vec<u8>]) -> Vec<u8> {
         0..=54 => rng.pick(names).clone(),
         55..=96 => rng.pick(GLOBS).to_vec(),
         // rare malformed pieces: unclosed class, reversed range, trailing escape
-        _ => rng.pick_b(&[&b"["[..], b"[z-a]", b"\\", b"[a"]).to_vec(),
+        _ => rng.pick(&[&b"["[..], b"[z-a]", b"\\", b"[a"]).to_vec(),
     }
 }
 
 fn gen_pattern(rng: &mut Rng, names: &[Vec<u8>], paths: &[Vec<u8>]) -> Vec<u8> {
     let mut p = Vec::new();
     if rng.chance(10) {
-        p.extend_from_slice(rng.pick_b(&[&b" "[..], b"  ", b"\t"]));
+        p.extend_from_slice(rng.pick::<&[u8]>(&[&b" "[..], b"  ", b"\t"]));
     }
     if rng.chance(25) {
-        p.extend_from_slice(rng.pick_b(&[&b"!"[..], b"!", b"! "]));
+        p.extend_from_slice(rng.pick::<&[u8]>(&[&b"!"[..], b"!", b"! "]));
     }
     if rng.chance(20) {
-        p.extend_from_slice(rng.pick_b(&[&b"/"[..], b"./", b"../", b"**/", b"//", b"/./"]));
+        p.extend_from_slice(rng.pick::<&[u8]>(&[&b"/"[..], b"./", b"../", b"**/", b"//", b"/./"]));
     }
     if rng.chance(20) && !paths.is_empty() {
         // a full path from the tree, possibly with a glob tacked on
@@ -259,10 +224,17 @@ fn gen_pattern(rng: &mut Rng, names: &[Vec<u8>], paths: &[Vec<u8>]) -> Vec<u8> {
         }
     }
     if rng.chance(20) {
-        p.extend_from_slice(rng.pick_b(&[&b"/"[..], b"/**", b"/*", b"/.", b"*", b"/**/x.pyc"]));
+        p.extend_from_slice(rng.pick::<&[u8]>(&[
+            &b"/"[..],
+            b"/**",
+            b"/*",
+            b"/.",
+            b"*",
+            b"/**/x.pyc",
+        ]));
     }
     if rng.chance(10) {
-        p.extend_from_slice(rng.pick_b(&[&b" "[..], b"\t", b"  "]));
+        p.extend_from_slice(rng.pick::<&[u8]>(&[&b" "[..], b"\t", b"  "]));
     }
     p
 }
@@ -373,7 +345,7 @@ fn gen_case(seed: u64) -> Case {
     });
     let mut df_dir = Vec::new();
     if rng.chance(20) {
-        let dir = rng.pick_b(&[&b"foo"[..], b"a", b"sp ace"]).to_vec();
+        let dir = rng.pick(&[&b"foo"[..], b"a", b"sp ace"]).to_vec();
         let mut children = match tree.iter().position(|n| n.name == dir) {
             Some(i) => match tree.remove(i).kind {
                 Kind::Dir(c) => c,

@@ -16,6 +16,8 @@ use std::process::Output;
 mod build;
 mod common;
 use build::*;
+use common::context::Ctx;
+use common::images::Images;
 
 /// The services' environment and the value of `key` in it; a missing
 /// relay fails the test (unless skips are allowed: then `None`).
@@ -55,6 +57,7 @@ fn remote_image_equals_docker_buildkit() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let (work, config) = work();
     let odd = work.path().join("odd");
     odd_tree(&odd);
@@ -72,8 +75,8 @@ fn remote_image_equals_docker_buildkit() {
         ("odd tree, COPY .", odd, copy_all),
     ];
     for (i, (case, ctx, dockerfile)) in cases.iter().enumerate() {
-        let ours = format!("bkctl-e2e-remote:ours-{i}");
-        let theirs = format!("bkctl-e2e-remote:docker-{i}");
+        let ours = images.tag(&format!("ours-{i}"));
+        let theirs = images.tag(&format!("docker-{i}"));
         let out = reggie(
             &env,
             ctx,
@@ -104,13 +107,13 @@ fn remote_rebuild_sends_only_what_changed() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
-    let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(ctx.join("src")).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /app/\n").unwrap();
-    std::fs::write(ctx.join("big.bin"), vec![7u8; 1_000_000]).unwrap();
-    std::fs::write(ctx.join("src/edit.py"), "print(1)\n").unwrap();
-    let tag = "bkctl-e2e-remote:incremental";
+    let images = Images::new(&env, "remote");
+    let (_work, config) = work();
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY . /app/\n")
+        .file("big.bin", vec![7u8; 1_000_000])
+        .file("src/edit.py", "print(1)\n");
+    let tag = &images.tag("incremental");
     let build = || {
         let out = reggie(
             &env,
@@ -134,7 +137,7 @@ fn remote_rebuild_sends_only_what_changed() {
     assert!(bytes_sent(&first) >= 1_000_000, "{}", text(&first));
     let second = build();
     assert_eq!(bytes_sent(&second), 0, "{}", text(&second));
-    std::fs::write(ctx.join("src/edit.py"), "print(22)\n").unwrap();
+    ctx.write("src/edit.py", "print(22)\n");
     let third = build();
     assert_eq!(bytes_sent(&third), 10, "{}", text(&third));
     let fs = image_fs(&env, tag);
@@ -182,12 +185,12 @@ fn remote_mtls_needs_the_right_client_certificate() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TLS") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let certs = PathBuf::from(&env["REGGIE_TEST_BUILDKIT_CERTS"]);
     let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "over mTLS\n").unwrap();
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "over mTLS\n");
     let ca = certs.join("ca.pem");
     let run = |cert: Option<(&Path, &Path)>| {
         let mut args = vec![
@@ -196,7 +199,7 @@ fn remote_mtls_needs_the_right_client_certificate() {
             "--buildkit-ca".into(),
             ca.display().to_string(),
             "-t".into(),
-            "bkctl-e2e-remote:mtls".into(),
+            images.tag("mtls"),
         ];
         if let Some((c, k)) = cert {
             args.extend([
@@ -212,7 +215,7 @@ fn remote_mtls_needs_the_right_client_certificate() {
     };
     let out = run(Some((&certs.join("cert.pem"), &certs.join("key.pem"))));
     ok(&out);
-    let fs = image_fs(&env, "bkctl-e2e-remote:mtls");
+    let fs = image_fs(&env, &images.tag("mtls"));
     assert_eq!(fs["a.txt"].content, b"over mTLS\n");
 
     let (cert, key) = stranger_cert(work.path());
@@ -243,11 +246,11 @@ fn remote_unreachable_and_env_address() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
-    let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    let images = Images::new(&env, "remote");
+    let (_work, config) = work();
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "a\n");
     // A port nobody listens on: bound, then released.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -278,7 +281,7 @@ fn remote_unreachable_and_env_address() {
         &env,
         &ctx,
         &config,
-        &["--buildkit-addr", &addr, "-t", "bkctl-e2e-remote:env", "."],
+        &["--buildkit-addr", &addr, "-t", &images.tag("env"), "."],
         &[("BUILDKIT_HOST", &closed)],
     );
     ok(&out);
@@ -308,9 +311,9 @@ fn remote_secret_reaches_the_build_but_not_the_output() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let ctx = Ctx::new();
     let value = "bkctl-REMOTE-s3cret-9b1e";
     let secret_file = work.path().join("token");
     std::fs::write(&secret_file, value).unwrap();
@@ -321,17 +324,16 @@ fn remote_secret_reaches_the_build_but_not_the_output() {
             .map(|b| format!("{b:02x}"))
             .collect()
     };
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    ctx.write(
+        "Dockerfile",
         format!(
             "FROM reggie-busybox:latest\n\
              RUN --mount=type=secret,id=tok \
              test \"$(sha256sum < /run/secrets/tok | cut -d' ' -f1)\" = {sha} && \
              wc -c < /run/secrets/tok > /len && echo secret-arrived\n"
         ),
-    )
-    .unwrap();
-    let tag = "bkctl-e2e-remote:secret";
+    );
+    let tag = &images.tag("secret");
     let src = format!("id=tok,src={}", secret_file.display());
     let out = reggie(
         &env,
@@ -375,11 +377,11 @@ fn remote_build_args_target_labels_and_network() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
-    let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let images = Images::new(&env, "remote");
+    let (_work, config) = work();
+    let ctx = Ctx::new();
+    ctx.write(
+        "Dockerfile",
         "FROM reggie-busybox:latest AS base\n\
          ARG GREETING=unset\n\
          RUN echo \"$GREETING\" > /greeting\n\
@@ -387,9 +389,8 @@ fn remote_build_args_target_labels_and_network() {
          RUN echo other > /other\n\
          FROM base AS picked\n\
          RUN echo picked > /picked\n",
-    )
-    .unwrap();
-    let tag = "bkctl-e2e-remote:attrs";
+    );
+    let tag = &images.tag("attrs");
     let out = reggie(
         &env,
         &ctx,
@@ -400,7 +401,7 @@ fn remote_build_args_target_labels_and_network() {
             "-t",
             tag,
             "-t",
-            "bkctl-e2e-remote:attrs-second",
+            &images.tag("attrs-second"),
             "--target",
             "base",
             "--build-arg",
@@ -435,7 +436,7 @@ fn remote_build_args_target_labels_and_network() {
         &env,
         Path::new("/"),
         false,
-        &["image", "inspect", "bkctl-e2e-remote:attrs-second"],
+        &["image", "inspect", &images.tag("attrs-second")],
     );
     let second: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
     assert_eq!(second[0]["Id"], v[0]["Id"]);
@@ -501,9 +502,8 @@ fn remote_ctrl_c_cancels_the_build() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
-    let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let (_work, config) = work();
+    let ctx = Ctx::new();
     let nonce = format!(
         "bkctl-ctrlc-{}",
         std::time::SystemTime::now()
@@ -511,11 +511,10 @@ fn remote_ctrl_c_cancels_the_build() {
             .unwrap()
             .as_nanos()
     );
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    ctx.write(
+        "Dockerfile",
         format!("FROM reggie-busybox:latest\nRUN sleep 60; echo {nonce}\n"),
-    )
-    .unwrap();
+    );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
         .current_dir(&ctx)
         .args(["image", "--buildkit-addr", &addr, "--network", "none", "."])
@@ -566,6 +565,7 @@ fn remote_private_base_image_pulled_through_the_session() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
+    let images = Images::new(&env, "remote");
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let user = env["REGGIE_TEST_REGISTRY_USER"].clone();
     let password = env["REGGIE_TEST_REGISTRY_PASSWORD"].clone();
@@ -581,14 +581,12 @@ fn remote_private_base_image_pulled_through_the_session() {
         .unwrap()
         .as_nanos();
     let base = format!("{registry}/bkctl-e2e/private-base:v{nanos}");
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = Ctx::new();
+    ctx.write(
+        "Dockerfile",
         "FROM reggie-busybox:latest\nCOPY marker /marker\n",
-    )
-    .unwrap();
-    std::fs::write(ctx.join("marker"), "base\n").unwrap();
+    );
+    ctx.write("marker", "base\n");
     // Published through the daemon, then forgotten so that builds pull.
     ok(&reggie(
         &env,
@@ -599,12 +597,11 @@ fn remote_private_base_image_pulled_through_the_session() {
     ));
     docker(&env, Path::new("/"), false, &["rmi", &base]);
 
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    ctx.write(
+        "Dockerfile",
         format!("FROM {base}\nRUN cat /marker > /copied\n"),
-    )
-    .unwrap();
-    let tag = "bkctl-e2e-remote:private";
+    );
+    let tag = &images.tag("private");
     let args = [
         "--buildkit-addr",
         &addr,
@@ -635,42 +632,23 @@ fn remote_builds_over_a_unix_socket() {
     let Some((env, _)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
-    let daemon = env["DOCKER_HOST"]
-        .strip_prefix("unix://")
-        .expect("the services' daemon is on a unix socket")
-        .to_string();
+    let images = Images::new(&env, "remote");
     let (work, config) = work();
-    let sock = work.path().join("buildkitd.sock");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/relay.py");
-    let mut relay = std::process::Command::new("python3")
-        .arg(&script)
-        .arg("buildkit")
-        .arg(format!("unix:{}", sock.display()))
-        .arg(&daemon)
-        .spawn()
-        .expect("run python3 tests/relay.py");
-    for _ in 0..100 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "over a unix socket\n").unwrap();
-    let addr = format!("unix://{}", sock.display());
+    let mut relay = Relay::start(&env["DOCKER_HOST"], &work.path().join("buildkitd.sock"));
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "over a unix socket\n");
+    let addr = relay.addr.clone();
     let out = reggie(
         &env,
         &ctx,
         &config,
-        &["--buildkit-addr", &addr, "-t", "bkctl-e2e-remote:unix", "."],
+        &["--buildkit-addr", &addr, "-t", &images.tag("unix"), "."],
         &[],
     );
-    let _ = relay.kill();
-    let _ = relay.wait();
+    relay.stop();
     ok(&out);
-    let fs = image_fs(&env, "bkctl-e2e-remote:unix");
+    let fs = image_fs(&env, &images.tag("unix"));
     assert_eq!(fs["a.txt"].content, b"over a unix socket\n");
 }
 
@@ -678,15 +656,13 @@ fn remote_builds_over_a_unix_socket() {
 /// needed).
 #[test]
 fn remote_flags_refused_clearly() {
-    let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let (_work, config) = work();
+    let ctx = Ctx::new().dockerfile("FROM scratch\n");
     let env = BTreeMap::new();
     for (args, says) in [
         (
             vec!["--buildkit-addr", "http://h:1", "."],
-            "--buildkit-addr \"http://h:1\": use tcp://HOST:PORT or unix://PATH",
+            "--buildkit-addr \"http://h:1\": use tcp://HOST:PORT, unix://PATH, ssh://[USER@]HOST[:PORT][/SOCKET] or docker-context://[NAME]",
         ),
         (
             vec![
@@ -730,12 +706,12 @@ fn remote_foreign_platform_warns() {
     let Some((env, addr)) = relay("REGGIE_TEST_BUILDKIT_TCP") else {
         return;
     };
-    let (work, config) = work();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n").unwrap();
-    std::fs::write(ctx.join("a.txt"), "riscv\n").unwrap();
-    let tag = "bkctl-e2e-remote:riscv64";
+    let images = Images::new(&env, "remote");
+    let (_work, config) = work();
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "riscv\n");
+    let tag = &images.tag("riscv64");
     let out = reggie(
         &env,
         &ctx,
@@ -900,6 +876,27 @@ fn remote_outputs_equal_docker_and_caches_the_engine_cannot_do_are_refused() {
     want.sort();
     assert_eq!(names, want);
 
+    // Attestations: that engine has no way to attach them.
+    let err = failed_with(&reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            &addr,
+            "-f",
+            dockerfile,
+            "--provenance=mode=max",
+            "-t",
+            "x:1",
+            ".",
+        ],
+        &[],
+    ));
+    assert!(
+        err.contains(&format!("the builder at {addr} is a Docker daemon's embedded BuildKit: --provenance cannot be attached there")),
+        "{err}"
+    );
     // What the daemon's embedded BuildKit cannot do, said before a build.
     for (flag, value, says) in [
         (
@@ -907,7 +904,7 @@ fn remote_outputs_equal_docker_and_caches_the_engine_cannot_do_are_refused() {
             "type=registry,ref=127.0.0.1:9/x",
             "exports only inline cache",
         ),
-        ("--cache-from", "type=local,src=/tmp", "cache directories"),
+        ("--cache-from", "type=local,src=/tmp", "no cache directory"),
         (
             "--output",
             "type=oci,dest=/tmp/x.tar",
@@ -927,4 +924,199 @@ fn remote_outputs_equal_docker_and_caches_the_engine_cannot_do_are_refused() {
             "{flag} {value} names the builder: {err}"
         );
     }
+}
+
+/// `docker-context://[NAME]`: a Docker daemon's BuildKit through its
+/// `/grpc` endpoint, on the connection the daemon path makes: the current
+/// daemon (DOCKER_HOST), or the daemon of a context by name.
+#[test]
+fn remote_through_docker_contexts() {
+    let Some(env) = common::services() else {
+        return;
+    };
+    let images = Images::new(&env, "remote");
+    let Some(second) = env.get("REGGIE_TEST_DOCKER2").cloned() else {
+        common::missing_prerequisite(
+            "remote_through_docker_contexts",
+            "the services' env names no second daemon (REGGIE_TEST_DOCKER2)",
+            "Start it with `bash tests/services.sh`.",
+        );
+        return;
+    };
+    let (_work, config) = work();
+    // A context as `docker context create second --docker host=...` writes it.
+    use sha2::Digest;
+    let id = format!("{:x}", sha2::Sha256::digest(b"second"));
+    let meta = config.join("contexts/meta").join(id);
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::write(
+        meta.join("meta.json"),
+        serde_json::json!({
+            "Name": "second", "Metadata": {},
+            "Endpoints": {"docker": {"Host": second, "SkipTLSVerify": false}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "through a docker context\n");
+    let on = |host: &str| {
+        let mut e = env.clone();
+        e.insert("DOCKER_HOST".into(), host.into());
+        e
+    };
+    let has = |host: &str, image: &str| {
+        common::docker::docker_may_fail(
+            &on(host),
+            common::docker::Cli::Classic,
+            Path::new("/"),
+            &["image", "inspect", image],
+        )
+        .status
+        .success()
+    };
+    let first = env["DOCKER_HOST"].clone();
+    // The second daemon's image has a guard of its own.
+    let images2 = Images::new(&on(&second), "remote");
+    for (addr, tag, there, not_there) in [
+        (
+            "docker-context://",
+            &images.tag("ctx-current"),
+            &first,
+            &second,
+        ),
+        (
+            "docker-context://second",
+            &images2.tag("ctx-second"),
+            &second,
+            &first,
+        ),
+    ] {
+        for host in [&first, &second] {
+            let _ = common::docker::docker_may_fail(
+                &on(host),
+                common::docker::Cli::Classic,
+                Path::new("/"),
+                &["rmi", "-f", tag],
+            );
+        }
+        ok(&reggie(
+            &env,
+            &ctx,
+            &config,
+            &["--buildkit-addr", addr, "-t", tag, "."],
+            &[],
+        ));
+        assert!(has(there, tag), "{addr}: {tag} not in {there}");
+        assert!(!has(not_there, tag), "{addr}: {tag} in {not_there}");
+        let fs = image_fs(&on(there), tag);
+        assert_eq!(fs["a.txt"].content, b"through a docker context\n");
+        let _ = common::docker::docker_may_fail(
+            &on(there),
+            common::docker::Cli::Classic,
+            Path::new("/"),
+            &["rmi", "-f", tag],
+        );
+    }
+    let err = failed_with(&reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            "docker-context://nowhere",
+            "-t",
+            "x:1",
+            ".",
+        ],
+        &[],
+    ));
+    assert!(
+        err.contains("docker-context://nowhere") && err.contains("`docker context ls`"),
+        "{err}"
+    );
+}
+
+/// `ssh://HOST/SOCKET`: `ssh HOST buildctl --addr unix://SOCKET
+/// dial-stdio`, as buildctl's ssh helper runs it, through the services'
+/// sshd. No buildctl is installed there: REGGIE_SSH_COMMAND is ssh with
+/// a stand-in for it that does what `buildctl dial-stdio` does (pipes
+/// stdio to the socket, here a relay of the daemon's BuildKit).
+#[test]
+fn remote_over_ssh_runs_buildctl_dial_stdio() {
+    let Some(env) = common::services() else {
+        return;
+    };
+    let images = Images::new(&env, "remote");
+    let Some(ssh_config) = env.get("REGGIE_TEST_SSH_CONFIG").cloned() else {
+        common::missing_prerequisite(
+            "remote_over_ssh_runs_buildctl_dial_stdio",
+            "the services' env names no sshd (REGGIE_TEST_SSH_CONFIG)",
+            "Start it with `bash tests/services.sh`.",
+        );
+        return;
+    };
+    let (work, config) = work();
+    let sock = work.path().join("bk.sock");
+    let _relay = Relay::start(&env["DOCKER_HOST"], &sock);
+    let log = work.path().join("buildctl-args");
+    let stand_in = work.path().join("buildctl");
+    std::fs::write(
+        &stand_in,
+        format!(
+            "#!/bin/sh\necho \"$@\" >>{log}\n[ \"$1\" = --addr ] || exit 2\naddr=${{2#unix://}}\n[ \"$3\" = dial-stdio ] || exit 2\nexec socat - UNIX-CONNECT:\"$addr\"\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let ssh = work.path().join("ssh");
+    std::fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\nfor a; do shift; [ \"$a\" = buildctl ] && a={stand_in}; set -- \"$@\" \"$a\"; done\nexec ssh -F {ssh_config} \"$@\"\n",
+            stand_in = stand_in.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for f in [&stand_in, &ssh] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let ctx = Ctx::new()
+        .dockerfile("FROM scratch\nCOPY a.txt /a.txt\n")
+        .file("a.txt", "over ssh\n");
+    let addr = format!("ssh://reggie-test{}", sock.display());
+    let tag = &images.tag("ssh");
+    let ssh_cmd = ssh.display().to_string();
+    let out = reggie(
+        &env,
+        &ctx,
+        &config,
+        &["--buildkit-addr", &addr, "-t", tag, "."],
+        &[("REGGIE_SSH_COMMAND", &ssh_cmd)],
+    );
+    ok(&out);
+    assert_eq!(image_fs(&env, tag)["a.txt"].content, b"over ssh\n");
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        args.lines()
+            .all(|l| l == format!("--addr unix://{} dial-stdio", sock.display())),
+        "{args}"
+    );
+    // A host that is not there: what to check, said.
+    let err = failed_with(&reggie(
+        &env,
+        &ctx,
+        &config,
+        &[
+            "--buildkit-addr",
+            "ssh://reggie-nowhere.invalid/s.sock",
+            "-t",
+            "x:1",
+            ".",
+        ],
+        &[("REGGIE_SSH_COMMAND", &ssh_cmd)],
+    ));
+    assert!(err.contains("`ssh HOST buildctl dial-stdio`"), "{err}");
 }

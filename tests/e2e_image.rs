@@ -14,7 +14,9 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 
+use common::context::Ctx;
 use common::docker::{assert_same_fs, image_fs, text, Cli::Classic, Compare};
+use common::images::{unique, Images};
 
 fn docker(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
     common::docker::docker(env, Classic, cwd, args)
@@ -99,12 +101,13 @@ fn inspect(env: &BTreeMap<String, String>, image: &str) -> serde_json::Value {
 #[test]
 fn scratch_build_matches_docker_build() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "scratch");
     let ctx = repo_root().join("fixtures/reggie");
     let df = "../image/scratch.Dockerfile";
     // Both of the daemon's builders, from the minimal context, against
     // the classic `docker build` of the whole one.
     for builder in ["classic", "buildkit"] {
-        let tag = format!("reggie-e2e-scratch:ours-{builder}");
+        let tag = images.tag(&format!("ours-{builder}"));
         let out = reggie(
             &env,
             &ctx,
@@ -132,7 +135,7 @@ fn scratch_build_matches_docker_build() {
         let out = reggie(
             &env,
             &ctx,
-            &["-f", df, "-t", "reggie-e2e-scratch:again", "."],
+            &["-f", df, "-t", &images.tag("again"), "."],
             &[],
             None,
         );
@@ -164,19 +167,19 @@ fn scratch_build_matches_docker_build() {
             "-f",
             df,
             "-t",
-            "reggie-e2e-scratch:docker",
+            &images.tag("docker"),
             ".",
         ],
     );
-    let theirs = image_fs(&env, "reggie-e2e-scratch:docker");
+    let theirs = image_fs(&env, &images.tag("docker"));
     for builder in ["classic", "buildkit"] {
-        let ours = image_fs(&env, &format!("reggie-e2e-scratch:ours-{builder}"));
+        let ours = image_fs(&env, &images.tag(&format!("ours-{builder}")));
         assert!(ours.contains_key("app/app/main.py"), "{:?}", ours.keys());
         assert!(ours.contains_key("app/requirements.txt"));
         assert_same_fs("scratch build", &ours, &theirs, Compare::default());
     }
 
-    let labels = &inspect(&env, "reggie-e2e-scratch:ours-buildkit")["Config"]["Labels"];
+    let labels = &inspect(&env, &images.tag("ours-buildkit"))["Config"]["Labels"];
     assert!(
         labels["dev.reggie-build.context-digest"].is_string(),
         "label missing: {labels}"
@@ -206,25 +209,21 @@ fn scratch_build_matches_docker_build() {
 #[test]
 fn dockerfile_travels_but_stays_invisible() {
     let Some(env) = services() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let ctx = dir.path().join("ctx");
-    std::fs::create_dir_all(ctx.join("sub")).unwrap();
-    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
-    std::fs::write(ctx.join("sub/b.txt"), "b\n").unwrap();
-    std::fs::write(ctx.join("secret.txt"), "no\n").unwrap();
+    let images = Images::new(&env, "visible");
     let body = "FROM scratch\nCOPY . /ctx/\n";
-    // 1. Dockerfile outside the context, no ignore file.
-    let outside = dir.path().join("outside.Dockerfile");
-    std::fs::write(&outside, body).unwrap();
-    // 2. Dockerfile inside, excluded along with the ignore file itself.
-    std::fs::write(ctx.join("Dockerfile"), body).unwrap();
-    std::fs::write(
-        dir.path().join("ignore-self"),
-        "Dockerfile\n.dockerignore\nsecret.txt\n",
-    )
-    .unwrap();
-    // 3. Dockerfile inside, excluded; the ignore file is sent.
-    std::fs::write(dir.path().join("ignore-df"), "Dockerfile\nsecret.txt\n").unwrap();
+    let dir = Ctx::in_subdir("ctx")
+        .file("a.txt", "a\n")
+        .file("sub/b.txt", "b\n")
+        .file("secret.txt", "no\n")
+        // 1. Dockerfile outside the context, no ignore file.
+        .outside("outside.Dockerfile", body)
+        // 2. Dockerfile inside, excluded along with the ignore file itself.
+        .dockerfile(body)
+        .outside("ignore-self", "Dockerfile\n.dockerignore\nsecret.txt\n")
+        // 3. Dockerfile inside, excluded; the ignore file is sent.
+        .outside("ignore-df", "Dockerfile\nsecret.txt\n");
+    let ctx = dir.path();
+    let outside = dir.temp().join("outside.Dockerfile");
 
     let cases: [(&str, Option<&str>, &Path); 3] = [
         ("outside", None, outside.as_path()),
@@ -234,14 +233,14 @@ fn dockerfile_travels_but_stays_invisible() {
     for (name, ignore, df) in cases {
         let _ = std::fs::remove_file(ctx.join(".dockerignore"));
         if let Some(src) = ignore {
-            std::fs::copy(dir.path().join(src), ctx.join(".dockerignore")).unwrap();
+            std::fs::copy(dir.temp().join(src), ctx.join(".dockerignore")).unwrap();
         }
         let df = df.to_str().unwrap();
-        let ours = format!("reggie-e2e-visible:{name}-ours");
-        let theirs = format!("reggie-e2e-visible:{name}-docker");
+        let ours = images.tag(&format!("{name}-ours"));
+        let theirs = images.tag(&format!("{name}-docker"));
         let out = reggie(
             &env,
-            &ctx,
+            ctx,
             &["-f", df, "-t", &ours, "--builder", "classic", "."],
             &[],
             None,
@@ -249,7 +248,7 @@ fn dockerfile_travels_but_stays_invisible() {
         ok(&out);
         docker(
             &env,
-            &ctx,
+            ctx,
             &["build", "-q", "--no-cache", "-f", df, "-t", &theirs, "."],
         );
         let a = image_fs(&env, &ours);
@@ -275,7 +274,8 @@ fn build_failing_fixture(env: &BTreeMap<String, String>, args: &[&str]) -> Outpu
 #[test]
 fn failing_run_step_names_the_step() {
     let Some(env) = services() else { return };
-    let out = build_failing_fixture(&env, &["-t", "reggie-e2e-fails:x", "--builder", "classic"]);
+    let images = Images::new(&env, "fails");
+    let out = build_failing_fixture(&env, &["-t", &images.tag("x"), "--builder", "classic"]);
     assert!(!out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -294,8 +294,9 @@ fn failing_run_step_names_the_step() {
 #[test]
 fn failing_run_step_names_the_step_with_buildkit() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "fails");
     // The test daemon runs without a bridge network (--bridge=none).
-    let out = build_failing_fixture(&env, &["-t", "reggie-e2e-fails:bk", "--network", "none"]);
+    let out = build_failing_fixture(&env, &["-t", &images.tag("bk"), "--network", "none"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -317,33 +318,33 @@ fn failing_run_step_names_the_step_with_buildkit() {
 #[test]
 fn buildkit_upload_with_an_excluded_dockerfile() {
     let Some(env) = services() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let images = Images::new(&env, "bkdf");
+    let dir = Ctx::new()
+        .file("sub/b.txt", "b\n")
+        .file("secret.txt", "no\n")
+        .dockerignore("Dockerfile\nsecret.txt\n")
+        .dockerfile("FROM scratch\nCOPY sub /sub\n");
     let ctx = dir.path();
-    std::fs::create_dir_all(ctx.join("sub")).unwrap();
-    std::fs::write(ctx.join("sub/b.txt"), "b\n").unwrap();
-    std::fs::write(ctx.join("secret.txt"), "no\n").unwrap();
-    std::fs::write(ctx.join(".dockerignore"), "Dockerfile\nsecret.txt\n").unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY sub /sub\n").unwrap();
-    let out = reggie(&env, ctx, &["-t", "reggie-e2e-bkdf:sub", "."], &[], None);
+    let out = reggie(&env, ctx, &["-t", &images.tag("sub"), "."], &[], None);
     ok(&out);
     assert!(!text(&out).contains("travels as"), "{}", text(&out));
     docker(
         &env,
         ctx,
-        &["build", "-q", "-t", "reggie-e2e-bkdf:docker", "."],
+        &["build", "-q", "-t", &images.tag("docker"), "."],
     );
     assert_same_fs(
         "excluded Dockerfile",
-        &image_fs(&env, "reggie-e2e-bkdf:sub"),
-        &image_fs(&env, "reggie-e2e-bkdf:docker"),
+        &image_fs(&env, &images.tag("sub")),
+        &image_fs(&env, &images.tag("docker")),
         Compare::default(),
     );
 
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /ctx/\n").unwrap();
-    let out = reggie(&env, ctx, &["-t", "reggie-e2e-bkdf:root", "."], &[], None);
+    dir.write("Dockerfile", "FROM scratch\nCOPY . /ctx/\n");
+    let out = reggie(&env, ctx, &["-t", &images.tag("root"), "."], &[], None);
     ok(&out);
     assert!(!text(&out).contains("travels as"), "{}", text(&out));
-    let fs = image_fs(&env, "reggie-e2e-bkdf:root");
+    let fs = image_fs(&env, &images.tag("root"));
     assert!(fs.contains_key("ctx/sub/b.txt"), "{:?}", fs.keys());
     assert!(!fs.contains_key("ctx/secret.txt"), "{:?}", fs.keys());
     assert!(
@@ -361,6 +362,7 @@ fn buildkit_upload_with_an_excluded_dockerfile() {
 fn private_base_image_pulled_with_docker_config_credentials() {
     use base64::Engine;
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "private");
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let user = env["REGGIE_TEST_REGISTRY_USER"].clone();
     let password = env["REGGIE_TEST_REGISTRY_PASSWORD"].clone();
@@ -374,20 +376,16 @@ fn private_base_image_pulled_with_docker_config_credentials() {
     .unwrap();
 
     // Publish a base, then forget it locally so that builds must pull.
-    let base = format!(
+    let base = images.track(format!(
         "{registry}/reggie-e2e/private-base:{}",
-        skip_unique_name("v")
-    );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM reggie-busybox:latest\nCOPY marker /marker\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("marker"), "base\n").unwrap();
+        unique("v")
+    ));
+    let ctx = Ctx::new()
+        .dockerfile("FROM reggie-busybox:latest\nCOPY marker /marker\n")
+        .file("marker", "base\n");
     let out = reggie(
         &env,
-        dir.path(),
+        ctx.path(),
         &["-t", &base, "--push", "."],
         &[("DOCKER_CONFIG", &cfg)],
         None,
@@ -395,13 +393,12 @@ fn private_base_image_pulled_with_docker_config_credentials() {
     ok(&out);
     docker(&env, Path::new("/"), &["rmi", &base]);
 
-    std::fs::write(
-        dir.path().join("Dockerfile"),
+    ctx.write(
+        "Dockerfile",
         format!("FROM {base}\nRUN cat /marker > /copied\n"),
-    )
-    .unwrap();
+    );
     for builder in ["buildkit", "classic"] {
-        let tag = format!("reggie-e2e-private:{builder}");
+        let tag = images.tag(builder);
         let args = [
             "-t",
             &tag,
@@ -412,7 +409,7 @@ fn private_base_image_pulled_with_docker_config_credentials() {
             "--no-cache",
             ".",
         ];
-        let denied = reggie(&env, dir.path(), &args, &[], None);
+        let denied = reggie(&env, ctx.path(), &args, &[], None);
         assert_eq!(
             denied.status.code(),
             Some(1),
@@ -424,7 +421,7 @@ fn private_base_image_pulled_with_docker_config_credentials() {
             "{builder}: {}",
             text(&denied)
         );
-        let out = reggie(&env, dir.path(), &args, &[("DOCKER_CONFIG", &cfg)], None);
+        let out = reggie(&env, ctx.path(), &args, &[("DOCKER_CONFIG", &cfg)], None);
         ok(&out);
         assert_no_secret(&out, &password);
         let fs = image_fs(&env, &tag);
@@ -444,13 +441,14 @@ fn private_base_image_pulled_with_docker_config_credentials() {
 #[test]
 fn builds_over_ssh() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "ssh");
     let config = env["REGGIE_TEST_SSH_CONFIG"].clone();
     let ctx = scratch_context();
     let ssh = format!("ssh -F {config}");
     let mut over_ssh = env.clone();
     over_ssh.insert("DOCKER_HOST".into(), "ssh://reggie-test".into());
     for builder in ["buildkit", "classic"] {
-        let tag = format!("reggie-e2e-ssh:{builder}");
+        let tag = images.tag(builder);
         let out = reggie(
             &over_ssh,
             ctx.path(),
@@ -487,7 +485,7 @@ fn builds_over_ssh() {
     let out = reggie(
         &over_ssh,
         ctx.path(),
-        &["-t", "reggie-e2e-ssh:refused", "."],
+        &["-t", &images.tag("refused"), "."],
         &[(
             "REGGIE_SSH_COMMAND",
             &format!("ssh -F {}", bad_config.display()),
@@ -509,15 +507,15 @@ fn builds_over_ssh() {
 #[test]
 fn live_view_on_a_terminal() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "tty");
+    let tag = images.tag("x");
     let ctx = scratch_context();
     let home = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_reggie-build");
     // `script` gives the command a pseudo-terminal and copies its output.
     let out = Command::new("script")
         .args(["-qefc"])
-        .arg(format!(
-            "{bin} image -t reggie-e2e-tty:x --no-cache --network none ."
-        ))
+        .arg(format!("{bin} image -t {tag} --no-cache --network none ."))
         .arg("/dev/null")
         .current_dir(ctx.path())
         .envs(&env)
@@ -530,7 +528,7 @@ fn live_view_on_a_terminal() {
     assert!(out.status.success(), "{shown}");
     assert!(shown.contains("\x1b[J"), "no redraw: {shown:?}");
     assert!(shown.contains("> step 1/1: COPY hello.txt /"), "{shown:?}");
-    assert!(shown.contains("tagged: reggie-e2e-tty:x"), "{shown:?}");
+    assert!(shown.contains(&format!("tagged: {tag}")), "{shown:?}");
     let last = shown.trim_end().lines().last().unwrap_or_default();
     assert!(
         last.trim_start_matches(|c: char| c != 's')
@@ -580,6 +578,7 @@ s.serve_forever()
 fn push_with_an_sso_profile() {
     use std::io::BufRead;
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "push");
     let ctx = scratch_context();
     let home = tempfile::tempdir().unwrap();
     let start_url = "https://reggie-test.awsapps.com/start";
@@ -607,8 +606,8 @@ fn push_with_an_sso_profile() {
     )
     .unwrap();
 
-    let repo = skip_unique_name("reggie-e2e/sso");
-    let tag = format!("{ECR_HOST}/{repo}:v1");
+    let repo = unique("reggie-e2e/sso");
+    let tag = images.track(format!("{ECR_HOST}/{repo}:v1"));
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let portal_url = format!("http://127.0.0.1:{}", port.trim());
     let home_s = home.path().to_str().unwrap().to_string();
@@ -646,13 +645,11 @@ fn push_with_an_sso_profile() {
 #[test]
 fn busybox_build_with_target_args_labels_tags_and_json() {
     let Some(env) = services() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
+    let images = Images::new(&env, "bb");
+    let dir = Ctx::new().dockerfile(
         "FROM reggie-busybox:latest AS base\nARG GREETING\nARG FIXED\nRUN echo \"$GREETING $FIXED\" > /greeting\n\
          FROM base AS final\nRUN touch /final\n",
-    )
-    .unwrap();
+    );
     let out = reggie(
         &env,
         dir.path(),
@@ -666,9 +663,9 @@ fn busybox_build_with_target_args_labels_tags_and_json() {
             "--label",
             "team=platform",
             "-t",
-            "reggie-e2e-bb:one",
+            &images.tag("one"),
             "-t",
-            "reggie-e2e-bb:two",
+            &images.tag("two"),
             "--compress",
             "gzip",
             "--network",
@@ -699,15 +696,15 @@ fn busybox_build_with_target_args_labels_tags_and_json() {
             "--rm",
             "--network",
             "none",
-            "reggie-e2e-bb:two",
+            &images.tag("two"),
             "cat",
             "/greeting",
         ],
     );
     assert_eq!(String::from_utf8_lossy(&run.stdout), "hello there\n");
-    let img = inspect(&env, "reggie-e2e-bb:one");
+    let img = inspect(&env, &images.tag("one"));
     assert_eq!(img["Config"]["Labels"]["team"], "platform");
-    let fs = image_fs(&env, "reggie-e2e-bb:one");
+    let fs = image_fs(&env, &images.tag("one"));
     assert!(
         !fs.contains_key("final"),
         "--target base built the final stage"
@@ -717,8 +714,7 @@ fn busybox_build_with_target_args_labels_tags_and_json() {
 #[test]
 fn daemon_down_says_how_to_start_it() {
     // Needs no services: the daemon is one that does not exist.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let dir = Ctx::new().dockerfile("FROM scratch\n");
     let env = BTreeMap::from([(
         "DOCKER_HOST".to_string(),
         format!("unix://{}/nothing.sock", dir.path().display()),
@@ -734,21 +730,17 @@ fn daemon_down_says_how_to_start_it() {
     );
 }
 
-fn scratch_context() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY hello.txt /\n",
-    )
-    .unwrap();
+/// A context whose image is new at each call (its file holds the time).
+fn scratch_context() -> Ctx {
     let stamp = format!(
         "{:?}\n",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
     );
-    std::fs::write(dir.path().join("hello.txt"), stamp).unwrap();
-    dir
+    Ctx::new()
+        .dockerfile("FROM scratch\nCOPY hello.txt /\n")
+        .file("hello.txt", stamp)
 }
 
 /// Every way a secret could leak into output.
@@ -813,10 +805,11 @@ fn moto_env(env: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
 #[test]
 fn push_through_ecr_with_moto_to_local_registry() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "push");
     let ctx = scratch_context();
     // moto keeps its repositories across runs: a fresh name each time.
-    let repo = skip_unique_name("reggie-e2e/ecr");
-    let tag = format!("{ECR_HOST}/{repo}:v1");
+    let repo = unique("reggie-e2e/ecr");
+    let tag = images.track(format!("{ECR_HOST}/{repo}:v1"));
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let aws = moto_env(&env);
     let mut extra: Vec<(&str, &str)> = aws.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -874,11 +867,12 @@ fn push_through_ecr_with_moto_to_local_registry() {
 #[test]
 fn push_with_password_whose_header_needs_urlsafe_base64() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "push");
     let ctx = scratch_context();
     let registry = &env["REGGIE_TEST_REGISTRY"];
     let user = &env["REGGIE_TEST_REGISTRY_USER"];
     let password = &env["REGGIE_TEST_REGISTRY_PASSWORD"];
-    let tag = format!("{registry}/reggie-e2e/plain:v1");
+    let tag = images.track(format!("{registry}/reggie-e2e/plain:v1"));
     let out = reggie(
         &env,
         ctx.path(),
@@ -902,9 +896,10 @@ fn push_with_password_whose_header_needs_urlsafe_base64() {
 #[test]
 fn wrong_credentials_fail_clearly() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "push");
     let ctx = scratch_context();
     let registry = &env["REGGIE_TEST_REGISTRY"];
-    let tag = format!("{registry}/reggie-e2e/denied:v1");
+    let tag = images.track(format!("{registry}/reggie-e2e/denied:v1"));
     let wrong = "not-the-password-4711";
     let out = reggie(
         &env,
@@ -943,6 +938,7 @@ fn wrong_credentials_fail_clearly() {
 fn push_with_docker_config_auths_and_cred_helper() {
     use base64::Engine;
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "push");
     let ctx = scratch_context();
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let user = env["REGGIE_TEST_REGISTRY_USER"].clone();
@@ -956,7 +952,7 @@ fn push_with_docker_config_auths_and_cred_helper() {
         serde_json::json!({ "auths": { registry.clone(): { "auth": auth } } }).to_string(),
     )
     .unwrap();
-    let tag = format!("{registry}/reggie-e2e/config-auths:v1");
+    let tag = images.track(format!("{registry}/reggie-e2e/config-auths:v1"));
     let out = reggie(
         &env,
         ctx.path(),
@@ -999,7 +995,7 @@ fn push_with_docker_config_auths_and_cred_helper() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let tag = format!("{registry}/reggie-e2e/cred-helper:v1");
+    let tag = images.track(format!("{registry}/reggie-e2e/cred-helper:v1"));
     let out = reggie(
         &env,
         ctx.path(),
@@ -1084,23 +1080,15 @@ fn process_running(needle: &str) -> bool {
 fn ctrl_c_cancels(builder: DaemonBuilder) {
     use std::io::BufRead;
     let Some(env) = services() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let nonce = format!(
-        "reggie-ctrlc-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!("FROM reggie-busybox:latest\nRUN sleep 30; echo {nonce}\n"),
-    )
-    .unwrap();
+    let images = Images::new(&env, "ctrlc");
+    let nonce = unique("reggie-ctrlc");
+    let dir = Ctx::new().dockerfile(&format!(
+        "FROM reggie-busybox:latest\nRUN sleep 30; echo {nonce}\n"
+    ));
     let home = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_reggie-build"))
         .current_dir(dir.path())
-        .args(["image", "-t", "reggie-e2e-ctrlc:x", "."])
+        .args(["image", "-t", &images.tag("x"), "."])
         .args(match builder {
             DaemonBuilder::Classic => ["--builder", "classic"],
             DaemonBuilder::BuildKit => ["--builder", "buildkit"],
@@ -1207,6 +1195,7 @@ fn ctrl_c_cancels(builder: DaemonBuilder) {
 #[test]
 fn builds_over_tcp_and_tls_and_rejects_a_wrong_ca() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "tcp");
     let (Some(tcp), Some(tls)) = (
         env.get("REGGIE_TEST_DOCKER_TCP"),
         env.get("REGGIE_TEST_DOCKER_TLS"),
@@ -1223,7 +1212,7 @@ fn builds_over_tcp_and_tls_and_rejects_a_wrong_ca() {
         ctx.path(),
         &[
             "-t",
-            "reggie-e2e-tcp:plain",
+            &images.tag("plain"),
             "--builder",
             "classic",
             "--json",
@@ -1240,7 +1229,7 @@ fn builds_over_tcp_and_tls_and_rejects_a_wrong_ca() {
         ctx.path(),
         &[
             "-t",
-            "reggie-e2e-tcp:plain",
+            &images.tag("plain"),
             "--compress",
             "none",
             "--json",
@@ -1255,7 +1244,7 @@ fn builds_over_tcp_and_tls_and_rejects_a_wrong_ca() {
     let out = reggie(
         &env,
         ctx.path(),
-        &["-t", "reggie-e2e-tcp:unix", "--json", "."],
+        &["-t", &images.tag("unix"), "--json", "."],
         &[],
         None,
     );
@@ -1275,7 +1264,7 @@ fn builds_over_tcp_and_tls_and_rejects_a_wrong_ca() {
         let out = reggie(
             &secure,
             ctx.path(),
-            &["-t", "reggie-e2e-tcp:tls", "--json", "."],
+            &["-t", &images.tag("tls"), "--json", "."],
             &[],
             None,
         );
@@ -1283,13 +1272,13 @@ fn builds_over_tcp_and_tls_and_rejects_a_wrong_ca() {
         // BuildKit's session over TLS: nothing to compress.
         assert_eq!(compression_of(&out), "none");
     }
-    inspect(&env, "reggie-e2e-tcp:tls");
+    inspect(&env, &images.tag("tls"));
 
     let bad = env_with(&secure, &[("DOCKER_CERT_PATH", wrong)], false);
     let out = reggie(
         &bad,
         ctx.path(),
-        &["-t", "reggie-e2e-tcp:bad", "."],
+        &["-t", &images.tag("bad"), "."],
         &[],
         None,
     );
@@ -1312,7 +1301,7 @@ fn builds_over_tcp_and_tls_and_rejects_a_wrong_ca() {
     let out = reggie(
         &none,
         ctx.path(),
-        &["-t", "reggie-e2e-tcp:bad", "."],
+        &["-t", &images.tag("bad"), "."],
         &[],
         None,
     );
@@ -1329,6 +1318,7 @@ fn builds_over_tcp_and_tls_and_rejects_a_wrong_ca() {
 #[test]
 fn docker_context_selects_the_daemon() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "context");
     let Some(tls) = env.get("REGGIE_TEST_DOCKER_TLS") else {
         panic!("the services' env has no tcp endpoints: run `bash tests/services.sh` again");
     };
@@ -1365,7 +1355,7 @@ fn docker_context_selects_the_daemon() {
         ctx.path(),
         &[
             "-t",
-            "reggie-e2e-context:x",
+            &images.tag("x"),
             "--builder",
             "classic",
             "--json",
@@ -1384,7 +1374,7 @@ fn docker_context_selects_the_daemon() {
     let out = reggie(
         &no_host,
         ctx.path(),
-        &["-t", "reggie-e2e-context:x", "."],
+        &["-t", &images.tag("x"), "."],
         &[("DOCKER_CONFIG", cfg), ("DOCKER_CONTEXT", "nope")],
         None,
     );
@@ -1399,7 +1389,7 @@ fn docker_context_selects_the_daemon() {
     let out = reggie(
         &env,
         ctx.path(),
-        &["-t", "reggie-e2e-context:x", "--json", "."],
+        &["-t", &images.tag("x"), "--json", "."],
         &[("DOCKER_CONFIG", cfg)],
         None,
     );
@@ -1412,13 +1402,14 @@ fn docker_context_selects_the_daemon() {
 #[test]
 fn registry_down_is_retried_then_named() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "push");
     let ctx = scratch_context();
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let endpoint = format!("127.0.0.1:{closed}");
-    let tag = format!("{endpoint}/reggie-e2e/down:v1");
+    let tag = images.track(format!("{endpoint}/reggie-e2e/down:v1"));
     let started = std::time::Instant::now();
     let out = reggie(
         &env,
@@ -1460,9 +1451,10 @@ fn registry_down_is_retried_then_named() {
 #[test]
 fn ecr_repository_missing_without_create_repo() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "push");
     let ctx = scratch_context();
-    let repo = skip_unique_name("reggie-e2e/missing");
-    let tag = format!("{ECR_HOST}/{repo}:v1");
+    let repo = unique("reggie-e2e/missing");
+    let tag = images.track(format!("{ECR_HOST}/{repo}:v1"));
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let aws = moto_env(&env);
     let mut extra: Vec<(&str, &str)> = aws.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -1495,24 +1487,15 @@ fn skip_result_image_id(out: &Output) -> String {
     id.to_string()
 }
 
-fn skip_unique_name(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
 /// `--skip-if-exists` with the image in the daemon: the second run builds
 /// nothing and tags the same image; a changed file builds again.
 #[test]
 fn skip_if_exists_reuses_the_local_image() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "skip");
     let ctx = scratch_context();
-    let first_tag = format!("{}:v1", skip_unique_name("reggie-e2e-skip-local"));
-    let second_tag = format!("{}:v2", skip_unique_name("reggie-e2e-skip-local"));
+    let first_tag = images.track(format!("{}:v1", unique("reggie-e2e-skip-local")));
+    let second_tag = images.track(format!("{}:v2", unique("reggie-e2e-skip-local")));
     let args = |tag: &str, json: bool| {
         let mut a = vec!["-t".to_string(), tag.to_string(), "--skip-if-exists".into()];
         if json {
@@ -1561,11 +1544,7 @@ fn skip_if_exists_reuses_the_local_image() {
     assert!(!stderr.contains("step 1/"), "{stderr}");
 
     // A changed file: another build key, another build.
-    std::fs::write(
-        ctx.path().join("hello.txt"),
-        format!("{}\n", skip_unique_name("changed")),
-    )
-    .unwrap();
+    ctx.write("hello.txt", format!("{}\n", unique("changed")));
     let out = run(args(&first_tag, true));
     ok(&out);
     assert!(!skip_events(&out, "step").is_empty(), "{}", text(&out));
@@ -1580,10 +1559,11 @@ fn skip_if_exists_reuses_the_local_image() {
 #[test]
 fn skip_if_exists_reuses_the_registry_image() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "push");
     let ctx = scratch_context();
-    let repo = format!("reggie-e2e/{}", skip_unique_name("skip-registry"));
-    let tag = format!("{ECR_HOST}/{repo}:v1");
-    let fresh = format!("{ECR_HOST}/{repo}:v2");
+    let repo = format!("reggie-e2e/{}", unique("skip-registry"));
+    let tag = images.track(format!("{ECR_HOST}/{repo}:v1"));
+    let fresh = images.track(format!("{ECR_HOST}/{repo}:v2"));
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let aws = moto_env(&env);
     let mut extra: Vec<(&str, &str)> = aws.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -1659,12 +1639,13 @@ fn skip_if_exists_reuses_the_registry_image() {
 #[test]
 fn skip_if_exists_builds_when_the_registry_image_differs() {
     let Some(env) = services() else { return };
+    let images = Images::new(&env, "push");
     let ctx = scratch_context();
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let user = env["REGGIE_TEST_REGISTRY_USER"].clone();
     let password = env["REGGIE_TEST_REGISTRY_PASSWORD"].clone();
-    let repo = format!("reggie-e2e/{}", skip_unique_name("skip-differs"));
-    let tag = format!("{registry}/{repo}:v1");
+    let repo = format!("reggie-e2e/{}", unique("skip-differs"));
+    let tag = images.track(format!("{registry}/{repo}:v1"));
     let run = || {
         reggie(
             &env,
@@ -1692,11 +1673,7 @@ fn skip_if_exists_builds_when_the_registry_image_differs() {
     let first = skip_result_image_id(&out);
     docker(&env, Path::new("/"), &["rmi", &tag]);
 
-    std::fs::write(
-        ctx.path().join("hello.txt"),
-        format!("{}\n", skip_unique_name("changed")),
-    )
-    .unwrap();
+    ctx.write("hello.txt", format!("{}\n", unique("changed")));
     let out = run();
     ok(&out);
     assert_no_secret(&out, &password);

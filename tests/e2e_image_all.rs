@@ -10,7 +10,9 @@ use std::process::{Command, Output};
 
 mod common;
 
+use common::context::Ctx;
 use common::docker::text;
+use common::images::Images;
 
 fn reggie(env: &BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
@@ -75,11 +77,9 @@ fn git(dir: &Path, args: &[&str]) {
 }
 
 /// A monorepo of three images (two share `shared/`), committed; image
-/// repositories are `ops-all-<prefix>-<name>`.
-fn monorepo(prefix: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let files = [
+/// repositories are `<prefix>-<name>`.
+fn monorepo(prefix: &str) -> Ctx {
+    let dir = Ctx::new().files([
         ("shared/lib.txt", "shared\n"),
         ("api/main.txt", "api\n"),
         (
@@ -94,33 +94,22 @@ fn monorepo(prefix: &str) -> tempfile::TempDir {
             "FROM scratch\nCOPY shared/ /shared/\nCOPY worker/w.txt /app/\n",
         ),
         ("broken/Dockerfile", "FROM scratch\nCOPY missing/ /app/\n"),
-    ];
-    for (path, content) in files {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
+    ]);
     let image = |name: &str| {
         format!(
-            "[[image]]\nname = \"{name}\"\ndockerfile = \"{name}/Dockerfile\"\nrepository = \"ops-all-{prefix}-{name}\"\ntags = [\"{{git_short_sha}}\", \"latest\"]\n\n"
+            "[[image]]\nname = \"{name}\"\ndockerfile = \"{name}/Dockerfile\"\nrepository = \"{prefix}-{name}\"\ntags = [\"{{git_short_sha}}\", \"latest\"]\n\n"
         )
     };
     let config: String = ["api", "web", "worker"].iter().map(|n| image(n)).collect();
-    std::fs::write(root.join("reggie-build.toml"), &config).unwrap();
     let broken = format!("{config}{}", image("broken"));
-    std::fs::write(root.join("with-broken.toml"), broken).unwrap();
+    let dir = dir
+        .file("reggie-build.toml", &config)
+        .file("with-broken.toml", broken);
+    let root = dir.path();
     git(root, &["init", "-q"]);
     git(root, &["add", "-A"]);
     git(root, &["commit", "-qm", "init"]);
     dir
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{name}{}x{nanos}", std::process::id())
 }
 
 /// The `result` lines of `--json`, by image.
@@ -146,8 +135,9 @@ fn image_all_builds_each_once_and_equals_single_builds() {
     let Some(env) = common::services() else {
         return;
     };
-    let prefix = unique("a");
-    let repo = monorepo(&prefix);
+    let images = Images::new(&env, "all");
+    let prefix = images.repository();
+    let repo = monorepo(prefix);
     let out = reggie(&env, repo.path(), &["--all", "--json", "--jobs", "3"]);
     assert!(out.status.success(), "{}", text(&out));
     let results = results(&out);
@@ -160,7 +150,7 @@ fn image_all_builds_each_once_and_equals_single_builds() {
         assert_eq!(events_of(&out, name, "context"), 1, "{name} built once");
         assert_eq!(events_of(&out, name, "image_id"), 1, "{name} built once");
         // Tags from the config's templates.
-        let tagged = inspect(&env, &format!("ops-all-{prefix}-{name}:latest"));
+        let tagged = inspect(&env, &format!("{prefix}-{name}:latest"));
         let sha = String::from_utf8(
             Command::new("git")
                 .current_dir(repo.path())
@@ -170,12 +160,12 @@ fn image_all_builds_each_once_and_equals_single_builds() {
                 .stdout,
         )
         .unwrap();
-        let by_sha = inspect(&env, &format!("ops-all-{prefix}-{name}:{}", sha.trim()));
+        let by_sha = inspect(&env, &format!("{prefix}-{name}:{}", sha.trim()));
         assert_eq!(tagged["Id"], by_sha["Id"]);
         assert_eq!(tagged["Id"], results[name]["image_id"]);
         // The single build, from scratch, gives the same filesystem and
         // configuration.
-        let single = format!("ops-single-{prefix}-{name}:1");
+        let single = format!("{prefix}-single-{name}:1");
         let one = reggie(
             &env,
             repo.path(),
@@ -190,7 +180,7 @@ fn image_all_builds_each_once_and_equals_single_builds() {
         );
         assert!(one.status.success(), "{}", text(&one));
         assert!(
-            image_fs(&env, &single) == image_fs(&env, &format!("ops-all-{prefix}-{name}:latest")),
+            image_fs(&env, &single) == image_fs(&env, &format!("{prefix}-{name}:latest")),
             "{name}: the filesystems differ"
         );
         let single = inspect(&env, &single);
@@ -207,8 +197,9 @@ fn image_all_failing_image_does_not_stop_the_others() {
     let Some(env) = common::services() else {
         return;
     };
-    let prefix = unique("f");
-    let repo = monorepo(&prefix);
+    let images = Images::new(&env, "all");
+    let prefix = images.repository();
+    let repo = monorepo(prefix);
     let out = reggie(
         &env,
         repo.path(),
@@ -225,7 +216,7 @@ fn image_all_failing_image_does_not_stop_the_others() {
             "{name} missing:\n{}",
             text(&out)
         );
-        inspect(&env, &format!("ops-all-{prefix}-{name}:latest"));
+        inspect(&env, &format!("{prefix}-{name}:latest"));
     }
     assert!(
         stderr.contains("error: image `broken`: build failed"),
@@ -244,10 +235,11 @@ fn image_affected_builds_only_the_affected_images() {
     let Some(env) = common::services() else {
         return;
     };
-    let prefix = unique("c");
-    let repo = monorepo(&prefix);
+    let images = Images::new(&env, "all");
+    let prefix = images.repository();
+    let repo = monorepo(prefix);
     // shared/ reaches api and worker, not web.
-    std::fs::write(repo.path().join("shared/lib.txt"), "shared v2\n").unwrap();
+    repo.write("shared/lib.txt", "shared v2\n");
     git(repo.path(), &["commit", "-qam", "shared"]);
     let out = reggie(&env, repo.path(), &["--affected", "--json"]);
     assert!(out.status.success(), "{}", text(&out));

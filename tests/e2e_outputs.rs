@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -15,17 +15,13 @@ use std::process::{Command, Output};
 mod build;
 mod common;
 use build::{ok, reggie_cmd, text};
+use common::context::Ctx;
 use common::docker::{assert_same_fs, dir_fs, docker_build, docker_may_fail, tar_fs, Cli};
+use common::images::Images;
 
+/// A name no other run uses (the cache records of a build are found by it).
 fn nonce(prefix: &str) -> String {
-    format!(
-        "bkout-{prefix}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
+    common::images::unique(&format!("bkout-{prefix}"))
 }
 
 /// `reggie-build image ARGS` in `cwd`, with only the services' daemon
@@ -60,19 +56,14 @@ fn assert_same(what: &str, ours: &common::docker::Fs, theirs: &common::docker::F
 /// A two-stage build whose result has directories with their own modes,
 /// an executable, an empty file, symlinks (one dangling, one absolute),
 /// a hard link, and the context itself.
-fn output_fixture(tag: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let r = dir.path();
-    std::fs::create_dir_all(r.join("src/deep")).unwrap();
-    std::fs::write(r.join("src/deep/a.txt"), "alpha\n").unwrap();
-    std::fs::write(r.join("src/run.sh"), "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(r.join("src/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(r.join("src/empty"), "").unwrap();
-    std::fs::write(r.join("with space.txt"), vec![b'z'; 300_000]).unwrap();
-    std::os::unix::fs::symlink("deep/a.txt", r.join("src/ln")).unwrap();
-    std::fs::write(
-        r.join("Dockerfile"),
-        format!(
+fn output_fixture(tag: &str) -> Ctx {
+    Ctx::new()
+        .file("src/deep/a.txt", "alpha\n")
+        .file_mode("src/run.sh", "#!/bin/sh\n", 0o755)
+        .file("src/empty", "")
+        .file("with space.txt", vec![b'z'; 300_000])
+        .symlink("src/ln", "deep/a.txt")
+        .dockerfile(&format!(
             "FROM reggie-busybox:latest AS gen\n\
              RUN mkdir -p /out/d/e && echo {tag} > /out/d/x && ln -s x /out/d/y \
              && ln -s /etc/passwd /out/d/abs && ln -s missing /out/d/dangling \
@@ -81,10 +72,7 @@ fn output_fixture(tag: &str) -> tempfile::TempDir {
              FROM scratch\n\
              COPY --from=gen /out /gen/\n\
              COPY . /ctx/\n"
-        ),
-    )
-    .unwrap();
-    dir
+        ))
 }
 
 /// `-o type=local,dest=DIR` and `-o type=tar,dest=FILE` give exactly the
@@ -320,16 +308,16 @@ fn inline_cache_is_imported_from_the_registry() {
     )
     .unwrap();
     let n = nonce("cache");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!("FROM reggie-busybox:latest\nRUN echo {n} > /one\nRUN echo {n}-two > /two\n"),
-    )
-    .unwrap();
-    let image = format!(
+    let dir = Ctx::new().dockerfile(&format!(
+        "FROM reggie-busybox:latest\nRUN echo {n} > /one\nRUN echo {n}-two > /two\n"
+    ));
+    let images = Images::new(&env, "cache");
+    let images2 = Images::new(&env2, "cache-from");
+    let image = images.track(format!(
         "{registry}/bkout-cache:{}",
         n.rsplit('-').next().unwrap_or("x")
-    );
+    ));
+    let from = images2.tag("x");
     let res = reggie(
         &env,
         dir.path(),
@@ -377,7 +365,7 @@ fn inline_cache_is_imported_from_the_registry() {
             "--cache-from",
             &format!("type=registry,ref={image}"),
             "-t",
-            "bkout-cache-from:x",
+            &from,
             "--json",
             ".",
         ],
@@ -401,11 +389,10 @@ fn inline_cache_is_imported_from_the_registry() {
         );
     }
     assert_eq!(
-        layers(&env2, "bkout-cache-from:x"),
+        layers(&env2, &from),
         built,
         "the second daemon's image is made of the first build's layers"
     );
-    let _ = docker(&env2, &["rmi", "bkout-cache-from:x"]);
     let _ = docker(&env2, &["builder", "prune", "-af"]);
 }
 

@@ -17,6 +17,7 @@ use std::process::{Command, Output, Stdio};
 mod build;
 mod common;
 use build::*;
+use common::images::Images;
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -66,6 +67,7 @@ fn keygen(path: &Path, comment: &str) {
 #[test]
 fn session_image_equals_docker_buildkit() {
     let env = services();
+    let images = Images::new(&env, "session");
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("config");
     std::fs::create_dir_all(&config).unwrap();
@@ -96,8 +98,8 @@ fn session_image_equals_docker_buildkit() {
         ),
     ];
     for (i, (case, ctx, dockerfile)) in cases.iter().enumerate() {
-        let ours = format!("reggie-e2e-session:ours-{i}");
-        let theirs = format!("reggie-e2e-session:docker-{i}");
+        let ours = images.tag(&format!("ours-{i}"));
+        let theirs = images.tag(&format!("docker-{i}"));
         let out = reggie(
             &env,
             ctx,
@@ -116,7 +118,7 @@ fn session_image_equals_docker_buildkit() {
         assert!(a.len() > 2, "{case}: an empty image: {:?}", a.keys());
         assert_same_fs(case, &a, &b);
     }
-    let fs = image_fs(&env, "reggie-e2e-session:ours-1");
+    let fs = image_fs(&env, &images.tag("ours-1"));
     for (path, kind) in [
         ("app/link-rel", b'2'),
         ("app/deep/hard.txt", b'1'),
@@ -147,6 +149,7 @@ fn session_image_equals_docker_buildkit() {
 fn session_rebuild_sends_only_what_changed() {
     use std::os::unix::fs::PermissionsExt;
     let env = services();
+    let images = Images::new(&env, "session");
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("config");
     std::fs::create_dir_all(&config).unwrap();
@@ -158,7 +161,7 @@ fn session_rebuild_sends_only_what_changed() {
     std::fs::write(ctx.join("src/old-name.py"), "renamed = True\n").unwrap();
     std::fs::write(ctx.join("src/gone.py"), "gone = True\n").unwrap();
     std::fs::write(ctx.join("src/mode.sh"), "#!/bin/sh\n").unwrap();
-    let tag = "reggie-e2e-session:incremental";
+    let tag = &images.tag("incremental");
     let build = || {
         let out = reggie(
             &env,
@@ -209,6 +212,7 @@ fn session_rebuild_sends_only_what_changed() {
 #[test]
 fn session_rebuild_is_fully_cached() {
     let env = services();
+    let images = Images::new(&env, "session");
     let w = work();
     let (config, ctx) = (w.config.clone(), w.ctx.clone());
     std::fs::write(
@@ -217,7 +221,7 @@ fn session_rebuild_is_fully_cached() {
     )
     .unwrap();
     std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
-    let tag = "reggie-e2e-session:cached";
+    let tag = &images.tag("cached");
     let build = || {
         let out = reggie(
             &env,
@@ -275,6 +279,7 @@ fn session_rebuild_is_fully_cached() {
 #[test]
 fn secret_reaches_the_build_but_not_the_image() {
     let env = services();
+    let images = Images::new(&env, "session");
     let w = work();
     let (config, ctx) = (w.config.clone(), w.ctx.clone());
     let value = "s3cr3t-VALUE-7f2a9c";
@@ -304,7 +309,7 @@ fn secret_reaches_the_build_but_not_the_image() {
         ),
     )
     .unwrap();
-    let tag = "reggie-e2e-session:secret";
+    let tag = &images.tag("secret");
     let src = format!("id=tok,src={}", secret_file.display());
     let out = reggie(
         &env,
@@ -375,6 +380,7 @@ fn secret_reaches_the_build_but_not_the_image() {
 #[test]
 fn ssh_agent_forwarded_into_the_build() {
     let env = services();
+    let images = Images::new(&env, "session");
     let w = work();
     let (config, ctx) = (w.config.clone(), w.ctx.clone());
     let sock = w.root.join("agent.sock");
@@ -405,7 +411,7 @@ fn ssh_agent_forwarded_into_the_build() {
         &config,
         &[
             "-t",
-            "reggie-e2e-session:ssh",
+            &images.tag("ssh"),
             "--network",
             "none",
             "--no-cache",
@@ -433,6 +439,7 @@ fn ssh_agent_forwarded_into_the_build() {
 #[test]
 fn ssh_key_file_served_into_the_build() {
     let env = services();
+    let images = Images::new(&env, "session");
     let w = work();
     let (config, ctx, tmp) = (w.config.clone(), w.ctx.clone(), w.tmp.clone());
     let rt = ctx.join("rt");
@@ -480,7 +487,7 @@ fn ssh_key_file_served_into_the_build() {
         &config,
         &[
             "-t",
-            "polish-e2e-session:ssh-key",
+            &images.tag("ssh-key"),
             "--network",
             "none",
             "--no-cache",
@@ -510,6 +517,7 @@ fn ssh_key_file_served_into_the_build() {
 #[test]
 fn ssh_key_agent_ends_with_a_failed_or_interrupted_build() {
     let env = services();
+    let images = Images::new(&env, "session");
     let w = work();
     let (config, ctx, tmp) = (w.config.clone(), w.ctx.clone(), w.tmp.clone());
     let key = w.root.join("id_ed25519");
@@ -532,7 +540,7 @@ fn ssh_key_agent_ends_with_a_failed_or_interrupted_build() {
             .map(|e| e.path())
             .collect()
     };
-    let args = |tag: &'static str| -> Vec<String> {
+    let args = |tag: &str| -> Vec<String> {
         [
             "-t",
             tag,
@@ -555,7 +563,7 @@ fn ssh_key_agent_ends_with_a_failed_or_interrupted_build() {
         "FROM reggie-busybox:latest\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && false\n",
     )
     .unwrap();
-    let a = args("polish-e2e-session:ssh-fail");
+    let a = args(&images.tag("ssh-fail"));
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let out = reggie(&env, &ctx, &config, &a, &extra);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -571,7 +579,7 @@ fn ssh_key_agent_ends_with_a_failed_or_interrupted_build() {
         ),
     )
     .unwrap();
-    let a = args("polish-e2e-session:ssh-int");
+    let a = args(&images.tag("ssh-int"));
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let mut child = reggie_cmd(&env, &ctx, &config, &a, &extra)
         .stdout(Stdio::null())

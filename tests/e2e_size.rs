@@ -13,7 +13,9 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 
+use common::context::Ctx;
 use common::docker::{docker, text, Cli};
+use common::images::Images;
 
 type Env = BTreeMap<String, String>;
 
@@ -68,17 +70,16 @@ fn random(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn context(dir: &Path) {
-    std::fs::write(dir.join("Dockerfile"), DOCKERFILE).unwrap();
-    std::fs::write(dir.join("big.bin"), random(300_001, 1)).unwrap();
-    std::fs::write(dir.join("data.bin"), random(200_003, 2)).unwrap();
-    std::fs::write(dir.join("v1.bin"), random(50_007, 3)).unwrap();
-    std::fs::write(dir.join("v2.bin"), random(50_009, 4)).unwrap();
-    std::fs::create_dir_all(dir.join("src/.git/objects")).unwrap();
-    std::fs::create_dir_all(dir.join("src/tests")).unwrap();
-    std::fs::write(dir.join("src/.git/objects/pack"), random(10_007, 5)).unwrap();
-    std::fs::write(dir.join("src/tests/test_a.py"), random(5_003, 6)).unwrap();
-    std::fs::write(dir.join("src/main.py"), random(99, 7)).unwrap();
+fn context() -> Ctx {
+    Ctx::new()
+        .dockerfile(DOCKERFILE)
+        .file("big.bin", random(300_001, 1))
+        .file("data.bin", random(200_003, 2))
+        .file("v1.bin", random(50_007, 3))
+        .file("v2.bin", random(50_009, 4))
+        .file("src/.git/objects/pack", random(10_007, 5))
+        .file("src/tests/test_a.py", random(5_003, 6))
+        .file("src/main.py", random(99, 7))
 }
 
 /// `reggie-build ARGS` with the services' daemon, no ambient credentials.
@@ -173,40 +174,18 @@ fn all_attributed(r: &serde_json::Value, method: &str) {
     assert_eq!(r["waste_bytes"].as_u64().unwrap(), sum);
 }
 
-/// Removes the images a test made, whatever happens.
-struct Cleanup<'a>(&'a Env, Vec<String>);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for image in &self.1 {
-            let _ = common::docker::docker_may_fail(
-                self.0,
-                Cli::Classic,
-                Path::new("/"),
-                &["rmi", "-f", image],
-            );
-        }
-    }
-}
-
 #[test]
 fn planted_waste_is_found_exactly_with_both_builders() {
     let Some(env) = common::services() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    context(dir.path());
-    let _cleanup = Cleanup(
-        &env,
-        vec![
-            "reggie-e2e-size:buildkit".into(),
-            "reggie-e2e-size:classic".into(),
-        ],
-    );
+    let dir = context();
+    let images = Images::new(&env, "size");
     for (cli, tag) in [
-        (Cli::BuildKit, "reggie-e2e-size:buildkit"),
-        (Cli::Classic, "reggie-e2e-size:classic"),
+        (Cli::BuildKit, images.tag("buildkit")),
+        (Cli::Classic, images.tag("classic")),
     ] {
+        let tag = tag.as_str();
         docker(
             &env,
             cli,
@@ -269,10 +248,9 @@ fn an_image_built_and_pushed_by_image_is_read_from_the_registry() {
     let registry = env["REGGIE_TEST_REGISTRY"].clone();
     let user = env["REGGIE_TEST_REGISTRY_USER"].clone();
     let password = env["REGGIE_TEST_REGISTRY_PASSWORD"].clone();
-    let dir = tempfile::tempdir().unwrap();
-    context(dir.path());
-    let tag = format!("{registry}/reggie-e2e-size:pushed");
-    let _cleanup = Cleanup(&env, vec![tag.clone()]);
+    let dir = context();
+    let images = Images::new(&env, "size");
+    let tag = images.track(format!("{registry}/{}:pushed", images.repository()));
     let built = reggie(
         &env,
         dir.path(),

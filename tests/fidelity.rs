@@ -16,7 +16,9 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 
+use common::context::Ctx;
 use common::docker::{image_fs, text, Cli, Compare, Env, Fs};
+use common::images::Images;
 
 /// The docker CLI for `builder`, on the test daemon, without user config.
 fn docker_cmd(env: &Env, builder: Builder, cwd: &Path) -> Command {
@@ -129,19 +131,19 @@ fn mask_random_names(content: &[u8]) -> Vec<u8> {
     out
 }
 
-fn write(root: &Path, files: &[(&str, &str)]) {
-    for (path, content) in files {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-}
-
 /// Builds `args` (ending with the context, relative to `cwd`) with docker
 /// and with reggie-build on `builder` and compares the images.
-fn same_image(env: &Env, builder: Builder, name: &str, cwd: &Path, args: &[&str]) -> Fs {
-    let theirs = format!("reggie-fidelity-{name}:docker-{}", builder.arg());
-    let ours = format!("reggie-fidelity-{name}:ours-{}", builder.arg());
+/// Both images are `images`' (removed when the test ends).
+fn same_image(
+    env: &Env,
+    images: &Images,
+    builder: Builder,
+    name: &str,
+    cwd: &Path,
+    args: &[&str],
+) -> Fs {
+    let theirs = images.tag(&format!("{name}.docker-{}", builder.arg()));
+    let ours = images.tag(&format!("{name}.ours-{}", builder.arg()));
     docker_build(env, builder, cwd, &theirs, args);
     reggie_image(env, builder, cwd, &ours, args);
     let a = image_fs(env, &ours);
@@ -155,22 +157,26 @@ fn same_image(env: &Env, builder: Builder, name: &str, cwd: &Path, args: &[&str]
 #[test]
 fn classic_builds_every_stage_before_the_target() {
     let env = services();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write(
-        d,
-        &[
-            ("dev-only.txt", "dev\n"),
-            ("app.txt", "app\n"),
-            ("unused.txt", "unused\n"),
-            (
-                "Dockerfile",
-                "FROM scratch AS dev\nCOPY dev-only.txt /\nFROM scratch AS prod\nCOPY app.txt /\nFROM scratch AS after\nCOPY unused.txt /\n",
-            ),
-        ],
-    );
+    let images = Images::new(&env, "fidelity");
+    let ctx = Ctx::new().files([
+        ("dev-only.txt", "dev\n"),
+        ("app.txt", "app\n"),
+        ("unused.txt", "unused\n"),
+        (
+            "Dockerfile",
+            "FROM scratch AS dev\nCOPY dev-only.txt /\nFROM scratch AS prod\nCOPY app.txt /\nFROM scratch AS after\nCOPY unused.txt /\n",
+        ),
+    ]);
+    let d = ctx.path();
     for builder in BOTH {
-        let fs = same_image(&env, builder, "stages", d, &["--target", "prod", "."]);
+        let fs = same_image(
+            &env,
+            &images,
+            builder,
+            "stages",
+            d,
+            &["--target", "prod", "."],
+        );
         assert!(fs.contains_key("app.txt"), "{:?}", fs.keys());
     }
 }
@@ -182,27 +188,24 @@ fn classic_builds_every_stage_before_the_target() {
 fn classic_outside_dockerfile_keeps_the_ignore_file_mode() {
     use std::os::unix::fs::PermissionsExt;
     let env = services();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write(
-        d,
-        &[
-            ("ctx/a.txt", "a\n"),
-            ("ctx/sub/b.txt", "b\n"),
-            ("ctx/secret.txt", "no\n"),
-            ("ctx/.dockerignore", "secret.txt\n"),
-            ("outside.Dockerfile", "FROM scratch\nCOPY . /dest/\n"),
-        ],
-    );
-    let ctx = d.join("ctx");
+    let images = Images::new(&env, "fidelity");
+    let ctx = Ctx::in_subdir("ctx")
+        .files([
+            ("a.txt", "a\n"),
+            ("sub/b.txt", "b\n"),
+            ("secret.txt", "no\n"),
+        ])
+        .dockerignore("secret.txt\n")
+        .outside("outside.Dockerfile", "FROM scratch\nCOPY . /dest/\n");
     for mode in [0o644, 0o640, 0o755] {
         let ignore = ctx.join(".dockerignore");
         std::fs::set_permissions(&ignore, std::fs::Permissions::from_mode(mode)).unwrap();
         let fs = same_image(
             &env,
+            &images,
             Builder::Classic,
             &format!("outside{mode:o}"),
-            &ctx,
+            ctx.path(),
             &["-f", "../outside.Dockerfile", "."],
         );
         assert_eq!(fs["dest/.dockerignore"].mode & 0o7777, mode);
@@ -218,19 +221,6 @@ fn analysis(env: &Env, builder: Builder, cwd: &Path, args: &[&str]) -> serde_jso
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// Follows every piece of advice `analyze` prints for `orig` (built as
 /// `docker build -f DF EXTRA... .` there) in a fresh copy: the rewritten
 /// COPY lines, the suggested ignore file and the printed `docker build`
@@ -239,6 +229,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// minimal upload's, must equal the user's.
 fn advice_keeps_the_image(
     env: &Env,
+    images: &Images,
     builder: Builder,
     name: &str,
     orig: &Path,
@@ -248,11 +239,11 @@ fn advice_keeps_the_image(
     let mut args: Vec<&str> = vec!["-f", df];
     args.extend_from_slice(extra);
     args.push(".");
-    let theirs = format!("reggie-fidelity-{name}:docker-{}", builder.arg());
+    let theirs = images.tag(&format!("{name}.docker-{}", builder.arg()));
     docker_build(env, builder, orig, &theirs, &args);
     let want = image_fs(env, &theirs);
     // The minimal upload first.
-    let ours = format!("reggie-fidelity-{name}:ours-{}", builder.arg());
+    let ours = images.tag(&format!("{name}.ours-{}", builder.arg()));
     reggie_image(env, builder, orig, &ours, &args);
     assert_same_fs(
         &format!("{name}: minimal upload ({builder:?})"),
@@ -281,7 +272,7 @@ fn advice_keeps_the_image(
         want
     } else {
         let pruned = tempfile::tempdir().unwrap();
-        copy_tree(orig, pruned.path());
+        common::copy_dir(orig, pruned.path());
         let base = pruned.path().join(s["dir"].as_str().unwrap_or(""));
         for d in dropped {
             let p = base.join(d["path"].as_str().unwrap().trim_end_matches('/'));
@@ -291,7 +282,7 @@ fn advice_keeps_the_image(
                 std::fs::remove_file(&p).unwrap();
             }
         }
-        let tag = format!("reggie-fidelity-{name}:pruned-{}", builder.arg());
+        let tag = images.tag(&format!("{name}.pruned-{}", builder.arg()));
         docker_build(env, builder, pruned.path(), &tag, &args);
         let pruned_fs = image_fs(env, &tag);
         assert!(
@@ -303,7 +294,7 @@ fn advice_keeps_the_image(
 
     let adv = tempfile::tempdir().unwrap();
     let adv = adv.path();
-    copy_tree(orig, adv);
+    common::copy_dir(orig, adv);
     if s.is_object() {
         let mut dockerfile = std::fs::read_to_string(adv.join(df)).unwrap();
         for r in s["rewrites"].as_array().unwrap() {
@@ -329,7 +320,7 @@ fn advice_keeps_the_image(
     assert_eq!(&words[..2], ["docker", "build"], "{command}");
     let mut run: Vec<&str> = extra.to_vec();
     run.extend_from_slice(&words[2..]);
-    let tag = format!("reggie-fidelity-{name}:advice-{}", builder.arg());
+    let tag = images.tag(&format!("{name}.advice-{}", builder.arg()));
     docker_build(env, builder, adv, &tag, &run);
     assert_same_fs(
         &format!("{name}: `{command}` ({builder:?})"),
@@ -355,7 +346,7 @@ fn advice_keeps_the_image(
     );
     let mut run: Vec<&str> = extra.to_vec();
     run.extend_from_slice(&["-f", df.to_str().unwrap(), &context]);
-    let tag = format!("reggie-fidelity-{name}:compose-{}", builder.arg());
+    let tag = images.tag(&format!("{name}.compose-{}", builder.arg()));
     docker_build(env, builder, adv, &tag, &run);
     assert_same_fs(
         &format!("{name}: compose ({builder:?})"),
@@ -369,39 +360,36 @@ fn advice_keeps_the_image(
 #[test]
 fn narrower_context_advice_builds_the_same_image() {
     let env = services();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write(
-        d,
-        &[
-            ("app/src/index.js", "console.log(1)\n"),
-            ("app/src/debug.log", "noise\n"),
-            ("app/dist/bundle.js", "built\n"),
-            ("app/.env", "API_URL=http://x\n"),
-            ("app/.next/cache/x", "next\n"),
-            ("app/coverage/lcov.info", "cov\n"),
-            ("app/npm-debug.log", "npm\n"),
-            ("app/package.json", "{}\n"),
-            ("other/big.bin", "other\n"),
-            (".dockerignore", "*/dist\nother\n"),
-            ("Dockerfile", "FROM scratch\nCOPY ./app /app\n"),
-        ],
-    );
-    let d2 = tempfile::tempdir().unwrap();
-    copy_tree(d, d2.path());
-    write(
-        d2.path(),
-        &[
-            (".dockerignore", "app/src/*.log\n**/dist\n"),
-            (
-                "Dockerfile",
-                "FROM scratch\nCOPY app/src /src\nCOPY app/package.json app/.env /pkg/\n",
-            ),
-        ],
-    );
+    let images = Images::new(&env, "fidelity");
+    let ctx = Ctx::new().files([
+        ("app/src/index.js", "console.log(1)\n"),
+        ("app/src/debug.log", "noise\n"),
+        ("app/dist/bundle.js", "built\n"),
+        ("app/.env", "API_URL=http://x\n"),
+        ("app/.next/cache/x", "next\n"),
+        ("app/coverage/lcov.info", "cov\n"),
+        ("app/npm-debug.log", "npm\n"),
+        ("app/package.json", "{}\n"),
+        ("other/big.bin", "other\n"),
+        (".dockerignore", "*/dist\nother\n"),
+        ("Dockerfile", "FROM scratch\nCOPY ./app /app\n"),
+    ]);
+    let d = ctx.path();
+    let d2 = Ctx::new()
+        .copy_of(d)
+        .dockerignore("app/src/*.log\n**/dist\n")
+        .dockerfile("FROM scratch\nCOPY app/src /src\nCOPY app/package.json app/.env /pkg/\n");
     for builder in BOTH {
-        advice_keeps_the_image(&env, builder, "narrow-whole", d, "Dockerfile", &[]);
-        advice_keeps_the_image(&env, builder, "narrow-parts", d2.path(), "Dockerfile", &[]);
+        advice_keeps_the_image(&env, &images, builder, "narrow-whole", d, "Dockerfile", &[]);
+        advice_keeps_the_image(
+            &env,
+            &images,
+            builder,
+            "narrow-parts",
+            d2.path(),
+            "Dockerfile",
+            &[],
+        );
     }
 }
 
@@ -410,6 +398,7 @@ fn narrower_context_advice_builds_the_same_image() {
 #[test]
 fn real_world_shapes_build_the_same_image() {
     let env = services();
+    let images = Images::new(&env, "fidelity");
     // (name, files, Dockerfile, extra docker build flags)
     type Shape<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, Vec<&'a str>);
     let shapes: Vec<Shape> = vec![
@@ -499,10 +488,9 @@ fn real_world_shapes_build_the_same_image() {
         ),
     ];
     for (name, files, df, extra) in &shapes {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), files);
+        let ctx = Ctx::new().files(files.iter().copied());
         for builder in BOTH {
-            advice_keeps_the_image(&env, builder, name, dir.path(), df, extra);
+            advice_keeps_the_image(&env, &images, builder, name, ctx.path(), df, extra);
         }
     }
 }
@@ -511,19 +499,16 @@ fn real_world_shapes_build_the_same_image() {
 #[test]
 fn dockerfile_outside_the_context_builds_the_same_image() {
     let env = services();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write(
-        d,
-        &[
-            ("ctx/app/a.txt", "a\n"),
-            ("ctx/app/b.log", "b\n"),
-            ("ctx/other.txt", "o\n"),
-            ("ctx/.dockerignore", "**/*.log\n"),
-            ("build/app.Dockerfile", "FROM scratch\nCOPY app /app\n"),
-            ("build/all.Dockerfile", "FROM scratch\nCOPY . /all/\n"),
-        ],
-    );
+    let images = Images::new(&env, "fidelity");
+    let ctx = Ctx::in_subdir("ctx")
+        .files([
+            ("app/a.txt", "a\n"),
+            ("app/b.log", "b\n"),
+            ("other.txt", "o\n"),
+        ])
+        .dockerignore("**/*.log\n")
+        .outside("build/app.Dockerfile", "FROM scratch\nCOPY app /app\n")
+        .outside("build/all.Dockerfile", "FROM scratch\nCOPY . /all/\n");
     for builder in BOTH {
         for df in ["app", "all"] {
             // With BuildKit the Dockerfile travels over the session as its
@@ -531,9 +516,10 @@ fn dockerfile_outside_the_context_builds_the_same_image() {
             // context root takes only the context, as with docker build.
             let fs = same_image(
                 &env,
+                &images,
                 builder,
                 &format!("outside-{df}"),
-                &d.join("ctx"),
+                ctx.path(),
                 &["-f", &format!("../build/{df}.Dockerfile"), "."],
             );
             assert!(!fs.keys().any(|k| k.ends_with(".log")), "{:?}", fs.keys());
@@ -627,6 +613,7 @@ fn scratch_version(dockerfile: &str) -> String {
 #[test]
 fn fixtures_build_the_same_image() {
     let env = services();
+    let images = Images::new(&env, "fidelity");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     // (fixture, context inside it, Dockerfile from the context, flags)
     let cases: &[(&str, &str, &str, &[&str])] = &[
@@ -644,13 +631,20 @@ fn fixtures_build_the_same_image() {
         ("compose-monorepo", "tools/migrate", "Dockerfile", &[]),
     ];
     for (i, (fixture, context, df, extra)) in cases.iter().enumerate() {
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(&root.join(fixture), dir.path());
-        let ctx = dir.path().join(context);
+        let copy = Ctx::new().copy_of(&root.join(fixture));
+        let ctx = copy.join(context);
         let original = std::fs::read_to_string(ctx.join(df)).unwrap();
         std::fs::write(ctx.join(df), scratch_version(&original)).unwrap();
         for builder in BOTH {
-            advice_keeps_the_image(&env, builder, &format!("fixture{i}"), &ctx, df, extra);
+            advice_keeps_the_image(
+                &env,
+                &images,
+                builder,
+                &format!("fixture{i}"),
+                &ctx,
+                df,
+                extra,
+            );
         }
     }
 }
@@ -673,27 +667,24 @@ fn scratch_version_keeps_what_reads_the_context() {
 #[test]
 fn ignore_syntax_matches_docker() {
     let env = services();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write(
-        d,
-        &[
-            ("a.txt", "a\n"),
-            ("dz/x", "x\n"),
-            ("dz/x$", "dollar\n"),
-            ("dz/a", "a\n"),
-            ("dz/-", "dash\n"),
-            ("Dockerfile", "FROM scratch\nCOPY . /dest/\n"),
-        ],
-    );
+    let images = Images::new(&env, "fidelity");
+    let ctx = Ctx::new().files([
+        ("a.txt", "a\n"),
+        ("dz/x", "x\n"),
+        ("dz/x$", "dollar\n"),
+        ("dz/a", "a\n"),
+        ("dz/-", "dash\n"),
+        ("Dockerfile", "FROM scratch\nCOPY . /dest/\n"),
+    ]);
+    let d = ctx.path();
     let patterns = [
         "d*/x\\", "d*/[]a]", "d*/[-]", "d*/x[", "*x/[]a]", "*/x\\", "?*/[", "x*[]a]",
     ];
     let mut built = 0;
     for pattern in patterns {
-        std::fs::write(d.join(".dockerignore"), format!("{pattern}\n")).unwrap();
+        ctx.write(".dockerignore", format!("{pattern}\n"));
         for builder in BOTH {
-            let tag = format!("reggie-fidelity-syntax:{}", builder.arg());
+            let tag = images.tag(builder.arg());
             let out = docker_cmd(&env, builder, d)
                 .args(["build", "-q", "-t", &tag, "."])
                 .output()

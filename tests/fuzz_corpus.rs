@@ -71,3 +71,13 @@ fn layer_corpus() {
 fn reference_corpus() {
     replay("reference", reggie_build::fuzzing::reference);
 }
+
+#[test]
+fn mount_corpus() {
+    replay("mount", reggie_build::fuzzing::mount);
+}
+
+#[test]
+fn ecs_corpus() {
+    replay("ecs", reggie_build::fuzzing::ecs);
+}

@@ -1,6 +1,8 @@
 //! Find the images a repository builds: its Dockerfiles, the `build:`
 //! entries of its docker compose files, and the `sst.aws.Service` /
-//! `sst.aws.Task` images of its SST configs.
+//! `sst.aws.Task` images of its SST configs; and the platform their
+//! deploys run on (SST `architecture`, compose `platform`, ECS task
+//! definitions' `runtimePlatform`).
 //!
 //! Every build comes with its Dockerfile and context as paths relative to
 //! the scanned root, where it was declared, and warnings about it (the
@@ -12,6 +14,7 @@
 //! guessed.
 
 mod compose;
+mod ecs;
 mod nesting;
 mod sst;
 
@@ -29,6 +32,12 @@ pub mod fuzzing {
     /// exist); the number of builds and of warnings.
     pub fn sst(text: &str) -> (usize, usize) {
         super::sst::read_text(Path::new("/nonexistent-reggie-fuzz-root"), text)
+    }
+
+    /// Reads an ECS task definition; the number of containers, or why it
+    /// is not one.
+    pub fn ecs(text: &str) -> Result<usize, String> {
+        super::ecs::read_text(Path::new("task-definition.json"), text).map(|c| c.len())
     }
 }
 mod walk;
@@ -61,6 +70,14 @@ pub enum Source {
         /// The line of the component.
         line: usize,
     },
+    /// An ECS task definition that runs the image (file relative to the
+    /// root); where a build's platform comes from, never a build itself.
+    Ecs {
+        /// The task definition file.
+        file: PathBuf,
+        /// The line that decides the platform (`cpuArchitecture`).
+        line: usize,
+    },
 }
 
 impl fmt::Display for Source {
@@ -75,6 +92,7 @@ impl fmt::Display for Source {
             }
             Source::Compose { file, line: None } => write!(f, "compose:{}", slash(file)),
             Source::Sst { file, line } => write!(f, "sst:{}:{line}", slash(file)),
+            Source::Ecs { file, line } => write!(f, "ecs:{}:{line}", slash(file)),
         }
     }
 }
@@ -105,6 +123,10 @@ pub struct DiscoveredBuild {
     /// `x86_64` unless set), when the declaration says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    /// Where `platform` comes from when not from the declaration itself:
+    /// an ECS task definition that runs the image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_source: Option<Source>,
     /// What could not be resolved, or looks wrong (e.g. another architecture than this machine).
     pub warnings: Vec<String>,
     /// `false` when the context or Dockerfile could not be read statically
@@ -204,7 +226,18 @@ pub fn discover_all(root: &Path) -> Result<Discovery, DiscoverError> {
         });
     }
 
-    for mut d in declared {
+    let mut deployed = Vec::new();
+    for file in &found.task_definitions {
+        let (containers, warnings) = ecs::read(root, file);
+        deployed.extend(containers);
+        out.warnings.extend(warnings);
+    }
+    let mut platform_sources = Vec::with_capacity(declared.len());
+    for d in &mut declared {
+        platform_sources.push(ecs_platform(d, &deployed));
+    }
+
+    for (mut d, platform_source) in declared.into_iter().zip(platform_sources) {
         check(root, &mut d);
         if let Some(w) = d
             .platform
@@ -220,6 +253,7 @@ pub fn discover_all(root: &Path) -> Result<Discovery, DiscoverError> {
             source: d.source,
             target: d.target,
             platform: d.platform,
+            platform_source,
             warnings: d.warnings,
             resolved: d.resolved,
         });
@@ -267,6 +301,40 @@ pub(crate) fn platform_warning(
             "deployed on {platform}, but {what}: build with --platform {platform} (in reggie-build.toml `platform = \"{platform}\"`, which `discover --write` writes), or the image fails with \"exec format error\""
         )
     })
+}
+
+/// The platform ECS task definitions run `d` on, for a build whose
+/// declaration names none (then `d.platform` is set and the task
+/// definition returned); a task definition that disagrees with the
+/// declaration's platform is a warning.
+fn ecs_platform(d: &mut Declared, deployed: &[ecs::Container]) -> Option<Source> {
+    // By image repository first: container names are often generic
+    // (`app`). A bare Dockerfile's build is named by its directory
+    // (`apps/web`): its last part names the repository.
+    let last = d.name.rsplit('/').next().unwrap_or(&d.name);
+    let named = |n: &str| n == d.name || n == last;
+    let runs = deployed
+        .iter()
+        .find(|c| c.repository.as_deref().is_some_and(named))
+        .or_else(|| deployed.iter().find(|c| named(&c.name)))?;
+    match &d.platform {
+        None => {
+            d.platform = Some(runs.platform.clone());
+            Some(runs.source.clone())
+        }
+        Some(declared) if platform_warning(&runs.platform, Some(declared), "").is_some() => {
+            let at = match &runs.source {
+                Source::Ecs { file, line } => format!("{}:{line}", slash(file)),
+                other => other.to_string(),
+            };
+            d.warnings.push(format!(
+                "the ECS task definition {at} runs it on {}, but {} says {declared}",
+                runs.platform, d.source
+            ));
+            None
+        }
+        Some(_) => None,
+    }
 }
 
 /// Warnings that hold whatever declared the build.
@@ -622,6 +690,76 @@ mod tests {
     }
 
     #[test]
+    fn ecs_task_definitions_give_the_deploy_platform() {
+        let task = r#"{
+  "family": "shop",
+  "requiresCompatibilities": ["FARGATE"],
+  "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+  "containerDefinitions": [
+    {"name": "app", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:latest"},
+    {"name": "worker", "image": "busybox"}
+  ]
+}"#;
+        let compose = "services:\n  worker:\n    build: ./worker\n    platform: linux/amd64\n";
+        let dir = tree(&[
+            ("apps/web/Dockerfile", "FROM scratch\n"),
+            ("worker/Dockerfile", "FROM scratch\n"),
+            ("lone/Dockerfile", "FROM scratch\n"),
+            ("compose.yaml", compose),
+            (".aws/task-definition.json", task),
+            ("package.json", "{\"name\": \"task\"}"),
+        ]);
+        let found = discover_all(dir.path()).unwrap();
+        assert!(found.warnings.is_empty(), "{:?}", found.warnings);
+        let get = |n: &str| found.builds.iter().find(|b| b.name == n).unwrap();
+        // By repository: apps/web runs as `app`, from the image `web`.
+        let web = get("apps/web");
+        assert_eq!(web.platform.as_deref(), Some("linux/arm64"));
+        assert_eq!(
+            web.platform_source
+                .as_ref()
+                .map(|s| s.to_string())
+                .as_deref(),
+            Some("ecs:.aws/task-definition.json:4")
+        );
+        let on_amd64 = platform_warning("linux/arm64", None, std::env::consts::ARCH).is_some();
+        assert_eq!(
+            web.warnings
+                .iter()
+                .any(|w| w.contains("--platform linux/arm64")),
+            on_amd64,
+            "{:?}",
+            web.warnings
+        );
+        // By container name, against the compose file's own platform.
+        let worker = get("worker");
+        assert_eq!(worker.platform.as_deref(), Some("linux/amd64"));
+        assert!(worker.platform_source.is_none());
+        assert!(
+            worker.warnings.iter().any(|w| w
+                == "the ECS task definition .aws/task-definition.json:4 runs it on linux/arm64, but compose:compose.yaml:2 says linux/amd64"),
+            "{:?}",
+            worker.warnings
+        );
+        let lone = get("lone");
+        assert_eq!(
+            (lone.platform.as_ref(), lone.platform_source.as_ref()),
+            (None, None)
+        );
+        // A file that looks like a task definition and is not one is named.
+        let dir = tree(&[("taskdef.json", "{\"containerDefinitions\": [")]);
+        let found = discover_all(dir.path()).unwrap();
+        assert!(
+            found
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("taskdef.json: not a task definition: line 1")),
+            "{:?}",
+            found.warnings
+        );
+    }
+
+    #[test]
     fn duplicate_names_get_a_suffix() {
         let mk = |name: &str| DiscoveredBuild {
             name: name.into(),
@@ -630,6 +768,7 @@ mod tests {
             source: Source::Dockerfile,
             target: None,
             platform: None,
+            platform_source: None,
             warnings: vec![],
             resolved: true,
         };

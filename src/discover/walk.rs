@@ -14,6 +14,8 @@ pub struct Found {
     pub compose_files: Vec<PathBuf>,
     /// SST configs (`sst.config.ts`).
     pub sst_configs: Vec<PathBuf>,
+    /// What may be ECS task definitions (`*task*.json`).
+    pub task_definitions: Vec<PathBuf>,
 }
 
 /// Directory names never entered.
@@ -68,7 +70,8 @@ pub fn is_compose_file(name: &str) -> bool {
 }
 
 fn is_skipped_dir(name: &str, path: &Path) -> bool {
-    if name.starts_with('.') && name != ".github" {
+    // `.aws/task-definition.json` is where GitHub's ECS workflow keeps it.
+    if name.starts_with('.') && name != ".github" && name != ".aws" {
         return true;
     }
     SKIPPED_DIRS.contains(&name) || path.join("pyvenv.cfg").is_file()
@@ -111,6 +114,8 @@ pub fn walk(root: &Path) -> Result<Found, DiscoverError> {
                     found.compose_files.push(child);
                 } else if name == "sst.config.ts" {
                     found.sst_configs.push(child);
+                } else if super::ecs::is_task_definition_name(&name) {
+                    found.task_definitions.push(child);
                 }
             }
         }
@@ -119,6 +124,7 @@ pub fn walk(root: &Path) -> Result<Found, DiscoverError> {
     found.dockerfiles.sort();
     found.compose_files.sort();
     found.sst_configs.sort();
+    found.task_definitions.sort();
     Ok(found)
 }
 

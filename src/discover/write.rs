@@ -200,6 +200,7 @@ mod tests {
             source: Source::Dockerfile,
             target: None,
             platform: None,
+            platform_source: None,
             warnings: vec![],
             resolved: true,
         };
@@ -209,6 +210,7 @@ mod tests {
             context: "worker".into(),
             target: Some("prod \"x\"".into()),
             platform: Some("linux/arm64".into()),
+            platform_source: None,
             ..api.clone()
         };
         let text = render(&[(&api, Some(10_000_000)), (&worker, None)]);

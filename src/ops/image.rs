@@ -81,6 +81,10 @@ pub struct ImageOptions {
     /// Build on this BuildKit engine (`--buildkit-addr`) instead of the
     /// daemon.
     pub remote: Option<ship::Remote>,
+    /// Attestations to attach (`--provenance`, `--sbom`), as the frontend
+    /// attributes [`ship::outputs::parse_attestation`] gives; they need a
+    /// remote BuildKit 0.11+.
+    pub attests: BTreeMap<String, String>,
 }
 
 impl ImageOptions {
@@ -110,6 +114,7 @@ impl ImageOptions {
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             remote: None,
+            attests: BTreeMap::new(),
         }
     }
 }
@@ -134,6 +139,9 @@ pub enum ImageError {
     #[error("--secret and --ssh need BuildKit: drop --builder classic")]
     /// `--secret`/`--ssh` with the classic builder.
     SecretsNeedBuildKit,
+    #[error("--provenance and --sbom need BuildKit's Control API on BuildKit 0.11 or newer: build on a standalone buildkitd with --buildkit-addr (the Docker daemon's /build API takes no attestations)")]
+    /// Attestations without a remote builder.
+    AttestationsNeedBuildKit,
     #[error("image `{image}`: {message}")]
     /// A configured image's tag templates did not expand.
     Tags {
@@ -160,6 +168,20 @@ pub enum ImageError {
     #[error(transparent)]
     /// The push failed.
     Publish(#[from] PublishError),
+    #[error("no BuildKit builder is up to build it: {down}. Start one, or give --buildkit-addr (or [[builder]]) a builder that is up")]
+    /// Every builder of the pool was found down.
+    NoBuilder {
+        /// The builders and why each is down.
+        down: String,
+    },
+    #[error("the builder at {addr} went away during the build ({reason}); it takes no more images in this run. Build this image again (on a builder that is up)")]
+    /// The builder stopped answering once the build had started.
+    BuilderLost {
+        /// The builder's address.
+        addr: String,
+        /// What the connection said.
+        reason: String,
+    },
 }
 
 /// Builds the image (unless an identical one exists and
@@ -169,6 +191,9 @@ pub async fn image(
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<ImageOutcome, ImageError> {
     check(opts)?;
+    if !opts.attests.is_empty() && opts.remote.is_none() {
+        return Err(ImageError::AttestationsNeedBuildKit);
+    }
     let planned = plan(opts, on_event).await?;
     if let Some(remote) = &opts.remote {
         let (spec, _) = spec(false, opts, planned)?;
@@ -204,6 +229,9 @@ pub async fn image_on(
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<ImageOutcome, ImageError> {
     check(opts)?;
+    if !opts.attests.is_empty() {
+        return Err(ImageError::AttestationsNeedBuildKit);
+    }
     let planned = plan(opts, on_event).await?;
     let surveyed = survey(&planned).await?;
     build_surveyed(daemon, opts, planned, surveyed, on_event).await
@@ -415,6 +443,7 @@ fn spec(
         outputs: opts.outputs.clone(),
         cache_from: opts.cache_from.clone(),
         cache_to: opts.cache_to.clone(),
+        attests: opts.attests.clone(),
     };
     let options = PushOptions {
         registry_endpoint: opts.registry_endpoint.clone(),

@@ -3,7 +3,8 @@
 //! image's options are the shared ones with the config's context,
 //! Dockerfile, target, platform and build args (the shared build args and
 //! target win, as for `check`), and tags expanded from the config's
-//! templates. A failing image does not stop the others.
+//! templates. A failing image does not stop the others. With several
+//! BuildKit builders, [`super::pool`] shares the images among them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,6 +18,7 @@ use crate::plan::PlanOptions;
 use crate::ship::{self, Event};
 
 use super::image::{image_on, ImageError, ImageOptions, ImageOutcome};
+use super::pool::Pool;
 
 /// Which images of the config a run builds.
 #[derive(Debug, Clone)]
@@ -212,8 +214,12 @@ pub fn expand_tags(
     Ok(tags)
 }
 
+/// What `--cache-from`/`--cache-to` values of `image --all|--affected`
+/// may contain: the image's name, made a valid tag.
+pub const CACHE_PLACEHOLDER: &str = "{image}";
+
 /// The options of one configured image: `shared` with the image's build
-/// inputs and tags.
+/// inputs and tags (and [`CACHE_PLACEHOLDER`] in cache options replaced).
 pub fn options_for(
     image: &Image,
     shared: &ImageOptions,
@@ -234,6 +240,15 @@ pub fn options_for(
     opts.build_args = target.plan.build_args.clone();
     opts.target = target.plan.target.clone();
     opts.platform = target.plan.platform.clone();
+    // One cache per image, in a registry every builder reaches:
+    // `--cache-to type=registry,ref=REG/cache:{image}`.
+    for c in opts.cache_from.iter_mut().chain(opts.cache_to.iter_mut()) {
+        for v in c.attrs.values_mut() {
+            if v.contains(CACHE_PLACEHOLDER) {
+                *v = v.replace(CACHE_PLACEHOLDER, &tag_safe(&image.name));
+            }
+        }
+    }
     let mut context_digest = || {
         crate::build_digest::build_digest(&target)
             .map(|d| d.context)
@@ -301,25 +316,39 @@ pub fn options_all(
 pub struct Finished {
     /// The image's name in the config.
     pub name: String,
+    /// The BuildKit builder it ran on (with a pool of builders).
+    pub builder: Option<String>,
     /// Its outcome, or why it failed.
     pub result: Result<ImageOutcome, ImageError>,
 }
 
-/// Builds (and pushes) every `(name, options)`, at most `jobs` at once,
-/// on one daemon connection. Events arrive tagged with the image's name;
-/// results come back in the order given. An error only when nothing was
-/// built (options refused, the daemon unreachable).
+/// Where the images of a run are built.
+enum On<'a> {
+    Daemon(Box<ship::Daemon>),
+    Pool(&'a Pool),
+}
+
+/// Builds (and pushes) every `(name, options)`, at most `jobs` at once:
+/// on one daemon connection, or with `pool` on its BuildKit builders (each
+/// image on the one its name prefers, see [`super::pool`]). Events arrive
+/// tagged with the image's name; results come back in the order given.
+/// An error only when nothing was built (options refused, the daemon
+/// unreachable).
 pub async fn images(
     list: &[(String, ImageOptions)],
     jobs: usize,
+    pool: Option<&Pool>,
     on_event: &mut (dyn FnMut(&str, Event) + Send),
 ) -> Result<Vec<Finished>, ImageError> {
     for (_, opts) in list {
         super::image::check(opts)?;
     }
-    let daemon = ship::connect().await?;
+    let on = match pool {
+        Some(pool) => On::Pool(pool),
+        None => On::Daemon(Box::new(ship::connect().await?)),
+    };
     let sink = Mutex::new(on_event);
-    let daemon = &daemon;
+    let on = &on;
     let sink = &sink;
     let mut results: Vec<(usize, Finished)> = futures_util::stream::iter(list.iter().enumerate())
         .map(|(i, (name, opts))| async move {
@@ -327,11 +356,19 @@ pub async fn images(
                 let mut f = sink.lock().unwrap_or_else(|p| p.into_inner());
                 f(name, e)
             };
-            let result = image_on(daemon, opts, &mut forward).await;
+            let (builder, result) = match on {
+                On::Daemon(daemon) => (None, image_on(daemon, opts, &mut forward).await),
+                On::Pool(pool) => {
+                    let key = super::pool::key(opts, name);
+                    let placed = super::pool::build(pool, &key, opts, &mut forward).await;
+                    (placed.builder, placed.result)
+                }
+            };
             (
                 i,
                 Finished {
                     name: name.clone(),
+                    builder,
                     result,
                 },
             )
@@ -439,6 +476,30 @@ mod tests {
         let vars = TagVars::read_for(dir.path(), &[&plain, &sha]);
         assert_eq!(vars.git_sha.map(|s| s.len()), Some(40));
         assert_eq!(vars.branch.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn cache_options_name_each_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::parse(
+            &dir.path().join("reggie-build.toml"),
+            "[[image]]\nname = \"Api/v2\"\n",
+        )
+        .unwrap();
+        let mut shared = ImageOptions::new(ContextSpec::new(dir.path()));
+        shared.cache_to = vec![crate::ship::outputs::CacheSpec::parse_to(
+            "type=registry,ref=reg:5000/cache:{image},mode=max",
+        )
+        .unwrap()];
+        shared.cache_from =
+            vec![crate::ship::outputs::CacheSpec::parse_from("reg:5000/cache:{image}").unwrap()];
+        let opts = options_for(&config.images[0], &shared, &TagVars::default()).unwrap();
+        assert_eq!(opts.cache_to[0].attr("ref"), Some("reg:5000/cache:Api-v2"));
+        assert_eq!(opts.cache_to[0].attr("mode"), Some("max"));
+        assert_eq!(
+            opts.cache_from[0].attr("ref"),
+            Some("reg:5000/cache:Api-v2")
+        );
     }
 
     #[test]

@@ -27,7 +27,8 @@ use std::time::Duration;
 use bollard_buildkit_proto::moby::buildkit::v1::control_client::ControlClient;
 use bollard_buildkit_proto::moby::buildkit::v1::types::WorkerRecord;
 use bollard_buildkit_proto::moby::buildkit::v1::{
-    CacheOptions, CacheOptionsEntry, ListWorkersRequest, SolveRequest, SolveResponse, StatusRequest,
+    CacheOptions, CacheOptionsEntry, InfoRequest, ListWorkersRequest, SolveRequest, SolveResponse,
+    StatusRequest,
 };
 
 use super::error::{with_hint, ControlError, ShipError};
@@ -37,7 +38,7 @@ use super::filesync::Counters;
 use super::grpc_io::{self, Addr, TlsOptions};
 use super::prepare::{self, session_dockerfile_name, session_parts};
 use super::spec::{BuildSpec, Built};
-use super::{buildkit, daemon, outputs, session, upload};
+use super::{buildkit, content, daemon, outputs, session, upload};
 
 /// A BuildKit engine to build on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +109,11 @@ impl Remote {
             return self.tls_error(reason);
         }
         let addr = self.addr.to_string();
-        let mut hint = format!("Check that buildkitd listens there (`buildkitd --addr {addr}`), that this machine can reach it (firewall, port-forward), or fix --buildkit-addr / BUILDKIT_HOST");
+        let mut hint = match &self.addr {
+            Addr::Ssh { .. } => "Check that `ssh HOST buildctl dial-stdio` works from this shell (key, agent, ~/.ssh/config; buildctl installed there, and buildkitd on its default socket or the one the address names); REGGIE_SSH_COMMAND=\"ssh -F FILE\" passes ssh options".to_string(),
+            Addr::DockerContext(_) => "Check that the Docker daemon of that context runs and that `docker --context NAME info` reaches it; docker-context:// with no name uses DOCKER_HOST, DOCKER_CONTEXT or the current context".to_string(),
+            _ => format!("Check that buildkitd listens there (`buildkitd --addr {addr}`), that this machine can reach it (firewall, port-forward), or fix --buildkit-addr / BUILDKIT_HOST"),
+        };
         if !self.tls.enabled() && closed {
             hint.push_str("; a builder that serves TLS closes plain connections: pass --buildkit-ca (and --buildkit-cert/--buildkit-key for mutual TLS)");
         }
@@ -228,6 +233,25 @@ fn cache_entry(c: &outputs::CacheSpec) -> CacheOptionsEntry {
     }
 }
 
+/// The `cache-imports` frontend attribute: the Dockerfile frontend
+/// imports only the caches its own attributes name, not those of the
+/// solve's cache options, so BuildKit's client sets both. The value is
+/// the JSON of the Control API's entries (`[{"Type":..,"Attrs":{..}}]`,
+/// Go's field names; `Attrs` left out when empty, as Go's `omitempty`).
+fn cache_imports_attr(imports: &[outputs::CacheSpec]) -> Option<String> {
+    if imports.is_empty() {
+        return None;
+    }
+    let entries: Vec<serde_json::Value> = imports
+        .iter()
+        .map(|c| match c.attrs.is_empty() {
+            true => serde_json::json!({ "Type": c.kind }),
+            false => serde_json::json!({ "Type": c.kind, "Attrs": c.attrs }),
+        })
+        .collect();
+    Some(serde_json::Value::from(entries).to_string())
+}
+
 /// A build on a remote engine.
 #[derive(Debug, Clone)]
 pub struct RemoteBuilt {
@@ -269,7 +293,117 @@ pub fn frontend_attrs(
     if let Some(network) = spec.network.as_deref().filter(|n| *n != "default") {
         attrs.insert("force-network-mode".into(), network.to_string());
     }
+    attrs.extend(spec.attests.clone());
     attrs
+}
+
+/// The first BuildKit release that attaches attestations
+/// (`attest:provenance`, `attest:sbom`).
+const ATTESTATIONS_SINCE: (u64, u64) = (0, 11);
+
+/// `v0.11.6` → (0, 11); `None` for what names no release: a build from
+/// source without a version (`0.0.0+unknown`), or what does not parse.
+fn release(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim_start_matches('v').split(['.', '-', '+']);
+    let r = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    (r != (0, 0)).then_some(r)
+}
+
+/// Refuses attestations an engine would silently leave out: BuildKit
+/// before 0.11 ignores the attributes (and has no `Info` call to ask its
+/// version), a Docker daemon's image store keeps none.
+async fn check_attestations(
+    client: &mut ControlClient<tonic::transport::Channel>,
+    remote: &Remote,
+    engine: Engine,
+    spec: &BuildSpec,
+) -> Result<(), ControlError> {
+    let what = spec
+        .attests
+        .keys()
+        .map(|k| format!("--{}", k.trim_start_matches("attest:")))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let unsupported = |engine: &'static str| {
+        ControlError::Unsupported {
+        addr: remote.addr.to_string(),
+        engine,
+        what: format!("{what} cannot be attached there"),
+        supported: "no attestations",
+        instead: "build on a standalone buildkitd of BuildKit 0.11 or newer (--buildkit-addr), which pushes them with the image",
+    }
+    };
+    if engine == Engine::Daemon {
+        return Err(unsupported(engine.describe()));
+    }
+    match builder_version(client, remote).await? {
+        Version::Release(r) if r >= ATTESTATIONS_SINCE => Ok(()),
+        // A build from source names no release: let it try.
+        Version::Unknown => Ok(()),
+        _ => Err(unsupported("a buildkitd older than BuildKit 0.11")),
+    }
+}
+
+/// What `Info` says of the engine's BuildKit.
+enum Version {
+    /// Before 0.11: no `Info` call.
+    Older,
+    /// A build that names no release.
+    Unknown,
+    Release((u64, u64)),
+}
+
+async fn builder_version(
+    client: &mut ControlClient<tonic::transport::Channel>,
+    remote: &Remote,
+) -> Result<Version, ControlError> {
+    let version = match client.info(InfoRequest {}).await {
+        Ok(r) => r.into_inner().buildkit_version.map(|v| v.version),
+        Err(s) if s.code() == tonic::Code::Unimplemented => None,
+        Err(s) => return Err(remote.call_error("asking the BuildKit version (Info)", s)),
+    };
+    tracing::info!(?version, "BuildKit version");
+    Ok(match version.as_deref().map(release) {
+        None => Version::Older,
+        Some(None) => Version::Unknown,
+        Some(Some(r)) => Version::Release(r),
+    })
+}
+
+/// The first BuildKit release whose registry cache exporter writes an
+/// image manifest (`image-manifest=true`), the only form ECR takes.
+const IMAGE_MANIFEST_CACHE_SINCE: (u64, u64) = (0, 12);
+
+/// Refuses a registry cache export to ECR on a BuildKit that would write
+/// the manifest list ECR rejects: it ignores `image-manifest=true`.
+async fn check_ecr_cache(
+    client: &mut ControlClient<tonic::transport::Channel>,
+    remote: &Remote,
+    exports: &[outputs::CacheSpec],
+) -> Result<(), ControlError> {
+    let Some(ecr) = exports.iter().find(|c| c.is_ecr()) else {
+        return Ok(());
+    };
+    match builder_version(client, remote).await? {
+        Version::Release(r) if r < IMAGE_MANIFEST_CACHE_SINCE => Err(ControlError::Unsupported {
+            addr: remote.addr.to_string(),
+            engine: "a buildkitd older than BuildKit 0.12",
+            what: format!(
+                "--cache-to type=registry,ref={} cannot go to ECR from it: it exports its cache as a manifest list, which ECR refuses, and ignores image-manifest=true",
+                ecr.attr("ref").unwrap_or_default()
+            ),
+            supported: "registry caches in registries that take manifest lists, inline, local, gha and s3",
+            instead: "use --cache-to type=inline (the cache rides in the pushed image) or type=local, or a builder of BuildKit 0.12 or newer",
+        }),
+        Version::Older => Err(ControlError::Unsupported {
+            addr: remote.addr.to_string(),
+            engine: "a buildkitd older than BuildKit 0.11",
+            what: "a registry cache cannot go to ECR from it (ECR refuses its cache manifest list)".into(),
+            supported: "inline, local, gha and s3 caches",
+            instead: "use --cache-to type=inline, or a builder of BuildKit 0.12 or newer",
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Builds `spec` on `remote`: the engine pulls the context over the
@@ -285,7 +419,10 @@ pub async fn build(
     let engine = engine_of(&workers);
     tracing::info!(addr = %remote.addr, ?engine, workers = workers.len(), "BuildKit builder");
     tracing::debug!(workers = ?workers.iter().map(|w| (&w.id, &w.labels, &w.platforms)).collect::<Vec<_>>(), "workers");
-    let outputs_plan = outputs::plan_remote(
+    if !spec.attests.is_empty() {
+        check_attestations(&mut client, remote, engine, spec).await?;
+    }
+    let mut outputs_plan = outputs::plan_remote(
         &outputs::Request {
             outputs: &spec.outputs,
             cache_from: &spec.cache_from,
@@ -296,6 +433,16 @@ pub async fn build(
         &format!("{} at {}", engine.describe(), remote.addr),
     )?;
     let exporter = exporter_for(remote, spec, engine, push, &outputs_plan, on_event)?;
+    if engine == Engine::Standalone {
+        check_ecr_cache(&mut client, remote, &outputs_plan.cache_exports).await?;
+    }
+    local_cache_imports(&mut outputs_plan.cache_imports, on_event)?;
+    let content_stores = content::stores_of(
+        outputs_plan
+            .cache_imports
+            .iter()
+            .chain(&outputs_plan.cache_exports),
+    );
     let exports_files = outputs_plan.export.is_some();
 
     // The context is surveyed once the builder answered: an unreachable
@@ -313,7 +460,7 @@ pub async fn build(
             .map_err(|e| ShipError::Export(e.to_string()))?;
     }
     let export_state = std::sync::Arc::new(ExportState::default());
-    let (info, services) = session_parts(
+    let (info, mut services) = session_parts(
         spec,
         session::session_credentials(&spec.pull_credentials),
         outputs_plan.export.clone(),
@@ -321,15 +468,27 @@ pub async fn build(
         keyed.snapshot.clone(),
     );
     let counters = services.counters.clone();
-    let headers = info.headers(exports_files);
+    let mut headers = info.headers(exports_files);
+    if !content_stores.is_empty() {
+        headers.extend(
+            content::METHODS
+                .iter()
+                .map(|m| ("X-Docker-Expose-Session-Grpc-Method", m.to_string())),
+        );
+    }
+    services.content_stores = content_stores.into_iter().collect();
     let _session = open_session(remote, &mut client, spec, &headers, services).await?;
 
     let build_ref = format!("reggie-build-{}", upload::random_hex(20));
+    let mut attrs = frontend_attrs(spec, &dockerfile_name, &keyed.labels);
+    if let Some(imports) = cache_imports_attr(&outputs_plan.cache_imports) {
+        attrs.insert("cache-imports".into(), imports);
+    }
     let request = SolveRequest {
         r#ref: build_ref.clone(),
         session: info.id.clone(),
         frontend: "dockerfile.v0".into(),
-        frontend_attrs: frontend_attrs(spec, &dockerfile_name, &keyed.labels),
+        frontend_attrs: attrs,
         // The fields every BuildKit reads (newer ones turn them into
         // `exporters`); an engine older than `exporters` ignores that.
         exporter_deprecated: exporter.kind.to_string(),
@@ -359,6 +518,11 @@ pub async fn build(
             .await)
         }
     };
+    local_cache_exports(
+        &outputs_plan.cache_exports,
+        &response.exporter_response,
+        on_event,
+    )?;
     let built = Built {
         image_id: String::new(),
         context_digest: keyed.survey.digest,
@@ -386,6 +550,63 @@ pub async fn build(
         push,
         on_event,
     )
+}
+
+/// Local cache imports named by their manifest's digest, as the builder's
+/// importer wants them: the one the directory's `index.json` tags (`tag=`,
+/// else `latest`). A directory without that cache is left out with a
+/// warning, as buildctl does: the build runs without it.
+fn local_cache_imports(
+    imports: &mut Vec<outputs::CacheSpec>,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<(), ShipError> {
+    let mut kept = Vec::with_capacity(imports.len());
+    for mut c in imports.drain(..) {
+        if c.kind != "local" || c.attr("digest").is_some() {
+            kept.push(c);
+            continue;
+        }
+        let dir = std::path::PathBuf::from(c.attr("src").unwrap_or_default());
+        let tag = c.attr("tag").unwrap_or(content::DEFAULT_TAG).to_string();
+        match content::resolve(&dir, &tag).map_err(|e| ShipError::Cache(e.to_string()))? {
+            Some(digest) => {
+                c.attrs.insert("digest".into(), digest);
+                kept.push(c);
+            }
+            None => on_event(Event::Warning {
+                message: format!(
+                    "--cache-from type=local,src={}: no cache tagged {tag} there (no index.json naming it); building without it",
+                    dir.display()
+                ),
+            }),
+        }
+    }
+    *imports = kept;
+    Ok(())
+}
+
+/// Names what the builder exported to local cache directories in their
+/// `index.json`, from the `cache.manifest` descriptor it answered with.
+fn local_cache_exports(
+    exports: &[outputs::CacheSpec],
+    response: &HashMap<String, String>,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<(), ShipError> {
+    for c in exports.iter().filter(|c| c.kind == "local") {
+        let dir = std::path::PathBuf::from(c.attr("dest").unwrap_or_default());
+        let Some(desc) = response.get("cache.manifest") else {
+            on_event(Event::Warning {
+                message: format!(
+                    "--cache-to type=local,dest={}: the builder named no cache manifest; the directory's index.json is unchanged",
+                    dir.display()
+                ),
+            });
+            continue;
+        };
+        let tag = c.attr("tag").unwrap_or(content::DEFAULT_TAG);
+        content::put(&dir, tag, desc).map_err(|e| ShipError::Cache(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Connects to the engine and lists its workers (which tell what engine
@@ -467,23 +688,32 @@ fn build_platform(spec: &BuildSpec, workers: &[WorkerRecord]) -> String {
     })
 }
 
-/// A warning when `--platform` is not among the workers' platforms.
+/// A warning naming the platforms of `--platform` (one or several) that
+/// are not among the workers' platforms.
 fn platform_warning(remote: &Remote, spec: &BuildSpec, workers: &[WorkerRecord]) -> Option<Event> {
     let want = spec.platform.as_ref()?;
-    let offered: Vec<String> = workers
+    let mut offered: Vec<String> = workers
         .iter()
         .flat_map(|w| &w.platforms)
         .map(|p| format!("{}/{}", p.os, p.architecture))
         .collect();
-    let arch = outputs::platform_arch(want).unwrap_or_default();
-    (!offered.is_empty() && !offered.iter().any(|p| p.ends_with(&format!("/{arch}")))).then(|| {
-        Event::Warning {
-            message: format!(
-                "the builder at {} does not list {want} among its platforms ({}): RUN steps need binfmt/QEMU emulation there, or fail with 'exec format error'",
-                remote.addr,
-                offered.join(", ")
-            ),
-        }
+    // Variants (amd64/v2, /v3...) come one after the other.
+    offered.dedup();
+    let missing: Vec<&str> = want
+        .split(',')
+        .map(str::trim)
+        .filter(|p| {
+            let arch = outputs::platform_arch(p).unwrap_or_default();
+            !offered.iter().any(|o| o.ends_with(&format!("/{arch}")))
+        })
+        .collect();
+    (!offered.is_empty() && !missing.is_empty()).then(|| Event::Warning {
+        message: format!(
+            "the builder at {} does not list {} among its platforms ({}): RUN steps need binfmt/QEMU emulation there, or fail with 'exec format error'",
+            remote.addr,
+            missing.join(", "),
+            offered.join(", ")
+        ),
     })
 }
 
@@ -523,6 +753,20 @@ fn answer(
         Some(Ok(r)) => Ok(r.into_inner()),
         Some(Err(status)) => {
             let (step, log_tail) = progress.failure();
+            // The connection itself failed (the builder went away), not
+            // the build: no step's error to report.
+            let broken = matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ) && std::error::Error::source(&status).is_some();
+            if broken {
+                return Err(ControlError::Lost {
+                    addr: remote.addr.to_string(),
+                    step,
+                    reason: status_message(&status),
+                }
+                .into());
+            }
             Err(match step {
                 Some(step) => ShipError::Step {
                     step: Some(step),
@@ -739,6 +983,35 @@ mod tests {
             )])]),
             Engine::Daemon
         );
+    }
+
+    #[test]
+    fn cache_imports_named_for_the_frontend_as_buildctl_does() {
+        use crate::ship::outputs::CacheSpec;
+        assert_eq!(cache_imports_attr(&[]), None);
+        let imports = [
+            CacheSpec::parse_from("type=registry,ref=r.example/a:cache,Mode=max").unwrap(),
+            CacheSpec::parse_from("type=gha").unwrap(),
+        ];
+        // The entries buildctl 0.11 sends for the same --import-cache
+        // values (Go writes Type first; JSON objects have no order).
+        assert_eq!(
+            cache_imports_attr(&imports).as_deref(),
+            Some(
+                r#"[{"Attrs":{"mode":"max","ref":"r.example/a:cache"},"Type":"registry"},{"Type":"gha"}]"#
+            )
+        );
+    }
+
+    #[test]
+    fn releases_read_from_versions() {
+        assert_eq!(release("v0.11.6"), Some((0, 11)));
+        assert_eq!(release("v0.12.0-rc1"), Some((0, 12)));
+        assert_eq!(release("0.9.3+abc"), Some((0, 9)));
+        assert_eq!(release("dev"), None);
+        assert_eq!(release("0.0.0+unknown"), None);
+        assert!(release("v0.10.6").unwrap() < ATTESTATIONS_SINCE);
+        assert!(release("v0.11.6").unwrap() < IMAGE_MANIFEST_CACHE_SINCE);
     }
 
     #[test]

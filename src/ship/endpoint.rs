@@ -110,6 +110,43 @@ pub fn resolve_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Endpoint, Da
     context_endpoint(&config_dir, &name, why)
 }
 
+/// The daemon of the Docker context `name`, as `docker --context NAME`
+/// reaches it (`default`: DOCKER_HOST, else the default socket); `None`:
+/// as [`resolve`] decides.
+pub fn resolve_context(name: Option<&str>) -> Result<Endpoint, DaemonError> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match name {
+        None => resolve(),
+        Some("default") => {
+            // DOCKER_HOST's TLS settings apply as for the daemon path.
+            let host_only = |k: &str| match k {
+                "DOCKER_CONTEXT" => None,
+                k => env(k),
+            };
+            match env("DOCKER_HOST") {
+                Some(_) => resolve_with(&host_only),
+                None => Ok(Endpoint {
+                    host: DEFAULT_HOST.into(),
+                    tls: None,
+                    source: "context default".into(),
+                }),
+            }
+        }
+        Some(name) => {
+            let config_dir = env("DOCKER_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".docker")))
+                .ok_or_else(|| DaemonError::Context {
+                    name: name.to_string(),
+                    reason:
+                        "neither DOCKER_CONFIG nor HOME is set: no docker config to read it from"
+                            .into(),
+                })?;
+            context_endpoint(&config_dir, name, "--buildkit-addr")
+        }
+    }
+}
+
 fn unsupported(host: &str, reason: String) -> DaemonError {
     DaemonError::Unsupported {
         host: host.to_string(),

@@ -80,6 +80,9 @@ pub enum ShipError {
     /// Receiving or writing an `--output` failed.
     #[error("--output: {0}")]
     Export(String),
+    /// A local cache directory could not be read or named.
+    #[error("local build cache: {0}")]
+    Cache(String),
 }
 
 /// Adds what to do to daemon messages whose cause is known.
@@ -190,6 +193,13 @@ pub enum ControlError {
         what: String,
         supported: &'static str,
         instead: &'static str,
+    },
+    #[error("the connection to the BuildKit builder at {addr} broke during the build{}: {reason}\n  The builder stopped, restarted or became unreachable; build again once it is back", .step.as_ref().map(|s| format!(" (at {s})")).unwrap_or_default())]
+    Lost {
+        addr: String,
+        /// The step that was running.
+        step: Option<String>,
+        reason: String,
     },
     #[error("{what} on the BuildKit builder at {addr} failed: {message}")]
     Call {

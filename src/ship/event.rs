@@ -91,6 +91,15 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
     },
+    /// The BuildKit builder this build runs on, when there are several
+    /// (`--buildkit-addr` repeated, `[[builder]]`), and why that one.
+    Builder {
+        /// Its address.
+        addr: String,
+        /// `preferred` (the image's own builder, the same from run to
+        /// run), or why another one: `busy` or `down`, with that builder.
+        reason: String,
+    },
     /// The end of the command, for `--json` readers.
     Result {
         /// Whether it succeeded.

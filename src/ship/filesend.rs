@@ -389,9 +389,17 @@ impl LocalReceiver {
             return self.target.open_dir(self.target.name()).map_err(Into::into);
         };
         if !self.merge {
-            self.target.commit(&staging)?;
-            self.staging = None;
-            return self.target.open_dir(self.target.name()).map_err(Into::into);
+            match self.target.commit(&staging) {
+                Ok(()) => {
+                    self.staging = None;
+                    return self.target.open_dir(self.target.name()).map_err(Into::into);
+                }
+                // A multi-platform export sends one stream per platform
+                // (`linux_amd64/`, `linux_arm64/`): the first to finish
+                // placed the destination, the others merge into it.
+                Err(e) if !matches!(self.target.existing()?, Existing::Dir) => return Err(e.into()),
+                Err(_) => {}
+            }
         }
         let into = self.target.open_dir(self.target.name())?;
         merge_into(&self.root, &into, &self.dest)?;
@@ -852,10 +860,10 @@ impl ExportState {
 /// gRPC messages as their bytes: `FileSend/DiffCopy` carries fsutil
 /// packets or raw bytes under one declared type.
 #[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
+pub(crate) struct RawCodec;
 
-struct RawEncoder;
-struct RawDecoder;
+pub(crate) struct RawEncoder;
+pub(crate) struct RawDecoder;
 
 impl tonic::codec::Codec for RawCodec {
     type Encode = Vec<u8>;

@@ -1,7 +1,12 @@
 //! Connections to a BuildKit engine's gRPC API, as buildctl and buildx's
 //! remote driver dial `buildkitd --addr`: `tcp://HOST:PORT` (h2c, or TLS
 //! with ALPN `h2` and, for mutual TLS, a client certificate) or
-//! `unix://PATH`.
+//! `unix://PATH`; `ssh://[USER@]HOST[:PORT][/SOCKET]` runs `buildctl
+//! [--addr unix://SOCKET] dial-stdio` there, as buildctl's ssh helper
+//! does; `docker-context://[NAME]` is the embedded BuildKit of a Docker
+//! daemon (of the context NAME, or the one the daemon path would use),
+//! reached as buildx's docker driver reaches it: `POST /grpc` upgraded to
+//! h2c on any connection the daemon path makes (unix, tcp, TLS, ssh).
 //!
 //! Also the session's transport over the Control API: `Control.Session`
 //! is a bidirectional stream of `BytesMessage`s that carries the bytes of
@@ -33,11 +38,38 @@ pub enum Addr {
     Tcp { host: String, port: u16 },
     /// `unix://PATH`.
     Unix(PathBuf),
+    /// `ssh://[USER@]HOST[:PORT][/SOCKET]`.
+    Ssh {
+        target: super::ssh::SshTarget,
+        /// buildkitd's socket there (buildctl's default when none).
+        socket: Option<PathBuf>,
+    },
+    /// `docker-context://[NAME]`.
+    DockerContext(Option<String>),
 }
 
 impl Addr {
-    /// Parses `tcp://HOST:PORT` or `unix://PATH` (buildctl's `--addr`).
+    /// Parses `tcp://HOST:PORT`, `unix://PATH`, `ssh://...` (buildctl's
+    /// `--addr`) or `docker-context://[NAME]`.
     pub fn parse(addr: &str) -> Result<Addr, String> {
+        if let Some(rest) = addr.strip_prefix("ssh://") {
+            let (hostpart, socket) = match rest.find('/') {
+                Some(i) if i + 1 < rest.len() => (&rest[..i], Some(PathBuf::from(&rest[i..]))),
+                Some(i) => (&rest[..i], None),
+                None => (rest, None),
+            };
+            let target = super::ssh::parse(&format!("ssh://{hostpart}"))?;
+            return Ok(Addr::Ssh { target, socket });
+        }
+        if let Some(name) = addr.strip_prefix("docker-context://") {
+            let name = name.trim_end_matches('/');
+            if name.contains(['/', '?', '#']) {
+                return Err("docker-context:// takes a context name (`docker context ls`), or nothing for the current one".into());
+            }
+            return Ok(Addr::DockerContext(
+                (!name.is_empty()).then(|| name.to_string()),
+            ));
+        }
         if let Some(path) = addr.strip_prefix("unix://") {
             if path.is_empty() {
                 return Err(
@@ -52,7 +84,7 @@ impl Addr {
                 "docker-container" | "kube-pod" | "podman-container" | "nerdctl-container" => {
                     format!("{scheme}:// is not supported: expose buildkitd on tcp://HOST:PORT (e.g. kubectl port-forward) or unix://PATH")
                 }
-                _ => "use tcp://HOST:PORT or unix://PATH".into(),
+                _ => "use tcp://HOST:PORT, unix://PATH, ssh://[USER@]HOST[:PORT][/SOCKET] or docker-context://[NAME]".into(),
             });
         };
         let rest = rest.trim_end_matches('/');
@@ -81,6 +113,26 @@ impl std::fmt::Display for Addr {
             Addr::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Addr::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Addr::Unix(path) => write!(f, "unix://{}", path.display()),
+            Addr::Ssh { target, socket } => {
+                f.write_str("ssh://")?;
+                if let Some(user) = &target.user {
+                    write!(f, "{user}@")?;
+                }
+                match target.host.contains(':') {
+                    true => write!(f, "[{}]", target.host)?,
+                    false => f.write_str(&target.host)?,
+                }
+                if let Some(port) = target.port {
+                    write!(f, ":{port}")?;
+                }
+                match socket {
+                    Some(s) => write!(f, "{}", s.display()),
+                    None => Ok(()),
+                }
+            }
+            Addr::DockerContext(name) => {
+                write!(f, "docker-context://{}", name.as_deref().unwrap_or(""))
+            }
         }
     }
 }
@@ -148,12 +200,23 @@ pub fn tls_config(tls: &TlsOptions) -> io::Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-/// Dials the engine once: TCP (or the unix socket), then TLS if set.
+/// Dials the engine once: TCP (or the unix socket), then TLS if set; or
+/// a process's stdio through ssh; or a Docker daemon's `/grpc`.
 async fn dial(
     addr: &Addr,
     tls: Option<&(Arc<rustls::ClientConfig>, String)>,
 ) -> io::Result<Box<dyn Conn>> {
     let tcp = match addr {
+        Addr::Ssh { target, socket } => {
+            let socket = socket.as_ref().map(|s| format!("unix://{}", s.display()));
+            let mut remote = vec!["buildctl"];
+            if let Some(s) = &socket {
+                remote.extend(["--addr", s]);
+            }
+            remote.push("dial-stdio");
+            return Ok(Box::new(super::ssh::dial_running(target, &remote)?));
+        }
+        Addr::DockerContext(name) => return docker_grpc(name.as_deref()).await,
         Addr::Unix(path) => {
             let s = tokio::net::UnixStream::connect(path).await?;
             return match tls {
@@ -182,6 +245,43 @@ async fn handshake<S: Conn>(
         .await
 }
 
+/// The BuildKit of the Docker daemon of context `name`: `POST /grpc`,
+/// upgraded to h2c, on a connection the daemon path would make.
+async fn docker_grpc(name: Option<&str>) -> io::Result<Box<dyn Conn>> {
+    use http_body_util::BodyExt;
+    let ep = super::endpoint::resolve_context(name).map_err(io::Error::other)?;
+    let conn = super::session::dial(&ep).await.map_err(io::Error::other)?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+        .await
+        .map_err(io::Error::other)?;
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    let req = hyper::Request::post("/grpc")
+        .header(hyper::header::HOST, "docker")
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, "h2c")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(io::Error::other)?;
+    let resp = sender.send_request(req).await.map_err(io::Error::other)?;
+    if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(io::Error::other(format!(
+            "the Docker daemon at {} answered POST /grpc with {status}: {} (its BuildKit is reached this way since Docker 18.09; is BuildKit enabled there?)",
+            ep.display(),
+            super::session::daemon_message(&body).unwrap_or_default()
+        )));
+    }
+    let upgraded = hyper::upgrade::on(resp).await.map_err(io::Error::other)?;
+    Ok(Box::new(TokioIo::new(upgraded)))
+}
+
 /// A gRPC channel to the engine. The first connection is dialed here, so
 /// that an unreachable address or a refused handshake fails now, with the
 /// I/O error; reconnections dial again.
@@ -190,7 +290,14 @@ pub async fn channel(addr: &Addr, tls: &TlsOptions) -> io::Result<Channel> {
         let name = tls.server_name.clone().unwrap_or_else(|| match addr {
             Addr::Tcp { host, .. } => host.clone(),
             Addr::Unix(_) => "localhost".into(),
+            Addr::Ssh { target, .. } => target.host.clone(),
+            Addr::DockerContext(_) => "docker".into(),
         });
+        if matches!(addr, Addr::Ssh { .. } | Addr::DockerContext(_)) {
+            return Err(io::Error::other(format!(
+                "--buildkit-ca/--buildkit-cert/--buildkit-key apply to tcp:// and unix:// builders; {addr} is secured by ssh or by the Docker context's own TLS files"
+            )));
+        }
         Some(Arc::new((Arc::new(tls_config(tls)?), name)))
     } else {
         None
@@ -293,15 +400,47 @@ mod tests {
             Addr::parse("unix:///run/buildkit/buildkitd.sock"),
             Ok(Addr::Unix("/run/buildkit/buildkitd.sock".into()))
         );
+        // buildctl's ssh://[USER@]HOST[:PORT][/SOCKET], shown as given.
+        for (given, user, host, port, socket) in [
+            (
+                "ssh://me@b.example:2222/run/buildkit/buildkitd.sock",
+                Some("me"),
+                "b.example",
+                Some(2222),
+                Some("/run/buildkit/buildkitd.sock"),
+            ),
+            ("ssh://b.example", None, "b.example", None, None),
+            ("ssh://[::1]:22/s", None, "::1", Some(22), Some("/s")),
+        ] {
+            let parsed = Addr::parse(given).unwrap();
+            let Addr::Ssh { target, socket: s } = &parsed else {
+                panic!("{given}: {parsed:?}")
+            };
+            assert_eq!(target.user.as_deref(), user, "{given}");
+            assert_eq!((target.host.as_str(), target.port), (host, port), "{given}");
+            assert_eq!(s.as_deref(), socket.map(Path::new), "{given}");
+            assert_eq!(parsed.to_string(), given);
+        }
+        assert_eq!(
+            Addr::parse("docker-context://second"),
+            Ok(Addr::DockerContext(Some("second".into())))
+        );
+        assert_eq!(
+            Addr::parse("docker-context://"),
+            Ok(Addr::DockerContext(None))
+        );
         for (bad, says) in [
             ("tcp://host", "needs a port"),
             ("tcp://:1234", "needs a host"),
             ("tcp://h:0", "1 to 65535"),
             ("tcp://h:x", "1 to 65535"),
             ("unix://", "socket path"),
-            ("http://h:1", "tcp://HOST:PORT or unix://PATH"),
+            ("http://h:1", "use tcp://HOST:PORT, unix://PATH, ssh://"),
             ("docker-container://buildx", "not supported"),
-            ("h:1234", "tcp://HOST:PORT or unix://PATH"),
+            ("ssh://", "no host name"),
+            ("ssh://h:x/s", "not a port number"),
+            ("docker-context://a/b", "context name"),
+            ("h:1234", "docker-context://[NAME]"),
         ] {
             let err = Addr::parse(bad).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");

@@ -52,11 +52,12 @@
 
 pub(crate) mod buildkit;
 mod classic;
+mod content;
 pub(crate) mod control;
 pub(crate) mod daemon;
 mod daemon_session;
 pub(crate) mod endpoint;
-mod error;
+pub(crate) mod error;
 mod event;
 pub(crate) mod filesend;
 pub(crate) mod filesync;

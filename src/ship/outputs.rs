@@ -295,11 +295,7 @@ impl CacheSpec {
     /// not set (`image-manifest=true`, `oci-mediatypes=true`): ECR refuses
     /// BuildKit's default cache manifest list.
     pub fn ecr_missing_attrs(&self) -> Vec<&'static str> {
-        let is_ecr = self.kind == "registry"
-            && self
-                .attr("ref")
-                .is_some_and(|r| crate::auth::parse_ecr_host(registry_host(r)).is_some());
-        if !is_ecr {
+        if !self.is_ecr() {
             return Vec::new();
         }
         ["image-manifest", "oci-mediatypes"]
@@ -310,6 +306,14 @@ impl CacheSpec {
 }
 
 impl CacheSpec {
+    /// Whether this is a registry cache in ECR.
+    pub fn is_ecr(&self) -> bool {
+        self.kind == "registry"
+            && self
+                .attr("ref")
+                .is_some_and(|r| crate::auth::parse_ecr_host(registry_host(r)).is_some())
+    }
+
     /// Sets what ECR needs on a registry export to ECR (see
     /// [`CacheSpec::ecr_missing_attrs`]); returns the attributes it set,
     /// for a warning that says so.
@@ -328,6 +332,75 @@ fn registry_host(reference: &str) -> &str {
         Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
         _ => "docker.io",
     }
+}
+
+/// `--provenance` and `--sbom` as buildx takes them, as the frontend
+/// attributes BuildKit (0.11+) reads (`attest:provenance`,
+/// `attest:sbom`): `true`/`false`, or `key=value,...` (`mode=min|max` for
+/// provenance, `generator=IMAGE` for the SBOM scanner). `false` leaves
+/// the attestation out.
+pub fn parse_attestation(
+    flag: &'static str,
+    value: &str,
+) -> Result<Option<(String, String)>, OutputError> {
+    let key = match flag {
+        "--provenance" => "attest:provenance",
+        _ => "attest:sbom",
+    };
+    let invalid = |reason: String| OutputError::Invalid {
+        flag,
+        excerpt: excerpt(value),
+        reason,
+    };
+    let value = value.trim();
+    if let Ok(on) = value.to_ascii_lowercase().parse::<bool>() {
+        // buildx: provenance on means mode=min; the SBOM its default
+        // scanner.
+        return Ok(on.then(|| {
+            let v = if flag == "--provenance" {
+                "mode=min"
+            } else {
+                ""
+            };
+            (key.to_string(), v.to_string())
+        }));
+    }
+    let fields = csv_fields(flag, value)?;
+    let (kind, attrs) = key_values(flag, value, fields)?;
+    if let Some(kind) = kind {
+        let own = key.trim_start_matches("attest:");
+        if kind != own {
+            return Err(invalid(format!(
+                "type={} here: {flag} is type={own}",
+                excerpt(&kind)
+            )));
+        }
+    }
+    if flag == "--provenance" {
+        if let Some(mode) = attrs
+            .get("mode")
+            .filter(|m| !matches!(m.as_str(), "min" | "max"))
+        {
+            return Err(invalid(format!(
+                "mode={}: give mode=min or mode=max",
+                excerpt(mode)
+            )));
+        }
+    } else if attrs.get("generator").is_some_and(|g| g.is_empty()) {
+        return Err(invalid(
+            "generator= needs an image (the SBOM scanner)".into(),
+        ));
+    }
+    if attrs.get("disabled").is_some_and(|d| parse_bool(d)) {
+        return Ok(None);
+    }
+    // Re-joined as buildx sends it, `type` left out.
+    let joined = attrs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Some((key.to_string(), joined)))
 }
 
 /// `--platform a,b` → the platforms, in order, without duplicates.
@@ -575,7 +648,7 @@ pub struct RemotePlan {
 const REMOTE_DAEMON_OUTPUTS: &str =
     "the image into that daemon (the default), type=local,dest=DIR and type=tar,dest=FILE|-";
 const REMOTE_CACHE: &str =
-    "type=registry, inline, gha and s3 (a local cache directory would need the client's content store, which reggie-build does not serve)";
+    "type=registry, inline, local (served from this machine over the session), gha and s3";
 
 /// Maps outputs and caches onto a Control-API solve on `engine` (its
 /// description; `daemon_engine`: a Docker daemon's embedded BuildKit,
@@ -645,7 +718,9 @@ pub fn plan_remote(
     ] {
         for c in list {
             let refused = match (c.kind.as_str(), flag == "--cache-to", daemon_engine) {
-                ("local", _, _) => Some("has no access to this machine's cache directories"),
+                ("local", _, true) => Some(
+                    "reads and writes no cache directory of this machine (its exporters have no session content store)",
+                ),
                 ("inline", false, _) => {
                     Some("reads inline cache from an image: give it as type=registry,ref=IMAGE")
                 }
@@ -671,6 +746,19 @@ pub fn plan_remote(
             if flag == "--cache-to" {
                 // ECR refuses BuildKit's default cache manifest list.
                 c.set_ecr_attrs();
+            }
+            if c.kind == "local" {
+                // The builder names the directory's store by the path it
+                // is given: one path for one directory.
+                let key = if flag == "--cache-to" { "dest" } else { "src" };
+                if let Some(dir) = c.attr(key) {
+                    let abs = std::path::absolute(dir).map_err(|e| OutputError::Invalid {
+                        flag,
+                        excerpt: excerpt(dir),
+                        reason: format!("cannot make it an absolute path: {e}"),
+                    })?;
+                    c.attrs.insert(key.into(), abs.display().to_string());
+                }
             }
             into.push(c);
         }
@@ -791,6 +879,43 @@ mod tests {
         assert_eq!(set.attr("image-manifest"), Some("true"));
         let hub = CacheSpec::parse_to("type=registry,ref=me/app:cache").unwrap();
         assert!(hub.ecr_missing_attrs().is_empty());
+    }
+
+    #[test]
+    fn attestations_parse_like_buildx() {
+        let ok = |flag, v: &str| parse_attestation(flag, v).unwrap();
+        let pair = |k: &str, v: &str| Some((k.to_string(), v.to_string()));
+        assert_eq!(
+            ok("--provenance", "true"),
+            pair("attest:provenance", "mode=min")
+        );
+        assert_eq!(
+            ok("--provenance", "mode=max"),
+            pair("attest:provenance", "mode=max")
+        );
+        assert_eq!(
+            ok("--provenance", "type=provenance,mode=max,builder-id=ci"),
+            pair("attest:provenance", "builder-id=ci,mode=max")
+        );
+        assert_eq!(ok("--provenance", "false"), None);
+        assert_eq!(ok("--provenance", "mode=max,disabled=true"), None);
+        assert_eq!(ok("--sbom", "true"), pair("attest:sbom", ""));
+        assert_eq!(
+            ok("--sbom", "generator=reg:5000/syft-scanner:1"),
+            pair("attest:sbom", "generator=reg:5000/syft-scanner:1")
+        );
+        for (flag, v, says) in [
+            ("--provenance", "mode=maximum", "mode=min or mode=max"),
+            ("--provenance", "type=sbom", "is type=provenance"),
+            ("--sbom", "generator=", "needs an image"),
+            ("--sbom", "yes", "is not KEY=VALUE"),
+        ] {
+            let err = parse_attestation(flag, v).unwrap_err().to_string();
+            assert!(
+                err.contains(says) && err.starts_with(flag),
+                "{flag} {v}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -974,8 +1099,22 @@ mod tests {
             err.to_string().contains("exports only inline cache"),
             "{err}"
         );
-        let err = plan(&[], &[from("type=local,src=d")], &[], false).unwrap_err();
-        assert!(err.to_string().contains("cache directories"), "{err}");
+        let err = plan(&[], &[from("type=local,src=d")], &[], true).unwrap_err();
+        assert!(err.to_string().contains("no cache directory"), "{err}");
+        // A standalone engine reads and writes them through the session,
+        // named by absolute paths.
+        let p = plan(
+            &[],
+            &[from("type=local,src=d")],
+            &[to("type=local,dest=/c,mode=max")],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            p.cache_imports[0].attr("src"),
+            Some(std::env::current_dir().unwrap().join("d").to_str().unwrap())
+        );
+        assert_eq!(p.cache_exports[0].attr("dest"), Some("/c"));
         // ECR gets the attributes it needs from a standalone engine.
         let ecr = "type=registry,ref=123456789012.dkr.ecr.us-east-1.amazonaws.com/a:c";
         let p = plan(&[], &[], &[to(ecr)], false).unwrap();

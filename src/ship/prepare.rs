@@ -352,6 +352,7 @@ pub(crate) fn session_parts(
         counters: std::sync::Arc::new(filesync::Counters::default()),
         export,
         export_state,
+        content_stores: HashMap::new(),
     };
     (info, services)
 }

@@ -142,6 +142,9 @@ pub struct Services {
     /// Where an `--output` the daemon sends back is written.
     pub export: Option<super::outputs::Export>,
     pub export_state: Arc<super::filesend::ExportState>,
+    /// Local cache directories by store id (`local:DIR`), served as a
+    /// content store to a remote builder.
+    pub content_stores: HashMap<String, std::path::PathBuf>,
 }
 
 /// Who the session is, for the daemon.
@@ -272,7 +275,10 @@ pub fn serve<T: Conn>(io: T, services: Services) -> tokio::task::JoinHandle<()> 
         }))
         .add_service(SshServer::new(SshService {
             agents: services.ssh,
-        }));
+        }))
+        .add_service(super::content::ContentServer::new(
+            super::content::Stores::new(services.content_stores),
+        ));
     tokio::spawn(async move {
         let incoming = futures_util::stream::iter([Ok::<_, io::Error>(io)]);
         if let Err(e) = router.serve_with_incoming(incoming).await {

@@ -44,6 +44,9 @@ pub(crate) struct BuildSpec {
     pub cache_from: Vec<outputs::CacheSpec>,
     /// `--cache-to`.
     pub cache_to: Vec<outputs::CacheSpec>,
+    /// Attestations as frontend attributes (`attest:provenance` ->
+    /// `mode=max`), from [`outputs::parse_attestation`].
+    pub attests: BTreeMap<String, String>,
 }
 
 /// A finished build.

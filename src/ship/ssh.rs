@@ -70,6 +70,12 @@ pub fn parse(url: &str) -> Result<SshTarget, String> {
 impl SshTarget {
     /// The command that opens one connection to the daemon.
     pub fn command(&self) -> tokio::process::Command {
+        self.command_running(&["docker", "system", "dial-stdio"])
+    }
+
+    /// `ssh ... HOST -- REMOTE...`: the command that runs `remote` there
+    /// with its stdin and stdout as the connection.
+    pub fn command_running(&self, remote: &[&str]) -> tokio::process::Command {
         let configured = std::env::var("REGGIE_SSH_COMMAND").unwrap_or_default();
         let mut words = configured.split_whitespace();
         let mut cmd = tokio::process::Command::new(words.next().unwrap_or("ssh"));
@@ -83,7 +89,8 @@ impl SshTarget {
         if let Some(port) = self.port {
             cmd.args(["-p", &port.to_string()]);
         }
-        cmd.args(["--", &self.host, "docker", "system", "dial-stdio"]);
+        cmd.args(["--", &self.host]);
+        cmd.args(remote);
         cmd
     }
 }
@@ -99,8 +106,14 @@ pub struct Stdio2 {
 /// Opens one raw connection through `ssh HOST docker system dial-stdio`
 /// (for connections bollard does not make: BuildKit sessions).
 pub fn dial(target: &SshTarget) -> io::Result<Stdio2> {
+    dial_running(target, &["docker", "system", "dial-stdio"])
+}
+
+/// Opens one raw connection through `ssh HOST REMOTE...` (`buildctl
+/// dial-stdio` for a buildkitd there).
+pub fn dial_running(target: &SshTarget, remote: &[&str]) -> io::Result<Stdio2> {
     let mut child = target
-        .command()
+        .command_running(remote)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

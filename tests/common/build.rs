@@ -147,3 +147,52 @@ pub fn rustix_mknod(path: &Path, mode: u32, dev: u64) {
     let rc = unsafe { libc::mknod(c.as_ptr(), mode, dev as libc::dev_t) };
     assert_eq!(rc, 0, "mknod {}", path.display());
 }
+
+/// A relay of one daemon's BuildKit on a unix socket; stopped on drop.
+pub struct Relay {
+    /// `unix://PATH`, for `--buildkit-addr`.
+    pub addr: String,
+    child: std::process::Child,
+}
+
+impl Relay {
+    pub fn start(daemon_host: &str, sock: &Path) -> Relay {
+        let daemon = daemon_host
+            .strip_prefix("unix://")
+            .expect("the services' daemons are on unix sockets");
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/relay.py");
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg("buildkit")
+            .arg(format!("unix:{}", sock.display()))
+            .arg(daemon)
+            .spawn()
+            .expect("run python3 tests/relay.py");
+        for _ in 0..200 {
+            if sock.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        assert!(
+            sock.exists(),
+            "the relay made no socket at {}",
+            sock.display()
+        );
+        Relay {
+            addr: format!("unix://{}", sock.display()),
+            child,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

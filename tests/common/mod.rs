@@ -5,7 +5,10 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+pub mod context;
 pub mod docker;
+pub mod images;
+pub mod rng;
 
 /// Copies a directory tree (files and directories; fixtures have no links).
 #[allow(dead_code)]

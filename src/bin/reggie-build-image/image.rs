@@ -87,11 +87,14 @@ fn parse_labels(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// The library's options from the arguments; reads the password from
-/// stdin last, after every other argument is known to be good. The
-/// `--ssh` agents must outlive the build: the private ones started for key
-/// files stop when they drop (also on error or Ctrl-C).
-pub fn options(args: &ImageArgs) -> anyhow::Result<(ImageOptions, ship::SshAgents)> {
+/// The library's options from the arguments, and the BuildKit builders
+/// of `--buildkit-addr` (none: the daemon); reads the password from stdin
+/// last, after every other argument is known to be good. The `--ssh`
+/// agents must outlive the build: the private ones started for key files
+/// stop when they drop (also on error or Ctrl-C).
+pub fn options(
+    args: &ImageArgs,
+) -> anyhow::Result<(ImageOptions, ship::SshAgents, Vec<ship::Remote>)> {
     let many = args.all || args.affected;
     if args.push && args.tags.is_empty() && !many {
         bail!("--push needs at least one --tag");
@@ -130,7 +133,25 @@ pub fn options(args: &ImageArgs) -> anyhow::Result<(ImageOptions, ship::SshAgent
     opts.create_repo = args.create_repo;
     opts.skip_if_exists = args.skip_if_exists;
     (opts.outputs, opts.cache_from, opts.cache_to) = parse_outputs(args)?;
-    opts.remote = remote_builder(args)?;
+    let builders = remote_builders(args)?;
+    let placeholder = reggie_build::ops::images::CACHE_PLACEHOLDER;
+    if !many
+        && (opts.cache_from.iter())
+            .chain(&opts.cache_to)
+            .any(|c| c.attrs.values().any(|v| v.contains(placeholder)))
+    {
+        bail!("{placeholder} in --cache-from/--cache-to stands for each image's name with --all or --affected; for one image, write its cache reference out");
+    }
+    for (flag, value) in [("--provenance", &args.provenance), ("--sbom", &args.sbom)] {
+        if let Some(v) = value {
+            opts.attests
+                .extend(ship::outputs::parse_attestation(flag, v)?);
+        }
+    }
+    // With --all, [[builder]] in the config may give the builders.
+    if !opts.attests.is_empty() && builders.is_empty() && !many {
+        return Err(reggie_build::ops::ImageError::AttestationsNeedBuildKit.into());
+    }
     if !many {
         reggie_build::ops::image::check(&opts)?;
     }
@@ -149,7 +170,7 @@ pub fn options(args: &ImageArgs) -> anyhow::Result<(ImageOptions, ship::SshAgent
             source: "--password-stdin".into(),
         });
     }
-    Ok((opts, ssh))
+    Ok((opts, ssh, builders))
 }
 
 /// `--output`, `--cache-from` and `--cache-to`, parsed.
@@ -185,14 +206,20 @@ fn parse_outputs(args: &ImageArgs) -> Result<ParsedOutputs, OutputError> {
     Ok((outs, from, to))
 }
 
-/// `--buildkit-addr` (or BUILDKIT_HOST): the builder to solve on instead
-/// of the daemon, and what it cannot be combined with.
-fn remote_builder(args: &ImageArgs) -> anyhow::Result<Option<ship::Remote>> {
-    let Some(addr) = args.buildkit_addr.as_deref().filter(|a| !a.is_empty()) else {
-        return Ok(None);
+/// `--buildkit-addr` (or BUILDKIT_HOST), once or more: the builders to
+/// solve on instead of the daemon, and what they cannot be combined with.
+fn remote_builders(args: &ImageArgs) -> anyhow::Result<Vec<ship::Remote>> {
+    let addrs: Vec<&str> = args
+        .buildkit_addr
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.is_empty())
+        .collect();
+    let Some(first) = addrs.first() else {
+        return Ok(Vec::new());
     };
     let refuse = |what: &str| -> anyhow::Result<()> {
-        bail!("{what} is not available with --buildkit-addr {addr} (BUILDKIT_HOST): it needs the Docker daemon")
+        bail!("{what} is not available with --buildkit-addr {first} (BUILDKIT_HOST): it needs the Docker daemon")
     };
     if matches!(args.context.builder, BuilderArg::Classic) {
         refuse("--builder classic")?;
@@ -203,23 +230,45 @@ fn remote_builder(args: &ImageArgs) -> anyhow::Result<Option<ship::Remote>> {
     if args.registry_endpoint.is_some() || args.create_repo {
         refuse("--registry-endpoint/--create-repo")?;
     }
-    if args.all || args.affected {
-        refuse("--all/--affected")?;
-    }
     let tls = ship::TlsOptions {
         ca: args.buildkit_ca.clone(),
         cert: args.buildkit_cert.clone(),
         key: args.buildkit_key.clone(),
         server_name: args.buildkit_server_name.clone(),
     };
-    Ok(Some(ship::Remote::new(addr, tls)?))
+    let mut out: Vec<ship::Remote> = Vec::new();
+    for addr in addrs {
+        let remote = ship::Remote::new(addr, tls.clone())?;
+        let own_transport = ["ssh://", "docker-context://"]
+            .iter()
+            .any(|p| remote.addr.to_string().starts_with(p));
+        if own_transport && tls.enabled() {
+            bail!("--buildkit-ca/--buildkit-cert/--buildkit-key apply to tcp:// and unix:// builders: {addr} is secured by ssh or by the Docker context's own TLS files");
+        }
+        if out.iter().any(|r| r.addr == remote.addr) {
+            bail!("--buildkit-addr {addr} is given twice");
+        }
+        out.push(remote);
+    }
+    Ok(out)
 }
 
 async fn build_and_push(
     args: &ImageArgs,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> anyhow::Result<(String, Vec<publish::Pushed>)> {
-    let (opts, _ssh) = options(args)?;
-    let outcome = reggie_build::ops::image(&opts, on_event).await?;
+    let (mut opts, _ssh, builders) = options(args)?;
+    let outcome = if builders.len() > 1 {
+        // Several builders: the image's own, unless it is down.
+        let pool = reggie_build::ops::pool::Pool::new(builders, 1);
+        let key =
+            reggie_build::ops::pool::key(&opts, &args.context.spec().root.display().to_string());
+        reggie_build::ops::pool::build(&pool, &key, &opts, on_event)
+            .await
+            .result?
+    } else {
+        opts.remote = builders.into_iter().next();
+        reggie_build::ops::image(&opts, on_event).await?
+    };
     Ok((outcome.image_id, outcome.pushed))
 }

@@ -3,8 +3,9 @@
 //! printed with the image's name on every line (and in every JSON event).
 
 use reggie_build::affected::Head;
-use reggie_build::config::Image;
+use reggie_build::config::{Config, Image};
 use reggie_build::ops::images::{self, Selection, TagVars};
+use reggie_build::ops::pool::Pool;
 use reggie_build::ops::ImageOptions;
 use reggie_build::ship::Event;
 
@@ -13,10 +14,29 @@ use crate::interrupt;
 use crate::printer::MultiPrinter;
 use crate::shared::image_args::ImageArgs;
 
+/// The `[[builder]]`s of the config, as `--buildkit-addr` would give them.
+fn config_builders(config: &Config) -> anyhow::Result<Vec<reggie_build::ship::Remote>> {
+    use anyhow::Context as _;
+    config
+        .builders
+        .iter()
+        .map(|b| {
+            let tls = reggie_build::ship::TlsOptions {
+                ca: b.ca.clone(),
+                cert: b.cert.clone(),
+                key: b.key.clone(),
+                server_name: b.server_name.clone(),
+            };
+            reggie_build::ship::Remote::new(&b.addr, tls)
+                .with_context(|| format!("{}:{}: [[builder]]", config.path.display(), b.line))
+        })
+        .collect()
+}
+
 /// Builds the images `--all` or `--affected` selects, `--jobs` at a
 /// time; the exit code is 0 all built, 1 one failed, 130 interrupted.
 pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
-    let (shared, _ssh): (ImageOptions, _) = options(args)?;
+    let (shared, _ssh, mut builders): (ImageOptions, _, _) = options(args)?;
     let selection = if args.affected {
         Selection::Affected {
             base: args.base.clone().unwrap_or_else(|| "HEAD~1".into()),
@@ -30,6 +50,12 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
         Selection::All
     };
     let chosen = images::select(args.config.as_deref(), &selection)?;
+    if builders.is_empty() {
+        builders = config_builders(&chosen.config)?;
+    }
+    if !shared.attests.is_empty() && builders.is_empty() {
+        return Err(reggie_build::ops::ImageError::AttestationsNeedBuildKit.into());
+    }
     if let Some(report) = &chosen.affected {
         let names: Vec<&str> = chosen.images.iter().map(|i| i.name.as_str()).collect();
         eprintln!(
@@ -49,19 +75,20 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
     let selected: Vec<&Image> = chosen.images.iter().collect();
     let vars = TagVars::read_for(&chosen.config.root, &selected);
     let mut list = Vec::new();
-    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut failed: Vec<(String, String, Option<String>)> = Vec::new();
     let options = images::options_all(&selected, &shared, &vars, args.jobs as usize);
     for (img, opts) in selected.iter().zip(options) {
         match opts {
             Ok(o) => list.push((img.name.clone(), o)),
-            Err(e) => failed.push((img.name.clone(), format!("{e:#}"))),
+            Err(e) => failed.push((img.name.clone(), format!("{e:#}"), None)),
         }
     }
     let names: Vec<String> = list.iter().map(|(n, _)| n.clone()).collect();
     let printer = MultiPrinter::new(args.json, &names);
     let mut on_event = |name: &str, e: Event| printer.print(name, &e);
-    let outcome =
-        interrupt::or_interrupt(images::images(&list, args.jobs as usize, &mut on_event)).await;
+    let pool = (!builders.is_empty()).then(|| Pool::new(builders, args.jobs as usize));
+    let work = images::images(&list, args.jobs as usize, pool.as_ref(), &mut on_event);
+    let outcome = interrupt::or_interrupt(work).await;
     let Some(finished) = outcome else {
         printer.finish();
         eprintln!("interrupted: builds cancelled");
@@ -90,10 +117,13 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
             Ok(outcome) => {
                 built += 1;
                 if args.json {
-                    let v = serde_json::json!({
+                    let mut v = serde_json::json!({
                         "event": "result", "image": f.name, "ok": true,
                         "image_id": outcome.image_id,
                     });
+                    if let Some(b) = &f.builder {
+                        v["builder"] = serde_json::json!(b);
+                    }
                     stdout.push_str(&format!("{}\n", reggie_build::text::json_line(&v)?));
                 } else {
                     stdout.push_str(&format!("{}  {}\n", outcome.image_id, f.name));
@@ -104,14 +134,17 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
                     }
                 }
             }
-            Err(e) => failed.push((f.name, format!("{e:#}"))),
+            Err(e) => failed.push((f.name, format!("{e:#}"), f.builder)),
         }
     }
-    for (name, error) in &failed {
+    for (name, error, builder) in &failed {
         if args.json {
-            let v = serde_json::json!({
+            let mut v = serde_json::json!({
                 "event": "result", "image": name, "ok": false, "error": error,
             });
+            if let Some(b) = builder {
+                v["builder"] = serde_json::json!(b);
+            }
             stdout.push_str(&format!("{}\n", reggie_build::text::json_line(&v)?));
         }
         eprintln!("error: image `{name}`: {error}");
@@ -123,7 +156,7 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
         eprintln!("built {built} of {total} images");
         Ok(0)
     } else {
-        let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = failed.iter().map(|(n, _, _)| n.as_str()).collect();
         eprintln!(
             "built {built} of {total} images; failed: {}",
             names.join(", ")

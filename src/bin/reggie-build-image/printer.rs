@@ -139,6 +139,7 @@ impl Printer {
                 Some(d) => format!("pushed: {tag}@{d}"),
                 None => format!("push {tag}: {status}"),
             },
+            Event::Builder { addr, reason } => format!("builder: {addr} ({reason})"),
             Event::Result { .. } => return None,
         };
         // Step names, logs and messages carry the Dockerfile and the

@@ -50,15 +50,48 @@ pub struct ImageArgs {
     #[arg(help_heading = heading::OUTPUT)]
     pub outputs: Vec<String>,
     /// Import build cache: an image pushed with inline cache
-    /// (type=registry,ref=IMAGE, or IMAGE).
-    #[arg(long = "cache-from", value_name = "type=registry,ref=IMAGE|IMAGE")]
+    /// (type=registry,ref=IMAGE, or IMAGE); on a standalone buildkitd
+    /// (--buildkit-addr) also a registry cache and type=local,src=DIR (a
+    /// cache directory of this machine, served over the session).
+    #[arg(
+        long = "cache-from",
+        value_name = "type=registry,ref=IMAGE|IMAGE|type=local,src=DIR"
+    )]
     #[arg(help_heading = heading::BUILD)]
     pub cache_from: Vec<String>,
     /// Export build cache: type=inline puts it in the image (push it with
-    /// --push; a later build imports it with --cache-from).
-    #[arg(long = "cache-to", value_name = "type=inline")]
+    /// --push; a later build imports it with --cache-from); on a
+    /// standalone buildkitd also type=registry,ref=IMAGE[,mode=max] and
+    /// type=local,dest=DIR[,mode=max].
+    #[arg(
+        long = "cache-to",
+        value_name = "type=inline|type=registry,ref=IMAGE|type=local,dest=DIR"
+    )]
     #[arg(help_heading = heading::BUILD)]
     pub cache_to: Vec<String>,
+    /// Attach a SLSA provenance attestation to the image (a standalone
+    /// buildkitd, BuildKit 0.11+, with --buildkit-addr): --provenance
+    /// (mode=min), --provenance=mode=max (with the Dockerfile and where
+    /// each step comes from), --provenance=false.
+    #[arg(
+        long,
+        value_name = "mode=min|max",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub provenance: Option<String>,
+    /// Attach an SBOM attestation, made by BuildKit's scanner image
+    /// (default docker/buildkit-syft-scanner; --sbom=generator=IMAGE for
+    /// another) on a standalone buildkitd (--buildkit-addr).
+    #[arg(
+        long,
+        value_name = "true|generator=IMAGE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub sbom: Option<String>,
     /// An image label (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     #[arg(help_heading = heading::BUILD)]
@@ -135,14 +168,16 @@ pub struct ImageArgs {
     /// Build on this BuildKit engine through its Control API instead of
     /// the Docker daemon: a buildkitd (on Kubernetes, a hosted builder)
     /// pushes the image itself (--push); a Docker daemon's embedded
-    /// BuildKit stores it in that daemon.
+    /// BuildKit stores it in that daemon. Repeat it for a pool of
+    /// builders: each image goes to its own one (the same from run to
+    /// run), or to the least-loaded when that one is busy or down.
     #[arg(
         long,
         env = "BUILDKIT_HOST",
         value_name = "tcp://HOST:PORT|unix://PATH"
     )]
     #[arg(help_heading = heading::REMOTE)]
-    pub buildkit_addr: Option<String>,
+    pub buildkit_addr: Vec<String>,
     /// The CA that signed the builder's certificate (TLS to --buildkit-addr).
     #[arg(long, value_name = "PATH", requires = "buildkit_addr")]
     #[arg(help_heading = heading::REMOTE)]

@@ -160,6 +160,12 @@ fn table(builds: &[DiscoveredBuild], sizes: &[Result<u64, String>]) -> String {
         if let Some(t) = &b.target {
             out.push_str(&format!("  target: {}\n", reggie_build::text::escape(t)));
         }
+        if let (Some(p), Some(from)) = (&b.platform, &b.platform_source) {
+            out.push_str(&format!(
+                "  deployed on: {} ({from})\n",
+                reggie_build::text::escape(p)
+            ));
+        }
         for w in &b.warnings {
             out.push_str(&format!("  ! {}\n", reggie_build::text::escape(w)));
         }
