@@ -408,6 +408,69 @@ fn push_to_ecr_through_moto() {
 
 #[test]
 #[ignore = "needs a standalone buildkitd: set REGGIE_TEST_BUILDKITD=unix://... (TESTING.md)"]
+fn registry_cache_to_ecr_is_an_image_manifest_or_refused() {
+    let bk = buildkitd();
+    let ctx = bk.context(
+        "ctx",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a.txt /a.txt\n"),
+            ("a.txt", "cache to ECR\n"),
+        ],
+    );
+    let repo = unique("reggie-bkd/ecr-cache");
+    let cache = format!("{ECR_HOST}/{repo}:cache");
+    let info = bk.buildctl(&["debug", "info"]);
+    // `BuildKit: github.com/moby/buildkit v0.11.6 ...`
+    let version = String::from_utf8_lossy(&info.stdout)
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('v').map(str::to_string))
+        .expect("buildctl debug info names a version");
+    let minor: u64 = version.split('.').nth(1).unwrap().parse().unwrap();
+    let moto = bk.env["REGGIE_TEST_MOTO"].clone();
+    let out = bk.reggie(
+        &ctx,
+        &[
+            "-t",
+            &format!("{ECR_HOST}/{repo}:v1"),
+            "--push",
+            "--cache-to",
+            &format!("type=registry,ref={cache},mode=max"),
+            ".",
+        ],
+        &[
+            ("AWS_ENDPOINT_URL_ECR", &moto),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    if minor < 12 {
+        // It would write the manifest list ECR refuses: no build at all.
+        assert!(!out.status.success(), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for needle in [
+            "older than BuildKit 0.12",
+            "cannot go to ECR",
+            "type=inline",
+        ] {
+            assert!(stderr.contains(needle), "{needle}: {stderr}");
+        }
+        assert!(!stderr.contains("#1 "), "nothing was built: {stderr}");
+    } else {
+        ok(&out);
+        let local = cache.replacen(ECR_HOST, &bk.registry, 1);
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&bk.registry_manifest(&local, "AWS", ECR_PASSWORD)).unwrap();
+        assert_eq!(
+            manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json",
+            "{manifest}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs a standalone buildkitd: set REGGIE_TEST_BUILDKITD=unix://... (TESTING.md)"]
 fn several_platforms_push_a_manifest_list_and_split_local_outputs() {
     let bk = buildkitd();
     let ctx = bk.context(

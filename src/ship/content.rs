@@ -666,19 +666,7 @@ where
             Ok(match method {
                 "Read" => grpc.server_streaming(call, req).await,
                 "Write" => grpc.streaming(call, req).await,
-                "" => {
-                    let mut response = http::Response::new(tonic::body::Body::default());
-                    let headers = response.headers_mut();
-                    headers.insert(
-                        tonic::Status::GRPC_STATUS,
-                        (tonic::Code::Unimplemented as i32).into(),
-                    );
-                    headers.insert(
-                        http::header::CONTENT_TYPE,
-                        tonic::metadata::GRPC_CONTENT_TYPE,
-                    );
-                    response
-                }
+                "" => super::filesend::unimplemented(),
                 _ => grpc.unary(call, req).await,
             })
         })

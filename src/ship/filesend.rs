@@ -1106,20 +1106,23 @@ where
                 Ok(grpc.streaming(svc, req).await)
             });
         }
-        Box::pin(async move {
-            let mut response = http::Response::new(tonic::body::Body::default());
-            let headers = response.headers_mut();
-            headers.insert(
-                tonic::Status::GRPC_STATUS,
-                (tonic::Code::Unimplemented as i32).into(),
-            );
-            headers.insert(
-                http::header::CONTENT_TYPE,
-                tonic::metadata::GRPC_CONTENT_TYPE,
-            );
-            Ok(response)
-        })
+        Box::pin(async move { Ok(unimplemented()) })
     }
+}
+
+/// The gRPC answer to a method a session service does not have.
+pub(crate) fn unimplemented() -> http::Response<tonic::body::Body> {
+    let mut response = http::Response::new(tonic::body::Body::default());
+    let headers = response.headers_mut();
+    headers.insert(
+        tonic::Status::GRPC_STATUS,
+        (tonic::Code::Unimplemented as i32).into(),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        tonic::metadata::GRPC_CONTENT_TYPE,
+    );
+    response
 }
 
 /// The build's failure as the daemon reported it, unless the session's own
