@@ -173,10 +173,9 @@ impl std::fmt::Display for Growth {
 pub fn parse_growth(text: &str) -> Result<Growth, String> {
     match text.trim().strip_suffix('%') {
         Some(num) => {
-            let p: f64 = num
-                .trim()
-                .parse()
-                .map_err(|_| "expected a percent like \"10%\" or a size like \"20 MB\"".to_string())?;
+            let p: f64 = num.trim().parse().map_err(|_| {
+                "expected a percent like \"10%\" or a size like \"20 MB\"".to_string()
+            })?;
             if !p.is_finite() || p < 0.0 {
                 return Err("a percent must be 0 or more".into());
             }

@@ -195,7 +195,9 @@ fn rule_description(id: &str) -> &'static str {
         "size/max-growth" => "The image grew more than its budget allows against the baseline",
         "size/waste/deleted" => "Bytes a later layer deletes stay in the image",
         "size/waste/overwritten" => "Bytes a later layer overwrites stay in the image",
-        "size/waste/metadata-only" => "A later layer copies whole files to change permissions or owner",
+        "size/waste/metadata-only" => {
+            "A later layer copies whole files to change permissions or owner"
+        }
         "size/waste/rewritten" => "A later layer writes the same files again",
         "size/waste/duplicate" => "The same content is at several paths of the image",
         "size/waste/package-cache" => "A package manager's cache or lists are left in a layer",

@@ -523,19 +523,42 @@ pub fn size_page(report: &SizeReport, verdict: Option<&SizeVerdict>) -> String {
             h(note)
         );
     };
-    bar(&mut o, "before", "Layers", report.size.uncompressed, &format!("{} layers, uncompressed", report.layers.len()));
+    bar(
+        &mut o,
+        "before",
+        "Layers",
+        report.size.uncompressed,
+        &format!("{} layers, uncompressed", report.layers.len()),
+    );
     if let Some(c) = report.size.compressed {
         bar(&mut o, "minimal", "As pushed", c, "compressed");
     }
-    bar(&mut o, "best", "Files shown", report.size.files, "what the final image shows");
-    bar(&mut o, "excluded", "Waste", report.waste_bytes, &format!("{} items", report.waste.len()));
+    bar(
+        &mut o,
+        "best",
+        "Files shown",
+        report.size.files,
+        "what the final image shows",
+    );
+    bar(
+        &mut o,
+        "excluded",
+        "Waste",
+        report.waste_bytes,
+        &format!("{} items", report.waste.len()),
+    );
     o.push_str("</table>\n");
     if let Some(v) = verdict.filter(|v| !v.checks.is_empty()) {
         o.push_str("<h3>Budgets</h3>\n<table class=\"list\"><thead><tr><th>budget</th><th class=\"num\">limit</th><th class=\"num\">measured</th><th>result</th><th>largest contributor</th><th>fix</th></tr></thead><tbody>\n");
         for c in &v.checks {
             let r = if c.passed { "pass" } else { "fail" };
             let culprit = c.culprit.as_ref().map_or(String::new(), |w| {
-                format!("{} ({}) at <code>{}</code>", h(&w.what), humanize(w.bytes), h(&w.at))
+                format!(
+                    "{} ({}) at <code>{}</code>",
+                    h(&w.what),
+                    humanize(w.bytes),
+                    h(&w.at)
+                )
             });
             let _ = writeln!(
                 o,
@@ -572,7 +595,13 @@ pub fn size_page(report: &SizeReport, verdict: Option<&SizeVerdict>) -> String {
             o.push_str("</tbody></table>\n");
         }
     }
-    let largest = report.layers.iter().map(|l| l.uncompressed).max().unwrap_or(0).max(1);
+    let largest = report
+        .layers
+        .iter()
+        .map(|l| l.uncompressed)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let _ = writeln!(
         o,
         "<h3 id=\"layers\">Layers</h3>\n<table class=\"list figures\"><thead><tr><th class=\"num\">layer</th><th>size</th><th class=\"num\">bytes</th><th class=\"num\">hidden later</th><th>step</th></tr></thead><tbody>"
@@ -580,7 +609,9 @@ pub fn size_page(report: &SizeReport, verdict: Option<&SizeVerdict>) -> String {
     for l in &report.layers {
         let pct = l.uncompressed as f64 / largest as f64 * 100.0;
         let step = match report.layer_origin(l.number) {
-            Origin::Instruction { line, text, stage, .. } => format!("{df}:{line} [{stage}] {text}"),
+            Origin::Instruction {
+                line, text, stage, ..
+            } => format!("{df}:{line} [{stage}] {text}"),
             Origin::Base { image, line } => format!(
                 "base image{}{}",
                 image.map(|i| format!(" {i}")).unwrap_or_default(),

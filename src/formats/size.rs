@@ -314,7 +314,11 @@ pub fn markdown(report: &Report, verdict: Option<&Verdict>, top: usize) -> Strin
     if let Some(c) = report.size.compressed {
         let _ = writeln!(o, "| As pushed (compressed) | {} |", humanize(c));
     }
-    let _ = writeln!(o, "| Files the image shows | {} |", humanize(report.size.files));
+    let _ = writeln!(
+        o,
+        "| Files the image shows | {} |",
+        humanize(report.size.files)
+    );
     let _ = writeln!(
         o,
         "| Waste ({} items) | {} |",
@@ -329,7 +333,12 @@ pub fn markdown(report: &Report, verdict: Option<&Verdict>, top: usize) -> Strin
             );
             for c in &v.checks {
                 let culprit = c.culprit.as_ref().map_or(String::new(), |w| {
-                    format!("{} ({}) `{}`", cell(&w.what), humanize(w.bytes), cell(&w.at))
+                    format!(
+                        "{} ({}) `{}`",
+                        cell(&w.what),
+                        humanize(w.bytes),
+                        cell(&w.at)
+                    )
                 });
                 let _ = writeln!(
                     o,
@@ -342,7 +351,13 @@ pub fn markdown(report: &Report, verdict: Option<&Verdict>, top: usize) -> Strin
             }
             for c in v.checks.iter().filter(|c| !c.passed) {
                 if let Some(fix) = &c.fix {
-                    let _ = writeln!(o, "\n**{}**: {}  \nfix: {}", c.budget, cell(&c.message), cell(fix));
+                    let _ = writeln!(
+                        o,
+                        "\n**{}**: {}  \nfix: {}",
+                        c.budget,
+                        cell(&c.message),
+                        cell(fix)
+                    );
                 }
             }
         }
@@ -355,7 +370,10 @@ pub fn markdown(report: &Report, verdict: Option<&Verdict>, top: usize) -> Strin
                 humanize(g.after)
             );
             if !g.steps.is_empty() {
-                let _ = writeln!(o, "| step | before | after | change |\n|---|---:|---:|---:|");
+                let _ = writeln!(
+                    o,
+                    "| step | before | after | change |\n|---|---:|---:|---:|"
+                );
                 for s in g.steps.iter().take(GROWTH_SHOWN) {
                     let _ = writeln!(
                         o,
@@ -379,7 +397,9 @@ pub fn markdown(report: &Report, verdict: Option<&Verdict>, top: usize) -> Strin
             Origin::Unknown => l
                 .step
                 .and_then(|s| report.steps.get(s))
-                .map_or("unmatched".to_string(), |s| format!("unknown: {}", s.created_by)),
+                .map_or("unmatched".to_string(), |s| {
+                    format!("unknown: {}", s.created_by)
+                }),
             o => origin_text(&o, df),
         };
         let _ = writeln!(

@@ -184,8 +184,13 @@ impl Baseline {
             Some(_) => {}
         }
         let b: Baseline = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
-        if b.layers.iter().any(|l| l.step.is_some_and(|s| s >= b.steps.len())) {
-            return Err(invalid("a layer names a step the report does not have".into()));
+        if b.layers
+            .iter()
+            .any(|l| l.step.is_some_and(|s| s >= b.steps.len()))
+        {
+            return Err(invalid(
+                "a layer names a step the report does not have".into(),
+            ));
         }
         let _ = b.schema;
         Ok(b)
@@ -283,14 +288,20 @@ fn at(origin: &Origin, dockerfile: Option<&str>) -> (Option<usize>, String) {
             Some(*l),
             format!(
                 "{df}:{l} (base image{})",
-                image.as_deref().map(|i| format!(" {i}")).unwrap_or_default()
+                image
+                    .as_deref()
+                    .map(|i| format!(" {i}"))
+                    .unwrap_or_default()
             ),
         ),
         Origin::Base { image, line: None } => (
             None,
             format!(
                 "base image{}",
-                image.as_deref().map(|i| format!(" {i}")).unwrap_or_default()
+                image
+                    .as_deref()
+                    .map(|i| format!(" {i}"))
+                    .unwrap_or_default()
             ),
         ),
         Origin::Unknown => (None, "a step not matched to a Dockerfile line".into()),
@@ -465,10 +476,11 @@ pub fn evaluate(
     tree: Option<&str>,
 ) -> Verdict {
     let mut checks = Vec::new();
-    let largest_layer = report
-        .layers
-        .iter()
-        .max_by(|a, b| a.uncompressed.cmp(&b.uncompressed).then(b.number.cmp(&a.number)));
+    let largest_layer = report.layers.iter().max_by(|a, b| {
+        a.uncompressed
+            .cmp(&b.uncompressed)
+            .then(b.number.cmp(&a.number))
+    });
     let layer_culprit = || {
         largest_layer.map(|l| {
             culprit(
@@ -494,7 +506,12 @@ pub fn evaluate(
             fix: (!passed).then(|| {
                 largest_layer.map_or_else(
                     || "the image has no layers".to_string(),
-                    |l| format!("start with the largest layer: {}", layer_fix(report, l.number, tree)),
+                    |l| {
+                        format!(
+                            "start with the largest layer: {}",
+                            layer_fix(report, l.number, tree)
+                        )
+                    },
                 )
             }),
         });
@@ -555,7 +572,12 @@ pub fn evaluate(
         let measured = g.delta.max(0) as u64;
         let passed = measured <= allowed;
         let limit_text = match b.value {
-            Growth::Percent(_) => format!("{} ({} of {})", b.value, humanize(allowed), humanize(g.before)),
+            Growth::Percent(_) => format!(
+                "{} ({} of {})",
+                b.value,
+                humanize(allowed),
+                humanize(g.before)
+            ),
             Growth::Bytes(_) => b.value.to_string(),
         };
         let top = g.steps.first().filter(|s| s.delta > 0);

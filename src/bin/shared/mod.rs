@@ -17,6 +17,7 @@ use reggie_build::context::{Builder, ContextSpec};
 
 pub mod image_args;
 pub mod size_args;
+pub mod size_budget;
 
 /// `image --help`'s examples and daemon notes (both builds, both binaries,
 /// show them).
@@ -53,6 +54,21 @@ macro_rules! full_build {
             "  cargo install --locked --path .      # in a checkout of the repository"
         )
     };
+}
+
+/// Appends markdown to `$GITHUB_STEP_SUMMARY` when it is set.
+pub fn append_step_summary(markdown: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot append to GITHUB_STEP_SUMMARY {path:?}"))?;
+        f.write_all(markdown.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Options every command takes.
