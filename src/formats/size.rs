@@ -284,7 +284,12 @@ pub fn json(report: &Report, verdict: Option<&Verdict>) -> serde_json::Result<St
 /// A markdown table cell: control characters escaped, `|` kept from
 /// ending the cell, backticks from ending a code span.
 fn cell(s: &str) -> String {
-    crate::text::escape(s).replace('|', "\\|").replace('`', "'")
+    prose(s).replace('`', "'")
+}
+
+/// Text of ours with code spans in it (the fixes): backticks kept.
+fn prose(s: &str) -> String {
+    crate::text::escape(s).replace('|', "\\|")
 }
 
 /// The report as markdown (a pull request comment, the step summary):
@@ -321,8 +326,9 @@ pub fn markdown(report: &Report, verdict: Option<&Verdict>, top: usize) -> Strin
     );
     let _ = writeln!(
         o,
-        "| Waste ({} items) | {} |",
+        "| Waste ({} item{}) | {} |",
         report.waste.len(),
+        if report.waste.len() == 1 { "" } else { "s" },
         humanize(report.waste_bytes)
     );
     if let Some(v) = verdict {
@@ -356,7 +362,7 @@ pub fn markdown(report: &Report, verdict: Option<&Verdict>, top: usize) -> Strin
                         "\n**{}**: {}  \nfix: {}",
                         c.budget,
                         cell(&c.message),
-                        cell(fix)
+                        prose(fix)
                     );
                 }
             }
@@ -427,7 +433,7 @@ pub fn markdown(report: &Report, verdict: Option<&Verdict>, top: usize) -> Strin
                 cell(&w.what),
                 cell(&w.path),
                 cell(&at(&w.added_by, df)),
-                cell(&w.fix)
+                prose(&w.fix)
             );
         }
     }

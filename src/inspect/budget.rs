@@ -324,7 +324,7 @@ fn culprit(what: String, bytes: u64, origin: &Origin, report: &Report) -> Culpri
 fn layer_fix(report: &Report, number: usize, tree: Option<&str>) -> String {
     let mut fix = match report.waste.iter().find(|w| w.added_by.layer == number) {
         Some(w) => format!(
-            "{} of it is waste ({}: {}); {}",
+            "{} of it is waste (the largest: {}: {}): {}",
             humanize(
                 report
                     .waste
@@ -561,7 +561,10 @@ pub fn evaluate(
                 "waste",
                 measured,
                 b.value,
-                &format!("{} items", report.waste.len()),
+                &match report.waste.len() {
+                    1 => "1 item".to_string(),
+                    n => format!("{n} items"),
+                },
             ),
             fix: (!passed).then(|| top.map(|w| w.fix.clone())).flatten(),
         });
@@ -589,7 +592,7 @@ pub fn evaluate(
             measured,
             passed,
             culprit: top.map(|s| Culprit {
-                what: format!("+{}", humanize(s.delta as u64)),
+                what: "the step that grew most".into(),
                 bytes: s.delta as u64,
                 file: s.line.and(report.dockerfile.clone()),
                 line: s.line,

@@ -147,7 +147,13 @@ impl BudgetArgs {
             return Ok(());
         };
         if options.dockerfile.is_none() {
-            options.dockerfile = Some(image.dockerfile.clone());
+            // Relative to here when below, so reports name short paths.
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let path = image
+                .dockerfile
+                .strip_prefix(&cwd)
+                .unwrap_or(&image.dockerfile);
+            options.dockerfile = Some(path.to_path_buf());
         }
         options.plan.target = options.plan.target.take().or(image.target.clone());
         options.plan.platform = options.plan.platform.take().or(image.platform.clone());
@@ -176,7 +182,10 @@ impl BudgetArgs {
         if let Some(config) = self.config()? {
             match self.image(&config, file, target)? {
                 Some(image) => {
-                    budgets = Budgets::from_config(&image.size_budget, &config.path);
+                    // Named as the user would: relative to here when below.
+                    let cwd = std::env::current_dir().unwrap_or_default();
+                    let shown = config.path.strip_prefix(&cwd).unwrap_or(&config.path);
+                    budgets = Budgets::from_config(&image.size_budget, shown);
                 }
                 None if config.images.iter().any(|i| !i.size_budget.is_empty()) => {
                     if !quiet {
