@@ -187,13 +187,11 @@ impl BudgetArgs {
                     let shown = config.path.strip_prefix(&cwd).unwrap_or(&config.path);
                     budgets = Budgets::from_config(&image.size_budget, shown);
                 }
-                None if config.images.iter().any(|i| !i.size_budget.is_empty()) => {
-                    if !quiet {
-                        eprintln!(
-                            "note: {} sets size budgets; none applies to this image: pass --name NAME (or -f the image's Dockerfile)",
-                            reggie_build::text::show_path(&config.path)
-                        );
-                    }
+                None if !quiet && config.images.iter().any(|i| !i.size_budget.is_empty()) => {
+                    eprintln!(
+                        "note: {} sets size budgets; none applies to this image: pass --name NAME (or -f the image's Dockerfile)",
+                        reggie_build::text::show_path(&config.path)
+                    );
                 }
                 None => {}
             }
