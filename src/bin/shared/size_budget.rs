@@ -18,37 +18,40 @@ fn parse_growth_arg(s: &str) -> Result<config::Growth, String> {
     config::parse_growth(s)
 }
 
+/// The `--help` heading of the budget options (as `check`'s).
+const BUDGET: &str = "Budget";
+
 /// Budgets of `size` (flattened into its arguments).
 #[derive(Debug, Args)]
 pub struct BudgetArgs {
     /// Fail when the image's layers (uncompressed) are larger, e.g.
     /// `--max-size 300MB` (over `size_budget.max_size`).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, help_heading = BUDGET)]
     pub max_size: Option<u64>,
     /// Fail when a layer (uncompressed) is larger, e.g. `--max-layer
     /// 150MB`.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, help_heading = BUDGET)]
     pub max_layer: Option<u64>,
     /// Fail when the waste found adds up to more, e.g. `--max-waste 5MB`.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, help_heading = BUDGET)]
     pub max_waste: Option<u64>,
     /// A report `size --format json` wrote (a regular file of at most 32
     /// MiB), to report each step's growth against, e.g. `--baseline
     /// main-size.json`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = BUDGET)]
     pub baseline: Option<PathBuf>,
     /// Fail when the image grew more than this against --baseline: bytes
     /// (`20MB`) or a percent (`5%`).
-    #[arg(long, value_name = "SIZE|PCT", value_parser = parse_growth_arg, requires = "baseline")]
+    #[arg(long, value_name = "SIZE|PCT", value_parser = parse_growth_arg, requires = "baseline", help_heading = BUDGET)]
     pub max_growth: Option<config::Growth>,
     /// The image of reggie-build.toml whose `size_budget` applies (and
     /// whose Dockerfile, target and build args attribute the layers);
     /// default: the one built from -f's Dockerfile.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = BUDGET)]
     pub name: Option<String>,
     /// The config file (default: reggie-build.toml here or above, up to
     /// the repository root).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = BUDGET)]
     pub config: Option<PathBuf>,
 }
 
