@@ -12,6 +12,7 @@
 //! repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/reggie-api"
 //! tags = ["{git_sha}", "{branch}", "latest"]
 //! budget = { max_size = "50 MB", max_files = 2000 }
+//! size_budget = { max_size = "300 MB", max_layer = "150 MB", max_waste = "5 MB", max_growth = "10%" }
 //!
 //! [[builder]]                          # optional: BuildKit builders of image --all
 //! addr = "tcp://buildkitd-0.ci:1234"
@@ -19,6 +20,10 @@
 //! cert = "certs/cert.pem"
 //! key = "certs/key.pem"
 //! ```
+//!
+//! `budget` limits the build context (`check`); `size_budget` the built
+//! image (`size`): its layers' bytes uncompressed, its largest layer, its
+//! waste, and its growth against a baseline report (bytes or a percent).
 //!
 //! Paths are relative to the file's directory and stay inside the
 //! repository that holds it (the nearest directory above it with `.git`,
@@ -120,6 +125,8 @@ pub struct Image {
     pub tags: Vec<String>,
     /// Its upload budget.
     pub budget: Budget,
+    /// The limits `size` holds the built image to.
+    pub size_budget: SizeBudget,
     /// Line of its `[[image]]` header.
     pub line: usize,
 }
@@ -131,6 +138,78 @@ pub struct Budget {
     pub max_bytes: Option<u64>,
     /// At most this many files uploaded.
     pub max_files: Option<u64>,
+}
+
+/// Limits on the built image (`size_budget = { ... }`), which `size`
+/// enforces. Sizes are of the layers uncompressed: what every source
+/// reports, so one budget means the same for an archive and a registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SizeBudget {
+    /// At most this many bytes in all layers.
+    pub max_size: Option<u64>,
+    /// At most this many bytes in any one layer.
+    pub max_layer: Option<u64>,
+    /// At most this many bytes of waste.
+    pub max_waste: Option<u64>,
+    /// At most this much growth against a baseline report.
+    pub max_growth: Option<Growth>,
+    /// The line of the `size_budget` key (0 when not declared).
+    pub line: usize,
+}
+
+impl SizeBudget {
+    /// Whether any limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.max_size.is_none()
+            && self.max_layer.is_none()
+            && self.max_waste.is_none()
+            && self.max_growth.is_none()
+    }
+}
+
+/// How much an image may grow: bytes, or a percent of the baseline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Growth {
+    /// At most this many bytes more.
+    Bytes(u64),
+    /// At most this percent more (`10` for 10%).
+    Percent(f64),
+}
+
+impl Growth {
+    /// The bytes allowed on top of `before`.
+    pub fn allowed(&self, before: u64) -> u64 {
+        match *self {
+            Growth::Bytes(b) => b,
+            Growth::Percent(p) => (before as f64 * p / 100.0).floor() as u64,
+        }
+    }
+}
+
+impl std::fmt::Display for Growth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Growth::Bytes(b) => f.write_str(&crate::units::humanize(*b)),
+            Growth::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Parses a growth limit: a size (`20 MB`, see [`parse_size`]) or a
+/// percent (`5%`, `2.5 %`).
+pub fn parse_growth(text: &str) -> Result<Growth, String> {
+    match text.trim().strip_suffix('%') {
+        Some(num) => {
+            let p: f64 = num.trim().parse().map_err(|_| {
+                "expected a percent like \"10%\" or a size like \"20 MB\"".to_string()
+            })?;
+            if !p.is_finite() || p < 0.0 {
+                return Err("a percent must be 0 or more".into());
+            }
+            Ok(Growth::Percent(p))
+        }
+        None => parse_size(text).map(Growth::Bytes),
+    }
 }
 
 #[derive(Deserialize)]
@@ -166,6 +245,16 @@ struct RawImage {
     #[serde(default)]
     tags: Vec<String>,
     budget: Option<toml::Spanned<RawBudget>>,
+    size_budget: Option<toml::Spanned<RawSizeBudget>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSizeBudget {
+    max_size: Option<toml::Spanned<String>>,
+    max_layer: Option<toml::Spanned<String>>,
+    max_waste: Option<toml::Spanned<String>>,
+    max_growth: Option<toml::Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -354,6 +443,40 @@ impl Config {
                 }
                 budget.max_files = b.max_files;
             }
+            let mut size_budget = SizeBudget::default();
+            if let Some(b) = raw.size_budget {
+                size_budget.line = line_of(b.span().start);
+                let b = b.into_inner();
+                let size = |key: &str, value: Option<toml::Spanned<String>>| {
+                    value
+                        .map(|v| {
+                            parse_size(v.get_ref()).map_err(|why| {
+                                invalid(
+                                    v.span().start,
+                                    format!(
+                                        "size_budget.{key} = \"{}\": {why}",
+                                        crate::text::excerpt(v.get_ref())
+                                    ),
+                                )
+                            })
+                        })
+                        .transpose()
+                };
+                size_budget.max_size = size("max_size", b.max_size)?;
+                size_budget.max_layer = size("max_layer", b.max_layer)?;
+                size_budget.max_waste = size("max_waste", b.max_waste)?;
+                if let Some(g) = b.max_growth {
+                    size_budget.max_growth = Some(parse_growth(g.get_ref()).map_err(|why| {
+                        invalid(
+                            g.span().start,
+                            format!(
+                                "size_budget.max_growth = \"{}\": {why}",
+                                crate::text::excerpt(g.get_ref())
+                            ),
+                        )
+                    })?);
+                }
+            }
             for tag in &raw.tags {
                 check_tag_template(tag).map_err(|why| {
                     invalid(
@@ -372,6 +495,7 @@ impl Config {
                 repository: raw.repository,
                 tags: raw.tags,
                 budget,
+                size_budget,
                 line: line_of(offset),
             });
         }
@@ -650,6 +774,7 @@ context = "apps/web"
         assert_eq!(api.budget.max_bytes, Some(12_000_000));
         assert_eq!(api.budget.max_files, Some(500));
         assert_eq!(api.line, 2);
+        assert!(api.size_budget.is_empty());
         let web = c.image("web").unwrap();
         assert_eq!(web.dockerfile, Path::new("/repo/apps/web/Dockerfile"));
         assert_eq!(web.line, 9);
@@ -678,6 +803,26 @@ context = "apps/web"
     }
 
     #[test]
+    fn size_budgets_parse_sizes_and_percents() {
+        let text = "[[image]]\nname = \"api\"\n\nsize_budget = { max_size = \"300 MB\", max_layer = \"1.5GiB\", max_waste = \"0\", max_growth = \"2.5%\" }\n[[image]]\nname = \"b\"\nsize_budget = { max_growth = \"20 MB\" }\n";
+        let c = Config::parse(Path::new("/repo/reggie-build.toml"), text).unwrap();
+        let api = c.image("api").unwrap().size_budget;
+        assert_eq!(api.max_size, Some(300_000_000));
+        assert_eq!(api.max_layer, Some(1_610_612_736));
+        assert_eq!(api.max_waste, Some(0));
+        assert_eq!(api.max_growth, Some(Growth::Percent(2.5)));
+        assert_eq!(api.line, 4);
+        assert_eq!(Growth::Percent(2.5).allowed(1000), 25);
+        let b = c.image("b").unwrap().size_budget;
+        assert_eq!(b.max_growth, Some(Growth::Bytes(20_000_000)));
+        assert!(b.max_size.is_none() && !b.is_empty());
+        for (bad, want) in [("-1%", "0 or more"), ("x%", "percent"), ("lots", "number")] {
+            let e = parse_growth(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_key_and_line() {
         let cases = [
             ("[[image]]\nname = \"a\"\ncontxt = \".\"\n", 3, "contxt"),
@@ -685,6 +830,21 @@ context = "apps/web"
                 "[[image]]\nname = \"a\"\nbudget = { max_size = \"lots\" }\n",
                 3,
                 "max_size",
+            ),
+            (
+                "[[image]]\nname = \"a\"\nsize_budget = { max_waste = \"lots\" }\n",
+                3,
+                "size_budget.max_waste",
+            ),
+            (
+                "[[image]]\nname = \"a\"\nsize_budget = { max_growth = \"x%\" }\n",
+                3,
+                "size_budget.max_growth",
+            ),
+            (
+                "[[image]]\nname = \"a\"\nsize_budget = { max_files = 3 }\n",
+                3,
+                "max_files",
             ),
             (
                 "[[image]]\nname = \"a\"\n[[image]]\nname = \"a\"\n",

@@ -35,11 +35,16 @@ pub fn github_annotations(findings: &[Finding]) -> String {
             Severity::Warning => "warning",
             Severity::Info => "notice",
         };
-        let mut props = format!("file={}", escape_property(&relative(&f.file)));
-        if let Some(line) = f.line {
-            let _ = write!(props, ",line={line}");
+        // A finding with no file (a budget whose line is not known) is
+        // annotated on the run, not on a file.
+        let mut props = String::new();
+        if !f.file.is_empty() {
+            let _ = write!(props, "file={},", escape_property(&relative(&f.file)));
+            if let Some(line) = f.line {
+                let _ = write!(props, "line={line},");
+            }
         }
-        let _ = write!(props, ",title={}", escape_property(&f.rule));
+        let _ = write!(props, "title={}", escape_property(&f.rule));
         let _ = writeln!(out, "::{level} {props}::{}", escape_data(&f.message));
     }
     out
@@ -127,12 +132,19 @@ pub fn sarif(findings: &[Finding]) -> String {
             if let Some(line) = f.line.filter(|&l| l > 0) {
                 location["physicalLocation"]["region"] = serde_json::json!({ "startLine": line });
             }
+            // A result with no file known has no location (SARIF allows
+            // none; an empty URI would not resolve).
+            let locations = if f.file.is_empty() {
+                Vec::new()
+            } else {
+                vec![location]
+            };
             serde_json::json!({
                 "ruleId": f.rule,
                 "ruleIndex": rule_ids.iter().position(|r| *r == f.rule).unwrap_or(0),
                 "level": sarif_level(f.severity),
                 "message": { "text": f.message },
-                "locations": [location],
+                "locations": locations,
             })
         })
         .collect();
@@ -177,6 +189,21 @@ fn rule_description(id: &str) -> &'static str {
         "budget/exceeded" => "The context is over its size budget",
         "deploy/architecture" => "The image is built for another architecture than its deploy runs",
         id if id.starts_with("secrets/") => "A secret is sent in the build context",
+        "size/max-size" => "The image is over its size budget",
+        "size/max-layer" => "A layer of the image is over the layer budget",
+        "size/max-waste" => "The image's waste is over its budget",
+        "size/max-growth" => "The image grew more than its budget allows against the baseline",
+        "size/waste/deleted" => "Bytes a later layer deletes stay in the image",
+        "size/waste/overwritten" => "Bytes a later layer overwrites stay in the image",
+        "size/waste/metadata-only" => {
+            "A later layer copies whole files to change permissions or owner"
+        }
+        "size/waste/rewritten" => "A later layer writes the same files again",
+        "size/waste/duplicate" => "The same content is at several paths of the image",
+        "size/waste/package-cache" => "A package manager's cache or lists are left in a layer",
+        "size/waste/toolchain" => "A build toolchain or headers are in the final image",
+        "size/waste/vcs" => "A version-control directory is in the final image",
+        "size/waste/context" => "A file analyze names as context waste is in the image",
         _ => "reggie-build finding",
     }
 }

@@ -237,6 +237,30 @@ fn planted_waste_is_found_exactly_with_both_builders() {
             "{human}"
         );
         assert!(human.contains("rm -rf /var/lib/apt/lists/*"), "{human}");
+        // A waste budget fails CI at the line that added the largest item.
+        let gate = reggie(
+            &env,
+            dir.path(),
+            &[
+                "size",
+                tag,
+                "-f",
+                "Dockerfile",
+                "--max-waste",
+                "100kB",
+                "--format",
+                "github",
+            ],
+            None,
+        );
+        assert_eq!(gate.status.code(), Some(1), "{}", text(&gate));
+        let gate = String::from_utf8_lossy(&gate.stdout);
+        assert!(
+            gate.starts_with(
+                "::error file=Dockerfile,line=5,title=size/max-waste::waste 789.06 kB"
+            ),
+            "{gate}"
+        );
     }
 }
 

@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 
 use crate::analyze::{report, tree, Analysis, Finding, Totals};
 use crate::check::Verdict;
+use crate::inspect::budget::Verdict as SizeVerdict;
+use crate::inspect::Report as SizeReport;
 use crate::units::humanize;
 
 const CSS: &str = include_str!("report.css");
@@ -475,6 +477,186 @@ pub fn check_page(verdicts: &[Verdict], growth: &[(String, Vec<String>)], passed
     }
     o.push_str("</main>\n");
     page("reggie-build check", &o, &model)
+}
+
+/// The `size --format html` page: the image's figures, its budgets, its
+/// layers by Dockerfile line (each a bar against the largest, with the
+/// bytes later layers hide), the growth against a baseline and the waste
+/// with the fixes. Static HTML: it reads without the script.
+pub fn size_page(report: &SizeReport, verdict: Option<&SizeVerdict>) -> String {
+    use crate::inspect::report::Origin;
+    let model = serde_json::json!({
+        "schema": crate::inspect::report::SCHEMA,
+        "html_model": MODEL,
+        "view": "size",
+        "report": report,
+        "budgets": verdict,
+    });
+    let df = report.dockerfile.as_deref().unwrap_or("Dockerfile");
+    let name = report.image.as_deref().unwrap_or("image");
+    let mut o = String::new();
+    let result = match verdict {
+        Some(v) if !v.checks.is_empty() => {
+            let r = if v.passed { "pass" } else { "fail" };
+            format!(" <span class=\"result {r}\">{r}</span>")
+        }
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        o,
+        "<header><h1>reggie-build size: {}{result}</h1></header>\n<main>\n<section class=\"image\" id=\"image-0\">\n<p class=\"meta\">{} · {} · Dockerfile <code>{}</code></p>",
+        h(name),
+        h(&report.source),
+        h(&report.platform),
+        h(report.dockerfile.as_deref().unwrap_or("not given (-f)"))
+    );
+    let scale = report.size.uncompressed.max(1);
+    let _ = writeln!(o, "<table class=\"figures\"><caption>The image</caption>");
+    let bar = |o: &mut String, id: &str, label: &str, bytes: u64, note: &str| {
+        let pct = (bytes as f64 / scale as f64 * 100.0).min(100.0);
+        let _ = writeln!(
+            o,
+            "<tr class=\"figure\" data-figure=\"{id}\" data-bytes=\"{bytes}\"><th scope=\"row\">{label}</th>\
+             <td class=\"bar\"><span class=\"fill {id}\" style=\"width:{pct:.2}%\"></span></td>\
+             <td class=\"num\">{}</td><td>{}</td></tr>",
+            humanize(bytes),
+            h(note)
+        );
+    };
+    bar(
+        &mut o,
+        "before",
+        "Layers",
+        report.size.uncompressed,
+        &format!("{} layers, uncompressed", report.layers.len()),
+    );
+    if let Some(c) = report.size.compressed {
+        bar(&mut o, "minimal", "As pushed", c, "compressed");
+    }
+    bar(
+        &mut o,
+        "best",
+        "Files shown",
+        report.size.files,
+        "what the final image shows",
+    );
+    bar(
+        &mut o,
+        "excluded",
+        "Waste",
+        report.waste_bytes,
+        &format!("{} items", report.waste.len()),
+    );
+    o.push_str("</table>\n");
+    if let Some(v) = verdict.filter(|v| !v.checks.is_empty()) {
+        o.push_str("<h3>Budgets</h3>\n<table class=\"list\"><thead><tr><th>budget</th><th class=\"num\">limit</th><th class=\"num\">measured</th><th>result</th><th>largest contributor</th><th>fix</th></tr></thead><tbody>\n");
+        for c in &v.checks {
+            let r = if c.passed { "pass" } else { "fail" };
+            let culprit = c.culprit.as_ref().map_or(String::new(), |w| {
+                format!(
+                    "{} ({}) at <code>{}</code>",
+                    h(&w.what),
+                    humanize(w.bytes),
+                    h(&w.at)
+                )
+            });
+            let _ = writeln!(
+                o,
+                "<tr><td><code>{}</code> <span class=\"meta\">{}</span></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"result {r}\">{r}</td><td>{culprit}</td><td>{}</td></tr>",
+                c.budget,
+                h(&c.declared),
+                h(&c.limit_text),
+                humanize(c.measured),
+                h(c.fix.as_deref().unwrap_or(""))
+            );
+        }
+        o.push_str("</tbody></table>\n");
+    }
+    if let Some(g) = verdict.and_then(|v| v.growth.as_ref()) {
+        let _ = writeln!(
+            o,
+            "<h3>Against the baseline: {} ({} → {})</h3>",
+            h(&crate::inspect::budget::signed(g.delta)),
+            humanize(g.before),
+            humanize(g.after)
+        );
+        if !g.steps.is_empty() {
+            o.push_str("<table class=\"list\"><thead><tr><th>step</th><th class=\"num\">before</th><th class=\"num\">after</th><th class=\"num\">change</th></tr></thead><tbody>\n");
+            for s in &g.steps {
+                let _ = writeln!(
+                    o,
+                    "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    h(&s.step),
+                    humanize(s.before),
+                    humanize(s.after),
+                    h(&crate::inspect::budget::signed(s.delta))
+                );
+            }
+            o.push_str("</tbody></table>\n");
+        }
+    }
+    let largest = report
+        .layers
+        .iter()
+        .map(|l| l.uncompressed)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let _ = writeln!(
+        o,
+        "<h3 id=\"layers\">Layers</h3>\n<table class=\"list figures\"><thead><tr><th class=\"num\">layer</th><th>size</th><th class=\"num\">bytes</th><th class=\"num\">hidden later</th><th>step</th></tr></thead><tbody>"
+    );
+    for l in &report.layers {
+        let pct = l.uncompressed as f64 / largest as f64 * 100.0;
+        let step = match report.layer_origin(l.number) {
+            Origin::Instruction {
+                line, text, stage, ..
+            } => format!("{df}:{line} [{stage}] {text}"),
+            Origin::Base { image, line } => format!(
+                "base image{}{}",
+                image.map(|i| format!(" {i}")).unwrap_or_default(),
+                line.map(|l| format!(" ({df}:{l})")).unwrap_or_default()
+            ),
+            Origin::Unknown => l
+                .step
+                .and_then(|s| report.steps.get(s))
+                .map_or("unmatched".into(), |s| format!("unknown: {}", s.created_by)),
+        };
+        let _ = writeln!(
+            o,
+            "<tr><td class=\"num\">{}</td><td class=\"bar\"><span class=\"fill before\" style=\"width:{pct:.2}%\"></span></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td><code>{}</code></td></tr>",
+            l.number,
+            humanize(l.uncompressed),
+            if l.hidden == 0 { "—".into() } else { humanize(l.hidden) },
+            h(&step)
+        );
+    }
+    o.push_str("</tbody></table>\n");
+    if !report.waste.is_empty() {
+        o.push_str("<h3 id=\"waste\">Waste</h3>\n<table class=\"list\"><thead><tr><th class=\"num\">size</th><th>what</th><th>path</th><th>added by</th><th>hidden or first copied by</th><th>fix</th></tr></thead><tbody>\n");
+        let line_of = |r: &crate::inspect::report::LayerRef| match &r.origin {
+            Origin::Instruction { line, .. } => format!("layer {} ({df}:{line})", r.layer),
+            _ => format!("layer {}", r.layer),
+        };
+        for w in &report.waste {
+            let _ = writeln!(
+                o,
+                "<tr><td class=\"num\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                humanize(w.bytes),
+                h(&w.what),
+                h(&w.path),
+                h(&line_of(&w.added_by)),
+                h(&w.hidden_by.as_ref().map(line_of).unwrap_or_default()),
+                h(&w.fix)
+            );
+        }
+        o.push_str("</tbody></table>\n");
+    }
+    for n in &report.notes {
+        let _ = writeln!(o, "<p class=\"meta\">note: {}</p>", h(n));
+    }
+    o.push_str("</section>\n</main>\n");
+    page(&format!("reggie-build size: {name}"), &o, &model)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod attribute;
+pub mod budget;
 pub mod image;
 pub mod layer;
 pub mod overlay;

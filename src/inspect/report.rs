@@ -3,7 +3,7 @@
 //! lines, and the waste items with their fixes. Its JSON form is the
 //! `--format json` output (versioned by [`SCHEMA`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::attribute::Method;
 use super::waste::Kind;
@@ -61,7 +61,7 @@ pub struct Sizes {
 }
 
 /// Where an instruction is.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Origin {
     /// The base image.

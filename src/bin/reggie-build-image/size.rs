@@ -13,6 +13,7 @@ use crate::shared::size_args::{print, with_progress, FromArg, SizeArgs};
 
 pub fn run(args: &SizeArgs, quiet: bool) -> anyhow::Result<i32> {
     let options = args.options()?;
+    let budgets = args.budgets(quiet)?;
     let credentials = match (&args.username, args.password_stdin) {
         (Some(user), true) => {
             let mut secret = String::new();
@@ -46,5 +47,5 @@ pub fn run(args: &SizeArgs, quiet: bool) -> anyhow::Result<i32> {
         runtime.block_on(reggie_build::ops::size::size(&remote, &options, &shared))
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    print(&inspected, args)
+    print(&inspected, args, &budgets)
 }

@@ -27,20 +27,7 @@ pub enum FormatArg {
     Html,
 }
 
-/// Appends markdown to `$GITHUB_STEP_SUMMARY` when it is set.
-pub fn append_step_summary(markdown: &str) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use std::io::Write as _;
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot append to GITHUB_STEP_SUMMARY {path:?}"))?;
-        f.write_all(markdown.as_bytes())?;
-    }
-    Ok(())
-}
+pub use crate::shared::append_step_summary;
 
 /// Renders raw path bytes for messages and reports: control characters
 /// and invalid UTF-8 escaped (`ls` listings stay raw).

@@ -17,6 +17,7 @@ use reggie_build::context::{Builder, ContextSpec};
 
 pub mod image_args;
 pub mod size_args;
+pub mod size_budget;
 
 /// `image --help`'s examples and daemon notes (both builds, both binaries,
 /// show them).
@@ -29,7 +30,7 @@ macro_rules! image_help {
 /// `size --help`'s examples (both binaries show them).
 macro_rules! size_help {
     () => {
-        "Examples:\n  docker save app:1 -o app.tar && reggie-build size app.tar -f backend/Dockerfile\n  reggie-build size app.tar --tree 3               # the entries of layer 3\n  reggie-build size 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --from registry\n\nFiles and directories are read by every build (the lean one too); an image in the Docker daemon or a registry by the full build (reggie-build-image)."
+        "Examples:\n  docker save app:1 -o app.tar && reggie-build size app.tar -f backend/Dockerfile\n  reggie-build size app.tar --tree 3               # the entries of layer 3\n  reggie-build size 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --from registry\n  reggie-build size app.tar -f backend/Dockerfile --max-size 300MB --max-waste 5MB --format github\n\nBudgets (--max-*, size_budget in reggie-build.toml) exit 1 when exceeded, naming the Dockerfile line and the fix.\nFiles and directories are read by every build (the lean one too); an image in the Docker daemon or a registry by the full build (reggie-build-image)."
     };
 }
 
@@ -53,6 +54,21 @@ macro_rules! full_build {
             "  cargo install --locked --path .      # in a checkout of the repository"
         )
     };
+}
+
+/// Appends markdown to `$GITHUB_STEP_SUMMARY` when it is set.
+pub fn append_step_summary(markdown: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot append to GITHUB_STEP_SUMMARY {path:?}"))?;
+        f.write_all(markdown.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// The headings `--help` groups options under, the same names in every

@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering;
 
 use clap::{Args, ValueEnum};
 
+use reggie_build::formats::size;
 use reggie_build::inspect::{self, layer::Shared, Inspected, SizeOptions};
+
+pub use super::size_budget::Budgeted;
 
 fn print_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
@@ -41,6 +44,15 @@ pub enum SizeFormat {
     Human,
     /// One JSON object.
     Json,
+    /// For a pull request comment.
+    Markdown,
+    /// GitHub workflow commands at the Dockerfile lines (and a step
+    /// summary when GITHUB_STEP_SUMMARY is set).
+    Github,
+    /// SARIF 2.1.0, results at the Dockerfile lines.
+    Sarif,
+    /// One self-contained HTML page.
+    Html,
 }
 
 #[derive(Debug, Args)]
@@ -100,14 +112,29 @@ pub struct SizeArgs {
     #[arg(long, value_enum, default_value_t = SizeFormat::Human)]
     #[arg(help_heading = heading::OUTPUT)]
     pub format: SizeFormat,
-    /// Waste items shown in detail (human format).
+    /// Waste items shown in detail (human and markdown) or annotated
+    /// (github, sarif).
     #[arg(long, default_value_t = 10, value_name = "N")]
     #[arg(help_heading = heading::OUTPUT)]
     pub top: usize,
+    #[command(flatten)]
+    pub budget: super::size_budget::BudgetArgs,
 }
 
 impl SizeArgs {
     pub fn options(&self) -> anyhow::Result<SizeOptions> {
+        let mut options = self.cli_options()?;
+        self.budget.configured_defaults(&mut options)?;
+        Ok(options)
+    }
+
+    /// The budgets and baseline, read before the image is.
+    pub fn budgets(&self, quiet: bool) -> anyhow::Result<Budgeted> {
+        self.budget
+            .resolve(self.file.as_deref(), self.target.as_deref(), quiet)
+    }
+
+    fn cli_options(&self) -> anyhow::Result<SizeOptions> {
         Ok(SizeOptions {
             load: inspect::LoadOptions {
                 platform: self.platform.clone(),
@@ -125,8 +152,9 @@ impl SizeArgs {
     }
 }
 
-/// Prints the report (or the tree) as `args` asks.
-pub fn print(inspected: &Inspected, args: &SizeArgs) -> anyhow::Result<i32> {
+/// Prints the report (or the tree) as `args` asks, with the budgets'
+/// verdict: exit 1 when a budget is exceeded.
+pub fn print(inspected: &Inspected, args: &SizeArgs, budgets: &Budgeted) -> anyhow::Result<i32> {
     if let Some(n) = args.tree {
         let layer = (n > 0).then_some(n);
         let Some(rows) = inspected.tree(layer) else {
@@ -138,16 +166,41 @@ pub fn print(inspected: &Inspected, args: &SizeArgs) -> anyhow::Result<i32> {
         let text = match args.format {
             SizeFormat::Json => serde_json::to_string_pretty(&rows)? + "\n",
             SizeFormat::Human => reggie_build::formats::size::tree(&rows),
+            other => anyhow::bail!(
+                "--tree prints as human or json, not {}",
+                other
+                    .to_possible_value()
+                    .map_or(String::new(), |v| v.get_name().to_owned())
+            ),
         };
         print_stdout(&text)?;
         return Ok(0);
     }
+    let report = &inspected.report;
+    let verdict = budgets.evaluate(report, &args.source);
+    let verdict = verdict.as_ref();
     let text = match args.format {
-        SizeFormat::Json => serde_json::to_string_pretty(&inspected.report)? + "\n",
-        SizeFormat::Human => reggie_build::formats::size::human(&inspected.report, args.top),
+        SizeFormat::Json => size::json(report, verdict)?,
+        SizeFormat::Human => {
+            size::human(report, args.top) + &verdict.map(size::budgets_human).unwrap_or_default()
+        }
+        SizeFormat::Markdown => size::markdown(report, verdict, args.top),
+        SizeFormat::Github => {
+            let findings = size::findings(report, verdict, args.top);
+            super::append_step_summary(&size::markdown(report, verdict, args.top))?;
+            reggie_build::formats::github_annotations(&findings)
+        }
+        SizeFormat::Sarif => {
+            reggie_build::formats::sarif(&size::findings(report, verdict, args.top)) + "\n"
+        }
+        SizeFormat::Html => reggie_build::formats::html::size_page(report, verdict),
     };
     print_stdout(&text)?;
-    Ok(0)
+    Ok(if verdict.is_none_or(|v| v.passed) {
+        0
+    } else {
+        1
+    })
 }
 
 /// Runs `work`, showing on a terminal how much has been read.

@@ -22,6 +22,7 @@ pub fn run(args: SizeArgs) -> anyhow::Result<i32> {
         );
     }
     let options = args.options()?;
+    let budgets = args.budgets(crate::output::quiet())?;
     let path = PathBuf::from(&args.source);
     let total = std::fs::metadata(&path)
         .ok()
@@ -31,7 +32,7 @@ pub fn run(args: SizeArgs) -> anyhow::Result<i32> {
     let inspected = with_progress(&shared, total, crate::output::quiet(), || {
         inspect::inspect_path(&path, &options, &shared)
     })?;
-    print(&inspected, &args)
+    print(&inspected, &args, &budgets)
 }
 
 /// An image in the daemon or a registry: read by `reggie-build-image`,

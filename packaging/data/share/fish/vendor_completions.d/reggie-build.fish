@@ -232,8 +232,19 @@ complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l regis
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l username -d 'Registry user (with --password-stdin)' -r
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l tree -d 'List the entries of layer N (1 = the base), or with no N the files the final image shows, instead of the report' -r
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l format -d 'Output format' -r -f -a "human\t'The report for a terminal'
-json\t'One JSON object'"
-complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l top -d 'Waste items shown in detail (human format)' -r
+json\t'One JSON object'
+markdown\t'For a pull request comment'
+github\t'GitHub workflow commands at the Dockerfile lines (and a step summary when GITHUB_STEP_SUMMARY is set)'
+sarif\t'SARIF 2.1.0, results at the Dockerfile lines'
+html\t'One self-contained HTML page'"
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l top -d 'Waste items shown in detail (human and markdown) or annotated (github, sarif)' -r
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l max-size -d 'Fail when the image\'s layers (uncompressed) are larger, e.g. `--max-size 300MB` (over `size_budget.max_size`)' -r
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l max-layer -d 'Fail when a layer (uncompressed) is larger, e.g. `--max-layer 150MB`' -r
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l max-waste -d 'Fail when the waste found adds up to more, e.g. `--max-waste 5MB`' -r
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l baseline -d 'A report `size --format json` wrote (a regular file of at most 32 MiB), to report each step\'s growth against, e.g. `--baseline main-size.json`' -r -F
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l max-growth -d 'Fail when the image grew more than this against --baseline: bytes (`20MB`) or a percent (`5%`)' -r
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l name -d 'The image of reggie-build.toml whose `size_budget` applies (and whose Dockerfile, target and build args attribute the layers); default: the one built from -f\'s Dockerfile' -r
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l config -d 'The config file (default: reggie-build.toml here or above, up to the repository root)' -r -F
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l color -d 'Colour: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t''
 always\t''
 never\t''"
