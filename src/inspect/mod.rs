@@ -30,6 +30,7 @@ pub mod image;
 pub mod layer;
 pub mod overlay;
 pub mod paths;
+pub mod prove;
 pub mod report;
 pub mod source;
 pub mod tar;
@@ -50,6 +51,10 @@ use report::{KindRow, LayerRef, LayerRow, Origin, Sizes, StepRow, WasteRow};
 /// that `size` finds the lines without `-f` and knows they are the
 /// build's. Build arguments are not recorded (they may hold secrets).
 pub const RECORD_LABEL: &str = "dev.reggie-build.dockerfile";
+
+/// The label `reggie-build image` records the build context's path in
+/// (as given, like the Dockerfile's), for `size --prove` to rebuild it.
+pub const RECORD_CONTEXT_LABEL: &str = "dev.reggie-build.context";
 
 /// The value of [`RECORD_LABEL`]: `v1;<sha256 hex>;<stage index>;<path>`.
 pub fn record(path: &str, dockerfile: &[u8], stage: usize) -> String {
@@ -455,7 +460,7 @@ pub fn inspect_path(
 }
 
 /// One row of `--tree`: a path the image (or a layer) shows.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TreeRow {
     /// `/usr/bin/x`.
     pub path: String,
@@ -487,10 +492,27 @@ fn kind_name(k: layer::EntryKind) -> &'static str {
 }
 
 impl Inspected {
-    /// The entries of layer `number` (1-based) in archive order, or the
-    /// paths the final image shows (sorted) when `None`.
-    pub fn tree(&self, number: Option<usize>) -> Option<Vec<TreeRow>> {
-        let row = |l: usize, e: &layer::Entry| TreeRow {
+    /// Every path the final image shows, sorted, with its content hash
+    /// (regular files): what `size --prove` compares before and after a
+    /// fix. A file whose hash was not taken (a file source reads lazily)
+    /// has `sha256: None`, and a comparison never counts it as unchanged.
+    pub fn shown(&self) -> Vec<prove::Shown> {
+        let mut rows: Vec<(Vec<u8>, prove::Shown)> = (0..self.image.table.len() as u32)
+            .filter_map(|p| {
+                let (l, e) = self.overlay.shown(p)?;
+                let index = &self.image.layers[l as usize].index;
+                let entry = &index.entries[e as usize];
+                let row = self.row(l as usize, entry);
+                let sha256 = index.hash_of(e as usize).map(layer::sha_string);
+                Some((self.image.table.path(p), prove::Shown { row, sha256 }))
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.into_iter().map(|(_, r)| r).collect()
+    }
+
+    fn row(&self, l: usize, e: &layer::Entry) -> TreeRow {
+        TreeRow {
             path: self.image.table.display(e.path),
             kind: kind_name(e.kind),
             size: e.size,
@@ -506,7 +528,13 @@ impl Inspected {
                     .map(|t| crate::text::show_bytes(t)),
                 _ => None,
             },
-        };
+        }
+    }
+
+    /// The entries of layer `number` (1-based) in archive order, or the
+    /// paths the final image shows (sorted) when `None`.
+    pub fn tree(&self, number: Option<usize>) -> Option<Vec<TreeRow>> {
+        let row = |l: usize, e: &layer::Entry| self.row(l, e);
         match number {
             Some(n) => {
                 let l = self.image.layers.get(n.checked_sub(1)?)?;

@@ -81,6 +81,9 @@ pub struct ImageOptions {
     /// Build on this BuildKit engine (`--buildkit-addr`) instead of the
     /// daemon.
     pub remote: Option<ship::Remote>,
+    /// `--size`: after the build, read the image as `size` does (see
+    /// [`ImageOutcome::size`]).
+    pub size: bool,
 }
 
 impl ImageOptions {
@@ -110,6 +113,7 @@ impl ImageOptions {
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             remote: None,
+            size: false,
         }
     }
 }
@@ -123,6 +127,12 @@ pub struct ImageOutcome {
     pub pushed: Vec<Pushed>,
     /// An existing image was reused (`skip_if_exists`).
     pub skipped: bool,
+    /// With [`ImageOptions::size`], `size`'s report of the image built:
+    /// read from the registry when it was pushed (the manifest's
+    /// compressed sizes), else from the daemon's export, or, for a remote
+    /// builder, from the `type=oci`/`type=docker` file it wrote; layers
+    /// attributed through the Dockerfile and stage the build recorded.
+    pub size: Option<Box<crate::inspect::Report>>,
 }
 
 /// Why an image was not built or pushed.
@@ -160,11 +170,95 @@ pub enum ImageError {
     #[error(transparent)]
     /// The push failed.
     Publish(#[from] PublishError),
+    #[error("--size: {0}")]
+    /// `--size` has no image to read.
+    SizeNeedsImage(String),
+    #[error("--size: {0}")]
+    /// The image built could not be read.
+    Size(#[from] crate::ops::size::SizeError),
 }
 
 /// Builds the image (unless an identical one exists and
 /// `skip_if_exists`), then pushes it when asked.
 pub async fn image(
+    opts: &ImageOptions,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<ImageOutcome, ImageError> {
+    let mut outcome = build(opts, on_event).await?;
+    if opts.size {
+        outcome.size = Some(Box::new(size(opts, &outcome).await?));
+    }
+    Ok(outcome)
+}
+
+/// `--size`: the report of the image just built, from where it is.
+async fn size(
+    opts: &ImageOptions,
+    outcome: &ImageOutcome,
+) -> Result<crate::inspect::Report, ImageError> {
+    use crate::ops::size::{RemoteOptions, Where};
+    let options = crate::inspect::SizeOptions {
+        load: crate::inspect::LoadOptions {
+            platform: opts.platform.clone(),
+            ..Default::default()
+        },
+        // The Dockerfile and stage come from the label the build recorded.
+        dockerfile: None,
+        plan: PlanOptions {
+            target: opts.target.clone(),
+            build_args: opts.build_args.clone(),
+            platform: opts.platform.clone(),
+            ..PlanOptions::default()
+        },
+    };
+    let shared = std::sync::Arc::new(crate::inspect::layer::Shared::default());
+    let remote = |reference: String, from: Where| RemoteOptions {
+        reference,
+        from,
+        registry_endpoint: opts.registry_endpoint.clone(),
+        credentials: opts.credentials.clone(),
+    };
+    let read = if let Some(p) = outcome.pushed.first() {
+        // Pushed: the registry has the compressed sizes as pushed.
+        let reference = match &p.digest {
+            Some(d) => format!("{}@{d}", p.tag),
+            None => p.tag.clone(),
+        };
+        remote(reference, Where::Registry)
+    } else if opts.remote.is_some() {
+        let file = opts.outputs.iter().find_map(|o| match o.kind {
+            ship::outputs::OutputKind::Oci | ship::outputs::OutputKind::Docker => {
+                o.dest().filter(|d| *d != "-")
+            }
+            _ => None,
+        });
+        let Some(file) = file else {
+            return Err(ImageError::SizeNeedsImage(
+                "a remote builder keeps no image to read: add --push, or -o type=oci,dest=FILE"
+                    .into(),
+            ));
+        };
+        let path = PathBuf::from(file);
+        let inspected = tokio::task::spawn_blocking(move || {
+            crate::inspect::inspect_path(&path, &options, &shared)
+        })
+        .await
+        .map_err(|e| ImageError::SizeNeedsImage(format!("the reading thread failed: {e}")))?
+        .map_err(crate::ops::size::SizeError::from)?;
+        return Ok(inspected.report);
+    } else if outcome.image_id.is_empty() {
+        return Err(ImageError::SizeNeedsImage(
+            "the build wrote files (--output), not an image".into(),
+        ));
+    } else {
+        remote(outcome.image_id.clone(), Where::Daemon)
+    };
+    Ok(crate::ops::size::size(&read, &options, &shared)
+        .await?
+        .report)
+}
+
+async fn build(
     opts: &ImageOptions,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<ImageOutcome, ImageError> {
@@ -189,6 +283,7 @@ pub async fn image(
             image_id: done.built.image_id,
             pushed,
             skipped: false,
+            size: None,
         });
     }
     let (daemon, surveyed) = tokio::join!(ship::connect(), survey(&planned));
@@ -238,6 +333,7 @@ async fn build_surveyed(
         image_id: built.image_id,
         pushed,
         skipped: false,
+        size: None,
     })
 }
 
@@ -380,6 +476,11 @@ fn spec(
                 labels
                     .entry(crate::inspect::RECORD_LABEL.to_string())
                     .or_insert(r);
+                if let Some(root) = opts.context.root.to_str() {
+                    labels
+                        .entry(crate::inspect::RECORD_CONTEXT_LABEL.to_string())
+                        .or_insert_with(|| root.to_string());
+                }
             }
             labels
         },
@@ -434,6 +535,7 @@ async fn skip_existing(
                 image_id: id,
                 pushed,
                 skipped: true,
+                size: None,
             }));
         }
         Ok(None) => tracing::info!("--skip-if-exists: no image with build key {key} in the daemon"),
@@ -469,5 +571,6 @@ async fn skip_existing(
         image_id: reused.image_id,
         pushed,
         skipped: true,
+        size: None,
     }))
 }
