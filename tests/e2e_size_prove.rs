@@ -123,6 +123,8 @@ fn prove_measures_each_fix_exactly_and_checks_the_rest() {
     };
     let dir = tempfile::tempdir().unwrap();
     context(dir.path());
+    // A repository: `image` records the context relative to its top.
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
     let tag = "reggie-e2e-prove:1";
     let _cleanup = Cleanup(&env, vec![tag.into()]);
     let leftover = prove_images(&env);

@@ -52,8 +52,10 @@ use report::{KindRow, LayerRef, LayerRow, Origin, Sizes, StepRow, WasteRow};
 /// build's. Build arguments are not recorded (they may hold secrets).
 pub const RECORD_LABEL: &str = "dev.reggie-build.dockerfile";
 
-/// The label `reggie-build image` records the build context's path in
-/// (as given, like the Dockerfile's), for `size --prove` to rebuild it.
+/// The label `reggie-build image` records the build context's path in,
+/// relative to the repository holding it (`.` for its top; nothing when
+/// the context is in no repository: no local directory name travels in
+/// an image), for `size --prove` to rebuild it.
 pub const RECORD_CONTEXT_LABEL: &str = "dev.reggie-build.context";
 
 /// The value of [`RECORD_LABEL`]: `v1;<sha256 hex>;<stage index>;<path>`.
@@ -199,26 +201,40 @@ fn dockerfile(
 }
 
 /// A recorded Dockerfile path (relative to the repository it was built
-/// in, or to its context): looked up from the current directory, then from
-/// each enclosing directory that holds a `.git` (the repository's top).
+/// in, or to its context): looked up from each of [`recorded_bases`].
 /// An absolute or `..` path (not one `image` writes) is not looked up.
 fn find_recorded(recorded: &str) -> Option<PathBuf> {
-    let rel = Path::new(recorded);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return None;
-    }
-    let cwd = std::env::current_dir().ok()?;
-    std::iter::once(cwd.as_path())
-        .chain(
-            cwd.ancestors()
-                .filter(|d| d.join(".git").symlink_metadata().is_ok()),
-        )
+    let rel = relative(recorded)?;
+    recorded_bases()
+        .into_iter()
         .map(|d| d.join(rel))
         .find(|p| p.is_file())
+}
+
+/// A recorded path, if it is relative and has no `..`.
+pub fn relative(recorded: &str) -> Option<&Path> {
+    let rel = Path::new(recorded);
+    let bad = rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+    (!bad).then_some(rel)
+}
+
+/// Where recorded paths are looked up from, in order: the current
+/// directory, then each enclosing directory that holds a `.git` (the
+/// repository's top).
+pub fn recorded_bases() -> Vec<PathBuf> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Vec::new();
+    };
+    std::iter::once(cwd.clone())
+        .chain(
+            cwd.ancestors()
+                .filter(|d| d.join(".git").symlink_metadata().is_ok())
+                .map(Path::to_path_buf),
+        )
+        .collect()
 }
 
 /// Attributes, applies and measures a loaded image.

@@ -401,6 +401,23 @@ fn recorded_path(context: &Path, dockerfile: &Path) -> Option<String> {
     rel.to_str().map(str::to_string)
 }
 
+/// The context's path as recorded in the image: relative to the
+/// repository holding it (`.` for its top), as the Dockerfile's is; none
+/// outside a repository (an absolute path would carry a local directory
+/// name into a pushed image).
+fn recorded_context(context: &Path) -> Option<String> {
+    let context = std::fs::canonicalize(context).ok()?;
+    let top = context
+        .ancestors()
+        .find(|d| d.join(".git").symlink_metadata().is_ok())?;
+    let rel = context.strip_prefix(top).ok()?.to_str()?;
+    Some(if rel.is_empty() {
+        ".".into()
+    } else {
+        rel.into()
+    })
+}
+
 /// Plans the context (minimal unless `full`) and finds the base images'
 /// credentials, before the daemon is reached: a Dockerfile error comes
 /// first.
@@ -496,10 +513,10 @@ fn spec(
                 labels
                     .entry(crate::inspect::RECORD_LABEL.to_string())
                     .or_insert(r);
-                if let Some(root) = opts.context.root.to_str() {
+                if let Some(root) = recorded_context(&opts.context.root) {
                     labels
                         .entry(crate::inspect::RECORD_CONTEXT_LABEL.to_string())
-                        .or_insert_with(|| root.to_string());
+                        .or_insert(root);
                 }
             }
             labels

@@ -269,9 +269,35 @@ async fn locate(
     let recorded = labels
         .get(inspect::RECORD_LABEL)
         .and_then(|v| inspect::parse_record(v));
-    let (dockerfile, df_how) = match (&options.dockerfile, &recorded) {
-        (Some(p), _) => (p.clone(), "-f"),
-        (None, Some(r)) => (PathBuf::from(&r.path), "recorded by reggie-build image"),
+    // Recorded paths are relative to the repository the image was built
+    // in: both are looked up from the same base, the first that has the
+    // Dockerfile.
+    let bases = inspect::recorded_bases();
+    let recorded_context = labels
+        .get(inspect::RECORD_CONTEXT_LABEL)
+        .and_then(|c| inspect::relative(c));
+    let (dockerfile, df_how, base) = match (&options.dockerfile, &recorded) {
+        (Some(p), _) => {
+            // With -f, the context is recorded relative to the repository
+            // top above the current directory.
+            let base = bases.last().cloned().unwrap_or_default();
+            (p.clone(), "-f", base)
+        }
+        (None, Some(r)) => {
+            let rel = inspect::relative(&r.path).ok_or_else(|| {
+                ProveError::NoDockerfile(format!(
+                    "the recorded path {} is not relative: pass -f",
+                    crate::text::escape(&r.path)
+                ))
+            })?;
+            let Some(base) = bases.iter().find(|b| b.join(rel).is_file()) else {
+                return Err(ProveError::NoDockerfile(format!(
+                    "{} (recorded by reggie-build image, relative to its repository) is not here: run inside that repository, or pass -f",
+                    crate::text::escape(&r.path)
+                )));
+            };
+            (base.join(rel), "recorded by reggie-build image", base.clone())
+        }
         (None, None) => {
             return Err(ProveError::NoDockerfile(
                 "pass -f DOCKERFILE (the image has no dev.reggie-build.dockerfile label: it was not built by reggie-build image, or is not in the daemon)".into(),
@@ -280,17 +306,16 @@ async fn locate(
     };
     if !dockerfile.is_file() {
         return Err(ProveError::NoDockerfile(format!(
-            "{} ({df_how}) is not a file here: run from the directory the image was built in, or pass -f",
+            "{} ({df_how}) is not a file: pass -f DOCKERFILE",
             crate::text::show_path(&dockerfile)
         )));
     }
-    let recorded_context = labels.get(inspect::RECORD_CONTEXT_LABEL);
     let (context, cx_how) = match (&options.context, recorded_context) {
         (Some(c), _) => (c.clone(), "--context"),
-        (None, Some(c)) => (PathBuf::from(c), "recorded by reggie-build image"),
+        (None, Some(c)) => (base.join(c), "recorded by reggie-build image"),
         (None, None) => {
             return Err(ProveError::NoContext(
-                "pass --context DIR (the directory the image was built from)".into(),
+                "pass --context DIR (the directory the image was built from; reggie-build image records it only for a context inside a git repository)".into(),
             ))
         }
     };
