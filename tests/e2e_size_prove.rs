@@ -338,7 +338,7 @@ fn image_size_reports_the_image_just_built() {
             )
         })
         .collect();
-    waste.sort_by(|a, b| b.1.cmp(&a.1));
+    waste.sort_by_key(|w| std::cmp::Reverse(w.1));
     let want: Vec<(String, u64)> = PLANTED.iter().map(|(k, b)| (k.to_string(), *b)).collect();
     assert_eq!(waste, want, "{report:#}");
     assert!(report["size"]["compressed"].is_null());

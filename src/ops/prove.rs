@@ -178,7 +178,7 @@ pub enum ProveError {
     Daemon(#[from] DaemonError),
     /// The unchanged Dockerfile did not build.
     #[error("building the unchanged Dockerfile failed: {0}")]
-    Before(#[source] ImageError),
+    Before(#[source] Box<ImageError>),
     /// An image built could not be read.
     #[error(transparent)]
     Size(#[from] SizeError),
@@ -388,7 +388,7 @@ async fn run(
     progress("building the Dockerfile unchanged".into());
     let before = build_and_size(options, context, copy, text, &tag(0), built)
         .await?
-        .map_err(ProveError::Before)?;
+        .map_err(|e| ProveError::Before(Box::new(e)))?;
     let (fixes, none) = prove::plan(&before, text, options.top.max(1));
     let waste = &before.report.waste;
     let not_applied = none
