@@ -170,6 +170,7 @@ complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l no-c
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l pull -d 'Always pull newer base images'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l full -d 'With --builder classic: upload the whole context as `docker build` does, not the minimal one (BuildKit asks for what it reads itself)'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l json -d 'One JSON event per line on stdout'
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l size -d 'After the build, print `size`\'s report of the image: layers by Dockerfile line and the waste (with --push, read from the registry, with the compressed sizes as pushed; with --json, one `size` event)'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l push -d 'Push every tag after the build'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l create-repo -d 'Create missing ECR repositories before pushing'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l password-stdin -d 'Read the registry password from stdin'
@@ -231,11 +232,14 @@ complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l usern
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l tree -d 'List the entries of layer N (1 = the base), or with no N the files the final image shows, instead of the report' -r
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l format -d 'Output format' -r -f -a "human\t'The report for a terminal'
 json\t'One JSON object'"
-complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l top -d 'Waste items shown in detail (human format)' -r
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l top -d 'Waste items shown in detail (human format); with --prove, the largest items whose fixes are tried' -r
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l context -d 'The build context for --prove (default: the one `reggie-build image` recorded on the image)' -r -F
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l network -d 'The network of `RUN` steps in the --prove builds (`default`, `none`, `host`), as `image --network`' -r
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l color -d 'Colour: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l password-stdin -d 'Read the registry password or token from stdin'
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l prove -d 'Prove the fixes: apply those of the largest waste items that have a mechanical Dockerfile fix to a private copy of the Dockerfile, build it through the Docker daemon as `image` does, and report the measured size before and after each fix, and whether every path that is not waste came out unchanged (full build; -f and --context, else what `reggie-build image` recorded on IMAGE)'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -s q -l quiet -d 'Less output: errors only'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -s h -l help -d 'Print help (see more with \'--help\')'
