@@ -2,6 +2,8 @@
 //! markdown, shared by `analyze` and `check`; [`html`] is the page.
 
 pub mod html;
+#[cfg(feature = "image")]
+pub mod prove;
 pub mod size;
 
 use std::fmt::Write as _;

@@ -31,6 +31,7 @@ pub mod image;
 pub mod layer;
 pub mod overlay;
 pub mod paths;
+pub mod prove;
 pub mod report;
 pub mod source;
 pub mod tar;
@@ -51,6 +52,12 @@ use report::{KindRow, LayerRef, LayerRow, Origin, Sizes, StepRow, WasteRow};
 /// that `size` finds the lines without `-f` and knows they are the
 /// build's. Build arguments are not recorded (they may hold secrets).
 pub const RECORD_LABEL: &str = "dev.reggie-build.dockerfile";
+
+/// The label `reggie-build image` records the build context's path in,
+/// relative to the repository holding it (`.` for its top; nothing when
+/// the context is in no repository: no local directory name travels in
+/// an image), for `size --prove` to rebuild it.
+pub const RECORD_CONTEXT_LABEL: &str = "dev.reggie-build.context";
 
 /// The value of [`RECORD_LABEL`]: `v1;<sha256 hex>;<stage index>;<path>`.
 pub fn record(path: &str, dockerfile: &[u8], stage: usize) -> String {
@@ -195,26 +202,40 @@ fn dockerfile(
 }
 
 /// A recorded Dockerfile path (relative to the repository it was built
-/// in, or to its context): looked up from the current directory, then from
-/// each enclosing directory that holds a `.git` (the repository's top).
+/// in, or to its context): looked up from each of [`recorded_bases`].
 /// An absolute or `..` path (not one `image` writes) is not looked up.
 fn find_recorded(recorded: &str) -> Option<PathBuf> {
-    let rel = Path::new(recorded);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return None;
-    }
-    let cwd = std::env::current_dir().ok()?;
-    std::iter::once(cwd.as_path())
-        .chain(
-            cwd.ancestors()
-                .filter(|d| d.join(".git").symlink_metadata().is_ok()),
-        )
+    let rel = relative(recorded)?;
+    recorded_bases()
+        .into_iter()
         .map(|d| d.join(rel))
         .find(|p| p.is_file())
+}
+
+/// A recorded path, if it is relative and has no `..`.
+pub fn relative(recorded: &str) -> Option<&Path> {
+    let rel = Path::new(recorded);
+    let bad = rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+    (!bad).then_some(rel)
+}
+
+/// Where recorded paths are looked up from, in order: the current
+/// directory, then each enclosing directory that holds a `.git` (the
+/// repository's top).
+pub fn recorded_bases() -> Vec<PathBuf> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Vec::new();
+    };
+    std::iter::once(cwd.clone())
+        .chain(
+            cwd.ancestors()
+                .filter(|d| d.join(".git").symlink_metadata().is_ok())
+                .map(Path::to_path_buf),
+        )
+        .collect()
 }
 
 /// Attributes, applies and measures a loaded image.
@@ -478,7 +499,7 @@ pub fn inspect_path(
 }
 
 /// One row of `--tree`: a path the image (or a layer) shows.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TreeRow {
     /// `/usr/bin/x`.
     pub path: String,
@@ -510,10 +531,27 @@ fn kind_name(k: layer::EntryKind) -> &'static str {
 }
 
 impl Inspected {
-    /// The entries of layer `number` (1-based) in archive order, or the
-    /// paths the final image shows (sorted) when `None`.
-    pub fn tree(&self, number: Option<usize>) -> Option<Vec<TreeRow>> {
-        let row = |l: usize, e: &layer::Entry| TreeRow {
+    /// Every path the final image shows, sorted, with its content hash
+    /// (regular files): what `size --prove` compares before and after a
+    /// fix. A file whose hash was not taken (a file source reads lazily)
+    /// has `sha256: None`, and a comparison never counts it as unchanged.
+    pub fn shown(&self) -> Vec<prove::Shown> {
+        let mut rows: Vec<(Vec<u8>, prove::Shown)> = (0..self.image.table.len() as u32)
+            .filter_map(|p| {
+                let (l, e) = self.overlay.shown(p)?;
+                let index = &self.image.layers[l as usize].index;
+                let entry = &index.entries[e as usize];
+                let row = self.row(l as usize, entry);
+                let sha256 = index.hash_of(e as usize).map(layer::sha_string);
+                Some((self.image.table.path(p), prove::Shown { row, sha256 }))
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.into_iter().map(|(_, r)| r).collect()
+    }
+
+    fn row(&self, l: usize, e: &layer::Entry) -> TreeRow {
+        TreeRow {
             path: self.image.table.display(e.path),
             kind: kind_name(e.kind),
             size: e.size,
@@ -529,7 +567,13 @@ impl Inspected {
                     .map(|t| crate::text::show_bytes(t)),
                 _ => None,
             },
-        };
+        }
+    }
+
+    /// The entries of layer `number` (1-based) in archive order, or the
+    /// paths the final image shows (sorted) when `None`.
+    pub fn tree(&self, number: Option<usize>) -> Option<Vec<TreeRow>> {
+        let row = |l: usize, e: &layer::Entry| self.row(l, e);
         match number {
             Some(n) => {
                 let l = self.image.layers.get(n.checked_sub(1)?)?;

@@ -85,6 +85,9 @@ pub struct ImageOptions {
     /// attributes [`ship::outputs::parse_attestation`] gives; they need a
     /// remote BuildKit 0.11+.
     pub attests: BTreeMap<String, String>,
+    /// `--size`: after the build, read the image as `size` does (see
+    /// [`ImageOutcome::size`]).
+    pub size: bool,
 }
 
 impl ImageOptions {
@@ -115,6 +118,7 @@ impl ImageOptions {
             cache_to: Vec::new(),
             remote: None,
             attests: BTreeMap::new(),
+            size: false,
         }
     }
 }
@@ -128,6 +132,12 @@ pub struct ImageOutcome {
     pub pushed: Vec<Pushed>,
     /// An existing image was reused (`skip_if_exists`).
     pub skipped: bool,
+    /// With [`ImageOptions::size`], `size`'s report of the image built:
+    /// read from the registry when it was pushed (the manifest's
+    /// compressed sizes), else from the daemon's export, or, for a remote
+    /// builder, from the `type=oci`/`type=docker` file it wrote; layers
+    /// attributed through the Dockerfile and stage the build recorded.
+    pub size: Option<Box<crate::inspect::Report>>,
 }
 
 /// Why an image was not built or pushed.
@@ -182,11 +192,95 @@ pub enum ImageError {
         /// What the connection said.
         reason: String,
     },
+    #[error("--size: {0}")]
+    /// `--size` has no image to read.
+    SizeNeedsImage(String),
+    #[error("--size: {0}")]
+    /// The image built could not be read.
+    Size(#[from] crate::ops::size::SizeError),
 }
 
 /// Builds the image (unless an identical one exists and
 /// `skip_if_exists`), then pushes it when asked.
 pub async fn image(
+    opts: &ImageOptions,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<ImageOutcome, ImageError> {
+    let mut outcome = build(opts, on_event).await?;
+    if opts.size {
+        outcome.size = Some(Box::new(size(opts, &outcome).await?));
+    }
+    Ok(outcome)
+}
+
+/// `--size`: the report of the image just built, from where it is.
+async fn size(
+    opts: &ImageOptions,
+    outcome: &ImageOutcome,
+) -> Result<crate::inspect::Report, ImageError> {
+    use crate::ops::size::{RemoteOptions, Where};
+    let options = crate::inspect::SizeOptions {
+        load: crate::inspect::LoadOptions {
+            platform: opts.platform.clone(),
+            ..Default::default()
+        },
+        // The Dockerfile and stage come from the label the build recorded.
+        dockerfile: None,
+        plan: PlanOptions {
+            target: opts.target.clone(),
+            build_args: opts.build_args.clone(),
+            platform: opts.platform.clone(),
+            ..PlanOptions::default()
+        },
+    };
+    let shared = std::sync::Arc::new(crate::inspect::layer::Shared::default());
+    let remote = |reference: String, from: Where| RemoteOptions {
+        reference,
+        from,
+        registry_endpoint: opts.registry_endpoint.clone(),
+        credentials: opts.credentials.clone(),
+    };
+    let read = if let Some(p) = outcome.pushed.first() {
+        // Pushed: the registry has the compressed sizes as pushed.
+        let reference = match &p.digest {
+            Some(d) => format!("{}@{d}", p.tag),
+            None => p.tag.clone(),
+        };
+        remote(reference, Where::Registry)
+    } else if opts.remote.is_some() {
+        let file = opts.outputs.iter().find_map(|o| match o.kind {
+            ship::outputs::OutputKind::Oci | ship::outputs::OutputKind::Docker => {
+                o.dest().filter(|d| *d != "-")
+            }
+            _ => None,
+        });
+        let Some(file) = file else {
+            return Err(ImageError::SizeNeedsImage(
+                "a remote builder keeps no image to read: add --push, or -o type=oci,dest=FILE"
+                    .into(),
+            ));
+        };
+        let path = PathBuf::from(file);
+        let inspected = tokio::task::spawn_blocking(move || {
+            crate::inspect::inspect_path(&path, &options, &shared)
+        })
+        .await
+        .map_err(|e| ImageError::SizeNeedsImage(format!("the reading thread failed: {e}")))?
+        .map_err(crate::ops::size::SizeError::from)?;
+        return Ok(inspected.report);
+    } else if outcome.image_id.is_empty() {
+        return Err(ImageError::SizeNeedsImage(
+            "the build wrote files (--output), not an image".into(),
+        ));
+    } else {
+        remote(outcome.image_id.clone(), Where::Daemon)
+    };
+    Ok(crate::ops::size::size(&read, &options, &shared)
+        .await?
+        .report)
+}
+
+async fn build(
     opts: &ImageOptions,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<ImageOutcome, ImageError> {
@@ -214,6 +308,7 @@ pub async fn image(
             image_id: done.built.image_id,
             pushed,
             skipped: false,
+            size: None,
         });
     }
     let (daemon, surveyed) = tokio::join!(ship::connect(), survey(&planned));
@@ -266,6 +361,7 @@ async fn build_surveyed(
         image_id: built.image_id,
         pushed,
         skipped: false,
+        size: None,
     })
 }
 
@@ -331,6 +427,23 @@ fn recorded_path(context: &Path, dockerfile: &Path) -> Option<String> {
         .map(Path::to_path_buf)
         .or_else(|| dockerfile.file_name().map(PathBuf::from))?;
     rel.to_str().map(str::to_string)
+}
+
+/// The context's path as recorded in the image: relative to the
+/// repository holding it (`.` for its top), as the Dockerfile's is; none
+/// outside a repository (an absolute path would carry a local directory
+/// name into a pushed image).
+fn recorded_context(context: &Path) -> Option<String> {
+    let context = std::fs::canonicalize(context).ok()?;
+    let top = context
+        .ancestors()
+        .find(|d| d.join(".git").symlink_metadata().is_ok())?;
+    let rel = context.strip_prefix(top).ok()?.to_str()?;
+    Some(if rel.is_empty() {
+        ".".into()
+    } else {
+        rel.into()
+    })
 }
 
 /// Plans the context (minimal unless `full`) and finds the base images'
@@ -428,6 +541,11 @@ fn spec(
                 labels
                     .entry(crate::inspect::RECORD_LABEL.to_string())
                     .or_insert(r);
+                if let Some(root) = recorded_context(&opts.context.root) {
+                    labels
+                        .entry(crate::inspect::RECORD_CONTEXT_LABEL.to_string())
+                        .or_insert(root);
+                }
             }
             labels
         },
@@ -483,6 +601,7 @@ async fn skip_existing(
                 image_id: id,
                 pushed,
                 skipped: true,
+                size: None,
             }));
         }
         Ok(None) => tracing::info!("--skip-if-exists: no image with build key {key} in the daemon"),
@@ -518,5 +637,6 @@ async fn skip_existing(
         image_id: reused.image_id,
         pushed,
         skipped: true,
+        size: None,
     }))
 }

@@ -5,6 +5,7 @@
 pub mod image;
 pub mod images;
 pub mod pool;
+pub mod prove;
 pub mod size;
 
 pub use image::{image, CompressionChoice, ImageError, ImageOptions, ImageOutcome};

@@ -358,7 +358,7 @@ impl KeyAgent {
             spec: spec.clone(),
             why,
         };
-        let dir = private_dir().map_err(|e| {
+        let dir = private_dir("reggie-ssh").map_err(|e| {
             failed(format!(
                 "cannot make a private directory for the agent in {}: {e}",
                 crate::text::show_path(&std::env::temp_dir())
@@ -482,8 +482,9 @@ impl Drop for KeyAgent {
 }
 
 /// A new directory only this user can enter, under the temporary
-/// directory (short: a socket's path has at most 107 bytes).
-fn private_dir() -> io::Result<PathBuf> {
+/// directory (short: a socket's path has at most 107 bytes), named
+/// `<prefix>-<pid>-<random>`.
+pub(crate) fn private_dir(prefix: &str) -> io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let base = std::env::temp_dir();
     let nanos = std::time::SystemTime::now()
@@ -492,7 +493,7 @@ fn private_dir() -> io::Result<PathBuf> {
     let mut last = io::Error::other("no attempt");
     for attempt in 0..100u32 {
         let dir = base.join(format!(
-            "reggie-ssh-{}-{:x}",
+            "{prefix}-{}-{:x}",
             std::process::id(),
             nanos.wrapping_add(attempt.wrapping_mul(0x9e37_79b9))
         ));

@@ -37,13 +37,17 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
         return Ok(interrupt::EXIT_CODE);
     };
     match result {
-        Ok((image_id, pushed)) => {
+        Ok((image_id, pushed, size)) => {
             if args.json {
                 printer.print(&Event::Result {
                     ok: true,
                     image_id: (!image_id.is_empty()).then_some(image_id),
                     error: None,
                 });
+                if let Some(report) = size {
+                    let line = serde_json::json!({ "event": "size", "report": report });
+                    crate::shared::print_stdout_bytes(format!("{line}\n").as_bytes())?;
+                }
             } else {
                 // An --output build makes no image: nothing to print.
                 let mut text = String::new();
@@ -54,6 +58,10 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
                     if let Some(d) = p.digest {
                         text.push_str(&format!("{}@{d}\n", p.tag));
                     }
+                }
+                if let Some(report) = size {
+                    text.push('\n');
+                    text.push_str(&reggie_build::formats::size::human(&report, 10));
                 }
                 crate::shared::print_stdout_bytes(text.as_bytes())?;
             }
@@ -132,6 +140,7 @@ pub fn options(
     });
     opts.create_repo = args.create_repo;
     opts.skip_if_exists = args.skip_if_exists;
+    opts.size = args.size;
     (opts.outputs, opts.cache_from, opts.cache_to) = parse_outputs(args)?;
     let builders = remote_builders(args)?;
     let placeholder = reggie_build::ops::images::CACHE_PLACEHOLDER;
@@ -253,10 +262,17 @@ fn remote_builders(args: &ImageArgs) -> anyhow::Result<Vec<ship::Remote>> {
     Ok(out)
 }
 
+/// The image built, its pushed tags, and (`--size`) its size report.
+type Built = (
+    String,
+    Vec<publish::Pushed>,
+    Option<Box<reggie_build::inspect::Report>>,
+);
+
 async fn build_and_push(
     args: &ImageArgs,
     on_event: &mut (dyn FnMut(Event) + Send),
-) -> anyhow::Result<(String, Vec<publish::Pushed>)> {
+) -> anyhow::Result<Built> {
     let (mut opts, _ssh, builders) = options(args)?;
     let outcome = if builders.len() > 1 {
         // Several builders: the image's own, unless it is down.
@@ -270,5 +286,5 @@ async fn build_and_push(
         opts.remote = builders.into_iter().next();
         reggie_build::ops::image(&opts, on_event).await?
     };
-    Ok((outcome.image_id, outcome.pushed))
+    Ok((outcome.image_id, outcome.pushed, outcome.size))
 }

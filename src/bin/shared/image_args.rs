@@ -138,6 +138,12 @@ pub struct ImageArgs {
     #[arg(long)]
     #[arg(help_heading = heading::OUTPUT)]
     pub json: bool,
+    /// After the build, print `size`'s report of the image: layers by
+    /// Dockerfile line and the waste (with --push, read from the
+    /// registry, with the compressed sizes as pushed; with --json, one
+    /// `size` event).
+    #[arg(long, conflicts_with_all = ["all", "affected"])]
+    pub size: bool,
     /// Push every tag after the build.
     #[arg(long)]
     #[arg(help_heading = heading::REGISTRY)]

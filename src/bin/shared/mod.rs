@@ -23,14 +23,14 @@ pub mod size_budget;
 /// show them).
 macro_rules! image_help {
     () => {
-        "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image --affected --base origin/main --push   # the images of reggie-build.toml a change affects\n\nMore (secrets, ssh, outputs, caches, remote builders): docs/guide.md.\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context."
+        "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image --affected --base origin/main --push   # the images of reggie-build.toml a change affects\n  reggie-build image . -f backend/Dockerfile -t app:dev --size   # then what the image weighs, by line\n\nMore (secrets, ssh, outputs, caches, remote builders): docs/guide.md.\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context."
     };
 }
 
 /// `size --help`'s examples (both binaries show them).
 macro_rules! size_help {
     () => {
-        "Examples:\n  docker save app:1 -o app.tar && reggie-build size app.tar -f backend/Dockerfile\n  reggie-build size app.tar --tree 3               # the entries of layer 3\n  reggie-build size 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --from registry\n  reggie-build size app.tar -f backend/Dockerfile --max-size 300MB --max-waste 5MB --format github\n\nBudgets (--max-*, size_budget in reggie-build.toml) exit 1 when exceeded, naming the Dockerfile line and the fix.\nFiles and directories are read by every build (the lean one too); an image in the Docker daemon or a registry by the full build (reggie-build-image)."
+        "Examples:\n  docker save app:1 -o app.tar && reggie-build size app.tar -f backend/Dockerfile\n  reggie-build size app.tar --tree 3               # the entries of layer 3\n  reggie-build size 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --from registry\n  reggie-build size app.tar -f backend/Dockerfile --max-size 300MB --max-waste 5MB --format github\n  reggie-build size app:1 -f backend/Dockerfile --context . --prove   # fixes built, measured, checked\n\nBudgets (--max-*, size_budget in reggie-build.toml) exit 1 when exceeded, naming the Dockerfile line and the fix.\nFiles and directories are read by every build (the lean one too); an image in the Docker daemon or a registry by the full build (reggie-build-image)."
     };
 }
 

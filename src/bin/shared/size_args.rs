@@ -113,12 +113,29 @@ pub struct SizeArgs {
     #[arg(help_heading = heading::OUTPUT)]
     pub format: SizeFormat,
     /// Waste items shown in detail (human and markdown) or annotated
-    /// (github, sarif).
+    /// (github, sarif); with --prove, the largest items whose fixes are
+    /// tried.
     #[arg(long, default_value_t = 10, value_name = "N")]
     #[arg(help_heading = heading::OUTPUT)]
     pub top: usize,
     #[command(flatten)]
     pub budget: super::size_budget::BudgetArgs,
+    /// Prove the fixes: apply those of the largest waste items that have
+    /// a mechanical Dockerfile fix to a private copy of the Dockerfile,
+    /// build it through the Docker daemon as `image` does, and report
+    /// the measured size before and after each fix, and whether every
+    /// path that is not waste came out unchanged (full build; -f and
+    /// --context, else what `reggie-build image` recorded on IMAGE).
+    #[arg(long, conflicts_with_all = ["tree", "from"])]
+    pub prove: bool,
+    /// The build context for --prove (default: the one `reggie-build
+    /// image` recorded on the image).
+    #[arg(long, value_name = "DIR", requires = "prove")]
+    pub context: Option<PathBuf>,
+    /// The network of `RUN` steps in the --prove builds (`default`,
+    /// `none`, `host`), as `image --network`.
+    #[arg(long, value_name = "MODE", requires = "prove")]
+    pub network: Option<String>,
 }
 
 impl SizeArgs {

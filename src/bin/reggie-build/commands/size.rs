@@ -12,7 +12,7 @@ use crate::shared::size_args::{print, with_progress, SizeArgs};
 
 pub fn run(args: SizeArgs) -> anyhow::Result<i32> {
     let local = args.source == "-" || std::path::Path::new(&args.source).exists();
-    if !local {
+    if !local || args.prove {
         return remote(args);
     }
     if args.from.is_some() {
@@ -46,6 +46,12 @@ fn remote(_: SizeArgs) -> anyhow::Result<i32> {
 /// build; a saved archive does not.
 #[cfg(not(feature = "image"))]
 fn remote(args: SizeArgs) -> anyhow::Result<i32> {
+    if args.prove {
+        anyhow::bail!(
+            "size --prove builds images, which is not in this build.\n{}",
+            full_build!()
+        );
+    }
     anyhow::bail!(
         "{} is not a file or directory, and reading an image from the Docker daemon or a registry is not in this build: `docker save {} -o image.tar` and run `reggie-build size image.tar`, or use the full build.\n{}",
         reggie_build::text::excerpt(&args.source),

@@ -172,6 +172,7 @@ complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l no-c
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l pull -d 'Always pull newer base images'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l full -d 'With --builder classic: upload the whole context as `docker build` does, not the minimal one (BuildKit asks for what it reads itself)'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l json -d 'One JSON event per line on stdout'
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l size -d 'After the build, print `size`\'s report of the image: layers by Dockerfile line and the waste (with --push, read from the registry, with the compressed sizes as pushed; with --json, one `size` event)'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l push -d 'Push every tag after the build'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l create-repo -d 'Create missing ECR repositories before pushing'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand image" -l password-stdin -d 'Read the registry password from stdin'
@@ -237,7 +238,7 @@ markdown\t'For a pull request comment'
 github\t'GitHub workflow commands at the Dockerfile lines (and a step summary when GITHUB_STEP_SUMMARY is set)'
 sarif\t'SARIF 2.1.0, results at the Dockerfile lines'
 html\t'One self-contained HTML page'"
-complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l top -d 'Waste items shown in detail (human and markdown) or annotated (github, sarif)' -r
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l top -d 'Waste items shown in detail (human and markdown) or annotated (github, sarif); with --prove, the largest items whose fixes are tried' -r
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l max-size -d 'Fail when the image\'s layers (uncompressed) are larger, e.g. `--max-size 300MB` (over `size_budget.max_size`)' -r
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l max-layer -d 'Fail when a layer (uncompressed) is larger, e.g. `--max-layer 150MB`' -r
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l max-waste -d 'Fail when the waste found adds up to more, e.g. `--max-waste 5MB`' -r
@@ -245,10 +246,13 @@ complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l basel
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l max-growth -d 'Fail when the image grew more than this against --baseline: bytes (`20MB`) or a percent (`5%`)' -r
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l name -d 'The image of reggie-build.toml whose `size_budget` applies (and whose Dockerfile, target and build args attribute the layers); default: the one built from -f\'s Dockerfile' -r
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l config -d 'The config file (default: reggie-build.toml here or above, up to the repository root)' -r -F
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l context -d 'The build context for --prove (default: the one `reggie-build image` recorded on the image)' -r -F
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l network -d 'The network of `RUN` steps in the --prove builds (`default`, `none`, `host`), as `image --network`' -r
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l color -d 'Colour: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l password-stdin -d 'Read the registry password or token from stdin'
+complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -l prove -d 'Prove the fixes: apply those of the largest waste items that have a mechanical Dockerfile fix to a private copy of the Dockerfile, build it through the Docker daemon as `image` does, and report the measured size before and after each fix, and whether every path that is not waste came out unchanged (full build; -f and --context, else what `reggie-build image` recorded on IMAGE)'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -s q -l quiet -d 'Less output: errors only'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides'
 complete -c reggie-build -n "__fish_reggie_build_using_subcommand size" -s h -l help -d 'Print help (see more with \'--help\')'
