@@ -10,6 +10,7 @@
 //! the Dockerfile reads.
 
 pub(crate) mod findings;
+mod generated;
 pub mod report;
 pub mod rules;
 mod suggest;
