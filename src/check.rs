@@ -11,15 +11,17 @@
 //! pre-commit hook. Only a failing image gets the full analysis, for the
 //! fix to print.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::analyze::findings::{copy_source_findings, secret_finding};
+use crate::analyze::findings::{
+    cap_per_rule, copy_source_findings, is_cap_closing, secret_finding, MAX_PER_RULE,
+};
 use crate::analyze::{
     self, AnalyzeError, AnalyzeOptions, Finding, Group, RuleSet, Severity, Totals,
 };
-use crate::config::Budget;
-use crate::context::{ContextSpec, FileKind};
+use crate::config::{self, Budget};
+use crate::context::{Builder, ContextSpec, FileKind};
 use crate::plan::{Plan, PlanOptions};
 
 /// One image to check.
@@ -33,6 +35,35 @@ pub struct Target {
     pub plan: PlanOptions,
     /// Its upload budget.
     pub budget: Budget,
+}
+
+impl Target {
+    /// An image of `reggie-build.toml` built with the command line's
+    /// build inputs (`shared`): the image's context and Dockerfile, both
+    /// sides' build args (the command line's win, as for `image`), the
+    /// command line's target and platform, else the image's, and its
+    /// budget. `check`, `analyze`, `digest` and `image --all` merge a
+    /// configured image this one way.
+    pub fn from_image(image: &config::Image, builder: Builder, shared: &PlanOptions) -> Target {
+        let mut plan = shared.clone();
+        for (k, v) in &image.build_args {
+            plan.build_args
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+        plan.target = plan.target.or_else(|| image.target.clone());
+        plan.platform = plan.platform.or_else(|| image.platform.clone());
+        Target {
+            name: image.name.clone(),
+            spec: ContextSpec {
+                root: image.context.clone(),
+                dockerfile: Some(image.dockerfile.clone()),
+                builder,
+            },
+            plan,
+            budget: image.budget,
+        }
+    }
 }
 
 /// Options of a check.
@@ -81,14 +112,13 @@ pub struct Verdict {
 /// Dockerfile.
 #[derive(Debug, Clone, Default)]
 pub struct Deploys {
-    builds: Vec<Deployed>,
+    /// By canonical context directory and Dockerfile: an image finds its
+    /// deploys in one lookup, not by comparing with every one of them.
+    builds: HashMap<(PathBuf, PathBuf), Vec<Deployed>>,
 }
 
 #[derive(Debug, Clone)]
 struct Deployed {
-    /// Canonical context directory and Dockerfile.
-    context: PathBuf,
-    dockerfile: PathBuf,
     name: String,
     platform: String,
     /// The declaration's file (as reached from the discovery root) and line.
@@ -101,7 +131,7 @@ impl Deploys {
     /// `reggie-build.toml`, or the repository).
     pub fn discover(root: &Path) -> Result<Deploys, crate::discover::DiscoverError> {
         use crate::discover::Source;
-        let mut builds = Vec::new();
+        let mut builds: HashMap<(PathBuf, PathBuf), Vec<Deployed>> = HashMap::new();
         for b in crate::discover::discover(root)? {
             let Some(platform) = b.platform.filter(|_| b.resolved) else {
                 continue;
@@ -119,20 +149,23 @@ impl Deploys {
             };
             let file = root.join(file);
             let file = file.strip_prefix(".").unwrap_or(&file);
-            builds.push(Deployed {
-                context,
-                dockerfile,
-                name: b.name,
-                platform,
-                file: crate::text::show_path(file),
-                line,
-            });
+            builds
+                .entry((context, dockerfile))
+                .or_default()
+                .push(Deployed {
+                    name: b.name,
+                    platform,
+                    file: crate::text::show_path(file),
+                    line,
+                });
         }
         Ok(Deploys { builds })
     }
 
-    /// A warning for each deploy of this build whose architecture is not
-    /// the one it is built for (`built`, else this machine's).
+    /// A warning for the deploys of this build whose architecture is not
+    /// the one it is built for (`built`, else this machine's): one per
+    /// deploy file and platform, naming the first service and counting the
+    /// others (a compose file may run one build as hundreds of services).
     fn findings(&self, context: &Path, dockerfile: &Path, built: Option<&str>) -> Vec<Finding> {
         if self.builds.is_empty() {
             return Vec::new();
@@ -143,19 +176,36 @@ impl Deploys {
         ) else {
             return Vec::new();
         };
-        self.builds
-            .iter()
-            .filter(|d| d.context == context && d.dockerfile == dockerfile)
-            .filter_map(|d| {
-                let why =
-                    crate::discover::platform_warning(&d.platform, built, std::env::consts::ARCH)?;
-                Some(Finding {
-                    rule: "deploy/architecture".into(),
-                    severity: Severity::Warning,
-                    file: d.file.clone(),
-                    line: d.line,
-                    message: format!("`{}` is {why}", d.name),
-                })
+        let Some(deploys) = self.builds.get(&(context, dockerfile)) else {
+            return Vec::new();
+        };
+        // Per (file, platform): the first deploy, why, and how many more.
+        let mut grouped: Vec<(&Deployed, String, usize)> = Vec::new();
+        let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+        for d in deploys {
+            if let Some(&i) = index.get(&(d.file.as_str(), d.platform.as_str())) {
+                grouped[i].2 += 1;
+                continue;
+            }
+            let Some(why) =
+                crate::discover::platform_warning(&d.platform, built, std::env::consts::ARCH)
+            else {
+                continue;
+            };
+            index.insert((&d.file, &d.platform), grouped.len());
+            grouped.push((d, why, 0));
+        }
+        grouped
+            .into_iter()
+            .map(|(d, why, more)| Finding {
+                rule: "deploy/architecture".into(),
+                severity: Severity::Warning,
+                file: d.file.clone(),
+                line: d.line,
+                message: match more {
+                    0 => format!("`{}` is {why}", d.name),
+                    n => format!("`{}` and {n} more in this file are {why}", d.name),
+                },
             })
             .collect()
     }
@@ -220,6 +270,9 @@ pub fn check_deployed(
     })?;
 
     let mut findings = copy_source_findings(&ctx, &plan, &summary.include_hits);
+    // The full analysis below plans the Dockerfile again: a large one is
+    // not held twice.
+    drop((measured_ctx, plan, summary));
     findings.extend(secrets);
     findings.extend(deploys.findings(
         ctx.root(),
@@ -245,10 +298,12 @@ pub fn check_deployed(
                 detail: false,
             },
         )?;
+        let mut have: HashSet<Finding> = findings.iter().cloned().collect();
         for f in analysis.findings {
             // Secrets count only when they are in what is measured, which
-            // the walk above already judged.
-            if f.rule.starts_with("secrets/") {
+            // the walk above already judged; a count of findings left out
+            // is made again when these are capped below.
+            if f.rule.starts_with("secrets/") || is_cap_closing(&f) {
                 continue;
             }
             let relevant = match f.severity {
@@ -256,7 +311,7 @@ pub fn check_deployed(
                 Severity::Warning => opts.strict,
                 Severity::Info => false,
             };
-            if relevant && !findings.contains(&f) {
+            if relevant && have.insert(f.clone()) {
                 findings.push(f);
             }
         }
@@ -273,7 +328,7 @@ pub fn check_deployed(
                 "use the ignore file `reggie-build analyze --write-ignore` suggests ({}): it sends {} files, {}",
                 ig.path.display(),
                 ig.files,
-                analyze::humanize(ig.bytes)
+                crate::units::humanize(ig.bytes)
             ));
         }
         if opts.full {
@@ -282,7 +337,7 @@ pub fn check_deployed(
                     "exclude `{}` ({}, {})",
                     u.path.trim_end_matches('/'),
                     u.kind,
-                    analyze::humanize(u.bytes)
+                    crate::units::humanize(u.bytes)
                 ));
             }
         }
@@ -293,6 +348,7 @@ pub fn check_deployed(
         });
     }
     findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.file.cmp(&b.file)));
+    let findings = cap_per_rule(findings, MAX_PER_RULE);
     let passed = over_bytes == 0 && over_files == 0 && !failed_findings;
     Ok(Verdict {
         name: target.name.clone(),
@@ -344,8 +400,8 @@ pub fn growth_against(baseline: &serde_json::Value, v: &Verdict) -> Vec<String> 
             out.push(format!(
                 "{} total ({} → {})",
                 signed(delta),
-                analyze::humanize(bytes),
-                analyze::humanize(v.uploaded.bytes)
+                crate::units::humanize(bytes),
+                crate::units::humanize(v.uploaded.bytes)
             ));
         }
     }
@@ -375,7 +431,7 @@ pub fn growth_against(baseline: &serde_json::Value, v: &Verdict) -> Vec<String> 
 }
 
 fn signed(delta: i128) -> String {
-    let size = analyze::humanize(delta.unsigned_abs() as u64);
+    let size = crate::units::humanize(delta.unsigned_abs() as u64);
     if delta >= 0 {
         format!("+{size}")
     } else {

@@ -2,11 +2,13 @@
 //! markdown, shared by `analyze` and `check`; [`html`] is the page.
 
 pub mod html;
+pub mod size;
 
 use std::fmt::Write as _;
 
-use crate::analyze::{humanize, report, Analysis, Finding, Severity};
+use crate::analyze::{report, Analysis, Finding, Severity};
 use crate::check::Verdict;
+use crate::units::humanize;
 
 /// Output formats of `analyze` and `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +56,9 @@ pub fn github_error(title: &str, message: &str) -> String {
 
 /// A workflow command's message: GitHub's own escapes (`%`, CR, LF), so
 /// nothing in it ends the command or starts another; other control
-/// characters escaped as text, so they do not reach the log as they are.
+/// characters escaped as text, so they do not reach the log as they are,
+/// and the legacy `##[` command form, which the runner matches anywhere in
+/// a line, neutralised as [`crate::text::escape`] does.
 fn escape_data(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -64,6 +68,9 @@ fn escape_data(s: &str) -> String {
             '\n' => out.push_str("%0A"),
             c => out.push_str(&crate::text::escape(c.encode_utf8(&mut [0; 4]))),
         }
+    }
+    if out.contains("##[") {
+        out = out.replace("##[", "#\\x23[");
     }
     out
 }
@@ -143,7 +150,7 @@ pub fn sarif(findings: &[Finding]) -> String {
             "results": results,
         }]
     });
-    serde_json::to_string_pretty(&log).unwrap_or_default()
+    crate::text::json(&log).unwrap_or_default()
 }
 
 fn sarif_level(s: Severity) -> &'static str {

@@ -87,6 +87,24 @@ pub fn sst(data: &[u8]) {
     let _ = crate::discover::fuzzing::sst(&String::from_utf8_lossy(data));
 }
 
+/// An image layer (a tar, plain or gzip), then the layers of a `docker
+/// save` stream made of the same bytes: indexed, applied and measured.
+pub fn layer(data: &[u8]) {
+    use crate::inspect::layer::{index_layer, Hashing, Shared};
+    use crate::inspect::{overlay::Overlay, paths::PathTable, source};
+    let shared = Shared::default();
+    if let Ok(mut index) = index_layer(data, Hashing::All, &shared) {
+        let mut table = PathTable::new();
+        if source::merge(&mut table, &mut index).is_ok() {
+            table.link_children();
+            let _ = Overlay::apply(&table, &[&index, &index]);
+        }
+    }
+    if let Ok(image) = source::load_stream(data, "fuzz", &Default::default(), &shared) {
+        let _ = crate::inspect::analyze(image, &Default::default());
+    }
+}
+
 /// An image reference: parsed, and a parsed one written back out parses
 /// to itself (the normalisation is a fixed point).
 pub fn reference(data: &[u8]) {

@@ -28,6 +28,11 @@
 //! A bare repository committed inside the work tree (`HEAD`, `objects/`,
 //! `refs/` as ordinary files) is never taken for the repository: the work
 //! tree is the nearest directory with a `.git` entry, and git is told so.
+//! The one exception is the user's own choice: `GIT_DIR` (with
+//! `GIT_WORK_TREE`, else the current directory, as git reads them) set in
+//! reggie-build's environment names the repository for every directory
+//! inside that work tree. The environment is the user's, not the
+//! repository's, so it is trusted like their global configuration.
 //!
 //! Both gits on a Debian machine accept every flag here (2.39 and 2.47).
 //!
@@ -113,18 +118,37 @@ impl Repo {
     /// one (committed files that look like a repository).
     pub fn discover(dir: &Path) -> Option<Repo> {
         let dir = std::fs::canonicalize(dir).ok()?;
-        let top = dir
-            .ancestors()
-            .find(|d| d.join(".git").symlink_metadata().is_ok())?
-            .to_path_buf();
+        let (top, git_dir) = match Self::from_environment() {
+            Some((top, git_dir)) if dir.starts_with(&top) => (top, git_dir),
+            _ => {
+                let top = dir
+                    .ancestors()
+                    .find(|d| d.join(".git").symlink_metadata().is_ok())?
+                    .to_path_buf();
+                let git_dir = top.join(".git");
+                (top, git_dir)
+            }
+        };
         let mut repo = Repo {
-            git_dir: top.join(".git"),
+            git_dir,
             top,
             sha256: false,
         };
         let format = repo.run(&["rev-parse", "--show-object-format"]).ok()??;
         repo.sha256 = format.starts_with(b"sha256");
         Some(repo)
+    }
+
+    /// The repository the user named in this process's environment:
+    /// `GIT_DIR`, and `GIT_WORK_TREE` or else the current directory (git's
+    /// own reading of the pair), both made absolute.
+    fn from_environment() -> Option<(PathBuf, PathBuf)> {
+        let git_dir = std::fs::canonicalize(std::env::var_os("GIT_DIR")?).ok()?;
+        let top = match std::env::var_os("GIT_WORK_TREE") {
+            Some(t) => std::fs::canonicalize(t).ok()?,
+            None => std::env::current_dir().ok()?,
+        };
+        Some((top, git_dir))
     }
 
     /// The work tree's top directory.

@@ -69,14 +69,18 @@ pub mod build_digest;
 pub mod check;
 pub mod config;
 pub mod context;
+pub mod csv;
 pub mod discover;
+pub mod error_chain;
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod git;
 pub mod input;
+pub mod inspect;
 #[cfg(feature = "image")]
 pub mod ops;
+pub mod output;
 pub mod plan;
 pub mod reference;
 // The image builder (feature `image`, on by default): the Docker, BuildKit
@@ -86,6 +90,7 @@ pub mod publish;
 #[cfg(feature = "image")]
 pub mod ship;
 pub mod text;
+pub mod units;
 
 #[cfg(test)]
 pub(crate) mod test_support {

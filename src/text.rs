@@ -1,7 +1,11 @@
 //! Quoting untrusted text (file names, file contents) in messages and
 //! reports: control characters escaped, so nothing from a repository moves
-//! the cursor, colours the terminal or starts a new line (which CI systems
-//! would read as a command), and contents quoted only as short excerpts.
+//! the cursor, colours the terminal or starts a new line; CI workflow
+//! commands (`::error::`, `##[error]`) neutralised; contents quoted only as
+//! short excerpts, and a line that looks like a credential not at all (an
+//! "ignore file" may be a link to `.git/config`, where a CI checkout leaves
+//! its token). JSON written for tools goes through [`json`], which also
+//! escapes what serde_json writes raw (bidi controls, U+2028/U+2029, NEL).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -43,20 +47,59 @@ fn push_escaped(out: &mut String, c: char) {
     }
 }
 
-/// `s` with control characters escaped (`\n`, `\x1b`, `\u{202e}`); other
-/// text, backslashes included, unchanged.
-pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(needs_escape) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if needs_escape(c) {
-            push_escaped(&mut out, c);
+/// Whether `s`, printed as a line or at the start of one, could be read
+/// as a workflow command by a CI runner: GitHub's runner trims the line
+/// (Unicode whitespace) and matches `::` at its start, and matches the
+/// legacy `##[` anywhere in it.
+fn looks_like_command(s: &str) -> bool {
+    s.trim_start().starts_with("::") || s.contains("##[")
+}
+
+/// Whether raw bytes (a file name) printed as a line could end the line
+/// early or pass for a CI workflow command (see [`escape`]): such a name
+/// is printed escaped even where names are otherwise printed raw.
+pub fn unsafe_as_line(bytes: &[u8]) -> bool {
+    bytes.contains(&b'\n')
+        || bytes.contains(&b'\r')
+        || looks_like_command(&String::from_utf8_lossy(bytes))
+}
+
+/// Appends `s` escaped to `out`: control characters as [`escape`] says, a
+/// leading `::` (after whitespace) as `\x3a:` and each `##[` as `#\x23[`,
+/// at most `limit` characters of `s` (then `…`).
+fn push_text(out: &mut String, s: &str, limit: Option<usize>) {
+    let lead = s.len() - s.trim_start().len();
+    let command_at = s[lead..].starts_with("::").then_some(lead);
+    let mut prev_hashes = 0usize;
+    for (n, (i, c)) in s.char_indices().enumerate() {
+        if limit == Some(n) {
+            out.push('…');
+            return;
+        }
+        if Some(i) == command_at {
+            out.push_str("\\x3a");
+        } else if c == '#' && prev_hashes >= 1 && s[i + 1..].starts_with('[') {
+            // The second `#` of `##[`: a `#` before it and `[` after.
+            out.push_str("\\x23");
+        } else if needs_escape(c) {
+            push_escaped(out, c);
         } else {
             out.push(c);
         }
+        prev_hashes = if c == '#' { prev_hashes + 1 } else { 0 };
     }
+}
+
+/// `s` with control characters escaped (`\n`, `\x1b`, `\u{202e}`) and CI
+/// workflow commands neutralised (`::error::x` at the start, after any
+/// whitespace, as `\x3a:error::x`; `##[error]` anywhere as `#\x23[error]`);
+/// other text, backslashes included, unchanged.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) && !looks_like_command(s) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    push_text(&mut out, s, None);
     Cow::Owned(out)
 }
 
@@ -68,6 +111,129 @@ pub fn show_bytes(bytes: &[u8]) -> String {
         out.push_str(&escape(chunk.valid()));
         for b in chunk.invalid() {
             let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// What a quoted line that looks like a credential becomes.
+pub const HIDDEN: &str = "[not shown: it looks like a credential]";
+
+/// Whether a line of input looks like it carries a credential: an
+/// `Authorization` header or git's `extraheader`, a token, password,
+/// secret or key given a value (`token = …`, `PASSWORD: …`), a URL with
+/// `user:password@`, an AWS access key id, a well-known token prefix, a
+/// private key, or a long base64 or hex run (a content digest after
+/// `sha256:` is not one). Such a line is never quoted, whatever file it
+/// came from: an ignore file or a Dockerfile may be a link to one.
+pub fn looks_like_credential(s: &str) -> bool {
+    // Bytes and ASCII classes: the crate's Unicode word and space classes
+    // are not compiled in (its `unicode-perl` feature is off).
+    static RULES: std::sync::OnceLock<Option<regex::bytes::Regex>> = std::sync::OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        regex::bytes::Regex::new(concat!(
+            r"(?i-u)authorization\s*[:=]|extraheader|\b(basic|bearer)\s+[A-Za-z0-9+/_.~=-]{8,}",
+            r"|(token|passw(or)?d|pwd|secret|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)",
+            r#"[A-Za-z0-9_.-]*["']?\s*[:=]\s*\S"#,
+            r"|[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@",
+            r"|\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
+            r"|\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|xox[abprs]-[A-Za-z0-9-]{10,})",
+            r"|-----BEGIN [A-Z ]*PRIVATE KEY",
+        ))
+        .ok()
+    });
+    // The patterns are constant: failing to compile them is a bug the
+    // tests catch; hide everything rather than quote a secret.
+    let Some(rules) = rules else {
+        return true;
+    };
+    rules.is_match(s.as_bytes()) || has_long_token(s)
+}
+
+/// A run of base64 (at least 24 characters between `/`, upper and lower
+/// case letters and digits, few `-`/`_`) or of hex (at least 32 digits and
+/// letters), not a digest named by its algorithm.
+fn has_long_token(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let token_byte =
+            |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'=' | b'-' | b'_');
+        if !token_byte(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && token_byte(b[i]) {
+            i += 1;
+        }
+        let run = &b[start..i];
+        let before = &b[start.saturating_sub(7)..start];
+        let digest = ["sha1:", "sha256:", "sha384:", "sha512:"].iter().any(|p| {
+            before.len() >= p.len()
+                && before[before.len() - p.len()..].eq_ignore_ascii_case(p.as_bytes())
+        });
+        let hex = run.iter().filter(|c| c.is_ascii_hexdigit()).count();
+        if !digest && run.len() >= 32 && hex == run.len() && run.iter().any(u8::is_ascii_digit) {
+            return true;
+        }
+        let seps = run.iter().filter(|c| matches!(c, b'-' | b'_')).count();
+        if run.len() >= 24
+            && seps * 10 <= run.len()
+            && run.iter().any(u8::is_ascii_uppercase)
+            && run.iter().any(u8::is_ascii_lowercase)
+            && run.iter().any(u8::is_ascii_digit)
+            && !digest
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// A line of input quoted for a message: `` `excerpt` ``, or [`HIDDEN`]
+/// when it looks like a credential.
+pub fn quote(s: &str) -> String {
+    if looks_like_credential(s) {
+        return HIDDEN.to_string();
+    }
+    format!("`{}`", excerpt(s))
+}
+
+/// `value` as pretty JSON for tools, with [`json_safe`]'s escapes.
+pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(value).map(json_safe)
+}
+
+/// `value` as one line of JSON (JSON Lines), with [`json_safe`]'s escapes.
+pub fn json_line<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    serde_json::to_string(value).map(json_safe)
+}
+
+/// Serialized JSON with every character [`escape`] would escape written as
+/// `\uXXXX`: serde_json escapes only C0 controls, and DEL, C1 controls
+/// (NEL), U+2028/U+2029 and bidi controls reach a log or a viewer raw
+/// otherwise; and `##[` as `#\u0023[`, so a line of it printed to a CI log
+/// is no legacy workflow command (a line of JSON never starts with `::`).
+/// Outside strings JSON has only ASCII punctuation, so a plain replacement
+/// is exact: the values read back the same.
+pub fn json_safe(text: String) -> String {
+    let text = if text.contains("##[") {
+        text.replace("##[", "#\\u0023[")
+    } else {
+        text
+    };
+    if !text.chars().any(needs_escape) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        // C0 controls in serialized JSON are its own `\n` between values
+        // (pretty printing): kept.
+        if needs_escape(c) && c as u32 >= 0x20 {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
         }
     }
     out
@@ -101,22 +267,15 @@ pub fn yaml_scalar(s: &str) -> Cow<'_, str> {
 }
 
 /// A short excerpt of input for an error message: at most
-/// [`EXCERPT_CHARS`] characters of `s`, escaped, with `…` when cut. A
-/// message never quotes a whole line: a "Dockerfile" may be a link to a
-/// file of secrets.
+/// [`EXCERPT_CHARS`] characters of `s`, escaped as by [`escape`], with `…`
+/// when cut; [`HIDDEN`] when `s` looks like a credential. A message never
+/// quotes a whole line: a "Dockerfile" may be a link to a file of secrets.
 pub fn excerpt(s: &str) -> String {
-    let mut out = String::new();
-    for (n, c) in s.chars().enumerate() {
-        if n == EXCERPT_CHARS {
-            out.push('…');
-            break;
-        }
-        if needs_escape(c) {
-            push_escaped(&mut out, c);
-        } else {
-            out.push(c);
-        }
+    if looks_like_credential(s) {
+        return HIDDEN.to_string();
     }
+    let mut out = String::new();
+    push_text(&mut out, s, Some(EXCERPT_CHARS));
     out
 }
 
@@ -216,7 +375,8 @@ mod tests {
 
     #[test]
     fn excerpts_are_short_and_escaped() {
-        let long = "SECRET=x".repeat(1000);
+        let long = "NAME=x ".repeat(1000);
+        assert_eq!(excerpt(&"SECRET=x".repeat(1000)), HIDDEN);
         let e = excerpt(&long);
         assert_eq!(e.chars().count(), EXCERPT_CHARS + 1, "{e}");
         assert!(e.ends_with('…'));
@@ -224,6 +384,94 @@ mod tests {
         assert_eq!(excerpt("short"), "short");
         let e = excerpt_bytes(&[b'x'; 10_000]);
         assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
+    }
+
+    /// GitHub's runner trims a line before matching `::`, and matches the
+    /// legacy `##[` anywhere in it.
+    #[test]
+    fn workflow_commands_are_neutralised() {
+        let cases = [
+            ("::error::pwned", "\\x3a:error::pwned"),
+            ("   ::add-mask::x", "   \\x3a:add-mask::x"),
+            (
+                "\u{a0}\u{3000}::stop-commands::t",
+                "\u{a0}\u{3000}\\x3a:stop-commands::t",
+            ),
+            ("\t::error::x", "\\t\\x3a:error::x"),
+            ("a ##[error]x", "a #\\x23[error]x"),
+            ("###[set-output name=a]b", "##\\x23[set-output name=a]b"),
+            ("##[a]##[b]", "#\\x23[a]#\\x23[b]"),
+            // Not commands: `::` later in a line, `#[`, `##` alone.
+            ("a::b", "a::b"),
+            ("x ::error", "x ::error"),
+            ("#[x] ## y", "#[x] ## y"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(escape(input), want, "{input:?}");
+            assert_eq!(excerpt(input), want, "{input:?}");
+            assert_eq!(show_bytes(input.as_bytes()), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_recognised() {
+        let secret = [
+            "\textraheader = AUTHORIZATION: basic c2VjcmV0dG9rZW4xMjM0NTY3ODkw",
+            "Authorization: Bearer abcdefgh.ijkl",
+            "authorization=xyz",
+            "token = abc",
+            "GITHUB_TOKEN=ghs_x",
+            "password: hunter2",
+            "db_passwd=1",
+            "\"secret_key\": \"v\"",
+            "api-key: v",
+            "https://user:pa55@example.com/repo.git",
+            "aws AKIAIOSFODNN7EXAMPLE x",
+            "ghp_0123456789abcdefghijABCDEFGHIJ",
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+            "x c2VjcmV0dG9rZW5DQU5BUlkxMjM0NTY3ODkw",
+            "0123456789abcdef0123456789abcdef",
+        ];
+        for s in secret {
+            assert!(looks_like_credential(s), "{s:?}");
+            assert_eq!(excerpt(s), HIDDEN, "{s:?}");
+            assert_eq!(quote(s), HIDDEN, "{s:?}");
+        }
+        let plain = [
+            "node_modules",
+            "**/*.secret",
+            "secrets/",
+            "**/token.json",
+            "COPY --from=build /app/dist /usr/share/nginx/html",
+            "RUN --mount=type=secret,id=npm_token npm ci",
+            "FROM alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "/usr/local/lib/python3.12/site-packages",
+            "apps/Frontend2/src/components/HeaderBar",
+            "my-very-long-package-name-v2-Release",
+            "https://example.com/a:b@c",
+        ];
+        for s in plain {
+            assert!(!looks_like_credential(s), "{s:?}");
+        }
+        assert_eq!(quote("node_modules"), "`node_modules`");
+    }
+
+    /// serde_json writes bidi controls, line separators and NEL raw.
+    #[test]
+    fn json_escapes_what_serde_json_leaves_raw() {
+        let v = serde_json::json!({"a\u{202e}": "x\u{2028}y\u{2029}\u{85}\u{7f}\u{2066}\n\u{1b}é"});
+        let out = json_line(&v).unwrap();
+        assert_eq!(
+            out,
+            r#"{"a\u202e":"x\u2028y\u2029\u0085\u007f\u2066\n\u001bé"}"#
+        );
+        let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, v);
+        assert!(json(&v).unwrap().contains("\\u2028"));
+        let v = serde_json::json!({"##[error]": "a ###[b"});
+        let out = json_line(&v).unwrap();
+        assert_eq!(out, r##"{"#\u0023[error]":"a ##\u0023[b"}"##);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), v);
     }
 
     #[test]

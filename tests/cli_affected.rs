@@ -420,6 +420,48 @@ fn worktree_changes_count_untracked_files_too() {
     assert!(verdicts(&r).values().all(Option::is_none));
 }
 
+/// A repository whose git directory lives elsewhere, named by the user's
+/// `GIT_DIR` and `GIT_WORK_TREE` (as `benches/compare.sh` does): the
+/// environment is the user's own, so it is honoured, while a `.git`
+/// found in the tree is still the default.
+#[test]
+fn the_users_git_dir_and_work_tree_are_honoured() {
+    let repo = fixture("g");
+    let p = repo.path();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let git_dir = elsewhere.path().join("history.git");
+    fs::rename(p.join(".git"), &git_dir).unwrap();
+    write(p, "frontend/src/a.js", "changed by the user\n");
+    let out = bin(p)
+        .env("GIT_DIR", &git_dir)
+        .env("GIT_WORK_TREE", p)
+        .args([
+            "affected",
+            "--format",
+            "json",
+            "--base",
+            "HEAD",
+            "--worktree",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = verdicts(&serde_json::from_slice(&out.stdout).unwrap());
+    assert_eq!(v["api"], None);
+    assert!(v["web"].is_some(), "{v:?}");
+    // Without the environment there is no repository here at all.
+    let out = bin(p)
+        .args(["affected", "--base", "HEAD"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+}
+
 #[test]
 fn control_characters_in_paths_are_escaped() {
     let repo = fixture("e");
@@ -875,5 +917,30 @@ fn an_all_zero_base_means_everything_is_new() {
             .unwrap()
             .iter()
             .all(|s| s["cached"] == false));
+    }
+}
+
+/// Issue 23 item 10: a changed file named like a workflow command
+/// (`##[error]`, legacy form, matched anywhere in a line) is neutralised
+/// in every format that reaches a CI log, the matrix included.
+#[test]
+fn workflow_commands_in_paths_are_neutralised() {
+    let repo = fixture("c");
+    let p = repo.path();
+    write(p, "backend/app/##[error]x.py", "x\n");
+    write(p, "frontend/src/##[add-mask]y.js", "y\n");
+    commit(p, "odd names");
+    for format in ["human", "markdown", "github", "json"] {
+        let out = bin(p)
+            .args(["affected", "--format", format])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("x.py"), "{format}: {text}");
+        for line in text.lines() {
+            assert!(!line.contains("##["), "{format}: {line:?}");
+            assert!(!line.trim_start().starts_with("::"), "{format}: {line:?}");
+        }
     }
 }

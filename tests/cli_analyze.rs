@@ -396,7 +396,7 @@ fn following_the_advice_sends_what_was_printed() {
             } else {
                 "Dockerfile.dockerignore"
             };
-            let size = reggie_build::analyze::humanize(bytes);
+            let size = reggie_build::units::humanize(bytes);
             assert_eq!(
                 String::from_utf8(out.stderr).unwrap(),
                 format!(

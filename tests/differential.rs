@@ -314,7 +314,13 @@ fn gen_ignore(
     paths: &[Vec<u8>],
     dirs: &[Vec<u8>],
 ) -> Vec<Vec<u8>> {
-    let n = 1 + rng.below(8);
+    // Sometimes long enough for the matcher to use its index (16 rules
+    // and more), whose results must be the same.
+    let n = if rng.chance(25) {
+        16 + rng.below(40)
+    } else {
+        1 + rng.below(8)
+    };
     let crlf = rng.chance(20);
     let mut lines = Vec::new();
     let pair_at = if rng.chance(35) {

@@ -497,7 +497,9 @@ fn temp_files(dir: &Path) -> Vec<String> {
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.contains("reggie-") {
+            // Files land as `.tmp.reggie-*` in a `.DEST.tmp-*` directory
+            // beside the destination.
+            if name.contains("reggie-") || name.contains(".tmp-") {
                 out.push(name);
             }
             if e.file_type().is_ok_and(|t| t.is_dir()) {
@@ -588,13 +590,14 @@ fn ctrl_c_during_transfer_build_and_export() {
         &["-o", &dest_arg, "."],
         &[],
     );
-    let (status, seen) = interrupt_when(cmd, |_| !temp_files(&dest).is_empty());
+    let (status, seen) = interrupt_when(cmd, |_| !temp_files(out_dir.path()).is_empty());
     assert_eq!(status.code(), Some(130), "{seen:?}");
     assert!(
-        temp_files(&dest).is_empty(),
+        temp_files(out_dir.path()).is_empty(),
         "temporary files left: {:?}",
-        temp_files(&dest)
+        temp_files(out_dir.path())
     );
+    assert!(!dest.exists(), "a partial output is left");
 
     // Nothing left in the daemon: no new container, and a build runs.
     let containers_after = docker(&env, &["ps", "-aq", "--no-trunc"]).stdout;
@@ -622,4 +625,151 @@ fn ctrl_c_during_transfer_build_and_export() {
         home.path(),
     ));
     assert!(dest.join("Dockerfile").is_file());
+}
+
+/// Issue 23 item 4: `-o type=local,dest=DIR`, `-o DIR` and
+/// `-o type=tar,dest=FILE` refuse a destination that is a link the
+/// repository holds, or one reached through such a link, before building;
+/// nothing is written where the link points. A link above the repository
+/// (the user's own) is followed.
+#[test]
+fn linked_output_destinations_are_refused() {
+    let Some(env) = common::services() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let top = tempfile::tempdir().unwrap();
+    let top = std::fs::canonicalize(top.path()).unwrap();
+    let repo = top.join("repo");
+    let outside = top.join("outside");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious"), "precious\n").unwrap();
+    let n = nonce("link");
+    std::fs::write(
+        repo.join("Dockerfile"),
+        format!("FROM scratch\nCOPY Dockerfile /{n}\n"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&outside, repo.join("dist")).unwrap();
+    std::os::unix::fs::symlink(&outside, repo.join("sub")).unwrap();
+    std::os::unix::fs::symlink(outside.join("precious"), repo.join("out.tar")).unwrap();
+    let listing = || {
+        let mut v: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing();
+    let abs_dist = format!("type=local,dest={}", repo.join("dist").display());
+    for (args, says) in [
+        (vec!["-o", "type=local,dest=dist"], "is a symbolic link"),
+        (vec!["-o", "dist"], "is a symbolic link"),
+        (
+            vec!["-o", "type=local,dest=dist/deeper"],
+            "symbolic link inside",
+        ),
+        (
+            vec!["-o", "type=tar,dest=sub/x.tar"],
+            "symbolic link inside",
+        ),
+        (vec!["-o", "type=tar,dest=out.tar"], "is a symbolic link"),
+        (vec!["-o", abs_dist.as_str()], "is a symbolic link"),
+    ] {
+        let mut all = args.clone();
+        all.push(".");
+        let started = std::time::Instant::now();
+        let res = reggie(&env, &repo, &all, home.path());
+        let err = text(&res);
+        assert!(!res.status.success(), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            !err.contains(&format!("/{n}")),
+            "{args:?}: it built first: {err}"
+        );
+        assert_eq!(listing(), before, "{args:?}: written through the link");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("precious")).unwrap(),
+            "precious\n"
+        );
+        let _ = started;
+    }
+    // From outside the repository, a link in the context is still refused.
+    let res = reggie(&env, &top, &["-o", abs_dist.as_str(), "repo"], home.path());
+    assert!(!res.status.success(), "{}", text(&res));
+    assert_eq!(listing(), before);
+
+    // A link above the repository: the user's own, followed.
+    std::fs::create_dir(top.join("real-home")).unwrap();
+    std::os::unix::fs::symlink(top.join("real-home"), top.join("home")).unwrap();
+    let dest = format!("type=local,dest={}", top.join("home/out").display());
+    ok(&reggie(&env, &repo, &["-o", &dest, "."], home.path()));
+    assert!(top.join("real-home/out").join(&n).is_file());
+}
+
+/// Issue 23 item 11: an output of 100,000 small files arrives whole (h2
+/// closed the session after about 1,200 with GOAWAY ENHANCE_YOUR_CALM),
+/// with nothing left beside it.
+#[test]
+fn a_hundred_thousand_small_files_arrive() {
+    let Some(env) = common::services() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let n = nonce("many");
+    // 100 directories of 1,000 files, each holding its own name, written
+    // by awk (no process per file); the stage itself is the output (a COPY
+    // of 100k files into another stage takes the daemon longer than the
+    // transfer).
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM reggie-busybox:latest AS gen\n\
+             RUN mkdir /out && cd /out && awk 'BEGIN {{ for (d = 0; d < 100; d++) {{ \
+             system(\"mkdir d\" d); for (f = 0; f < 1000; f++) {{ n = d \".\" f; p = \"d\" d \"/\" n; \
+             print n > p; close(p) }} }} }}' && echo {n} > /out/nonce\n"
+        ),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("dest");
+    let arg = format!("type=local,dest={}", dest.display());
+    let res = reggie(
+        &env,
+        dir.path(),
+        &["--network", "none", "-o", &arg, "."],
+        home.path(),
+    );
+    ok(&res);
+    let dest = dest.join("out");
+    let mut files = 0;
+    for d in 0..100 {
+        for f in 0..1000 {
+            let name = format!("{d}.{f}");
+            let got = std::fs::read_to_string(dest.join(format!("d{d}/{name}"))).unwrap();
+            assert_eq!(got, format!("{name}\n"));
+            files += 1;
+        }
+        assert_eq!(
+            std::fs::read_dir(dest.join(format!("d{d}")))
+                .unwrap()
+                .count(),
+            1000
+        );
+    }
+    assert_eq!(files, 100_000);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("nonce")).unwrap(),
+        format!("{n}\n")
+    );
+    let beside: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(beside, ["dest"], "nothing left beside the destination");
 }

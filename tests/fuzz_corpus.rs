@@ -63,6 +63,11 @@ fn sst_corpus() {
 }
 
 #[test]
+fn layer_corpus() {
+    replay("layer", reggie_build::fuzzing::layer);
+}
+
+#[test]
 fn reference_corpus() {
     replay("reference", reggie_build::fuzzing::reference);
 }

@@ -441,7 +441,7 @@ fn context_write_errors_fail() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains("No space left on device"), "{args:?}: {err}");
     }
-    // A closed stdout is not an error.
+    // A closed stdout cut the archive: exit 141 (SIGPIPE's code), silently.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reggie-build"))
         .current_dir(dir.path())
         .args(["context", "ctx", "-o", "-", "--compress", "gzip"])
@@ -451,7 +451,125 @@ fn context_write_errors_fail() {
         .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
+
+fn bin_path() -> std::ffi::OsString {
+    std::env::var_os("REGGIE_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_reggie-build").into())
+}
+
+/// Issue 23 item 12: `context -o - --digest | head -c 10` cut the archive:
+/// the run fails (141, as a process SIGPIPE killed) and prints no digest
+/// of what was cut. Other commands cut by their reader fail the same way.
+#[test]
+fn a_cut_stdout_is_a_failure() {
+    use std::io::Read;
+    let dir = big_context(2);
+    for args in [
+        &["context", "ctx", "-o", "-", "--digest"][..],
+        &[
+            "context",
+            "ctx",
+            "-o",
+            "-",
+            "--compress",
+            "gzip",
+            "--digest",
+        ],
+        &["completions", "bash"],
+    ] {
+        let mut child = std::process::Command::new(bin_path())
+            .current_dir(dir.path())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut head = [0u8; 10];
+        stdout.read_exact(&mut head).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        // The completion script is smaller than a pipe's buffer: written
+        // whole before the reader left, it is no failure anyone can see.
+        if args[0] == "completions" {
+            assert!(
+                matches!(out.status.code(), Some(0 | 141)),
+                "{args:?}: {err}"
+            );
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+        assert!(!err.contains("sha256:"), "{args:?}: {err}");
+    }
+}
+
+/// Issue 23 item 12: a full stdout is an error with a message and exit 2,
+/// never a panic (exit 101), in every command that prints to stdout.
+#[test]
+fn a_full_stdout_never_panics() {
+    let dir = repo();
+    fs::write(dir.path().join("ctx/a.txt"), "a\n").unwrap();
+    for args in [
+        &["completions", "bash"][..],
+        &["completions", "zsh"],
+        &["ls", "ctx"],
+        &["explain", "ctx", "a.txt"],
+        &["analyze", "ctx"],
+        &["analyze", "ctx", "--format", "json"],
+        &["check", "ctx"],
+        &["digest", "ctx"],
+        &["discover", "."],
+        &["context", "ctx", "-o", "-", "--digest"],
+        &["--help"],
+        &["analyze", "--help"],
+        &["--version"],
+    ] {
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = std::process::Command::new(bin_path())
+            .current_dir(dir.path())
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.contains("No space left on device"), "{args:?}: {err}");
+    }
+}
+
+/// Issue 23 item 12: a COPY source longer than an ignore file's longest
+/// line (64 KiB) made `check` and `analyze` fail on the suggested
+/// `Dockerfile.dockerignore`, a file that does not exist. The source is
+/// reported as missing instead.
+#[test]
+fn a_copy_source_longer_than_an_ignore_line_is_just_missing() {
+    let dir = repo();
+    let ctx = dir.path().join("ctx");
+    fs::create_dir(ctx.join("app")).unwrap();
+    fs::write(ctx.join("app/a"), "a\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY app /app\nCOPY {} /x\n",
+            "a".repeat(70_000)
+        ),
+    )
+    .unwrap();
+    for args in [&["check", "ctx"][..], &["analyze", "ctx"]] {
+        let out = run(dir.path(), args);
+        let all = text(&out);
+        assert!(!all.contains("dockerignore:"), "{args:?}: {all}");
+        assert!(all.contains("copy/source-missing"), "{args:?}: {all}");
+        let code = if args[0] == "check" { 1 } else { 0 };
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {all}");
+    }
 }
 
 /// `context -o FILE` inside the context archives neither the output nor
@@ -608,7 +726,8 @@ fn write_ignore_refuses_links_and_keeps_the_mode() {
 }
 
 /// `ls -0` separates names with NUL bytes, so names with newlines stay
-/// whole; without it each name is one line, raw for pipes.
+/// whole; without it each name is one line, raw for pipes except a name
+/// that would break its line (escaped, as on a terminal).
 #[test]
 fn ls_null_separates_names_with_newlines() {
     let dir = repo();
@@ -621,7 +740,7 @@ fn ls_null_separates_names_with_newlines() {
         assert_eq!(out.stdout, b"Dockerfile\0a\nb\0c\0");
     }
     let out = run(dir.path(), &["ls", "ctx"]);
-    assert_eq!(out.stdout, b"Dockerfile\na\nb\nc\n");
+    assert_eq!(out.stdout, b"Dockerfile\na\\nb\nc\n");
     let out = run(dir.path(), &["ls", "--help"]);
     assert!(text(&out).contains("-0, --null"), "{}", text(&out));
 }
@@ -718,6 +837,9 @@ fn random_name(rng: &mut Rng) -> Vec<u8> {
         b"sp ace",
         b"*glob?",
         b"::error::x",
+        b"  ::add-mask::x",
+        b"##[error]x",
+        b"bidi\xe2\x80\xae",
         b"%0A",
         b"-dash",
     ];
@@ -832,6 +954,14 @@ fn every_command_on_random_hostile_trees() {
         .unwrap();
         let repo = top.path().join("repo");
         fs::create_dir_all(repo.join(".git")).unwrap();
+        // What a CI checkout leaves: a token in `.git/config`.
+        fs::write(
+            repo.join(".git/config"),
+            format!(
+                "[http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic {TOKEN}\n"
+            ),
+        )
+        .unwrap();
         let ctx = repo.join("ctx");
         fs::create_dir(&ctx).unwrap();
         let made = hostile_tree(&mut rng, &ctx, &outside);
@@ -859,9 +989,15 @@ fn every_command_on_random_hostile_trees() {
         }
         let ignore = ctx.join(".dockerignore");
         if fs::symlink_metadata(&ignore).is_err() && rng.chance(50) {
-            match rng.below(4) {
+            match rng.below(6) {
                 0 => symlink(outside.join("fifo"), &ignore).unwrap(),
                 1 => mkfifo(&ignore),
+                // Into `.git` (the repository is the context's parent: the
+                // walk refuses the link; `../.git` as the context below).
+                2 => symlink("../.git/config", &ignore).unwrap(),
+                3 => {
+                    fs::write(&ignore, "  ::error::ignore\n##[error]x\nnode_modules #c\n").unwrap()
+                }
                 _ => fs::write(&ignore, "node_modules\n**/*.pyc\n!src\n*glob?\n").unwrap(),
             }
         }
@@ -907,6 +1043,20 @@ fn every_command_on_random_hostile_trees() {
                 !all.contains("PLANTED-CANARY"),
                 "case {case} {args:?}: {all}"
             );
+            assert!(!all.contains(TOKEN), "case {case} {args:?}: {all}");
+            // Raw by design: `ls -0` and the archive on stdout.
+            let raw = args.contains(&"-0") || args.contains(&"-");
+            if !raw {
+                for line in all.lines() {
+                    let ours = ["::error ", "::warning ", "::notice "]
+                        .iter()
+                        .any(|p| line.starts_with(p) && args.contains(&"github"));
+                    assert!(
+                        ours && !line.contains("##[") || !runs_a_workflow_command(line),
+                        "case {case} {args:?}: {line:?}"
+                    );
+                }
+            }
         }
     }
 }
@@ -1080,4 +1230,308 @@ fn context_stdout_file_inside_the_context_is_not_archived() {
         .map(|e| e.unwrap().path().unwrap().display().to_string())
         .collect();
     assert_eq!(names, ["Dockerfile", "data"]);
+}
+
+/// The token a CI checkout leaves in `.git/config`, base64 as GitHub's
+/// `http.extraheader` carries it, and a second one in a remote's URL.
+const TOKEN: &str = "eC1hY2Nlc3MtdG9rZW46Z2hzX0NBTkFSWTEyMzQ1Njc4OQ";
+const URL_TOKEN: &str = "ghs_URLCANARY0123456789abcdefghij";
+
+/// A repository, also the context, whose `.dockerignore` is a link to
+/// `.git/config` holding a CI token, with a budget the context exceeds
+/// (so `check` reports).
+fn token_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    fs::create_dir(r.join(".git")).unwrap();
+    fs::write(
+        r.join(".git/config"),
+        format!(
+            "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = https://x-access-token:{URL_TOKEN}@github.com/o/r.git\n\
+             [http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic {TOKEN}\n\
+             \textraheader = AUTHORIZATION: basic {TOKEN} # an inline comment\n"
+        ),
+    )
+    .unwrap();
+    symlink(".git/config", r.join(".dockerignore")).unwrap();
+    fs::write(r.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").unwrap();
+    fs::create_dir(r.join("app")).unwrap();
+    fs::write(r.join("app/main.py"), "print(1)\n").unwrap();
+    fs::write(r.join("big.bin"), vec![b'x'; 100_000]).unwrap();
+    fs::write(
+        r.join("reggie-build.toml"),
+        "[[image]]\nname = \"web\"\ncontext = \".\"\nbudget = { max_size = \"1 kB\" }\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// Issue 23 item 3: `.dockerignore -> .git/config` must not print the CI
+/// token in any output of `analyze` or `check`, nor copy it into the
+/// suggested ignore file; the lines are still reported, masked.
+#[test]
+fn credential_lines_are_never_quoted() {
+    let dir = token_repo();
+    let r = dir.path();
+    let mut runs: Vec<Vec<&str>> = vec![
+        vec!["explain", ".", "extraheader = AUTHORIZATION: basic x"],
+        vec!["ls", "."],
+    ];
+    for format in ["human", "json", "sarif", "markdown", "github", "html"] {
+        runs.push(vec!["analyze", ".", "--format", format]);
+        runs.push(vec!["check", "--full", "--strict", "--format", format]);
+    }
+    for args in &runs {
+        let out = run(r, args);
+        let all = text(&out);
+        assert!(matches!(out.status.code(), Some(0..=1)), "{args:?}: {all}");
+        assert!(!all.contains(TOKEN), "{args:?}: {all}");
+        assert!(!all.contains(URL_TOKEN), "{args:?}: {all}");
+    }
+    // The masked lines are still findings, by line number.
+    let out = run(r, &["analyze", "."]);
+    let all = text(&out);
+    assert!(all.contains(".dockerignore:6"), "{all}");
+    assert!(all.contains("looks like a credential"), "{all}");
+    // check names the masked inline-comment warning with --strict.
+    let out = run(r, &["check", "--strict"]);
+    assert!(
+        text(&out).contains("looks like a credential"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(r, &["analyze", ".", "--write-ignore"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let written = fs::read_to_string(r.join("app/.dockerignore")).unwrap();
+    assert!(!written.contains(TOKEN), "{written}");
+    assert!(!written.contains(URL_TOKEN), "{written}");
+    assert!(
+        written.contains("# Left out: line 6 of the ignore file looks like a credential"),
+        "{written}"
+    );
+}
+
+/// Whether a line of output would run a workflow command in a GitHub
+/// Actions log: `::` after leading whitespace, or `##[` anywhere.
+fn runs_a_workflow_command(line: &str) -> bool {
+    line.trim_start().starts_with("::") || line.contains("##[")
+}
+
+/// Issue 23 item 10: workflow commands in file names, ignore lines and
+/// Dockerfile text are neutralised in every command's output (`::` after
+/// leading whitespace, `##[` anywhere in a line); JSON and SARIF escape
+/// bidi controls and line separators.
+#[test]
+fn workflow_commands_and_bidi_are_neutralised() {
+    let dir = repo();
+    let r = dir.path();
+    let ctx = r.join("ctx");
+    for name in [
+        "##[error]name.txt",
+        "  ::error::pwned.txt",
+        "\t::add-mask::x",
+        "bidi\u{202e}txt",
+        "ls\u{2028}x",
+    ] {
+        fs::write(ctx.join(name), vec![b'x'; 10_000]).unwrap();
+    }
+    fs::write(
+        ctx.join(".dockerignore"),
+        "  ::error::ignore-line\n##[error]ignored\nnel\u{85}x\nbidi\u{2066}y\n",
+    )
+    .unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY ##[error]missing /a\nCOPY \u{202e}missing2 /b\nCOPY \"  ::error::missing3\" /c\n",
+    )
+    .unwrap();
+    fs::write(
+        r.join("reggie-build.toml"),
+        "[[image]]\nname = \"web\"\ncontext = \"ctx\"\nbudget = { max_size = \"1 kB\" }\n",
+    )
+    .unwrap();
+    let mut runs: Vec<Vec<&str>> = vec![
+        vec!["ls", "ctx"],
+        vec!["ls", "ctx", "--builder", "classic"],
+        vec![
+            "explain",
+            "ctx",
+            "##[error]name.txt",
+            "  ::error::pwned.txt",
+            "ls\u{2028}x",
+        ],
+        vec!["discover", "."],
+        vec!["digest", "ctx", "--json"],
+    ];
+    for format in ["human", "json", "sarif", "markdown", "github", "html"] {
+        runs.push(vec!["analyze", "ctx", "--format", format]);
+        runs.push(vec!["check", "--full", "--strict", "--format", format]);
+    }
+    for args in &runs {
+        let out = run(r, args);
+        let all = text(&out);
+        assert!(matches!(out.status.code(), Some(0..=2)), "{args:?}: {all}");
+        for line in all.lines() {
+            let ours = ["::error ", "::warning ", "::notice "]
+                .iter()
+                .any(|p| line.starts_with(p) && args.contains(&"github"));
+            if ours {
+                // Our own annotations: the hostile text only in their data.
+                assert!(!line.contains("##["), "{args:?}: {line:?}");
+                continue;
+            }
+            assert!(!runs_a_workflow_command(line), "{args:?}: {line:?}");
+        }
+        let machine = args.contains(&"json") || args.contains(&"sarif") || args.contains(&"--json");
+        if machine {
+            for c in ['\u{202e}', '\u{2066}', '\u{2028}', '\u{85}'] {
+                assert!(!all.contains(c), "{args:?}: {c:?} raw in {all}");
+            }
+        }
+    }
+    // `ls --null` still gives every name as it is.
+    let out = run(r, &["ls", "-0", "ctx"]);
+    assert!(out
+        .stdout
+        .split(|&b| b == 0)
+        .any(|n| n == b"  ::error::pwned.txt"));
+}
+
+/// Issue 23 item 4: reports, archives and suggested ignore files are never
+/// written through a link the repository holds (`reports -> ~`), from the
+/// repository's root or below it; a link above the repository (a user's
+/// own: `/tmp -> /private/tmp`, a linked home) is followed.
+#[test]
+fn outputs_never_go_through_a_committed_link() {
+    let top = tempfile::tempdir().unwrap();
+    let top = fs::canonicalize(top.path()).unwrap();
+    let repo = top.join("repo");
+    let outside = top.join("outside");
+    fs::create_dir_all(repo.join(".git")).unwrap();
+    fs::create_dir_all(repo.join("app")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(repo.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").unwrap();
+    fs::write(repo.join("app/a"), "a\n").unwrap();
+    fs::write(repo.join("big.bin"), vec![b'x'; 10_000]).unwrap();
+    fs::write(outside.join("precious"), "precious\n").unwrap();
+    fs::write(outside.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").unwrap();
+    symlink(&outside, repo.join("reports")).unwrap();
+    symlink(&outside, repo.join("app/linked")).unwrap();
+    symlink(outside.join("precious"), repo.join("out.tar")).unwrap();
+    let before = |d: &Path| {
+        let mut v: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let untouched = before(&outside);
+    let app = repo.join("app");
+    let cases: Vec<(&Path, Vec<&str>, &str)> = vec![
+        (
+            &repo,
+            vec!["analyze", ".", "-o", "reports/r.html", "--format", "html"],
+            "symbolic link inside",
+        ),
+        (
+            &repo,
+            vec![
+                "analyze",
+                ".",
+                "-o",
+                "reports/sub/r.md",
+                "--format",
+                "markdown",
+            ],
+            "symbolic link inside",
+        ),
+        (
+            &repo,
+            vec!["check", ".", "-o", "reports/r.json", "--format", "json"],
+            "symbolic link inside",
+        ),
+        (
+            &repo,
+            vec!["context", ".", "-o", "reports/ctx.tar"],
+            "symbolic link inside",
+        ),
+        (
+            &repo,
+            vec!["context", ".", "-o", "app/linked/ctx.tar"],
+            "symbolic link inside",
+        ),
+        (
+            &repo,
+            vec!["context", ".", "-o", "out.tar"],
+            "is a symbolic link",
+        ),
+        (
+            &repo,
+            vec!["analyze", ".", "-o", "out.tar"],
+            "is a symbolic link",
+        ),
+        // From below the root, and with the path given absolute.
+        (
+            &app,
+            vec!["analyze", "..", "-o", "../reports/r.txt"],
+            "symbolic link inside",
+        ),
+        (
+            &app,
+            vec!["analyze", "..", "-o", "linked/r.txt"],
+            "symbolic link inside",
+        ),
+    ];
+    let absolute = repo.join("reports/abs.txt");
+    let absolute = absolute.to_str().unwrap();
+    let mut cases = cases;
+    cases.push((
+        &repo,
+        vec!["analyze", ".", "-o", absolute],
+        "symbolic link inside",
+    ));
+    for (cwd, args, says) in &cases {
+        let out = run(cwd, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(
+            before(&outside),
+            untouched,
+            "{args:?}: written through the link"
+        );
+        assert_eq!(
+            fs::read_to_string(outside.join("precious")).unwrap(),
+            "precious\n"
+        );
+    }
+    // The suggested ignore file beside a Dockerfile reached through a link.
+    let out = run(
+        &repo,
+        &["analyze", ".", "-f", "reports/Dockerfile", "--write-ignore"],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(before(&outside), untouched, "{}", text(&out));
+
+    // A link above the repository, the user's own: followed.
+    let home = top.join("home");
+    fs::create_dir(top.join("real-home")).unwrap();
+    symlink(top.join("real-home"), &home).unwrap();
+    let report = home.join("reports/r.txt");
+    let out = run(&repo, &["analyze", ".", "-o", report.to_str().unwrap()]);
+    assert!(stderr(&out).contains("No such file"), "{}", text(&out));
+    let written = top.join("real-home/reports/r.txt");
+    fs::create_dir(top.join("real-home/reports")).unwrap();
+    let out = run(&repo, &["analyze", ".", "-o", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(fs::read_to_string(&written).unwrap().contains("Sent today"));
+    let out = run(
+        &repo,
+        &["context", ".", "-o", home.join("ctx.tar").to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(top.join("real-home/ctx.tar").is_file());
 }

@@ -10,6 +10,7 @@
 //! the stage it copies from is rebuilt. Everything else stays cached.
 
 pub(crate) mod git;
+mod reach;
 pub mod render;
 pub(crate) mod steps;
 
@@ -23,6 +24,7 @@ use crate::context::ignore::{self, gopath::clean, Matcher};
 use crate::plan::dockerfile::{self, DockerfileError, PlanOptions};
 
 use git::{Change, Git, Status};
+use reach::{under, IgnoreRules, Reader};
 use steps::Model;
 
 /// The report's schema version (like `analyze`'s).
@@ -167,7 +169,7 @@ pub struct Options {
 }
 
 /// An image's build inputs, repository-relative.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageDef {
     /// Its name.
     pub name: String,
@@ -259,8 +261,9 @@ pub struct StepReport {
     pub cached: bool,
     /// Why it is rebuilt (empty when cached).
     pub causes: Vec<String>,
-    /// Changed files that reach it.
-    pub files: Vec<String>,
+    /// Changed files that reach it (shared by the reports of images
+    /// built the same way: a large rename lists thousands).
+    pub files: std::sync::Arc<[String]>,
     /// Steps of the same stage before it (all cached when this is the
     /// first rebuilt one).
     pub position: usize,
@@ -279,14 +282,6 @@ fn join(dir: &str, name: &str) -> String {
 fn rel_clean(p: &str) -> String {
     let c = clean(p.as_bytes());
     String::from_utf8_lossy(&c).into_owned()
-}
-
-/// The path under `dir` (repository-relative), if inside.
-fn under<'a>(dir: &str, path: &'a [u8]) -> Option<&'a [u8]> {
-    if dir == "." || dir.is_empty() {
-        return Some(path);
-    }
-    path.strip_prefix(dir.as_bytes())?.strip_prefix(b"/")
 }
 
 fn show(p: &[u8]) -> String {
@@ -465,13 +460,17 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
                 .into(),
         ));
     }
+    // The first base image of each name.
+    let mut base_by_name: HashMap<&str, &ImageDef> = HashMap::new();
+    for b in &base_defs {
+        base_by_name.entry(b.name.as_str()).or_insert(b);
+    }
     let pairs: Vec<(ImageDef, ImageDef)> = selected
         .into_iter()
         .map(|h| {
-            let b = base_defs
-                .iter()
-                .find(|b| b.name == h.name)
-                .cloned()
+            let b = base_by_name
+                .get(h.name.as_str())
+                .map(|b| (*b).clone())
                 .unwrap_or_else(|| h.clone());
             (h, b)
         })
@@ -482,9 +481,10 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
     // Read every Dockerfile and ignore file once per side.
     let wanted = |defs: &mut dyn Iterator<Item = &ImageDef>| -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         for d in defs {
             for p in std::iter::once(d.dockerfile.clone()).chain(d.ignore_candidates()) {
-                if !v.contains(&p) {
+                if seen.insert(p.clone()) {
                     v.push(p);
                 }
             }
@@ -515,9 +515,24 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
         rev: opts.base.clone(),
         commit: Some(base_commit.clone()),
     };
-    let mut images = Vec::new();
+    let mut images: Vec<ImageReport> = Vec::new();
     let mut flips = Flips::new();
+    let mut reach = reach::Reach::new(&changes);
+    // Images that differ only by name (one build pushed under several
+    // names) share the verdict: evaluated once, by the first of them.
+    let mut verdicts: HashMap<(ImageDef, ImageDef), usize> = HashMap::new();
     for (h, b) in &pairs {
+        let unnamed = |d: &ImageDef| ImageDef {
+            name: String::new(),
+            ..d.clone()
+        };
+        let key = (unnamed(h), unnamed(b));
+        if let Some(&first) = verdicts.get(&key) {
+            let same = renamed(&images[first], &h.name);
+            images.push(same);
+            continue;
+        }
+        verdicts.insert(key, images.len());
         let side_head = Side {
             def: h,
             files: &head_files,
@@ -541,6 +556,7 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
             &side_base,
             &changes,
             &mut flips,
+            &mut reach,
         )?);
     }
     Ok(Report {
@@ -550,6 +566,19 @@ pub fn affected(opts: &Options) -> Result<Report, AffectedError> {
         changed_files: changes.len(),
         images,
     })
+}
+
+/// The verdict of another image built from the same inputs, under `name`
+/// (the sentences naming the image say this one).
+fn renamed(report: &ImageReport, name: &str) -> ImageReport {
+    let mut r = report.clone();
+    for (reason, step) in r.reasons.iter_mut().zip(&report.first_busted) {
+        if *reason == render::bust_sentence(&report.name, step) {
+            *reason = render::bust_sentence(name, step);
+        }
+    }
+    r.name = name.to_string();
+    r
 }
 
 fn short(commit: &str) -> String {
@@ -563,21 +592,6 @@ struct Side<'a> {
     rev_label: String,
     /// The context directory on disk, when it is this side's.
     disk: Option<PathBuf>,
-}
-
-/// The ignore file that applies: its path and compiled rules.
-struct IgnoreRules {
-    path: Option<String>,
-    matcher: Matcher,
-}
-
-impl IgnoreRules {
-    fn excluded(&self, rel: &[u8]) -> bool {
-        self.matcher
-            .matches_or_parent_matches(rel)
-            .map(|v| v.excluded())
-            .unwrap_or(false)
-    }
 }
 
 impl Side<'_> {
@@ -652,69 +666,6 @@ impl Side<'_> {
             }
         };
         Ok(Some(Model::new(&df, &analysis, &self.def.plan(), &follow)))
-    }
-}
-
-/// Compiled include patterns of one step.
-struct Reader {
-    matcher: Matcher,
-    literal_prefixes: Vec<Vec<u8>>,
-    whole: bool,
-}
-
-impl Reader {
-    fn new(step: &steps::Step) -> Reader {
-        let mut matcher = Matcher::default();
-        let mut literal_prefixes = Vec::new();
-        let mut whole = step.reads_whole;
-        for p in &step.reads {
-            if p == "." || p.is_empty() {
-                whole = true;
-                continue;
-            }
-            if matcher
-                .push_include(Path::new("(Dockerfile paths)"), p.as_bytes())
-                .is_err()
-            {
-                // A pattern that does not compile: the step may read anything.
-                whole = true;
-            }
-            let lit: Vec<u8> = p
-                .split('/')
-                .take_while(|s| !s.contains(['*', '?', '[', '\\']))
-                .collect::<Vec<_>>()
-                .join("/")
-                .into_bytes();
-            literal_prefixes.push(lit);
-        }
-        Reader {
-            matcher,
-            literal_prefixes,
-            whole,
-        }
-    }
-
-    /// Whether a change at `rel` (context-relative) can change what it reads.
-    fn reaches(&self, rel: &[u8]) -> bool {
-        if self.whole {
-            return true;
-        }
-        if self
-            .matcher
-            .matches_or_parent_matches(rel)
-            .is_ok_and(|v| v.excluded())
-        {
-            return true;
-        }
-        // A changed path above a pattern: a directory that became a
-        // symlink or a submodule.
-        self.literal_prefixes
-            .iter()
-            .any(|l| l.len() > rel.len() && l.starts_with(rel) && l[rel.len()] == b'/')
-    }
-
-    fn reads_context(&self) -> bool {
-        self.whole || !self.literal_prefixes.is_empty()
     }
 }
 
@@ -799,6 +750,7 @@ fn evaluate(
     base: &Side<'_>,
     changes: &[Change],
     flips: &mut Flips,
+    reach: &mut reach::Reach<'_>,
 ) -> Result<ImageReport, AffectedError> {
     let hdef = head.def;
     let bdef = base.def;
@@ -826,24 +778,14 @@ fn evaluate(
                 .map(move |step| ((st.index, step.pos), Reader::new(step)))
         })
         .collect();
-    for c in changes {
-        let Some(rel) = under(&hdef.context, &c.path) else {
-            continue;
-        };
-        if rel.is_empty() {
-            continue;
-        }
-        if head_ignore.excluded(rel) && base_ignore.excluded(rel) {
-            continue;
-        }
-        let what = match c.status {
-            Status::Modified => show(&c.path),
-            s => format!("{} ({})", show(&c.path), s.word()),
-        };
-        for (k, r) in &readers {
-            if r.reaches(rel) {
-                hits.entry(*k).or_default().push(what.clone());
-            }
+    let touched = reach.touched(&hdef.context, &head_ignore, &base_ignore);
+    for (k, r) in &readers {
+        for &i in reach.reached(&touched, r).iter() {
+            let c = &changes[i];
+            hits.entry(*k).or_default().push(match c.status {
+                Status::Modified => show(&c.path),
+                s => format!("{} ({})", show(&c.path), s.word()),
+            });
         }
     }
     // An ignore file change: the files whose inclusion it changes.
@@ -1027,7 +969,10 @@ fn evaluate(
                 instruction: step.text.clone(),
                 cached: !busted,
                 causes: causes.clone(),
-                files: hits.get(&(s, step.pos)).cloned().unwrap_or_default(),
+                files: hits
+                    .get(&(s, step.pos))
+                    .map(|f| f.as_slice().into())
+                    .unwrap_or_default(),
                 position: step.pos,
             };
             if busted && !first_seen {

@@ -3,20 +3,11 @@
 
 use super::{ImageReport, Report, StepReport};
 
-/// Control characters in a path or message, made visible (`\n`, `\x1b`):
+/// Control characters in a path or message made visible (`\n`, `\x1b`)
+/// and CI workflow commands neutralised, as [`crate::text::escape`] does:
 /// a file name must not move the cursor or forge lines in a log or comment.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::text::escape(s).into_owned()
 }
 
 /// Markdown-inert text: escaped, with the characters markdown acts on
@@ -180,7 +171,7 @@ pub fn github_matrix(r: &Report) -> String {
             })
         })
         .collect();
-    serde_json::json!({ "include": include }).to_string()
+    crate::text::json_line(&serde_json::json!({ "include": include })).unwrap_or_default()
 }
 
 /// Lines for `$GITHUB_OUTPUT`: `matrix`, `any` (`true`/`false`: an empty

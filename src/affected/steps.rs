@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::plan::dockerfile::mount::Mount;
 use crate::plan::dockerfile::{ContextAnalysis, ContextUse, Dockerfile, Instruction, PlanOptions};
 
 /// What a step's cache key depends on, in parts, so that a difference can
@@ -293,17 +294,21 @@ impl Model {
                 n += 1;
                 let sees_scope = kw == "RUN" || kw == "WORKDIR" || key_text(ins).contains('$');
                 let mut from_stages = Vec::new();
+                // A mount that is not CSV reads anything (BuildKit refuses
+                // it; until then the prediction stays on the safe side).
+                let mounts: Vec<Mount> = ins
+                    .flag_values("mount")
+                    .map(|m| {
+                        Mount::parse(m).unwrap_or_else(|_| Mount {
+                            kind: "bind".into(),
+                            from: None,
+                            source: None,
+                        })
+                    })
+                    .collect();
                 let froms: Vec<&str> = match kw {
                     "COPY" | "ADD" => ins.flag("from").flatten().into_iter().collect(),
-                    _ => ins
-                        .flag_values("mount")
-                        .filter_map(|m| {
-                            m.split(',').find_map(|f| {
-                                let (k, v) = f.split_once('=')?;
-                                (k.trim().eq_ignore_ascii_case("from")).then_some(v.trim())
-                            })
-                        })
-                        .collect(),
+                    _ => mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
                 };
                 for f in froms {
                     match resolve_stage(df, f) {
@@ -346,11 +351,7 @@ impl Model {
                     reads_whole,
                     may_read_context: match kw {
                         "COPY" | "ADD" => ins.flag("from").is_none(),
-                        "RUN" => ins.flag_values("mount").any(|m| {
-                            let m = m.to_ascii_lowercase();
-                            !m.contains("from=")
-                                && (m.contains("type=bind") || !m.contains("type="))
-                        }),
+                        "RUN" => mounts.iter().any(Mount::reads_context),
                         _ => false,
                     },
                     from_stages,
@@ -511,5 +512,35 @@ mod tests {
         let got = labels(&many, None);
         assert_eq!(got[0].0, " 1/10");
         assert_eq!(got[9].0, "10/10");
+    }
+
+    /// `RUN --mount` fields are CSV as BuildKit reads them (after the
+    /// flag's own quotes are removed, so the CSV quotes are inside single
+    /// quotes): a quoted `"from=builder"` mounts the stage (a rebuilt
+    /// `builder` busts the step), and a `from=` inside a quoted source is
+    /// part of the path (the step reads the context, not the stage).
+    #[test]
+    fn quoted_mount_fields_are_read_as_buildkit_reads_them() {
+        let run_step = |src: &str| -> (Vec<usize>, bool) {
+            let df = parse("Dockerfile", src.as_bytes()).unwrap();
+            let opts = PlanOptions::default();
+            let a = analyze(&df, &opts).unwrap();
+            let m = Model::new(&df, &a, &opts, &|p| vec![p.to_string()]);
+            let step = m
+                .stages
+                .iter()
+                .flat_map(|s| &s.steps)
+                .find(|st| st.text.starts_with("RUN"))
+                .expect("a RUN step");
+            (step.from_stages.clone(), step.may_read_context)
+        };
+        assert_eq!(
+            run_step("FROM a AS builder\nCOPY x /x\nFROM b\nRUN --mount='type=bind,\"from=builder\",source=/x,target=/in' cat /in\n"),
+            (vec![0], false)
+        );
+        assert_eq!(
+            run_step("FROM a AS builder\nCOPY x /x\nFROM b\nRUN --mount='type=bind,\"source=a,from=builder\",target=/in' cat /in\n"),
+            (vec![], true)
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! Docker's exact semantics. Each has a rule id, a severity, a file and a
 //! line, and says what to do.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -11,11 +11,14 @@ use crate::context::walk::WalkSummary;
 use crate::context::{Builder, Context, ContextSpec, FileKind, WalkError};
 use crate::plan::Plan;
 
+use crate::text::{escape, excerpt, quote, show_bytes};
+use crate::units::humanize;
+
 use super::generated::{Evidence, Generated};
-use super::{humanize, is_root_anchored_name_pattern, os, show, AnalyzeError, RuleSet, Totals};
+use super::{is_root_anchored_name_pattern, os, show, AnalyzeError, RuleSet, Totals};
 
 /// How bad a finding is. Errors make a build fail or leak secrets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The build breaks or sends a secret; `check` fails on it.
@@ -37,7 +40,7 @@ impl std::fmt::Display for Severity {
 }
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Finding {
     /// Stable id, e.g. `ignore/root-anchored`.
     pub rule: String,
@@ -119,7 +122,7 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
             continue;
         }
         let rule = &rules[i];
-        let text = show(rule.pattern.as_bytes());
+        let text = excerpt(&show(rule.pattern.as_bytes()));
         out.push(Finding {
             rule: "ignore/root-anchored".into(),
             severity: Severity::Warning,
@@ -136,15 +139,15 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
     // Lines that look like they carry a comment.
     for rule in rules.iter().filter(|r| r.line > 0) {
         if let Some(pos) = rule.raw.find(" #").or_else(|| rule.raw.find("\t#")) {
-            let meant = rule.raw[..pos].trim();
+            let meant = quote(rule.raw[..pos].trim());
             out.push(Finding {
                 rule: "ignore/inline-comment".into(),
                 severity: Severity::Warning,
                 file: ignore_label.clone(),
                 line: Some(rule.line),
                 message: format!(
-                    "`{}` is one literal pattern: Docker has no inline comments, only lines starting with `#`. Move the comment to its own line so `{meant}` works",
-                    rule.raw.trim()
+                    "{} is one literal pattern: Docker has no inline comments, only lines starting with `#`. Move the comment to its own line so {meant} works",
+                    quote(rule.raw.trim())
                 ),
             });
         }
@@ -156,7 +159,9 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
     // Read only when a line matches nothing.
     let mut generated = None;
     for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.line > 0) {
-        let raw = rule.raw.trim();
+        // Quoted short and masked: the "ignore file" may be a link to a
+        // file of secrets (`.dockerignore -> .git/config`).
+        let raw = quote(rule.raw.trim());
         if explained.contains(&rule.line) {
             continue;
         }
@@ -174,7 +179,7 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
                 file: ignore_label.clone(),
                 line: Some(rule.line),
                 message: format!(
-                    "exception `{raw}` re-includes nothing: no earlier pattern excludes what it matches, or its directory is never entered. Remove it, or exclude the parent's contents with `dir/*` instead of `dir`"
+                    "exception {raw} re-includes nothing: no earlier pattern excludes what it matches, or its directory is never entered. Remove it, or exclude the parent's contents with `dir/*` instead of `dir`"
                 ),
             });
         }
@@ -213,7 +218,7 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
                     line: Some(rules[r].line),
                     message: format!(
                         "the Dockerfile `{}` is excluded from the context: BuildKit still builds (it reads the Dockerfile separately), but `COPY . .` will not include it and the classic builder sends it anyway",
-                        show(rel)
+                        show_bytes(rel)
                     ),
                 });
             }
@@ -269,7 +274,8 @@ fn dead_line(
     rules: &RuleSet,
     generated: &Generated,
 ) -> Finding {
-    let raw = rule.raw.trim();
+    // Quoted short and masked, as every line a finding quotes.
+    let raw = quote(rule.raw.trim());
     let pattern = rule.pattern.as_bytes();
     let finding = |id: &str, severity: Severity, message: String| Finding {
         rule: id.into(),
@@ -282,7 +288,7 @@ fn dead_line(
         finding(
             "ignore/guards-output",
             Severity::Info,
-            format!("`{raw}` matches nothing now, but it {why}: keep the line, or {unless}"),
+            format!("{raw} matches nothing now, but it {why}: keep the line, or {unless}"),
         )
     };
     let from_a_working_copy = "a build from a working copy that has it sends it";
@@ -306,20 +312,20 @@ fn dead_line(
         return finding(
             "ignore/matches-nothing",
             Severity::Info,
-            format!("`{raw}` can never match: patterns are relative to the context root {root} and never reach above it; remove it"),
+            format!("{raw} can never match: patterns are relative to the context root {root} and never reach above it; remove it"),
         );
     }
     if let Some(meant) = near_miss(ctx.root(), pattern) {
         return finding(
             "ignore/near-miss",
             Severity::Warning,
-            format!("`{raw}` matches nothing, {meant}"),
+            format!("{raw} matches nothing, {meant}"),
         );
     }
     finding(
         "ignore/matches-nothing",
         Severity::Info,
-        format!("`{raw}` matches nothing in this context (patterns are relative to the context root {root}), and nothing in the repository says a build creates it (no .gitignore line, build file or rule names it); remove it or fix the path"),
+        format!("{raw} matches nothing in this context (patterns are relative to the context root {root}), and nothing in the repository says a build creates it (no .gitignore line, build file or rule names it); remove it or fix the path"),
     )
 }
 
@@ -427,7 +433,8 @@ pub(crate) fn secret_finding(path: &str, rule: &str, description: &str) -> Findi
         file: path.to_string(),
         line: None,
         message: format!(
-            "{description} is sent to the Docker daemon (and into the image by any `COPY .`); add `{path}` to the ignore file and pass secrets with `--secret` or at run time"
+            "{description} is sent to the Docker daemon (and into the image by any `COPY .`); add `{}` to the ignore file and pass secrets with `--secret` or at run time",
+            escape(path)
         ),
     }
 }
@@ -449,6 +456,11 @@ pub(crate) fn copy_source_findings(
         .map(|i| i.path.display().to_string())
         .unwrap_or_default();
     let dockerfile_label = ctx.dockerfile().display().to_string();
+    // The first include of each text, found in one lookup per source.
+    let mut include_at: HashMap<&[u8], usize> = HashMap::new();
+    for (i, p) in plan.includes.iter().enumerate() {
+        include_at.entry(p.as_slice()).or_insert(i);
+    }
     for used in &plan.used {
         let source = used.pattern.trim_start_matches('/');
         // A source through a symlinked directory (`link/f`, `link` -> `real`)
@@ -468,18 +480,16 @@ pub(crate) fn copy_source_findings(
                         && source.as_bytes().get(c.len()) == Some(&b'/')
                 })
                 .unwrap_or(&chain[0]);
-            (show(link), show(&chain[chain.len() - 1]))
+            (show_bytes(link), show_bytes(&chain[chain.len() - 1]))
         });
         let judged = match &through {
             Some((_, resolved)) => resolved.clone(),
             None => source.to_string(),
         };
         let pattern = judged.as_str();
-        let hit = plan
-            .includes
-            .iter()
-            .position(|p| p.as_slice() == pattern.as_bytes())
-            .and_then(|i| include_hits.get(i))
+        let hit = include_at
+            .get(pattern.as_bytes())
+            .and_then(|&i| include_hits.get(i))
             .copied()
             .unwrap_or(1);
         if hit > 0 {
@@ -487,9 +497,12 @@ pub(crate) fn copy_source_findings(
         }
         let shown_source = match &through {
             Some((link, resolved)) => {
-                format!("`{source}` (through the symlink `{link}`, that is `{resolved}`)")
+                format!(
+                    "{} (through the symlink `{link}`, that is `{resolved}`)",
+                    quote(source)
+                )
             }
-            None => format!("`{source}`"),
+            None => quote(source),
         };
         let on_disk = !used.has_wildcard
             && ctx
@@ -504,17 +517,18 @@ pub(crate) fn copy_source_findings(
                 .and_then(|e| e.rule)
                 .map(|r| {
                     format!(
-                        " by {ignore_label}:{} `{}`",
+                        " by {ignore_label}:{} {}",
                         rules[r].line,
-                        rules[r].raw.trim()
+                        quote(rules[r].raw.trim())
                     )
                 })
                 .unwrap_or_default();
             (
                 "copy/source-excluded",
                 format!(
-                    "{} source {shown_source} is excluded{why}; the build fails with \"not found\". Add `!{pattern}` after that line or remove the pattern",
-                    used.instruction
+                    "{} source {shown_source} is excluded{why}; the build fails with \"not found\". Add `!{}` after that line or remove the pattern",
+                    used.instruction,
+                    excerpt(pattern)
                 ),
             )
         } else {
@@ -577,7 +591,7 @@ fn builder_difference(ctx: &Context, sent: &[Vec<u8>]) -> Result<Option<String>,
     };
     let examples = only_other
         .iter()
-        .map(|p| format!("`{}`", show(p)))
+        .map(|p| format!("`{}`", show_bytes(p)))
         .collect::<Vec<_>>()
         .join(", ");
     let mut msg = format!(
@@ -588,4 +602,137 @@ fn builder_difference(ctx: &Context, sent: &[Vec<u8>]) -> Result<Option<String>,
     }
     msg.push_str(". Wildcard exceptions (`!**/x`) reopen excluded directories only in BuildKit, and the classic builder always sends the Dockerfile and .dockerignore; prefer plain exceptions under a `dir/*` pattern");
     Ok(Some(msg))
+}
+
+/// At most this many findings of one rule in one report; the rest are
+/// counted in one closing finding ([`cap_per_rule`]). A hostile repository
+/// can make a rule fire once per input line (ignore lines, COPY sources,
+/// deploys): the report stays readable, and its size follows the rules,
+/// not the input.
+pub const MAX_PER_RULE: usize = 50;
+
+/// Keeps the first `max` findings of each rule, in order, and puts right
+/// after the last one kept a closing finding of the same rule: "and N more
+/// `rule` findings", with the worst severity of those left out (so a check
+/// fails as it would have) and their file when they share one.
+pub fn cap_per_rule(findings: Vec<Finding>, max: usize) -> Vec<Finding> {
+    struct Dropped {
+        count: usize,
+        severity: Severity,
+        file: Option<String>,
+    }
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut dropped: std::collections::HashMap<String, Dropped> = std::collections::HashMap::new();
+    for f in &findings {
+        let n = seen.entry(f.rule.as_str()).or_default();
+        *n += 1;
+        if *n <= max {
+            continue;
+        }
+        let d = dropped.entry(f.rule.clone()).or_insert_with(|| Dropped {
+            count: 0,
+            severity: f.severity,
+            file: Some(f.file.clone()),
+        });
+        d.count += 1;
+        d.severity = d.severity.min(f.severity);
+        if d.file.as_deref() != Some(f.file.as_str()) {
+            d.file = None;
+        }
+    }
+    if dropped.is_empty() {
+        return findings;
+    }
+    let mut kept: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(findings.len().min(max * (seen.len() + 1)));
+    for f in findings {
+        let n = kept.entry(f.rule.clone()).or_default();
+        *n += 1;
+        if *n > max {
+            continue;
+        }
+        let closing = (*n == max)
+            .then(|| dropped.remove(&f.rule).map(|d| (f.rule.clone(), d)))
+            .flatten();
+        out.push(f);
+        if let Some((rule, d)) = closing {
+            out.push(Finding {
+                message: format!(
+                    "and {} more `{rule}` findings (only the first {max} are listed)",
+                    d.count
+                ),
+                rule,
+                severity: d.severity,
+                file: d.file.unwrap_or_default(),
+                line: None,
+            });
+        }
+    }
+    out
+}
+
+/// Whether `f` is the closing finding [`cap_per_rule`] adds.
+pub(crate) fn is_cap_closing(f: &Finding) -> bool {
+    f.line.is_none()
+        && f.message
+            .strip_prefix("and ")
+            .and_then(|m| m.split_once(' '))
+            .is_some_and(|(n, rest)| {
+                n.bytes().all(|b| b.is_ascii_digit())
+                    && rest.starts_with(&format!("more `{}` findings (only the first ", f.rule))
+                    && rest.ends_with(" are listed)")
+            })
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    fn f(rule: &str, severity: Severity, file: &str, line: usize) -> Finding {
+        Finding {
+            rule: rule.into(),
+            severity,
+            file: file.into(),
+            line: Some(line),
+            message: format!("{rule} at {line}"),
+        }
+    }
+
+    #[test]
+    fn each_rule_keeps_its_first_findings_and_counts_the_rest() {
+        let mut all = Vec::new();
+        for i in 0..5 {
+            all.push(f("a", Severity::Warning, "x", i));
+            all.push(f("b", Severity::Info, "y", i));
+        }
+        all.push(f("a", Severity::Error, "z", 9));
+        let capped = cap_per_rule(all.clone(), 2);
+        let shown: Vec<(String, Option<usize>)> =
+            capped.iter().map(|f| (f.rule.clone(), f.line)).collect();
+        assert_eq!(
+            shown,
+            [
+                ("a".into(), Some(0)),
+                ("b".into(), Some(0)),
+                ("a".into(), Some(1)),
+                ("a".into(), None),
+                ("b".into(), Some(1)),
+                ("b".into(), None),
+            ]
+        );
+        // The worst severity left out, and no file when they differ.
+        assert_eq!(capped[3].severity, Severity::Error);
+        assert_eq!(capped[3].file, "");
+        assert_eq!(
+            capped[3].message,
+            "and 4 more `a` findings (only the first 2 are listed)"
+        );
+        assert_eq!(
+            (capped[5].severity, capped[5].file.as_str()),
+            (Severity::Info, "y")
+        );
+        assert!(is_cap_closing(&capped[3]) && !is_cap_closing(&capped[2]));
+        // Within the cap, nothing changes.
+        assert_eq!(cap_per_rule(all.clone(), 6), all);
+    }
 }

@@ -340,6 +340,7 @@ fn analyze_spread(
             .then(a.file.cmp(&b.file))
             .then(a.line.cmp(&b.line))
     });
+    let findings = findings::cap_per_rule(findings, findings::MAX_PER_RULE);
 
     let detail = if opts.detail {
         let dirs: Vec<tree::DirInfo<'_>> = closed
@@ -896,11 +897,6 @@ pub(crate) fn is_root_anchored_name_pattern(p: &Pattern) -> bool {
 
 pub(crate) fn os(p: &[u8]) -> &std::ffi::OsStr {
     std::ffi::OsStr::from_bytes(p)
-}
-
-/// Bytes for people, in decimal units as Docker prints them: `1.4 GB`.
-pub fn humanize(bytes: u64) -> String {
-    humansize::format_size(bytes, humansize::DECIMAL)
 }
 
 #[cfg(test)]

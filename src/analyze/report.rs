@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{humanize, Analysis, Finding, Group, Totals, Unused, UsedPath};
+use crate::units::humanize;
+
+use super::{Analysis, Finding, Group, Totals, Unused, UsedPath};
 use crate::context::Builder;
 use crate::text::{escape as esc, show_path};
 
@@ -256,7 +258,7 @@ struct JsonReport<'a> {
 
 /// The JSON report (`"schema": 1`), pretty-printed.
 pub fn json(a: &Analysis) -> String {
-    serde_json::to_string_pretty(&json_report(a)).unwrap_or_else(|_| "null".to_string())
+    crate::text::json(&json_report(a)).unwrap_or_else(|_| "null".to_string())
 }
 
 /// The JSON report as a value (the HTML page's model extends it).

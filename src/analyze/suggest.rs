@@ -3,6 +3,7 @@
 //! checked file by file to send what today's build sends under every path
 //! the Dockerfile reads (but for what it says it drops, and why).
 
+use crate::context::ignore::file::MAX_LINE;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -320,6 +321,11 @@ pub fn ignore_file(
             .map(<[u8]>::to_vec)
     };
     let mut used: Vec<Vec<u8>> = plan.includes.iter().filter_map(|p| strip(p)).collect();
+    // A path no ignore file can name (Docker refuses lines over 64 KiB):
+    // no allowlist can re-include it, so there is nothing to suggest.
+    if used.iter().any(|u| u.len() >= MAX_LINE) {
+        return Ok(None);
+    }
     // The build reads all of the narrower context: no allowlist, but the
     // user's rules still have to follow it there.
     let whole_dir = used.iter().any(|u| u == b".");
@@ -532,6 +538,15 @@ pub fn ignore_file(
 fn user_rules(ctx: &Context, dir: &[u8]) -> String {
     let mut out = String::new();
     for rule in ctx.matcher().rules().iter().filter(|r| r.line > 0) {
+        // Never copied: the ignore file may be a link to a file of secrets
+        // (`.git/config` with a CI token).
+        if crate::text::looks_like_credential(&rule.raw) {
+            out.push_str(&format!(
+                "# Left out: line {} of the ignore file looks like a credential (is the file a link to a file of secrets?)\n",
+                rule.line
+            ));
+            continue;
+        }
         let line = if dir.is_empty() {
             Some(rule.raw.trim().to_string())
         } else {
@@ -585,7 +600,9 @@ fn reroot(pattern: &[u8], dir: &[u8]) -> Option<Vec<u8>> {
 /// A path as an ignore pattern matching only itself, if one can.
 fn escape_literal(rel: &[u8]) -> Option<String> {
     let s = std::str::from_utf8(rel).ok()?;
+    // Escaped, it must still fit on a line Docker reads.
     if s.is_empty()
+        || s.len() * 2 >= MAX_LINE
         || s.starts_with(char::is_whitespace)
         || s.ends_with(char::is_whitespace)
         || s.contains(['\n', '\r'])

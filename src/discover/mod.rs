@@ -34,7 +34,7 @@ pub mod fuzzing {
 mod walk;
 pub mod write;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
@@ -359,16 +359,20 @@ fn root_name(root: &Path) -> String {
 fn unique_names(builds: &mut [DiscoveredBuild]) {
     let taken: BTreeSet<String> = builds.iter().map(|b| b.name.clone()).collect();
     let mut used: BTreeSet<String> = BTreeSet::new();
+    // Where the search for a free `name-N` resumes: a candidate refused
+    // once stays refused (`taken` is fixed, `used` only grows), so many
+    // builds of one name cost one pass, not one pass each.
+    let mut next: HashMap<String, usize> = HashMap::new();
     for b in builds.iter_mut() {
         if used.contains(&b.name) {
-            let mut i = 2;
+            let i = next.entry(b.name.clone()).or_insert(2);
             loop {
                 let candidate = format!("{}-{i}", b.name);
+                *i += 1;
                 if !taken.contains(&candidate) && !used.contains(&candidate) {
                     b.name = candidate;
                     break;
                 }
-                i += 1;
             }
         }
         used.insert(b.name.clone());

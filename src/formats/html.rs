@@ -10,8 +10,9 @@
 
 use std::fmt::Write as _;
 
-use crate::analyze::{humanize, report, tree, Analysis, Finding, Totals};
+use crate::analyze::{report, tree, Analysis, Finding, Totals};
 use crate::check::Verdict;
+use crate::units::humanize;
 
 const CSS: &str = include_str!("report.css");
 const JS: &str = include_str!("report.js");
@@ -46,7 +47,7 @@ pub fn h(s: &str) -> String {
 /// U+2028/U+2029 too (line terminators to older JavaScript). They occur
 /// only inside strings, where the escapes mean the same characters.
 pub fn embed_json(v: &serde_json::Value) -> String {
-    let text = serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+    let text = crate::text::json_line(v).unwrap_or_else(|_| "null".into());
     let mut out = String::with_capacity(text.len() + 64);
     for c in text.chars() {
         match c {

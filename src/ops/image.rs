@@ -258,6 +258,31 @@ pub fn check(opts: &ImageOptions) -> Result<(), ImageError> {
 struct Planned {
     context: crate::context::Context,
     pull_credentials: BTreeMap<String, Credentials>,
+    /// The [`crate::inspect::RECORD_LABEL`] value: which Dockerfile and
+    /// stage make the image, for `size` to find its lines.
+    record: Option<String>,
+}
+
+/// What `size` needs to attribute the image's layers to lines: the
+/// Dockerfile's path as given (run `size` from the same directory), its
+/// SHA-256 (lines are trusted only while the file is unchanged) and the
+/// target stage's index. Recorded in a label rather than a local file so
+/// that it travels with the image (registry, CI) and costs nothing to
+/// look up; build arguments are left out (they may be secrets).
+fn record(ctx: &crate::context::Context, plan: &Plan, target: Option<&str>) -> Option<String> {
+    let bytes = crate::input::read_given(ctx.dockerfile(), crate::input::TEXT_LIMIT).ok()?;
+    let stages = &plan.dockerfile.stages;
+    let stage = match target {
+        Some(t) => {
+            let t = t.to_ascii_lowercase();
+            stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(t.as_str()))?
+        }
+        None => stages.len().checked_sub(1)?,
+    };
+    let path = ctx.dockerfile().to_str()?;
+    Some(crate::inspect::record(path, &bytes, stage))
 }
 
 /// Plans the context (minimal unless `full`) and finds the base images'
@@ -280,6 +305,10 @@ async fn plan(
     // `full` builds whatever the Dockerfile says, as docker does: a
     // Dockerfile the planner cannot read only costs the base images'
     // credentials there.
+    let record = plan
+        .as_ref()
+        .ok()
+        .and_then(|p| record(&ctx, p, opts.target.as_deref()));
     let (uploaded, bases) = match (opts.full, plan) {
         (true, plan) => (
             ctx.clone(),
@@ -313,6 +342,7 @@ async fn plan(
     Ok(Planned {
         context: uploaded,
         pull_credentials,
+        record,
     })
 }
 
@@ -344,7 +374,15 @@ fn spec(
         build_args: opts.build_args.clone(),
         target: opts.target.clone(),
         platform: opts.platform.clone(),
-        labels: opts.labels.clone(),
+        labels: {
+            let mut labels = opts.labels.clone();
+            if let Some(r) = planned.record {
+                labels
+                    .entry(crate::inspect::RECORD_LABEL.to_string())
+                    .or_insert(r);
+            }
+            labels
+        },
         no_cache: opts.no_cache,
         pull: opts.pull,
         compression,

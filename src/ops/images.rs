@@ -12,8 +12,7 @@ use futures_util::StreamExt;
 
 use crate::affected::{self, AffectedError, Head};
 use crate::check::Target;
-use crate::config::{self, Budget, Config, ConfigError, Image};
-use crate::context::ContextSpec;
+use crate::config::{self, Config, ConfigError, Image};
 use crate::plan::PlanOptions;
 use crate::ship::{self, Event};
 
@@ -220,30 +219,21 @@ pub fn options_for(
     shared: &ImageOptions,
     vars: &TagVars,
 ) -> Result<ImageOptions, ImageError> {
-    let mut opts = shared.clone();
-    opts.context = ContextSpec {
-        root: image.context.clone(),
-        dockerfile: Some(image.dockerfile.clone()),
-        builder: shared.context.builder,
-    };
-    for (k, v) in &image.build_args {
-        opts.build_args
-            .entry(k.clone())
-            .or_insert_with(|| v.clone());
-    }
-    opts.target = shared.target.clone().or_else(|| image.target.clone());
-    opts.platform = shared.platform.clone().or_else(|| image.platform.clone());
-    let target = Target {
-        name: image.name.clone(),
-        spec: opts.context.clone(),
-        plan: PlanOptions {
-            target: opts.target.clone(),
-            build_args: opts.build_args.clone(),
-            platform: opts.platform.clone(),
+    let target = Target::from_image(
+        image,
+        shared.context.builder,
+        &PlanOptions {
+            target: shared.target.clone(),
+            build_args: shared.build_args.clone(),
+            platform: shared.platform.clone(),
             ..PlanOptions::default()
         },
-        budget: Budget::default(),
-    };
+    );
+    let mut opts = shared.clone();
+    opts.context = target.spec.clone();
+    opts.build_args = target.plan.build_args.clone();
+    opts.target = target.plan.target.clone();
+    opts.platform = target.plan.platform.clone();
     let mut context_digest = || {
         crate::build_digest::build_digest(&target)
             .map(|d| d.context)
@@ -356,6 +346,7 @@ pub async fn images(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::ContextSpec;
 
     fn image(tags: &[&str], repository: Option<&str>) -> Image {
         let config = crate::config::Config::parse(

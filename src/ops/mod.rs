@@ -4,6 +4,7 @@
 
 pub mod image;
 pub mod images;
+pub mod size;
 
 pub use image::{image, CompressionChoice, ImageError, ImageOptions, ImageOutcome};
 pub use images::images;

@@ -63,17 +63,7 @@ async fn client(host: &EcrHost) -> aws_sdk_ecr::Client {
 }
 
 fn describe_sdk_error<E: std::error::Error + 'static>(e: &E) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        source = s.source();
-    }
-    out
+    crate::error_chain::join(e)
 }
 
 /// The registry credentials (user `AWS` and a 12-hour password) from

@@ -4,7 +4,7 @@
 //! depends on this module.
 
 pub(crate) mod ecr;
-pub(crate) mod registry;
+pub mod registry;
 pub(crate) mod reuse;
 
 use std::time::Duration;

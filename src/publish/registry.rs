@@ -43,6 +43,7 @@ pub struct RemoteImage {
 }
 
 /// A registry, with the credentials of one user.
+#[derive(Clone)]
 pub struct Registry {
     client: HttpClient,
     base: String,
@@ -173,12 +174,14 @@ impl Registry {
         })
     }
 
-    async fn send(
+    /// Sends a GET and waits for the response's head; the body is left
+    /// to the caller.
+    async fn send_head(
         &self,
         url: &str,
         accept: Option<&str>,
         authorization: Option<&str>,
-    ) -> Result<Response, String> {
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
         let mut req = http::Request::get(url).header("User-Agent", "reggie-build");
         if let Some(a) = accept {
             req = req.header("Accept", a);
@@ -189,37 +192,42 @@ impl Registry {
         let req = req
             .body(Empty::new())
             .map_err(|e| format!("bad request to {url}: {e}"))?;
-        let work = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| format!("GET {url}: {}", crate::ship::daemon::describe(&e)))?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| format!("GET {url}: reading the body: {e}"))?
-                .to_bytes();
-            Ok(Response {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
-        };
-        tokio::time::timeout(REQUEST_TIMEOUT, work)
+        tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(req))
             .await
             .map_err(|_| format!("GET {url}: no answer in {REQUEST_TIMEOUT:?}"))?
+            .map_err(|e| format!("GET {url}: {}", crate::ship::daemon::describe(&e)))
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<Response, String> {
+        let resp = self.send_head(url, accept, authorization).await?;
+        collect(url, resp).await
     }
 
     /// GET `path` (under the registry) following redirects, and a Bearer
-    /// challenge once.
+    /// challenge once; the body read (at most [`MAX_BODY`]).
     async fn get(
         &mut self,
         path: &str,
         accept: Option<&str>,
         scope: &str,
     ) -> Result<Response, String> {
+        let (url, resp) = self.get_head(path, accept, scope).await?;
+        collect(&url, resp).await
+    }
+
+    /// [`Registry::get`], the body left unread: the final URL and the
+    /// response.
+    async fn get_head(
+        &mut self,
+        path: &str,
+        accept: Option<&str>,
+        scope: &str,
+    ) -> Result<(String, http::Response<hyper::body::Incoming>), String> {
         let mut url = format!("{}{path}", self.base);
         let mut authenticated = false;
         let mut redirects = 0;
@@ -228,23 +236,23 @@ impl Registry {
             // other host (blob storage).
             let same_host = url.starts_with(&format!("{}/", self.base));
             let auth = self.authorization.clone().filter(|_| same_host);
-            let resp = self.send(&url, accept, auth.as_deref()).await?;
-            if resp.status.is_redirection() && redirects < MAX_REDIRECTS {
+            let resp = self.send_head(&url, accept, auth.as_deref()).await?;
+            if resp.status().is_redirection() && redirects < MAX_REDIRECTS {
                 let Some(location) = resp
-                    .headers
+                    .headers()
                     .get(http::header::LOCATION)
                     .and_then(|l| l.to_str().ok())
                 else {
-                    return Err(format!("GET {url}: {} without a Location", resp.status));
+                    return Err(format!("GET {url}: {} without a Location", resp.status()));
                 };
                 url = resolve(&url, location);
                 redirects += 1;
                 continue;
             }
-            if resp.status == StatusCode::UNAUTHORIZED && same_host && !authenticated {
+            if resp.status() == StatusCode::UNAUTHORIZED && same_host && !authenticated {
                 authenticated = true;
                 let challenge = resp
-                    .headers
+                    .headers()
                     .get(http::header::WWW_AUTHENTICATE)
                     .and_then(|h| h.to_str().ok())
                     .and_then(parse_bearer_challenge);
@@ -254,7 +262,49 @@ impl Registry {
                     continue;
                 }
             }
-            return Ok(resp);
+            return Ok((url, resp));
+        }
+    }
+
+    /// A blob's bytes as they arrive (a layer: never held whole). The
+    /// caller times out a stalled stream and checks the digest.
+    pub async fn blob(
+        &mut self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<hyper::body::Incoming, String> {
+        let scope = format!("repository:{repository}:pull");
+        let path = format!("/v2/{repository}/blobs/{digest}");
+        let (url, resp) = self.get_head(&path, None, &scope).await?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {url}: {}", resp.status()));
+        }
+        Ok(resp.into_body())
+    }
+
+    /// A small document (a manifest, by tag or digest; an image config)
+    /// as bytes, with the digest the registry gives; `None` when it does
+    /// not have it.
+    pub async fn document(
+        &mut self,
+        repository: &str,
+        kind: &str,
+        reference: &str,
+    ) -> Result<Option<(Option<String>, Bytes)>, String> {
+        let scope = format!("repository:{repository}:pull");
+        let path = format!("/v2/{repository}/{kind}/{reference}");
+        let accept = (kind == "manifests").then_some(MANIFEST_ACCEPT);
+        let resp = self.get(&path, accept, &scope).await?;
+        match resp.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some((
+                resp.headers
+                    .get("docker-content-digest")
+                    .and_then(|d| d.to_str().ok())
+                    .map(str::to_owned),
+                resp.body,
+            ))),
+            s => Err(format!("GET {}{path}: {s}", self.base)),
         }
     }
 
@@ -378,6 +428,25 @@ pub fn pick_platform(list: &[serde_json::Value], platform: &str) -> Option<Strin
         .find(|m| variant.is_none() || m["platform"]["variant"].as_str() == variant)
         .or_else(|| candidates.first())?;
     best["digest"].as_str().map(str::to_owned)
+}
+
+/// Reads a response's body, at most [`MAX_BODY`] bytes, in
+/// [`REQUEST_TIMEOUT`].
+async fn collect(
+    url: &str,
+    resp: http::Response<hyper::body::Incoming>,
+) -> Result<Response, String> {
+    let (parts, body) = resp.into_parts();
+    let body = tokio::time::timeout(REQUEST_TIMEOUT, Limited::new(body, MAX_BODY).collect())
+        .await
+        .map_err(|_| format!("GET {url}: no answer in {REQUEST_TIMEOUT:?}"))?
+        .map_err(|e| format!("GET {url}: reading the body: {e}"))?
+        .to_bytes();
+    Ok(Response {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
 }
 
 /// `location` against `url` (absolute, or a path on the same host).

@@ -134,19 +134,12 @@ impl Remote {
     }
 }
 
+/// A status's message and its causes.
 fn status_message(status: &tonic::Status) -> String {
-    use std::error::Error;
-    let mut out = status.message().to_string();
-    let mut source = status.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
+    crate::error_chain::join_after(
+        status.message().to_string(),
+        std::error::Error::source(status),
+    )
 }
 
 fn looks_like_tls(reason: &str) -> bool {
@@ -315,6 +308,10 @@ pub async fn build(
         on_event(warning);
     }
 
+    if let Some(export) = &outputs_plan.export {
+        super::filesend::check_destination(export, spec.context.root())
+            .map_err(|e| ShipError::Export(e.to_string()))?;
+    }
     let export_state = std::sync::Arc::new(ExportState::default());
     let (info, services) = session_parts(
         spec,
@@ -351,7 +348,17 @@ pub async fn build(
         bytes: sent,
         done: true,
     });
-    let response = answer(remote, &progress, solved)?;
+    let response = match answer(remote, &progress, solved) {
+        Ok(r) => r,
+        Err(failure) => {
+            return Err(super::filesend::export_failure_first(
+                &export_state,
+                exports_files,
+                failure,
+            )
+            .await)
+        }
+    };
     let built = Built {
         image_id: String::new(),
         context_digest: keyed.survey.digest,

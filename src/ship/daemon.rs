@@ -219,16 +219,4 @@ fn is_tls_failure(reason: &str) -> bool {
 }
 
 /// An error in a sentence, with its causes (each said once).
-pub fn describe(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
+pub use crate::error_chain::join as describe;

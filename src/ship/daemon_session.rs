@@ -43,6 +43,10 @@ pub(crate) async fn build(
             ),
         });
     }
+    if let Some(export) = &daemon_plan.export {
+        filesend::check_destination(export, spec.context.root())
+            .map_err(|e| ShipError::Export(e.to_string()))?;
+    }
     let export_state = Arc::new(ExportState::default());
     let (info, services) = prepare::session_parts(
         spec,
@@ -67,7 +71,8 @@ pub(crate) async fn build(
         "file sync totals"
     );
     if let Some(f) = failure {
-        return Err(f);
+        let exporting = daemon_plan.export.is_some();
+        return Err(filesend::export_failure_first(&export_state, exporting, f).await);
     }
     let image_id = if daemon_plan.export.is_some() {
         filesend::wait_for_export(&export_state, spec.idle_timeout, "the daemon").await?;

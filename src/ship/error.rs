@@ -98,15 +98,18 @@ pub(crate) fn with_hint(message: &str) -> String {
 }
 
 fn step_failure(step: &Option<String>, message: &str, tail: &[String]) -> String {
+    // The step's name and output come from the build: escaped line by
+    // line, so an indented `::error::` (GitHub's runner trims a line
+    // before matching) or a `##[error]` is not a CI workflow command.
     let mut out = match step {
-        Some(step) => format!("build failed at {step}: {message}"),
+        Some(step) => format!("build failed at {}: {message}", crate::text::escape(step)),
         None => format!("build failed: {message}"),
     };
     if !tail.is_empty() {
         out.push_str("\n  last output:");
         for l in tail {
             out.push_str("\n    ");
-            out.push_str(l);
+            out.push_str(&crate::text::escape(l));
         }
     }
     out

@@ -18,13 +18,18 @@
 //! below the destination without following a symlink (`openat2`
 //! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), so a symlink the stream
 //! created earlier cannot lead out; modes keep the permission and sticky
-//! bits only (no setuid/setgid); devices are not created. Files land
-//! under a temporary name and are renamed when complete; a transfer that
-//! ends early (error, Ctrl-C) removes its temporary files. Memory is
-//! bounded by one message (16 MiB) and one small record per file waiting
-//! for its data.
+//! bits only (no setuid/setgid); devices are not created. The destination
+//! itself is opened by [`crate::output`]'s rule (never a link, nor through
+//! one inside the repository or the current directory). A transfer lands
+//! in a temporary directory beside the destination, renamed to it when
+//! complete (merged into it when it already exists, as the docker CLI
+//! does); a transfer that ends early (error, Ctrl-C, a broken connection)
+//! removes that directory, leaving nothing partial. Memory is bounded by
+//! one message (16 MiB) and one small record per file waiting for its
+//! data.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -40,6 +45,7 @@ use tokio::sync::{mpsc, Notify};
 use super::error::ShipError;
 use super::filesync::go_mode;
 use super::outputs::Export;
+use crate::output::{Destination, Existing};
 use crate::text::excerpt;
 
 /// Largest message accepted from the daemon.
@@ -63,6 +69,8 @@ pub enum FileSendError {
     Protocol(String),
     #[error("BuildKit ended the export: {0}")]
     Sender(String),
+    #[error(transparent)]
+    Destination(#[from] crate::output::OutputError),
     #[error("the export stream ended before the transfer was complete")]
     Truncated,
 }
@@ -141,10 +149,18 @@ pub struct Received {
     pub bytes: u64,
 }
 
-/// The receiver of a `local` export (fsutil's protocol), writing below
-/// `dest`; synchronous, fed one packet at a time.
+/// The receiver of a `local` export (fsutil's protocol), writing below a
+/// temporary directory beside `dest`; synchronous, fed one packet at a
+/// time.
 pub struct LocalReceiver {
     dest: PathBuf,
+    /// The destination, its parent directory open.
+    target: Destination,
+    /// The temporary directory's name beside it, until it is placed.
+    staging: Option<OsString>,
+    /// Whether `dest` existed (as a directory): merged into, not replaced.
+    merge: bool,
+    /// The temporary directory.
     root: OwnedFd,
     next_id: u32,
     pending: HashMap<u32, Pending>,
@@ -155,8 +171,6 @@ pub struct LocalReceiver {
     dirs: Vec<(String, u32, i64)>,
     stats_done: bool,
     fin_sent: bool,
-    /// Temporary names in use (parent path, name), removed on drop.
-    temps: Vec<(String, String)>,
     received: Received,
 }
 
@@ -169,21 +183,29 @@ fn split(path: &str) -> (&str, &str) {
 }
 
 impl LocalReceiver {
-    /// Prepares `dest` (created when missing; an existing directory is
-    /// merged into, as the docker CLI does).
+    /// Prepares to receive into `dest` (its parents created when missing;
+    /// an existing directory is merged into, as the docker CLI does).
     pub fn new(dest: &Path) -> Result<LocalReceiver, FileSendError> {
-        std::fs::create_dir_all(dest).map_err(|source| FileSendError::Io {
-            path: dest.to_path_buf(),
-            source,
-        })?;
-        let root = rustix::fs::open(
-            dest,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io_err(dest))?;
+        let target = Destination::open(dest, &[], true)?;
+        let merge = match target.existing()? {
+            Existing::Nothing => false,
+            Existing::Dir => true,
+            Existing::File(_) | Existing::Special => {
+                return Err(FileSendError::Io {
+                    path: dest.to_path_buf(),
+                    source: std::io::Error::other(
+                        "it exists and is not a directory: remove it or pick another dest",
+                    ),
+                })
+            }
+        };
+        let staging = target.create_temp_dir(0o777)?;
+        let root = target.open_dir(&staging)?;
         Ok(LocalReceiver {
             dest: dest.to_path_buf(),
+            target,
+            staging: Some(staging),
+            merge,
             root,
             next_id: 0,
             pending: HashMap::new(),
@@ -191,7 +213,6 @@ impl LocalReceiver {
             dirs: Vec::new(),
             stats_done: false,
             fin_sent: false,
-            temps: Vec::new(),
             received: Received::default(),
         })
     }
@@ -300,11 +321,21 @@ impl LocalReceiver {
                 .map_err(io_err(&self.shown(&path)))?;
             self.place(&to, pp, &tmp, pn)?;
         }
-        // Deepest first, so a parent's mtime is set after its children.
+        // Everything in place first (a merge moves entries out of
+        // directories that may end read-only), then the directories' modes
+        // and times where they ended, deepest first, so a parent's mtime
+        // is set after its children.
+        let placed = self.place_output()?;
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by(|a, b| b.0.cmp(&a.0));
         for (path, mode, mtime) in dirs {
-            let fd = self.open_dir(&path)?;
+            let fd = open_below(&placed, &path).map_err(|e| match e {
+                FileSendError::Io { source, .. } => FileSendError::Io {
+                    path: self.shown(&path),
+                    source,
+                },
+                e => e,
+            })?;
             let dir = rustix::fs::openat(
                 &fd,
                 ".",
@@ -347,8 +378,27 @@ impl LocalReceiver {
             }
         }
         rustix::fs::renameat(parent, tmp, parent, name).map_err(io_err(&self.shown(&rel)))?;
-        self.temps.retain(|(p, t)| !(p == parent_rel && t == tmp));
         Ok(())
+    }
+
+    /// Moves the complete transfer to the destination: the temporary
+    /// directory renamed to it, or its entries merged into the existing
+    /// one. Returns the destination, open.
+    fn place_output(&mut self) -> Result<OwnedFd, FileSendError> {
+        let Some(staging) = self.staging.clone() else {
+            return self.target.open_dir(self.target.name()).map_err(Into::into);
+        };
+        if !self.merge {
+            self.target.commit(&staging)?;
+            self.staging = None;
+            return self.target.open_dir(self.target.name()).map_err(Into::into);
+        }
+        let into = self.target.open_dir(self.target.name())?;
+        merge_into(&self.root, &into, &self.dest)?;
+        // Only emptied directories are left.
+        remove_tree(self.target.parent(), &staging);
+        self.staging = None;
+        Ok(into)
     }
 
     /// Creates what a `STAT` describes; true when its data is to be
@@ -397,7 +447,6 @@ impl LocalReceiver {
             // The target is only text here: nothing below follows it.
             rustix::fs::symlinkat(st.linkname.as_str(), &parent, tmp.as_str())
                 .map_err(io_err(&path))?;
-            self.temps.push((parent_rel.to_string(), tmp.clone()));
             let _ = rustix::fs::utimensat(
                 &parent,
                 tmp.as_str(),
@@ -416,7 +465,6 @@ impl LocalReceiver {
                 0,
             )
             .map_err(io_err(&path))?;
-            self.temps.push((parent_rel.to_string(), tmp.clone()));
             self.place(&parent, parent_rel, &tmp, name)?;
             return Ok(false);
         }
@@ -469,7 +517,6 @@ impl LocalReceiver {
                 Mode::from_raw_mode(0o600),
             )
             .map_err(io_err(&path))?;
-            self.temps.push((parent_rel.clone(), tmp.clone()));
             p.open = Some((tmp, std::fs::File::from(fd)));
         }
         if !data.is_empty() {
@@ -496,29 +543,162 @@ impl LocalReceiver {
 }
 
 impl Drop for LocalReceiver {
+    /// A transfer that did not complete leaves nothing: its temporary
+    /// directory goes, with whatever arrived.
     fn drop(&mut self) {
-        for (parent, tmp) in std::mem::take(&mut self.temps) {
-            if let Ok(fd) = self.open_dir(&parent) {
-                let _ = rustix::fs::unlinkat(&fd, tmp.as_str(), AtFlags::empty());
-            }
-        }
-        // A transfer cut short still leaves its directories with their
-        // modes, not the 0700 they had while being filled.
-        for (path, mode, _) in std::mem::take(&mut self.dirs) {
-            let dir = self.open_dir(&path).and_then(|fd| {
-                rustix::fs::openat(
-                    &fd,
-                    ".",
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(io_err(&self.dest))
-            });
-            if let Ok(dir) = dir {
-                let _ = rustix::fs::fchmod(&dir, Mode::from_raw_mode(unix_perm(mode)));
-            }
+        if let Some(staging) = self.staging.take() {
+            remove_tree(self.target.parent(), &staging);
         }
     }
+}
+
+/// Opens the directory `rel` below `root`, never through a symlink.
+fn open_below(root: &OwnedFd, rel: &str) -> Result<OwnedFd, FileSendError> {
+    let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let rel = if rel.is_empty() { "." } else { rel };
+    rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        how,
+    )
+    .map_err(io_err(Path::new(rel)))
+}
+
+/// The names in the directory `dir`, with whether each is a directory
+/// (not following links).
+fn list(dir: &OwnedFd) -> rustix::io::Result<Vec<(OsString, bool)>> {
+    use std::os::unix::ffi::OsStrExt;
+    let fd = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&fd)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let name = OsStr::from_bytes(name).to_os_string();
+        let is_dir = rustix::fs::statat(&fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            });
+        out.push((name, is_dir));
+    }
+    Ok(out)
+}
+
+/// Moves every entry of `from` into `to` (directories that exist in both
+/// merged, level by level, without recursion): what the docker CLI's
+/// receiver does to an existing destination. `shown` is `to`'s path for
+/// messages.
+fn merge_into(from: &OwnedFd, to: &OwnedFd, shown: &Path) -> Result<(), FileSendError> {
+    let mut work: Vec<String> = vec![String::new()];
+    while let Some(rel) = work.pop() {
+        let src = open_below(from, &rel)?;
+        let dst = open_below(to, &rel)?;
+        let here = shown.join(&rel);
+        if !rel.is_empty() {
+            // Writable while entries move in (an earlier export may have
+            // left it read-only); its own mode is set at the end.
+            let d = rustix::fs::openat(
+                &dst,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io_err(&here))?;
+            rustix::fs::fchmod(&d, Mode::from_raw_mode(0o700)).map_err(io_err(&here))?;
+        }
+        for (name, is_dir) in list(&src).map_err(io_err(&here))? {
+            let child = if rel.is_empty() {
+                name.to_string_lossy().into_owned()
+            } else {
+                format!("{rel}/{}", name.to_string_lossy())
+            };
+            let existing =
+                match rustix::fs::statat(&dst, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => Some(rustix::fs::FileType::from_raw_mode(st.st_mode)),
+                    Err(rustix::io::Errno::NOENT) => None,
+                    Err(e) => return Err(io_err(&shown.join(&child))(e)),
+                };
+            match existing {
+                Some(rustix::fs::FileType::Directory) if is_dir => {
+                    work.push(child);
+                    continue;
+                }
+                Some(rustix::fs::FileType::Directory) => {
+                    return Err(FileSendError::DirInTheWay {
+                        path: shown.join(&child),
+                    })
+                }
+                Some(_) if is_dir => {
+                    rustix::fs::unlinkat(&dst, name.as_os_str(), AtFlags::empty())
+                        .map_err(io_err(&shown.join(&child)))?;
+                }
+                _ => {}
+            }
+            rustix::fs::renameat(&src, name.as_os_str(), &dst, name.as_os_str())
+                .map_err(io_err(&shown.join(&child)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the directory `name` in `parent` and everything below it,
+/// without following links and without recursion (a directory list of
+/// relative paths). Failures are ignored: it was a temporary.
+fn remove_tree(parent: &OwnedFd, name: &OsStr) {
+    let Ok(root) = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let mut dirs: Vec<String> = Vec::new();
+    let mut work: Vec<String> = vec![String::new()];
+    while let Some(rel) = work.pop() {
+        let Ok(dir) = open_below(&root, &rel) else {
+            continue;
+        };
+        // Writable, so its entries can go (a build may make it 0555).
+        if let Ok(d) = rustix::fs::openat(
+            &dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            let _ = rustix::fs::fchmod(&d, Mode::from_raw_mode(0o700));
+        }
+        for (entry, is_dir) in list(&dir).unwrap_or_default() {
+            let child = if rel.is_empty() {
+                entry.to_string_lossy().into_owned()
+            } else {
+                format!("{rel}/{}", entry.to_string_lossy())
+            };
+            if is_dir {
+                work.push(child);
+            } else {
+                let _ = rustix::fs::unlinkat(&dir, entry.as_os_str(), AtFlags::empty());
+            }
+        }
+        dirs.push(rel);
+    }
+    // Deepest last in the list: removed first.
+    for rel in dirs.iter().rev().filter(|r| !r.is_empty()) {
+        let (p, n) = split(rel);
+        if let Ok(fd) = open_below(&root, p) {
+            let _ = rustix::fs::unlinkat(&fd, n, AtFlags::REMOVEDIR);
+        }
+    }
+    let _ = rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR);
 }
 
 /// The receiver of a `tar` export: into a temporary file renamed to
@@ -530,8 +710,8 @@ pub struct TarReceiver {
 
 enum TarOut {
     File {
-        tmp: PathBuf,
-        dest: PathBuf,
+        tmp: OsString,
+        dest: Destination,
         file: Option<std::fs::File>,
     },
     Stdout,
@@ -541,30 +721,14 @@ impl TarReceiver {
     pub fn new(export: &Export) -> Result<TarReceiver, FileSendError> {
         let out = match export {
             Export::File(dest) => {
-                let dir = match dest.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                std::fs::create_dir_all(&dir).map_err(|source| FileSendError::Io {
-                    path: dir.clone(),
-                    source,
-                })?;
-                let name = dest
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "out.tar".into());
-                let tmp = dir.join(format!(".{name}.reggie-{}", random_suffix()));
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&tmp)
-                    .map_err(|source| FileSendError::Io {
-                        path: tmp.clone(),
-                        source,
-                    })?;
+                let target = Destination::open(dest, &[], true)?;
+                if matches!(target.existing()?, Existing::Dir) {
+                    return Err(FileSendError::DirInTheWay { path: dest.clone() });
+                }
+                let (file, tmp) = target.create_temp()?;
                 TarOut::File {
                     tmp,
-                    dest: dest.clone(),
+                    dest: target,
                     file: Some(file),
                 }
             }
@@ -577,13 +741,15 @@ impl TarReceiver {
         self.bytes += data.len() as u64;
         match &mut self.out {
             TarOut::File {
-                file: Some(f), tmp, ..
+                file: Some(f),
+                dest,
+                ..
             } => f.write_all(data).map_err(|source| FileSendError::Io {
-                path: tmp.clone(),
+                path: dest.path().to_path_buf(),
                 source,
             }),
             TarOut::File { dest, .. } => Err(FileSendError::Io {
-                path: dest.clone(),
+                path: dest.path().to_path_buf(),
                 source: std::io::Error::other("written after the end"),
             }),
             TarOut::Stdout => {
@@ -602,11 +768,15 @@ impl TarReceiver {
     pub fn finish(&mut self) -> Result<(), FileSendError> {
         if let TarOut::File { tmp, dest, file } = &mut self.out {
             if let Some(f) = file.take() {
-                drop(f);
-                std::fs::rename(&*tmp, &*dest).map_err(|source| FileSendError::Io {
-                    path: dest.clone(),
+                f.sync_all().map_err(|source| FileSendError::Io {
+                    path: dest.path().to_path_buf(),
                     source,
                 })?;
+                drop(f);
+                if let Err(e) = dest.commit(tmp) {
+                    dest.remove_temp(tmp);
+                    return Err(e.into());
+                }
             }
         }
         Ok(())
@@ -616,10 +786,12 @@ impl TarReceiver {
 impl Drop for TarReceiver {
     fn drop(&mut self) {
         if let TarOut::File {
-            tmp, file: Some(_), ..
+            tmp,
+            dest,
+            file: Some(_),
         } = &self.out
         {
-            let _ = std::fs::remove_file(tmp);
+            dest.remove_temp(tmp);
         }
     }
 }
@@ -628,6 +800,8 @@ impl Drop for TarReceiver {
 #[derive(Default)]
 pub struct ExportState {
     result: Mutex<Option<Result<Received, String>>>,
+    /// Why the session's connection failed, when this side ended it.
+    connection: Mutex<Option<String>>,
     done: Notify,
     /// Messages received so far: a long export is progress, not a stall.
     pub messages: std::sync::atomic::AtomicU64,
@@ -642,11 +816,32 @@ impl ExportState {
         self.done.notify_one();
     }
 
+    /// The outcome, if the transfer ended; a failure names the broken
+    /// connection first when that is what ended it.
+    pub fn result(&self) -> Option<Result<Received, String>> {
+        let r = self.result.lock().ok().and_then(|s| s.clone())?;
+        Some(r.map_err(|e| self.with_connection(e)))
+    }
+
+    /// Records why the session's connection failed (the first reason).
+    pub fn connection_failed(&self, why: String) {
+        if let Ok(mut slot) = self.connection.lock() {
+            slot.get_or_insert(why);
+        }
+    }
+
+    fn with_connection(&self, e: String) -> String {
+        match self.connection.lock().ok().and_then(|c| c.clone()) {
+            Some(c) => format!("{c}; the transfer then failed: {e}"),
+            None => e,
+        }
+    }
+
     /// The outcome, once the transfer ended.
     pub async fn wait(&self) -> Result<Received, String> {
         loop {
             let notified = self.done.notified();
-            if let Some(r) = self.result.lock().ok().and_then(|s| s.clone()) {
+            if let Some(r) = self.result() {
                 return r;
             }
             notified.await;
@@ -702,6 +897,42 @@ impl tonic::codec::Decoder for RawDecoder {
     }
 }
 
+/// Checks before a build that `export`'s destination can be written by
+/// [`crate::output`]'s rule, with `anchor` (the context) as one more
+/// directory where no link is followed: a build is not run for an output
+/// that would be refused at its end.
+pub fn check_destination(export: &Export, anchor: &Path) -> Result<(), FileSendError> {
+    let dest = match export {
+        Export::Dir(d) | Export::File(d) => d,
+        Export::Stdout => return Ok(()),
+    };
+    let target = Destination::open(dest, &[anchor], false).map_err(|e| match e {
+        // Parents are created at the end: a missing one is no refusal.
+        crate::output::OutputError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        e => Some(e),
+    });
+    match target {
+        Ok(t) => match (export, t.existing()?) {
+            (Export::Dir(_), Existing::File(_) | Existing::Special) => Err(FileSendError::Io {
+                path: dest.clone(),
+                source: std::io::Error::other(
+                    "it exists and is not a directory: remove it or pick another dest",
+                ),
+            }),
+            (Export::File(_), Existing::Dir) => {
+                Err(FileSendError::DirInTheWay { path: dest.clone() })
+            }
+            _ => Ok(()),
+        },
+        Err(None) => Ok(()),
+        Err(Some(e)) => Err(e.into()),
+    }
+}
+
 /// The `FileSend` service of a session.
 #[derive(Clone)]
 pub struct FileSendService {
@@ -733,7 +964,13 @@ impl tonic::server::StreamingService<Vec<u8>> for DiffCopy {
                     "this build asked for no --output",
                 ));
             };
-            let (tx, rx) = mpsc::channel::<Result<Vec<u8>, tonic::Status>>(16);
+            // Unbounded: the receiving loop must never wait on its own
+            // answers. BuildKit reads REQs only as its four file senders
+            // take them, and they wait for this side to read: a bounded
+            // queue here closes that circle and both sides stop (seen on
+            // a 100k-file output). What waits is bounded anyway: one REQ
+            // per file waiting for its data (`MAX_PENDING`).
+            let (tx, rx) = mpsc::unbounded_channel::<Result<Vec<u8>, tonic::Status>>();
             let incoming = request.into_inner();
             let state = svc.state.clone();
             tokio::spawn(async move {
@@ -748,7 +985,7 @@ impl tonic::server::StreamingService<Vec<u8>> for DiffCopy {
                         ..Default::default()
                     };
                     if matches!(export, Export::Dir(_)) {
-                        let _ = tx.send(Ok(err.encode_to_vec())).await;
+                        let _ = tx.send(Ok(err.encode_to_vec()));
                     }
                 }
                 state.set(result.map_err(|e| e.to_string()));
@@ -764,7 +1001,7 @@ impl tonic::server::StreamingService<Vec<u8>> for DiffCopy {
 async fn receive_local(
     dir: &Path,
     mut incoming: tonic::Streaming<Vec<u8>>,
-    tx: &mpsc::Sender<Result<Vec<u8>, tonic::Status>>,
+    tx: &mpsc::UnboundedSender<Result<Vec<u8>, tonic::Status>>,
     state: &ExportState,
 ) -> Result<Received, FileSendError> {
     let mut rx = LocalReceiver::new(dir)?;
@@ -789,7 +1026,7 @@ async fn receive_local(
         let mut answers = Vec::new();
         let done = rx.packet(packet, &mut |p| answers.push(p))?;
         for a in answers {
-            if tx.send(Ok(a.encode_to_vec())).await.is_err() {
+            if tx.send(Ok(a.encode_to_vec())).is_err() {
                 return Err(FileSendError::Truncated);
             }
         }
@@ -874,6 +1111,36 @@ where
             );
             Ok(response)
         })
+    }
+}
+
+/// The build's failure as the daemon reported it, unless the session's own
+/// `--output` transfer failed: then that is the cause (a broken session
+/// connection, a full disk), and the daemon only saw its side end
+/// ("transport is closing" at the exporting step).
+pub(crate) async fn export_failure_first(
+    state: &ExportState,
+    exporting: bool,
+    failure: ShipError,
+) -> ShipError {
+    // Only the daemon's report of a failed step can hide a local cause;
+    // a stall or a local error already is one.
+    if !exporting || !matches!(failure, ShipError::Step { .. }) {
+        return failure;
+    }
+    let mut local = state.result();
+    if local.is_none() {
+        // The session notices a broken connection as the daemon does;
+        // give its side a moment to say why.
+        local = tokio::time::timeout(std::time::Duration::from_secs(2), state.wait())
+            .await
+            .ok();
+    }
+    match local {
+        Some(Err(cause)) => {
+            ShipError::Export(format!("{cause} (the daemon then reported: {failure})"))
+        }
+        _ => failure,
     }
 }
 
@@ -1031,7 +1298,77 @@ mod tests {
             1_700_000_000
         );
         assert!(leftovers(&dest).is_empty());
+        let beside: Vec<_> = std::fs::read_dir(t.path().join("out"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            beside,
+            ["deeper"],
+            "the temporary directory became the destination"
+        );
         std::fs::set_permissions(dest.join("a"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// Issue 23 items 4 and 11: the destination is never a link (nor
+    /// reached through one below the current directory); an existing
+    /// directory is merged into, read-only directories included.
+    #[test]
+    fn destinations_are_not_links_and_existing_ones_are_merged() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), t.path().join("link")).unwrap();
+        assert!(matches!(
+            LocalReceiver::new(&t.path().join("link")),
+            Err(FileSendError::Destination(
+                crate::output::OutputError::DestinationIsLink(_)
+            ))
+        ));
+        assert!(matches!(
+            TarReceiver::new(&Export::File(t.path().join("link"))),
+            Err(FileSendError::Destination(
+                crate::output::OutputError::DestinationIsLink(_)
+            ))
+        ));
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+
+        let dest = t.path().join("out");
+        std::fs::create_dir_all(dest.join("a")).unwrap();
+        std::fs::write(dest.join("a/old"), "kept").unwrap();
+        std::fs::write(dest.join("a/f.txt"), "replaced").unwrap();
+        std::fs::set_permissions(dest.join("a"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        let mut rx = LocalReceiver::new(&dest).unwrap();
+        feed(
+            &mut rx,
+            vec![
+                stat("a", go_mode::DIR | 0o750),
+                stat("a/f.txt", 0o644),
+                stat("b", go_mode::DIR | 0o755),
+                stat("b/g", 0o644),
+                end(),
+                data(1, b"new"),
+                data(1, b""),
+                data(3, b""),
+            ],
+        )
+        .unwrap();
+        assert!(rx.complete());
+        drop(rx);
+        assert_eq!(std::fs::read(dest.join("a/f.txt")).unwrap(), b"new");
+        assert_eq!(std::fs::read(dest.join("a/old")).unwrap(), b"kept");
+        assert_eq!(std::fs::read(dest.join("b/g")).unwrap(), b"");
+        let mode = std::fs::metadata(dest.join("a"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o750);
+        let names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}: no temporary directory left");
     }
 
     #[test]
@@ -1091,15 +1428,26 @@ mod tests {
             )
             .unwrap();
             assert!(!rx.complete());
-            assert_eq!(leftovers(t.path()).len(), 1);
+            // Staged beside the destination, not in it.
+            assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
         }
-        assert!(leftovers(t.path()).is_empty());
-        assert!(!t.path().join("d/big").exists());
-        let mode = std::fs::metadata(t.path().join("d"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o7777, 0o751, "the directory gets its mode anyway");
+        // Nothing of it: no temporary, no directory, no partial file.
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+        // Into a new destination: not even the destination.
+        {
+            let mut rx = LocalReceiver::new(&t.path().join("new")).unwrap();
+            feed(
+                &mut rx,
+                vec![
+                    stat("d", go_mode::DIR | 0o555),
+                    stat("d/f", 0o644),
+                    end(),
+                    data(1, b"x"),
+                ],
+            )
+            .unwrap();
+        }
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
         // Data for a file never requested is a protocol error.
         let mut rx = LocalReceiver::new(t.path()).unwrap();
         assert!(matches!(

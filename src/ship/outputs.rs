@@ -125,68 +125,13 @@ pub enum OutputError {
     Conflict(String),
 }
 
-/// Splits one CSV record as Go's `encoding/csv` reads it (comma
-/// separated; a field that starts with `"` is quoted, `""` in it is a
-/// quote; a bare quote elsewhere is an error).
+/// [`crate::csv::fields`], its error as this option's.
 fn csv_fields(flag: &'static str, s: &str) -> Result<Vec<String>, OutputError> {
-    let err = |reason| OutputError::Syntax {
+    crate::csv::fields(s).map_err(|reason| OutputError::Syntax {
         flag,
         excerpt: excerpt(s),
         reason,
-    };
-    if s.contains(['\n', '\r']) {
-        return Err(err("a line break is not allowed"));
-    }
-    let mut fields = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    None => return Err(err("a quoted field is not closed (missing \")")),
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                }
-            }
-            match chars.next() {
-                None => {
-                    fields.push(field);
-                    return Ok(fields);
-                }
-                Some(',') => fields.push(field),
-                Some(_) => {
-                    return Err(err(
-                        "text after a closing quote: quote the whole field, e.g. \"dest=a,b\"",
-                    ))
-                }
-            }
-        } else {
-            loop {
-                match chars.next() {
-                    None => {
-                        fields.push(field);
-                        return Ok(fields);
-                    }
-                    Some(',') => {
-                        fields.push(field);
-                        break;
-                    }
-                    Some('"') => {
-                        return Err(err(
-                            "a quote inside an unquoted field: quote the whole field, e.g. \"dest=a,b\"",
-                        ))
-                    }
-                    Some(c) => field.push(c),
-                }
-            }
-        }
-    }
+    })
 }
 
 /// `key=value` fields into a map (keys lowercased, as buildx does);

@@ -31,7 +31,9 @@ pub fn parse_secrets(specs: &[String]) -> Result<SecretValues, SecretError> {
             why: why.into(),
         };
         let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
-        for field in spec.split(',') {
+        // One CSV record, as buildx reads it (a quoted field may hold a
+        // comma).
+        for field in crate::csv::fields(spec).map_err(&bad)? {
             let (k, v) = field
                 .split_once('=')
                 .ok_or_else(|| bad(&format!("{field:?} is not KEY=VALUE")))?;

@@ -237,8 +237,24 @@ pub async fn start(
 /// bytes of a `Control.Session` stream ([`super::grpc_io`]). The task ends
 /// when the engine closes it (or is aborted).
 pub fn serve<T: Conn>(io: T, services: Services) -> tokio::task::JoinHandle<()> {
-    let io = Served(io);
+    let io = Served {
+        io,
+        goaway: GoAwayWatch::new(services.export_state.clone()),
+    };
     let router = tonic::transport::Server::builder()
+        // The engine is the HTTP/2 client here and sends many small DATA
+        // frames (one fsutil packet each: a STAT, a file's few bytes, an
+        // empty end-of-file) to the FileSend receiver. h2 closes a
+        // connection whose buffered small frames exceed a budget (GOAWAY
+        // ENHANCE_YOUR_CALM "too_many_data_frames") that is half the
+        // connection window, while the stream windows let the engine
+        // buffer far more frames than that whenever the receiver is
+        // slower than the engine (writing 100k small files). The limits
+        // below make the budget unreachable within flow control (checked
+        // where they are defined).
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_concurrent_streams(MAX_STREAMS)
         .add_service(HealthServer::new(HealthService))
         .add_service(
             FileSyncServer::new(FileSyncService::new(services.dirs, services.counters))
@@ -264,6 +280,27 @@ pub fn serve<T: Conn>(io: T, services: Services) -> tokio::task::JoinHandle<()> 
         }
     })
 }
+
+/// Each stream's receive window: what the engine may send on one stream
+/// before the session reads it.
+const STREAM_WINDOW: u32 = 256 << 10;
+/// Streams the engine may open at once (BuildKit opens a handful: health,
+/// a file sync per local directory, the file send, auth, secrets, ssh).
+const MAX_STREAMS: u32 = 32;
+/// The connection's window, whose half is h2's small-DATA-frame budget.
+const CONNECTION_WINDOW: u32 = 1 << 30;
+/// The smallest DATA frame a gRPC peer sends with a message: the 5-byte
+/// message header and an empty message (fsutil's final empty STAT).
+const MIN_FRAME: u64 = 5;
+/// h2 charges each DATA frame under 256 bytes `256 - len` against its
+/// budget (h2 0.4.20, `DEFAULT_DATA_FRAME_OVERHEAD_THRESHOLD`).
+const FRAME_CHARGE: u64 = 256;
+/// Every stream's window full of the smallest frames stays within the
+/// budget: flow control stops the engine before h2 would.
+const _: () = assert!(
+    MAX_STREAMS as u64 * (STREAM_WINDOW as u64 / MIN_FRAME) * (FRAME_CHARGE - MIN_FRAME)
+        <= CONNECTION_WINDOW as u64 / 2
+);
 
 /// Aborts a task when dropped: the session's tasks end with the build,
 /// whatever way it ends.
@@ -291,7 +328,97 @@ pub fn daemon_message(body: &[u8]) -> Option<String> {
 }
 
 /// A session connection, as tonic's server takes a connection.
-struct Served<T>(T);
+struct Served<T> {
+    io: T,
+    goaway: GoAwayWatch,
+}
+
+/// Watches the HTTP/2 frames the session writes for a GOAWAY with an error
+/// (h2 refusing the engine's traffic, say): the true cause of a transfer
+/// the engine then reports only as "transport is closing". Reads frame
+/// headers only, skipping payloads, so it costs nothing per byte.
+struct GoAwayWatch {
+    state: Arc<super::filesend::ExportState>,
+    header: [u8; 9],
+    have: usize,
+    /// Payload bytes of the current frame still to pass.
+    skip: usize,
+    /// The current frame's payload, kept when it is a GOAWAY (capped).
+    goaway: Option<Vec<u8>>,
+}
+
+impl GoAwayWatch {
+    fn new(state: Arc<super::filesend::ExportState>) -> GoAwayWatch {
+        GoAwayWatch {
+            state,
+            header: [0; 9],
+            have: 0,
+            skip: 0,
+            goaway: None,
+        }
+    }
+
+    /// Follows the frames in `written`, the bytes just written.
+    fn saw(&mut self, mut written: &[u8]) {
+        while !written.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(written.len());
+                if let Some(p) = self.goaway.as_mut() {
+                    let room = 4096usize.saturating_sub(p.len());
+                    p.extend_from_slice(&written[..n.min(room)]);
+                }
+                self.skip -= n;
+                written = &written[n..];
+                if self.skip == 0 {
+                    if let Some(p) = self.goaway.take() {
+                        self.report(&p);
+                    }
+                }
+                continue;
+            }
+            let n = (9 - self.have).min(written.len());
+            self.header[self.have..self.have + n].copy_from_slice(&written[..n]);
+            self.have += n;
+            written = &written[n..];
+            if self.have == 9 {
+                self.have = 0;
+                let len = u32::from_be_bytes([0, self.header[0], self.header[1], self.header[2]]);
+                self.skip = len as usize;
+                // Frame type 7: GOAWAY.
+                self.goaway = (self.header[3] == 7).then(Vec::new);
+                if self.skip == 0 {
+                    if let Some(p) = self.goaway.take() {
+                        self.report(&p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A GOAWAY's payload: last stream id, error code, debug data.
+    fn report(&self, payload: &[u8]) {
+        let Some(code) = payload.get(4..8) else {
+            return;
+        };
+        let code = u32::from_be_bytes([code[0], code[1], code[2], code[3]]);
+        if code == 0 {
+            return;
+        }
+        let name = match code {
+            1 => "PROTOCOL_ERROR",
+            2 => "INTERNAL_ERROR",
+            3 => "FLOW_CONTROL_ERROR",
+            6 => "FRAME_SIZE_ERROR",
+            11 => "ENHANCE_YOUR_CALM",
+            _ => "",
+        };
+        let debug = crate::text::excerpt(&String::from_utf8_lossy(&payload[8..]));
+        self.state.connection_failed(format!(
+            "this client's HTTP/2 server closed the session connection: GOAWAY {name} (code {code}){}",
+            if debug.is_empty() { String::new() } else { format!(", {debug}") }
+        ));
+    }
+}
 
 impl<T> tonic::transport::server::Connected for Served<T> {
     type ConnectInfo = ();
@@ -304,7 +431,7 @@ impl<T: Conn> AsyncRead for Served<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
@@ -314,13 +441,18 @@ impl<T: Conn> AsyncWrite for Served<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        let me = &mut *self;
+        let written = Pin::new(&mut me.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            me.goaway.saw(&buf[..n]);
+        }
+        written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

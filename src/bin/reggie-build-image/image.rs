@@ -46,15 +46,18 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
                 });
             } else {
                 // An --output build makes no image: nothing to print.
+                let mut text = String::new();
                 if !image_id.is_empty() {
-                    println!("{image_id}");
+                    text.push_str(&format!("{image_id}\n"));
                 }
                 for p in pushed {
                     if let Some(d) = p.digest {
-                        println!("{}@{d}", p.tag);
+                        text.push_str(&format!("{}@{d}\n", p.tag));
                     }
                 }
+                crate::shared::print_stdout_bytes(text.as_bytes())?;
             }
+            crate::printer::stdout_result()?;
             Ok(0)
         }
         Err(e) => {
@@ -66,6 +69,7 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
                 });
             }
             eprintln!("error: {e:#}");
+            crate::printer::stdout_result()?;
             Ok(1)
         }
     }

@@ -196,7 +196,7 @@ impl MultiView {
 }
 
 fn upload_bar(sent: u64, total: Option<u64>, width: usize) -> String {
-    let amount = reggie_build::analyze::humanize(sent);
+    let amount = reggie_build::units::humanize(sent);
     match total.filter(|t| *t > 0) {
         Some(total) => {
             // Headers make the upload a little larger than the contents.
@@ -208,7 +208,7 @@ fn upload_bar(sent: u64, total: Option<u64>, width: usize) -> String {
                 "#".repeat(filled),
                 " ".repeat(bar_width - filled),
                 (fraction * 100.0).round() as u32,
-                reggie_build::analyze::humanize(total)
+                reggie_build::units::humanize(total)
             )
         }
         None => format!("upload {amount}"),

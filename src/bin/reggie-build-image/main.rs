@@ -15,6 +15,7 @@ mod interrupt;
 mod live;
 mod many;
 mod printer;
+mod size;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -38,13 +39,20 @@ enum Command {
     /// and optionally push it.
     #[command(after_help = image_help!())]
     Image(Box<ImageArgs>),
+    /// What an image weighs, layer by layer, by Dockerfile line: the waste
+    /// (hidden, duplicated, caches, toolchains) found exactly, with the fix.
+    #[command(after_help = size_help!())]
+    Size(Box<shared::size_args::SizeArgs>),
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| shared::exit_for(e));
     shared::init_logging(&cli.globals);
-    let Command::Image(args) = cli.command;
-    std::process::exit(shared::exit_code(run(&args)));
+    let result = match cli.command {
+        Command::Image(args) => run(&args),
+        Command::Size(args) => size::run(&args, cli.globals.quiet),
+    };
+    std::process::exit(shared::exit_code(result));
 }
 
 /// One image, or the images of reggie-build.toml (`--all`, `--affected`),

@@ -94,7 +94,7 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
                         "event": "result", "image": f.name, "ok": true,
                         "image_id": outcome.image_id,
                     });
-                    stdout.push_str(&format!("{v}\n"));
+                    stdout.push_str(&format!("{}\n", reggie_build::text::json_line(&v)?));
                 } else {
                     stdout.push_str(&format!("{}  {}\n", outcome.image_id, f.name));
                     for p in outcome.pushed {
@@ -112,11 +112,12 @@ pub async fn run(args: &ImageArgs) -> anyhow::Result<i32> {
             let v = serde_json::json!({
                 "event": "result", "image": name, "ok": false, "error": error,
             });
-            stdout.push_str(&format!("{v}\n"));
+            stdout.push_str(&format!("{}\n", reggie_build::text::json_line(&v)?));
         }
         eprintln!("error: image `{name}`: {error}");
     }
-    print!("{stdout}");
+    crate::shared::print_stdout_bytes(stdout.as_bytes())?;
+    crate::printer::stdout_result()?;
     let total = built + failed.len();
     if failed.is_empty() {
         eprintln!("built {built} of {total} images");

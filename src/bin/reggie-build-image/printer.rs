@@ -27,7 +27,7 @@ impl Printer {
 
     pub fn print(&self, event: &Event) {
         if self.json {
-            if let Ok(line) = serde_json::to_string(event) {
+            if let Ok(line) = reggie_build::text::json_line(event) {
                 json_line(&line);
             }
             return;
@@ -60,8 +60,8 @@ impl Printer {
                 }
                 permanent.extend(line);
             }
-            Event::Log { line } => {
-                view.log(line);
+            Event::Log { line: log } => {
+                view.log(&reggie_build::text::escape(log));
                 force = false;
             }
             Event::Push { digest: None, .. } => {
@@ -141,12 +141,15 @@ impl Printer {
             },
             Event::Result { .. } => return None,
         };
-        Some(line)
+        // Step names, logs and messages carry the Dockerfile and the
+        // build's output: escaped, so they cannot drive the terminal or
+        // pass for a CI workflow command.
+        Some(reggie_build::text::escape(&line).into_owned())
     }
 }
 
 fn size(bytes: u64) -> String {
-    reggie_build::analyze::humanize(bytes)
+    reggie_build::units::humanize(bytes)
 }
 
 /// Prints the events of several images, each line with its image's
@@ -171,7 +174,9 @@ impl MultiPrinter {
         if self.json {
             if let Ok(mut v) = serde_json::to_value(event) {
                 v["image"] = serde_json::json!(name);
-                json_line(&v);
+                if let Ok(line) = reggie_build::text::json_line(&v) {
+                    json_line(&line);
+                }
             }
             return;
         }
@@ -230,11 +235,26 @@ impl MultiPrinter {
 }
 
 /// One JSON value a line on stdout, flushed (a consumer reads events as
-/// they come).
+/// they come). A failed write is kept for [`stdout_result`].
 fn json_line(value: &dyn std::fmt::Display) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{value}");
-    let _ = out.flush();
+    if let Err(e) = writeln!(out, "{value}").and_then(|()| out.flush()) {
+        let mut slot = STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(e);
+    }
+}
+
+/// The first failed write of an event to stdout.
+static STDOUT_ERROR: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// The run's error when an event could not be written to stdout (a reader
+/// that went away missed events, whatever the build did).
+pub fn stdout_result() -> anyhow::Result<()> {
+    let mut slot = STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner());
+    match slot.take() {
+        Some(e) => Err(anyhow::Error::new(e).context("writing the JSON events to stdout")),
+        None => Ok(()),
+    }
 }
 
 /// Live-region text to stderr, flushed.

@@ -18,7 +18,7 @@ mod targets;
 
 use clap::{Args, Parser, Subcommand};
 
-use commands::{affected, analyze, check, context, digest, discover, explain, image, ls};
+use commands::{affected, analyze, check, context, digest, discover, explain, image, ls, size};
 use shared::image_args::ImageArgs;
 use shared::Globals;
 
@@ -96,6 +96,10 @@ enum Command {
         after_help = "Examples:\n  reggie-build digest --image reggie-api\n  reggie-build digest backend -f backend/Dockerfile --build-arg PYTHON=3.12\n  reggie-build digest                  # every image of reggie-build.toml, `DIGEST  NAME` lines\n  reggie-build digest --image web --json | jq -r .digest\n\nMtimes, owners and files the build cannot read do not count; permission bits do (they are sent)."
     )]
     Digest(digest::DigestArgs),
+    /// What an image weighs, layer by layer, by Dockerfile line: the waste
+    /// (hidden, duplicated, caches, toolchains) found exactly, with the fix.
+    #[command(after_help = size_help!())]
+    Size(Box<shared::size_args::SizeArgs>),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  reggie-build completions bash > /etc/bash_completion.d/reggie-build\n  reggie-build completions zsh > \"${fpath[1]}/_reggie-build\"\n  reggie-build completions fish > ~/.config/fish/completions/reggie-build.fish"
@@ -113,9 +117,12 @@ fn main() {
     output::set_quiet(cli.globals.quiet);
     let result = match cli.command {
         Command::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer
+            // fails (a full or closed stdout).
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "reggie-build", &mut std::io::stdout());
-            Ok(0)
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "reggie-build", &mut script);
+            shared::print_stdout_bytes(&script).map(|()| 0)
         }
         Command::Ls(args) => ls::run(args),
         Command::Explain(args) => explain::run(args),
@@ -126,6 +133,7 @@ fn main() {
         Command::Discover(args) => discover::run(args),
         Command::Affected(args) => affected::run(args),
         Command::Digest(args) => digest::run(args),
+        Command::Size(args) => size::run(*args),
     };
     std::process::exit(shared::exit_code(result));
 }
@@ -149,7 +157,7 @@ fn parse_full(args: &[std::ffi::OsString]) -> Cli {
             std::mem::forget(cmd);
             cli
         }
-        Err(e) => e.format(&mut cmd).exit(),
+        Err(e) => shared::exit_for(e.format(&mut cmd)),
     }
 }
 

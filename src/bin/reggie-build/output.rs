@@ -42,92 +42,45 @@ pub fn show(bytes: &[u8]) -> String {
     reggie_build::text::show_bytes(bytes)
 }
 
-/// Creates a new temporary file beside `path` (same directory, so a
-/// rename replaces `path` atomically): an unpredictable name, created
-/// exclusively and not through a link, so nothing planted there is
-/// followed or reused.
-pub fn create_temp_beside(
-    path: &std::path::Path,
-) -> anyhow::Result<(std::fs::File, std::path::PathBuf)> {
-    use anyhow::Context as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file name", path.display()))?;
-    let mut attempt = 0;
-    loop {
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".tmp-{:016x}", random_u64()));
-        let tmp = path.with_file_name(tmp_name);
-        let opened = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp);
-        match opened {
-            Ok(file) => return Ok((file, tmp)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
-                attempt += 1;
-            }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!(
-                        "cannot create a temporary file beside {}",
-                        reggie_build::text::show_path(path)
-                    )
-                })
-            }
-        }
-    }
-}
-
-/// Writes `contents` to `path` the safe way: never through a symlink (it
-/// may point anywhere, a dangling one included), an existing file only
-/// with `force` and keeping its mode, through an exclusive temporary file
-/// renamed over it (a failure leaves the old file whole).
+/// Writes `contents` to `path` the safe way: never through a symlink (the
+/// destination itself, or a directory on the way inside the repository or
+/// the current directory: see `reggie_build::output`), an existing file
+/// only with `force` and keeping its mode, through an exclusive temporary
+/// file renamed over it (a failure leaves the old file whole).
 pub fn replace_file(path: &std::path::Path, contents: &[u8], force: bool) -> anyhow::Result<()> {
     use anyhow::{bail, Context as _};
+    use reggie_build::output::{Destination, Existing};
+    use std::os::unix::fs::PermissionsExt;
     let shown = reggie_build::text::show_path(path);
-    let mode = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => bail!(
-            "{shown} is a symbolic link; not writing through it. Replace the link with a regular file (or remove it) and run again"
-        ),
-        Ok(m) if !m.is_file() => bail!("{shown} exists and is not a regular file; not writing it"),
-        Ok(_) if !force => bail!("{shown} already exists; pass --force to overwrite it"),
-        Ok(m) => Some(m.permissions()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("cannot inspect {shown}")),
+    let dest = Destination::open(path, &[], false)?;
+    let mode = match dest.existing()? {
+        Existing::Nothing => None,
+        Existing::File(_) if !force => {
+            bail!("{shown} already exists; pass --force to overwrite it")
+        }
+        Existing::File(mode) => Some(mode),
+        Existing::Dir | Existing::Special => {
+            bail!("{shown} exists and is not a regular file; not writing it")
+        }
     };
-    let (mut file, tmp) = create_temp_beside(path)?;
+    let (mut file, tmp) = dest.create_temp()?;
     let written = (|| -> std::io::Result<()> {
         use std::io::Write as _;
         file.write_all(contents)?;
         if let Some(mode) = mode {
-            file.set_permissions(mode)?;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
+        file.sync_all()
     })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+    drop(file);
+    if let Err(e) = written
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(dest.commit(&tmp)?))
+    {
+        dest.remove_temp(&tmp);
         return Err(e).with_context(|| format!("cannot write {shown}"));
     }
     Ok(())
-}
-
-/// 64 random bits for a temporary name (the standard library's hasher keys
-/// come from the OS's random source).
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }
 
 /// Writes `text` to stdout, returning an error (not panicking) when stdout
@@ -148,12 +101,10 @@ pub fn write_report(output: Option<&std::path::Path>, text: &str) -> anyhow::Res
     }
 }
 
+/// Writes `text` to stdout and flushes it: a failure (a full disk, a
+/// closed pipe) is an error, never a panic.
 pub fn print_stdout(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
+    crate::shared::print_stdout_bytes(text.as_bytes())
 }
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -102,28 +102,10 @@ impl TargetArgs {
             anyhow::bail!("{} configures no images", config.path.display());
         }
         let cli = self.plan.options()?;
+        let builder = self.builder.into();
         Ok(selected
             .into_iter()
-            .map(|img| {
-                let mut plan = cli.clone();
-                for (k, v) in &img.build_args {
-                    plan.build_args
-                        .entry(k.clone())
-                        .or_insert_with(|| v.clone());
-                }
-                plan.target = plan.target.or_else(|| img.target.clone());
-                plan.platform = plan.platform.or_else(|| img.platform.clone());
-                Target {
-                    name: img.name.clone(),
-                    spec: ContextSpec {
-                        root: img.context.clone(),
-                        dockerfile: Some(img.dockerfile.clone()),
-                        builder: self.builder.into(),
-                    },
-                    plan,
-                    budget: img.budget,
-                }
-            })
+            .map(|img| Target::from_image(img, builder, &cli))
             .collect())
     }
 }

@@ -16,12 +16,20 @@ use clap::{Args, ValueEnum};
 use reggie_build::context::{Builder, ContextSpec};
 
 pub mod image_args;
+pub mod size_args;
 
 /// `image --help`'s examples and daemon notes (both builds, both binaries,
 /// show them).
 macro_rules! image_help {
     () => {
         "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'\n  DOCKER_HOST=ssh://me@build-host reggie-build image . -f backend/Dockerfile -t app\n  reggie-build image . -f backend/Dockerfile -t app --secret id=npm,src=$HOME/.npmrc\n  reggie-build image . -f backend/Dockerfile -t app --ssh default=$HOME/.ssh/id_ed25519\n  reggie-build image . -f backend/Dockerfile -o type=local,dest=out\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --cache-to type=inline --cache-from registry.example/app:v1\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --buildkit-addr tcp://buildkitd:1234\n  reggie-build image --all --jobs 2                 # every image of reggie-build.toml\n  reggie-build image --affected --base origin/main --push\n\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context."
+    };
+}
+
+/// `size --help`'s examples (both binaries show them).
+macro_rules! size_help {
+    () => {
+        "Examples:\n  docker save app:1 -o app.tar && reggie-build size app.tar -f backend/Dockerfile\n  docker save app:1 | reggie-build size - -f backend/Dockerfile --format json | jq .waste_bytes\n  reggie-build size oci-layout/ --platform linux/arm64\n  reggie-build size app.tar --tree 3               # the entries of layer 3\n  reggie-build size app.tar --tree                 # the files of the final image\n  reggie-build size app:1 -f backend/Dockerfile    # the daemon's image (full build)\n  reggie-build size 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --from registry\n\nFiles and directories are read by every build (the lean one too); an image in the Docker daemon or a registry by the full build (reggie-build-image)."
     };
 }
 
@@ -188,7 +196,11 @@ pub fn init_logging(globals: &Globals) {
 pub fn exit_code(result: anyhow::Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
-        Err(err) if is_broken_pipe(&err) => 0,
+        // A reader that went away (`| head`) cut the output: not a
+        // success. Silent, with the code a process killed by SIGPIPE
+        // reports (as cat, find or git give), so `set -o pipefail` scripts
+        // see it and `| head` prints no noise.
+        Err(err) if is_broken_pipe(&err) => BROKEN_PIPE_EXIT,
         Err(err) => {
             tracing::debug!(error = ?err, "command failed");
             eprintln!("error: {}", error_text(&err));
@@ -197,7 +209,41 @@ pub fn exit_code(result: anyhow::Result<i32>) -> i32 {
     }
 }
 
-/// Whether an error is a closed stdout.
+/// The exit code when stdout's reader went away: 128 + SIGPIPE, what a
+/// shell reports for a process the signal killed.
+pub const BROKEN_PIPE_EXIT: i32 = 141;
+
+/// Writes `bytes` to stdout and flushes them: a failure (a full disk, a
+/// closed pipe) is an error, never a panic as `print!` would make it.
+pub fn print_stdout_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .context("writing to stdout")
+}
+
+/// Exits after a `--help`, `--version` or argument error clap reported:
+/// clap's own `exit` ignores a failed write to stdout (a full disk, a
+/// closed pipe) and says 0.
+pub fn exit_for(e: clap::Error) -> ! {
+    if e.use_stderr() {
+        e.exit()
+    }
+    let code = match e.print() {
+        Ok(()) => e.exit_code(),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => BROKEN_PIPE_EXIT,
+        Err(err) => {
+            eprintln!("error: writing to stdout: {err}");
+            2
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Whether an error is a closed stdout: the output was cut, and the run
+/// exits [`BROKEN_PIPE_EXIT`] without a message.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
@@ -211,14 +257,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// characters from file names are escaped (kept: the message's own line
 /// breaks), and the whole stays a few KB.
 fn error_text(err: &anyhow::Error) -> String {
-    let mut out = err.to_string();
-    for cause in err.chain().skip(1) {
-        let cause = cause.to_string();
-        if !out.contains(&cause) {
-            out.push_str(": ");
-            out.push_str(&cause);
-        }
-    }
+    let out = reggie_build::error_chain::join(err.as_ref());
     let escaped: Vec<_> = out.split('\n').map(reggie_build::text::escape).collect();
     reggie_build::text::bounded(&escaped.join("\n"), 4096).into_owned()
 }

@@ -19,7 +19,7 @@ pub struct IgnoreLine {
 }
 
 /// Docker's `bufio.Scanner` refuses lines longer than this (64 KiB).
-const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 /// Errors while reading an ignore file.
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,13 @@
 //! The ordered list of patterns of one ignore file, evaluated the way
 //! Docker's walkers do (moby/patternmatcher's `PatternMatcher`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::file::IgnoreLine;
 use super::gopath::{clean, is_valid_match_pattern};
-use super::pattern::{Pattern, PatternError};
+use super::index::Index;
+use super::pattern::{Pattern, PatternError, MAX_REGEX_BYTES};
 
 /// One compiled rule: a pattern, whether it is an exception (`!`), and where
 /// it came from.
@@ -44,6 +46,17 @@ pub enum CompileError {
         /// What is wrong with it.
         why: &'static str,
     },
+    #[error("{path}:{line}: the patterns up to this line need more than {} MiB of compiled regular expressions ({regexes} distinct patterns need the regex engine: a class `[...]`, an escape, one of `{{}}|^`, or `**` inside a name). Merge them (one `**/*.py[co]` instead of one pattern per name) or remove those that exclude nothing", MAX_REGEX_BYTES >> 20)]
+    /// The patterns' regexes together would take more memory than
+    /// [`MAX_REGEX_BYTES`] (a hostile or generated ignore file).
+    RegexBudget {
+        /// The ignore file (or the label of a Dockerfile's paths).
+        path: PathBuf,
+        /// The line past the budget (1-based; 0 for a Dockerfile's paths).
+        line: usize,
+        /// The distinct patterns compiled to a regex so far.
+        regexes: usize,
+    },
 }
 
 /// The result of matching one path, carried down to its children
@@ -65,11 +78,13 @@ impl MatchInfo {
 }
 
 /// A set of rule indexes: inline up to 128 rules (no allocation per walked
-/// entry), on the heap beyond.
+/// entry); beyond, the few a path matches, in ascending order (a path
+/// matches few of many rules, and a bit per rule would cost each walked
+/// entry the size of the ignore file).
 #[derive(Debug, Clone)]
 enum RuleSet {
     Small(u128),
-    Large(Box<[u64]>),
+    Large(Vec<u32>),
 }
 
 impl RuleSet {
@@ -77,29 +92,42 @@ impl RuleSet {
         if rules <= 128 {
             RuleSet::Small(0)
         } else {
-            RuleSet::Large(vec![0; rules.div_ceil(64)].into_boxed_slice())
+            RuleSet::Large(Vec::new())
         }
     }
 
     fn contains(&self, i: usize) -> bool {
         match self {
             RuleSet::Small(bits) => i < 128 && bits >> i & 1 == 1,
-            RuleSet::Large(words) => words.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1),
+            RuleSet::Large(rules) => rules.binary_search(&(i as u32)).is_ok(),
         }
     }
 
+    /// Adds `i`, larger than every rule in the set (rules are matched in
+    /// order).
     fn insert(&mut self, i: usize) {
         match self {
             RuleSet::Small(bits) if i < 128 => *bits |= 1 << i,
             RuleSet::Small(_) => {}
-            RuleSet::Large(words) => {
-                if let Some(w) = words.get_mut(i / 64) {
-                    *w |= 1 << (i % 64);
-                }
+            RuleSet::Large(rules) => {
+                debug_assert!(rules.last().is_none_or(|&last| (last as usize) < i));
+                rules.push(i as u32);
             }
         }
     }
+
+    /// Appends the rules of the set to `out`.
+    fn extend_into(&self, out: &mut Vec<u32>) {
+        match self {
+            RuleSet::Small(bits) => out.extend((0..128).filter(|i| bits >> i & 1 == 1)),
+            RuleSet::Large(rules) => out.extend_from_slice(rules),
+        }
+    }
 }
+
+/// From how many rules a matcher finds candidates through an [`Index`]
+/// rather than trying every rule.
+const INDEXED_FROM: usize = 16;
 
 /// Which rule decided a path, and how: the last rule that matched wins.
 ///
@@ -142,6 +170,13 @@ impl Decision {
 pub struct Matcher {
     rules: Vec<Rule>,
     has_exceptions: bool,
+    /// The patterns compiled to a regex, by their text: a repeated one
+    /// shares the first one's.
+    regexes: HashMap<Vec<u8>, Pattern>,
+    /// What those regexes hold ([`Pattern::regex_bytes`]).
+    regex_bytes: usize,
+    /// Built at the first match of a matcher of many rules.
+    index: std::sync::OnceLock<Index>,
 }
 
 impl Matcher {
@@ -194,14 +229,38 @@ impl Matcher {
                 why,
             });
         }
+        let pattern = self.compile(&p, path, line)?;
+        self.index = Default::default();
         self.has_exceptions |= exception;
         self.rules.push(Rule {
-            pattern: Pattern::new(&p),
+            pattern,
             exception,
             line,
             raw,
         });
         Ok(())
+    }
+
+    /// Compiles a cleaned pattern, or shares the regex of the same one
+    /// compiled before; refuses it past the regex budget.
+    fn compile(&mut self, p: &[u8], path: &Path, line: usize) -> Result<Pattern, CompileError> {
+        if let Some(shared) = self.regexes.get(p) {
+            return Ok(shared.clone());
+        }
+        let pattern = Pattern::new(p);
+        let bytes = pattern.regex_bytes();
+        if bytes > 0 {
+            self.regex_bytes += bytes;
+            if self.regex_bytes > MAX_REGEX_BYTES {
+                return Err(CompileError::RegexBudget {
+                    path: path.to_path_buf(),
+                    line,
+                    regexes: self.regexes.len() + 1,
+                });
+            }
+            self.regexes.insert(p.to_vec(), pattern.clone());
+        }
+        Ok(pattern)
     }
 
     /// Adds an include pattern (a path a Dockerfile reads): cleaned, made
@@ -219,8 +278,10 @@ impl Matcher {
                 why: "malformed character class `[...]` or trailing `\\`",
             });
         }
+        let pattern = self.compile(p, label, 0)?;
+        self.index = Default::default();
         self.rules.push(Rule {
-            pattern: Pattern::new(p),
+            pattern,
             exception: false,
             line: 0,
             raw,
@@ -256,10 +317,42 @@ impl Matcher {
         path: &[u8],
         parent: &MatchInfo,
     ) -> Result<(Decision, MatchInfo), PatternError> {
+        self.matches_indexed(path, parent, self.rules.len() >= INDEXED_FROM)
+    }
+
+    /// [`Matcher::matches_with_parent`], trying only the rules the index
+    /// finds or every rule.
+    fn matches_indexed(
+        &self,
+        path: &[u8],
+        parent: &MatchInfo,
+        indexed: bool,
+    ) -> Result<(Decision, MatchInfo), PatternError> {
         let parent_matched = parent.parent_matched.as_ref();
         let mut matched_here = RuleSet::new(self.rules.len());
         let mut decision = Decision::Unmatched;
-        for (i, rule) in self.rules.iter().enumerate() {
+        // The rules that can match, in order: all of them, or with many,
+        // those the index finds and those the parent matched (a rule
+        // neither finds cannot match, so skipping it changes nothing).
+        let candidates = indexed.then(|| {
+            let mut found = Vec::new();
+            let index = self.index.get_or_init(|| Index::new(&self.rules));
+            index.candidates(path, parent_matched.is_none(), &mut found);
+            if let Some(set) = parent_matched {
+                set.extend_into(&mut found);
+            }
+            found.sort_unstable();
+            found.dedup();
+            found
+        });
+        let order: &mut dyn Iterator<Item = usize> = match &candidates {
+            Some(found) => &mut found.iter().map(|&i| i as usize),
+            None => &mut (0..self.rules.len()),
+        };
+        for i in order {
+            let Some(rule) = self.rules.get(i) else {
+                continue;
+            };
             let excluded = decision.excluded();
             let mut matched = parent_matched.is_some_and(|set| set.contains(i));
             if !matched {
@@ -366,6 +459,83 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The index finds every rule that matches: random ignore files
+    /// (every kind of pattern, exceptions, a regex that fails) give the
+    /// same decisions, parent results and errors with it as without, on
+    /// random walks and on paths matched from scratch.
+    #[test]
+    fn indexed_matching_is_exact() {
+        let atoms = [
+            "a", "b", "ab", "*", "?", "**", "**/", "/", "[ab]", ".", "x.py", "a{2}", "\\*", "a|b",
+        ];
+        let names = ["a", "b", "ab", "aa", "x.py", "a|b", "*", "\n", ".", "ba"];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut indexed_hits = 0;
+        for _ in 0..300 {
+            let mut text = String::new();
+            for _ in 0..20 + next(200) {
+                if next(5) == 0 {
+                    text.push('!');
+                }
+                for _ in 0..1 + next(4) {
+                    text.push_str(atoms[next(atoms.len())]);
+                }
+                text.push('\n');
+                // Rarely, a regex that fails when first tried.
+                if next(400) == 0 {
+                    text.push_str("[z-a]\n");
+                }
+            }
+            let lines = read_patterns(Path::new(".dockerignore"), text.as_bytes()).unwrap();
+            let Ok(m) = Matcher::new(Path::new(".dockerignore"), &lines) else {
+                continue;
+            };
+            // A walk: each path under the previous one or a fresh root.
+            let mut stack: Vec<(Vec<u8>, MatchInfo, MatchInfo)> = Vec::new();
+            for _ in 0..60 {
+                stack.truncate(next(stack.len() + 1));
+                let mut path = stack.last().map(|s| s.0.clone()).unwrap_or_default();
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(names[next(names.len())].as_bytes());
+                let (with, without) = match stack.last() {
+                    Some((_, w, wo)) => (w.clone(), wo.clone()),
+                    None => Default::default(),
+                };
+                let a = m.matches_indexed(&path, &with, true);
+                let b = m.matches_indexed(&path, &without, false);
+                match (a, b) {
+                    (Ok((da, ia)), Ok((db, ib))) => {
+                        assert_eq!(da, db, "{path:?}\n{text}");
+                        for i in 0..m.rules().len() {
+                            assert_eq!(ia.matched(i), ib.matched(i), "{path:?} rule {i}\n{text}");
+                        }
+                        indexed_hits += usize::from(da != Decision::Unmatched);
+                        stack.push((path.clone(), ia, ib));
+                    }
+                    (Err(_), Err(_)) => break,
+                    (a, b) => panic!("{path:?}: {a:?} / {b:?}\n{text}"),
+                }
+                // From scratch, every ancestor tried.
+                let a = m.matches_indexed(&path, &MatchInfo::default(), true);
+                let b = m.matches_indexed(&path, &MatchInfo::default(), false);
+                assert_eq!(
+                    a.map(|r| r.0).map_err(|e| e.to_string()),
+                    b.map(|r| r.0).map_err(|e| e.to_string()),
+                    "{path:?}\n{text}"
+                );
+            }
+        }
+        assert!(indexed_hits > 1000, "{indexed_hits} matched paths");
     }
 
     /// Past 128 rules the per-path rule set moves to the heap; results

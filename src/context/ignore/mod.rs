@@ -10,6 +10,7 @@
 
 pub(crate) mod file;
 pub(crate) mod gopath;
+mod index;
 pub(crate) mod matcher;
 pub(crate) mod pattern;
 

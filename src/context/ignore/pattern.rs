@@ -21,16 +21,41 @@
 //! places where the dialects differ (ASCII-only `\d \w \s \b`, how invalid
 //! UTF-8 in names is matched, `[` inside classes) are translated here.
 //!
-//! Most regexp patterns are only literals, `*` and `?` (`*.log`,
-//! `models/*.joblib`, `*/__pycache__`). Those skip the regex engine: since
-//! neither wildcard crosses a `/`, the path must have as many segments as
-//! the pattern, and each segment is matched by plain wildcard matching
-//! (`Glob`), which is what the regex does, without building one.
+//! Most regexp patterns are only literals, `*`, `?` and whole-segment
+//! `**` (`*.log`, `models/*.joblib`, `**/__pycache__/*`). Those skip the
+//! regex engine: neither `*` nor `?` crosses a `/`, so the path is matched
+//! segment by segment (`Glob`), a `**/` standing for any number of whole
+//! segments and a trailing `**` for the rest of the path (neither across a
+//! newline: Go's `.` does not match one), which is what the regex does,
+//! without building one. A compiled regex costs tens of kilobytes; a glob
+//! costs its text.
+//!
+//! A regex is compiled once per distinct pattern of a [`Matcher`] and
+//! shared, and its size is known ([`Pattern::regex_bytes`]): the matcher
+//! refuses an ignore file whose regexes together need more than
+//! [`MAX_REGEX_BYTES`], instead of growing without bound on a hostile one.
+//!
+//! [`Matcher`]: super::Matcher
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
-use regex::bytes::{Regex as BytesRegex, RegexBuilder as BytesRegexBuilder};
-use regex::{Regex, RegexBuilder};
+use regex_automata::meta;
+use regex_automata::util::syntax;
+
+/// What the compiled regexes of one matcher may hold in memory together
+/// (their automata and the search caches they may grow to).
+pub const MAX_REGEX_BYTES: usize = 64 << 20;
+
+/// What one pattern's regex may compile to: a `{n}` repetition multiplies
+/// it, and no ignore pattern needs more.
+const MAX_ONE_REGEX_BYTES: usize = 8 << 20;
+
+/// The lazy DFA's cache of one regex: it grows while matching up to this
+/// (the regex crate's default is 2 MiB, which a few thousand patterns
+/// multiply past any memory). Too small for a regex's automaton, the
+/// search runs without it, just as exactly.
+const REGEX_CACHE_BYTES: usize = 64 << 10;
 
 /// How a pattern is matched; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,30 +70,25 @@ pub enum MatchKind {
     Regex,
 }
 
-/// A compiled pattern (without its `!`).
+/// A compiled pattern (without its `!`). Cloning shares the compiled
+/// regex.
 #[derive(Debug, Clone)]
 pub struct Pattern {
     cleaned: Vec<u8>,
     kind: MatchKind,
     /// `Err` holds Go's compile error: Docker reports it only when the
     /// pattern is first evaluated, so we keep it until then.
-    regex: Option<Result<Compiled, String>>,
+    regex: Option<Result<Arc<Compiled>, String>>,
 }
 
 /// A pattern's regex, matched against the path as Go reads it (valid
 /// UTF-8, each invalid byte one U+FFFD).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Compiled {
-    /// Literals, `*` and `?` only; see the module docs.
+    /// Literals, `*`, `?` and whole-segment `**`; see the module docs.
     Glob(Glob),
-    /// Every class ASCII-only: compiled over bytes without Unicode
-    /// classes, each "any character but" spelled as one ASCII byte or one
-    /// UTF-8 sequence. Equivalent on valid UTF-8, and compiling it skips
-    /// the UTF-8 automaton builder, whose tables cost a few hundred
-    /// kilobytes of fresh memory per pattern (measurable in start-up).
-    Ascii(BytesRegex),
-    /// A class with non-ASCII members or a Unicode property.
-    Unicode(Regex),
+    /// The regex; see [`compile`] for its two modes.
+    Regex(meta::Regex),
 }
 
 impl Pattern {
@@ -77,13 +97,47 @@ impl Pattern {
         let chars = go_chars(cleaned);
         let (kind, go) = go_regex_of(&chars);
         let regex = (kind == MatchKind::Regex).then(|| match Glob::parse(&chars) {
-            Some(glob) => Ok(Compiled::Glob(glob)),
-            None => compile(&go),
+            Some(glob) => Ok(Arc::new(Compiled::Glob(glob))),
+            None => compile(&go).map(|re| Arc::new(Compiled::Regex(re))),
         });
         Pattern {
             cleaned: cleaned.to_vec(),
             kind,
             regex,
+        }
+    }
+
+    /// For a glob: a segment every path it matches has, as (counted from
+    /// the end, index, text): a literal ASCII segment with no `**` between
+    /// it and that end. What the matcher's index finds the pattern by.
+    pub(crate) fn glob_anchor(&self) -> Option<(bool, usize, &[u8])> {
+        let Some(Ok(Compiled::Glob(glob))) = self.regex.as_ref().map(|r| r.as_deref()) else {
+            return None;
+        };
+        fn literal(s: &GlobSegment) -> Option<&[u8]> {
+            match s {
+                GlobSegment::Tokens(t) => match t.as_slice() {
+                    [GlobToken::Literal(text)] if text.is_ascii() => Some(text.as_bytes()),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        let fixed = |s: &&GlobSegment| matches!(s, GlobSegment::Tokens(_));
+        let from_start = glob.segments.iter().take_while(fixed).enumerate();
+        let from_end = glob.segments.iter().rev().take_while(fixed).enumerate();
+        from_start
+            .filter_map(|(i, s)| Some((false, i, literal(s)?)))
+            .chain(from_end.filter_map(|(i, s)| Some((true, i, literal(s)?))))
+            .next()
+    }
+
+    /// The memory its compiled regex holds and may grow to while matching
+    /// (its search cache): 0 for a pattern matched without one.
+    pub fn regex_bytes(&self) -> usize {
+        match self.regex.as_ref().map(|r| r.as_deref()) {
+            Some(Ok(Compiled::Regex(re))) => re.memory_usage() + REGEX_CACHE_BYTES,
+            _ => 0,
         }
     }
 
@@ -110,10 +164,9 @@ impl Pattern {
                 let suffix = &p[2..];
                 path.ends_with(suffix) || (suffix.first() == Some(&b'/') && path == &suffix[1..])
             }
-            MatchKind::Regex => match &self.regex {
+            MatchKind::Regex => match self.regex.as_ref().map(|r| r.as_deref()) {
                 Some(Ok(Compiled::Glob(glob))) => glob.is_match(&go_string(path)),
-                Some(Ok(Compiled::Ascii(re))) => re.is_match(go_string(path).as_bytes()),
-                Some(Ok(Compiled::Unicode(re))) => re.is_match(&go_string(path)),
+                Some(Ok(Compiled::Regex(re))) => re.is_match(go_string(path).as_bytes()),
                 Some(Err(msg)) => {
                     return Err(PatternError {
                         message: msg.clone(),
@@ -168,11 +221,24 @@ fn go_chars(pattern: &[u8]) -> Vec<char> {
     chars
 }
 
-/// A pattern of literals, `*` (`[^/]*`) and `?` (`[^/]`), as `/`-separated
-/// segments; see the module docs.
+/// A pattern of literals, `*` (`[^/]*`), `?` (`[^/]`) and whole-segment
+/// `**`, as `/`-separated segments; see the module docs.
 #[derive(Debug, Clone)]
 struct Glob {
-    segments: Vec<Vec<GlobToken>>,
+    segments: Vec<GlobSegment>,
+    /// Whether a segment is `**`: then the match backtracks over segments.
+    any_dirs: bool,
+}
+
+#[derive(Debug, Clone)]
+enum GlobSegment {
+    /// One segment, matched by its tokens.
+    Tokens(Vec<GlobToken>),
+    /// `**/` (`(.*/)?`): any number of whole segments, none with a newline.
+    AnyDirs,
+    /// A trailing `**` after a `/` (`.*`): the rest of the path, at least
+    /// one (maybe empty) segment, with no newline.
+    Rest,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,38 +250,118 @@ enum GlobToken {
     Star,
 }
 
+/// Segments a [`Glob`] matches with a bit set of its positions.
+const MAX_GLOB_SEGMENTS: usize = 127;
+
 impl Glob {
-    /// `None` when the pattern needs the regex: `**`, a class, an escape,
-    /// or `^|{}` (which patternmatcher leaves in the regex as an anchor,
-    /// alternation and counted repetition).
+    /// `None` when the pattern needs the regex: `**` inside a segment, a
+    /// class, an escape, or `^|{}` (which patternmatcher leaves in the
+    /// regex as an anchor, alternation and counted repetition).
     fn parse(chars: &[char]) -> Option<Glob> {
-        let mut segments = vec![Vec::new()];
-        let mut prev_star = false;
-        for &c in chars {
-            let segment = segments.last_mut()?;
+        let mut segments = Vec::new();
+        let mut tokens: Vec<GlobToken> = Vec::new();
+        // At the start of a segment, with nothing in it yet.
+        let mut fresh = true;
+        let mut i = 0;
+        while let Some(&c) = chars.get(i) {
+            i += 1;
             match c {
-                '*' if prev_star => return None,
-                '*' => segment.push(GlobToken::Star),
-                '?' => segment.push(GlobToken::One),
+                '*' if chars.get(i) == Some(&'*') => {
+                    i += 1;
+                    if !fresh {
+                        return None;
+                    }
+                    // A `/` after it is part of it; at the end, it is the
+                    // rest of the path.
+                    match chars.get(i) {
+                        Some('/') if i + 1 < chars.len() => {
+                            i += 1;
+                            segments.push(GlobSegment::AnyDirs);
+                        }
+                        Some('/') | None => {
+                            segments.push(GlobSegment::Rest);
+                            break;
+                        }
+                        Some(_) => return None,
+                    }
+                    continue;
+                }
+                '*' => tokens.push(GlobToken::Star),
+                '?' => tokens.push(GlobToken::One),
                 '[' | ']' | '\\' | '^' | '|' | '{' | '}' => return None,
-                '/' => segments.push(Vec::new()),
-                c => match segment.last_mut() {
+                '/' => {
+                    segments.push(GlobSegment::Tokens(std::mem::take(&mut tokens)));
+                    fresh = true;
+                    continue;
+                }
+                c => match tokens.last_mut() {
                     Some(GlobToken::Literal(text)) => text.push(c),
-                    _ => segment.push(GlobToken::Literal(c.to_string())),
+                    _ => tokens.push(GlobToken::Literal(c.to_string())),
                 },
             }
-            prev_star = c == '*';
+            fresh = false;
         }
-        Some(Glob { segments })
+        // A trailing `**` ends the pattern; otherwise the last segment
+        // (maybe empty) does.
+        if !matches!(segments.last(), Some(GlobSegment::Rest)) {
+            segments.push(GlobSegment::Tokens(tokens));
+        }
+        if segments.len() > MAX_GLOB_SEGMENTS {
+            return None;
+        }
+        let any_dirs = segments
+            .iter()
+            .any(|s| !matches!(s, GlobSegment::Tokens(_)));
+        Some(Glob { segments, any_dirs })
     }
 
     fn is_match(&self, path: &str) -> bool {
-        let mut parts = path.split('/');
-        self.segments.iter().all(|tokens| {
-            parts
-                .next()
-                .is_some_and(|part| segment_matches(tokens, part))
-        }) && parts.next().is_none()
+        if !self.any_dirs {
+            let mut parts = path.split('/');
+            return self.segments.iter().all(|segment| {
+                let GlobSegment::Tokens(tokens) = segment else {
+                    return false;
+                };
+                parts
+                    .next()
+                    .is_some_and(|part| segment_matches(tokens, part))
+            }) && parts.next().is_none();
+        }
+        // Positions in `segments` reached after each path segment, as bits
+        // (an NFA: `**` can take any number of segments, so no one choice
+        // is right up front).
+        let n = self.segments.len();
+        let closure = |mut at: u128| {
+            for (i, s) in self.segments.iter().enumerate() {
+                if at >> i & 1 == 1 && matches!(s, GlobSegment::AnyDirs) {
+                    at |= 1 << (i + 1);
+                }
+            }
+            at
+        };
+        let mut at = closure(1);
+        for part in path.split('/') {
+            let plain = !part.contains('\n');
+            let mut next = 0u128;
+            for (i, s) in self.segments.iter().enumerate() {
+                if at >> i & 1 == 0 {
+                    continue;
+                }
+                match s {
+                    GlobSegment::AnyDirs if plain => next |= 1 << i,
+                    GlobSegment::Rest if plain => next |= 1 << i | 1 << n,
+                    GlobSegment::Tokens(tokens) if segment_matches(tokens, part) => {
+                        next |= 1 << (i + 1)
+                    }
+                    _ => {}
+                }
+            }
+            at = closure(next);
+            if at == 0 {
+                return false;
+            }
+        }
+        at >> n & 1 == 1
     }
 }
 
@@ -333,42 +479,48 @@ fn go_regex_of(chars: &[char]) -> (MatchKind, String) {
     (kind, re)
 }
 
-/// Compiles the Go regex text of a pattern: ASCII mode when it allows,
-/// Unicode mode otherwise. `Err` carries the message of a regex Go would
-/// refuse to compile.
 /// A regex failure in a few words: the regex crate's own message quotes
 /// the whole expression over several lines.
-fn regex_error(e: regex::Error) -> String {
-    match e {
-        regex::Error::CompiledTooBig(limit) => {
-            format!("the pattern compiles to more than {limit} bytes; simplify it")
-        }
-        _ => "the pattern is not a valid regular expression".to_string(),
+fn regex_error(e: meta::BuildError) -> String {
+    match e.size_limit() {
+        Some(limit) => format!("the pattern compiles to more than {limit} bytes; simplify it"),
+        None => "the pattern is not a valid regular expression".to_string(),
     }
 }
 
-fn compile(go: &str) -> Result<Compiled, String> {
-    const SIZE_LIMIT: usize = 64 << 20;
-    match go_regex_to_rust(go, Mode::Ascii) {
-        Ok(src) => BytesRegexBuilder::new(&src)
-            .unicode(false)
-            .size_limit(SIZE_LIMIT)
-            .build()
-            .map(Compiled::Ascii)
-            .map_err(regex_error),
-        Err(Untranslatable::Go(message)) => Err(message),
+/// Compiles the Go regex text of a pattern. When every class is
+/// ASCII-only, over bytes without Unicode classes, each "any character
+/// but" spelled as one ASCII byte or one UTF-8 sequence: equivalent on
+/// valid UTF-8, and compiling it skips the UTF-8 automaton builder, whose
+/// tables cost a few hundred kilobytes of fresh memory per pattern
+/// (measurable in start-up). Otherwise (a class with non-ASCII members or
+/// a Unicode property) in Unicode mode. `Err` carries the message of a
+/// regex Go would refuse to compile.
+fn compile(go: &str) -> Result<meta::Regex, String> {
+    let (src, unicode) = match go_regex_to_rust(go, Mode::Ascii) {
+        Ok(src) => (src, false),
+        Err(Untranslatable::Go(message)) => return Err(message),
         Err(Untranslatable::NeedsUnicode) => {
             let src = go_regex_to_rust(go, Mode::Unicode).map_err(|e| match e {
                 Untranslatable::Go(message) => message,
                 Untranslatable::NeedsUnicode => "unsupported class".to_string(),
             })?;
-            RegexBuilder::new(&src)
-                .size_limit(SIZE_LIMIT)
-                .build()
-                .map(Compiled::Unicode)
-                .map_err(regex_error)
+            (src, true)
         }
-    }
+    };
+    // As the regex crate's `Regex` (Unicode) and `bytes::Regex` (ASCII)
+    // configure the engine, with the size limits above.
+    meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .nfa_size_limit(Some(MAX_ONE_REGEX_BYTES))
+                .onepass_size_limit(Some(MAX_ONE_REGEX_BYTES))
+                .hybrid_cache_capacity(REGEX_CACHE_BYTES)
+                .utf8_empty(unicode),
+        )
+        .syntax(syntax::Config::new().unicode(unicode).utf8(unicode))
+        .build(&src)
+        .map_err(regex_error)
 }
 
 /// Which Rust regex dialect a translation targets; see [`Compiled`].
@@ -842,7 +994,9 @@ mod tests {
     /// path takes, over paths with multi-byte, invalid and `/` bytes.
     #[test]
     fn globs_match_like_their_regex() {
-        let pattern_atoms = ["a", "b", "é", ".", "*", "?", "/", "$", "+", "(", "\u{FFFD}"];
+        let pattern_atoms = [
+            "a", "b", "é", ".", "*", "?", "/", "$", "+", "(", "\u{FFFD}", "**", "**/", "/**",
+        ];
         let path_atoms: [&[u8]; 9] = [
             b"a",
             b"b",
@@ -861,8 +1015,8 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        let mut globs = 0;
-        for _ in 0..3000 {
+        let (mut globs, mut with_any_dirs) = (0, 0);
+        for _ in 0..8000 {
             let pattern: String = (0..1 + next(6))
                 .map(|_| pattern_atoms[next(pattern_atoms.len())])
                 .collect();
@@ -874,17 +1028,14 @@ mod tests {
                 continue;
             }
             globs += 1;
+            with_any_dirs += usize::from(glob.any_dirs);
             let regex = compile(&go).unwrap();
             for _ in 0..20 {
                 let path: Vec<u8> = (0..next(7))
                     .flat_map(|_| path_atoms[next(path_atoms.len())].to_vec())
                     .collect();
                 let haystack = go_string(&path);
-                let by_regex = match &regex {
-                    Compiled::Ascii(re) => re.is_match(haystack.as_bytes()),
-                    Compiled::Unicode(re) => re.is_match(&haystack),
-                    Compiled::Glob(_) => unreachable!("compile builds regexes"),
-                };
+                let by_regex = regex.is_match(haystack.as_bytes());
                 assert_eq!(
                     glob.is_match(&haystack),
                     by_regex,
@@ -892,7 +1043,19 @@ mod tests {
                 );
             }
         }
-        assert!(globs > 1000, "{globs} glob patterns");
+        assert!(
+            globs > 1500 && with_any_dirs > 300,
+            "{globs} glob patterns, {with_any_dirs} with `**`"
+        );
+        let is_glob = |p: &str| {
+            matches!(
+                Pattern::new(p.as_bytes())
+                    .regex
+                    .as_ref()
+                    .map(|r| r.as_deref()),
+                Some(Ok(Compiled::Glob(_)))
+            )
+        };
         // Common patterns take the glob path; the others keep the regex.
         for p in [
             "*.pyc",
@@ -900,18 +1063,26 @@ mod tests {
             "*/__pycache__",
             "a?c/*",
             "a.b$c*",
+            "**/a*",
+            "a/**/b*",
+            "**/node_modules/**",
+            "a*/**",
+            "**/**",
         ] {
-            assert!(
-                matches!(
-                    Pattern::new(p.as_bytes()).regex,
-                    Some(Ok(Compiled::Glob(_)))
-                ),
-                "{p}"
-            );
+            assert!(is_glob(p), "{p}");
+            assert_eq!(Pattern::new(p.as_bytes()).regex_bytes(), 0, "{p}");
         }
-        for p in ["**/a*", "a/**/b*", "[ab]*", "a\\*", "^a*", "\u{FEFF}x[y]"] {
-            let pattern = Pattern::new(p.as_bytes());
-            assert!(!matches!(pattern.regex, Some(Ok(Compiled::Glob(_)))), "{p}");
+        for p in [
+            "[ab]*",
+            "a\\*",
+            "^a*",
+            "\u{FEFF}x[y]",
+            "a**b*",
+            "**a/*",
+            "a/***",
+        ] {
+            assert!(!is_glob(p), "{p}");
+            assert!(Pattern::new(p.as_bytes()).regex_bytes() > 0, "{p}");
         }
         // A leading BOM is skipped, as patternmatcher's scanner does.
         assert!(Pattern::new("\u{FEFF}*.md".as_bytes())
@@ -967,12 +1138,15 @@ mod tests {
             let (kind, go) = go_regex(p.as_bytes());
             assert_eq!(kind, MatchKind::Regex, "{p}");
             let unicode = go_regex_to_rust(&go, Mode::Unicode).unwrap();
-            let unicode = Regex::new(&unicode).unwrap();
+            let unicode = regex::Regex::new(&unicode).unwrap();
             let Ok(src) = go_regex_to_rust(&go, Mode::Ascii) else {
                 continue;
             };
             ascii += 1;
-            let bytes = BytesRegexBuilder::new(&src).unicode(false).build().unwrap();
+            let bytes = regex::bytes::RegexBuilder::new(&src)
+                .unicode(false)
+                .build()
+                .unwrap();
             for path in paths {
                 let haystack = go_string(path);
                 assert_eq!(
@@ -986,11 +1160,12 @@ mod tests {
         // The usual patterns take the cheap path.
         for p in ["*.pyc", "?", "[^a]", "a/**/b", "\\d"] {
             let (_, go) = go_regex(p.as_bytes());
-            assert!(matches!(compile(&go), Ok(Compiled::Ascii(_))), "{p}");
+            assert!(go_regex_to_rust(&go, Mode::Ascii).is_ok(), "{p}");
         }
         for p in ["[é]", "[^é]", "\\pL", "\\D"] {
             let (_, go) = go_regex(p.as_bytes());
-            assert!(matches!(compile(&go), Ok(Compiled::Unicode(_))), "{p}");
+            assert!(go_regex_to_rust(&go, Mode::Ascii).is_err(), "{p}");
+            assert!(compile(&go).is_ok(), "{p}");
         }
     }
 

@@ -7,6 +7,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use super::instructions::parse_heredoc_word;
+use super::mount::Mount;
 use super::pmap::PMap;
 use super::shell::{expand_word_within, Budget, ExpandError, Expansion};
 use super::{locate, Dockerfile, DockerfileError, ErrorKind, Instruction};
@@ -960,21 +961,25 @@ impl Sim<'_> {
     fn run_mounts(&mut self, ins: &Instruction, prefix: &str) -> Result<(), DockerfileError> {
         let what = format!("{prefix}RUN --mount");
         for m in ins.flag_values("mount") {
-            let mut typ = "bind".to_string();
-            let mut from = None;
-            let mut source = None;
-            for field in split_csv(m) {
-                let (k, v) = match field.split_once('=') {
-                    Some((k, v)) => (k.trim().to_ascii_lowercase(), v.to_string()),
-                    None => (field.trim().to_ascii_lowercase(), String::new()),
-                };
-                match k.as_str() {
-                    "type" => typ = v.to_ascii_lowercase(),
-                    "from" => from = Some(v),
-                    "source" | "src" => source = Some(v),
-                    _ => {}
+            let Mount {
+                kind: typ,
+                from,
+                source,
+            } = match Mount::parse(m) {
+                Ok(mount) => mount,
+                Err(reason) => {
+                    // BuildKit refuses it; until then, nothing is known
+                    // of what it mounts.
+                    self.res.whole.push(WholeReason {
+                        line: Some(ins.line),
+                        message: format!(
+                            "`{what}` at line {} is not key=value fields ({reason})",
+                            ins.line
+                        ),
+                    });
+                    continue;
                 }
-            }
+            };
             if let Some(f) = from {
                 self.stage_ref(ins, &f, &format!("{what} from"))?;
                 continue;
@@ -1010,27 +1015,6 @@ impl Sim<'_> {
         }
         Ok(())
     }
-}
-
-/// Splits a `--mount` CSV value (double quotes group, `""` is a quote).
-fn split_csv(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_q = false;
-    let mut it = s.chars().peekable();
-    while let Some(c) = it.next() {
-        match c {
-            '"' if in_q && it.peek() == Some(&'"') => {
-                it.next();
-                cur.push('"');
-            }
-            '"' => in_q = !in_q,
-            ',' if !in_q => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
 }
 
 /// ADD sources fetched from the network rather than the context.

@@ -145,8 +145,7 @@ pub(super) fn parse_instruction(
     }
     if matches!(keyword.as_str(), "COPY" | "ADD" | "RUN") && !ins.json {
         ins.heredocs = split_raw_words(rest)
-            .iter()
-            .filter_map(|w| parse_heredoc_word(w))
+            .filter_map(parse_heredoc_word)
             .collect();
     }
     validate(ctx, &ins)?;

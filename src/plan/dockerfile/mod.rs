@@ -18,6 +18,7 @@
 mod directives;
 mod followpaths;
 mod instructions;
+pub(crate) mod mount;
 mod parser;
 mod pmap;
 mod shell;

@@ -901,46 +901,40 @@ pub(super) fn extract_flags(line: &str) -> (Vec<String>, &str) {
 
 /// Splits a line into words keeping quotes and escapes raw (BuildKit's
 /// `ProcessWords` with raw quotes/escapes and no variables); used to find
-/// heredoc words.
-pub(super) fn split_raw_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote: Option<char> = None;
-    let mut it = line.chars();
-    while let Some(ch) = it.next() {
-        match quote {
-            Some(q) => {
-                word.push(ch);
-                if ch == q {
-                    quote = None;
-                } else if ch == '\\' && q == '"' {
-                    if let Some(n) = it.next() {
-                        word.push(n);
-                    }
+/// heredoc words. Each word is a slice of the line, found as the
+/// iteration reaches it: a long `RUN` costs no copy of its words.
+pub(super) fn split_raw_words(line: &str) -> impl Iterator<Item = &str> {
+    let mut rest = line;
+    std::iter::from_fn(move || {
+        rest = rest.trim_start_matches(char::is_whitespace);
+        if rest.is_empty() {
+            return None;
+        }
+        let mut quote: Option<char> = None;
+        let mut it = rest.char_indices();
+        let mut end = rest.len();
+        while let Some((i, ch)) = it.next() {
+            match quote {
+                Some(q) if ch == q => quote = None,
+                Some('"') if ch == '\\' => {
+                    it.next();
                 }
-            }
-            None => {
-                if ch.is_whitespace() {
-                    if !word.is_empty() {
-                        words.push(std::mem::take(&mut word));
-                    }
-                    continue;
+                Some(_) => {}
+                None if ch.is_whitespace() => {
+                    end = i;
+                    break;
                 }
-                word.push(ch);
-                if ch == '\'' || ch == '"' {
-                    quote = Some(ch);
-                } else if ch == '\\' {
-                    if let Some(n) = it.next() {
-                        word.push(n);
-                    }
+                None if ch == '\'' || ch == '"' => quote = Some(ch),
+                None if ch == '\\' => {
+                    it.next();
                 }
+                None => {}
             }
         }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
+        let (word, after) = rest.split_at(end);
+        rest = after;
+        Some(word)
+    })
 }
 
 /// Removes shell quotes from a heredoc delimiter; returns (name, was_quoted).
@@ -1309,8 +1303,17 @@ mod tests {
         assert_eq!(f, vec!["a", "b"]);
         assert_eq!(rest, "");
         assert_eq!(
-            split_raw_words(r#"cat <<"E O F" > 'a b' x\ y"#),
-            vec!["cat", r#"<<"E O F""#, ">", "'a b'", r"x\ y"]
+            split_raw_words(r#" cat <<"E O F" > 'a b' x\ y "a\"b c" 'd\' e"#).collect::<Vec<_>>(),
+            vec![
+                "cat",
+                r#"<<"E O F""#,
+                ">",
+                "'a b'",
+                r"x\ y",
+                r#""a\"b c""#,
+                r"'d\'",
+                "e"
+            ]
         );
         assert_eq!(unquote(r#""EOF""#), Some(("EOF".into(), true)));
         assert_eq!(unquote("E'O'F"), Some(("EOF".into(), true)));

@@ -67,7 +67,7 @@ pub fn run(args: AffectedArgs) -> anyhow::Result<i32> {
     let report = affected::affected(&opts)?;
     let text = match args.format {
         AffectedFormat::Human => render::human(&report),
-        AffectedFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        AffectedFormat::Json => format!("{}\n", reggie_build::text::json(&report)?),
         AffectedFormat::Markdown => render::markdown(&report),
         AffectedFormat::Github => {
             let outputs = render::github_outputs(&report);

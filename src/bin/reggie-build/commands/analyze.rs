@@ -90,7 +90,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<i32> {
                     .collect();
                 format!(
                     "{}\n",
-                    serde_json::to_string_pretty(&serde_json::json!({
+                    reggie_build::text::json(&serde_json::json!({
                         "schema": report::SCHEMA,
                         "images": images,
                     }))?

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use reggie_build::analyze::{humanize, RuleSet, Severity};
+use reggie_build::analyze::{RuleSet, Severity};
 use reggie_build::check::{self, CheckOptions, Verdict};
 use reggie_build::config::parse_size;
 use reggie_build::formats;
 use reggie_build::text::escape as esc;
+use reggie_build::units::humanize;
 
 use crate::output::{self, append_step_summary, FormatArg};
 use crate::targets::TargetArgs;
@@ -151,7 +152,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
                 "result": if passed { "pass" } else { "fail" },
                 "images": images,
             });
-            format!("{}\n", serde_json::to_string_pretty(&report)?)
+            format!("{}\n", reggie_build::text::json(&report)?)
         }
         FormatArg::Markdown => formats::check_markdown(&verdicts, &growth),
         FormatArg::Github => {

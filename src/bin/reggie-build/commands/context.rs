@@ -10,8 +10,9 @@ use clap::{Args, ValueEnum};
 use reggie_build::context::digest::DigestSink;
 use reggie_build::context::tarball::{write_context, EntrySink, Gzip, SkipFile, TarOptions};
 
-use crate::output::{self, print_stdout};
+use crate::output::print_stdout;
 use crate::shared::ContextArgs;
+use reggie_build::output::{Destination, Existing, OutputError};
 
 /// Compression of the written stream.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,7 +54,7 @@ pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
     }
 
     let to_stdout = args.output.as_os_str() == "-";
-    let target = Output::open(&args.output)?;
+    let target = Output::open(&args.output, ctx.root())?;
     options.skip_files = target.own_files();
     // Hashing costs as much as archiving: only when asked for.
     let mut digest = args.digest.then(DigestSink::new);
@@ -103,33 +104,63 @@ pub fn run(args: ContextCmdArgs) -> anyhow::Result<i32> {
 /// half-written.
 enum Output {
     Stdout,
-    /// A device or pipe such as /dev/null: written in place.
-    Special(PathBuf),
+    /// A device or pipe such as /dev/null: written in place (through a
+    /// link only outside the repository: `/dev/stdout`).
+    Special {
+        path: PathBuf,
+        follow: bool,
+    },
     File {
         /// Created by [`Output::open`] (exclusively, never through a link),
         /// taken by [`Output::writer`].
         file: std::cell::RefCell<Option<File>>,
+        /// The temporary's path, for the signal handler and `own_files`.
         tmp: PathBuf,
-        dest: PathBuf,
+        tmp_name: std::ffi::OsString,
+        dest: Destination,
     },
 }
 
 impl Output {
-    fn open(path: &Path) -> anyhow::Result<Output> {
+    /// Opens `path` by `reggie_build::output`'s rule, with the context's
+    /// `root` as one more directory in which no link is followed.
+    fn open(path: &Path, root: &Path) -> anyhow::Result<Output> {
         if path.as_os_str() == "-" {
             return Ok(Output::Stdout);
         }
-        if let Ok(meta) = std::fs::metadata(path) {
-            if !meta.is_file() {
-                return Ok(Output::Special(path.to_path_buf()));
+        let dest = Destination::open(path, &[root], false)?;
+        match dest.existing() {
+            Ok(Existing::Special) => {
+                return Ok(Output::Special {
+                    path: path.to_path_buf(),
+                    follow: false,
+                })
             }
+            // `/dev/stdout` and its kind: the system's links, to a pipe
+            // or a terminal.
+            Err(OutputError::DestinationIsLink(_))
+                if !dest.inside() && std::fs::metadata(path).is_ok_and(|m| !m.is_file()) =>
+            {
+                return Ok(Output::Special {
+                    path: path.to_path_buf(),
+                    follow: true,
+                })
+            }
+            Ok(Existing::Dir) => anyhow::bail!(
+                "{} is a directory; give a file name for the archive",
+                reggie_build::text::show_path(path)
+            ),
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
         }
-        let (file, tmp) = output::create_temp_beside(path)?;
+        let (file, tmp_name) = dest.create_temp()?;
+        let tmp = path.with_file_name(&tmp_name);
         cleanup::arm(&tmp);
         Ok(Output::File {
             file: std::cell::RefCell::new(Some(file)),
             tmp,
-            dest: path.to_path_buf(),
+            tmp_name,
+            dest,
         })
     }
 
@@ -158,12 +189,14 @@ impl Output {
                     add(&path, std::fs::metadata("/proc/self/fd/1"));
                 }
             }
-            Output::Special(_) => {}
-            Output::File { file, tmp, dest } => {
+            Output::Special { .. } => {}
+            Output::File {
+                file, tmp, dest, ..
+            } => {
                 if let Some(f) = file.borrow().as_ref() {
                     add(tmp, f.metadata());
                 }
-                add(dest, std::fs::symlink_metadata(dest));
+                add(dest.path(), std::fs::symlink_metadata(dest.path()));
             }
         }
         ids
@@ -172,12 +205,15 @@ impl Output {
     fn writer(&self) -> anyhow::Result<Box<dyn Write + Send>> {
         Ok(match self {
             Output::Stdout => Box::new(std::io::stdout()),
-            Output::Special(p) => Box::new(
+            Output::Special { path, follow } => Box::new({
+                use std::os::unix::fs::OpenOptionsExt;
+                let nofollow = if *follow { 0 } else { libc::O_NOFOLLOW };
                 std::fs::OpenOptions::new()
                     .write(true)
-                    .open(p)
-                    .with_context(|| format!("cannot open {} for writing", p.display()))?,
-            ),
+                    .custom_flags(nofollow)
+                    .open(path)
+                    .with_context(|| format!("cannot open {} for writing", path.display()))?
+            }),
             Output::File { file, .. } => Box::new(
                 file.borrow_mut()
                     .take()
@@ -187,21 +223,22 @@ impl Output {
     }
 
     fn commit(&self) -> anyhow::Result<()> {
-        if let Output::File { tmp, dest, .. } = self {
-            let renamed = std::fs::rename(tmp, dest);
+        if let Output::File { tmp_name, dest, .. } = self {
+            let renamed = dest.commit(tmp_name);
             cleanup::disarm();
             if let Err(e) = renamed {
-                let _ = std::fs::remove_file(tmp);
-                return Err(e)
-                    .with_context(|| format!("cannot move the archive to {}", dest.display()));
+                dest.remove_temp(tmp_name);
+                return Err(e).with_context(|| {
+                    format!("cannot move the archive to {}", dest.path().display())
+                });
             }
         }
         Ok(())
     }
 
     fn discard(&self) {
-        if let Output::File { tmp, .. } = self {
-            let _ = std::fs::remove_file(tmp);
+        if let Output::File { tmp_name, dest, .. } = self {
+            dest.remove_temp(tmp_name);
             cleanup::disarm();
         }
     }

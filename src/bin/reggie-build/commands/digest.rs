@@ -27,7 +27,7 @@ pub fn run(args: DigestArgs) -> anyhow::Result<i32> {
         if args.json {
             let mut v = serde_json::to_value(&d)?;
             v["name"] = serde_json::json!(t.name);
-            out.push_str(&serde_json::to_string(&v)?);
+            out.push_str(&reggie_build::text::json_line(&v)?);
             out.push('\n');
         } else if several {
             out.push_str(&format!("{}  {}\n", d.digest, t.name));

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use clap::Args;
 
-use reggie_build::analyze::humanize;
 use reggie_build::context::{Builder, ContextSpec, FileKind, WalkError};
 use reggie_build::discover::{self, write, DiscoveredBuild};
 use reggie_build::plan::{Plan, PlanOptions};
+use reggie_build::units::humanize;
 
 use crate::output::{self, print_stdout};
 
@@ -56,7 +56,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<i32> {
                 v
             })
             .collect();
-        let mut text = serde_json::to_string_pretty(&items)?;
+        let mut text = reggie_build::text::json(&items)?;
         text.push('\n');
         print_stdout(&text)?;
     } else if found.builds.is_empty() {

@@ -66,7 +66,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<i32> {
                     out.push_str(&format!(
                         "{shown}: {verdict}{missing} by {ignore_label}:{}: {}{via}\n",
                         rule.line,
-                        reggie_build::text::escape(&rule.raw)
+                        reggie_build::text::excerpt(&rule.raw)
                     ));
                 }
             }

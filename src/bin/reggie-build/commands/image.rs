@@ -16,6 +16,13 @@ const IMAGE_BINARY: &str = "reggie-build-image";
 /// build's own.
 #[cfg(feature = "image")]
 pub fn run(_: ImageArgs) -> anyhow::Result<i32> {
+    hand_over()
+}
+
+/// Runs this command line in `reggie-build-image` instead (`image`, and
+/// `size` of an image in the daemon or a registry).
+#[cfg(feature = "image")]
+pub fn hand_over() -> anyhow::Result<i32> {
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot locate the reggie-build binary: {e}"))?;
     let image = exe.with_file_name(IMAGE_BINARY);

@@ -50,12 +50,15 @@ pub fn run(args: LsArgs) -> anyhow::Result<i32> {
     paths.sort_unstable();
     let stdout = std::io::stdout();
     // Raw bytes for pipes; on a terminal, control characters escaped (as
-    // GNU ls does), so a name cannot drive the terminal.
+    // GNU ls does), so a name cannot drive the terminal. A name that would
+    // break its line or pass for a CI workflow command (`::error::`,
+    // `##[error]`: CI logs are pipes) is escaped on a pipe too, unless
+    // `--null` asks for every name as it is.
     let terminal = std::io::IsTerminal::is_terminal(&stdout);
     let end: &[u8] = if args.null { b"\0" } else { b"\n" };
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     for p in &paths {
-        if terminal {
+        if terminal || (!args.null && reggie_build::text::unsafe_as_line(p)) {
             out.write_all(show(p).as_bytes())
         } else {
             out.write_all(p)

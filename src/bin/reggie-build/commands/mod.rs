@@ -10,3 +10,4 @@ pub mod discover;
 pub mod explain;
 pub mod image;
 pub mod ls;
+pub mod size;

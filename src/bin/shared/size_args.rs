@@ -1,0 +1,176 @@
+//! The arguments of `reggie-build size`, and how its report is printed:
+//! `reggie-build` reads files and directories (the lean build too) and
+//! hands an image reference over to `reggie-build-image`, which reads the
+//! daemon or the registry; both print here.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use clap::{Args, ValueEnum};
+
+use reggie_build::inspect::{self, layer::Shared, Inspected, SizeOptions};
+
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+use super::parse_build_args;
+
+/// Where to read an image reference from.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FromArg {
+    /// The Docker daemon's image store (streamed from its export).
+    Daemon,
+    /// The registry, without pulling (manifest, config and blobs).
+    Registry,
+}
+
+/// `size` output formats.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum SizeFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SizeArgs {
+    /// The image: a `docker save` archive or an OCI layout (directory or
+    /// tar), `-` for a `docker save` stream on stdin, or an image
+    /// reference (the daemon's image, else the registry's).
+    #[arg(value_name = "IMAGE|DIR|FILE")]
+    pub source: String,
+    /// The Dockerfile the image was built from, to attribute layers to
+    /// its lines (default: the one `reggie-build image` recorded, if any).
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    pub file: Option<PathBuf>,
+    /// The stage the image is (default: the one whose instructions match
+    /// the history best).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// A build argument the image was built with (`KEY=VALUE`).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// The platform to read from an index (`os/arch[/variant]`; default
+    /// this machine's).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Which image of an archive holding several (`name:tag`).
+    #[arg(long, value_name = "NAME:TAG")]
+    pub image: Option<String>,
+    /// For an image reference: read it from the daemon or the registry
+    /// (default: the daemon when it has it, else the registry).
+    #[arg(long, value_enum)]
+    pub from: Option<FromArg>,
+    /// Reach the registry at this `host:port` instead of the reference's
+    /// (credentials stay the reference's).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub registry_endpoint: Option<String>,
+    /// Registry user (with --password-stdin).
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the registry password or token from stdin.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// List the entries of layer N (1 = the base), or with no N the files
+    /// the final image shows, instead of the report.
+    #[arg(long, value_name = "LAYER", num_args = 0..=1, default_missing_value = "0")]
+    pub tree: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SizeFormat::Human)]
+    pub format: SizeFormat,
+    /// Waste items shown in detail (human format).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+}
+
+impl SizeArgs {
+    pub fn options(&self) -> anyhow::Result<SizeOptions> {
+        Ok(SizeOptions {
+            load: inspect::LoadOptions {
+                platform: self.platform.clone(),
+                image: self.image.clone(),
+                threads: 0,
+            },
+            dockerfile: self.file.clone(),
+            plan: reggie_build::plan::PlanOptions {
+                target: self.target.clone(),
+                build_args: parse_build_args(&self.build_args)?,
+                platform: self.platform.clone(),
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// Prints the report (or the tree) as `args` asks.
+pub fn print(inspected: &Inspected, args: &SizeArgs) -> anyhow::Result<i32> {
+    if let Some(n) = args.tree {
+        let layer = (n > 0).then_some(n);
+        let Some(rows) = inspected.tree(layer) else {
+            anyhow::bail!(
+                "--tree {n}: the image has {} layers (1 is the base)",
+                inspected.report.layers.len()
+            );
+        };
+        let text = match args.format {
+            SizeFormat::Json => serde_json::to_string_pretty(&rows)? + "\n",
+            SizeFormat::Human => reggie_build::formats::size::tree(&rows),
+        };
+        print_stdout(&text)?;
+        return Ok(0);
+    }
+    let text = match args.format {
+        SizeFormat::Json => serde_json::to_string_pretty(&inspected.report)? + "\n",
+        SizeFormat::Human => reggie_build::formats::size::human(&inspected.report, args.top),
+    };
+    print_stdout(&text)?;
+    Ok(0)
+}
+
+/// Runs `work`, showing on a terminal how much has been read.
+pub fn with_progress<T>(
+    shared: &Shared,
+    total: Option<u64>,
+    quiet: bool,
+    work: impl FnOnce() -> T,
+) -> T {
+    if !std::io::stderr().is_terminal() || quiet {
+        return work();
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut shown = false;
+            let mut waited = 0;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                waited += 1;
+                // Quick reads show nothing.
+                if waited < 5 {
+                    continue;
+                }
+                let read = shared.bytes_read.load(Ordering::Relaxed);
+                let of = total
+                    .map(|t| format!(" of {}", reggie_build::units::humanize(t)))
+                    .unwrap_or_default();
+                eprint!(
+                    "\r\x1b[Kreading layers: {}{of}",
+                    reggie_build::units::humanize(read)
+                );
+                shown = true;
+            }
+            if shown {
+                eprint!("\r\x1b[K");
+            }
+        });
+        let out = work();
+        done.store(true, Ordering::Relaxed);
+        out
+    })
+}
