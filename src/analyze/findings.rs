@@ -158,6 +158,7 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
     let explained: Vec<usize> = out.iter().filter_map(|f| f.line).collect();
     // Read only when a line matches nothing.
     let mut generated = None;
+    let mut judged = 0usize;
     for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.line > 0) {
         // Quoted short and masked: the "ignore file" may be a link to a
         // file of secrets (`.dockerignore -> .git/config`).
@@ -168,8 +169,19 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
         // `bin`, `**/dist`: nothing today, but the next build writes
         // them, and removing the line would send them.
         if !rule.exception && inp.summary.rule_hits.get(i) == Some(&0) {
-            let generated =
-                generated.get_or_insert_with(|| super::generated::Generated::discover(ctx.root()));
+            judged += 1;
+            if judged > MAX_JUDGED {
+                // Past any real file: bounded work, and no advice either way.
+                out.push(Finding {
+                    rule: "ignore/matches-nothing".into(),
+                    severity: Severity::Info,
+                    file: ignore_label.clone(),
+                    line: Some(rule.line),
+                    message: format!("{raw} matches nothing in this context; not checked against what the repository's builds write (only the first {MAX_JUDGED} such lines are)"),
+                });
+                continue;
+            }
+            let generated = generated.get_or_insert_with(|| Generated::discover(ctx.root()));
             out.push(dead_line(ctx, rule, &ignore_label, inp.rules, generated));
         }
         if rule.exception && inp.summary.rule_reincluded.get(i) == Some(&0) {
@@ -261,6 +273,10 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
     }
     Ok(out)
 }
+
+/// How many ignore lines that match nothing are judged against what the
+/// repository's builds write (each costs a search of its candidates).
+const MAX_JUDGED: usize = 200;
 
 /// The finding for an ignore line that matches nothing: a note when the
 /// repository says a build writes what it excludes (never advice to
@@ -385,10 +401,9 @@ fn closest_sibling(root: &Path, dir: &[u8], name: &[u8]) -> Option<Vec<u8>> {
     if name.len() < 3 {
         return None;
     }
-    let listing = std::fs::read_dir(root.join(os(dir))).ok()?;
+    let listing = crate::input::list_dir_no_links(root, Path::new(os(dir)), 10_000)?;
     let mut best: Option<(usize, Vec<u8>)> = None;
-    for entry in listing.take(10_000).flatten() {
-        let sibling = entry.file_name().as_bytes().to_vec();
+    for (sibling, _) in listing {
         if sibling == name {
             continue;
         }

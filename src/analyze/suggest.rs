@@ -499,13 +499,13 @@ pub fn ignore_file(
     expected.retain(|k, _| !dropped_set.contains_key(k));
     let (extra, missing) = differences(&sent, &expected);
     // A path the Dockerfile reads is compared as a whole too: one the
-    // suggestion sends nothing of fails the build (`COPY` finds nothing)
-    // where today's build sends it or it is there to send. A path that
-    // exists in neither (a `dist/` the build step creates, a `.env` the
-    // deploy writes) is agreement.
+    // suggestion sends nothing of (the junk dropped was all of it) fails
+    // the build (`COPY` finds nothing) where today's build sends it. A
+    // path that neither sends (a `dist/` the build step creates, a `.env`
+    // the deploy writes, or one today's rules exclude too) is agreement.
     let lost = used
         .iter()
-        .filter(|u| !reaches(&sent, u) && (reaches(&today, u) || on_disk(&root, u)));
+        .filter(|u| !reaches(&sent, u) && reaches(&today, u));
     let differences: Vec<String> = extra
         .iter()
         .map(|p| format!("+{}", show(p)))
@@ -729,20 +729,6 @@ fn totals(target: &Context, label: &Path, text: &str) -> Result<(u64, u64), Anal
         }
     }
     Ok((files, bytes))
-}
-
-/// Whether something is there to send under the path the Dockerfile
-/// reads `used`: the path itself (not an empty directory), or for a
-/// wildcard its literal directory, not empty.
-fn on_disk(root: &Path, used: &[u8]) -> bool {
-    let literal: Vec<u8> = literal_components(used).join(&b'/');
-    let wild = used.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
-    let path = root.join(os(&literal));
-    match path.symlink_metadata() {
-        Err(_) => false,
-        Ok(m) if m.is_dir() => std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_some()),
-        Ok(_) => !wild,
-    }
 }
 
 /// Whether `sent` holds something under the path the Dockerfile reads

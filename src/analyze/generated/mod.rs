@@ -22,7 +22,6 @@
 //! and the search is bounded in depth, directories and bytes read.
 
 use std::ffi::OsStr;
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +29,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 
 use crate::context::ignore::Pattern;
+use crate::text::{escape, quote};
 
 mod tools;
 
@@ -46,6 +46,8 @@ const MAX_DIRS: usize = 20_000;
 const FILE_LIMIT: u64 = 1 << 20;
 /// How many bytes the search reads in all.
 const TOTAL_LIMIT: u64 = 32 << 20;
+/// How many entries of one directory are looked at.
+const MAX_ENTRIES: usize = 100_000;
 /// How many example paths of the files' lines an ignore line is tried
 /// against.
 const MAX_CANDIDATES: usize = 4096;
@@ -86,15 +88,19 @@ impl std::fmt::Display for Guard {
         match &self.evidence {
             Evidence::Tool { tool, output } => write!(
                 f,
-                "guards build output {output}, written by {tool} ({}:{})",
-                self.file, self.line
+                "guards build output {}, written by {} ({}:{})",
+                escape(output),
+                escape(tool),
+                self.file,
+                self.line
             ),
             Evidence::GitIgnored { line_text } => write!(
                 f,
-                "guards a path {} ignores ({}:{} `{line_text}`)",
+                "guards a path {} ignores ({}:{} {})",
                 file_name(&self.file),
                 self.file,
-                self.line
+                self.line,
+                quote(line_text)
             ),
         }
     }
@@ -272,23 +278,26 @@ impl Generated {
         // The context and below: directories listed without following
         // links; nothing below `.git` or a git-ignored directory.
         let root = canonical.as_path();
-        let Ok(fd) = open_dir(None, root) else {
-            return out;
-        };
-        let mut stack: Vec<(OwnedFd, Vec<u8>, usize)> = vec![(fd, Vec::new(), 0)];
+        let mut stack: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0)];
         let mut dirs = 0usize;
-        while let Some((fd, rel, depth)) = stack.pop() {
+        while let Some((rel, depth)) = stack.pop() {
             dirs += 1;
             if dirs > MAX_DIRS {
                 break;
             }
+            let Some(names) = crate::input::list_dir_no_links(
+                root,
+                Path::new(OsStr::from_bytes(&rel)),
+                MAX_ENTRIES,
+            ) else {
+                continue;
+            };
             let dir_path = if rel.is_empty() {
                 root.to_path_buf()
             } else {
                 root.join(OsStr::from_bytes(&rel))
             };
             let place = Place::Below(rel.clone());
-            let names = list(&fd);
             let has = |n: &str| names.iter().any(|(name, _)| name == n.as_bytes());
             if has(".gitignore") {
                 out.read_gitignore(root, &rel, &place, &mut budget);
@@ -303,17 +312,11 @@ impl Generated {
                 if !is_dir || name == b".git" {
                     continue;
                 }
-                let mut child = rel.clone();
-                if !child.is_empty() {
-                    child.push(b'/');
-                }
-                child.extend_from_slice(name);
+                let child = join_rel(&rel, name);
                 if out.git_ignored(&child, true).is_some() {
                     continue;
                 }
-                if let Ok(cfd) = open_dir(Some(&fd), Path::new(OsStr::from_bytes(name))) {
-                    stack.push((cfd, child, depth + 1));
-                }
+                stack.push((child, depth + 1));
             }
         }
         out.candidates = out.examples();
@@ -332,8 +335,10 @@ impl Generated {
                 gitignore_lines(&text),
             ));
         }
-        let Ok(fd) = open_dir(None, dir) else { return };
-        for (name, is_dir) in list(&fd) {
+        let Some(names) = crate::input::list_dir_no_links(dir, Path::new(""), MAX_ENTRIES) else {
+            return;
+        };
+        for (name, is_dir) in names {
             let Some((name, kind)) = std::str::from_utf8(&name)
                 .ok()
                 .filter(|_| !is_dir)
@@ -545,37 +550,6 @@ fn read_capped(root: &Path, rel: &Path, budget: &mut u64) -> Option<String> {
     let bytes = crate::input::read(root, rel, limit).ok()?;
     *budget = budget.saturating_sub(bytes.len() as u64);
     String::from_utf8(bytes).ok()
-}
-
-/// Opens a directory without following a link (beneath `at` when given).
-fn open_dir(at: Option<&OwnedFd>, path: &Path) -> std::io::Result<OwnedFd> {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-    Ok(match at {
-        Some(dir) => rustix::fs::openat(dir, path, flags, Mode::empty())?,
-        None => rustix::fs::open(path, flags, Mode::empty())?,
-    })
-}
-
-/// A directory's entries (name, is a directory), sorted; links and
-/// special files count as files, nothing is followed.
-fn list(fd: &OwnedFd) -> Vec<(Vec<u8>, bool)> {
-    let Ok(dir) = rustix::fs::Dir::read_from(fd) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(Vec<u8>, bool)> = dir
-        .filter_map(Result::ok)
-        .map(|e| {
-            (
-                e.file_name().to_bytes().to_vec(),
-                e.file_type() == rustix::fs::FileType::Directory,
-            )
-        })
-        .filter(|(n, _)| n != b"." && n != b"..")
-        .take(100_000)
-        .collect();
-    out.sort();
-    out
 }
 
 /// The lines of a `.gitignore`, numbered, comments and blanks left out.

@@ -80,10 +80,12 @@ fn output(path: &str, tool: &str, line: usize, dir: &Path) -> Option<LineInfo> {
         let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
         let mut k = 1;
         while k < parts.len()
-            && dir
-                .join(parts[..k].join("/"))
-                .symlink_metadata()
-                .is_ok_and(|m| m.is_dir())
+            && crate::input::lstat_no_links(dir, Path::new(&parts[..k].join("/"))).is_some_and(
+                |st| {
+                    rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::Directory
+                },
+            )
         {
             k += 1;
         }

@@ -162,7 +162,7 @@ fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()>
             "wrote {shown}: a build of context {} with it sends {} files ({})",
             reggie_build::text::show_path(&ig.context),
             ig.files,
-            analyze::humanize(ig.bytes)
+            reggie_build::units::humanize(ig.bytes)
         );
     }
     Ok(())
