@@ -499,13 +499,14 @@ pub fn ignore_file(
     expected.retain(|k, _| !dropped_set.contains_key(k));
     let (extra, missing) = differences(&sent, &expected);
     // A path the Dockerfile reads is compared as a whole too: one the
-    // suggestion sends nothing of (the junk dropped was all of it) fails
-    // the build (`COPY` finds nothing) where today's build sends it. A
-    // path that neither sends (a `dist/` the build step creates, a `.env`
-    // the deploy writes, or one today's rules exclude too) is agreement.
+    // suggestion sends nothing of fails the build (`COPY` finds nothing)
+    // where today's build sends it, or where it is there to send (a file
+    // excluded today as well: reproducing a failing `COPY` is no fix). A
+    // path that exists in neither (a `dist/` the build step creates, a
+    // `.env` the deploy writes) is agreement.
     let lost = used
         .iter()
-        .filter(|u| !reaches(&sent, u) && reaches(&today, u));
+        .filter(|u| !reaches(&sent, u) && (reaches(&today, u) || on_disk(&root, u)));
     let differences: Vec<String> = extra
         .iter()
         .map(|p| format!("+{}", show(p)))
@@ -729,6 +730,20 @@ fn totals(target: &Context, label: &Path, text: &str) -> Result<(u64, u64), Anal
         }
     }
     Ok((files, bytes))
+}
+
+/// Whether something is there to send under the path the Dockerfile
+/// reads `used`: the path itself (not an empty directory), or for a
+/// wildcard its literal directory, not empty. Looked at beneath `root`,
+/// no link followed.
+fn on_disk(root: &Path, used: &[u8]) -> bool {
+    let literal: Vec<u8> = literal_components(used).join(&b'/');
+    let wild = used.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+    let rel = Path::new(os(&literal));
+    match crate::input::list_dir_no_links(root, rel, 1) {
+        Some(entries) => !entries.is_empty(),
+        None => !wild && !literal.is_empty() && crate::input::lstat_no_links(root, rel).is_some(),
+    }
 }
 
 /// Whether `sent` holds something under the path the Dockerfile reads
