@@ -381,6 +381,12 @@ fn following_the_advice_sends_what_was_printed() {
                 )),
                 "{what}: {human}"
             );
+            let page = stdout(bin().current_dir(d).args(args).args(["--format", "html"]));
+            let size = reggie_build::units::humanize(bytes);
+            assert!(
+                page.contains(&format!("; sends {files} files ({size})")),
+                "{what}: the HTML report's figure"
+            );
             let minimal_before = ls(d, &[".", "--builder", builder, "--minimal"]);
 
             let out = bin()
@@ -396,7 +402,6 @@ fn following_the_advice_sends_what_was_printed() {
             } else {
                 "Dockerfile.dockerignore"
             };
-            let size = reggie_build::units::humanize(bytes);
             assert_eq!(
                 String::from_utf8(out.stderr).unwrap(),
                 format!(
