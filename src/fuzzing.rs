@@ -124,3 +124,10 @@ pub fn reference(data: &[u8]) {
         assert_eq!(Reference::parse(&again).as_ref(), Ok(&r), "{again}");
     }
 }
+
+/// A build file (`Makefile`, `package.json`, `pyproject.toml`, a test
+/// runner's config...) or a `.gitignore`: the outputs `analyze` reads from
+/// it, made matchers and examples.
+pub fn build_files(data: &[u8]) {
+    crate::analyze::fuzz_build_files(data);
+}

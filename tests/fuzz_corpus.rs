@@ -71,3 +71,8 @@ fn layer_corpus() {
 fn reference_corpus() {
     replay("reference", reggie_build::fuzzing::reference);
 }
+
+#[test]
+fn build_files_corpus() {
+    replay("build_files", reggie_build::fuzzing::build_files);
+}

@@ -368,7 +368,7 @@ fn near_miss(root: &Path, pattern: &[u8]) -> Option<String> {
         .and_then(|r| r.strip_prefix(b"/"))
     {
         if exists(rest) {
-            let rest = show(rest);
+            let rest = show_bytes(rest);
             return Some(format!(
                 "but `{rest}` exists: patterns are relative to the context root {}, so this line excludes nothing and `{rest}` is sent. Write `{rest}`",
                 root.display()
@@ -388,7 +388,7 @@ fn near_miss(root: &Path, pattern: &[u8]) -> Option<String> {
         path.push(b'/');
     }
     path.extend_from_slice(&sibling);
-    let path = show(&path);
+    let path = show_bytes(&path);
     Some(format!(
         "but `{path}` exists beside it: if that is what it means, fix the typo (as written, `{path}` is sent)"
     ))

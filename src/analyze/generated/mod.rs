@@ -29,11 +29,11 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 
 use crate::context::ignore::Pattern;
-use crate::text::{escape, quote};
+use crate::text::{escape, quote, show_bytes};
 
 mod tools;
 
-use tools::{tool_file, tool_lines};
+use tools::{tool_file, tool_lines, LineInfo};
 
 /// How deep below the context the search for `.gitignore` files goes.
 const MAX_DEPTH: usize = 12;
@@ -46,6 +46,10 @@ const MAX_DIRS: usize = 20_000;
 const FILE_LIMIT: u64 = 1 << 20;
 /// How many bytes the search reads in all.
 const TOTAL_LIMIT: u64 = 32 << 20;
+/// How many lines of one file make its matcher (far above a real one).
+const MAX_LINES: usize = 10_000;
+/// How many `.gitignore` and build files are read at most.
+const MAX_SOURCES: usize = 2_000;
 /// How many entries of one directory are looked at.
 const MAX_ENTRIES: usize = 100_000;
 /// How many example paths of the files' lines an ignore line is tried
@@ -160,17 +164,6 @@ impl Place {
     }
 }
 
-/// What a source's line says, beyond its text.
-#[derive(Debug, Clone)]
-pub(super) struct LineInfo {
-    /// The gitignore-syntax line.
-    pub(super) text: String,
-    /// 1-based line in the source file.
-    pub(super) line: usize,
-    /// For a tool's output: the tool and the output as shown.
-    pub(super) tool: Option<(String, String)>,
-}
-
 /// One file's lines: a `.gitignore`, or a build tool's outputs.
 #[derive(Debug)]
 struct Source {
@@ -184,8 +177,8 @@ struct Source {
 impl Source {
     fn new(place: Place, dir: &Path, label: String, lines: Vec<LineInfo>) -> Source {
         let mut builder = GitignoreBuilder::new(dir);
-        let mut kept = Vec::with_capacity(lines.len());
-        for l in lines {
+        let mut kept = Vec::with_capacity(lines.len().min(MAX_LINES));
+        for l in lines.into_iter().take(MAX_LINES) {
             // A line git cannot parse ignores nothing; it says nothing.
             if builder.add_line(None, &l.text).is_ok() {
                 kept.push(l);
@@ -282,7 +275,7 @@ impl Generated {
         let mut dirs = 0usize;
         while let Some((rel, depth)) = stack.pop() {
             dirs += 1;
-            if dirs > MAX_DIRS {
+            if dirs > MAX_DIRS || out.gitignores.len() + out.tools.len() > MAX_SOURCES {
                 break;
             }
             let Some(names) = crate::input::list_dir_no_links(
@@ -364,7 +357,7 @@ impl Generated {
             self.gitignores.push(Source::new(
                 place.clone(),
                 &dir,
-                super::show(&file),
+                show_bytes(&file),
                 gitignore_lines(&text),
             ));
         }
@@ -395,7 +388,7 @@ impl Generated {
             };
             let lines = tool_lines(kind, &text, dir, name);
             if !lines.is_empty() {
-                let label = super::show(&file);
+                let label = show_bytes(&file);
                 self.tools
                     .push(Source::new(place.clone(), dir, label, lines));
             }
@@ -495,6 +488,7 @@ impl Generated {
     /// at most [`MAX_CANDIDATES`].
     fn examples(&self) -> Vec<Vec<u8>> {
         let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
         for source in self.tools.iter().chain(&self.gitignores) {
             for line in source.lines.iter().filter(|l| !l.text.starts_with('!')) {
                 let Some(local) = gitignore_example(&line.text) else {
@@ -504,7 +498,7 @@ impl Generated {
                     (Place::Above(_), false) => Some(local),
                     _ => source.place.to_context(&local),
                 };
-                if let Some(rel) = rel.filter(|r| !out.contains(r)) {
+                if let Some(rel) = rel.filter(|r| seen.insert(r.clone())) {
                     out.push(rel);
                     if out.len() >= MAX_CANDIDATES {
                         return out;
@@ -524,6 +518,49 @@ impl Generated {
             .map(|s| s.label.as_str())
             .collect()
     }
+}
+
+/// The fuzz target's body ([`crate::fuzzing::build_files`]): `data` read
+/// as every kind of build file and as a `.gitignore`, each made a matcher
+/// and asked about a path, and each line's example path made.
+pub(crate) fn fuzz(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    // A directory that does not exist: the outputs' own directories are
+    // looked up there and never found.
+    let dir = Path::new("/nonexistent/reggie-build-fuzz");
+    let mut sources = vec![gitignore_lines(&text)];
+    for name in [
+        "Makefile",
+        "Cargo.toml",
+        "package.json",
+        "tsconfig.json",
+        "pyproject.toml",
+        "setup.py",
+        "playwright.config.ts",
+        "jest.config.js",
+        "vitest.config.ts",
+        "build.gradle",
+        "pom.xml",
+    ] {
+        if let Some(kind) = tool_file(name) {
+            sources.push(tool_lines(kind, &text, dir, name));
+        }
+    }
+    let mut generated = Generated::default();
+    for lines in sources {
+        for l in &lines {
+            let _ = gitignore_example(&l.text);
+        }
+        generated.tools.push(Source::new(
+            Place::Below(Vec::new()),
+            dir,
+            "fuzz".into(),
+            lines,
+        ));
+    }
+    generated.candidates = generated.examples();
+    let _ = generated.evidence(b"bin/x");
+    let _ = example(data);
 }
 
 /// A label for `name` in the directory `prefix` (`..`, `../..`) above the
@@ -747,6 +784,39 @@ mod tests {
         ]);
         let g = Generated::discover(t.path());
         assert_eq!(g.sources(), [".gitignore"]);
+    }
+
+    /// A repository's links are never followed out of it: neither a
+    /// linked directory nor a linked `.gitignore` is read.
+    #[test]
+    fn links_out_are_not_followed() {
+        let outside = tree(&[
+            ("Makefile", "bin/x:\n\tcc -o bin/x\n"),
+            ("ignored", "secret-dir/\n"),
+        ]);
+        let t = tree(&[("src/main.c", "")]);
+        std::os::unix::fs::symlink(outside.path(), t.path().join("vendor")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("ignored"), t.path().join(".gitignore"))
+            .unwrap();
+        let g = Generated::discover(t.path());
+        assert!(g.sources().is_empty(), "{:?}", g.sources());
+        assert_eq!(guard(&g, "vendor/bin"), None);
+        assert_eq!(guard(&g, "secret-dir"), None);
+    }
+
+    /// Variables defined through each other grow no word past a bound.
+    #[test]
+    fn make_expansion_is_bounded() {
+        let mut text = String::from("V0 := ab\n");
+        for i in 1..40 {
+            text.push_str(&format!("V{i} := $(V{p})$(V{p})$(V{p})\n", p = i - 1));
+        }
+        text.push_str("V0 += $(V39) $(V39)\nout/$(V39):\n\tcc -o $(V39)/x\n");
+        let outs = tools::make_outputs_for_test(&text);
+        assert!(
+            outs.iter().all(|(p, _)| p.len() <= 2 * tools::MAX_WORD),
+            "{outs:?}"
+        );
     }
 
     #[test]

@@ -4,10 +4,19 @@
 //! of the file that says so. Each parser reads a bounded prefix of text and
 //! never fails: what it cannot read says nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::LineInfo;
+/// What a source's line says, beyond its text.
+#[derive(Debug, Clone)]
+pub(crate) struct LineInfo {
+    /// The gitignore-syntax line.
+    pub(crate) text: String,
+    /// 1-based line in the source file.
+    pub(crate) line: usize,
+    /// For a tool's output: the tool and the output as shown.
+    pub(crate) tool: Option<(String, String)>,
+}
 
 /// The build files read, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +111,9 @@ fn output(path: &str, tool: &str, line: usize, dir: &Path) -> Option<LineInfo> {
     })
 }
 
+/// How many outputs one build file names at most (far above a real one).
+const MAX_OUTPUTS: usize = 10_000;
+
 /// The 1-based line of the first occurrence of `needle` at or after
 /// line `from` (1 when absent).
 fn line_of(text: &str, needle: &str, from: usize) -> usize {
@@ -115,9 +127,10 @@ fn line_of(text: &str, needle: &str, from: usize) -> usize {
 /// The outputs a build file names or implies.
 pub(super) fn tool_lines(kind: ToolFile, text: &str, dir: &Path, name: &str) -> Vec<LineInfo> {
     let mut out = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut add = |o: Option<LineInfo>| {
         if let Some(o) = o {
-            if !out.iter().any(|x: &LineInfo| x.text == o.text) {
+            if out.len() < MAX_OUTPUTS && seen.insert(o.text.clone()) {
                 out.push(o);
             }
         }
@@ -245,7 +258,7 @@ fn quoted_value(text: &str, key: &str) -> Option<(String, usize)> {
 fn make_outputs(text: &str) -> Vec<(String, usize)> {
     let mut vars: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
-    let mut phony: Vec<String> = Vec::new();
+    let mut phony: HashSet<String> = HashSet::new();
     let mut targets: Vec<String> = Vec::new();
     // Logical lines: a trailing backslash continues a line.
     let mut logical: Vec<(String, usize)> = Vec::new();
@@ -316,8 +329,10 @@ fn make_outputs(text: &str) -> Vec<(String, usize)> {
             vars.entry(name.to_string())
                 .and_modify(|v| {
                     if body.contains("+=") {
-                        v.push(' ');
-                        v.push_str(&value);
+                        if v.len() + value.len() < MAX_WORD {
+                            v.push(' ');
+                            v.push_str(&value);
+                        }
                     } else if !body.contains("?=") {
                         *v = value.clone();
                     }
@@ -383,25 +398,56 @@ fn expand(word: &str, vars: &HashMap<String, String>, target: Option<&str>) -> S
     if let Some(t) = target {
         w = w.replace("$@", t);
     }
+    // A few rounds for variables defined through others; each reference
+    // looked up by name, and a word grown past MAX_WORD left as written
+    // (a `$` in it: never taken as a path).
     for _ in 0..4 {
         if !w.contains('$') {
             break;
         }
+        let mut out = String::with_capacity(w.len());
+        let mut rest = w.as_str();
         let mut changed = false;
-        for (name, value) in vars {
-            for form in [format!("$({name})"), format!("${{{name}}}")] {
-                if w.contains(&form) {
-                    w = w.replace(&form, value.trim());
+        while let Some(pos) = rest.find('$') {
+            out.push_str(&rest[..pos]);
+            let after = &rest[pos + 1..];
+            let close = match after.as_bytes().first() {
+                Some(b'(') => ')',
+                Some(b'{') => '}',
+                _ => {
+                    out.push('$');
+                    rest = after;
+                    continue;
+                }
+            };
+            let Some(end) = after[1..].find(close) else {
+                out.push_str(&rest[pos..]);
+                rest = "";
+                break;
+            };
+            match vars.get(&after[1..1 + end]) {
+                Some(value) => {
+                    out.push_str(value.trim());
                     changed = true;
                 }
+                None => out.push_str(&rest[pos..pos + end + 3]),
+            }
+            rest = &after[end + 2..];
+            if out.len() > MAX_WORD {
+                return word.to_string();
             }
         }
+        out.push_str(rest);
+        w = out;
         if !changed {
             break;
         }
     }
     w
 }
+
+/// The longest a Makefile word or variable grows by expansion.
+pub(super) const MAX_WORD: usize = 4096;
 
 /// Script tools and the directories they write by default.
 const SCRIPT_OUTPUTS: &[(&str, &str, &[&str])] = &[
@@ -506,4 +552,10 @@ fn contains_command(script: &str, command: &str) -> bool {
         .collect();
     let want: Vec<&str> = command.split(' ').collect();
     words.windows(want.len()).any(|w| w == want.as_slice())
+}
+
+/// [`make_outputs`], for the parent's tests.
+#[cfg(test)]
+pub(super) fn make_outputs_for_test(text: &str) -> Vec<(String, usize)> {
+    make_outputs(text)
 }
