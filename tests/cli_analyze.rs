@@ -275,9 +275,12 @@ fn ignore_findings(dir: &Path) -> Vec<(String, u64, String)> {
 /// appears only after a build or test run is a note naming what writes it,
 /// never advice to remove it; "remove it" is kept for lines that can never
 /// match, and a typo names the sibling it misses.
+/// One expected finding: rule, line, message.
+type Expected = (&'static str, u64, &'static str);
+
 #[test]
 fn lines_guarding_build_output_are_notes_with_their_evidence() {
-    let cases: &[(&str, &[(&str, u64, &str)])] = &[
+    let cases: &[(&str, &[Expected])] = &[
         (
             "go-make",
             &[
