@@ -752,18 +752,7 @@ fn on_disk(root: &Path, used: &[u8]) -> bool {
 fn reaches(sent: &Sent, used: &[u8]) -> bool {
     if used.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\')) {
         let pattern = crate::context::ignore::Pattern::new(used);
-        return sent.keys().any(|k| {
-            let mut cut = k.len();
-            loop {
-                if pattern.matches(&k[..cut]).unwrap_or(false) {
-                    return true;
-                }
-                match k[..cut].iter().rposition(|&b| b == b'/') {
-                    Some(i) => cut = i,
-                    None => return false,
-                }
-            }
-        });
+        return sent.keys().any(|k| pattern.matches_or_parent(k));
     }
     sent.keys().any(|k| k == used || is_prefix_dir(used, k))
 }

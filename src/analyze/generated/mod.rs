@@ -452,18 +452,7 @@ impl Generated {
     /// examples of those files' lines against the pattern (Docker's own
     /// matching, the path or one of its parents).
     pub(crate) fn guard(&self, pattern: &Pattern) -> Option<Guard> {
-        let excludes = |p: &[u8]| {
-            let mut cut = p.len();
-            loop {
-                if pattern.matches(&p[..cut]).unwrap_or(false) {
-                    return true;
-                }
-                match p[..cut].iter().rposition(|&b| b == b'/') {
-                    Some(i) => cut = i,
-                    None => return false,
-                }
-            }
-        };
+        let excludes = |p: &[u8]| pattern.matches_or_parent(p);
         let own = example(pattern.as_bytes());
         let mut best: Option<Guard> = None;
         for c in own.iter().chain(&self.candidates) {
