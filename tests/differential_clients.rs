@@ -14,7 +14,7 @@
 //!   exactly what arrived. It must hold the entries (files, directories,
 //!   empty ones, symlinks) of `reggie-build context`'s archive, except for
 //!   differences explained by one of the four changes of 2021 that the
-//!   20.10 client predates (see the README, "Docker versions"). Each
+//!   20.10 client predates (see docs/docker-compat.md, "Docker versions"). Each
 //!   difference is classified by re-checking it with the patterns that
 //!   trigger it: the ignore file is shrunk to the fewest lines that still
 //!   make that path differ, those lines must carry the change's mark, and

@@ -927,6 +927,67 @@ fn hostile_tree(rng: &mut Rng, ctx: &Path, outside: &Path) -> Vec<Vec<u8>> {
     made
 }
 
+/// A real git repository at `repo` with one commit, then configured as a
+/// hostile checkout would be: a token in `.git/config` (what a CI checkout
+/// leaves), an fsmonitor, hooks, a clean/smudge filter, a diff driver with
+/// textconv and a pager, all naming a script that creates the returned
+/// path when run.
+fn hostile_git_repo(repo: &Path, outside: &Path) -> std::path::PathBuf {
+    let ran = outside.join("RAN");
+    let script = outside.join("run.sh");
+    fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch '{}'\ncat\n", ran.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(repo)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out));
+    };
+    git(&["init", "-q", "-b", "main"]);
+    fs::write(repo.join("README"), "r\n").unwrap();
+    fs::write(repo.join(".gitattributes"), "* filter=evil diff=evil\n").unwrap();
+    git(&["add", "-A"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-q",
+        "-m",
+        "base",
+    ]);
+    let s = script.display();
+    let mut config = fs::read_to_string(repo.join(".git/config")).unwrap();
+    config.push_str(&format!(
+        "[http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic {TOKEN}\n\
+         [core]\n\tfsmonitor = {s}\n\thooksPath = {o}\n\tpager = {s}\n\tsshCommand = {s}\n\
+         [filter \"evil\"]\n\tclean = {s}\n\tsmudge = {s}\n\tprocess = {s}\n\trequired = true\n\
+         [diff \"evil\"]\n\tcommand = {s}\n\ttextconv = {s}\n\
+         [remote \"origin\"]\n\turl = https://example.com/the-real-repository.git\n\tpromisor = true\n\tpartialclonefilter = blob:none\n",
+        o = outside.display()
+    ));
+    fs::write(repo.join(".git/config"), config).unwrap();
+    for hook in [
+        "post-checkout",
+        "pre-commit",
+        "post-index-change",
+        "reference-transaction",
+    ] {
+        fs::copy(&script, outside.join(hook)).unwrap();
+    }
+    ran
+}
+
 /// Every command on random hostile trees (links in and out of the
 /// context, to /dev/zero and a FIFO, FIFOs, sockets, devices when root,
 /// odd names, deep directories): exit 0, 1 or 2 (no panic, no signal), within a time
@@ -953,18 +1014,26 @@ fn every_command_on_random_hostile_trees() {
         )
         .unwrap();
         let repo = top.path().join("repo");
-        fs::create_dir_all(repo.join(".git")).unwrap();
-        // What a CI checkout leaves: a token in `.git/config`.
-        fs::write(
-            repo.join(".git/config"),
-            format!(
-                "[http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic {TOKEN}\n"
-            ),
-        )
-        .unwrap();
+        fs::create_dir_all(&repo).unwrap();
+        let ran = hostile_git_repo(&repo, &outside);
         let ctx = repo.join("ctx");
         fs::create_dir(&ctx).unwrap();
         let made = hostile_tree(&mut rng, &ctx, &outside);
+        // A bare repository committed in the context, naming a planted
+        // remote: never taken for the repository.
+        if rng.chance(30) {
+            let fake = ctx.join("fake");
+            fs::create_dir_all(fake.join("objects")).unwrap();
+            fs::create_dir_all(fake.join("refs/heads")).unwrap();
+            fs::write(fake.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+            fs::write(
+                fake.join("config"),
+                format!("[core]\n\tbare = true\n\tfsmonitor = {}\n[remote \"origin\"]\n\turl = https://fake-bare.example/x\n", ran.display()),
+            )
+            .unwrap();
+        }
+        // An output destination committed as a link out of the repository.
+        symlink(&outside, repo.join("out")).unwrap();
 
         let mut dockerfile = String::from("FROM scratch\n");
         for _ in 0..rng.below(5) {
@@ -998,6 +1067,12 @@ fn every_command_on_random_hostile_trees() {
                 3 => {
                     fs::write(&ignore, "  ::error::ignore\n##[error]x\nnode_modules #c\n").unwrap()
                 }
+                // Many patterns that each need the regex engine: refused
+                // past the compiled-size budget, not tens of GB.
+                4 => {
+                    let many: String = (0..20_000).map(|i| format!("**/[a-z]x{i}\n")).collect();
+                    fs::write(&ignore, many).unwrap()
+                }
                 _ => fs::write(&ignore, "node_modules\n**/*.pyc\n!src\n*glob?\n").unwrap(),
             }
         }
@@ -1025,6 +1100,22 @@ fn every_command_on_random_hostile_trees() {
             vec!["context", "ctx", "-o", "-"],
             vec!["context", "ctx", "-o", "/dev/null", "--digest"],
             vec!["discover", "."],
+            // Git, on a repository whose config and attributes name
+            // commands, with the hostile tree untracked (FIFOs included).
+            vec!["affected", "--base", "HEAD", "--worktree"],
+            vec!["affected", "--base", "HEAD", "--format", "json"],
+            vec!["digest", "ctx"],
+            // Destinations through the committed `out -> outside` link.
+            vec!["context", "ctx", "-o", "out/ctx.tar"],
+            vec![
+                "analyze",
+                "ctx",
+                "--format",
+                "html",
+                "-o",
+                "out/report.html",
+            ],
+            vec!["check", "ctx", "--write-ignore", "out/.dockerignore"],
         ];
         for args in &commands {
             let (out, took) = run_limited(&repo, args, Duration::from_secs(20));
@@ -1044,6 +1135,16 @@ fn every_command_on_random_hostile_trees() {
                 "case {case} {args:?}: {all}"
             );
             assert!(!all.contains(TOKEN), "case {case} {args:?}: {all}");
+            assert!(
+                !ran.exists(),
+                "case {case} {args:?}: a command named by the repository's git configuration ran\n{all}"
+            );
+            for written in ["ctx.tar", "report.html", ".dockerignore"] {
+                assert!(
+                    !outside.join(written).exists(),
+                    "case {case} {args:?}: wrote {written} through the committed link\n{all}"
+                );
+            }
             // Raw by design: `ls -0` and the archive on stdout.
             let raw = args.contains(&"-0") || args.contains(&"-");
             if !raw {

@@ -138,6 +138,20 @@ fn wheel_installs_the_lean_binary_and_the_hook_runs_through_it() {
         .output()
         .unwrap());
     let bin = venv.join("bin/reggie-build");
+    // The man pages and completions (packaging/data) land in the venv's
+    // share/, where `man` and the shells look under a prefix.
+    for page in ["man/man1/reggie-build.1", "man/man1/reggie-build-check.1"] {
+        let path = venv.join("share").join(page);
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            text.starts_with(".ie"),
+            "{}: not a man page",
+            path.display()
+        );
+    }
+    assert!(venv
+        .join("share/bash-completion/completions/reggie-build")
+        .is_file());
     let fixture = manifest().join("fixtures/reggie");
     let analyze = ok(Command::new(&bin)
         .arg("analyze")

@@ -150,17 +150,16 @@ fn dockerfile(
         .and_then(|v| parse_record(v));
     let path = match (&options.dockerfile, &recorded) {
         (Some(p), _) => p.clone(),
-        (None, Some(r)) => {
-            let p = PathBuf::from(&r.path);
-            if !p.is_file() {
+        (None, Some(r)) => match find_recorded(&r.path) {
+            Some(p) => p,
+            None => {
                 notes.push(format!(
-                    "the image was built from {} (recorded by reggie-build image), which is not here: run from the directory it was built in, or pass -f",
+                    "the image was built from {} (recorded by reggie-build image, relative to its repository), which is not here: run inside that repository, or pass -f",
                     crate::text::escape(&r.path)
                 ));
                 return Ok(None);
             }
-            p
-        }
+        },
         (None, None) => return Ok(None),
     };
     let bytes = crate::input::read_given(&path, crate::input::TEXT_LIMIT).map_err(|source| {
@@ -192,6 +191,29 @@ fn dockerfile(
         }
     }
     Ok(Some((label, df, target)))
+}
+
+/// A recorded Dockerfile path (relative to the repository it was built
+/// in, or to its context): looked up from the current directory, then from
+/// each enclosing directory that holds a `.git` (the repository's top).
+/// An absolute or `..` path (not one `image` writes) is not looked up.
+fn find_recorded(recorded: &str) -> Option<PathBuf> {
+    let rel = Path::new(recorded);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return None;
+    }
+    let cwd = std::env::current_dir().ok()?;
+    std::iter::once(cwd.as_path())
+        .chain(
+            cwd.ancestors()
+                .filter(|d| d.join(".git").symlink_metadata().is_ok()),
+        )
+        .map(|d| d.join(rel))
+        .find(|p| p.is_file())
 }
 
 /// Attributes, applies and measures a loaded image.

@@ -5,7 +5,7 @@
 //! printed here.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::context::tarball::{SourceDateEpochError, TarOptions};
@@ -281,8 +281,28 @@ fn record(ctx: &crate::context::Context, plan: &Plan, target: Option<&str>) -> O
         }
         None => stages.len().checked_sub(1)?,
     };
-    let path = ctx.dockerfile().to_str()?;
-    Some(crate::inspect::record(path, &bytes, stage))
+    let path = recorded_path(ctx.root(), ctx.dockerfile())?;
+    Some(crate::inspect::record(&path, &bytes, stage))
+}
+
+/// The Dockerfile's path as recorded in the image: relative to the
+/// repository holding the context (the nearest directory with a `.git`),
+/// else to the context, else its file name. Never absolute: the same
+/// build gives the same image however its paths were typed (`image --all`
+/// and `image -f /abs/path` agree), and no local directory names end up in
+/// a pushed image.
+fn recorded_path(context: &Path, dockerfile: &Path) -> Option<String> {
+    let context = std::fs::canonicalize(context).ok()?;
+    let dockerfile = std::fs::canonicalize(dockerfile).ok()?;
+    let repo = context
+        .ancestors()
+        .find(|d| d.join(".git").symlink_metadata().is_ok());
+    let rel = repo
+        .and_then(|top| dockerfile.strip_prefix(top).ok())
+        .or_else(|| dockerfile.strip_prefix(&context).ok())
+        .map(Path::to_path_buf)
+        .or_else(|| dockerfile.file_name().map(PathBuf::from))?;
+    rel.to_str().map(str::to_string)
 }
 
 /// Plans the context (minimal unless `full`) and finds the base images'

@@ -12,6 +12,8 @@
 mod shared;
 
 mod commands;
+#[cfg(feature = "image")]
+mod generate;
 mod output;
 mod plan_args;
 mod targets;
@@ -36,24 +38,24 @@ pub struct Cli {
 enum Command {
     /// List every file Docker would send as the build context.
     #[command(
-        after_help = "Examples:\n  reggie-build ls .\n  reggie-build ls . -f backend/Dockerfile\n  reggie-build ls backend --builder classic | wc -l\n  reggie-build ls -0 . | xargs -0 du -cb | tail -1"
+        after_help = "Examples:\n  reggie-build ls . -f backend/Dockerfile --minimal     # what the build can read\n  reggie-build ls backend --builder classic | wc -l\n  reggie-build ls -0 . -f backend/Dockerfile | xargs -0 du -cb | tail -1"
     )]
     Ls(ls::LsArgs),
     /// Say whether files are sent, and which ignore-file line decided.
     #[command(
-        after_help = "Examples:\n  reggie-build explain . node_modules/react/index.js\n  reggie-build explain backend app/__pycache__/main.cpython-311.pyc"
+        after_help = "Examples:\n  reggie-build explain backend app/__pycache__/main.cpython-311.pyc\n  reggie-build explain . node_modules/turbo/package.json -f backend/Dockerfile"
     )]
     Explain(explain::ExplainArgs),
     /// Before and after: what the build sends, what it needs, what is
     /// wasted and why, and how to fix it.
     #[command(
-        after_help = "Examples:\n  reggie-build analyze . -f backend/Dockerfile\n  reggie-build analyze backend --json | jq .minimal\n  reggie-build analyze . -f backend/Dockerfile --write-ignore\n\nThe walk runs on every core (at most 8); REGGIE_WALK_THREADS=N sets the number of threads (1: one)."
+        after_help = "Examples:\n  reggie-build analyze . -f backend/Dockerfile\n  reggie-build analyze . -f backend/Dockerfile --format html -o report.html\n  reggie-build analyze backend --json | jq .minimal\n\nThe walk runs on every core (at most 8); REGGIE_WALK_THREADS=N sets the number of threads (1: one)."
     )]
     Analyze(analyze::AnalyzeArgs),
     /// Fail when an image's context is over budget or would break the build
     /// (exit 0 all fit, 1 one does not, 2 usage or analysis error).
     #[command(
-        after_help = "Examples:\n  reggie-build check                        # every image in reggie-build.toml\n  reggie-build check . -f backend/Dockerfile --max-size 20MB\n  reggie-build check --format github --baseline main-report.json\n\nExit codes: 0 every image fits, 1 one does not, 2 usage or analysis error."
+        after_help = "Examples:\n  reggie-build check . -f backend/Dockerfile --max-size 20MB\n  reggie-build check                        # every image in reggie-build.toml\n  reggie-build check --format github --baseline main-report.json\n\nExit codes: 0 every image fits, 1 one does not, 2 usage or analysis error."
     )]
     Check(check::CheckArgs),
     /// Write the build context as a tar stream.
@@ -81,19 +83,19 @@ enum Command {
     /// Find the images the repository builds (Dockerfiles, docker compose
     /// files, SST configs) and optionally write them to reggie-build.toml.
     #[command(
-        after_help = "Examples:\n  reggie-build discover\n  reggie-build discover path/to/repo --json | jq '.[].context'\n  reggie-build discover . --write"
+        after_help = "Examples:\n  reggie-build discover\n  reggie-build discover . --json | jq '.[].context'\n  reggie-build discover . --write"
     )]
     Discover(discover::DiscoverArgs),
     /// Which images a git change affects, and the first Dockerfile step
     /// whose build cache it busts (exit 0 either way, 2 on errors).
     #[command(
-        after_help = "Examples:\n  reggie-build affected                               # HEAD against HEAD~1\n  reggie-build affected --base origin/main --format markdown\n  reggie-build affected --base origin/main --worktree   # uncommitted changes too\n  reggie-build affected --base origin/main --format github   # matrix=... to $GITHUB_OUTPUT\n  reggie-build affected --format json | jq -r '.images[] | select(.affected) | .name'\n\nA shallow clone needs the base commit: `git fetch --deepen=50`, or `fetch-depth: 0` in actions/checkout.\nExit codes: 0 whether or not an image is affected, 2 on errors."
+        after_help = "Examples:\n  reggie-build affected                               # HEAD against HEAD~1\n  reggie-build affected --base origin/main --worktree   # uncommitted changes too\n  reggie-build affected --base origin/main --format github   # matrix=... to $GITHUB_OUTPUT\n\nA shallow clone needs the base commit: `git fetch --deepen=50`, or `fetch-depth: 0` in actions/checkout.\nExit codes: 0 whether or not an image is affected, 2 on errors."
     )]
     Affected(affected::AffectedArgs),
     /// The content digest of what a build reads: the minimal context, the
     /// Dockerfile, build args, target and platform (stable across clones).
     #[command(
-        after_help = "Examples:\n  reggie-build digest --image reggie-api\n  reggie-build digest backend -f backend/Dockerfile --build-arg PYTHON=3.12\n  reggie-build digest                  # every image of reggie-build.toml, `DIGEST  NAME` lines\n  reggie-build digest --image web --json | jq -r .digest\n\nMtimes, owners and files the build cannot read do not count; permission bits do (they are sent)."
+        after_help = "Examples:\n  reggie-build digest . -f backend/Dockerfile\n  reggie-build digest --image reggie-api --json | jq -r .digest\n  reggie-build digest                  # every image of reggie-build.toml, `DIGEST  NAME` lines\n\nMtimes, owners and files the build cannot read do not count; permission bits do (they are sent)."
     )]
     Digest(digest::DigestArgs),
     /// What an image weighs, layer by layer, by Dockerfile line: the waste
@@ -111,6 +113,16 @@ enum Command {
 }
 
 fn main() {
+    // Not a command of the tree (completions and man pages would offer
+    // it): the maintainers' generator of those very documents.
+    #[cfg(feature = "image")]
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == generate::NAME)
+    {
+        let code = shared::exit_code(generate::run(<Cli as clap::CommandFactory>::command()));
+        std::process::exit(code);
+    }
     let cli = parse_args();
     shared::init_logging(&cli.globals);
     output::set_color(cli.globals.color);
@@ -194,6 +206,26 @@ fn parse_quick(args: &[std::ffi::OsString]) -> Option<Cli> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every option of a command sits under a heading of `--help` (context,
+    /// build, output...), but the global ones and help, which `--help`
+    /// lists first under "Options".
+    #[test]
+    fn every_option_has_a_heading() {
+        let mut cli = <Cli as clap::CommandFactory>::command();
+        cli.build();
+        for cmd in cli.get_subcommands() {
+            for arg in cmd.get_arguments() {
+                let general = arg.is_global_set() || arg.get_id() == "help" || arg.is_positional();
+                assert!(
+                    general || arg.get_help_heading().is_some(),
+                    "`{} --{}` has no help_heading (src/bin/shared/mod.rs, `heading`)",
+                    cmd.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
 
     /// The quick parse gives exactly what the full tree gives, and leaves
     /// help and errors to the full tree.

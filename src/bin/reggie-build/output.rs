@@ -10,11 +10,17 @@ use crate::shared::ColorChoice;
 /// Report formats of `analyze` and `check`.
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
 pub enum FormatArg {
+    /// The report for a terminal.
     #[default]
     Human,
+    /// One versioned JSON object (`"schema": 1`).
     Json,
+    /// Markdown, for a pull-request comment.
     Markdown,
+    /// GitHub workflow commands (findings on pull-request lines), and a
+    /// summary appended to $GITHUB_STEP_SUMMARY.
     Github,
+    /// SARIF 2.1.0, for code scanning.
     Sarif,
     /// One self-contained HTML page (a treemap of the context for
     /// `analyze`, the budgets for `check`).

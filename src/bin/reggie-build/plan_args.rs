@@ -4,9 +4,10 @@ use clap::Args;
 
 use reggie_build::plan::PlanOptions;
 
-use crate::shared::parse_build_args;
+use crate::shared::{heading, parse_build_args};
 
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = heading::BUILD)]
 pub struct PlanArgs {
     /// The stage to build (default: the last one).
     #[arg(long)]

@@ -11,6 +11,7 @@ use reggie_build::config::{self, Budget, Config};
 use reggie_build::context::ContextSpec;
 
 use crate::plan_args::PlanArgs;
+use crate::shared::heading;
 use crate::shared::BuilderArg;
 
 /// Image selection shared by `analyze` and `check`.
@@ -22,16 +23,20 @@ pub struct TargetArgs {
     pub path: Option<PathBuf>,
     /// The Dockerfile (default: PATH/Dockerfile).
     #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    #[arg(help_heading = heading::CONTEXT)]
     pub file: Option<PathBuf>,
     /// An image from reggie-build.toml (repeatable).
     #[arg(long = "image", value_name = "NAME")]
+    #[arg(help_heading = heading::CONTEXT)]
     pub images: Vec<String>,
     /// The config file (default: reggie-build.toml here or above, up to the
     /// repository root).
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::CONTEXT)]
     pub config: Option<PathBuf>,
     /// Reproduce BuildKit's rules (default) or the classic builder's.
     #[arg(long, value_enum, default_value_t = BuilderArg::Buildkit)]
+    #[arg(help_heading = heading::CONTEXT)]
     pub builder: BuilderArg,
     #[command(flatten)]
     pub plan: PlanArgs,

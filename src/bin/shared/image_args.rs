@@ -4,6 +4,7 @@
 //! is built; `reggie-build` parses these to validate and document them,
 //! and the image binary parses them again to run the build.
 
+use super::heading;
 use super::ContextArgs;
 use clap::{Args, ValueEnum};
 
@@ -23,17 +24,21 @@ pub struct ImageArgs {
     pub context: ContextArgs,
     /// Name and tag the image (repeatable).
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    #[arg(help_heading = heading::BUILD)]
     pub tags: Vec<String>,
     /// A build argument; `KEY` alone takes the value of the environment
     /// variable KEY.
     #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    #[arg(help_heading = heading::BUILD)]
     pub build_args: Vec<String>,
     /// The stage to build.
     #[arg(long)]
+    #[arg(help_heading = heading::BUILD)]
     pub target: Option<String>,
     /// Target platform, e.g. linux/amd64 (several, comma-separated, where
     /// the builder can build them; the Docker daemon builds one).
     #[arg(long, value_name = "OS/ARCH[,OS/ARCH...]")]
+    #[arg(help_heading = heading::BUILD)]
     pub platform: Option<String>,
     /// Where the result goes instead of an image, as `docker build -o`:
     /// type=local,dest=DIR (or DIR), type=tar,dest=FILE (or - for stdout).
@@ -42,21 +47,26 @@ pub struct ImageArgs {
         long = "output",
         value_name = "type=local,dest=DIR|type=tar,dest=FILE|DIR|-"
     )]
+    #[arg(help_heading = heading::OUTPUT)]
     pub outputs: Vec<String>,
     /// Import build cache: an image pushed with inline cache
     /// (type=registry,ref=IMAGE, or IMAGE).
     #[arg(long = "cache-from", value_name = "type=registry,ref=IMAGE|IMAGE")]
+    #[arg(help_heading = heading::BUILD)]
     pub cache_from: Vec<String>,
     /// Export build cache: type=inline puts it in the image (push it with
     /// --push; a later build imports it with --cache-from).
     #[arg(long = "cache-to", value_name = "type=inline")]
+    #[arg(help_heading = heading::BUILD)]
     pub cache_to: Vec<String>,
     /// An image label (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
+    #[arg(help_heading = heading::BUILD)]
     pub labels: Vec<String>,
     /// The network of RUN steps: default, host, none (or, for the classic
     /// builder, a network name), as `docker build --network`.
     #[arg(long, value_name = "MODE")]
+    #[arg(help_heading = heading::BUILD)]
     pub network: Option<String>,
     /// A build secret for `RUN --mount=type=secret,id=ID`, read from a
     /// file (a regular file of at most 500 KiB, BuildKit's limit; one
@@ -64,6 +74,7 @@ pub struct ImageArgs {
     /// environment variable; never in output, logs or the image (BuildKit
     /// only). E.g. `--secret id=npm,src=$HOME/.npmrc`.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
+    #[arg(help_heading = heading::BUILD)]
     pub secrets: Vec<String>,
     /// An ssh agent for `RUN --mount=type=ssh,id=ID`: `default` is
     /// $SSH_AUTH_SOCK; `ID=SOCKET` an agent socket; `ID=KEY[,KEY]` private
@@ -71,43 +82,55 @@ pub struct ImageArgs {
     /// (openssh-client; a key with a passphrase: add it to your agent and
     /// pass `default`). BuildKit only.
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY]]")]
+    #[arg(help_heading = heading::BUILD)]
     pub ssh: Vec<String>,
     /// Do not use the build cache.
     #[arg(long)]
+    #[arg(help_heading = heading::BUILD)]
     pub no_cache: bool,
     /// Always pull newer base images.
     #[arg(long)]
+    #[arg(help_heading = heading::BUILD)]
     pub pull: bool,
     /// With --builder classic: upload the whole context as `docker build`
     /// does, not the minimal one (BuildKit asks for what it reads itself).
     #[arg(long)]
+    #[arg(help_heading = heading::BUILD)]
     pub full: bool,
     /// Compression of the classic builder's upload.
     #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
+    #[arg(help_heading = heading::BUILD)]
     pub compress: CompressArg,
     /// One JSON event per line on stdout.
     #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub json: bool,
     /// Push every tag after the build.
     #[arg(long)]
+    #[arg(help_heading = heading::REGISTRY)]
     pub push: bool,
     /// Push to this HOST:PORT instead of the tag's registry, keeping its
     /// identity for credentials (env REGGIE_REGISTRY_ENDPOINT).
     #[arg(long, value_name = "HOST:PORT")]
+    #[arg(help_heading = heading::REGISTRY)]
     pub registry_endpoint: Option<String>,
     /// Create missing ECR repositories before pushing.
     #[arg(long)]
+    #[arg(help_heading = heading::REGISTRY)]
     pub create_repo: bool,
     /// Registry user (with --password-stdin).
     #[arg(long)]
+    #[arg(help_heading = heading::REGISTRY)]
     pub username: Option<String>,
     /// Read the registry password from stdin.
     #[arg(long)]
+    #[arg(help_heading = heading::REGISTRY)]
     pub password_stdin: bool,
     /// Skip the build when an image built from the same context,
     /// Dockerfile, target, build args and platform exists: in the daemon,
     /// or (with --push) under the first tag in the registry.
     #[arg(long)]
+    #[arg(help_heading = heading::REGISTRY)]
     pub skip_if_exists: bool,
     /// Build on this BuildKit engine through its Control API instead of
     /// the Docker daemon: a buildkitd (on Kubernetes, a hosted builder)
@@ -118,19 +141,24 @@ pub struct ImageArgs {
         env = "BUILDKIT_HOST",
         value_name = "tcp://HOST:PORT|unix://PATH"
     )]
+    #[arg(help_heading = heading::REMOTE)]
     pub buildkit_addr: Option<String>,
     /// The CA that signed the builder's certificate (TLS to --buildkit-addr).
     #[arg(long, value_name = "PATH", requires = "buildkit_addr")]
+    #[arg(help_heading = heading::REMOTE)]
     pub buildkit_ca: Option<std::path::PathBuf>,
     /// The client certificate for mutual TLS with the builder.
     #[arg(long, value_name = "PATH", requires_all = ["buildkit_addr", "buildkit_key"])]
+    #[arg(help_heading = heading::REMOTE)]
     pub buildkit_cert: Option<std::path::PathBuf>,
     /// The client certificate's key.
     #[arg(long, value_name = "PATH", requires_all = ["buildkit_addr", "buildkit_cert"])]
+    #[arg(help_heading = heading::REMOTE)]
     pub buildkit_key: Option<std::path::PathBuf>,
     /// The name the builder's certificate carries, when not the host of
     /// --buildkit-addr.
     #[arg(long, value_name = "NAME", requires = "buildkit_ca")]
+    #[arg(help_heading = heading::REMOTE)]
     pub buildkit_server_name: Option<String>,
     /// Fail when the daemon reads nothing of the upload for this many
     /// seconds (a stalled daemon or connection); progress is reported as
@@ -142,16 +170,20 @@ pub struct ImageArgs {
         default_value_t = 300,
         value_parser = clap::value_parser!(u64).range(1..)
     )]
+    #[arg(help_heading = heading::BUILD)]
     pub idle_timeout: u64,
     /// Build every image of reggie-build.toml (tags from its templates).
     #[arg(long, conflicts_with_all = ["affected", "tags", "file"])]
+    #[arg(help_heading = heading::MANY)]
     pub all: bool,
     /// Build the images of reggie-build.toml that a git change affects
     /// (as `reggie-build affected` decides), tags from its templates.
     #[arg(long, conflicts_with_all = ["tags", "file"])]
+    #[arg(help_heading = heading::MANY)]
     pub affected: bool,
     /// With --affected: the revision to compare with (default HEAD~1).
     #[arg(long, value_name = "REF", requires = "affected")]
+    #[arg(help_heading = heading::MANY)]
     pub base: Option<String>,
     /// With --affected: the revision to check (default HEAD).
     #[arg(
@@ -160,13 +192,16 @@ pub struct ImageArgs {
         requires = "affected",
         conflicts_with = "worktree"
     )]
+    #[arg(help_heading = heading::MANY)]
     pub head: Option<String>,
     /// With --affected: check the work tree as it is instead of --head.
     #[arg(long, requires = "affected")]
+    #[arg(help_heading = heading::MANY)]
     pub worktree: bool,
     /// With --all or --affected: the config file (default:
     /// reggie-build.toml here or above, up to the repository root).
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::MANY)]
     pub config: Option<std::path::PathBuf>,
     /// With --all or --affected: images built at the same time.
     #[arg(
@@ -175,5 +210,6 @@ pub struct ImageArgs {
         default_value_t = 2,
         value_parser = clap::value_parser!(u64).range(1..=64)
     )]
+    #[arg(help_heading = heading::MANY)]
     pub jobs: u64,
 }

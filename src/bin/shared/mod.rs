@@ -22,14 +22,14 @@ pub mod size_args;
 /// show them).
 macro_rules! image_help {
     () => {
-        "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image backend -t app --json | jq -c 'select(.event==\"step\")'\n  DOCKER_HOST=ssh://me@build-host reggie-build image . -f backend/Dockerfile -t app\n  reggie-build image . -f backend/Dockerfile -t app --secret id=npm,src=$HOME/.npmrc\n  reggie-build image . -f backend/Dockerfile -t app --ssh default=$HOME/.ssh/id_ed25519\n  reggie-build image . -f backend/Dockerfile -o type=local,dest=out\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --cache-to type=inline --cache-from registry.example/app:v1\n  reggie-build image . -f backend/Dockerfile -t registry.example/app:v1 --push --buildkit-addr tcp://buildkitd:1234\n  reggie-build image --all --jobs 2                 # every image of reggie-build.toml\n  reggie-build image --affected --base origin/main --push\n\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context."
+        "Examples:\n  reggie-build image . -f backend/Dockerfile -t app:dev\n  reggie-build image . -f backend/Dockerfile -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --push --create-repo\n  reggie-build image --affected --base origin/main --push   # the images of reggie-build.toml a change affects\n\nMore (secrets, ssh, outputs, caches, remote builders): docs/guide.md.\nDaemon: DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://[USER@]HOST[:PORT] through `ssh HOST docker system dial-stdio`; REGGIE_SSH_COMMAND replaces `ssh`, e.g. \"ssh -F ./ssh_config\"), else DOCKER_CONTEXT or the docker config's current context."
     };
 }
 
 /// `size --help`'s examples (both binaries show them).
 macro_rules! size_help {
     () => {
-        "Examples:\n  docker save app:1 -o app.tar && reggie-build size app.tar -f backend/Dockerfile\n  docker save app:1 | reggie-build size - -f backend/Dockerfile --format json | jq .waste_bytes\n  reggie-build size oci-layout/ --platform linux/arm64\n  reggie-build size app.tar --tree 3               # the entries of layer 3\n  reggie-build size app.tar --tree                 # the files of the final image\n  reggie-build size app:1 -f backend/Dockerfile    # the daemon's image (full build)\n  reggie-build size 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --from registry\n\nFiles and directories are read by every build (the lean one too); an image in the Docker daemon or a registry by the full build (reggie-build-image)."
+        "Examples:\n  docker save app:1 -o app.tar && reggie-build size app.tar -f backend/Dockerfile\n  reggie-build size app.tar --tree 3               # the entries of layer 3\n  reggie-build size 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v1 --from registry\n\nFiles and directories are read by every build (the lean one too); an image in the Docker daemon or a registry by the full build (reggie-build-image)."
     };
 }
 
@@ -55,7 +55,29 @@ macro_rules! full_build {
     };
 }
 
-/// Options every command takes.
+/// The headings `--help` groups options under, the same names in every
+/// command (and in the generated reference pages and man pages); those
+/// of one command only are beside it (`check`'s "Budget", `affected`'s
+/// "Git change").
+pub mod heading {
+    /// What is sent: the context directory, the Dockerfile, the config's
+    /// images, the builder whose rules apply.
+    pub const CONTEXT: &str = "Context";
+    /// What the Dockerfile build is: stage, build args, platform, and for
+    /// `image` how it runs.
+    pub const BUILD: &str = "Build";
+    /// What is printed or written, and where.
+    pub const OUTPUT: &str = "Output";
+    /// Pushing and registry credentials.
+    pub const REGISTRY: &str = "Registry";
+    /// A BuildKit engine reached through its Control API.
+    pub const REMOTE: &str = "Remote builder";
+    /// Several images of reggie-build.toml at once.
+    pub const MANY: &str = "Several images";
+}
+
+/// Options every command takes (listed first, under "Options", as cargo
+/// lists its own).
 #[derive(Debug, Args)]
 pub struct Globals {
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
@@ -117,10 +139,12 @@ pub struct ContextArgs {
     pub path: PathBuf,
     /// The Dockerfile (default: PATH/Dockerfile).
     #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    #[arg(help_heading = heading::CONTEXT)]
     pub file: Option<PathBuf>,
     /// Reproduce BuildKit's rules (default) or the classic builder's; for
     /// `image`, also the daemon's builder that runs the build.
     #[arg(long, value_enum, default_value_t = BuilderArg::Buildkit)]
+    #[arg(help_heading = heading::CONTEXT)]
     pub builder: BuilderArg,
 }
 

@@ -19,7 +19,10 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-use super::parse_build_args;
+use super::{heading, parse_build_args};
+
+/// The `--help` heading of which image is read, and from where.
+const SOURCE: &str = "Image";
 
 /// Where to read an image reference from.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -33,8 +36,10 @@ pub enum FromArg {
 /// `size` output formats.
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
 pub enum SizeFormat {
+    /// The report for a terminal.
     #[default]
     Human,
+    /// One JSON object.
     Json,
 }
 
@@ -48,44 +53,56 @@ pub struct SizeArgs {
     /// The Dockerfile the image was built from, to attribute layers to
     /// its lines (default: the one `reggie-build image` recorded, if any).
     #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    #[arg(help_heading = heading::BUILD)]
     pub file: Option<PathBuf>,
     /// The stage the image is (default: the one whose instructions match
     /// the history best).
     #[arg(long)]
+    #[arg(help_heading = heading::BUILD)]
     pub target: Option<String>,
     /// A build argument the image was built with (`KEY=VALUE`).
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    #[arg(help_heading = heading::BUILD)]
     pub build_args: Vec<String>,
     /// The platform to read from an index (`os/arch[/variant]`; default
     /// this machine's).
     #[arg(long, value_name = "OS/ARCH")]
+    #[arg(help_heading = SOURCE)]
     pub platform: Option<String>,
     /// Which image of an archive holding several (`name:tag`).
     #[arg(long, value_name = "NAME:TAG")]
+    #[arg(help_heading = SOURCE)]
     pub image: Option<String>,
     /// For an image reference: read it from the daemon or the registry
     /// (default: the daemon when it has it, else the registry).
     #[arg(long, value_enum)]
+    #[arg(help_heading = SOURCE)]
     pub from: Option<FromArg>,
     /// Reach the registry at this `host:port` instead of the reference's
     /// (credentials stay the reference's).
     #[arg(long, value_name = "HOST:PORT")]
+    #[arg(help_heading = heading::REGISTRY)]
     pub registry_endpoint: Option<String>,
     /// Registry user (with --password-stdin).
     #[arg(long, requires = "password_stdin")]
+    #[arg(help_heading = heading::REGISTRY)]
     pub username: Option<String>,
     /// Read the registry password or token from stdin.
     #[arg(long, requires = "username")]
+    #[arg(help_heading = heading::REGISTRY)]
     pub password_stdin: bool,
     /// List the entries of layer N (1 = the base), or with no N the files
     /// the final image shows, instead of the report.
     #[arg(long, value_name = "LAYER", num_args = 0..=1, default_missing_value = "0")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub tree: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = SizeFormat::Human)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub format: SizeFormat,
     /// Waste items shown in detail (human format).
     #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub top: usize,
 }
 

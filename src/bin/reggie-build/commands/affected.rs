@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use reggie_build::affected::{self, render, Head, Options};
 
 use crate::output::{append_step_summary, print_stdout};
+use crate::shared::heading;
 
 /// Report formats of `affected`.
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
@@ -21,10 +22,14 @@ pub enum AffectedFormat {
     Markdown,
 }
 
+/// The `--help` heading of the revisions compared.
+const CHANGE: &str = "Git change";
+
 #[derive(Debug, Args)]
 pub struct AffectedArgs {
     /// The revision to compare with (what the cache was built from).
     #[arg(long, value_name = "REF", default_value = "HEAD~1")]
+    #[arg(help_heading = CHANGE)]
     pub base: String,
     /// The revision to check.
     #[arg(
@@ -33,22 +38,27 @@ pub struct AffectedArgs {
         default_value = "HEAD",
         conflicts_with = "worktree"
     )]
+    #[arg(help_heading = CHANGE)]
     pub head: String,
     /// Check the work tree as it is (uncommitted and untracked files too)
     /// instead of --head.
     #[arg(long)]
+    #[arg(help_heading = CHANGE)]
     pub worktree: bool,
     /// The config file (default: reggie-build.toml here or above; without
     /// one, the builds `discover` finds).
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::CONTEXT)]
     pub config: Option<PathBuf>,
     /// Only this image (repeatable).
     #[arg(long = "image", value_name = "NAME")]
+    #[arg(help_heading = heading::CONTEXT)]
     pub images: Vec<String>,
     /// Output format: human; json (`"schema": 1`); github (writes
     /// `matrix`, `any` and `images` to $GITHUB_OUTPUT and a summary to
     /// $GITHUB_STEP_SUMMARY); markdown (a pull-request comment).
     #[arg(long, value_enum, default_value_t = AffectedFormat::Human)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub format: AffectedFormat,
 }
 

@@ -14,6 +14,7 @@ use reggie_build::analyze::{self, report, AnalyzeOptions, RuleSet};
 use reggie_build::formats;
 
 use crate::output::{self, FormatArg};
+use crate::shared::heading;
 use crate::targets::TargetArgs;
 
 #[derive(Debug, Args)]
@@ -22,26 +23,33 @@ pub struct AnalyzeArgs {
     pub targets: TargetArgs,
     /// How many entries each "top" list shows.
     #[arg(long, default_value_t = 10)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub top: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub format: FormatArg,
     /// Same as `--format json`: one JSON object (`"schema": 1`).
     #[arg(long, conflicts_with = "format")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub json: bool,
     /// Write the suggested ignore file (`<Dockerfile>.dockerignore`, or
     /// `.dockerignore` with `--builder classic`).
     #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub write_ignore: bool,
     /// Overwrite an existing ignore file with `--write-ignore`.
     #[arg(long, requires = "write_ignore")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub force: bool,
     /// Extra rule files (`*.toml`, same format as reggie-build's `rules/`).
     #[arg(long, value_name = "DIR", env = "REGGIE_BUILD_RULES")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub rules: Option<PathBuf>,
     /// Write the report to FILE instead of stdout (e.g. `--format html -o
     /// report.html`).
     #[arg(short = 'o', long, value_name = "FILE")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub output: Option<PathBuf>,
 }
 

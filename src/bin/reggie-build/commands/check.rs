@@ -13,7 +13,11 @@ use reggie_build::text::escape as esc;
 use reggie_build::units::humanize;
 
 use crate::output::{self, append_step_summary, FormatArg};
+use crate::shared::heading;
 use crate::targets::TargetArgs;
+
+/// The `--help` heading of the budget options.
+const BUDGET: &str = "Budget";
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -21,34 +25,43 @@ pub struct CheckArgs {
     pub targets: TargetArgs,
     /// Measure the whole context as Docker sends it, not the minimal one.
     #[arg(long)]
+    #[arg(help_heading = BUDGET)]
     pub full: bool,
     /// Fail when the uploaded context is larger (e.g. "50 MB").
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    #[arg(help_heading = BUDGET)]
     pub max_size: Option<u64>,
     /// Fail when the uploaded context has more files.
     #[arg(long, value_name = "N")]
+    #[arg(help_heading = BUDGET)]
     pub max_files: Option<u64>,
     /// Warnings fail the check too.
     #[arg(long)]
+    #[arg(help_heading = BUDGET)]
     pub strict: bool,
     /// A saved report (`analyze --json` or `check --format json`, a
     /// regular file of at most 32 MiB) to compare with: names what grew.
     /// E.g. `--baseline main-report.json`.
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = BUDGET)]
     pub baseline: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub format: FormatArg,
     /// Only check images these changed files can affect (for pre-commit,
     /// which passes the staged files); exit 0 at once when none.
     #[arg(long, value_name = "FILE", num_args = 0..)]
+    #[arg(help_heading = BUDGET)]
     pub changed: Option<Vec<PathBuf>>,
     /// Extra rule files (`*.toml`).
     #[arg(long, value_name = "DIR", env = "REGGIE_BUILD_RULES")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub rules: Option<PathBuf>,
     /// Write the report to FILE instead of stdout (e.g. `--format html -o
     /// budget.html`).
     #[arg(short = 'o', long, value_name = "FILE")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub output: Option<PathBuf>,
 }
 

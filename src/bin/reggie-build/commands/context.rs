@@ -11,6 +11,7 @@ use reggie_build::context::digest::DigestSink;
 use reggie_build::context::tarball::{write_context, EntrySink, Gzip, SkipFile, TarOptions};
 
 use crate::output::print_stdout;
+use crate::shared::heading;
 use crate::shared::ContextArgs;
 use reggie_build::output::{Destination, Existing, OutputError};
 
@@ -28,19 +29,24 @@ pub struct ContextCmdArgs {
     pub context: ContextArgs,
     /// Output file, or `-` for stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE|-")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub output: PathBuf,
     /// Compress the stream.
     #[arg(long, value_enum, default_value_t = Compress::None)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub compress: Compress,
     /// Gzip level, 1 (fastest) to 9 (smallest).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    #[arg(help_heading = heading::OUTPUT)]
     pub level: u32,
     /// Print the context's content digest (paths, modes, link targets and
     /// contents; not mtimes).
     #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub digest: bool,
     /// Clamp mtimes to SOURCE_DATE_EPOCH (or 0) for a byte-identical archive.
     #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub reproducible: bool,
 }
 

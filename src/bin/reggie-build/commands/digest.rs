@@ -6,6 +6,7 @@ use clap::Args;
 use reggie_build::build_digest::build_digest;
 
 use crate::output::print_stdout;
+use crate::shared::heading;
 use crate::targets::TargetArgs;
 
 #[derive(Debug, Args)]
@@ -15,6 +16,7 @@ pub struct DigestArgs {
     /// One JSON object per image: `name`, `digest`, `context` (the minimal
     /// context's own digest), `entries`, `bytes`.
     #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub json: bool,
 }
 

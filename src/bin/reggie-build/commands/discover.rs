@@ -13,6 +13,7 @@ use reggie_build::plan::{Plan, PlanOptions};
 use reggie_build::units::humanize;
 
 use crate::output::{self, print_stdout};
+use crate::shared::heading;
 
 #[derive(Debug, Args)]
 pub struct DiscoverArgs {
@@ -21,13 +22,16 @@ pub struct DiscoverArgs {
     pub path: PathBuf,
     /// Print a JSON array, one object per build.
     #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub json: bool,
     /// Write `reggie-build.toml` at PATH, one `[[image]]` per build, with a
     /// size budget a little above today's minimal context.
     #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub write: bool,
     /// Overwrite an existing `reggie-build.toml` with `--write`.
     #[arg(long, requires = "write")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub force: bool,
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::output::{print_stdout, show};
+use crate::shared::heading;
 use crate::shared::{BuilderArg, ContextArgs};
 
 #[derive(Debug, Args)]
@@ -16,9 +17,11 @@ pub struct ExplainArgs {
     pub args: Vec<PathBuf>,
     /// The Dockerfile (default: PATH/Dockerfile).
     #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    #[arg(help_heading = heading::CONTEXT)]
     pub file: Option<PathBuf>,
     /// Reproduce BuildKit's rules (default) or the classic builder's.
     #[arg(long, value_enum, default_value_t = BuilderArg::Buildkit)]
+    #[arg(help_heading = heading::CONTEXT)]
     pub builder: BuilderArg,
 }
 

@@ -11,21 +11,24 @@ use reggie_build::plan::Plan;
 
 use crate::output::show;
 use crate::plan_args::PlanArgs;
+use crate::shared::heading;
 use crate::shared::ContextArgs;
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
     #[command(flatten)]
     pub context: ContextArgs,
+    #[command(flatten)]
+    pub plan: PlanArgs,
     /// Only what the Dockerfile can read (the minimal context).
     #[arg(long)]
+    #[arg(help_heading = heading::OUTPUT)]
     pub minimal: bool,
     /// End each path with a NUL byte instead of a newline (names may hold
     /// newlines), like `find -print0`; for `xargs -0`.
     #[arg(short = '0', long = "null")]
+    #[arg(help_heading = heading::OUTPUT)]
     pub null: bool,
-    #[command(flatten)]
-    pub plan: PlanArgs,
 }
 
 pub fn run(args: LsArgs) -> anyhow::Result<i32> {
