@@ -181,6 +181,8 @@ fn rule_description(id: &str) -> &'static str {
         "ignore/root-anchored" => "An ignore pattern only matches at the context root",
         "ignore/inline-comment" => "A `#` after a pattern is part of the pattern",
         "ignore/matches-nothing" => "An ignore pattern matches nothing",
+        "ignore/guards-output" => "An ignore pattern guards what a build or a test run writes",
+        "ignore/near-miss" => "An ignore pattern misses an existing path by a typo or its root",
         "ignore/exception-unused" => "An exception re-includes nothing",
         "ignore/builder-difference" => "BuildKit and the classic builder send different files",
         "copy/source-excluded" => "A COPY/ADD source is excluded by the ignore file",

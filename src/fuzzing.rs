@@ -151,3 +151,10 @@ pub fn mount(data: &[u8]) {
 pub fn ecs(data: &[u8]) {
     let _ = crate::discover::fuzzing::ecs(&String::from_utf8_lossy(data));
 }
+
+/// A build file (`Makefile`, `package.json`, `pyproject.toml`, a test
+/// runner's config...) or a `.gitignore`: the outputs `analyze` reads from
+/// it, made matchers and examples.
+pub fn build_files(data: &[u8]) {
+    crate::analyze::fuzz_build_files(data);
+}

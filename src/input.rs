@@ -291,6 +291,49 @@ pub fn lstat_no_links(root: &Path, rel: &Path) -> Option<rustix::fs::Stat> {
     rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()
 }
 
+/// The entries of the directory `rel` beneath `root` (`""`: the root
+/// itself), no link followed on the way or at the end: each name with
+/// whether it is a directory (a link or a special file is not), sorted by
+/// name, at most `limit` of them. `None` when `rel` is not a directory
+/// there (or lies below a link).
+///
+/// ```
+/// let repo = tempfile::tempdir()?;
+/// std::fs::create_dir(repo.path().join("src"))?;
+/// std::fs::write(repo.path().join("Makefile"), "")?;
+/// std::os::unix::fs::symlink("/etc", repo.path().join("etc"))?;
+/// let names = reggie_build::input::list_dir_no_links(repo.path(), "".as_ref(), 100).unwrap();
+/// let names: Vec<(&[u8], bool)> = names.iter().map(|(n, d)| (n.as_slice(), *d)).collect();
+/// assert_eq!(names, [(&b"Makefile"[..], false), (b"etc", false), (b"src", true)]);
+/// assert!(reggie_build::input::list_dir_no_links(repo.path(), "etc".as_ref(), 100).is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn list_dir_no_links(root: &Path, rel: &Path, limit: usize) -> Option<Vec<(Vec<u8>, bool)>> {
+    let flags =
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::NOFOLLOW;
+    let fd = open_with(root, rel, Links::Never, flags).ok()?;
+    let dir = rustix::fs::Dir::read_from(&fd).ok()?;
+    let mut out: Vec<(Vec<u8>, bool)> = dir
+        .filter_map(Result::ok)
+        .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+        .take(limit)
+        .map(|e| {
+            let name = e.file_name().to_bytes().to_vec();
+            // Some file systems leave the type unknown: ask, never following.
+            let is_dir = match e.file_type() {
+                FileType::Unknown => {
+                    rustix::fs::statat(&fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+                }
+                t => t == FileType::Directory,
+            };
+            (name, is_dir)
+        })
+        .collect();
+    out.sort();
+    Some(out)
+}
+
 /// The target of the symbolic link at `rel` beneath `root` (no link
 /// followed on the way), at most `limit` bytes.
 pub fn read_link_no_links(root: &Path, rel: &Path, limit: usize) -> Option<Vec<u8>> {

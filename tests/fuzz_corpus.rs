@@ -81,3 +81,8 @@ fn mount_corpus() {
 fn ecs_corpus() {
     replay("ecs", reggie_build::fuzzing::ecs);
 }
+
+#[test]
+fn build_files_corpus() {
+    replay("build_files", reggie_build::fuzzing::build_files);
+}

@@ -3,7 +3,10 @@
 //! line, and says what to do.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
+use crate::context::ignore::Rule;
 use crate::context::walk::WalkSummary;
 use crate::context::{Builder, Context, ContextSpec, FileKind, WalkError};
 use crate::plan::Plan;
@@ -11,7 +14,8 @@ use crate::plan::Plan;
 use crate::text::{escape, excerpt, quote, show_bytes};
 use crate::units::humanize;
 
-use super::{is_root_anchored_name_pattern, show, AnalyzeError, RuleSet, Totals};
+use super::generated::{Evidence, Generated};
+use super::{is_root_anchored_name_pattern, os, show, AnalyzeError, RuleSet, Totals};
 
 /// How bad a finding is. Errors make a build fail or leak secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -152,6 +156,9 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
     // Patterns that match nothing; exceptions that re-include nothing.
     // Lines already explained above are not reported twice.
     let explained: Vec<usize> = out.iter().filter_map(|f| f.line).collect();
+    // Read only when a line matches nothing.
+    let mut generated = None;
+    let mut judged = 0usize;
     for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.line > 0) {
         // Quoted short and masked: the "ignore file" may be a link to a
         // file of secrets (`.dockerignore -> .git/config`).
@@ -159,22 +166,23 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
         if explained.contains(&rule.line) {
             continue;
         }
-        // `node_modules`, `**/dist`: nothing today, but the next install or
-        // build creates them, and removing the line would send them.
-        if !rule.exception
-            && inp.summary.rule_hits.get(i) == Some(&0)
-            && !inp.rules.names_uncommitted(rule.pattern.as_bytes())
-        {
-            out.push(Finding {
-                rule: "ignore/matches-nothing".into(),
-                severity: Severity::Info,
-                file: ignore_label.clone(),
-                line: Some(rule.line),
-                message: format!(
-                    "{raw} matches nothing in this context (patterns are relative to the context root {}); remove it or fix the path",
-                    ctx.root().display()
-                ),
-            });
+        // `bin`, `**/dist`: nothing today, but the next build writes
+        // them, and removing the line would send them.
+        if !rule.exception && inp.summary.rule_hits.get(i) == Some(&0) {
+            judged += 1;
+            if judged > MAX_JUDGED {
+                // Past any real file: bounded work, and no advice either way.
+                out.push(Finding {
+                    rule: "ignore/matches-nothing".into(),
+                    severity: Severity::Info,
+                    file: ignore_label.clone(),
+                    line: Some(rule.line),
+                    message: format!("{raw} matches nothing in this context; not checked against what the repository's builds write (only the first {MAX_JUDGED} such lines are)"),
+                });
+                continue;
+            }
+            let generated = generated.get_or_insert_with(|| Generated::discover(ctx.root()));
+            out.push(dead_line(ctx, rule, &ignore_label, inp.rules, generated));
         }
         if rule.exception && inp.summary.rule_reincluded.get(i) == Some(&0) {
             out.push(Finding {
@@ -264,6 +272,172 @@ pub(crate) fn collect(inp: Inputs<'_>) -> Result<Vec<Finding>, AnalyzeError> {
         }
     }
     Ok(out)
+}
+
+/// How many ignore lines that match nothing are judged against what the
+/// repository's builds write (each costs a search of its candidates).
+const MAX_JUDGED: usize = 200;
+
+/// The finding for an ignore line that matches nothing: a note when the
+/// repository says a build writes what it excludes (never advice to
+/// remove it), a warning when it misses an existing path by a typo or by
+/// being written from another root, and otherwise the advice to remove
+/// it or fix the path.
+fn dead_line(
+    ctx: &Context,
+    rule: &Rule,
+    ignore_label: &str,
+    rules: &RuleSet,
+    generated: &Generated,
+) -> Finding {
+    // Quoted short and masked, as every line a finding quotes.
+    let raw = quote(rule.raw.trim());
+    let pattern = rule.pattern.as_bytes();
+    let finding = |id: &str, severity: Severity, message: String| Finding {
+        rule: id.into(),
+        severity,
+        file: ignore_label.to_string(),
+        line: Some(rule.line),
+        message,
+    };
+    let guards = |why: String, unless: &str| {
+        finding(
+            "ignore/guards-output",
+            Severity::Info,
+            format!("{raw} matches nothing now, but it {why}: keep the line, or {unless}"),
+        )
+    };
+    let from_a_working_copy = "a build from a working copy that has it sends it";
+    if let Some(guard) = generated.guard(&rule.pattern) {
+        let unless = match &guard.evidence {
+            Evidence::Tool { tool, .. } => format!("a build after {tool} has run sends it"),
+            Evidence::GitIgnored { .. } => from_a_working_copy.to_string(),
+        };
+        return guards(guard.to_string(), &unless);
+    }
+    if let Some((name, ecosystem)) = rules.uncommitted_by(pattern) {
+        return guards(
+            format!(
+                "guards `{name}`, which a clean checkout lacks (reggie-build's {ecosystem} rules)"
+            ),
+            from_a_working_copy,
+        );
+    }
+    let root = ctx.root().display();
+    if pattern == b".." || pattern.starts_with(b"../") {
+        return finding(
+            "ignore/matches-nothing",
+            Severity::Info,
+            format!("{raw} can never match: patterns are relative to the context root {root} and never reach above it; remove it"),
+        );
+    }
+    if let Some(meant) = near_miss(ctx.root(), pattern) {
+        return finding(
+            "ignore/near-miss",
+            Severity::Warning,
+            format!("{raw} matches nothing, {meant}"),
+        );
+    }
+    finding(
+        "ignore/matches-nothing",
+        Severity::Info,
+        format!("{raw} matches nothing in this context (patterns are relative to the context root {root}), and nothing in the repository says a build creates it (no .gitignore line, build file or rule names it); remove it or fix the path"),
+    )
+}
+
+/// For a literal pattern that matches nothing: the existing path it was
+/// most likely meant for, said as the rest of a sentence. Either the
+/// pattern starts with the context directory's own name (written from
+/// the directory above), or its last component is a typo of a sibling's
+/// name.
+fn near_miss(root: &Path, pattern: &[u8]) -> Option<String> {
+    if pattern
+        .iter()
+        .any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+    {
+        return None;
+    }
+    let exists = |rel: &[u8]| {
+        !rel.is_empty() && crate::input::lstat_no_links(root, Path::new(os(rel))).is_some()
+    };
+    let name = std::fs::canonicalize(root)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.as_bytes().to_vec()))?;
+    if let Some(rest) = pattern
+        .strip_prefix(name.as_slice())
+        .and_then(|r| r.strip_prefix(b"/"))
+    {
+        if exists(rest) {
+            let rest = show_bytes(rest);
+            return Some(format!(
+                "but `{rest}` exists: patterns are relative to the context root {}, so this line excludes nothing and `{rest}` is sent. Write `{rest}`",
+                root.display()
+            ));
+        }
+    }
+    let (dir, last) = match pattern.iter().rposition(|&b| b == b'/') {
+        Some(p) => (&pattern[..p], &pattern[p + 1..]),
+        None => (&b""[..], pattern),
+    };
+    if !dir.is_empty() && !exists(dir) {
+        return None;
+    }
+    let sibling = closest_sibling(root, dir, last)?;
+    let mut path = dir.to_vec();
+    if !path.is_empty() {
+        path.push(b'/');
+    }
+    path.extend_from_slice(&sibling);
+    let path = show_bytes(&path);
+    Some(format!(
+        "but `{path}` exists beside it: if that is what it means, fix the typo (as written, `{path}` is sent)"
+    ))
+}
+
+/// The name in `root/dir` nearest to `name` (edit distance 1, or 2 for
+/// names of 8 bytes or more; case alone counts as 1), if any.
+fn closest_sibling(root: &Path, dir: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    let max = if name.len() >= 8 { 2 } else { 1 };
+    if name.len() < 3 {
+        return None;
+    }
+    let listing = crate::input::list_dir_no_links(root, Path::new(os(dir)), 10_000)?;
+    let mut best: Option<(usize, Vec<u8>)> = None;
+    for (sibling, _) in listing {
+        if sibling == name {
+            continue;
+        }
+        let d = distance(name, &sibling, max);
+        if d <= max && best.as_ref().is_none_or(|(b, n)| (d, &sibling) < (*b, n)) {
+            best = Some((d, sibling));
+        }
+    }
+    best.map(|(_, n)| n)
+}
+
+/// Edit distance with adjacent transpositions, counting a change of
+/// ASCII case as one edit; anything above `max` is `max + 1`.
+fn distance(a: &[u8], b: &[u8], max: usize) -> usize {
+    if a.len().abs_diff(b.len()) > max {
+        return max + 1;
+    }
+    let mut prev2: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(prev2[j - 2] + 1);
+            }
+            cur[j] = v;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()].min(max + 1)
 }
 
 /// A secret file that is sent.

@@ -10,6 +10,11 @@
 //! the Dockerfile reads.
 
 pub(crate) mod findings;
+mod generated;
+
+/// The fuzz target's body for build files and `.gitignore` files
+/// (`crate::fuzzing::build_files`).
+pub(crate) use generated::fuzz as fuzz_build_files;
 pub mod report;
 pub mod rules;
 mod suggest;

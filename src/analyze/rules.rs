@@ -339,27 +339,38 @@ impl RuleSet {
     /// today is not dead: the next build after an install would send what
     /// it names.
     pub fn names_uncommitted(&self, pattern: &[u8]) -> bool {
+        self.uncommitted_by(pattern).is_some()
+    }
+
+    /// Why [`Self::names_uncommitted`] holds: the name or glob of the
+    /// data that `pattern` names, and the ecosystem it belongs to
+    /// (`("node_modules", "Node.js")`).
+    pub fn uncommitted_by(&self, pattern: &[u8]) -> Option<(&str, &str)> {
         pattern
             .split(|&b| b == b'/')
             .filter(|c| !c.is_empty() && !c.iter().all(|&b| b == b'*'))
-            .any(|c| self.component_uncommitted(c))
+            .find_map(|c| self.component_uncommitted(c))
     }
 
-    fn component_uncommitted(&self, c: &[u8]) -> bool {
+    fn component_uncommitted(&self, c: &[u8]) -> Option<(&str, &str)> {
         let wild = c.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
         // A literal component against the data's globs; a wildcard one
         // (`*.log`, `node_*`) against the data's names and globs as text.
-        let hit = |glob: &String| {
+        let hit = |glob: &&String| {
             let glob = glob.as_bytes();
             glob == c || (!wild && glob_match(glob, c)) || (wild && glob_match(c, glob))
         };
-        self.ecosystems.iter().any(|eco| {
-            eco.uncommitted.iter().any(hit)
-                || eco
-                    .rules
-                    .iter()
-                    .filter(|r| r.uncommitted)
-                    .any(|r| r.names.iter().chain(&r.globs).any(hit))
+        self.ecosystems.iter().find_map(|eco| {
+            eco.uncommitted
+                .iter()
+                .find(hit)
+                .or_else(|| {
+                    eco.rules
+                        .iter()
+                        .filter(|r| r.uncommitted)
+                        .find_map(|r| r.names.iter().chain(&r.globs).find(hit))
+                })
+                .map(|name| (name.as_str(), eco.name.as_str()))
         })
     }
 }

@@ -397,7 +397,12 @@ pub fn ignore_file(
     if let Some(rel) = relative_to(&root, &path).filter(|r| !r.starts_with("..")) {
         if !today.contains_key(rel.as_bytes()) {
             if let Some(lit) = escape_literal(rel.as_bytes()) {
-                text.push_str("# This file itself, which today's build does not send:\n");
+                text.push_str(match ctx.builder() {
+                    Builder::BuildKit => "# This file itself, which today's build does not send:\n",
+                    // The classic client sends it whatever it says; the
+                    // daemon drops it from the build when it is excluded.
+                    Builder::Classic => "# This file itself: the classic client sends it anyway, and listed here the daemon leaves it out of the build:\n",
+                });
                 text.push_str(&lit);
                 text.push('\n');
             }
@@ -493,16 +498,15 @@ pub fn ignore_file(
     let mut expected = today.clone();
     expected.retain(|k, _| !dropped_set.contains_key(k));
     let (extra, missing) = differences(&sent, &expected);
-    // Today's build failing to send a path it reads is nothing to match.
-    let lost = used.iter().filter(|u| {
-        let wild = u.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
-        let reached = if wild {
-            !sent.is_empty()
-        } else {
-            sent.keys().any(|k| k == *u || is_prefix_dir(u, k))
-        };
-        !reached && !is_empty_dir(&root.join(os(u)))
-    });
+    // A path the Dockerfile reads is compared as a whole too: one the
+    // suggestion sends nothing of fails the build (`COPY` finds nothing)
+    // where today's build sends it, or where it is there to send (a file
+    // excluded today as well: reproducing a failing `COPY` is no fix). A
+    // path that exists in neither (a `dist/` the build step creates, a
+    // `.env` the deploy writes) is agreement.
+    let lost = used
+        .iter()
+        .filter(|u| !reaches(&sent, u) && (reaches(&today, u) || on_disk(&root, u)));
     let differences: Vec<String> = extra
         .iter()
         .map(|p| format!("+{}", show(p)))
@@ -510,16 +514,17 @@ pub fn ignore_file(
         .chain(lost.map(|u| format!("nothing of {}", show(u))))
         .take(5)
         .collect();
-    let totals = totals(&target, &path, &text)?;
     let header = format!(
         "# Suggested by reggie-build for context {} and Dockerfile {}.\n",
         crate::text::show_path(&root),
         crate::text::show_path(ctx.dockerfile())
     );
+    let text = format!("{header}{text}");
+    let totals = totals(&target, &path, &text)?;
     Ok(Some(IgnoreSuggestion {
         path,
         context: root,
-        text: format!("{header}{text}"),
+        text,
         verified: differences.is_empty(),
         files: totals.0,
         bytes: totals.1,
@@ -662,11 +667,6 @@ fn differences(sent: &Sent, expected: &Sent) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     (extra, missing)
 }
 
-fn is_empty_dir(path: &Path) -> bool {
-    path.symlink_metadata().is_ok_and(|m| m.is_dir())
-        && std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
-}
-
 fn is_prefix_dir(dir: &[u8], path: &[u8]) -> bool {
     path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
 }
@@ -701,11 +701,20 @@ fn sent_under(
     Ok(out)
 }
 
-/// Files and bytes `target` sends with `text` as its ignore file.
+/// Files and bytes `target` sends once `text` is written to `label`:
+/// the file itself counts where it lands inside the context and is sent
+/// (always, by the classic client, for `.dockerignore`), with its new
+/// size, as `ls` lists it after `--write-ignore`.
 fn totals(target: &Context, label: &Path, text: &str) -> Result<(u64, u64), AnalyzeError> {
     let ctx = target.with_ignore_text(label, text.as_bytes())?;
+    let own = relative_to(target.root(), label)
+        .filter(|r| !r.starts_with(".."))
+        .map(String::into_bytes);
     let (mut files, mut bytes) = (0u64, 0u64);
     ctx.walk::<AnalyzeError, _>(|e| {
+        if own.as_deref() == Some(e.rel) {
+            return Ok(());
+        }
         if e.kind != FileKind::Dir {
             files += 1;
         }
@@ -714,7 +723,38 @@ fn totals(target: &Context, label: &Path, text: &str) -> Result<(u64, u64), Anal
         }
         Ok(())
     })?;
+    if let Some(rel) = own {
+        if ctx.explain(&rel)?.included {
+            files += 1;
+            bytes += text.len() as u64;
+        }
+    }
     Ok((files, bytes))
+}
+
+/// Whether something is there to send under the path the Dockerfile
+/// reads `used`: the path itself (not an empty directory), or for a
+/// wildcard its literal directory, not empty. Looked at beneath `root`,
+/// no link followed.
+fn on_disk(root: &Path, used: &[u8]) -> bool {
+    let literal: Vec<u8> = literal_components(used).join(&b'/');
+    let wild = used.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+    let rel = Path::new(os(&literal));
+    match crate::input::list_dir_no_links(root, rel, 1) {
+        Some(entries) => !entries.is_empty(),
+        None => !wild && !literal.is_empty() && crate::input::lstat_no_links(root, rel).is_some(),
+    }
+}
+
+/// Whether `sent` holds something under the path the Dockerfile reads
+/// `used` (a pattern: the path itself, below it, or for a wildcard a
+/// match or a match's content).
+fn reaches(sent: &Sent, used: &[u8]) -> bool {
+    if used.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\')) {
+        let pattern = crate::context::ignore::Pattern::new(used);
+        return sent.keys().any(|k| pattern.matches_or_parent(k));
+    }
+    sent.keys().any(|k| k == used || is_prefix_dir(used, k))
 }
 
 #[cfg(test)]

@@ -151,6 +151,22 @@ impl Pattern {
         self.kind
     }
 
+    /// Whether `path` or one of its parent directories matches (what
+    /// Docker's exclusion of a directory does to everything below it);
+    /// a pattern that does not compile matches nothing here.
+    pub fn matches_or_parent(&self, path: &[u8]) -> bool {
+        let mut cut = path.len();
+        loop {
+            if self.matches(&path[..cut]).unwrap_or(false) {
+                return true;
+            }
+            match path[..cut].iter().rposition(|&b| b == b'/') {
+                Some(i) => cut = i,
+                None => return false,
+            }
+        }
+    }
+
     /// Whether `path` (context-relative, `/`-separated) matches.
     ///
     /// Fails only for a pattern whose regex does not compile, as Docker

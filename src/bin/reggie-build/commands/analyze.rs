@@ -165,7 +165,13 @@ fn write_ignore(analysis: &analyze::Analysis, force: bool) -> anyhow::Result<()>
     }
     output::replace_file(&ig.path, ig.text.as_bytes(), force)?;
     if !output::quiet() {
-        eprintln!("wrote {shown}");
+        // The figures `ls` prints for that context from now on.
+        eprintln!(
+            "wrote {shown}: a build of context {} with it sends {} files ({})",
+            reggie_build::text::show_path(&ig.context),
+            ig.files,
+            reggie_build::units::humanize(ig.bytes)
+        );
     }
     Ok(())
 }
