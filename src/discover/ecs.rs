@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::Source;
+use super::source::{slash, Source};
 
 /// Files larger than this are not task definitions (those are a few kB).
 const MAX_BYTES: u64 = 1 << 20;
@@ -55,10 +55,7 @@ pub(crate) fn read(root: &Path, file: &Path) -> (Vec<Container>, Vec<String>) {
         Ok(containers) => (containers, Vec::new()),
         Err(why) => (
             Vec::new(),
-            vec![format!(
-                "{}: not a task definition: {why}",
-                super::slash(file)
-            )],
+            vec![format!("{}: not a task definition: {why}", slash(file))],
         ),
     }
 }

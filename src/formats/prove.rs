@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::ops::prove::{Outcome, Proof};
+use crate::inspect::prove::{Outcome, Proof};
 use crate::units::humanize;
 
 fn signed(n: i64) -> String {

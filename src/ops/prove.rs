@@ -17,11 +17,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::context::{Builder, ContextSpec};
 use crate::inspect::layer::Shared;
-use crate::inspect::prove::{self, Comparison, Fix, NoFix};
+use crate::inspect::prove::{self, Fix, NoFix};
+pub use crate::inspect::prove::{Measured, NotApplied, Outcome, Proof, Step};
 use crate::inspect::{self, Inspected, SizeOptions};
 use crate::ops::size::{RemoteOptions, SizeError, Where};
 use crate::ops::{ImageError, ImageOptions};
@@ -45,107 +44,6 @@ pub struct ProveOptions {
     pub top: usize,
     /// The network of `RUN` steps (`--network`).
     pub network: Option<String>,
-}
-
-/// An image's measured size.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct Measured {
-    /// Bytes of its layers, uncompressed (the tars as stored).
-    pub uncompressed: u64,
-    /// Bytes of the regular files in all its layers.
-    pub file_bytes: u64,
-    /// Its layers.
-    pub layers: usize,
-    /// The waste `size` finds in it.
-    pub waste_bytes: u64,
-}
-
-impl Measured {
-    fn of(report: &inspect::Report) -> Measured {
-        Measured {
-            uncompressed: report.size.uncompressed,
-            file_bytes: report.layers.iter().map(|l| l.files).sum(),
-            layers: report.layers.len(),
-            waste_bytes: report.waste_bytes,
-        }
-    }
-}
-
-/// One fix, tried.
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    /// The fix and its edits.
-    pub fix: Fix,
-    /// The waste item: its kind and what, in words.
-    pub what: String,
-    /// Where (the item's path).
-    pub path: String,
-    /// The bytes `size` counted for the item.
-    pub predicted: u64,
-    /// What happened.
-    pub outcome: Outcome,
-}
-
-/// What a fix did.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Built and measured.
-    Built {
-        /// The image with this fix and the ones before it that passed.
-        size: Measured,
-        /// Layer bytes saved against the previous image (negative: grew).
-        saved: i64,
-        /// File bytes saved against the previous image.
-        saved_file_bytes: i64,
-        /// The paths that are not waste, compared.
-        check: Comparison,
-        /// The check passed: every path not removed is unchanged.
-        verified: bool,
-    },
-    /// The fixed Dockerfile did not build.
-    Failed {
-        /// The build's error.
-        error: String,
-    },
-}
-
-/// The proof.
-#[derive(Debug, Clone, Serialize)]
-pub struct Proof {
-    /// The Dockerfile proved.
-    pub dockerfile: String,
-    /// The context it was built with.
-    pub context: String,
-    /// Where the Dockerfile and context came from (`-f`, recorded).
-    pub found: String,
-    /// The original, rebuilt.
-    pub before: Measured,
-    /// The fixes tried, in order (largest item first).
-    pub steps: Vec<Step>,
-    /// The items with no mechanical fix, and why.
-    pub not_applied: Vec<NotApplied>,
-    /// The image with every verified fix.
-    pub after: Measured,
-    /// Layer bytes saved by the verified fixes.
-    pub saved: i64,
-    /// File bytes saved by the verified fixes.
-    pub saved_file_bytes: i64,
-    /// The fixed Dockerfile (verified fixes only).
-    pub fixed_dockerfile: String,
-}
-
-/// A waste item left as it is.
-#[derive(Debug, Clone, Serialize)]
-pub struct NotApplied {
-    /// The item, in words.
-    pub what: String,
-    /// Its path.
-    pub path: String,
-    /// Its bytes.
-    pub bytes: u64,
-    /// Why no fix was applied.
-    pub reason: String,
 }
 
 /// Why a proof could not be made.
