@@ -80,6 +80,7 @@ pub struct ImageArgs {
         require_equals = true,
         default_missing_value = "true"
     )]
+    #[arg(help_heading = heading::REMOTE)]
     pub provenance: Option<String>,
     /// Attach an SBOM attestation, made by BuildKit's scanner image
     /// (default docker/buildkit-syft-scanner; --sbom=generator=IMAGE for
@@ -91,6 +92,7 @@ pub struct ImageArgs {
         require_equals = true,
         default_missing_value = "true"
     )]
+    #[arg(help_heading = heading::REMOTE)]
     pub sbom: Option<String>,
     /// An image label (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
@@ -143,6 +145,7 @@ pub struct ImageArgs {
     /// registry, with the compressed sizes as pushed; with --json, one
     /// `size` event).
     #[arg(long, conflicts_with_all = ["all", "affected"])]
+    #[arg(help_heading = heading::OUTPUT)]
     pub size: bool,
     /// Push every tag after the build.
     #[arg(long)]

@@ -127,14 +127,17 @@ pub struct SizeArgs {
     /// path that is not waste came out unchanged (full build; -f and
     /// --context, else what `reggie-build image` recorded on IMAGE).
     #[arg(long, conflicts_with_all = ["tree", "from"])]
+    #[arg(help_heading = heading::BUILD)]
     pub prove: bool,
     /// The build context for --prove (default: the one `reggie-build
     /// image` recorded on the image).
     #[arg(long, value_name = "DIR", requires = "prove")]
+    #[arg(help_heading = heading::BUILD)]
     pub context: Option<PathBuf>,
     /// The network of `RUN` steps in the --prove builds (`default`,
     /// `none`, `host`), as `image --network`.
     #[arg(long, value_name = "MODE", requires = "prove")]
+    #[arg(help_heading = heading::BUILD)]
     pub network: Option<String>,
 }
 
