@@ -327,15 +327,39 @@ pub async fn channel(addr: &Addr, tls: &TlsOptions) -> io::Result<Channel> {
     // The URI only names the :authority of requests; the connector dials.
     tonic::transport::Endpoint::from_static("http://buildkitd")
         .connect_timeout(CONNECT_TIMEOUT)
-        // The session's file data shares this connection: windows grow
-        // with the bandwidth-delay product, as grpc-go's do.
-        .http2_adaptive_window(true)
+        // The session's file data shares this connection, as many small
+        // DATA frames (one fsutil packet each, tunnelled in
+        // `Control.Session` messages) when a build reads many small
+        // files. h2 closes a connection whose buffered small frames
+        // exceed half the connection window (GOAWAY ENHANCE_YOUR_CALM
+        // "too_many_data_frames"); an adaptive window starts at 64 KiB,
+        // so a first build of ~2,000 files tripped it. Fixed windows
+        // keep the budget out of reach within flow control (checked
+        // below), as the session's own server does.
+        .initial_stream_window_size(CLIENT_STREAM_WINDOW)
+        .initial_connection_window_size(CLIENT_CONNECTION_WINDOW)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
         .connect_with_connector(connector)
         .await
         .map_err(|e| io::Error::other(super::daemon::describe(&e)))
 }
+
+/// Each stream's receive window on the Control API connection: 1 MiB in
+/// flight per stream (20 MB/s at a 50 ms round trip).
+const CLIENT_STREAM_WINDOW: u32 = 1 << 20;
+/// The connection's window, whose half is h2's small-DATA-frame budget.
+const CLIENT_CONNECTION_WINDOW: u32 = 1 << 30;
+/// Streams this client has open on one connection at most: Solve, Status,
+/// Session, and an Info or ListWorkers call, with room to spare.
+const CLIENT_STREAMS: u64 = 8;
+/// Every stream's window full of the smallest frames (a 5-byte gRPC
+/// header and an empty message), each charged 256 - 5 bytes by h2, stays
+/// within the budget: flow control stops the builder before h2 would.
+const _: () = assert!(
+    CLIENT_STREAMS * (CLIENT_STREAM_WINDOW as u64 / 5) * (256 - 5)
+        <= CLIENT_CONNECTION_WINDOW as u64 / 2
+);
 
 /// Bytes of one `BytesMessage` of the session stream at most.
 const CHUNK: usize = 64 * 1024;
