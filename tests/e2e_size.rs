@@ -6,18 +6,13 @@
 //! registry alike. Services from `tests/services.sh`.
 #![cfg(feature = "image")]
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 mod common;
 
 use common::context::Ctx;
 use common::docker::{docker, text, Cli};
 use common::images::Images;
-
-type Env = BTreeMap<String, String>;
 
 const DOCKERFILE: &str = "\
 FROM reggie-busybox:latest AS build
@@ -82,40 +77,7 @@ fn context() -> Ctx {
         .file("src/main.py", random(99, 7))
 }
 
-/// `reggie-build ARGS` with the services' daemon, no ambient credentials.
-fn reggie(env: &Env, cwd: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let home = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
-    cmd.current_dir(cwd).args(args);
-    for var in [
-        "DOCKER_HOST",
-        "DOCKER_CONTEXT",
-        "DOCKER_TLS_VERIFY",
-        "DOCKER_CERT_PATH",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env)
-        .env("HOME", home.path())
-        .env("DOCKER_CONFIG", home.path().join(".docker"))
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run reggie-build");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
+use common::docker::reggie_isolated as reggie;
 
 fn report(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "size failed:\n{}", text(out));

@@ -7,13 +7,13 @@
 #![cfg(feature = "image")]
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 mod common;
 
 use common::docker::{text, Cli};
+use common::images::Images;
 
 type Env = BTreeMap<String, String>;
 
@@ -54,36 +54,7 @@ fn context(dir: &Path) {
     std::fs::write(dir.join("conf.txt"), "conf\n").unwrap();
 }
 
-/// `reggie-build ARGS` with the services' daemon, no ambient credentials.
-fn reggie(env: &Env, cwd: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let home = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
-    cmd.current_dir(cwd).args(args);
-    for var in [
-        "DOCKER_HOST",
-        "DOCKER_CONTEXT",
-        "DOCKER_TLS_VERIFY",
-        "DOCKER_CERT_PATH",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env)
-        .env("HOME", home.path())
-        .env("DOCKER_CONFIG", home.path().join(".docker"))
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run reggie-build");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
+use common::docker::reggie_isolated as reggie;
 
 fn json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "failed:\n{}", text(out));
@@ -91,21 +62,6 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 /// Removes the images a test made, whatever happens.
-struct Cleanup<'a>(&'a Env, Vec<String>);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for image in &self.1 {
-            let _ = common::docker::docker_may_fail(
-                self.0,
-                Cli::Classic,
-                Path::new("/"),
-                &["rmi", "-f", image],
-            );
-        }
-    }
-}
-
 fn prove_images(env: &Env) -> String {
     let out = common::docker::docker(
         env,
@@ -126,7 +82,8 @@ fn prove_measures_each_fix_exactly_and_checks_the_rest() {
     // A repository: `image` records the context relative to its top.
     std::fs::create_dir(dir.path().join(".git")).unwrap();
     let tag = "reggie-e2e-prove:1";
-    let _cleanup = Cleanup(&env, vec![tag.into()]);
+    let images = Images::new(&env, "prove");
+    images.track(tag);
     let leftover = prove_images(&env);
     let built = reggie(
         &env,
@@ -293,7 +250,9 @@ fn image_size_reports_the_image_just_built() {
     context(dir.path());
     let local = "reggie-e2e-image-size:1";
     let pushed = format!("{registry}/reggie-e2e-image-size:1");
-    let _cleanup = Cleanup(&env, vec![local.into(), pushed.clone()]);
+    let images = Images::new(&env, "image-size");
+    images.track(local);
+    images.track(pushed.clone());
     // Human: the image id, then the report, lines attributed.
     let out = reggie(
         &env,

@@ -283,3 +283,37 @@ pub fn assert_same_fs(what: &str, ours: &Fs, theirs: &Fs, how: Compare) {
         );
     }
 }
+
+/// `reggie-build ARGS` in `cwd` against the services' daemon, with no
+/// ambient Docker settings or credentials (a private `HOME` and docker
+/// config); `stdin` is written to its standard input when given.
+pub fn reggie_isolated(env: &Env, cwd: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write as _;
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reggie-build"));
+    cmd.current_dir(cwd).args(args);
+    for var in [
+        "DOCKER_HOST",
+        "DOCKER_CONTEXT",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env)
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", home.path().join(".docker"))
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run reggie-build");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
